@@ -1,0 +1,195 @@
+//! Applying a plan over netlink. The first failing step stops the run and
+//! every step applied so far is undone, newest first.
+
+use std::os::fd::BorrowedFd;
+
+use rtnetlink::packet_route::link::InfoKind;
+
+use crate::error::{Error, Result};
+use crate::netlink::{errno, nl_error, Netlink};
+use crate::plan::{Plan, Side, Step, Undo};
+
+/// The two namespaces a plan acts in.
+pub struct Target<'a> {
+    pub host: &'a Netlink,
+    pub guest: &'a Netlink,
+    pub guest_ns: BorrowedFd<'a>,
+}
+
+impl Target<'_> {
+    fn side(&self, side: Side) -> &Netlink {
+        match side {
+            Side::Host => self.host,
+            Side::Guest => self.guest,
+        }
+    }
+}
+
+pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
+    let total = plan.steps.len();
+    let mut undo = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let command = plan.command(step);
+        tracing::info!("step {}/{total}: {command}", i + 1);
+        let result = match injected_failure(i + 1) {
+            Some(e) => Err(e),
+            None => run(step, target).await,
+        };
+        match result {
+            Ok(Some(u)) => undo.push(u),
+            Ok(None) => {}
+            Err(e) => {
+                rollback(undo, target).await;
+                return Err(e.context(format!("step {}/{total} failed ({command})", i + 1)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Test builds fail on purpose before step `PIPEWORK_FAIL_AT`.
+#[cfg(feature = "failpoints")]
+fn injected_failure(step: usize) -> Option<Error> {
+    let at: usize = std::env::var("PIPEWORK_FAIL_AT").ok()?.parse().ok()?;
+    (at == step).then(|| Error::new("injected failure (PIPEWORK_FAIL_AT)"))
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn injected_failure(_step: usize) -> Option<Error> {
+    None
+}
+
+async fn rollback(undo: Vec<Undo>, target: &Target<'_>) {
+    for u in undo.into_iter().rev() {
+        tracing::info!("rollback: {u}");
+        if let Err(e) = revert(&u, target).await {
+            eprintln!("{}", e.context(format!("rollback of '{u}' failed")));
+        }
+    }
+}
+
+async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
+    let nl = t.side(step.side());
+    match step {
+        Step::CreateBridge { name } => create_bridge(t.host, name).await,
+        Step::DeleteStale { name } => {
+            let link = t.host.require(name).await?;
+            t.host
+                .del_link(link.index)
+                .await
+                .map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            Ok(None)
+        }
+        Step::CreateVeth {
+            host,
+            guest,
+            mtu,
+            mac,
+            ..
+        } => {
+            t.host.add_veth(host, guest, *mtu, *mac, t.guest_ns).await?;
+            Ok(Some(Undo::DeleteLink {
+                side: Side::Host,
+                name: host.clone(),
+            }))
+        }
+        Step::SetMaster { link, bridge } => {
+            let (link, bridge) = (t.host.require(link).await?, t.host.require(bridge).await?);
+            t.host.set_master(link.index, bridge.index).await?;
+            Ok(None)
+        }
+        Step::LinkUp { name, .. } => {
+            nl.set_up(nl.require(name).await?.index).await?;
+            Ok(None)
+        }
+        Step::AddAddress { dev, net } => {
+            nl.add_address(nl.require(dev).await?.index, net.ip(), net.prefix())
+                .await?;
+            Ok(None)
+        }
+        Step::DeleteDefault { route, .. } => {
+            nl.del_route((**route).clone()).await?;
+            Ok(Some(Undo::RestoreRoute {
+                route: route.clone(),
+            }))
+        }
+        Step::GatewayRoute { gateway, dev } => {
+            if !nl.reachable(*gateway).await? {
+                nl.add_host_route(*gateway, nl.require(dev).await?.index)
+                    .await?;
+            }
+            Ok(None)
+        }
+        Step::ReplaceDefault { gateway, dev } => {
+            nl.replace_default(*gateway, nl.require(dev).await?.index)
+                .await?;
+            Ok(None)
+        }
+        Step::Announce { dev, ip } => {
+            let link = nl.require(dev).await?;
+            let sent = match link.mac {
+                Some(mac) => crate::garp::announce(t.guest_ns, link.index, mac, *ip),
+                None => Err(Error::new("no hardware address")),
+            };
+            // Like the original's `arping ... || true`: a nudge, not a requirement.
+            if let Err(e) = sent {
+                tracing::warn!("gratuitous ARP on {dev} not sent: {e}");
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Creates and brings up a bridge. If another run created it first, the
+/// bridge is reused and this run will not delete it.
+async fn create_bridge(host: &Netlink, name: &str) -> Result<Option<Undo>> {
+    let created = match host.add_bridge(name).await {
+        Ok(()) => true,
+        Err(e) if errno(&e) == Some(libc::EEXIST) => false,
+        Err(e) => return Err(nl_error(e, format!("creating bridge {name}"))),
+    };
+    let bridge = host.require(name).await?;
+    if !bridge.is_bridge() {
+        return Err(Error::new(format!(
+            "{name} appeared meanwhile and is not a bridge"
+        )));
+    }
+    if created {
+        host.set_up(bridge.index).await?;
+    }
+    Ok(created.then(|| Undo::DeleteBridgeIfUnused {
+        name: name.to_string(),
+    }))
+}
+
+async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
+    match undo {
+        Undo::DeleteLink { side, name } => {
+            let nl = t.side(*side);
+            if let Some(link) = nl.link(name).await? {
+                nl.del_link(link.index)
+                    .await
+                    .map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            }
+        }
+        Undo::DeleteBridgeIfUnused { name } => {
+            let Some(bridge) = t.host.link(name).await? else {
+                return Ok(());
+            };
+            let in_use = t
+                .host
+                .links()
+                .await?
+                .iter()
+                .any(|l| l.master == Some(bridge.index));
+            if bridge.kind == Some(InfoKind::Bridge) && !in_use {
+                t.host
+                    .del_link(bridge.index)
+                    .await
+                    .map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            }
+        }
+        Undo::RestoreRoute { route } => t.guest.restore_route((**route).clone()).await?,
+    }
+    Ok(())
+}

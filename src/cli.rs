@@ -1,0 +1,384 @@
+//! The command line: one clap definition that parses, prints `--help` and
+//! renders the man page, plus the original's positional grammar on top.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{ArgAction, CommandFactory, Parser};
+
+use crate::error::{Error, Result};
+use crate::request::{self, Attach, Family, HostIf, Request, Tool};
+
+/// The original's usage text, word for word (stdout, exit 1).
+pub const SYNTAX: &str = "\
+Syntax:
+pipework <hostinterface> [-i containerinterface] [-l localinterfacename] [-a addressfamily] <guest> <ipaddr>/<subnet>[@default_gateway] [macaddr][@vlan]
+pipework <hostinterface> [-i containerinterface] [-l localinterfacename] <guest> dhcp [macaddr][@vlan]
+pipework route <guest> <route_command>
+pipework rule <guest> <rule_command>
+pipework tc <guest> <tc_command>
+pipework --wait [-i containerinterface]";
+
+const USAGE: &str = "\
+pipework <HOSTIF> [-i CTR_IF] [-l LOCAL_IF] [-a FAMILY] <GUEST> <IP>/<LEN>[@GW] [MAC][@VLAN]
+       pipework <HOSTIF> [-i CTR_IF] [-l LOCAL_IF] <GUEST> dhcp|udhcpc|dhclient|dhcpcd[:OPTS] [MAC][@VLAN]
+       pipework mac:<HWADDR> ... | pipework --direct-phys <HOSTIF> ...
+       pipework route|rule|tc <GUEST> <ARGS>...
+       pipework --wait [-i CTR_IF] [--timeout SECS]";
+
+const GUESTS: &str = "\
+GUEST is a Docker (or Podman) container name or ID, an LXC container name,
+pid:<PID>, netns:<NAME> (a name under /var/run/netns) or the absolute path
+of a network namespace file.
+
+HOSTIF decides how the guest is connected: an existing Linux bridge, or a
+name starting with 'br' (the bridge is created), gets a veth pair whose host
+side is v<CTR_IF>pl<PID>; a physical interface gets a macvlan child; 'mac:'
+selects the host interface by its hardware address.
+
+MAC is aa:bb:cc:dd:ee:ff or U:<text>, which derives a stable address from
+<text>. VLAN is 1-4094.
+
+Every change is made over netlink and undone if a later step fails; nothing
+is left in /var/run/netns. --dry-run prints the plan as iproute2 commands.
+
+Examples:
+  pipework br0 xcatmn 10.5.106.101/24@10.5.106.1
+  pipework br1 -i eth2 web 192.168.4.25/20@192.168.4.1 U:web.example.com
+  pipework br0 -a 6 netns:blue 2001:db8::10/64@2001:db8::1
+  pipework --dry-run br0 pid:4242 0/0";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pipework",
+    version,
+    about = "Connect containers and network namespaces to host networks",
+    override_usage = USAGE,
+    after_help = GUESTS,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Interface name inside the guest [default: eth1, ib0 on IPoIB]
+    #[arg(short = 'i', value_name = "CTR_IF")]
+    pub container_if: Option<String>,
+
+    /// Host-side name of the veth pair [default: v<CTR_IF>pl<PID>]
+    #[arg(short = 'l', value_name = "LOCAL_IF")]
+    pub local_if: Option<String>,
+
+    /// Address family: 4, 6, inet or inet6 [default: from the address]
+    #[arg(short = 'a', value_name = "FAMILY")]
+    pub family: Option<String>,
+
+    /// Move the host interface itself into the guest
+    #[arg(long)]
+    pub direct_phys: bool,
+
+    /// Inside a container: wait until CTR_IF exists, then exit 0
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: give up after SECS seconds, exit 1
+    #[arg(long, value_name = "SECS", requires = "wait")]
+    pub timeout: Option<f64>,
+
+    /// Print the plan as iproute2 commands and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Log each step (-vv for netlink detail); RUST_LOG works too
+    #[arg(short = 'v', long, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Host interface: a bridge, a physical interface or mac:<HWADDR>
+    #[arg(value_name = "HOSTIF")]
+    pub host_if: Option<String>,
+
+    /// The container or namespace to connect
+    #[arg(value_name = "GUEST")]
+    pub guest: Option<String>,
+
+    /// <IP>/<LEN>[@GW], 0/0 for no address, or a DHCP client word
+    #[arg(value_name = "IP")]
+    pub ip: Option<String>,
+
+    /// [MAC][@VLAN]
+    #[arg(value_name = "MAC@VLAN")]
+    pub mac_vlan: Option<String>,
+}
+
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// What to do, and how loudly.
+#[derive(Debug)]
+pub struct Invocation {
+    pub request: Request,
+    pub verbose: u8,
+    pub dry_run: bool,
+}
+
+/// Parses argv. `host_has(name)` tells whether the host has an interface of
+/// that name: `route`, `rule` and `tc` are words only when it does not.
+pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Invocation> {
+    if let Some(inv) = parse_passthrough(&argv, &host_has)? {
+        return Ok(inv);
+    }
+    let cli = Cli::try_parse_from(argv).map_err(clap_error)?;
+    let family = cli
+        .family
+        .as_deref()
+        .map(Family::parse)
+        .transpose()
+        .map_err(Error::plain)?;
+    let (verbose, dry_run) = (cli.verbose, cli.dry_run);
+    if let Some(name) = &cli.container_if {
+        request::check_ifname(name).map_err(Error::new)?;
+    }
+    if cli.wait {
+        let timeout = match cli.timeout {
+            Some(s) if !(s.is_finite() && s >= 0.0) => {
+                return Err(Error::new(format!("invalid --timeout '{s}'")))
+            }
+            s => s.map(Duration::from_secs_f64),
+        };
+        let ifname = cli.container_if.unwrap_or_else(|| "eth1".into());
+        return Ok(Invocation {
+            request: Request::Wait { ifname, timeout },
+            verbose,
+            dry_run,
+        });
+    }
+    let (Some(host_if), Some(guest), Some(ip)) = (cli.host_if, cli.guest, cli.ip) else {
+        return Err(Error::stdout(SYNTAX));
+    };
+    if let Some(name) = &cli.local_if {
+        request::check_ifname(name).map_err(Error::new)?;
+    }
+    let host = match host_if.strip_prefix("mac:") {
+        Some(mac) => {
+            let parsed = mac
+                .parse()
+                .map_err(|_| Error::new(format!("invalid MAC address '{mac}'")))?;
+            HostIf::Mac(parsed, mac.to_string())
+        }
+        None => {
+            request::check_ifname(&host_if).map_err(Error::new)?;
+            HostIf::Name(host_if)
+        }
+    };
+    let addr = request::parse_addressing(&ip, family)?;
+    let (mac, vlan) = match &cli.mac_vlan {
+        Some(arg) => request::parse_mac_vlan(arg)?,
+        None => (None, None),
+    };
+    let attach = Attach {
+        host,
+        direct_phys: cli.direct_phys,
+        container_if: cli.container_if,
+        local_if: cli.local_if,
+        guest,
+        addr,
+        mac,
+        vlan,
+    };
+    Ok(Invocation {
+        request: Request::Attach(attach),
+        verbose,
+        dry_run,
+    })
+}
+
+/// `pipework [-v] route|rule|tc <guest> <args...>`: everything after the
+/// guest belongs to the tool, dashes included, so clap never sees it.
+fn parse_passthrough(
+    argv: &[OsString],
+    host_has: &impl Fn(&str) -> bool,
+) -> Result<Option<Invocation>> {
+    let args: Vec<String> = argv
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut verbose = 0u8;
+    let mut words = args.iter();
+    let word = loop {
+        match words.next().map(String::as_str) {
+            Some("--verbose") => verbose += 1,
+            Some(flag)
+                if flag.len() > 1
+                    && flag.starts_with('-')
+                    && flag[1..].chars().all(|c| c == 'v') =>
+            {
+                verbose += (flag.len() - 1) as u8
+            }
+            Some(word) => break word,
+            None => return Ok(None),
+        }
+    };
+    // The original matches on the prefix: `routes` and `tc0` are words too.
+    let tool = if word.starts_with("route") {
+        Tool::Route
+    } else if word.starts_with("rule") {
+        Tool::Rule
+    } else if word.starts_with("tc") {
+        Tool::Tc
+    } else {
+        return Ok(None);
+    };
+    if host_has(word) {
+        return Ok(None);
+    }
+    let rest: Vec<String> = words.cloned().collect();
+    let Some((guest, args)) = rest.split_first().filter(|(_, args)| !args.is_empty()) else {
+        return Err(Error::stdout(SYNTAX));
+    };
+    let request = Request::Passthrough {
+        tool,
+        guest: guest.clone(),
+        args: args.to_vec(),
+    };
+    Ok(Some(Invocation {
+        request,
+        verbose,
+        dry_run: false,
+    }))
+}
+
+/// clap's own errors, made to exit 1 like every other refusal; help and
+/// version are not errors.
+fn clap_error(e: clap::Error) -> Error {
+    use clap::error::ErrorKind::*;
+    match e.kind() {
+        DisplayHelp | DisplayVersion => {
+            let _ = e.print();
+            Error::exit(0)
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            Error::new(format!("{first}\n{SYNTAX}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Addressing;
+
+    fn parse_words(line: &str) -> Result<Invocation> {
+        let argv = std::iter::once("pipework")
+            .chain(line.split_whitespace())
+            .map(OsString::from)
+            .collect();
+        parse(argv, |name| name == "tc0")
+    }
+
+    fn attach(line: &str) -> Attach {
+        match parse_words(line).unwrap().request {
+            Request::Attach(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn runbook_line() {
+        let a = attach("br0 xcatmn 10.5.106.101/24@10.5.106.1");
+        assert_eq!(a.host, HostIf::Name("br0".into()));
+        assert_eq!(a.guest, "xcatmn");
+        assert!(matches!(
+            a.addr,
+            Addressing::Static {
+                gateway: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            (a.container_if, a.local_if, a.mac, a.vlan),
+            (None, None, None, None)
+        );
+    }
+
+    #[test]
+    fn options_in_the_original_order_and_any_other() {
+        let a = attach("br1 -i eth2 -l vethweb -a 4 web 192.168.4.25/20@192.168.4.1 U:web");
+        let b = attach("-l vethweb br1 web -a inet -i eth2 192.168.4.25/20@192.168.4.1 U:web");
+        assert_eq!(a, b);
+        assert_eq!(a.container_if.as_deref(), Some("eth2"));
+        assert_eq!(a.local_if.as_deref(), Some("vethweb"));
+    }
+
+    #[test]
+    fn missing_ip_prints_syntax_on_stdout() {
+        let e = parse_words("br0 c1").unwrap_err();
+        assert!(
+            e.to_stdout()
+                && e.code() == 1
+                && e.message().starts_with("Syntax:\npipework <hostinterface>")
+        );
+    }
+
+    #[test]
+    fn bad_family_is_the_original_message() {
+        assert_eq!(
+            parse_words("br0 -a 5 c1 10.0.0.1/24")
+                .unwrap_err()
+                .message(),
+            "Invalid family: 5"
+        );
+    }
+
+    #[test]
+    fn passthrough_keeps_dashes_and_yields_to_real_interfaces() {
+        let inv = parse_words("-v tc c1 -s qdisc show").unwrap();
+        assert_eq!(inv.verbose, 1);
+        assert_eq!(
+            inv.request,
+            Request::Passthrough {
+                tool: Tool::Tc,
+                guest: "c1".into(),
+                args: vec!["-s".into(), "qdisc".into(), "show".into()]
+            }
+        );
+        // A host interface named tc0 is a host interface, not the tc word.
+        assert!(matches!(
+            parse_words("tc0 c1 10.0.0.1/24").unwrap().request,
+            Request::Attach(_)
+        ));
+        assert!(parse_words("route c1").unwrap_err().to_stdout());
+    }
+
+    #[test]
+    fn wait_and_mac_selection() {
+        assert_eq!(
+            parse_words("--wait -i eth3 --timeout 2").unwrap().request,
+            Request::Wait {
+                ifname: "eth3".into(),
+                timeout: Some(Duration::from_secs(2))
+            }
+        );
+        let a = attach("mac:02:AB:cd:00:00:01 c1 10.0.0.2/24");
+        assert_eq!(
+            a.host,
+            HostIf::Mac(
+                "02:ab:cd:00:00:01".parse().unwrap(),
+                "02:AB:cd:00:00:01".into()
+            )
+        );
+    }
+
+    #[test]
+    fn long_names_refused_before_anything() {
+        let e = parse_words("br0 -i abcdefghijklmnop c1 10.0.0.2/24").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "pipework: interface name 'abcdefghijklmnop' is longer than 15 bytes"
+        );
+    }
+}

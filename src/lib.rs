@@ -1,0 +1,35 @@
+//! pipework: connect containers and network namespaces to host networks,
+//! natively over netlink. The flow is parse (`cli`, `request`) → resolve
+//! (`host`, `guest`) → plan (`plan`, one module a driver such as `bridge`)
+//! → apply (`apply`), which rolls back on the first failure.
+
+pub mod apply;
+pub mod attach;
+pub mod bridge;
+pub mod cli;
+pub mod error;
+pub mod garp;
+pub mod guest;
+pub mod host;
+pub mod mac;
+pub mod netlink;
+pub mod netns;
+pub mod plan;
+pub mod request;
+
+pub use error::{Error, Result};
+
+use request::Request;
+
+pub async fn run(inv: cli::Invocation) -> Result<()> {
+    match &inv.request {
+        Request::Attach(req) => attach::attach(req, inv.dry_run).await,
+        Request::Passthrough { tool, .. } => Err(Error::new(
+            format!("'{tool:?}' passthrough: not supported by this version of pipework yet")
+                .to_lowercase(),
+        )),
+        Request::Wait { .. } => Err(Error::new(
+            "--wait: not supported by this version of pipework yet",
+        )),
+    }
+}

@@ -1,0 +1,52 @@
+use std::process::ExitCode;
+
+use pipework::cli;
+
+fn main() -> ExitCode {
+    let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {
+        init_logging(inv.verbose);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(pipework::run(inv))
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.message().is_empty() {
+                if e.to_stdout() {
+                    println!("{e}");
+                } else {
+                    eprintln!("{e}");
+                }
+            }
+            ExitCode::from(u8::try_from(e.code()).unwrap_or(1))
+        }
+    }
+}
+
+/// Whether this namespace has an interface of that name (SIOCGIFINDEX).
+fn host_has(name: &str) -> bool {
+    nix::net::if_::if_nametoindex(name).is_ok()
+}
+
+/// `-v` shows the steps, `-vv` the detail; RUST_LOG overrides both. Quiet
+/// runs install nothing, which keeps an attach fast.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => None,
+        1 => Some("pipework=info"),
+        _ => Some("pipework=debug"),
+    };
+    let filter = match (std::env::var("RUST_LOG"), level) {
+        (Ok(env), _) if !env.is_empty() => env,
+        (_, Some(level)) => level.to_string(),
+        _ => return,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .init();
+}

@@ -1,0 +1,347 @@
+//! A netlink connection bound to one network namespace, with the few
+//! operations pipework needs. Every error says what was being done, since
+//! rtnetlink drops the kernel's extended-ACK text.
+
+use std::net::IpAddr;
+use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd};
+
+use futures::TryStreamExt;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
+};
+use rtnetlink::packet_route::route::{
+    RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
+
+use crate::error::{errno_text, Error, Result};
+use crate::mac::Mac;
+use crate::request::Family;
+
+/// What pipework needs to know of a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mtu: u32,
+    pub up: bool,
+    pub kind: Option<InfoKind>,
+    pub mac: Option<Mac>,
+    pub master: Option<u32>,
+    pub infiniband: bool,
+}
+
+impl Link {
+    fn from_message(msg: LinkMessage) -> Link {
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            mtu: 0,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            kind: None,
+            mac: None,
+            master: None,
+            infiniband: msg.header.link_layer_type == LinkLayerType::Infiniband,
+        };
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::IfName(name) => link.name = name,
+                LinkAttribute::Mtu(mtu) => link.mtu = mtu,
+                LinkAttribute::Controller(master) => link.master = Some(master),
+                LinkAttribute::Address(a) if a.len() == 6 => {
+                    link.mac = Some(Mac(a.try_into().unwrap()))
+                }
+                LinkAttribute::LinkInfo(infos) => {
+                    link.kind = infos.into_iter().find_map(|i| match i {
+                        LinkInfo::Kind(kind) => Some(kind),
+                        _ => None,
+                    })
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+
+    pub fn is_bridge(&self) -> bool {
+        self.kind == Some(InfoKind::Bridge)
+    }
+}
+
+/// The errno behind a netlink failure, if the kernel gave one.
+pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(m.raw_code().abs()),
+        _ => None,
+    }
+}
+
+/// "what: reason", with the reasons an operator can act on spelled out.
+pub fn nl_error(e: rtnetlink::Error, what: impl std::fmt::Display) -> Error {
+    let reason = match errno(&e) {
+        Some(libc::EOPNOTSUPP) => "the kernel does not support this link type".to_string(),
+        Some(libc::ERANGE) => "name too long for the kernel (15 bytes at most)".to_string(),
+        Some(code) => errno_text(code),
+        None => e.to_string(),
+    };
+    Error::new(format!("{what}: {reason}"))
+}
+
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// A connection in the namespace this process runs in.
+    pub fn here() -> Result<Netlink> {
+        let socket = Socket::new(NETLINK_ROUTE)
+            .map_err(|e| Error::from(e).context("opening a netlink socket"))?;
+        Ok(Netlink::from_socket(socket))
+    }
+
+    /// A connection inside the namespace `ns`, opened on a thread of its own.
+    pub fn inside(ns: BorrowedFd<'_>) -> Result<Netlink> {
+        let socket = crate::netns::within(ns, || Socket::new(NETLINK_ROUTE))?;
+        Ok(Netlink::from_socket(socket))
+    }
+
+    fn from_socket(socket: Socket) -> Netlink {
+        // SAFETY: the fd comes straight from a socket we own and give up here.
+        let socket = unsafe { TokioSocket::from_raw_fd(socket.into_raw_fd()) };
+        let (connection, handle, _) = rtnetlink::from_socket(socket);
+        tokio::spawn(connection);
+        Netlink { handle }
+    }
+
+    pub async fn link(&self, name: &str) -> Result<Option<Link>> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links.try_next().await {
+            Ok(found) => Ok(found.map(Link::from_message)),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(nl_error(e, format!("looking up link {name}"))),
+        }
+    }
+
+    pub async fn links(&self) -> Result<Vec<Link>> {
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| nl_error(e, "listing links"))?;
+        Ok(msgs.into_iter().map(Link::from_message).collect())
+    }
+
+    /// Looks a link up by name and fails if it is gone.
+    pub async fn require(&self, name: &str) -> Result<Link> {
+        self.link(name)
+            .await?
+            .ok_or_else(|| Error::new(format!("link {name} does not exist")))
+    }
+
+    pub async fn add_bridge(&self, name: &str) -> std::result::Result<(), rtnetlink::Error> {
+        self.handle
+            .link()
+            .add(LinkBridge::new(name).build())
+            .execute()
+            .await
+    }
+
+    /// A veth pair whose peer is born inside `peer_ns` under its final name,
+    /// which is atomic: no moment exists where it sits in the host namespace.
+    pub async fn add_veth(
+        &self,
+        name: &str,
+        peer: &str,
+        mtu: u32,
+        peer_mac: Option<Mac>,
+        peer_ns: BorrowedFd<'_>,
+    ) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .mtu(mtu)
+            .setns_by_fd(peer_ns.as_raw_fd());
+        if let Some(mac) = peer_mac {
+            peer_msg = peer_msg.address(mac.0.to_vec());
+        }
+        let msg = LinkVeth::new(name, peer)
+            .mtu(mtu)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())))
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| match errno(&e) {
+                Some(libc::EEXIST) => Error::new(format!(
+                    "creating veth {name}/{peer}: an interface of that name already exists"
+                )),
+                _ => nl_error(e, format!("creating veth {name}/{peer}")),
+            })
+    }
+
+    pub async fn set_master(&self, index: u32, master: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).controller(master).build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| nl_error(e, "attaching to the bridge"))
+    }
+
+    pub async fn set_up(&self, index: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| nl_error(e, "bringing the link up"))
+    }
+
+    pub async fn del_link(&self, index: u32) -> std::result::Result<(), rtnetlink::Error> {
+        self.handle.link().del(index).execute().await
+    }
+
+    /// `ip addr add`; rtnetlink sets the IPv4 broadcast address itself.
+    pub async fn add_address(&self, index: u32, ip: IpAddr, prefix: u8) -> Result<()> {
+        self.handle
+            .address()
+            .add(index, ip, prefix)
+            .execute()
+            .await
+            .map_err(|e| nl_error(e, format!("adding address {ip}/{prefix}")))
+    }
+
+    /// Default routes of one family in the main table, as the kernel lists them.
+    pub async fn default_routes(&self, family: Family) -> Result<Vec<RouteMessage>> {
+        let query = match family {
+            Family::V4 => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+            Family::V6 => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+        };
+        let routes: Vec<RouteMessage> = self
+            .handle
+            .route()
+            .get(query)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| nl_error(e, "listing routes"))?;
+        Ok(routes
+            .into_iter()
+            .filter(|r| {
+                r.header.destination_prefix_length == 0
+                    && table_of(r) == u32::from(RouteHeader::RT_TABLE_MAIN)
+            })
+            .collect())
+    }
+
+    pub async fn del_route(&self, route: RouteMessage) -> Result<()> {
+        self.handle
+            .route()
+            .del(route)
+            .execute()
+            .await
+            .map_err(|e| nl_error(e, "deleting route"))
+    }
+
+    /// Puts back a route exactly as it was listed.
+    pub async fn restore_route(&self, mut route: RouteMessage) -> Result<()> {
+        // Listed routes carry read-only attributes the kernel refuses on input.
+        route
+            .attributes
+            .retain(|a| !matches!(a, RouteAttribute::CacheInfo(_)));
+        self.handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(|e| nl_error(e, "restoring route"))
+    }
+
+    /// True when the kernel has a route towards `ip` (`ip route get`).
+    pub async fn reachable(&self, ip: IpAddr) -> Result<bool> {
+        let len = if ip.is_ipv4() { 32 } else { 128 };
+        let query = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(ip, len)
+            .map_err(|e| Error::new(e.to_string()))?
+            .build();
+        match self.handle.route().get(query).execute().try_next().await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(errno(&e), Some(libc::ENETUNREACH | libc::EHOSTUNREACH)) => {
+                Ok(false)
+            }
+            Err(e) => Err(nl_error(e, format!("looking up a route to {ip}"))),
+        }
+    }
+
+    /// `ip route add <ip>/32 dev <index>` (or /128): a link-scope host route.
+    /// Routes carry `proto boot`, iproute2's default, so `ip route` shows
+    /// them exactly as it showed the original's.
+    pub async fn add_host_route(&self, ip: IpAddr, index: u32) -> Result<()> {
+        let len = if ip.is_ipv4() { 32 } else { 128 };
+        let route = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(ip, len)
+            .map_err(|e| Error::new(e.to_string()))?
+            .output_interface(index)
+            .scope(RouteScope::Link)
+            .protocol(RouteProtocol::Boot)
+            .build();
+        self.handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(|e| nl_error(e, format!("adding host route to {ip}")))
+    }
+
+    /// `ip route replace default via <gw> dev <index>`.
+    pub async fn replace_default(&self, gateway: IpAddr, index: u32) -> Result<()> {
+        let mut builder = RouteMessageBuilder::<IpAddr>::new();
+        // The builder takes the gateway only once it knows the family.
+        builder.get_mut().header.address_family = if gateway.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        let route = builder
+            .gateway(gateway)
+            .map_err(|e| Error::new(e.to_string()))?
+            .output_interface(index)
+            .protocol(RouteProtocol::Boot)
+            .build();
+        self.handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| nl_error(e, format!("setting the default route via {gateway}")))
+    }
+}
+
+fn table_of(route: &RouteMessage) -> u32 {
+    route
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(route.header.table))
+}

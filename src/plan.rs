@@ -1,0 +1,261 @@
+//! A plan is the list of changes one run makes. Each step knows its
+//! iproute2 equivalent (for `--dry-run`, logs and error messages) and, once
+//! applied, how to undo itself. Planning looks at the system but changes
+//! nothing; `apply` makes the changes and rolls back on the first failure.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::route::RouteMessage;
+
+use crate::error::Result;
+use crate::guest::Guest;
+use crate::mac::Mac;
+use crate::netlink::Netlink;
+use crate::request::{Addressing, Family};
+
+/// The namespace a step acts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Host,
+    Guest,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Create a Linux bridge and bring it up; a bridge that appears
+    /// meanwhile (a concurrent run) is reused.
+    CreateBridge {
+        name: String,
+    },
+    /// Delete a leftover host-side veth that is down, as the original did.
+    DeleteStale {
+        name: String,
+    },
+    /// A veth pair whose peer is created inside the guest under its final name.
+    CreateVeth {
+        host: String,
+        guest: String,
+        mtu: u32,
+        mac: Option<Mac>,
+        netns: String,
+    },
+    SetMaster {
+        link: String,
+        bridge: String,
+    },
+    LinkUp {
+        side: Side,
+        name: String,
+    },
+    AddAddress {
+        dev: String,
+        net: IpNetwork,
+    },
+    /// `ip route del default`: the first default route of the family.
+    DeleteDefault {
+        family: Family,
+        route: Box<RouteMessage>,
+    },
+    /// A host route to a gateway the guest has no route to yet.
+    GatewayRoute {
+        gateway: IpAddr,
+        dev: String,
+    },
+    ReplaceDefault {
+        gateway: IpAddr,
+        dev: String,
+    },
+    /// Gratuitous ARP; its failure is not the run's failure.
+    Announce {
+        dev: String,
+        ip: Ipv4Addr,
+    },
+}
+
+/// How an applied step is taken back.
+#[derive(Debug)]
+pub enum Undo {
+    DeleteLink {
+        side: Side,
+        name: String,
+    },
+    /// Only if no port is left on it: a concurrent run may be using it.
+    DeleteBridgeIfUnused {
+        name: String,
+    },
+    RestoreRoute {
+        route: Box<RouteMessage>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// The command prefix that enters the guest, for display.
+    pub enter: String,
+}
+
+impl Plan {
+    pub fn new(guest: &Guest) -> Plan {
+        Plan {
+            steps: Vec::new(),
+            enter: guest.enter.clone(),
+        }
+    }
+
+    pub fn push(&mut self, step: Step) {
+        self.steps.push(step);
+    }
+
+    /// The step as a command an operator could type.
+    pub fn command(&self, step: &Step) -> String {
+        let body = step.to_string();
+        match step.side() {
+            Side::Host => body,
+            Side::Guest => format!("{} {body}", self.enter),
+        }
+    }
+
+    /// Address, link up, gateway and announcement: the same on every path.
+    pub async fn add_addressing(
+        &mut self,
+        addressing: &Addressing,
+        dev: &str,
+        inside: &Netlink,
+    ) -> Result<()> {
+        match addressing {
+            Addressing::Static { net, gateway } => {
+                self.push(Step::AddAddress {
+                    dev: dev.into(),
+                    net: *net,
+                });
+                if let Some(gw) = gateway {
+                    let family = Family::of(*gw);
+                    if let Some(route) = inside.default_routes(family).await?.into_iter().next() {
+                        self.push(Step::DeleteDefault {
+                            family,
+                            route: Box::new(route),
+                        });
+                    }
+                }
+                self.push(Step::LinkUp {
+                    side: Side::Guest,
+                    name: dev.into(),
+                });
+                if let Some(gw) = gateway {
+                    self.push(Step::GatewayRoute {
+                        gateway: *gw,
+                        dev: dev.into(),
+                    });
+                    self.push(Step::ReplaceDefault {
+                        gateway: *gw,
+                        dev: dev.into(),
+                    });
+                }
+                // IPv6 neighbours learn from the kernel's own DAD and NA.
+                if let IpAddr::V4(ip) = net.ip() {
+                    self.push(Step::Announce {
+                        dev: dev.into(),
+                        ip,
+                    });
+                }
+            }
+            Addressing::None => self.push(Step::LinkUp {
+                side: Side::Guest,
+                name: dev.into(),
+            }),
+            // DHCP clients bring the link up themselves.
+            Addressing::Dhcp(_) => {}
+        }
+        Ok(())
+    }
+}
+
+impl Step {
+    pub fn side(&self) -> Side {
+        match self {
+            Step::CreateBridge { .. }
+            | Step::DeleteStale { .. }
+            | Step::CreateVeth { .. }
+            | Step::SetMaster { .. } => Side::Host,
+            Step::LinkUp { side, .. } => *side,
+            Step::AddAddress { .. }
+            | Step::DeleteDefault { .. }
+            | Step::GatewayRoute { .. }
+            | Step::ReplaceDefault { .. }
+            | Step::Announce { .. } => Side::Guest,
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::CreateBridge { name } => {
+                write!(f, "ip link add {name} type bridge && ip link set {name} up")
+            }
+            Step::DeleteStale { name } => write!(f, "ip link del {name}"),
+            Step::CreateVeth {
+                host,
+                guest,
+                mtu,
+                mac,
+                netns,
+            } => {
+                write!(
+                    f,
+                    "ip link add {host} mtu {mtu} type veth peer name {guest} mtu {mtu}"
+                )?;
+                if let Some(mac) = mac {
+                    write!(f, " address {mac}")?;
+                }
+                write!(f, " netns {netns}")
+            }
+            Step::SetMaster { link, bridge } => write!(f, "ip link set {link} master {bridge}"),
+            Step::LinkUp { name, .. } => write!(f, "ip link set {name} up"),
+            Step::AddAddress { dev, net } => match net {
+                IpNetwork::V4(v4) if v4.prefix() < 31 => {
+                    write!(f, "ip -4 addr add {net} brd {} dev {dev}", v4.broadcast())
+                }
+                _ => write!(
+                    f,
+                    "ip {} addr add {net} dev {dev}",
+                    Family::of(net.ip()).flag()
+                ),
+            },
+            Step::DeleteDefault { family, .. } => {
+                write!(f, "ip {} route del default", family.flag())
+            }
+            Step::GatewayRoute { gateway, dev } => {
+                let (flag, len) = if gateway.is_ipv4() {
+                    ("-4", 32)
+                } else {
+                    ("-6", 128)
+                };
+                write!(f, "ip {flag} route get {gateway} || ip {flag} route add {gateway}/{len} dev {dev}")
+            }
+            Step::ReplaceDefault { gateway, dev } => {
+                write!(
+                    f,
+                    "ip {} route replace default via {gateway} dev {dev}",
+                    Family::of(*gateway).flag()
+                )
+            }
+            Step::Announce { dev, ip } => write!(f, "arping -c 1 -A -I {dev} {ip}"),
+        }
+    }
+}
+
+impl fmt::Display for Undo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Undo::DeleteLink { name, .. } => write!(f, "ip link del {name}"),
+            Undo::DeleteBridgeIfUnused { name } => {
+                write!(f, "ip link del {name} (if it has no ports)")
+            }
+            Undo::RestoreRoute { .. } => write!(f, "ip route add <the deleted default route>"),
+        }
+    }
+}
