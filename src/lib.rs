@@ -12,6 +12,7 @@ pub mod garp;
 pub mod guest;
 pub mod host;
 pub mod mac;
+pub mod manual;
 pub mod netlink;
 pub mod netns;
 pub mod plan;

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The runbook's main job, end to end, on throwaway namespaces (no Docker):
+# a "docker host" namespace owning br0 (10.5.106.1/24), a guest namespace
+# standing in for the xcatmn container, and a compute node on the bridge.
+# Builds pipework, runs `pipework br0 <guest> 10.5.106.101/24@10.5.106.1`,
+# shows the result through ip(8), pings the guest from the node, and
+# removes every namespace it made, even on failure.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+[ "$(id -u)" = 0 ] || { echo "compat/demo.sh: needs root: sudo compat/demo.sh" >&2; exit 1; }
+command -v cargo >/dev/null || PATH="${HOME:-/root}/.cargo/bin:$PATH"
+command -v ip >/dev/null || { apt-get update -q && apt-get install -y -q iproute2 iputils-ping; }
+
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+PIPEWORK="$ROOT/target/release/pipework"
+
+tag="pwdemo$$"
+HOST="$tag-host" GUEST="$tag-xcatmn" NODE="$tag-node"
+cleanup() { for ns in "$HOST" "$GUEST" "$NODE"; do ip netns del "$ns" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+for ns in "$HOST" "$GUEST" "$NODE"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+# The Docker host's bridge, as the runbook's mkbridge makes it.
+ip -n "$HOST" link add br0 type bridge forward_delay 0
+ip -n "$HOST" link set br0 up
+ip -n "$HOST" addr add 10.5.106.1/24 dev br0
+# A compute node on the same bridge.
+ip -n "$HOST" link add node0 type veth peer name eth0 netns "$NODE"
+ip -n "$HOST" link set node0 master br0 up
+ip -n "$NODE" addr add 10.5.106.50/24 dev eth0
+ip -n "$NODE" link set eth0 up
+
+run() { echo "+ $*"; "$@"; }
+echo "== the plan"
+run ip netns exec "$HOST" "$PIPEWORK" --dry-run br0 "netns:$GUEST" 10.5.106.101/24@10.5.106.1
+echo "== the runbook's command"
+start=$(date +%s%N)
+run ip netns exec "$HOST" "$PIPEWORK" br0 "netns:$GUEST" 10.5.106.101/24@10.5.106.1
+echo "   (took $(( ($(date +%s%N) - start) / 1000 )) us, ip netns exec included)"
+echo "== inside the guest"
+run ip -n "$GUEST" -br addr show dev eth1
+run ip -n "$GUEST" route
+echo "== on the docker host"
+run ip -n "$HOST" -br link show master br0
+echo "== the compute node and the docker host reach the guest"
+run ip netns exec "$NODE" ping -c 2 -W 2 10.5.106.101
+run ip netns exec "$HOST" ping -c 1 -W 2 10.5.106.101
+echo "demo: OK"

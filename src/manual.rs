@@ -1,0 +1,141 @@
+//! The manual's own sections, beside the options clap documents. The man
+//! page (`man/pipework.8`) is rendered from `cli::command()` plus these;
+//! `tests/man.rs` keeps the file current.
+//!
+//! Format: paragraphs separated by blank lines; lines indented by two
+//! spaces are shown verbatim (commands, tables).
+
+pub const DESCRIPTION: &str = "\
+pipework connects a container or a network namespace (the guest) to a network of \
+the host. It is a drop-in replacement for the pipework shell script: the same \
+command lines give the same interface names, addresses, routes, MTU, messages and \
+exit status. It talks to the kernel over netlink and enters namespaces with \
+setns(2); it runs no ip, brctl, arping, docker or shell.
+
+Every run first checks everything it can (the arguments, the host interface, the \
+guest, name clashes), then makes its changes one step at a time. If a step fails, \
+the steps already made are undone, newest first, and the message names the step \
+that failed and why. --dry-run prints those steps as the iproute2 commands they \
+stand for and changes nothing.";
+
+pub const SECTIONS: &[(&str, &str)] = &[
+    (
+        "GUESTS",
+        "\
+GUEST names what to connect. In this order, pipework accepts:
+
+  pid:PID          the network namespace of process PID
+  netns:NAME       /var/run/netns/NAME, as made by ip netns add
+  /PATH            a network namespace file (a bind mount or /proc/PID/ns/net)
+  NAME             an LXC container: a cgroup directory NAME (or lxc.payload.NAME)
+                   in the cgroup v1 devices hierarchy, then in the cgroup2 one
+  NAME or ID       a Docker container, asked through the Engine API
+
+The Engine API is reached at DOCKER_HOST (unix:// only), else \
+/var/run/docker.sock, else Podman's /run/podman/podman.sock or \
+$XDG_RUNTIME_DIR/podman/podman.sock. A container whose PID is 0 (not running) is \
+asked for again three times, a second apart, as the original did.
+
+The number in generated names (v<CTR_IF>pl<PID>) is the guest's PID; for netns: \
+and path guests, which have none, it is the namespace's inode number less \
+0xF0000000, a small number unique among live namespaces.",
+    ),
+    (
+        "HOST INTERFACES",
+        "\
+If HOSTIF exists and is a Linux bridge, the guest gets a veth pair: the host side \
+v<CTR_IF>pl<PID> (or -l LOCAL_IF) is enslaved to the bridge and brought up; the \
+guest side is created directly inside the guest under its final name CTR_IF \
+(default eth1). Both ends take the bridge's MTU.
+
+If HOSTIF does not exist and its name starts with br, the bridge is created and \
+brought up first. Runs that race to create the same bridge all use it; a run that \
+fails removes a bridge it created only if no port is left on it.
+
+If the host side already exists and is up, pipework prints \
+'Link LOCAL_IF exists and is up' on standard output and exits 1. If it exists and \
+is down, it is deleted and made again (only if it is a veth).
+
+Physical interfaces (macvlan, --direct-phys, VLAN), IPoIB, dummy interfaces, Open \
+vSwitch bridges, DHCP, route, rule, tc and --wait are parsed with the original's \
+grammar but refused by this version with a message saying so. An unknown HOSTIF \
+that does not exist: 'I do not know how to setup interface HOSTIF.'",
+    ),
+    (
+        "ADDRESSES AND ROUTES",
+        "\
+IP is ADDRESS/LEN, optionally followed by @GATEWAY. The address is added (IPv4 \
+with its broadcast address) and the link brought up. With a gateway, the first \
+default route of that family is deleted; if the guest has no route to the \
+gateway, a host route GATEWAY/32 (IPv6: /128) on CTR_IF is added; then the \
+default route via GATEWAY on CTR_IF replaces any other. An IPv4 address is \
+announced with one gratuitous ARP.
+
+0/0 connects the interface and brings it up with no address. The family follows \
+the address; -a 6 (or inet6) insists on IPv6, -a 4 (or inet) on IPv4.
+
+MAC is aa:bb:cc:dd:ee:ff or U:TEXT, which gives 02: followed by the first five \
+bytes of the MD5 of TEXT and a newline (U:myhost.foo.com is 02:72:6c:cd:9b:8d).",
+    ),
+    (
+        "EXAMPLES",
+        "\
+The xCAT runbook: a container made with --net=none, plugged into br0 with its \
+default route via the Docker host:
+
+  pipework br0 xcatmn 10.5.106.101/24@10.5.106.1
+
+A second interface eth2 with a stable MAC, a named host side, and IPv6:
+
+  pipework br1 -i eth2 -l vethweb web 192.168.4.25/20@192.168.4.1 U:web.example.com
+  pipework br0 -a 6 netns:blue 2001:db8::10/64@2001:db8::1
+
+What would be done, without doing it:
+
+  pipework --dry-run br0 pid:4242 0/0",
+    ),
+    (
+        "EXIT STATUS",
+        "\
+0 on success. 1 for every refusal and failure, with one message on standard \
+error; the usage text (no IP given) and 'Link ... exists and is up' go to \
+standard output, as in the original. --help and --version exit 0.",
+    ),
+    (
+        "ENVIRONMENT",
+        "\
+  DOCKER_HOST    unix:///path/to/docker.sock: the Engine API socket
+  RUST_LOG       tracing filter, overriding -v (e.g. RUST_LOG=pipework=debug)",
+    ),
+    (
+        "DIFFERENCES FROM THE ORIGINAL",
+        "\
+These fix the original's bugs; command lines that worked still work the same way.
+
+Nothing is left behind on failure: every change of the run is undone. The \
+original stopped half-way and left interfaces behind.
+
+No /var/run/netns/PID symlink is made. The original made one on every run, left \
+it behind on failure, and two runs on one container deleted each other's.
+
+Interface names longer than 15 bytes are refused before anything is changed.
+
+IPv6 works: addresses are not passed through ipcalc (which failed on every IPv6 \
+address where busybox was installed), and the host route to an unreachable IPv6 \
+gateway is /128, not /32.
+
+The guest side of the veth is born inside the guest under its final name; the \
+temporary name v<CTR_IF>pg<PID> of the original never exists.
+
+The gratuitous ARP is sent natively and takes no time (the original's arping \
+waited a second); it is sent only for an address really configured, and no \
+'arping not found' warning is ever printed.
+
+LXC containers are found on cgroup2 hosts too. Options may come in any order. \
+A stale host-side link is deleted only if it is a veth.",
+    ),
+    (
+        "SEE ALSO",
+        "ip(8), ip-link(8), ip-route(8), bridge(8), docker(1), lxc(7)",
+    ),
+];
