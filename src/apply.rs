@@ -3,8 +3,11 @@
 
 use std::os::fd::BorrowedFd;
 
-use rtnetlink::packet_route::link::InfoKind;
+use std::time::{Duration, Instant};
 
+use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
+
+use crate::announce::ArpNotify;
 use crate::error::{Error, Result};
 use crate::netlink::{errno, nl_error, Netlink};
 use crate::plan::{Plan, Side, Step, Undo};
@@ -74,24 +77,12 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
         Step::CreateBridge { name } => create_bridge(t.host, name).await,
         Step::DeleteStale { name } => {
             let link = t.host.require(name).await?;
-            t.host
-                .del_link(link.index)
-                .await
-                .map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            t.host.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
             Ok(None)
         }
-        Step::CreateVeth {
-            host,
-            guest,
-            mtu,
-            mac,
-            ..
-        } => {
+        Step::CreateVeth { host, guest, mtu, mac, .. } => {
             t.host.add_veth(host, guest, *mtu, *mac, t.guest_ns).await?;
-            Ok(Some(Undo::DeleteLink {
-                side: Side::Host,
-                name: host.clone(),
-            }))
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: host.clone() }))
         }
         Step::SetMaster { link, bridge } => {
             let (link, bridge) = (t.host.require(link).await?, t.host.require(bridge).await?);
@@ -103,41 +94,60 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             Ok(None)
         }
         Step::AddAddress { dev, net } => {
-            nl.add_address(nl.require(dev).await?.index, net.ip(), net.prefix())
-                .await?;
+            nl.add_address(nl.require(dev).await?.index, net.ip(), net.prefix()).await?;
             Ok(None)
         }
         Step::DeleteDefault { route, .. } => {
             nl.del_route((**route).clone()).await?;
-            Ok(Some(Undo::RestoreRoute {
-                route: route.clone(),
-            }))
+            Ok(Some(Undo::RestoreRoute { route: route.clone() }))
         }
         Step::GatewayRoute { gateway, dev } => {
-            if !nl.reachable(*gateway).await? {
-                nl.add_host_route(*gateway, nl.require(dev).await?.index)
-                    .await?;
+            if nl.reachable(*gateway).await? {
+                return Ok(None);
             }
-            Ok(None)
+            let route = nl.add_host_route(*gateway, nl.require(dev).await?.index).await?;
+            Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
         Step::ReplaceDefault { gateway, dev } => {
-            nl.replace_default(*gateway, nl.require(dev).await?.index)
-                .await?;
-            Ok(None)
+            let route = nl.replace_default(*gateway, nl.require(dev).await?.index).await?;
+            Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
-        Step::Announce { dev, ip } => {
-            let link = nl.require(dev).await?;
-            let sent = match link.mac {
-                Some(mac) => crate::garp::announce(t.guest_ns, link.index, mac, *ip),
-                None => Err(Error::new("no hardware address")),
-            };
+        Step::Announce { dev, ip, port } => {
             // Like the original's `arping ... || true`: a nudge, not a requirement.
-            if let Err(e) = sent {
-                tracing::warn!("gratuitous ARP on {dev} not sent: {e}");
+            if let Err(e) = announce(t, dev, port.as_deref()).await {
+                tracing::warn!("{ip} not announced: {e}");
             }
             Ok(None)
         }
     }
+}
+
+/// A new bridge port forwards only once the kernel's linkwatch has seen its
+/// carrier, a moment after the link comes up; a frame sent before that is
+/// dropped. Waiting longer than this means STP holds the port (forward delay),
+/// which a gratuitous ARP cannot outwait either.
+const PORT_WAIT: Duration = Duration::from_millis(500);
+
+/// Waits for the bridge port to forward, then has the kernel send the
+/// gratuitous ARP: `arp_notify` on, the MAC set to itself, `arp_notify` back.
+async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
+    if let Some(port) = port {
+        let deadline = Instant::now() + PORT_WAIT;
+        let mut pause = Duration::from_micros(50);
+        while t.host.require(port).await?.port_state != Some(BridgePortState::Forwarding) {
+            if Instant::now() > deadline {
+                return Err(Error::new(format!("bridge port {port} is not forwarding")));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+    let link = t.guest.require(dev).await?;
+    let mac = link.mac.ok_or_else(|| Error::new(format!("{dev} has no hardware address")))?;
+    let notify = ArpNotify::enable(t.guest_ns, dev)?;
+    let sent = t.guest.set_address(link.index, mac).await;
+    notify.restore()?;
+    sent
 }
 
 /// Creates and brings up a bridge. If another run created it first, the
@@ -150,16 +160,12 @@ async fn create_bridge(host: &Netlink, name: &str) -> Result<Option<Undo>> {
     };
     let bridge = host.require(name).await?;
     if !bridge.is_bridge() {
-        return Err(Error::new(format!(
-            "{name} appeared meanwhile and is not a bridge"
-        )));
+        return Err(Error::new(format!("{name} appeared meanwhile and is not a bridge")));
     }
     if created {
         host.set_up(bridge.index).await?;
     }
-    Ok(created.then(|| Undo::DeleteBridgeIfUnused {
-        name: name.to_string(),
-    }))
+    Ok(created.then(|| Undo::DeleteBridgeIfUnused { name: name.to_string() }))
 }
 
 async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
@@ -167,29 +173,20 @@ async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         Undo::DeleteLink { side, name } => {
             let nl = t.side(*side);
             if let Some(link) = nl.link(name).await? {
-                nl.del_link(link.index)
-                    .await
-                    .map_err(|e| nl_error(e, format!("deleting {name}")))?;
+                nl.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
             }
         }
         Undo::DeleteBridgeIfUnused { name } => {
             let Some(bridge) = t.host.link(name).await? else {
                 return Ok(());
             };
-            let in_use = t
-                .host
-                .links()
-                .await?
-                .iter()
-                .any(|l| l.master == Some(bridge.index));
+            let in_use = t.host.links().await?.iter().any(|l| l.master == Some(bridge.index));
             if bridge.kind == Some(InfoKind::Bridge) && !in_use {
-                t.host
-                    .del_link(bridge.index)
-                    .await
-                    .map_err(|e| nl_error(e, format!("deleting {name}")))?;
+                t.host.del_link(bridge.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
             }
         }
         Undo::RestoreRoute { route } => t.guest.restore_route((**route).clone()).await?,
+        Undo::DeleteRoute { route } => t.guest.del_route((**route).clone()).await?,
     }
     Ok(())
 }

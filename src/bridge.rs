@@ -26,34 +26,25 @@ pub async fn plan(
         Some(name) => name.clone(),
         None => format!("v{ctr_if}pl{}", guest.nspid),
     };
-    check_ifname(&local)
-        .map_err(|e| Error::new(format!("{e}; choose a shorter host-side name with -l")))?;
+    check_ifname(&local).map_err(|e| Error::new(format!("{e}; choose a shorter host-side name with -l")))?;
 
     let mut plan = Plan::new(guest);
     let mtu = match existing {
         Some(link) => link.mtu,
         None => {
-            plan.push(Step::CreateBridge {
-                name: bridge.into(),
-            });
+            plan.push(Step::CreateBridge { name: bridge.into() });
             NEW_BRIDGE_MTU
         }
     };
 
     let stale = match host.link(&local).await? {
-        Some(link) if link.up => {
-            return Err(Error::stdout(format!("Link {local} exists and is up")))
-        }
+        Some(link) if link.up => return Err(Error::stdout(format!("Link {local} exists and is up"))),
         // The original deleted whatever had that name; a veth is all we delete.
         Some(link) if link.kind != Some(InfoKind::Veth) => {
-            return Err(Error::new(format!(
-                "{local} exists and is not a veth; refusing to delete it"
-            )))
+            return Err(Error::new(format!("{local} exists and is not a veth; refusing to delete it")))
         }
         Some(_) => {
-            plan.push(Step::DeleteStale {
-                name: local.clone(),
-            });
+            plan.push(Step::DeleteStale { name: local.clone() });
             true
         }
         None => false,
@@ -62,29 +53,14 @@ pub async fn plan(
     // goes with it; anything else in the way is refused now, not half-way.
     if let Some(taken) = inside.link(ctr_if).await? {
         if !(stale && taken.kind == Some(InfoKind::Veth)) {
-            return Err(Error::new(format!(
-                "interface {ctr_if} already exists in {}",
-                guest.label
-            )));
+            return Err(Error::new(format!("interface {ctr_if} already exists in {}", guest.label)));
         }
     }
 
     let netns = guest.netns_arg.clone();
-    plan.push(Step::CreateVeth {
-        host: local.clone(),
-        guest: ctr_if.into(),
-        mtu,
-        mac: req.mac,
-        netns,
-    });
-    plan.push(Step::SetMaster {
-        link: local.clone(),
-        bridge: bridge.into(),
-    });
-    plan.push(Step::LinkUp {
-        side: Side::Host,
-        name: local,
-    });
-    plan.add_addressing(&req.addr, ctr_if, inside).await?;
+    plan.push(Step::CreateVeth { host: local.clone(), guest: ctr_if.into(), mtu, mac: req.mac, netns });
+    plan.push(Step::SetMaster { link: local.clone(), bridge: bridge.into() });
+    plan.push(Step::LinkUp { side: Side::Host, name: local.clone() });
+    plan.add_addressing(&req.addr, ctr_if, Some(&local), inside).await?;
     Ok(plan)
 }

@@ -8,15 +8,12 @@ use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd};
 use futures::TryStreamExt;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
+    BridgePortState, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth, LinkAttribute, LinkFlags,
+    LinkInfo, LinkLayerType, LinkMessage,
 };
-use rtnetlink::packet_route::route::{
-    RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{
-    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
-};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::error::{errno_text, Error, Result};
 use crate::mac::Mac;
@@ -33,6 +30,8 @@ pub struct Link {
     pub mac: Option<Mac>,
     pub master: Option<u32>,
     pub infiniband: bool,
+    /// The STP state of a bridge port.
+    pub port_state: Option<BridgePortState>,
 }
 
 impl Link {
@@ -46,20 +45,27 @@ impl Link {
             mac: None,
             master: None,
             infiniband: msg.header.link_layer_type == LinkLayerType::Infiniband,
+            port_state: None,
         };
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::IfName(name) => link.name = name,
                 LinkAttribute::Mtu(mtu) => link.mtu = mtu,
                 LinkAttribute::Controller(master) => link.master = Some(master),
-                LinkAttribute::Address(a) if a.len() == 6 => {
-                    link.mac = Some(Mac(a.try_into().unwrap()))
-                }
+                LinkAttribute::Address(a) if a.len() == 6 => link.mac = Some(Mac(a.try_into().unwrap())),
                 LinkAttribute::LinkInfo(infos) => {
-                    link.kind = infos.into_iter().find_map(|i| match i {
-                        LinkInfo::Kind(kind) => Some(kind),
-                        _ => None,
-                    })
+                    for info in infos {
+                        match info {
+                            LinkInfo::Kind(kind) => link.kind = Some(kind),
+                            LinkInfo::PortData(InfoPortData::BridgePort(port)) => {
+                                link.port_state = port.into_iter().find_map(|p| match p {
+                                    InfoBridgePort::State(state) => Some(state),
+                                    _ => None,
+                                })
+                            }
+                            _ => {}
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -99,8 +105,8 @@ pub struct Netlink {
 impl Netlink {
     /// A connection in the namespace this process runs in.
     pub fn here() -> Result<Netlink> {
-        let socket = Socket::new(NETLINK_ROUTE)
-            .map_err(|e| Error::from(e).context("opening a netlink socket"))?;
+        let socket =
+            Socket::new(NETLINK_ROUTE).map_err(|e| Error::from(e).context("opening a netlink socket"))?;
         Ok(Netlink::from_socket(socket))
     }
 
@@ -119,12 +125,7 @@ impl Netlink {
     }
 
     pub async fn link(&self, name: &str) -> Result<Option<Link>> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
+        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
         match links.try_next().await {
             Ok(found) => Ok(found.map(Link::from_message)),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
@@ -146,17 +147,11 @@ impl Netlink {
 
     /// Looks a link up by name and fails if it is gone.
     pub async fn require(&self, name: &str) -> Result<Link> {
-        self.link(name)
-            .await?
-            .ok_or_else(|| Error::new(format!("link {name} does not exist")))
+        self.link(name).await?.ok_or_else(|| Error::new(format!("link {name} does not exist")))
     }
 
     pub async fn add_bridge(&self, name: &str) -> std::result::Result<(), rtnetlink::Error> {
-        self.handle
-            .link()
-            .add(LinkBridge::new(name).build())
-            .execute()
-            .await
+        self.handle.link().add(LinkBridge::new(name).build()).execute().await
     }
 
     /// A veth pair whose peer is born inside `peer_ns` under its final name,
@@ -181,37 +176,22 @@ impl Netlink {
             .mtu(mtu)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())))
             .build();
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(|e| match errno(&e) {
-                Some(libc::EEXIST) => Error::new(format!(
-                    "creating veth {name}/{peer}: an interface of that name already exists"
-                )),
-                _ => nl_error(e, format!("creating veth {name}/{peer}")),
-            })
+        self.handle.link().add(msg).execute().await.map_err(|e| match errno(&e) {
+            Some(libc::EEXIST) => {
+                Error::new(format!("creating veth {name}/{peer}: an interface of that name already exists"))
+            }
+            _ => nl_error(e, format!("creating veth {name}/{peer}")),
+        })
     }
 
     pub async fn set_master(&self, index: u32, master: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).controller(master).build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(|e| nl_error(e, "attaching to the bridge"))
+        self.handle.link().set(msg).execute().await.map_err(|e| nl_error(e, "attaching to the bridge"))
     }
 
     pub async fn set_up(&self, index: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).up().build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(|e| nl_error(e, "bringing the link up"))
+        self.handle.link().set(msg).execute().await.map_err(|e| nl_error(e, "bringing the link up"))
     }
 
     pub async fn del_link(&self, index: u32) -> std::result::Result<(), rtnetlink::Error> {
@@ -252,26 +232,14 @@ impl Netlink {
     }
 
     pub async fn del_route(&self, route: RouteMessage) -> Result<()> {
-        self.handle
-            .route()
-            .del(route)
-            .execute()
-            .await
-            .map_err(|e| nl_error(e, "deleting route"))
+        self.handle.route().del(route).execute().await.map_err(|e| nl_error(e, "deleting route"))
     }
 
     /// Puts back a route exactly as it was listed.
     pub async fn restore_route(&self, mut route: RouteMessage) -> Result<()> {
         // Listed routes carry read-only attributes the kernel refuses on input.
-        route
-            .attributes
-            .retain(|a| !matches!(a, RouteAttribute::CacheInfo(_)));
-        self.handle
-            .route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(|e| nl_error(e, "restoring route"))
+        route.attributes.retain(|a| !matches!(a, RouteAttribute::CacheInfo(_)));
+        self.handle.route().add(route).execute().await.map_err(|e| nl_error(e, "restoring route"))
     }
 
     /// True when the kernel has a route towards `ip` (`ip route get`).
@@ -283,17 +251,15 @@ impl Netlink {
             .build();
         match self.handle.route().get(query).execute().try_next().await {
             Ok(_) => Ok(true),
-            Err(e) if matches!(errno(&e), Some(libc::ENETUNREACH | libc::EHOSTUNREACH)) => {
-                Ok(false)
-            }
+            Err(e) if matches!(errno(&e), Some(libc::ENETUNREACH | libc::EHOSTUNREACH)) => Ok(false),
             Err(e) => Err(nl_error(e, format!("looking up a route to {ip}"))),
         }
     }
 
     /// `ip route add <ip>/32 dev <index>` (or /128): a link-scope host route.
     /// Routes carry `proto boot`, iproute2's default, so `ip route` shows
-    /// them exactly as it showed the original's.
-    pub async fn add_host_route(&self, ip: IpAddr, index: u32) -> Result<()> {
+    /// them exactly as it showed the original's. Returns the route, for undo.
+    pub async fn add_host_route(&self, ip: IpAddr, index: u32) -> Result<RouteMessage> {
         let len = if ip.is_ipv4() { 32 } else { 128 };
         let route = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(ip, len)
@@ -302,36 +268,37 @@ impl Netlink {
             .scope(RouteScope::Link)
             .protocol(RouteProtocol::Boot)
             .build();
-        self.handle
-            .route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(|e| nl_error(e, format!("adding host route to {ip}")))
+        let request = self.handle.route().add(route.clone());
+        request.execute().await.map_err(|e| nl_error(e, format!("adding host route to {ip}")))?;
+        Ok(route)
     }
 
-    /// `ip route replace default via <gw> dev <index>`.
-    pub async fn replace_default(&self, gateway: IpAddr, index: u32) -> Result<()> {
+    /// `ip route replace default via <gw> dev <index>`. Returns the route.
+    pub async fn replace_default(&self, gateway: IpAddr, index: u32) -> Result<RouteMessage> {
         let mut builder = RouteMessageBuilder::<IpAddr>::new();
         // The builder takes the gateway only once it knows the family.
-        builder.get_mut().header.address_family = if gateway.is_ipv4() {
-            AddressFamily::Inet
-        } else {
-            AddressFamily::Inet6
-        };
+        builder.get_mut().header.address_family =
+            if gateway.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
         let route = builder
             .gateway(gateway)
             .map_err(|e| Error::new(e.to_string()))?
             .output_interface(index)
             .protocol(RouteProtocol::Boot)
             .build();
-        self.handle
-            .route()
-            .add(route)
-            .replace()
+        let request = self.handle.route().add(route.clone()).replace();
+        request
             .execute()
             .await
-            .map_err(|e| nl_error(e, format!("setting the default route via {gateway}")))
+            .map_err(|e| nl_error(e, format!("setting the default route via {gateway}")))?;
+        Ok(route)
+    }
+
+    /// `ip link set <index> address <mac>`. Set to the address it already
+    /// has, this still raises NETDEV_CHANGEADDR, which `arp_notify` answers
+    /// with a gratuitous ARP.
+    pub async fn set_address(&self, index: u32, mac: Mac) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).address(mac.0.to_vec()).build();
+        self.handle.link().set(msg).execute().await.map_err(|e| nl_error(e, format!("setting address {mac}")))
     }
 }
 

@@ -67,10 +67,12 @@ pub enum Step {
         gateway: IpAddr,
         dev: String,
     },
-    /// Gratuitous ARP; its failure is not the run's failure.
+    /// A gratuitous ARP for `ip`, once the bridge port `port` (if any)
+    /// forwards; its failure is not the run's failure.
     Announce {
         dev: String,
         ip: Ipv4Addr,
+        port: Option<String>,
     },
 }
 
@@ -88,6 +90,9 @@ pub enum Undo {
     RestoreRoute {
         route: Box<RouteMessage>,
     },
+    DeleteRoute {
+        route: Box<RouteMessage>,
+    },
 }
 
 #[derive(Debug)]
@@ -99,10 +104,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(guest: &Guest) -> Plan {
-        Plan {
-            steps: Vec::new(),
-            enter: guest.enter.clone(),
-        }
+        Plan { steps: Vec::new(), enter: guest.enter.clone() }
     }
 
     pub fn push(&mut self, step: Step) {
@@ -119,53 +121,35 @@ impl Plan {
     }
 
     /// Address, link up, gateway and announcement: the same on every path.
+    /// `port` is the host side's bridge port, which must forward before the
+    /// announcement can get through.
     pub async fn add_addressing(
         &mut self,
         addressing: &Addressing,
         dev: &str,
+        port: Option<&str>,
         inside: &Netlink,
     ) -> Result<()> {
         match addressing {
             Addressing::Static { net, gateway } => {
-                self.push(Step::AddAddress {
-                    dev: dev.into(),
-                    net: *net,
-                });
+                self.push(Step::AddAddress { dev: dev.into(), net: *net });
                 if let Some(gw) = gateway {
                     let family = Family::of(*gw);
                     if let Some(route) = inside.default_routes(family).await?.into_iter().next() {
-                        self.push(Step::DeleteDefault {
-                            family,
-                            route: Box::new(route),
-                        });
+                        self.push(Step::DeleteDefault { family, route: Box::new(route) });
                     }
                 }
-                self.push(Step::LinkUp {
-                    side: Side::Guest,
-                    name: dev.into(),
-                });
+                self.push(Step::LinkUp { side: Side::Guest, name: dev.into() });
                 if let Some(gw) = gateway {
-                    self.push(Step::GatewayRoute {
-                        gateway: *gw,
-                        dev: dev.into(),
-                    });
-                    self.push(Step::ReplaceDefault {
-                        gateway: *gw,
-                        dev: dev.into(),
-                    });
+                    self.push(Step::GatewayRoute { gateway: *gw, dev: dev.into() });
+                    self.push(Step::ReplaceDefault { gateway: *gw, dev: dev.into() });
                 }
                 // IPv6 neighbours learn from the kernel's own DAD and NA.
                 if let IpAddr::V4(ip) = net.ip() {
-                    self.push(Step::Announce {
-                        dev: dev.into(),
-                        ip,
-                    });
+                    self.push(Step::Announce { dev: dev.into(), ip, port: port.map(String::from) });
                 }
             }
-            Addressing::None => self.push(Step::LinkUp {
-                side: Side::Guest,
-                name: dev.into(),
-            }),
+            Addressing::None => self.push(Step::LinkUp { side: Side::Guest, name: dev.into() }),
             // DHCP clients bring the link up themselves.
             Addressing::Dhcp(_) => {}
         }
@@ -197,17 +181,8 @@ impl fmt::Display for Step {
                 write!(f, "ip link add {name} type bridge && ip link set {name} up")
             }
             Step::DeleteStale { name } => write!(f, "ip link del {name}"),
-            Step::CreateVeth {
-                host,
-                guest,
-                mtu,
-                mac,
-                netns,
-            } => {
-                write!(
-                    f,
-                    "ip link add {host} mtu {mtu} type veth peer name {guest} mtu {mtu}"
-                )?;
+            Step::CreateVeth { host, guest, mtu, mac, netns } => {
+                write!(f, "ip link add {host} mtu {mtu} type veth peer name {guest} mtu {mtu}")?;
                 if let Some(mac) = mac {
                     write!(f, " address {mac}")?;
                 }
@@ -219,31 +194,23 @@ impl fmt::Display for Step {
                 IpNetwork::V4(v4) if v4.prefix() < 31 => {
                     write!(f, "ip -4 addr add {net} brd {} dev {dev}", v4.broadcast())
                 }
-                _ => write!(
-                    f,
-                    "ip {} addr add {net} dev {dev}",
-                    Family::of(net.ip()).flag()
-                ),
+                _ => write!(f, "ip {} addr add {net} dev {dev}", Family::of(net.ip()).flag()),
             },
             Step::DeleteDefault { family, .. } => {
                 write!(f, "ip {} route del default", family.flag())
             }
             Step::GatewayRoute { gateway, dev } => {
-                let (flag, len) = if gateway.is_ipv4() {
-                    ("-4", 32)
-                } else {
-                    ("-6", 128)
-                };
+                let (flag, len) = if gateway.is_ipv4() { ("-4", 32) } else { ("-6", 128) };
                 write!(f, "ip {flag} route get {gateway} || ip {flag} route add {gateway}/{len} dev {dev}")
             }
-            Step::ReplaceDefault { gateway, dev } => {
-                write!(
-                    f,
-                    "ip {} route replace default via {gateway} dev {dev}",
-                    Family::of(*gateway).flag()
-                )
+            Step::Announce { dev, ip, .. } => {
+                let key = format!("net.ipv4.conf.{dev}.arp_notify");
+                let mac = format!("$(cat /sys/class/net/{dev}/address)");
+                write!(f, "sysctl -qw {key}=1 && ip link set {dev} address {mac} && sysctl -qw {key}=0  # announces {ip}")
             }
-            Step::Announce { dev, ip } => write!(f, "arping -c 1 -A -I {dev} {ip}"),
+            Step::ReplaceDefault { gateway, dev } => {
+                write!(f, "ip {} route replace default via {gateway} dev {dev}", Family::of(*gateway).flag())
+            }
         }
     }
 }
@@ -256,6 +223,7 @@ impl fmt::Display for Undo {
                 write!(f, "ip link del {name} (if it has no ports)")
             }
             Undo::RestoreRoute { .. } => write!(f, "ip route add <the deleted default route>"),
+            Undo::DeleteRoute { .. } => write!(f, "ip route del <the route added>"),
         }
     }
 }
