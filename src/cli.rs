@@ -126,12 +126,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         return Ok(inv);
     }
     let cli = Cli::try_parse_from(argv).map_err(clap_error)?;
-    let family = cli
-        .family
-        .as_deref()
-        .map(Family::parse)
-        .transpose()
-        .map_err(Error::plain)?;
+    let family = cli.family.as_deref().map(Family::parse).transpose().map_err(Error::plain)?;
     let (verbose, dry_run) = (cli.verbose, cli.dry_run);
     if let Some(name) = &cli.container_if {
         request::check_ifname(name).map_err(Error::new)?;
@@ -144,11 +139,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
             s => s.map(Duration::from_secs_f64),
         };
         let ifname = cli.container_if.unwrap_or_else(|| "eth1".into());
-        return Ok(Invocation {
-            request: Request::Wait { ifname, timeout },
-            verbose,
-            dry_run,
-        });
+        return Ok(Invocation { request: Request::Wait { ifname, timeout }, verbose, dry_run });
     }
     let (Some(host_if), Some(guest), Some(ip)) = (cli.host_if, cli.guest, cli.ip) else {
         return Err(Error::stdout(SYNTAX));
@@ -158,9 +149,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
     }
     let host = match host_if.strip_prefix("mac:") {
         Some(mac) => {
-            let parsed = mac
-                .parse()
-                .map_err(|_| Error::new(format!("invalid MAC address '{mac}'")))?;
+            let parsed = mac.parse().map_err(|_| Error::new(format!("invalid MAC address '{mac}'")))?;
             HostIf::Mac(parsed, mac.to_string())
         }
         None => {
@@ -183,34 +172,19 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         mac,
         vlan,
     };
-    Ok(Invocation {
-        request: Request::Attach(attach),
-        verbose,
-        dry_run,
-    })
+    Ok(Invocation { request: Request::Attach(attach), verbose, dry_run })
 }
 
 /// `pipework [-v] route|rule|tc <guest> <args...>`: everything after the
 /// guest belongs to the tool, dashes included, so clap never sees it.
-fn parse_passthrough(
-    argv: &[OsString],
-    host_has: &impl Fn(&str) -> bool,
-) -> Result<Option<Invocation>> {
-    let args: Vec<String> = argv
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+fn parse_passthrough(argv: &[OsString], host_has: &impl Fn(&str) -> bool) -> Result<Option<Invocation>> {
+    let args: Vec<String> = argv.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let mut verbose = 0u8;
     let mut words = args.iter();
     let word = loop {
         match words.next().map(String::as_str) {
             Some("--verbose") => verbose += 1,
-            Some(flag)
-                if flag.len() > 1
-                    && flag.starts_with('-')
-                    && flag[1..].chars().all(|c| c == 'v') =>
-            {
+            Some(flag) if flag.len() > 1 && flag.starts_with('-') && flag[1..].chars().all(|c| c == 'v') => {
                 verbose += (flag.len() - 1) as u8
             }
             Some(word) => break word,
@@ -234,16 +208,8 @@ fn parse_passthrough(
     let Some((guest, args)) = rest.split_first().filter(|(_, args)| !args.is_empty()) else {
         return Err(Error::stdout(SYNTAX));
     };
-    let request = Request::Passthrough {
-        tool,
-        guest: guest.clone(),
-        args: args.to_vec(),
-    };
-    Ok(Some(Invocation {
-        request,
-        verbose,
-        dry_run: false,
-    }))
+    let request = Request::Passthrough { tool, guest: guest.clone(), args: args.to_vec() };
+    Ok(Some(Invocation { request, verbose, dry_run: false }))
 }
 
 /// clap's own errors, made to exit 1 like every other refusal; help and
@@ -257,11 +223,7 @@ fn clap_error(e: clap::Error) -> Error {
         }
         _ => {
             let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
             Error::new(format!("{first}\n{SYNTAX}"))
         }
     }
@@ -273,10 +235,7 @@ mod tests {
     use crate::request::Addressing;
 
     fn parse_words(line: &str) -> Result<Invocation> {
-        let argv = std::iter::once("pipework")
-            .chain(line.split_whitespace())
-            .map(OsString::from)
-            .collect();
+        let argv = std::iter::once("pipework").chain(line.split_whitespace()).map(OsString::from).collect();
         parse(argv, |name| name == "tc0")
     }
 
@@ -292,17 +251,8 @@ mod tests {
         let a = attach("br0 xcatmn 10.5.106.101/24@10.5.106.1");
         assert_eq!(a.host, HostIf::Name("br0".into()));
         assert_eq!(a.guest, "xcatmn");
-        assert!(matches!(
-            a.addr,
-            Addressing::Static {
-                gateway: Some(_),
-                ..
-            }
-        ));
-        assert_eq!(
-            (a.container_if, a.local_if, a.mac, a.vlan),
-            (None, None, None, None)
-        );
+        assert!(matches!(a.addr, Addressing::Static { gateway: Some(_), .. }));
+        assert_eq!((a.container_if, a.local_if, a.mac, a.vlan), (None, None, None, None));
     }
 
     #[test]
@@ -318,20 +268,13 @@ mod tests {
     fn missing_ip_prints_syntax_on_stdout() {
         let e = parse_words("br0 c1").unwrap_err();
         assert!(
-            e.to_stdout()
-                && e.code() == 1
-                && e.message().starts_with("Syntax:\npipework <hostinterface>")
+            e.to_stdout() && e.code() == 1 && e.message().starts_with("Syntax:\npipework <hostinterface>")
         );
     }
 
     #[test]
     fn bad_family_is_the_original_message() {
-        assert_eq!(
-            parse_words("br0 -a 5 c1 10.0.0.1/24")
-                .unwrap_err()
-                .message(),
-            "Invalid family: 5"
-        );
+        assert_eq!(parse_words("br0 -a 5 c1 10.0.0.1/24").unwrap_err().message(), "Invalid family: 5");
     }
 
     #[test]
@@ -347,10 +290,7 @@ mod tests {
             }
         );
         // A host interface named tc0 is a host interface, not the tc word.
-        assert!(matches!(
-            parse_words("tc0 c1 10.0.0.1/24").unwrap().request,
-            Request::Attach(_)
-        ));
+        assert!(matches!(parse_words("tc0 c1 10.0.0.1/24").unwrap().request, Request::Attach(_)));
         assert!(parse_words("route c1").unwrap_err().to_stdout());
     }
 
@@ -358,27 +298,15 @@ mod tests {
     fn wait_and_mac_selection() {
         assert_eq!(
             parse_words("--wait -i eth3 --timeout 2").unwrap().request,
-            Request::Wait {
-                ifname: "eth3".into(),
-                timeout: Some(Duration::from_secs(2))
-            }
+            Request::Wait { ifname: "eth3".into(), timeout: Some(Duration::from_secs(2)) }
         );
         let a = attach("mac:02:AB:cd:00:00:01 c1 10.0.0.2/24");
-        assert_eq!(
-            a.host,
-            HostIf::Mac(
-                "02:ab:cd:00:00:01".parse().unwrap(),
-                "02:AB:cd:00:00:01".into()
-            )
-        );
+        assert_eq!(a.host, HostIf::Mac("02:ab:cd:00:00:01".parse().unwrap(), "02:AB:cd:00:00:01".into()));
     }
 
     #[test]
     fn long_names_refused_before_anything() {
         let e = parse_words("br0 -i abcdefghijklmnop c1 10.0.0.2/24").unwrap_err();
-        assert_eq!(
-            e.message(),
-            "pipework: interface name 'abcdefghijklmnop' is longer than 15 bytes"
-        );
+        assert_eq!(e.message(), "pipework: interface name 'abcdefghijklmnop' is longer than 15 bytes");
     }
 }

@@ -16,11 +16,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A refusal worded by the original script: printed as is, exit 1.
     pub fn plain(message: impl Into<String>) -> Self {
-        Error {
-            message: message.into(),
-            stdout: false,
-            code: 1,
-        }
+        Error { message: message.into(), stdout: false, code: 1 }
     }
 
     /// A message of our own: prefixed with `pipework: `, exit 1.
@@ -30,19 +26,12 @@ impl Error {
 
     /// A refusal the original printed on stdout.
     pub fn stdout(message: impl Into<String>) -> Self {
-        Error {
-            stdout: true,
-            ..Error::plain(message)
-        }
+        Error { stdout: true, ..Error::plain(message) }
     }
 
     /// A passthrough's own exit status, with nothing more to print.
     pub fn exit(code: i32) -> Self {
-        Error {
-            message: String::new(),
-            stdout: false,
-            code,
-        }
+        Error { message: String::new(), stdout: false, code }
     }
 
     pub fn code(&self) -> i32 {
@@ -59,14 +48,8 @@ impl Error {
 
     /// Prefix what we were doing: "creating veth vethXpl1: File exists".
     pub fn context(self, what: impl fmt::Display) -> Self {
-        let bare = self
-            .message
-            .strip_prefix("pipework: ")
-            .unwrap_or(&self.message);
-        Error {
-            message: format!("pipework: {what}: {bare}"),
-            ..self
-        }
+        let bare = self.message.strip_prefix("pipework: ").unwrap_or(&self.message);
+        Error { message: format!("pipework: {what}: {bare}"), ..self }
     }
 }
 

@@ -20,10 +20,7 @@ const PROC_DYNAMIC_FIRST: u64 = 0xF000_0000;
 
 /// API 1.41 (Docker 20.10) is understood by every engine from 20.10 on and
 /// by Podman's compatibility layer, and costs no version round trip.
-const DOCKER_API: ClientVersion = ClientVersion {
-    major_version: 1,
-    minor_version: 41,
-};
+const DOCKER_API: ClientVersion = ClientVersion { major_version: 1, minor_version: 41 };
 
 #[derive(Debug)]
 pub struct Guest {
@@ -48,30 +45,18 @@ impl Guest {
 
     fn from_pid(label: &str, pid: u64) -> Result<Guest> {
         let path = format!("/proc/{pid}/ns/net");
-        let netns = File::open(&path)
-            .map_err(|_| Error::new(format!("process {pid} of {label} not found")))?;
+        let netns =
+            File::open(&path).map_err(|_| Error::new(format!("process {pid} of {label} not found")))?;
         let enter = format!("nsenter --net={path}");
-        Ok(Guest {
-            label: label.to_string(),
-            nspid: pid,
-            enter,
-            netns_arg: pid.to_string(),
-            netns,
-        })
+        Ok(Guest { label: label.to_string(), nspid: pid, enter, netns_arg: pid.to_string(), netns })
     }
 
     fn from_file(label: &str, path: &Path, enter: String, netns_arg: String) -> Result<Guest> {
-        let netns = File::open(path)
-            .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+        let netns =
+            File::open(path).map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
         check_is_netns(&netns, path)?;
         let nspid = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
-        Ok(Guest {
-            label: label.to_string(),
-            nspid,
-            enter,
-            netns_arg,
-            netns,
-        })
+        Ok(Guest { label: label.to_string(), nspid, enter, netns_arg, netns })
     }
 }
 
@@ -83,19 +68,14 @@ fn check_is_netns(file: &File, path: &Path) -> Result<()> {
     // SAFETY: a plain ioctl on an fd we own; it takes no argument.
     let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
     if kind != libc::CLONE_NEWNET {
-        return Err(Error::new(format!(
-            "{} is not a network namespace",
-            path.display()
-        )));
+        return Err(Error::new(format!("{} is not a network namespace", path.display())));
     }
     Ok(())
 }
 
 pub async fn resolve(label: &str) -> Result<Guest> {
     if let Some(pid) = label.strip_prefix("pid:") {
-        let pid: u64 = pid
-            .parse()
-            .map_err(|_| Error::new(format!("invalid PID in '{label}'")))?;
+        let pid: u64 = pid.parse().map_err(|_| Error::new(format!("invalid PID in '{label}'")))?;
         return Guest::from_pid(label, pid);
     }
     if let Some(name) = label.strip_prefix("netns:") {
@@ -104,16 +84,9 @@ pub async fn resolve(label: &str) -> Result<Guest> {
         }
         let path = Path::new("/var/run/netns").join(name);
         if !path.exists() {
-            return Err(Error::new(format!(
-                "network namespace {name} not found in /var/run/netns"
-            )));
+            return Err(Error::new(format!("network namespace {name} not found in /var/run/netns")));
         }
-        return Guest::from_file(
-            label,
-            &path,
-            format!("ip netns exec {name}"),
-            name.to_string(),
-        );
+        return Guest::from_file(label, &path, format!("ip netns exec {name}"), name.to_string());
     }
     if label.starts_with('/') {
         return Guest::from_file(
@@ -125,9 +98,7 @@ pub async fn resolve(label: &str) -> Result<Guest> {
     }
     match cgroup_pid(label)? {
         Some(pid) => Guest::from_pid(label, pid),
-        None => docker_pid(label)
-            .await
-            .and_then(|pid| Guest::from_pid(label, pid)),
+        None => docker_pid(label).await.and_then(|pid| Guest::from_pid(label, pid)),
     }
 }
 
@@ -145,16 +116,10 @@ fn cgroup_pid(label: &str) -> Result<Option<u64>> {
             1 => {
                 return match first_pid(&found[0], procs) {
                     Some(pid) => Ok(Some(pid)),
-                    None => Err(Error::plain(format!(
-                        "Could not find a process inside container {label}."
-                    ))),
+                    None => Err(Error::plain(format!("Could not find a process inside container {label}."))),
                 }
             }
-            _ => {
-                return Err(Error::plain(format!(
-                    "Found more than one container matching {label}."
-                )))
-            }
+            _ => return Err(Error::plain(format!("Found more than one container matching {label}."))),
         }
     }
     Ok(None)
@@ -171,9 +136,7 @@ fn cgroup_roots(mounts: &str) -> Vec<(PathBuf, &'static str)> {
             continue;
         }
         match f[2] {
-            "cgroup" if f[3].split(',').any(|o| o == "devices") => {
-                v1 = Some((PathBuf::from(f[1]), "tasks"))
-            }
+            "cgroup" if f[3].split(',').any(|o| o == "devices") => v1 = Some((PathBuf::from(f[1]), "tasks")),
             "cgroup2" if v2.is_none() => v2 = Some((PathBuf::from(f[1]), "cgroup.procs")),
             _ => {}
         }
@@ -219,17 +182,13 @@ fn docker_socket() -> Result<Option<PathBuf>> {
     if let Ok(host) = std::env::var("DOCKER_HOST") {
         if !host.is_empty() {
             let path = host.strip_prefix("unix://").ok_or_else(|| {
-                Error::new(format!(
-                    "DOCKER_HOST={host} is not supported: only unix:// sockets are"
-                ))
+                Error::new(format!("DOCKER_HOST={host} is not supported: only unix:// sockets are"))
             })?;
             return Ok(Some(PathBuf::from(path)));
         }
     }
-    let mut candidates = vec![
-        PathBuf::from("/var/run/docker.sock"),
-        PathBuf::from("/run/podman/podman.sock"),
-    ];
+    let mut candidates =
+        vec![PathBuf::from("/var/run/docker.sock"), PathBuf::from("/run/podman/podman.sock")];
     if let Ok(dir) = std::env::var("XDG_RUNTIME_DIR") {
         candidates.push(Path::new(&dir).join("podman/podman.sock"));
     }
@@ -240,17 +199,10 @@ fn docker_socket() -> Result<Option<PathBuf>> {
 /// not running yet) three times a second apart, as the original did.
 async fn docker_pid(label: &str) -> Result<u64> {
     let Some(socket) = docker_socket()? else {
-        return Err(Error::plain(format!(
-            "Container {label} not found, and Docker not installed."
-        )));
+        return Err(Error::plain(format!("Container {label} not found, and Docker not installed.")));
     };
-    let docker =
-        Docker::connect_with_unix(&socket.to_string_lossy(), 10, &DOCKER_API).map_err(|e| {
-            Error::new(format!(
-                "cannot use the Docker socket {}: {e}",
-                socket.display()
-            ))
-        })?;
+    let docker = Docker::connect_with_unix(&socket.to_string_lossy(), 10, &DOCKER_API)
+        .map_err(|e| Error::new(format!("cannot use the Docker socket {}: {e}", socket.display())))?;
     for attempt in 1..=3 {
         let pid = inspect_pid(&docker, label, &socket).await?;
         if pid != 0 {
@@ -277,19 +229,16 @@ async fn inspect_pid(docker: &Docker, label: &str, socket: &Path) -> Result<u64>
             );
             Ok(u64::try_from(pid).unwrap_or(0))
         }
-        Err(E::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Err(Error::plain(format!("Error: No such object: {label}"))),
+        Err(E::DockerResponseServerError { status_code: 404, .. }) => {
+            Err(Error::plain(format!("Error: No such object: {label}")))
+        }
         // An ID prefix that several containers share.
-        Err(E::DockerResponseServerError { message, .. }) if message.contains("multiple") => Err(
-            Error::plain(format!("Found more than one container matching {label}.")),
-        ),
-        Err(E::DockerResponseServerError { message, .. }) => Err(Error::plain(format!(
-            "Error response from daemon: {message}"
-        ))),
-        Err(e) => Err(Error::new(format!(
-            "cannot reach Docker at {}: {e}",
-            socket.display()
-        ))),
+        Err(E::DockerResponseServerError { message, .. }) if message.contains("multiple") => {
+            Err(Error::plain(format!("Found more than one container matching {label}.")))
+        }
+        Err(E::DockerResponseServerError { message, .. }) => {
+            Err(Error::plain(format!("Error response from daemon: {message}")))
+        }
+        Err(e) => Err(Error::new(format!("cannot reach Docker at {}: {e}", socket.display()))),
     }
 }

@@ -40,11 +40,7 @@ pub async fn classify(host: &Netlink, sel: &HostIf) -> Result<HostKind> {
     let link = match sel {
         HostIf::Name(name) => host.link(name).await?,
         HostIf::Mac(mac, text) => {
-            let found = host
-                .links()
-                .await?
-                .into_iter()
-                .find(|l| l.mac == Some(*mac));
+            let found = host.links().await?.into_iter().find(|l| l.mac == Some(*mac));
             let Some(link) = found else {
                 return Err(Error::plain(format!(
                     "Mac address {text} specified for interface but no host interface matched."
@@ -55,10 +51,7 @@ pub async fn classify(host: &Netlink, sel: &HostIf) -> Result<HostKind> {
     };
     if let Some(link) = link {
         return Ok(match link.kind {
-            _ if link.is_bridge() => HostKind::LinuxBridge {
-                name: link.name.clone(),
-                existing: Some(link),
-            },
+            _ if link.is_bridge() => HostKind::LinuxBridge { name: link.name.clone(), existing: Some(link) },
             Some(rtnetlink::packet_route::link::InfoKind::Other(ref k)) if k == "openvswitch" => {
                 HostKind::OpenVswitch { name: link.name }
             }
@@ -66,22 +59,15 @@ pub async fn classify(host: &Netlink, sel: &HostIf) -> Result<HostKind> {
             _ => HostKind::Physical(link),
         });
     }
-    let HostIf::Name(name) = sel else {
-        unreachable!("a MAC match is an existing link")
-    };
+    let HostIf::Name(name) = sel else { unreachable!("a MAC match is an existing link") };
     let name = name.clone();
     Ok(if name.starts_with("br") {
-        HostKind::LinuxBridge {
-            name,
-            existing: None,
-        }
+        HostKind::LinuxBridge { name, existing: None }
     } else if name.starts_with("ovs") {
         HostKind::OpenVswitch { name }
     } else if name.starts_with("dummy") {
         HostKind::Dummy { name }
     } else {
-        return Err(Error::plain(format!(
-            "I do not know how to setup interface {name}."
-        )));
+        return Err(Error::plain(format!("I do not know how to setup interface {name}.")));
     })
 }

@@ -3,12 +3,12 @@
 //! (`host`, `guest`) → plan (`plan`, one module a driver such as `bridge`)
 //! → apply (`apply`), which rolls back on the first failure.
 
+pub mod announce;
 pub mod apply;
 pub mod attach;
 pub mod bridge;
 pub mod cli;
 pub mod error;
-pub mod garp;
 pub mod guest;
 pub mod host;
 pub mod mac;
@@ -26,11 +26,8 @@ pub async fn run(inv: cli::Invocation) -> Result<()> {
     match &inv.request {
         Request::Attach(req) => attach::attach(req, inv.dry_run).await,
         Request::Passthrough { tool, .. } => Err(Error::new(
-            format!("'{tool:?}' passthrough: not supported by this version of pipework yet")
-                .to_lowercase(),
+            format!("'{tool:?}' passthrough: not supported by this version of pipework yet").to_lowercase(),
         )),
-        Request::Wait { .. } => Err(Error::new(
-            "--wait: not supported by this version of pipework yet",
-        )),
+        Request::Wait { .. } => Err(Error::new("--wait: not supported by this version of pipework yet")),
     }
 }

@@ -13,10 +13,7 @@ impl Mac {
     /// `02:` then the first five bytes of MD5 of `<text>\n` (the script ran
     /// `echo "$text" | md5sum`, hence the newline).
     pub fn from_text(text: &str) -> Mac {
-        let digest = Md5::new()
-            .chain_update(text.as_bytes())
-            .chain_update(b"\n")
-            .finalize();
+        let digest = Md5::new().chain_update(text.as_bytes()).chain_update(b"\n").finalize();
         let mut mac = [0x02, 0, 0, 0, 0, 0];
         mac[1..].copy_from_slice(&digest[..5]);
         Mac(mac)
@@ -27,9 +24,7 @@ impl Mac {
         match arg.strip_prefix("U:") {
             Some(text) => Ok(Mac::from_text(text)),
             None => {
-                let mac: Mac = arg
-                    .parse()
-                    .map_err(|_| format!("invalid MAC address '{arg}'"))?;
+                let mac: Mac = arg.parse().map_err(|_| format!("invalid MAC address '{arg}'"))?;
                 if mac.0[0] & 1 == 1 {
                     return Err(format!("MAC address {arg} is a multicast address"));
                 }
@@ -65,11 +60,7 @@ impl FromStr for Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
     }
 }
 
@@ -79,18 +70,12 @@ mod tests {
 
     #[test]
     fn u_form_matches_the_original() {
-        assert_eq!(
-            Mac::from_text("myhost.foo.com").to_string(),
-            "02:72:6c:cd:9b:8d"
-        );
+        assert_eq!(Mac::from_text("myhost.foo.com").to_string(), "02:72:6c:cd:9b:8d");
     }
 
     #[test]
     fn literal_any_case() {
-        assert_eq!(
-            Mac::parse_arg("02:AB:cd:00:11:2").unwrap().to_string(),
-            "02:ab:cd:00:11:02"
-        );
+        assert_eq!(Mac::parse_arg("02:AB:cd:00:11:2").unwrap().to_string(), "02:ab:cd:00:11:02");
     }
 
     #[test]

@@ -134,8 +134,5 @@ waited a second); it is sent only for an address really configured, and no \
 LXC containers are found on cgroup2 hosts too. Options may come in any order. \
 A stale host-side link is deleted only if it is a veth.",
     ),
-    (
-        "SEE ALSO",
-        "ip(8), ip-link(8), ip-route(8), bridge(8), docker(1), lxc(7)",
-    ),
+    ("SEE ALSO", "ip(8), ip-link(8), ip-route(8), bridge(8), docker(1), lxc(7)"),
 ];

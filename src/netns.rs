@@ -11,10 +11,7 @@ use nix::sched::{setns, CloneFlags};
 use crate::error::{Error, Result};
 
 /// Runs `f` on a new thread that has joined the network namespace `ns`.
-pub fn within<T: Send>(
-    ns: BorrowedFd<'_>,
-    f: impl FnOnce() -> std::io::Result<T> + Send,
-) -> Result<T> {
+pub fn within<T: Send>(ns: BorrowedFd<'_>, f: impl FnOnce() -> std::io::Result<T> + Send) -> Result<T> {
     std::thread::scope(|scope| {
         scope
             .spawn(move || {

@@ -133,18 +133,10 @@ pub fn check_ifname(name: &str) -> Result<(), String> {
         return Err("an interface name cannot be empty".into());
     }
     if name.len() > IFNAME_MAX {
-        return Err(format!(
-            "interface name '{name}' is longer than {IFNAME_MAX} bytes"
-        ));
+        return Err(format!("interface name '{name}' is longer than {IFNAME_MAX} bytes"));
     }
-    if name == "."
-        || name == ".."
-        || name.contains(['/', ':'])
-        || name.contains(char::is_whitespace)
-    {
-        return Err(format!(
-            "interface name '{name}' is not valid (no '/', ':', spaces, '.' or '..')"
-        ));
+    if name == "." || name == ".." || name.contains(['/', ':']) || name.contains(char::is_whitespace) {
+        return Err(format!("interface name '{name}' is not valid (no '/', ':', spaces, '.' or '..')"));
     }
     Ok(())
 }
@@ -166,15 +158,11 @@ pub fn parse_addressing(arg: &str, family: Option<Family>) -> Result<Addressing,
     }
     if ip == "0/0" {
         if gateway.is_some() {
-            return Err(crate::Error::new(
-                "0/0 assigns no address, so it takes no @gateway",
-            ));
+            return Err(crate::Error::new("0/0 assigns no address, so it takes no @gateway"));
         }
         return Ok(Addressing::None);
     }
-    let net: IpNetwork = ip
-        .parse()
-        .map_err(|_| crate::Error::new(format!("invalid IP address '{ip}'")))?;
+    let net: IpNetwork = ip.parse().map_err(|_| crate::Error::new(format!("invalid IP address '{ip}'")))?;
     if let Some(family) = family {
         if family != Family::of(net.ip()) {
             let want = if family == Family::V4 { "IPv4" } else { "IPv6" };
@@ -187,18 +175,12 @@ pub fn parse_addressing(arg: &str, family: Option<Family>) -> Result<Addressing,
     let gateway = match gateway {
         None => None,
         Some(gw) => {
-            let gw: IpAddr = gw
-                .parse()
-                .map_err(|_| crate::Error::new(format!("invalid gateway '{gw}'")))?;
+            let gw: IpAddr = gw.parse().map_err(|_| crate::Error::new(format!("invalid gateway '{gw}'")))?;
             if Family::of(gw) != Family::of(net.ip()) {
-                return Err(crate::Error::new(format!(
-                    "gateway {gw} is not of the same family as {ip}"
-                )));
+                return Err(crate::Error::new(format!("gateway {gw} is not of the same family as {ip}")));
             }
             if gw == net.ip() {
-                return Err(crate::Error::new(format!(
-                    "gateway {gw} is the container's own address"
-                )));
+                return Err(crate::Error::new(format!("gateway {gw} is the container's own address")));
             }
             Some(gw)
         }
@@ -222,16 +204,8 @@ fn parse_dhcp(arg: &str) -> Option<Dhcp> {
         _ => return None,
     };
     // dhcpcd takes no options in the original.
-    let options = if client == DhcpClient::Dhcpcd {
-        None
-    } else {
-        options
-    };
-    Some(Dhcp {
-        client,
-        foreground,
-        options,
-    })
+    let options = if client == DhcpClient::Dhcpcd { None } else { options };
+    Some(Dhcp { client, foreground, options })
 }
 
 /// The fourth argument: `[mac][@vlan]`; the VLAN is what follows the first `@`.
@@ -248,11 +222,7 @@ pub fn parse_mac_vlan(arg: &str) -> Result<(Option<Mac>, Option<u16>), crate::Er
         None => None,
         Some(v) => match v.parse::<u16>() {
             Ok(id @ 1..=4094) => Some(id),
-            _ => {
-                return Err(crate::Error::new(format!(
-                    "invalid VLAN ID '{v}' (must be 1-4094)"
-                )))
-            }
+            _ => return Err(crate::Error::new(format!("invalid VLAN ID '{v}' (must be 1-4094)"))),
         },
     };
     Ok((mac, vlan))
@@ -273,56 +243,31 @@ mod tests {
     fn static_with_gateway() {
         assert_eq!(
             stat("10.5.106.101/24@10.5.106.1"),
-            (
-                "10.5.106.101/24".into(),
-                Some("10.5.106.1".parse().unwrap())
-            )
+            ("10.5.106.101/24".into(), Some("10.5.106.1".parse().unwrap()))
         );
         assert_eq!(stat("2001:db8::10/64@2001:db8::1").0, "2001:db8::10/64");
         // Only the part before a second `@` is the gateway, as in the script.
-        assert_eq!(
-            stat("10.0.0.2/8@10.0.0.1@junk").1,
-            Some("10.0.0.1".parse().unwrap())
-        );
+        assert_eq!(stat("10.0.0.2/8@10.0.0.1@junk").1, Some("10.0.0.1".parse().unwrap()));
     }
 
     #[test]
     fn netmask_missing_is_the_original_message() {
         let e = parse_addressing("10.0.0.5", None).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "The IP address should include a netmask.\nMaybe you meant 10.0.0.5/24 ?"
-        );
+        assert_eq!(e.message(), "The IP address should include a netmask.\nMaybe you meant 10.0.0.5/24 ?");
     }
 
     #[test]
     fn refusals() {
         for (arg, fam, msg) in [
-            (
-                "10.0.0.300/24",
-                None,
-                "pipework: invalid IP address '10.0.0.300/24'",
-            ),
-            (
-                "10.0.0.3/33",
-                None,
-                "pipework: invalid IP address '10.0.0.3/33'",
-            ),
-            (
-                "10.0.0.3/24@10.0.0.x",
-                None,
-                "pipework: invalid gateway '10.0.0.x'",
-            ),
+            ("10.0.0.300/24", None, "pipework: invalid IP address '10.0.0.300/24'"),
+            ("10.0.0.3/33", None, "pipework: invalid IP address '10.0.0.3/33'"),
+            ("10.0.0.3/24@10.0.0.x", None, "pipework: invalid gateway '10.0.0.x'"),
             (
                 "10.0.0.3/24@2001:db8::1",
                 None,
                 "pipework: gateway 2001:db8::1 is not of the same family as 10.0.0.3/24",
             ),
-            (
-                "10.0.0.3/24",
-                Some(Family::V6),
-                "pipework: '10.0.0.3/24' is not an IPv6 address (-a 6)",
-            ),
+            ("10.0.0.3/24", Some(Family::V6), "pipework: '10.0.0.3/24' is not an IPv6 address (-a 6)"),
         ] {
             assert_eq!(parse_addressing(arg, fam).unwrap_err().message(), msg);
         }
@@ -341,11 +286,7 @@ mod tests {
         );
         assert_eq!(
             parse_addressing("dhcpcd:ignored", None).unwrap(),
-            Addressing::Dhcp(Dhcp {
-                client: DhcpClient::Dhcpcd,
-                foreground: false,
-                options: None
-            })
+            Addressing::Dhcp(Dhcp { client: DhcpClient::Dhcpcd, foreground: false, options: None })
         );
     }
 
@@ -353,10 +294,7 @@ mod tests {
     fn mac_and_vlan() {
         assert_eq!(parse_mac_vlan("@10").unwrap(), (None, Some(10)));
         let (mac, vlan) = parse_mac_vlan("U:myhost.foo.com@4094").unwrap();
-        assert_eq!(
-            (mac.unwrap().to_string().as_str(), vlan),
-            ("02:72:6c:cd:9b:8d", Some(4094))
-        );
+        assert_eq!((mac.unwrap().to_string().as_str(), vlan), ("02:72:6c:cd:9b:8d", Some(4094)));
         assert!(parse_mac_vlan("@0").is_err());
         assert!(parse_mac_vlan("@4095").is_err());
         assert!(parse_mac_vlan("@x").is_err());
