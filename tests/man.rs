@@ -29,16 +29,13 @@ fn section(out: &mut Vec<u8>, title: &str, body: &str) {
     roff.control("SH", [title]);
     for para in body.split("\n\n") {
         if para.lines().all(|l| l.starts_with("  ")) {
-            roff.control("PP", [])
-                .control("nf", [])
-                .control("RS", ["4"]);
+            roff.control("PP", []).control("nf", []).control("RS", ["4"]);
             for line in para.lines() {
                 roff.text([roman(&line[2..])]);
             }
             roff.control("RE", []).control("fi", []);
         } else {
-            roff.control("PP", [])
-                .text([roman(para.replace('\n', " "))]);
+            roff.control("PP", []).text([roman(para.replace('\n', " "))]);
         }
     }
     roff.to_writer(out).unwrap();
@@ -52,8 +49,5 @@ fn man_page_is_current() {
         std::fs::write(path, &fresh).unwrap();
     }
     let on_disk = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(
-        on_disk == fresh,
-        "man/pipework.8 is stale: run PIPEWORK_BLESS=1 cargo test --test man"
-    );
+    assert!(on_disk == fresh, "man/pipework.8 is stale: run PIPEWORK_BLESS=1 cargo test --test man");
 }

@@ -1,0 +1,198 @@
+//! Refusals: the exact message, exit status 1, and nothing changed on the
+//! host or in the container (no bridge made, no litter in /var/run/netns).
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+
+/// A Docker host namespace with a bridge `br0` and a plain interface `eth0`
+/// (a veth, so "physical" to pipework), and a container.
+struct Fixture {
+    host: Netns,
+    ctr: Container,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let host = Netns::new("host");
+        host.add_bridge("br0", None);
+        host.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"]);
+        host.ip(&["link", "set", "eth0", "up"]);
+        Fixture { host, ctr: Container::run("ctr") }
+    }
+
+    /// Runs pipework with `CTR` standing for the container, checks that it
+    /// exits 1 and changes nothing, and returns what it printed.
+    #[track_caller]
+    fn refused(&self, args: &[&str]) -> Output {
+        let args = with_guest(args, &self.ctr.name);
+        let (host_before, ctr_before) = (self.host.snapshot(), self.ctr.snapshot());
+        let out = pipework(&self.host, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}\n--- stdout\n{}--- stderr\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert_unchanged("host", &host_before, || self.host.snapshot());
+        assert_unchanged("container", &ctr_before, || self.ctr.snapshot());
+        out
+    }
+
+    /// Refused with exactly `message` on stderr.
+    #[track_caller]
+    fn refused_with(&self, args: &[&str], message: &str) {
+        let out = self.refused(args);
+        assert_eq!(stderr(&out), format!("{message}\n"), "{args:?}");
+    }
+
+    /// Refused with one `pipework: ` line on stderr that mentions `bad`.
+    #[track_caller]
+    fn refused_mentioning(&self, args: &[&str], bad: &str) {
+        let out = self.refused(args);
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line expected:\n{err}");
+        assert!(err.starts_with("pipework: "), "{args:?}: {err}");
+        assert!(err.contains(bad), "{args:?}: message does not mention {bad:?}: {err}");
+    }
+}
+
+#[test]
+fn no_ip_prints_usage_on_stdout() {
+    let f = Fixture::new();
+    for args in [&["br0", "CTR"][..], &["br0"], &[]] {
+        let out = f.refused(args);
+        assert!(stdout(&out).starts_with("Syntax:"), "{args:?}: {}", stdout(&out));
+    }
+}
+
+#[test]
+fn ip_without_netmask() {
+    Fixture::new().refused_with(
+        &["br0", "CTR", "10.0.0.5"],
+        "The IP address should include a netmask.\nMaybe you meant 10.0.0.5/24 ?",
+    );
+}
+
+#[test]
+fn unknown_host_interface() {
+    Fixture::new()
+        .refused_with(&["foo0", "CTR", "10.0.0.5/24"], "I do not know how to setup interface foo0.");
+}
+
+#[test]
+fn vlan_on_an_existing_linux_bridge() {
+    Fixture::new().refused_with(
+        &["br0", "CTR", "10.0.0.5/24", "@10"],
+        "VLAN configuration currently unsupported for Linux bridge.",
+    );
+}
+
+#[test]
+fn vlan_on_a_bridge_to_be_made() {
+    // Refused before the bridge is made: the snapshot shows no br7.
+    Fixture::new().refused_with(
+        &["br7", "CTR", "10.0.0.5/24", "02:12:34:56:78:9a@10"],
+        "VLAN configuration currently unsupported for Linux bridge.",
+    );
+}
+
+#[test]
+fn invalid_family() {
+    Fixture::new().refused_with(&["br0", "-a", "5", "CTR", "10.0.0.5/24"], "Invalid family: 5");
+}
+
+#[test]
+fn unknown_container() {
+    let f = Fixture::new();
+    let name = format!("nosuch{}", unique("c"));
+    f.refused_with(&["br0", &name, "10.0.0.5/24"], &format!("Error: No such object: {name}"));
+}
+
+#[test]
+fn bad_addresses() {
+    let f = Fixture::new();
+    for (ip, bad) in [
+        ("10.0.0.300/24", "10.0.0.300"),
+        ("banana/24", "banana"),
+        ("10.0.0.5/33", "33"),
+        ("10.0.0.5/abc", "abc"),
+        ("10.0.0.5/", "10.0.0.5/"),
+    ] {
+        f.refused_mentioning(&["br0", "CTR", ip], bad);
+    }
+}
+
+#[test]
+fn address_of_the_wrong_family() {
+    let f = Fixture::new();
+    f.refused_mentioning(&["br0", "-a", "6", "CTR", "10.0.0.5/24"], "10.0.0.5");
+    f.refused_mentioning(&["br0", "-a", "4", "CTR", "2001:db8::10/64"], "2001:db8::10");
+    f.refused_mentioning(&["br0", "-a", "6", "CTR", "2001:db8::10/129"], "129");
+}
+
+#[test]
+fn bad_gateways() {
+    let f = Fixture::new();
+    for (ip, bad) in [
+        ("10.0.0.5/24@10.0.0.999", "10.0.0.999"),
+        ("10.0.0.5/24@gw", "gw"),
+        ("10.0.0.5/24@2001:db8::1", "2001:db8::1"),
+    ] {
+        f.refused_mentioning(&["br0", "CTR", ip], bad);
+    }
+}
+
+#[test]
+fn bad_macs() {
+    let f = Fixture::new();
+    for mac in ["zz:00:00:00:00:01", "02:ab:cd", "02:ab:cd:00:11:22:33", "01:00:5e:00:00:01"] {
+        f.refused_mentioning(&["br0", "CTR", "10.0.0.5/24", mac], mac);
+    }
+}
+
+#[test]
+fn bad_vlans() {
+    // On a "physical" interface, where a VLAN is allowed at all.
+    let f = Fixture::new();
+    for vlan in ["5000", "4095", "abc", "-1"] {
+        f.refused_mentioning(&["eth0", "CTR", "10.0.0.5/24", &format!("@{vlan}")], vlan);
+        f.refused_mentioning(&["eth0", "CTR", "10.0.0.5/24", &format!("02:12:34:56:78:9a@{vlan}")], vlan);
+    }
+}
+
+/// Refused with one line (any wording) mentioning `name`.
+#[track_caller]
+fn refused_naming(f: &Fixture, args: &[&str], name: &str) {
+    let err = stderr(&f.refused(args));
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line expected:\n{err}");
+    assert!(err.contains(name), "{args:?}: message does not mention {name:?}: {err}");
+}
+
+#[test]
+fn interface_names_too_long() {
+    let f = Fixture::new();
+    let long = "abcdefghijklmnop"; // 16 bytes
+    refused_naming(&f, &["br0", "-i", long, "CTR", "10.0.0.5/24"], long);
+    refused_naming(&f, &["br0", "-l", long, "CTR", "10.0.0.5/24"], long);
+    // A bridge to be made under a name the kernel would refuse.
+    refused_naming(&f, &["brabcdefghijklmn", "CTR", "10.0.0.5/24"], "brabcdefghijklmn");
+}
+
+#[test]
+fn interface_names_with_a_slash() {
+    let f = Fixture::new();
+    refused_naming(&f, &["br0", "-i", "eth/1", "CTR", "10.0.0.5/24"], "eth/1");
+    refused_naming(&f, &["br0", "-l", "v/host", "CTR", "10.0.0.5/24"], "v/host");
+}
+
+#[test]
+fn mac_selector_matching_nothing() {
+    Fixture::new().refused_with(
+        &["mac:02:00:00:00:00:99", "CTR", "10.0.0.5/24"],
+        "Mac address 02:00:00:00:00:99 specified for interface but no host interface matched.",
+    );
+}

@@ -1,0 +1,81 @@
+//! Command lines written for the original script, run unchanged from the
+//! shell scripts in compat/, then checked through `ip -j`.
+
+mod common;
+
+use common::*;
+
+/// Runs `compat/<script>` with PIPEWORK, HOSTNS and CTR set; it must succeed.
+fn run_script(script: &str, host: &Netns, ctr: &Container) {
+    let path = format!("{}/compat/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("bash")
+        .arg(&path)
+        .env("PIPEWORK", PIPEWORK)
+        .env("HOSTNS", &host.name)
+        .env("CTR", &ctr.name)
+        .env_remove("FAILPOINTS")
+        .env_remove("PIPEWORK_FAIL_AT")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("cannot run bash");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn xcat_runbook() {
+    let host = Netns::new("host");
+    // The runbook's `docker create` (see the script's header), then `docker start`.
+    let ctr = Container::create(
+        "xcatmn",
+        &[
+            "-it",
+            "--dns=10.5.106.1",
+            "--dns-search=clusters.com",
+            "--hostname=xcatmn",
+            "--add-host=xcatmn:10.5.106.101",
+            "--add-host=c910f05c01bc06:10.5.106.1",
+        ],
+        &["/bin/sh"],
+    );
+    run_script("xcat-runbook.sh", &host, &ctr);
+
+    assert_eq!(ctr.cidrs("eth1", Family::V4), vec!["10.5.106.101/24"]);
+    assert_default_via(&ctr, Family::V4, "10.5.106.1", "eth1");
+    assert_eq!(host.must_link(&host_side("eth1", ctr.pid)).master.as_deref(), Some("br0"));
+    // dockerhost1 owns 10.5.106.1 on br0 and reaches xcatmn.
+    assert!(host.ping("10.5.106.101"), "the Docker host cannot ping xcatmn");
+    // What the runbook's docker flags promised is still there.
+    assert_eq!(ctr.inspect("{{.Config.Hostname}}"), "xcatmn");
+}
+
+#[test]
+fn bridge_examples() {
+    let host = Netns::new("host");
+    let ctr = Container::run("ctr");
+    run_script("bridge-examples.sh", &host, &ctr);
+
+    let pid = ctr.pid;
+    for (ctr_if, host_if, cidr) in [
+        ("eth1", host_side("eth1", pid), "192.168.1.10/24"),
+        ("eth2", host_side("eth2", pid), "192.168.2.10/24"),
+        ("eth3", "vethweb".to_owned(), "192.168.3.10/24"),
+        ("eth4", host_side("eth4", pid), "192.168.4.10/24"),
+        ("eth5", host_side("eth5", pid), "192.168.5.10/24"),
+    ] {
+        assert_eq!(host.must_link(&host_if).master.as_deref(), Some("br1"), "{host_if}");
+        assert!(ctr.must_link(ctr_if).is_up(), "{ctr_if}");
+        assert_eq!(ctr.cidrs(ctr_if, Family::V4), vec![cidr.to_owned()], "{ctr_if}");
+    }
+    assert_default_via(&ctr, Family::V4, "192.168.1.254", "eth1");
+    assert_eq!(ctr.must_link("eth4").address, "02:72:6c:cd:9b:8d");
+    assert_eq!(ctr.must_link("eth5").address, "02:12:34:56:78:9a");
+    assert_eq!(host.must_link(&host_side("eth6", pid)).master.as_deref(), Some("br1"));
+    assert!(ctr.addrs("eth6").is_empty(), "0/0 assigns nothing");
+    assert_eq!(host.ports("br1").len(), 6);
+}
