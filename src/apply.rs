@@ -6,6 +6,7 @@ use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
+use rtnetlink::packet_route::route::RouteAttribute;
 
 use crate::announce::ArpNotify;
 use crate::error::{Error, Result};
@@ -87,11 +88,44 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
         Step::SetMaster { link, bridge } => {
             let (link, bridge) = (t.host.require(link).await?, t.host.require(bridge).await?);
             t.host.set_master(link.index, bridge.index).await?;
-            Ok(None)
+            Ok(Some(Undo::NoMaster { name: link.name }))
         }
-        Step::LinkUp { name, .. } => {
-            nl.set_up(nl.require(name).await?.index).await?;
-            Ok(None)
+        Step::LinkUp { side, name } => {
+            let link = nl.require(name).await?;
+            if link.up {
+                return Ok(None);
+            }
+            nl.set_up(link.index).await?;
+            Ok(Some(Undo::LinkDown { side: *side, name: name.clone() }))
+        }
+        Step::MakeBridge { name, mac, mtu, stp, forward_delay } => {
+            t.host
+                .add_bridge_with(name, *mac, *mtu, *stp, *forward_delay)
+                .await
+                .map_err(|e| nl_error(e, format!("creating bridge {name}")))?;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone() }))
+        }
+        Step::CopyAddress { to, addr, .. } => {
+            let link = t.host.require(to).await?;
+            t.host.add_address_msg((**addr).clone(), link.index).await?;
+            let mut added = (**addr).clone();
+            added.header.index = link.index;
+            Ok(Some(Undo::DeleteAddress { addr: Box::new(added) }))
+        }
+        Step::DeleteAddress { dev, addr, .. } => {
+            t.host.del_address_msg((**addr).clone()).await?;
+            Ok(Some(Undo::AddAddress { dev: dev.clone(), addr: addr.clone() }))
+        }
+        Step::MoveRoute { route, to, .. } => {
+            let link = t.host.require(to).await?;
+            let mut moved = (**route).clone();
+            for a in &mut moved.attributes {
+                if let RouteAttribute::Oif(i) = a {
+                    *i = link.index;
+                }
+            }
+            t.host.replace_route(moved).await?;
+            Ok(Some(Undo::ReplaceRoute { route: route.clone() }))
         }
         Step::AddAddress { dev, net } => {
             nl.add_address(nl.require(dev).await?.index, net.ip(), net.prefix()).await?;
@@ -187,6 +221,18 @@ async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         }
         Undo::RestoreRoute { route } => t.guest.restore_route((**route).clone()).await?,
         Undo::DeleteRoute { route } => t.guest.del_route((**route).clone()).await?,
+        Undo::NoMaster { name } => t.host.set_nomaster(t.host.require(name).await?.index).await?,
+        Undo::LinkDown { side, name } => {
+            let nl = t.side(*side);
+            if let Some(link) = nl.link(name).await? {
+                nl.set_down(link.index).await?;
+            }
+        }
+        Undo::AddAddress { dev, addr } => {
+            t.host.add_address_msg((**addr).clone(), t.host.require(dev).await?.index).await?
+        }
+        Undo::DeleteAddress { addr } => t.host.del_address_msg((**addr).clone()).await?,
+        Undo::ReplaceRoute { route } => t.host.replace_route((**route).clone()).await?,
     }
     Ok(())
 }

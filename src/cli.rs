@@ -4,10 +4,12 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{ArgAction, CommandFactory, Parser};
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::request::{self, Attach, Family, HostIf, Request, Tool};
+use crate::request::{self, Attach, Family, HostIf, LoopRequest, Mkbridge, Request, Tool};
 
 /// The original's usage text, word for word (stdout, exit 1).
 pub const SYNTAX: &str = "\
@@ -107,8 +109,82 @@ pub struct Cli {
     pub mac_vlan: Option<String>,
 }
 
+/// The companions. Their words are subcommands only when no host interface
+/// has that name, so they are parsed apart from the attach grammar.
+#[derive(Parser, Debug)]
+#[command(name = "pipework", version)]
+struct CompanionCli {
+    /// Log each step (-vv for netlink detail); RUST_LOG works too
+    #[arg(short = 'v', long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    companion: Companion,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Companion {
+    /// Make BRIDGE the host's interface in IFACE's place, in one safe step
+    Mkbridge(MkbridgeArgs),
+    /// Loop devices: find a free one, or make sure their nodes exist
+    Loop {
+        #[command(subcommand)]
+        command: LoopCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct MkbridgeArgs {
+    /// The bridge: created if absent
+    #[arg(value_name = "BRIDGE")]
+    pub bridge: String,
+
+    /// The interface that becomes its port; its addresses and routes move to BRIDGE
+    #[arg(value_name = "IFACE")]
+    pub iface: String,
+
+    /// Spanning tree on the bridge
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = ["on", "off"])]
+    pub stp: String,
+
+    /// Forward delay of the bridge, in seconds [default: 0, the kernel's with --stp on]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(0..=30))]
+    pub forward_delay: Option<u32>,
+
+    /// Print the plan as iproute2 commands and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LoopCommand {
+    /// Print the first free loop device as losetup -f does, making its node if missing
+    Free {
+        /// The device directory
+        #[arg(long, value_name = "DIR", default_value = "/dev")]
+        dev: PathBuf,
+    },
+    /// Make sure loop0 to loop<N-1> exist as block nodes 7:i, mode 0660, group disk
+    Ensure {
+        /// How many loop devices
+        #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        count: u32,
+
+        /// The device directory (a chroot's or an image's /dev)
+        #[arg(long, value_name = "DIR", default_value = "/dev")]
+        dev: PathBuf,
+
+        /// Make them in this container's /dev instead (any GUEST form)
+        #[arg(long, value_name = "GUEST", conflicts_with = "dev")]
+        container: Option<String>,
+    },
+}
+
+const COMPANIONS: [&str; 2] = ["mkbridge", "loop"];
+
+/// The whole command line, companions included: for `--help` and the man page.
 pub fn command() -> clap::Command {
-    Cli::command()
+    Companion::augment_subcommands(Cli::command())
 }
 
 /// What to do, and how loudly.
@@ -124,6 +200,9 @@ pub struct Invocation {
 pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Invocation> {
     if let Some(inv) = parse_passthrough(&argv, &host_has)? {
         return Ok(inv);
+    }
+    if first_word(&argv).is_some_and(|w| COMPANIONS.contains(&w.as_str()) && !host_has(&w)) {
+        return parse_companion(argv);
     }
     let cli = Cli::try_parse_from(argv).map_err(clap_error)?;
     let family = cli.family.as_deref().map(Family::parse).transpose().map_err(Error::plain)?;
@@ -179,18 +258,9 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
 /// guest belongs to the tool, dashes included, so clap never sees it.
 fn parse_passthrough(argv: &[OsString], host_has: &impl Fn(&str) -> bool) -> Result<Option<Invocation>> {
     let args: Vec<String> = argv.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
-    let mut verbose = 0u8;
-    let mut words = args.iter();
-    let word = loop {
-        match words.next().map(String::as_str) {
-            Some("--verbose") => verbose += 1,
-            Some(flag) if flag.len() > 1 && flag.starts_with('-') && flag[1..].chars().all(|c| c == 'v') => {
-                verbose += (flag.len() - 1) as u8
-            }
-            Some(word) => break word,
-            None => return Ok(None),
-        }
-    };
+    let verbose = args.iter().take_while(|a| is_verbose_flag(a)).map(|a| verbosity(a)).sum();
+    let mut words = args.iter().skip_while(|a| is_verbose_flag(a));
+    let Some(word) = words.next() else { return Ok(None) };
     // The original matches on the prefix: `routes` and `tc0` are words too.
     let tool = if word.starts_with("route") {
         Tool::Route
@@ -212,6 +282,47 @@ fn parse_passthrough(argv: &[OsString], host_has: &impl Fn(&str) -> bool) -> Res
     Ok(Some(Invocation { request, verbose, dry_run: false }))
 }
 
+fn is_verbose_flag(arg: &str) -> bool {
+    arg == "--verbose" || (arg.len() > 1 && arg.starts_with('-') && arg[1..].chars().all(|c| c == 'v'))
+}
+
+fn verbosity(flag: &str) -> u8 {
+    if flag == "--verbose" {
+        1
+    } else {
+        (flag.len() - 1) as u8
+    }
+}
+
+/// The first word after any leading `-v` flags.
+fn first_word(argv: &[OsString]) -> Option<String> {
+    argv.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).find(|a| !is_verbose_flag(a))
+}
+
+fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
+    let cli = CompanionCli::try_parse_from(argv).map_err(clap_error)?;
+    let (request, dry_run) = match cli.companion {
+        Companion::Mkbridge(m) => {
+            request::check_ifname(&m.bridge).map_err(Error::new)?;
+            request::check_ifname(&m.iface).map_err(Error::new)?;
+            let req = Mkbridge {
+                bridge: m.bridge,
+                iface: m.iface,
+                stp: m.stp == "on",
+                forward_delay: m.forward_delay,
+            };
+            (Request::Mkbridge(req), m.dry_run)
+        }
+        Companion::Loop { command: LoopCommand::Free { dev } } => {
+            (Request::Loop(LoopRequest::Free { dev }), false)
+        }
+        Companion::Loop { command: LoopCommand::Ensure { count, dev, container } } => {
+            (Request::Loop(LoopRequest::Ensure { count, dev, container }), false)
+        }
+    };
+    Ok(Invocation { request, verbose: cli.verbose, dry_run })
+}
+
 /// clap's own errors, made to exit 1 like every other refusal; help and
 /// version are not errors.
 fn clap_error(e: clap::Error) -> Error {
@@ -221,6 +332,8 @@ fn clap_error(e: clap::Error) -> Error {
             let _ = e.print();
             Error::exit(0)
         }
+        // `pipework` alone: the original's usage text.
+        DisplayHelpOnMissingArgumentOrSubcommand => Error::stdout(SYNTAX),
         _ => {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");

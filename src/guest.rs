@@ -29,6 +29,9 @@ pub struct Guest {
     /// The number in interface names (`veth1pl<N>`): the PID, or for a bare
     /// namespace its inode offset.
     pub nspid: u64,
+    /// A process of the guest, when there is one (not for netns files):
+    /// its other namespaces (mount, for `loop --container`) are reached by it.
+    pub pid: Option<u64>,
     /// How a person would enter it, for dry-run output.
     pub enter: String,
     /// How `ip link ... netns <X>` names it, for dry-run output.
@@ -48,7 +51,14 @@ impl Guest {
         let netns =
             File::open(&path).map_err(|_| Error::new(format!("process {pid} of {label} not found")))?;
         let enter = format!("nsenter --net={path}");
-        Ok(Guest { label: label.to_string(), nspid: pid, enter, netns_arg: pid.to_string(), netns })
+        Ok(Guest {
+            label: label.to_string(),
+            nspid: pid,
+            pid: Some(pid),
+            enter,
+            netns_arg: pid.to_string(),
+            netns,
+        })
     }
 
     fn from_file(label: &str, path: &Path, enter: String, netns_arg: String) -> Result<Guest> {
@@ -56,7 +66,7 @@ impl Guest {
             File::open(path).map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
         check_is_netns(&netns, path)?;
         let nspid = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
-        Ok(Guest { label: label.to_string(), nspid, enter, netns_arg, netns })
+        Ok(Guest { label: label.to_string(), nspid, pid: None, enter, netns_arg, netns })
     }
 }
 

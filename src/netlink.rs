@@ -7,6 +7,8 @@ use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd};
 
 use futures::TryStreamExt;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
+use rtnetlink::packet_route::link::BridgeStpState;
 use rtnetlink::packet_route::link::{
     BridgePortState, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth, LinkAttribute, LinkFlags,
     LinkInfo, LinkLayerType, LinkMessage,
@@ -30,6 +32,7 @@ pub struct Link {
     pub mac: Option<Mac>,
     pub master: Option<u32>,
     pub infiniband: bool,
+    pub loopback: bool,
     /// The STP state of a bridge port.
     pub port_state: Option<BridgePortState>,
 }
@@ -45,6 +48,7 @@ impl Link {
             mac: None,
             master: None,
             infiniband: msg.header.link_layer_type == LinkLayerType::Infiniband,
+            loopback: msg.header.link_layer_type == LinkLayerType::Loopback,
             port_state: None,
         };
         for attr in msg.attributes {
@@ -311,4 +315,157 @@ fn table_of(route: &RouteMessage) -> u32 {
             _ => None,
         })
         .unwrap_or(u32::from(route.header.table))
+}
+
+/// What `mkbridge` moves: addresses and routes, as the kernel lists them.
+impl Netlink {
+    /// A bridge made in one request, down, with the given MAC, MTU and STP.
+    /// `forward_delay` is in seconds; the kernel counts hundredths.
+    pub async fn add_bridge_with(
+        &self,
+        name: &str,
+        mac: Mac,
+        mtu: u32,
+        stp: bool,
+        forward_delay: Option<u32>,
+    ) -> std::result::Result<(), rtnetlink::Error> {
+        let mut bridge = LinkBridge::new(name).stp_state(if stp {
+            BridgeStpState::KernelStp
+        } else {
+            BridgeStpState::Disabled
+        });
+        if let Some(secs) = forward_delay {
+            bridge = bridge.forward_delay(secs * 100);
+        }
+        let msg = bridge.address(mac.0.to_vec()).mtu(mtu).build();
+        self.handle.link().add(msg).execute().await
+    }
+
+    pub async fn set_nomaster(&self, index: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).nocontroller().build();
+        self.handle.link().set(msg).execute().await.map_err(|e| nl_error(e, "leaving the bridge"))
+    }
+
+    pub async fn set_down(&self, index: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).down().build();
+        self.handle.link().set(msg).execute().await.map_err(|e| nl_error(e, "bringing the link down"))
+    }
+
+    /// The global (not link-local, not host) addresses of a link.
+    pub async fn global_addresses(&self, index: u32) -> Result<Vec<AddressMessage>> {
+        let all: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| nl_error(e, "listing addresses"))?;
+        Ok(all
+            .into_iter()
+            .filter(|a| a.header.index == index && a.header.scope == AddressScope::Universe)
+            .collect())
+    }
+
+    /// Adds an address as listed, on link `index`; no DAD for an address
+    /// already in use on this host.
+    pub async fn add_address_msg(&self, mut addr: AddressMessage, index: u32) -> Result<()> {
+        addr.header.index = index;
+        addr.attributes.retain(|a| !matches!(a, AddressAttribute::CacheInfo(_) | AddressAttribute::Label(_)));
+        let mut flags = AddressFlags::empty();
+        for a in &addr.attributes {
+            if let AddressAttribute::Flags(f) = a {
+                flags = *f;
+            }
+        }
+        addr.attributes.retain(|a| !matches!(a, AddressAttribute::Flags(_)));
+        addr.attributes.push(AddressAttribute::Flags(flags | AddressFlags::Nodad));
+        let mut request = self.handle.address().add(index, address_ip(&addr), addr.header.prefix_len);
+        *request.message_mut() = addr;
+        request.execute().await.map_err(|e| nl_error(e, "adding address"))
+    }
+
+    pub async fn del_address_msg(&self, addr: AddressMessage) -> Result<()> {
+        self.handle.address().del(addr).execute().await.map_err(|e| nl_error(e, "deleting address"))
+    }
+
+    /// Routes through link `index` in any table, both families: not the
+    /// kernel's own (they follow the addresses), not the local table's.
+    pub async fn routes_via(&self, index: u32) -> Result<Vec<RouteMessage>> {
+        let mut found = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            let mut query = match family {
+                Family::V4 => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+                Family::V6 => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+            };
+            query.header.table = RouteHeader::RT_TABLE_UNSPEC;
+            let routes: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(query)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| nl_error(e, "listing routes"))?;
+            found.extend(routes.into_iter().filter(|r| {
+                let oif = r.attributes.iter().any(|a| matches!(a, RouteAttribute::Oif(i) if *i == index));
+                oif && r.header.protocol != RouteProtocol::Kernel && table_of(r) != 255
+            }));
+        }
+        Ok(found)
+    }
+
+    /// `ip route replace`: the route keeps its key and gets these attributes.
+    pub async fn replace_route(&self, mut route: RouteMessage) -> Result<()> {
+        route.attributes.retain(|a| !matches!(a, RouteAttribute::CacheInfo(_)));
+        self.handle.route().add(route).replace().execute().await.map_err(|e| nl_error(e, "replacing route"))
+    }
+}
+
+pub fn address_ip(addr: &AddressMessage) -> IpAddr {
+    let local = addr.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    local
+        .or_else(|| {
+            addr.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+        })
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+/// A route as `ip route` would print its key parts: destination, gateway,
+/// metric and table (the device is given by the caller).
+pub fn route_text(route: &RouteMessage) -> String {
+    let mut dst = String::from("default");
+    let mut extra = String::new();
+    for a in &route.attributes {
+        match a {
+            RouteAttribute::Destination(d) => {
+                dst = format!("{}/{}", addr_text(d), route.header.destination_prefix_length)
+            }
+            RouteAttribute::Gateway(g) => extra += &format!(" via {}", addr_text(g)),
+            RouteAttribute::Priority(m) => extra += &format!(" metric {m}"),
+            _ => {}
+        }
+    }
+    let table = table_of(route);
+    if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+        extra += &format!(" table {table}");
+    }
+    let flag = if route.header.address_family == AddressFamily::Inet6 { "-6" } else { "-4" };
+    format!("{flag} route replace {dst}{extra}")
+}
+
+fn addr_text(a: &rtnetlink::packet_route::route::RouteAddress) -> String {
+    use rtnetlink::packet_route::route::RouteAddress;
+    match a {
+        RouteAddress::Inet(ip) => ip.to_string(),
+        RouteAddress::Inet6(ip) => ip.to_string(),
+        other => format!("{other:?}"),
+    }
 }

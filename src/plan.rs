@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::error::Result;
@@ -67,6 +68,32 @@ pub enum Step {
         gateway: IpAddr,
         dev: String,
     },
+    /// `mkbridge`: a bridge with its port-to-be's MAC and MTU, made down.
+    MakeBridge {
+        name: String,
+        mac: Mac,
+        mtu: u32,
+        stp: bool,
+        forward_delay: Option<u32>,
+    },
+    /// An address of one link put on another, as it was listed.
+    CopyAddress {
+        to: String,
+        addr: Box<AddressMessage>,
+        text: String,
+    },
+    DeleteAddress {
+        dev: String,
+        addr: Box<AddressMessage>,
+        text: String,
+    },
+    /// `ip route replace` with the device changed: atomic, the route is
+    /// never missing.
+    MoveRoute {
+        route: Box<RouteMessage>,
+        to: String,
+        text: String,
+    },
     /// A gratuitous ARP for `ip`, once the bridge port `port` (if any)
     /// forwards; its failure is not the run's failure.
     Announce {
@@ -93,6 +120,24 @@ pub enum Undo {
     DeleteRoute {
         route: Box<RouteMessage>,
     },
+    NoMaster {
+        name: String,
+    },
+    DeleteAddress {
+        addr: Box<AddressMessage>,
+    },
+    LinkDown {
+        side: Side,
+        name: String,
+    },
+    AddAddress {
+        dev: String,
+        addr: Box<AddressMessage>,
+    },
+    /// Puts a moved route back as it was.
+    ReplaceRoute {
+        route: Box<RouteMessage>,
+    },
 }
 
 #[derive(Debug)]
@@ -105,6 +150,11 @@ pub struct Plan {
 impl Plan {
     pub fn new(guest: &Guest) -> Plan {
         Plan { steps: Vec::new(), enter: guest.enter.clone() }
+    }
+
+    /// A plan with no guest: every step acts on the host.
+    pub fn on_host() -> Plan {
+        Plan { steps: Vec::new(), enter: String::new() }
     }
 
     pub fn push(&mut self, step: Step) {
@@ -163,7 +213,11 @@ impl Step {
             Step::CreateBridge { .. }
             | Step::DeleteStale { .. }
             | Step::CreateVeth { .. }
-            | Step::SetMaster { .. } => Side::Host,
+            | Step::SetMaster { .. }
+            | Step::MakeBridge { .. }
+            | Step::CopyAddress { .. }
+            | Step::DeleteAddress { .. }
+            | Step::MoveRoute { .. } => Side::Host,
             Step::LinkUp { side, .. } => *side,
             Step::AddAddress { .. }
             | Step::DeleteDefault { .. }
@@ -203,6 +257,20 @@ impl fmt::Display for Step {
                 let (flag, len) = if gateway.is_ipv4() { ("-4", 32) } else { ("-6", 128) };
                 write!(f, "ip {flag} route get {gateway} || ip {flag} route add {gateway}/{len} dev {dev}")
             }
+            Step::MakeBridge { name, mac, mtu, stp, forward_delay } => {
+                write!(
+                    f,
+                    "ip link add {name} address {mac} mtu {mtu} type bridge stp_state {}",
+                    u8::from(*stp)
+                )?;
+                match forward_delay {
+                    Some(secs) => write!(f, " forward_delay {}", secs * 100),
+                    None => Ok(()),
+                }
+            }
+            Step::CopyAddress { to, text, .. } => write!(f, "ip addr add {text} dev {to}"),
+            Step::DeleteAddress { dev, text, .. } => write!(f, "ip addr del {text} dev {dev}"),
+            Step::MoveRoute { to, text, .. } => write!(f, "ip {text} dev {to}"),
             Step::Announce { dev, ip, .. } => {
                 let key = format!("net.ipv4.conf.{dev}.arp_notify");
                 let mac = format!("$(cat /sys/class/net/{dev}/address)");
@@ -224,6 +292,11 @@ impl fmt::Display for Undo {
             }
             Undo::RestoreRoute { .. } => write!(f, "ip route add <the deleted default route>"),
             Undo::DeleteRoute { .. } => write!(f, "ip route del <the route added>"),
+            Undo::NoMaster { name } => write!(f, "ip link set {name} nomaster"),
+            Undo::LinkDown { name, .. } => write!(f, "ip link set {name} down"),
+            Undo::AddAddress { dev, .. } => write!(f, "ip addr add <the deleted address> dev {dev}"),
+            Undo::DeleteAddress { .. } => write!(f, "ip addr del <the address added>"),
+            Undo::ReplaceRoute { .. } => write!(f, "ip route replace <the route as it was>"),
         }
     }
 }

@@ -25,6 +25,30 @@ pub enum Request {
         ifname: String,
         timeout: Option<Duration>,
     },
+    /// `mkbridge`: IFACE becomes a port of BRIDGE, which takes over its
+    /// addresses and routes.
+    Mkbridge(Mkbridge),
+    /// `loop free` and `loop ensure`.
+    Loop(LoopRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mkbridge {
+    pub bridge: String,
+    pub iface: String,
+    pub stp: bool,
+    /// Seconds; unset: 0 without STP (the runbook's `setfd 0`), the
+    /// kernel's default with it.
+    pub forward_delay: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoopRequest {
+    /// Print the first free loop device, making its node if missing.
+    Free { dev: std::path::PathBuf },
+    /// Make sure nodes loop0 to loop(count-1) exist in `dev`, or in the
+    /// `/dev` of a container.
+    Ensure { count: u32, dev: std::path::PathBuf, container: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
