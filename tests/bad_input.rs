@@ -28,18 +28,7 @@ impl Fixture {
     #[track_caller]
     fn refused(&self, args: &[&str]) -> Output {
         let args = with_guest(args, &self.ctr.name);
-        let (host_before, ctr_before) = (self.host.snapshot(), self.ctr.snapshot());
-        let out = pipework(&self.host, &args);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{args:?}\n--- stdout\n{}--- stderr\n{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        assert_unchanged("host", &host_before, || self.host.snapshot());
-        assert_unchanged("container", &ctr_before, || self.ctr.snapshot());
-        out
+        assert_refused(pipework, &self.host, Some(&self.ctr), &args)
     }
 
     /// Refused with exactly `message` on stderr.
@@ -52,11 +41,7 @@ impl Fixture {
     /// Refused with one `pipework: ` line on stderr that mentions `bad`.
     #[track_caller]
     fn refused_mentioning(&self, args: &[&str], bad: &str) {
-        let out = self.refused(args);
-        let err = stderr(&out);
-        assert_eq!(err.lines().count(), 1, "{args:?}: one line expected:\n{err}");
-        assert!(err.starts_with("pipework: "), "{args:?}: {err}");
-        assert!(err.contains(bad), "{args:?}: message does not mention {bad:?}: {err}");
+        assert_one_line_naming(args, &self.refused(args), bad);
     }
 }
 
@@ -195,4 +180,13 @@ fn mac_selector_matching_nothing() {
         &["mac:02:00:00:00:00:99", "CTR", "10.0.0.5/24"],
         "Mac address 02:00:00:00:00:99 specified for interface but no host interface matched.",
     );
+}
+
+#[test]
+fn container_interface_that_already_exists() {
+    let f = Fixture::new();
+    assert_success(&pipework(&f.host, &["br0", &f.ctr.name, "10.0.0.5/24"]));
+    // Another host side name, so the host side check cannot be what stops it.
+    f.refused_mentioning(&["br0", "-l", "vother", "CTR", "10.0.0.6/24"], "eth1");
+    f.refused_mentioning(&["br0", "-i", "lo", "CTR", "10.0.0.6/24"], "lo");
 }

@@ -2,6 +2,9 @@
 
 mod common;
 
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
 use common::*;
 
 const IP: &str = "10.5.106.101/24";
@@ -12,26 +15,6 @@ fn connect(args: &[&str]) -> (Netns, Container) {
     let ctr = Container::run("ctr");
     assert_success(&pipework(&host, &with_guest(args, &ctr.name)));
     (host, ctr)
-}
-
-/// The container got `ctr_if`, up, holding `cidr`; its host side `host_if`
-/// is a veth, up, enslaved to `bridge`.
-#[track_caller]
-fn assert_connected(host: &impl Ns, bridge: &str, host_if: &str, guest: &impl Ns, ctr_if: &str, cidr: &str) {
-    let br = host.must_link(bridge);
-    assert_eq!(br.kind.as_deref(), Some("bridge"), "{br:?}");
-    assert!(br.is_up(), "bridge is down: {br:?}");
-
-    let h = host.must_link(host_if);
-    assert_eq!(h.kind.as_deref(), Some("veth"), "{h:?}");
-    assert_eq!(h.master.as_deref(), Some(bridge), "{h:?}");
-    assert!(h.is_up(), "host side is down: {h:?}");
-
-    let g = guest.must_link(ctr_if);
-    assert_eq!(g.kind.as_deref(), Some("veth"), "{g:?}");
-    assert!(g.is_up(), "container side is down: {g:?}");
-    let family = if cidr.contains(':') { Family::V6 } else { Family::V4 };
-    assert_eq!(guest.cidrs(ctr_if, family), vec![cidr.to_owned()]);
 }
 
 #[test]
@@ -199,6 +182,39 @@ fn peer_on_the_bridge_and_container_reach_each_other() {
     assert_success(&pipework(&host, &["br0", &ctr.name, "10.5.106.101/24@10.5.106.1"]));
     assert!(peer.ping("10.5.106.101"), "peer cannot ping the container");
     assert!(ctr.ping("10.5.106.1"), "container cannot ping the peer");
+}
+
+#[test]
+fn gratuitous_arp_updates_a_peer_neighbour() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let peer = host.add_peer("br0", "10.5.106.1/24");
+    // A stale entry only an announcement can correct: nothing else makes
+    // the peer ask for 10.5.106.101. Locktime 0, so the update is not
+    // dropped as following the entry's last change too closely.
+    let bogus = "02:00:00:00:00:99";
+    peer.ip(&["neigh", "add", "10.5.106.101", "lladdr", bogus, "dev", "eth0", "nud", "stale"]);
+    peer.ip(&["ntable", "change", "name", "arp_cache", "dev", "eth0", "locktime", "0"]);
+    let peer_mac = || {
+        let entries = peer.ip_j(&["neigh", "show", "to", "10.5.106.101", "dev", "eth0"]);
+        entries[0]["lladdr"].as_str().map(str::to_owned)
+    };
+    assert_eq!(peer_mac().as_deref(), Some(bogus));
+
+    let guest = Netns::new("guest");
+    let arp_notify = |conf: &str| {
+        stdout(&guest.exec(&["cat", &format!("/proc/sys/net/ipv4/conf/{conf}/arp_notify")])).trim().to_owned()
+    };
+    assert_success(&pipework(&host, &["br0", &format!("netns:{}", guest.name), IP]));
+    let mac = guest.must_link("eth1").address;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while peer_mac().as_deref() != Some(mac.as_str()) {
+        assert!(Instant::now() < deadline, "peer still has {:?} for the container, not {mac}", peer_mac());
+        sleep(Duration::from_millis(50));
+    }
+    // eth1 was made with the namespace's default, and must be left with it.
+    assert_eq!(arp_notify("default"), "0");
+    assert_eq!(arp_notify("eth1"), "0");
 }
 
 #[test]

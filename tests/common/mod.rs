@@ -14,6 +14,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
@@ -48,8 +49,8 @@ pub fn unique(prefix: &str) -> String {
     name
 }
 
-/// Name of a namespace or container owned by the harness.
-fn owned_name(prefix: &str) -> String {
+/// Name of a namespace, container or cgroup owned by the harness.
+pub fn owned_name(prefix: &str) -> String {
     format!("{}-{prefix}", unique(TAG))
 }
 
@@ -84,6 +85,14 @@ fn init() {
             run(&["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", &format!("name=^{TAG}")]);
         for name in names.lines().filter(|n| stale(n)) {
             let _ = quiet(&["docker", "rm", "-f", name]);
+        }
+        for h in Hierarchy::all() {
+            for dir in subdirs(&h.root) {
+                let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                if stale(name.strip_prefix(LXC_PAYLOAD).unwrap_or(&name)) {
+                    h.remove_group(&dir);
+                }
+            }
         }
         let probe = format!("{TAG}{me}x0-init"); // swept like any other if we die here
         run(&["ip", "netns", "add", &probe]);
@@ -151,11 +160,58 @@ pub fn pipework(host: &Netns, args: &[&str]) -> Output {
 /// Same, with extra environment (failure injection). Injection variables from
 /// the caller's own environment are dropped so they cannot leak into a test.
 pub fn pipework_env(host: &Netns, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd =
-        command(&["ip", "netns", "exec", &host.name, "timeout", "-k", "5", PIPEWORK_TIMEOUT_SECS, PIPEWORK]);
+    pipework_via(&host.enter(), args, env)
+}
+
+/// Runs pipework in `host`'s network namespace only, seeing the machine's
+/// mounts: `ip netns exec` mounts a fresh /sys, which hides /sys/fs/cgroup,
+/// where LXC guests are looked up.
+pub fn pipework_keeping_mounts(host: &Netns, args: &[&str]) -> Output {
+    pipework_via(&["nsenter".into(), format!("--net={}", host.path())], args, &[])
+}
+
+fn pipework_via(enter: &[String], args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut argv: Vec<&str> = enter.iter().map(String::as_str).collect();
+    argv.extend(["timeout", "-k", "5", PIPEWORK_TIMEOUT_SECS, PIPEWORK]);
+    let mut cmd = command(&argv);
     cmd.args(args).env_remove("FAILPOINTS").env_remove("PIPEWORK_FAIL_AT");
     cmd.envs(env.iter().copied());
     cmd.output().expect("cannot run pipework")
+}
+
+/// Runs pipework through `run` (`pipework`, `pipework_keeping_mounts`...),
+/// asserts that it exits 1 and changes nothing on `host` or in `guest`, and
+/// returns what it printed.
+#[track_caller]
+pub fn assert_refused(
+    run: impl FnOnce(&Netns, &[&str]) -> Output,
+    host: &Netns,
+    guest: Option<&dyn Ns>,
+    args: &[&str],
+) -> Output {
+    let (host_before, guest_before) = (host.snapshot(), guest.map(|g| g.snapshot()));
+    let out = run(host, args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?}\n--- stdout\n{}--- stderr\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_unchanged("host", &host_before, || host.snapshot());
+    if let (Some(guest), Some(before)) = (guest, guest_before) {
+        assert_unchanged("guest", &before, || guest.snapshot());
+    }
+    out
+}
+
+/// The refusal of `args` printed one `pipework: ` line, mentioning `bad`.
+#[track_caller]
+pub fn assert_one_line_naming(args: &[&str], out: &Output, bad: &str) {
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line expected:\n{err}");
+    assert!(err.starts_with("pipework: "), "{args:?}: {err}");
+    assert!(err.contains(bad), "{args:?}: message does not mention {bad:?}: {err}");
 }
 
 /// `args` with each placeholder `CTR` replaced by `guest`, so a test can
@@ -402,6 +458,33 @@ pub trait Ns {
             "netns_litter": self.netns_litter(),
         })
     }
+}
+
+/// The guest got `ctr_if`, up, holding `cidr`; its host side `host_if` is a
+/// veth, up, enslaved to `bridge`.
+#[track_caller]
+pub fn assert_connected(
+    host: &impl Ns,
+    bridge: &str,
+    host_if: &str,
+    guest: &impl Ns,
+    ctr_if: &str,
+    cidr: &str,
+) {
+    let br = host.must_link(bridge);
+    assert_eq!(br.kind.as_deref(), Some("bridge"), "{br:?}");
+    assert!(br.is_up(), "bridge is down: {br:?}");
+
+    let h = host.must_link(host_if);
+    assert_eq!(h.kind.as_deref(), Some("veth"), "{h:?}");
+    assert_eq!(h.master.as_deref(), Some(bridge), "{h:?}");
+    assert!(h.is_up(), "host side is down: {h:?}");
+
+    let g = guest.must_link(ctr_if);
+    assert_eq!(g.kind.as_deref(), Some("veth"), "{g:?}");
+    assert!(g.is_up(), "container side is down: {g:?}");
+    let family = if cidr.contains(':') { Family::V6 } else { Family::V4 };
+    assert_eq!(guest.cidrs(ctr_if, family), vec![cidr.to_owned()]);
 }
 
 /// The guest has exactly one default route of `family`: via `gw` on `dev`.
@@ -681,16 +764,23 @@ impl Container {
     /// `docker create <docker_args> --net=none --cap-add=NET_ADMIN --name=...
     /// <image> <cmd>`, then `docker start`: the runbook's way.
     pub fn create(prefix: &str, docker_args: &[&str], cmd: &[&str]) -> Container {
+        let mut c = Container::created(prefix, docker_args, cmd);
+        run(&["docker", "start", &c.name]);
+        c.pid = c.inspect_pid();
+        c
+    }
+
+    /// The same, never started: Docker reports its PID as 0 and it has no
+    /// namespace, so `pid` is 0 and only `inspect` works on it.
+    pub fn created(prefix: &str, docker_args: &[&str], cmd: &[&str]) -> Container {
         init();
-        let mut c = Container { name: owned_name(prefix), pid: 0 };
+        let c = Container { name: owned_name(prefix), pid: 0 };
         let name_arg = format!("--name={}", c.name);
         let mut argv = vec!["docker", "create"];
         argv.extend_from_slice(docker_args);
         argv.extend(["--net=none", "--cap-add=NET_ADMIN", &name_arg, IMAGE]);
         argv.extend_from_slice(cmd);
         run(&argv);
-        run(&["docker", "start", &c.name]);
-        c.pid = c.inspect_pid();
         c
     }
 
@@ -738,4 +828,104 @@ pub const DOCKER_IPV6: &[&str] =
 /// Host side name of a bridge connection: `v<ctr_if>pl<pid>`.
 pub fn host_side(ctr_if: &str, pid: u32) -> String {
     format!("v{ctr_if}pl{pid}")
+}
+
+// ---------------------------------------------------------------- cgroups
+
+/// LXC 4 names a container's cgroup `lxc.payload.<name>`.
+pub const LXC_PAYLOAD: &str = "lxc.payload.";
+
+/// A mounted cgroup hierarchy where LXC puts its containers: the cgroup v1
+/// one of the `devices` controller, or the cgroup2 one.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub root: PathBuf,
+    /// The file of a group that lists its processes.
+    procs: &'static str,
+}
+
+impl Hierarchy {
+    /// Both, as /proc/self/mounts has them (each only if mounted).
+    fn all() -> Vec<Hierarchy> {
+        Hierarchy::v1_devices().into_iter().chain(Hierarchy::v2()).collect()
+    }
+
+    pub fn v1_devices() -> Option<Hierarchy> {
+        Hierarchy::mounted(
+            |fstype, opts| fstype == "cgroup" && opts.split(',').any(|o| o == "devices"),
+            "tasks",
+        )
+    }
+
+    pub fn v2() -> Option<Hierarchy> {
+        Hierarchy::mounted(|fstype, _| fstype == "cgroup2", "cgroup.procs")
+    }
+
+    fn mounted(matches: impl Fn(&str, &str) -> bool, procs: &'static str) -> Option<Hierarchy> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").expect("/proc/self/mounts");
+        mounts.lines().find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 3 && matches(f[2], f[3])).then(|| Hierarchy { root: PathBuf::from(f[1]), procs })
+        })
+    }
+
+    /// Makes the group `path` (relative, parents included). Its first
+    /// component should be an [`owned_name`], optionally after
+    /// `lxc.payload.`, so that a killed run's leftovers are swept.
+    pub fn group(&self, path: &str) -> Cgroup {
+        init();
+        let top = self.root.join(Path::new(path).components().next().expect("a cgroup path"));
+        let group = Cgroup { hierarchy: self.clone(), top, dir: self.root.join(path) };
+        std::fs::create_dir_all(&group.dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", group.dir.display()));
+        group
+    }
+
+    /// Moves the processes of `dir` and of the groups below it back to the
+    /// root group, then removes them all, innermost first.
+    fn remove_group(&self, dir: &Path) {
+        for child in subdirs(dir) {
+            self.remove_group(&child);
+        }
+        let listed = std::fs::read_to_string(dir.join(self.procs)).unwrap_or_default();
+        for pid in listed.lines() {
+            let _ = std::fs::write(self.root.join(self.procs), pid);
+        }
+        // A process that just left can hold the group busy for a moment.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while std::fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
+            sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect()
+}
+
+/// Cgroup directories made by a test, removed on drop (their processes
+/// moved back to the root group first).
+pub struct Cgroup {
+    hierarchy: Hierarchy,
+    /// The outermost directory made.
+    top: PathBuf,
+    /// The group itself, the innermost.
+    dir: PathBuf,
+}
+
+impl Cgroup {
+    /// Moves the process `pid` into the group.
+    pub fn add(&self, pid: u32) {
+        let procs = self.dir.join(self.hierarchy.procs);
+        std::fs::write(&procs, pid.to_string())
+            .unwrap_or_else(|e| panic!("{pid} > {}: {e}", procs.display()));
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.hierarchy.remove_group(&self.top);
+    }
 }

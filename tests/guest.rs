@@ -1,0 +1,104 @@
+//! Finding the guest: LXC containers through their cgroup (v1 and v2), a
+//! Docker container that is not running, and guest forms naming nothing.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const IP: &str = "10.5.106.101/24";
+
+/// `hierarchy`, or None after saying why the test is skipped.
+fn mounted(hierarchy: Option<Hierarchy>, what: &str) -> Option<Hierarchy> {
+    if hierarchy.is_none() {
+        eprintln!("skipped: no {what} hierarchy in /proc/self/mounts");
+    }
+    hierarchy
+}
+
+/// A stand-in for an LXC container called `name`: a process in a network
+/// namespace of its own, in the group `path` of `hierarchy`. pipework must
+/// find it by `name` and connect that namespace.
+fn lxc_guest_is_found(hierarchy: &Hierarchy, name: &str, path: &str) {
+    let host = Netns::new("host");
+    let guest = Netns::new("guest");
+    let proc = guest.spawn_process();
+    let group = hierarchy.group(path);
+    group.add(proc.pid());
+    assert_success(&pipework_keeping_mounts(&host, &["br0", name, IP]));
+    assert_connected(&host, "br0", &host_side("eth1", proc.pid()), &guest, "eth1", IP);
+}
+
+#[test]
+fn lxc_container_in_the_v1_devices_hierarchy() {
+    let Some(v1) = mounted(Hierarchy::v1_devices(), "cgroup v1 devices") else { return };
+    let name = owned_name("lxc");
+    lxc_guest_is_found(&v1, &name, &name);
+}
+
+#[test]
+fn lxc_payload_container_in_the_v2_hierarchy() {
+    let Some(v2) = mounted(Hierarchy::v2(), "cgroup2") else { return };
+    let name = owned_name("lxc");
+    // LXC 4 keeps the container's processes in a child group: the named
+    // group itself lists none.
+    lxc_guest_is_found(&v2, &name, &format!("{LXC_PAYLOAD}{name}/init"));
+}
+
+#[test]
+fn two_cgroups_of_the_same_name() {
+    let Some(v1) = mounted(Hierarchy::v1_devices(), "cgroup v1 devices") else { return };
+    let host = Netns::new("host");
+    let guest = Netns::new("guest");
+    let name = unique("lxc");
+    // A process in each, so that picking either one would succeed.
+    let procs = [guest.spawn_process(), guest.spawn_process()];
+    let groups: Vec<Cgroup> =
+        ["lxca", "lxcb"].iter().map(|p| v1.group(&format!("{}/{name}", owned_name(p)))).collect();
+    for (group, proc) in groups.iter().zip(&procs) {
+        group.add(proc.pid());
+    }
+    let out = assert_refused(pipework_keeping_mounts, &host, Some(&guest), &["br0", &name, IP]);
+    assert_eq!(stderr(&out), format!("Found more than one container matching {name}.\n"));
+}
+
+#[test]
+fn docker_container_created_but_not_started() {
+    let host = Netns::new("host");
+    let ctr = Container::created("ctr", &[], &["/bin/sleep", "1000000"]);
+    let mut waited = Duration::ZERO;
+    let out = assert_refused(
+        |host, args| {
+            let started = Instant::now();
+            let out = pipework(host, args);
+            waited = started.elapsed();
+            out
+        },
+        &host,
+        None,
+        &["br0", &ctr.name, IP],
+    );
+    assert_eq!(stderr(&out), "Docker inspect returned invalid PID 0\n");
+    // It gave the container a few seconds to start, and no more.
+    assert!(waited >= Duration::from_millis(1500), "gave up after {waited:?}");
+    assert!(waited < Duration::from_secs(10), "gave up after {waited:?}");
+}
+
+#[test]
+fn guest_forms_naming_nothing() {
+    let host = Netns::new("host");
+    let nosuch = format!("nosuch{}", unique("n"));
+    let netns = format!("netns:{nosuch}");
+    for (guest, bad) in [
+        ("pid:abc", "abc"),
+        // Above any pid_max the kernel allows.
+        ("pid:999999999", "999999999"),
+        (&netns, &nosuch),
+        ("/etc/hostname", "/etc/hostname"),
+    ] {
+        let args = ["br0", guest, IP];
+        let out = assert_refused(pipework, &host, None, &args);
+        assert_one_line_naming(&args, &out, bad);
+    }
+}
