@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
 use rtnetlink::packet_route::route::RouteAttribute;
 
-use crate::announce::ArpNotify;
 use crate::error::{Error, Result};
 use crate::netlink::{errno, nl_error, Netlink};
 use crate::plan::{Plan, Side, Step, Undo};
+use crate::sysctl::Sysctl;
 
 /// The two namespaces a plan acts in.
 pub struct Target<'a> {
@@ -146,6 +146,10 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             let route = nl.replace_default(*gateway, nl.require(dev).await?.index).await?;
             Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
+        Step::EnableIpv6 { dev } => {
+            Sysctl::open(t.guest_ns, &format!("net.ipv6.conf.{dev}.disable_ipv6"))?.write("0")?;
+            Ok(None)
+        }
         Step::Announce { dev, ip, port } => {
             // Like the original's `arping ... || true`: a nudge, not a requirement.
             if let Err(e) = announce(t, dev, port.as_deref()).await {
@@ -178,9 +182,14 @@ async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
     }
     let link = t.guest.require(dev).await?;
     let mac = link.mac.ok_or_else(|| Error::new(format!("{dev} has no hardware address")))?;
-    let notify = ArpNotify::enable(t.guest_ns, dev)?;
+    // With arp_notify, the kernel answers a (same) MAC being set with a
+    // gratuitous ARP for the interface's addresses; no packet socket, whose
+    // close would wait for an RCU grace period.
+    let mut notify = Sysctl::open(t.guest_ns, &format!("net.ipv4.conf.{dev}.arp_notify"))?;
+    let previous = notify.read()?;
+    notify.write("1")?;
     let sent = t.guest.set_address(link.index, mac).await;
-    notify.restore()?;
+    notify.write(&previous)?;
     sent
 }
 

@@ -61,6 +61,6 @@ pub async fn plan(
     plan.push(Step::CreateVeth { host: local.clone(), guest: ctr_if.into(), mtu, mac: req.mac, netns });
     plan.push(Step::SetMaster { link: local.clone(), bridge: bridge.into() });
     plan.push(Step::LinkUp { side: Side::Host, name: local.clone() });
-    plan.add_addressing(&req.addr, ctr_if, Some(&local), inside).await?;
+    plan.add_addressing(&req.addr, ctr_if, Some(&local), inside, guest.netns()).await?;
     Ok(plan)
 }

@@ -11,8 +11,10 @@ pub mod cli;
 pub mod error;
 pub mod guest;
 pub mod host;
+pub mod loopdev;
 pub mod mac;
 pub mod manual;
+pub mod mkbridge;
 pub mod netlink;
 pub mod netns;
 pub mod plan;
@@ -29,5 +31,7 @@ pub async fn run(inv: cli::Invocation) -> Result<()> {
             format!("'{tool:?}' passthrough: not supported by this version of pipework yet").to_lowercase(),
         )),
         Request::Wait { .. } => Err(Error::new("--wait: not supported by this version of pipework yet")),
+        Request::Mkbridge(req) => mkbridge::mkbridge(req, inv.dry_run).await,
+        Request::Loop(req) => loopdev::run(req).await,
     }
 }

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::BorrowedFd;
 
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::AddressMessage;
@@ -15,6 +16,7 @@ use crate::guest::Guest;
 use crate::mac::Mac;
 use crate::netlink::Netlink;
 use crate::request::{Addressing, Family};
+use crate::sysctl::Sysctl;
 
 /// The namespace a step acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +95,11 @@ pub enum Step {
         route: Box<RouteMessage>,
         to: String,
         text: String,
+    },
+    /// IPv6 on an interface of a guest whose new interfaces start without it
+    /// (Docker's `--net=none` containers): the operator asked for an address.
+    EnableIpv6 {
+        dev: String,
     },
     /// A gratuitous ARP for `ip`, once the bridge port `port` (if any)
     /// forwards; its failure is not the run's failure.
@@ -179,9 +186,13 @@ impl Plan {
         dev: &str,
         port: Option<&str>,
         inside: &Netlink,
+        guest_ns: BorrowedFd<'_>,
     ) -> Result<()> {
         match addressing {
             Addressing::Static { net, gateway } => {
+                if net.is_ipv6() && guest_lacks_ipv6(guest_ns)? {
+                    self.push(Step::EnableIpv6 { dev: dev.into() });
+                }
                 self.push(Step::AddAddress { dev: dev.into(), net: *net });
                 if let Some(gw) = gateway {
                     let family = Family::of(*gw);
@@ -223,6 +234,7 @@ impl Step {
             | Step::DeleteDefault { .. }
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }
+            | Step::EnableIpv6 { .. }
             | Step::Announce { .. } => Side::Guest,
         }
     }
@@ -268,6 +280,7 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
+            Step::EnableIpv6 { dev } => write!(f, "sysctl -qw net.ipv6.conf.{dev}.disable_ipv6=0"),
             Step::CopyAddress { to, text, .. } => write!(f, "ip addr add {text} dev {to}"),
             Step::DeleteAddress { dev, text, .. } => write!(f, "ip addr del {text} dev {dev}"),
             Step::MoveRoute { to, text, .. } => write!(f, "ip {text} dev {to}"),
@@ -299,4 +312,9 @@ impl fmt::Display for Undo {
             Undo::ReplaceRoute { .. } => write!(f, "ip route replace <the route as it was>"),
         }
     }
+}
+
+/// Whether interfaces made in the guest start with IPv6 disabled.
+fn guest_lacks_ipv6(ns: BorrowedFd<'_>) -> Result<bool> {
+    Ok(Sysctl::open(ns, "net.ipv6.conf.default.disable_ipv6")?.read()? == "1")
 }
