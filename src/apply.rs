@@ -88,7 +88,7 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
         Step::SetMaster { link, bridge } => {
             let (link, bridge) = (t.host.require(link).await?, t.host.require(bridge).await?);
             t.host.set_master(link.index, bridge.index).await?;
-            Ok(Some(Undo::NoMaster { name: link.name }))
+            Ok(Some(Undo::NoMaster { name: link.name, bridge: bridge.name, bridge_mac: bridge.mac }))
         }
         Step::LinkUp { side, name } => {
             let link = nl.require(name).await?;
@@ -107,13 +107,14 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
         }
         Step::CopyAddress { to, addr, .. } => {
             let link = t.host.require(to).await?;
-            t.host.add_address_msg((**addr).clone(), link.index).await?;
-            let mut added = (**addr).clone();
-            added.header.index = link.index;
+            let added = t.host.add_address_msg((**addr).clone(), link.index).await?;
             Ok(Some(Undo::DeleteAddress { addr: Box::new(added) }))
         }
-        Step::DeleteAddress { dev, addr, .. } => {
-            t.host.del_address_msg((**addr).clone()).await?;
+        Step::DeleteAddress { dev, addr, text } => {
+            t.host
+                .del_address_msg((**addr).clone())
+                .await
+                .map_err(|e| nl_error(e, format!("deleting {text}")))?;
             Ok(Some(Undo::AddAddress { dev: dev.clone(), addr: addr.clone() }))
         }
         Step::MoveRoute { route, to, .. } => {
@@ -230,7 +231,13 @@ async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         }
         Undo::RestoreRoute { route } => t.guest.restore_route((**route).clone()).await?,
         Undo::DeleteRoute { route } => t.guest.del_route((**route).clone()).await?,
-        Undo::NoMaster { name } => t.host.set_nomaster(t.host.require(name).await?.index).await?,
+        Undo::NoMaster { name, bridge, bridge_mac } => {
+            t.host.set_nomaster(t.host.require(name).await?.index).await?;
+            let now = t.host.require(bridge).await?;
+            if let Some(mac) = bridge_mac.filter(|m| now.mac != Some(*m)) {
+                t.host.set_address(now.index, mac).await?;
+            }
+        }
         Undo::LinkDown { side, name } => {
             let nl = t.side(*side);
             if let Some(link) = nl.link(name).await? {
@@ -238,9 +245,15 @@ async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             }
         }
         Undo::AddAddress { dev, addr } => {
-            t.host.add_address_msg((**addr).clone(), t.host.require(dev).await?.index).await?
+            t.host.add_address_msg((**addr).clone(), t.host.require(dev).await?.index).await?;
         }
-        Undo::DeleteAddress { addr } => t.host.del_address_msg((**addr).clone()).await?,
+        // Gone already is fine: a link going down takes its IPv6 addresses.
+        Undo::DeleteAddress { addr } => match t.host.del_address_msg((**addr).clone()).await {
+            Err(e) if !matches!(errno(&e), Some(libc::EADDRNOTAVAIL | libc::ENOENT | libc::ENODEV)) => {
+                return Err(nl_error(e, "deleting the address added"));
+            }
+            _ => {}
+        },
         Undo::ReplaceRoute { route } => t.host.replace_route((**route).clone()).await?,
     }
     Ok(())

@@ -3,7 +3,6 @@
 //! (`host`, `guest`) → plan (`plan`, one module a driver such as `bridge`)
 //! → apply (`apply`), which rolls back on the first failure.
 
-pub mod announce;
 pub mod apply;
 pub mod attach;
 pub mod bridge;
@@ -19,6 +18,7 @@ pub mod netlink;
 pub mod netns;
 pub mod plan;
 pub mod request;
+pub mod sysctl;
 
 pub use error::{Error, Result};
 

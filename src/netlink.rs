@@ -369,8 +369,9 @@ impl Netlink {
     }
 
     /// Adds an address as listed, on link `index`; no DAD for an address
-    /// already in use on this host.
-    pub async fn add_address_msg(&self, mut addr: AddressMessage, index: u32) -> Result<()> {
+    /// already in use on this host. Returns the address as added: without
+    /// the old link's label, which the kernel would match on deletion.
+    pub async fn add_address_msg(&self, mut addr: AddressMessage, index: u32) -> Result<AddressMessage> {
         addr.header.index = index;
         addr.attributes.retain(|a| !matches!(a, AddressAttribute::CacheInfo(_) | AddressAttribute::Label(_)));
         let mut flags = AddressFlags::empty();
@@ -382,12 +383,13 @@ impl Netlink {
         addr.attributes.retain(|a| !matches!(a, AddressAttribute::Flags(_)));
         addr.attributes.push(AddressAttribute::Flags(flags | AddressFlags::Nodad));
         let mut request = self.handle.address().add(index, address_ip(&addr), addr.header.prefix_len);
-        *request.message_mut() = addr;
-        request.execute().await.map_err(|e| nl_error(e, "adding address"))
+        *request.message_mut() = addr.clone();
+        request.execute().await.map_err(|e| nl_error(e, "adding address"))?;
+        Ok(addr)
     }
 
-    pub async fn del_address_msg(&self, addr: AddressMessage) -> Result<()> {
-        self.handle.address().del(addr).execute().await.map_err(|e| nl_error(e, "deleting address"))
+    pub async fn del_address_msg(&self, addr: AddressMessage) -> std::result::Result<(), rtnetlink::Error> {
+        self.handle.address().del(addr).execute().await
     }
 
     /// Routes through link `index` in any table, both families: not the

@@ -127,8 +127,12 @@ pub enum Undo {
     DeleteRoute {
         route: Box<RouteMessage>,
     },
+    /// Leave the bridge, and give it back the MAC it had: a bridge that
+    /// took its port's address is left with none when the port goes.
     NoMaster {
         name: String,
+        bridge: String,
+        bridge_mac: Option<Mac>,
     },
     DeleteAddress {
         addr: Box<AddressMessage>,
@@ -305,7 +309,7 @@ impl fmt::Display for Undo {
             }
             Undo::RestoreRoute { .. } => write!(f, "ip route add <the deleted default route>"),
             Undo::DeleteRoute { .. } => write!(f, "ip route del <the route added>"),
-            Undo::NoMaster { name } => write!(f, "ip link set {name} nomaster"),
+            Undo::NoMaster { name, .. } => write!(f, "ip link set {name} nomaster"),
             Undo::LinkDown { name, .. } => write!(f, "ip link set {name} down"),
             Undo::AddAddress { dev, .. } => write!(f, "ip addr add <the deleted address> dev {dev}"),
             Undo::DeleteAddress { .. } => write!(f, "ip addr del <the address added>"),

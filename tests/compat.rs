@@ -79,3 +79,57 @@ fn bridge_examples() {
     assert!(ctr.addrs("eth6").is_empty(), "0/0 assigns nothing");
     assert_eq!(host.ports("br1").len(), 6);
 }
+
+/// The runbook's `docker create` options for xcatmn (see compat/xcat-runbook.sh).
+const XCATMN_CREATE: &[&str] = &[
+    "-it",
+    "--dns=10.5.106.1",
+    "--dns-search=clusters.com",
+    "--hostname=xcatmn",
+    "--add-host=xcatmn:10.5.106.101",
+    "--add-host=c910f05c01bc06:10.5.106.1",
+];
+
+/// `run_script`, with the compute node's namespace as NODENS too.
+fn run_script_with_node(script: &str, host: &Netns, node: &Netns, ctr: &Container) {
+    let path = format!("{}/compat/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("bash")
+        .arg(&path)
+        .env("PIPEWORK", PIPEWORK)
+        .env("HOSTNS", &host.name)
+        .env("NODENS", &node.name)
+        .env("CTR", &ctr.name)
+        .env_remove("FAILPOINTS")
+        .env_remove("PIPEWORK_FAIL_AT")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("cannot run bash");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn xcat_full_runbook_from_an_unbridged_host() {
+    let host = Netns::new("host");
+    // dockerhost1 before the runbook: eth0 faces the nodes and carries the default route.
+    let node = host.add_node(&["10.5.106.1/24"], &["10.5.106.20/24"]);
+    host.ip(&["route", "add", "default", "via", "10.5.106.254", "dev", "eth0"]);
+    // Created only: starting it is a step of the runbook, in the script.
+    let mut ctr = Container::created("xcatmn", XCATMN_CREATE, &["/bin/sh"]);
+    run_script_with_node("xcat-full-runbook.sh", &host, &node, &ctr);
+    ctr.pid = ctr.inspect("{{.State.Pid}}").parse().expect("pid");
+
+    assert_eq!(host.must_link("eth0").master.as_deref(), Some("br0"));
+    assert_eq!(host.cidrs("br0", Family::V4), vec!["10.5.106.1/24"]);
+    assert_default_via(&host, Family::V4, "10.5.106.254", "br0");
+    assert_eq!(host.must_link(&host_side("eth1", ctr.pid)).master.as_deref(), Some("br0"));
+    assert_default_via(&ctr, Family::V4, "10.5.106.1", "eth1");
+    assert!(node.ping("10.5.106.101"), "the node cannot ping xcatmn over br0");
+    assert!(node.ping("10.5.106.1"), "the node cannot ping dockerhost1");
+    assert!(ctr.ping("10.5.106.20"), "xcatmn cannot ping the node");
+}

@@ -929,3 +929,183 @@ impl Drop for Cgroup {
         self.hierarchy.remove_group(&self.top);
     }
 }
+
+// ---------------------------------------------------------------- loop devices
+
+/// A directory under /tmp standing in for a /dev, removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(owned_name(prefix));
+        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    /// The path of `name` inside, as a string for command lines.
+    pub fn join(&self, name: &str) -> String {
+        self.path.join(name).to_string_lossy().into_owned()
+    }
+
+    pub fn arg(&self) -> &str {
+        self.path.to_str().expect("utf-8 temp path")
+    }
+
+    /// The names it holds, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.path)
+            .expect("read temp dir")
+            .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// What `ls -ln` shows of a node, read with lstat: type and permission
+/// bits, owner, group, and major:minor for a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub is_block: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// The node at `path`, if there is one.
+pub fn node_info(path: &Path) -> Option<NodeInfo> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some(NodeInfo {
+        is_block: m.file_type().is_block_device(),
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        major: libc::major(m.rdev()),
+        minor: libc::minor(m.rdev()),
+    })
+}
+
+/// The `loopN` entries of a directory (loop-control left out) by name.
+pub fn loop_nodes(dir: &Path) -> std::collections::BTreeMap<String, NodeInfo> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| loop_index(n).is_some())
+        .filter_map(|n| node_info(&dir.join(&n)).map(|info| (n, info)))
+        .collect()
+}
+
+/// N of `loopN`.
+pub fn loop_index(name: &str) -> Option<u32> {
+    name.strip_prefix("loop")?.parse().ok()
+}
+
+/// The gid of group disk, as the machine's group database has it.
+pub fn disk_gid() -> u32 {
+    let line = run(&["getent", "group", "disk"]);
+    line.trim().split(':').nth(2).and_then(|g| g.parse().ok()).unwrap_or_else(|| panic!("{line}"))
+}
+
+/// The loop devices the kernel has (/sys/block/loopN).
+pub fn kernel_loops() -> BTreeSet<u32> {
+    std::fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| loop_index(&e.file_name().to_string_lossy()))
+        .collect()
+}
+
+/// Notes the kernel's loop devices; on drop, removes those added since
+/// (LOOP_CTL_REMOVE), so a test leaves the machine's devices, and with
+/// devtmpfs the nodes the kernel made in its /dev, as they were. The kernel
+/// refuses (EBUSY) to remove a device in use, which is then left alone.
+pub struct KernelLoops {
+    before: BTreeSet<u32>,
+}
+
+impl KernelLoops {
+    pub fn note() -> KernelLoops {
+        KernelLoops { before: kernel_loops() }
+    }
+
+    /// Devices added since the note.
+    pub fn added(&self) -> BTreeSet<u32> {
+        kernel_loops().difference(&self.before).copied().collect()
+    }
+}
+
+impl Drop for KernelLoops {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
+        let Ok(ctl) = std::fs::File::options().read(true).write(true).open("/dev/loop-control") else {
+            return;
+        };
+        for i in self.added() {
+            // SAFETY: LOOP_CTL_REMOVE takes the index by value; the fd is open.
+            let _ = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_REMOVE as _, i as libc::c_ulong) };
+        }
+    }
+}
+
+// ---------------------------------------------------------------- mkbridge
+
+impl Netns {
+    /// A "compute node": another namespace cabled to this one by a veth pair
+    /// named `eth0` at both ends, each end up and holding its `cidrs`. IPv6
+    /// ones get `nodad`, so that they answer at once.
+    pub fn add_node(&self, host_cidrs: &[&str], node_cidrs: &[&str]) -> Netns {
+        let node = Netns::new("node");
+        self.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &node.name]);
+        for (ns, cidrs) in [(self, host_cidrs), (&node, node_cidrs)] {
+            for cidr in cidrs {
+                if cidr.contains(':') {
+                    ns.ip(&["-6", "addr", "add", cidr, "dev", "eth0", "nodad"]);
+                } else {
+                    ns.ip(&["addr", "add", cidr, "dev", "eth0"]);
+                }
+            }
+            ns.ip(&["link", "set", "eth0", "up"]);
+        }
+        node
+    }
+}
+
+/// Routes of every table, the local one included; `table` is None for main.
+pub fn all_routes(ns: &dyn Ns, family: Family) -> Vec<Route> {
+    as_vec(ns.ip_j(&[family.flag(), "route", "show", "table", "all"])).iter().map(Route::from_json).collect()
+}
+
+/// `linkinfo.info_data` of `ip -d -j link show dev <name>`: for a bridge,
+/// stp_state, forward_delay (in hundredths of a second)...
+pub fn link_info_data(ns: &dyn Ns, name: &str) -> Value {
+    ns.ip_j(&["-d", "link", "show", "dev", name])[0]["linkinfo"]["info_data"].clone()
+}
+
+/// A snapshot taken once the kernel has settled (two in a row, 100 ms
+/// apart, agree), to compare later ones with: right after a bridge got a
+/// port, its carrier and flags are still on their way.
+pub fn settled_snapshot(ns: &dyn Ns) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut last = ns.snapshot();
+    loop {
+        sleep(Duration::from_millis(100));
+        let now = ns.snapshot();
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
