@@ -19,6 +19,7 @@ pub mod netns;
 pub mod plan;
 pub mod request;
 pub mod sysctl;
+pub mod wait;
 
 pub use error::{Error, Result};
 
@@ -30,7 +31,7 @@ pub async fn run(inv: cli::Invocation) -> Result<()> {
         Request::Passthrough { tool, .. } => Err(Error::new(
             format!("'{tool:?}' passthrough: not supported by this version of pipework yet").to_lowercase(),
         )),
-        Request::Wait { .. } => Err(Error::new("--wait: not supported by this version of pipework yet")),
+        Request::Wait { ifname, timeout } => wait::wait(ifname, *timeout).await,
         Request::Mkbridge(req) => mkbridge::mkbridge(req, inv.dry_run).await,
         Request::Loop(req) => loopdev::run(req).await,
     }
