@@ -26,7 +26,9 @@ pipework <HOSTIF> [-i CTR_IF] [-l LOCAL_IF] [-a FAMILY] <GUEST> <IP>/<LEN>[@GW] 
        pipework <HOSTIF> [-i CTR_IF] [-l LOCAL_IF] <GUEST> dhcp|udhcpc|dhclient|dhcpcd[:OPTS] [MAC][@VLAN]
        pipework mac:<HWADDR> ... | pipework --direct-phys <HOSTIF> ...
        pipework route|rule|tc <GUEST> <ARGS>...
-       pipework --wait [-i CTR_IF] [--timeout SECS]";
+       pipework --wait [-i CTR_IF] [--timeout SECS]
+       pipework mkbridge [--stp on|off] [--forward-delay SECS] [--dry-run] <BRIDGE> <IFACE>
+       pipework loop free [--dev DIR] | pipework loop ensure [--count N] [--dev DIR | --container GUEST]";
 
 const GUESTS: &str = "\
 GUEST is a Docker (or Podman) container name or ID, an LXC container name,
@@ -204,7 +206,14 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
     if first_word(&argv).is_some_and(|w| COMPANIONS.contains(&w.as_str()) && !host_has(&w)) {
         return parse_companion(argv);
     }
-    let cli = Cli::try_parse_from(argv).map_err(clap_error)?;
+    let cli = Cli::try_parse_from(argv).map_err(|e| match e.kind() {
+        // The attach parser knows no companions; the help lists them.
+        clap::error::ErrorKind::DisplayHelp => {
+            print!("{}", command().render_help());
+            Error::exit(0)
+        }
+        _ => clap_error(e),
+    })?;
     let family = cli.family.as_deref().map(Family::parse).transpose().map_err(Error::plain)?;
     let (verbose, dry_run) = (cli.verbose, cli.dry_run);
     if let Some(name) = &cli.container_if {
@@ -349,7 +358,7 @@ mod tests {
 
     fn parse_words(line: &str) -> Result<Invocation> {
         let argv = std::iter::once("pipework").chain(line.split_whitespace()).map(OsString::from).collect();
-        parse(argv, |name| name == "tc0")
+        parse(argv, |name| name == "tc0" || name == "loop")
     }
 
     fn attach(line: &str) -> Attach {
@@ -421,5 +430,23 @@ mod tests {
     fn long_names_refused_before_anything() {
         let e = parse_words("br0 -i abcdefghijklmnop c1 10.0.0.2/24").unwrap_err();
         assert_eq!(e.message(), "pipework: interface name 'abcdefghijklmnop' is longer than 15 bytes");
+    }
+
+    #[test]
+    fn companions_are_words_unless_an_interface_has_the_name() {
+        let inv = parse_words("-v mkbridge --dry-run br0 eth0").unwrap();
+        assert!(inv.dry_run && inv.verbose == 1);
+        assert_eq!(
+            inv.request,
+            Request::Mkbridge(Mkbridge {
+                bridge: "br0".into(),
+                iface: "eth0".into(),
+                stp: false,
+                forward_delay: None
+            })
+        );
+        // This host has an interface named `loop`: the line is an attach.
+        assert!(matches!(parse_words("loop c1 10.0.0.1/24").unwrap().request, Request::Attach(_)));
+        assert!(parse_words("mkbridge br0").is_err());
     }
 }

@@ -16,7 +16,11 @@ Every run first checks everything it can (the arguments, the host interface, the
 guest, name clashes), then makes its changes one step at a time. If a step fails, \
 the steps already made are undone, newest first, and the message names the step \
 that failed and why. --dry-run prints those steps as the iproute2 commands they \
-stand for and changes nothing.";
+stand for and changes nothing.
+
+Two companions make the runbook's other fragile steps safe: pipework mkbridge \
+turns a host interface into a bridge port in one transaction, and pipework loop \
+provides loop devices (see MKBRIDGE and LOOP DEVICES).";
 
 pub const SECTIONS: &[(&str, &str)] = &[
     (
@@ -57,7 +61,7 @@ If the host side already exists and is up, pipework prints \
 is down, it is deleted and made again (only if it is a veth).
 
 Physical interfaces (macvlan, --direct-phys, VLAN), IPoIB, dummy interfaces, Open \
-vSwitch bridges, DHCP, route, rule, tc and --wait are parsed with the original's \
+vSwitch bridges, DHCP, route, rule and tc are parsed with the original's \
 grammar but refused by this version with a message saying so. An unknown HOSTIF \
 that does not exist: 'I do not know how to setup interface HOSTIF.'",
     ),
@@ -93,6 +97,60 @@ A second interface eth2 with a stable MAC, a named host side, and IPv6:
 What would be done, without doing it:
 
   pipework --dry-run br0 pid:4242 0/0",
+    ),
+    (
+        "MKBRIDGE",
+        "\
+pipework mkbridge BRIDGE IFACE does what the runbook's hand-written mkbridge script \
+did, as one transaction that keeps the host reachable: BRIDGE is created if absent \
+(with IFACE's MAC and MTU, STP off and forward delay 0, the script's brctl setfd 0), \
+IFACE's global IPv4 and IPv6 addresses are put on BRIDGE, BRIDGE comes up, IFACE \
+becomes its port, every route through IFACE (default gateway, static routes, any \
+table) is replaced in place by the same route through BRIDGE, and IFACE lets go of \
+its addresses last. A peer pinging the host through the move loses at most a reply \
+or two.
+
+If any step fails, IFACE gets back exactly its addresses, routes, master and \
+state, and a bridge this run created is removed. Run again on a converted host, \
+it changes nothing and exits 0. --dry-run prints the script. It refuses a missing \
+or loopback IFACE, an IFACE that is a port of another bridge, and a BRIDGE that \
+exists and is not a bridge.
+
+  pipework mkbridge br0 eth0
+  pipework mkbridge --dry-run --stp on --forward-delay 4 br0 eth0",
+    ),
+    (
+        "LOOP DEVICES",
+        "\
+The runbook's known issue: copycds hangs when every loop device is busy. pipework \
+loop free prints the first free loop device as losetup -f does (LOOP_CTL_GET_FREE \
+on /dev/loop-control), making its node if the kernel has the device but /dev lacks \
+it. pipework loop ensure --count N makes sure loop0 to loop<N-1> exist as block \
+nodes 7:i, mode 0660, group disk, adding kernel devices (LOOP_CTL_ADD) when there \
+are fewer; existing nodes are left as they are. --dev DIR works on another device \
+directory (a chroot's); --container GUEST makes the nodes inside a container's \
+/dev, entering its mount namespace, since a running container never sees nodes \
+made on the host later. Such a container may still be denied access to \
+the devices by its device cgroup: Docker's default rules let it create block \
+nodes 7:* but not open them, so start it with --device-cgroup-rule='b 7:* rmw' \
+(or, where the kernel allows it, --privileged, as the runbook does).
+
+  pipework loop free
+  pipework loop ensure --count 10 --container xcatmn",
+    ),
+    (
+        "COMPANION WORDS",
+        "\
+mkbridge and loop, like route, rule and tc, are taken as words only when the host \
+has no interface of that name; otherwise the line is an ordinary attach.",
+    ),
+    (
+        "WAITING",
+        "\
+pipework --wait [-i CTR_IF] [--timeout SECS], run inside a container, returns 0 as \
+soon as CTR_IF (default eth1) exists. It listens to the kernel's link \
+notifications instead of polling once a second as the original did. Without \
+--timeout it waits forever, as the original; with it, it exits 1 when the time is up.",
     ),
     (
         "EXIT STATUS",

@@ -2,7 +2,7 @@
 //! this test fails when it is stale. `PIPEWORK_BLESS=1 cargo test --test man`
 //! rewrites it.
 
-use clap_mangen::roff::{roman, Roff};
+use clap_mangen::roff::{bold, roman, Roff};
 use clap_mangen::Man;
 
 fn render() -> String {
@@ -17,10 +17,47 @@ fn render() -> String {
     man.render_synopsis_section(&mut out).unwrap();
     section(&mut out, "DESCRIPTION", pipework::manual::DESCRIPTION);
     man.render_options_section(&mut out).unwrap();
+    for sub in cmd_companions() {
+        companion(&mut out, &sub, "pipework");
+    }
     for (title, body) in pipework::manual::SECTIONS {
         section(&mut out, title, body);
     }
     String::from_utf8(out).unwrap()
+}
+
+fn cmd_companions() -> Vec<clap::Command> {
+    pipework::cli::command().get_subcommands().cloned().collect()
+}
+
+/// A companion's synopsis and options, from the same clap definition.
+fn companion(out: &mut Vec<u8>, sub: &clap::Command, parent: &str) {
+    let name = format!("{parent} {}", sub.get_name());
+    if sub.has_subcommands() {
+        for inner in sub.get_subcommands() {
+            companion(out, inner, &name);
+        }
+        return;
+    }
+    let mut roff = Roff::default();
+    roff.control("SH", [name.to_uppercase().as_str()]);
+    let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+    roff.control("PP", []).text([roman(about)]);
+    let usage = sub.clone().bin_name(&name).render_usage().to_string();
+    roff.control("PP", []).text([bold(usage.trim_start_matches("Usage: "))]);
+    for arg in
+        sub.get_arguments().filter(|a| !a.is_hide_set() && a.get_id() != "help" && a.get_id() != "verbose")
+    {
+        let value = arg.get_action().takes_values().then(|| arg.get_value_names()).flatten();
+        let flag = match (arg.get_long(), value) {
+            (Some(long), Some(v)) => format!("--{long} {}", v[0]),
+            (Some(long), None) => format!("--{long}"),
+            (None, _) => arg.get_value_names().map(|v| v[0].to_string()).unwrap_or_default(),
+        };
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        roff.control("TP", []).text([bold(flag)]).text([roman(help)]);
+    }
+    roff.to_writer(out).unwrap();
 }
 
 /// Paragraphs become `.PP`; two-space-indented lines are kept verbatim.
