@@ -9,14 +9,16 @@ use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
 use rtnetlink::packet_route::route::RouteAttribute;
 
 use crate::error::{Error, Result};
+use crate::netlink::requests;
 use crate::netlink::{errno, nl_error, Netlink};
-use crate::plan::{Plan, Side, Step, Undo};
+use crate::plan::{NewLink, Plan, Side, Step, Undo};
 use crate::sysctl::Sysctl;
 
 /// The two namespaces a plan acts in.
 pub struct Target<'a> {
     pub host: &'a Netlink,
     pub guest: &'a Netlink,
+    pub host_ns: BorrowedFd<'a>,
     pub guest_ns: BorrowedFd<'a>,
 }
 
@@ -147,6 +149,37 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             let route = nl.replace_default(*gateway, nl.require(dev).await?.index).await?;
             Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
+        Step::CreateLink { name, kind } => {
+            let mut parent = 0;
+            if let Some(name) = kind.parent() {
+                parent = t.host.require(name).await?.index;
+            }
+            let msg = match kind {
+                NewLink::Vlan { vid, mtu, .. } => requests::vlan(name, parent, *vid, *mtu),
+                NewLink::Macvlan { mtu, .. } => requests::macvlan(name, parent, *mtu),
+                NewLink::Dummy => requests::dummy(name),
+                NewLink::Ipoib { pkey, .. } => requests::ipoib(name, parent, *pkey),
+            };
+            t.host.add_link(msg).await.map_err(|e| match errno(&e) {
+                Some(libc::EOPNOTSUPP) => Error::new(kind.missing()),
+                Some(libc::EEXIST) => Error::new(format!("{name} already exists on the host")),
+                _ => nl_error(e, format!("creating {name}")),
+            })?;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone() }))
+        }
+        Step::MoveToGuest { name, to, give_back, .. } => {
+            let link = t.host.require(name).await?;
+            t.host.move_to(link.index, t.guest_ns, to).await?;
+            Ok(Some(match give_back {
+                true => Undo::MoveBack { guest_name: to.clone(), host_name: name.clone(), was_up: link.up },
+                false => Undo::DeleteLink { side: Side::Guest, name: to.clone() },
+            }))
+        }
+        Step::SetMac { dev, mac } => {
+            let link = t.guest.require(dev).await?;
+            t.guest.set_address(link.index, *mac).await?;
+            Ok(link.mac.map(|old| Undo::SetMac { side: Side::Guest, name: dev.clone(), mac: old }))
+        }
         Step::EnableIpv6 { dev } => {
             Sysctl::open(t.guest_ns, &format!("net.ipv6.conf.{dev}.disable_ipv6"))?.write("0")?;
             Ok(None)
@@ -254,6 +287,17 @@ async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             }
             _ => {}
         },
+        Undo::MoveBack { guest_name, host_name, was_up } => {
+            let link = t.guest.require(guest_name).await?;
+            t.guest.move_to(link.index, t.host_ns, host_name).await?;
+            if *was_up {
+                t.host.set_up(t.host.require(host_name).await?.index).await?;
+            }
+        }
+        Undo::SetMac { side, name, mac } => {
+            let nl = t.side(*side);
+            nl.set_address(nl.require(name).await?.index, *mac).await?;
+        }
         Undo::ReplaceRoute { route } => t.host.replace_route((**route).clone()).await?,
     }
     Ok(())

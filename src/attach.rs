@@ -1,11 +1,15 @@
 //! Connecting a guest: classify the host interface, refuse what cannot be
 //! done, find the guest, plan, then print or apply the plan.
 
+use std::fs::File;
+use std::os::fd::AsFd;
+
 use crate::apply::{apply, Target};
 use crate::error::{Error, Result};
 use crate::guest;
 use crate::host::{classify, HostKind};
 use crate::netlink::Netlink;
+use crate::physical;
 use crate::request::{Addressing, Attach};
 
 pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
@@ -18,7 +22,10 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
         HostKind::LinuxBridge { name, existing } => {
             crate::bridge::plan(req, name, existing.as_ref(), &guest, &host, &inside).await?
         }
-        _ => unreachable!("refused above"),
+        HostKind::Physical(link) => physical::plan(req, link, &guest, &host, &inside).await?,
+        HostKind::Dummy { .. } => physical::plan_dummy(req, &guest, &host, &inside).await?,
+        HostKind::IpoIb(link) => physical::plan_ipoib(req, link, &guest, &host, &inside).await?,
+        HostKind::OpenVswitch { .. } => unreachable!("refused above"),
     };
     if dry_run {
         for step in &plan.steps {
@@ -26,7 +33,8 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
         }
         return Ok(());
     }
-    apply(&plan, &Target { host: &host, guest: &inside, guest_ns: guest.netns() }).await
+    let own = File::open("/proc/thread-self/ns/net")?;
+    apply(&plan, &Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: guest.netns() }).await
 }
 
 /// The original's refusals, then what this version does not do yet.
@@ -40,18 +48,16 @@ fn refuse(req: &Attach, kind: &HostKind) -> Result<()> {
         }
         _ => {}
     }
-    let missing = match kind {
-        HostKind::LinuxBridge { .. } if req.direct_phys => Some("--direct-phys with a bridge".to_string()),
-        HostKind::LinuxBridge { .. } => None,
-        HostKind::OpenVswitch { name } => Some(format!("Open vSwitch bridge {name}")),
-        HostKind::IpoIb(link) => Some(format!("IPoIB interface {}", link.name)),
-        HostKind::Physical(link) => {
-            Some(format!("physical interface {} (macvlan, --direct-phys)", link.name))
+    match kind {
+        HostKind::LinuxBridge { .. } if req.direct_phys => {
+            return Err(Error::new("--direct-phys moves a physical interface, not a bridge"))
         }
-        HostKind::Dummy { name } => Some(format!("dummy interface {name}")),
-    };
-    if let Some(what) = missing {
-        return Err(Error::new(format!("{what}: not supported by this version of pipework yet")));
+        HostKind::OpenVswitch { name } => {
+            return Err(Error::new(format!(
+                "Open vSwitch bridge {name}: not supported by this version of pipework yet"
+            )))
+        }
+        _ => {}
     }
     if let Addressing::Dhcp(dhcp) = &req.addr {
         return Err(Error::new(format!(

@@ -16,6 +16,7 @@ pub mod manual;
 pub mod mkbridge;
 pub mod netlink;
 pub mod netns;
+pub mod physical;
 pub mod plan;
 pub mod request;
 pub mod sysctl;

@@ -60,9 +60,25 @@ If the host side already exists and is up, pipework prints \
 'Link LOCAL_IF exists and is up' on standard output and exits 1. If it exists and \
 is down, it is deleted and made again (only if it is a veth).
 
-Physical interfaces (macvlan, --direct-phys, VLAN), IPoIB, dummy interfaces, Open \
-vSwitch bridges, DHCP, route, rule and tc are parsed with the original's \
-grammar but refused by this version with a message saying so. An unknown HOSTIF \
+Any other existing HOSTIF is physical: the guest gets a macvlan child in bridge \
+mode, ph<PID><CTR_IF> cut to 15 bytes, with HOSTIF's MTU, made on the host and \
+moved into the guest under its final name in one request; HOSTIF is brought up. \
+A name already taken on the host is refused before anything changes. With \
+@VLAN, the child sits on <HOSTIF>.<VLAN> (made if absent, with HOSTIF's MTU; if \
+present it must be a VLAN with that id). A kernel without 802.1Q support gives \
+'kernel lacks 802.1Q VLAN support (module 8021q)' and nothing is changed. With \
+--direct-phys, HOSTIF itself (or its VLAN device) moves into the guest as \
+CTR_IF, keeping its MAC unless one is given; a failed run gives it back under its \
+name, MAC and state. mac:HWADDR selects the host interface by its address (any case).
+
+A HOSTIF that does not exist and starts with dummy gives the guest a dummy \
+interface (du<PID><CTR_IF>). An IPoIB HOSTIF (link type 32) gets a child \
+<HOSTIF>.<PID>, or <HOSTIF>.<PKEY>.<PID> where @PKEY is a hex partition key; \
+CTR_IF defaults to ib0 and a MAC is refused. Kernels without these get a message \
+naming the missing module.
+
+Open vSwitch bridges and DHCP are parsed with the original's grammar but refused \
+by this version with a message saying so. An unknown HOSTIF \
 that does not exist: 'I do not know how to setup interface HOSTIF.'",
     ),
     (

@@ -31,7 +31,7 @@ pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
     }
     // Every step acts on the host: the host is also the "guest" here.
     let own = File::open("/proc/self/ns/net")?;
-    apply(&plan, &Target { host: &host, guest: &host, guest_ns: own.as_fd() }).await
+    apply(&plan, &Target { host: &host, guest: &host, host_ns: own.as_fd(), guest_ns: own.as_fd() }).await
 }
 
 /// Checks everything and lists the steps; changes nothing. An empty plan

@@ -8,14 +8,17 @@ use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd};
 use futures::TryStreamExt;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
-use rtnetlink::packet_route::link::BridgeStpState;
 use rtnetlink::packet_route::link::{
     BridgePortState, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth, LinkAttribute, LinkFlags,
     LinkInfo, LinkLayerType, LinkMessage,
 };
+use rtnetlink::packet_route::link::{BridgeStpState, InfoVlan, MacVlanMode};
 use rtnetlink::packet_route::route::{RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkDummy, LinkIpoib, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth,
+    LinkVlan, RouteMessageBuilder,
+};
 
 use crate::error::{errno_text, Error, Result};
 use crate::mac::Mac;
@@ -35,6 +38,7 @@ pub struct Link {
     pub loopback: bool,
     /// The STP state of a bridge port.
     pub port_state: Option<BridgePortState>,
+    pub vlan_id: Option<u16>,
 }
 
 impl Link {
@@ -50,6 +54,7 @@ impl Link {
             infiniband: msg.header.link_layer_type == LinkLayerType::Infiniband,
             loopback: msg.header.link_layer_type == LinkLayerType::Loopback,
             port_state: None,
+            vlan_id: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -61,6 +66,12 @@ impl Link {
                     for info in infos {
                         match info {
                             LinkInfo::Kind(kind) => link.kind = Some(kind),
+                            LinkInfo::Data(InfoData::Vlan(vlan)) => {
+                                link.vlan_id = vlan.into_iter().find_map(|v| match v {
+                                    InfoVlan::Id(id) => Some(id),
+                                    _ => None,
+                                })
+                            }
                             LinkInfo::PortData(InfoPortData::BridgePort(port)) => {
                                 link.port_state = port.into_iter().find_map(|p| match p {
                                     InfoBridgePort::State(state) => Some(state),
@@ -185,6 +196,23 @@ impl Netlink {
                 Error::new(format!("creating veth {name}/{peer}: an interface of that name already exists"))
             }
             _ => nl_error(e, format!("creating veth {name}/{peer}")),
+        })
+    }
+
+    /// `ip link add` of a prepared request (see `requests`).
+    pub async fn add_link(&self, msg: LinkMessage) -> std::result::Result<(), rtnetlink::Error> {
+        self.handle.link().add(msg).execute().await
+    }
+
+    /// Moves a link into the namespace `ns` and names it `name` there, in one
+    /// request: it never exists there under another name.
+    pub async fn move_to(&self, index: u32, ns: BorrowedFd<'_>, name: &str) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let msg =
+            LinkUnspec::new_with_index(index).setns_by_fd(ns.as_raw_fd()).name(name.to_string()).build();
+        self.handle.link().set(msg).execute().await.map_err(|e| match errno(&e) {
+            Some(libc::EEXIST) => Error::new(format!("an interface named {name} already exists there")),
+            _ => nl_error(e, format!("moving the link to {name}")),
         })
     }
 
@@ -469,5 +497,86 @@ fn addr_text(a: &rtnetlink::packet_route::route::RouteAddress) -> String {
         RouteAddress::Inet(ip) => ip.to_string(),
         RouteAddress::Inet6(ip) => ip.to_string(),
         other => format!("{other:?}"),
+    }
+}
+
+/// The link requests of the physical, dummy and IPoIB paths, built apart
+/// from sending so that they can be checked without the kernel support.
+pub mod requests {
+    use super::*;
+
+    /// `ip link add link <parent> name <name> mtu <mtu> type vlan id <vid>`
+    pub fn vlan(name: &str, parent: u32, vid: u16, mtu: u32) -> LinkMessage {
+        LinkVlan::new(name, parent, vid).mtu(mtu).build()
+    }
+
+    /// `ip link add link <parent> name <name> mtu <mtu> type macvlan mode bridge`
+    pub fn macvlan(name: &str, parent: u32, mtu: u32) -> LinkMessage {
+        LinkMacVlan::new(name, parent, MacVlanMode::Bridge).mtu(mtu).build()
+    }
+
+    /// `ip link add name <name> type dummy`
+    pub fn dummy(name: &str) -> LinkMessage {
+        LinkDummy::new(name).build()
+    }
+
+    /// `ip link add link <parent> name <name> type ipoib [pkey <key>]`
+    pub fn ipoib(name: &str, parent: u32, pkey: Option<u16>) -> LinkMessage {
+        let mut link = LinkIpoib::new(name).link(parent);
+        if let Some(key) = pkey {
+            link = link.pkey(key);
+        }
+        link.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::requests;
+    use rtnetlink::packet_route::link::{
+        InfoData, InfoIpoib, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkInfo, LinkMessage,
+        MacVlanMode,
+    };
+
+    fn infos(msg: &LinkMessage) -> Vec<LinkInfo> {
+        msg.attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::LinkInfo(i) => Some(i.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    fn has(msg: &LinkMessage, attr: LinkAttribute) -> bool {
+        msg.attributes.contains(&attr)
+    }
+
+    #[test]
+    fn vlan_request() {
+        let msg = requests::vlan("eth0.10", 2, 10, 1400);
+        assert!(infos(&msg).contains(&LinkInfo::Kind(InfoKind::Vlan)));
+        assert!(infos(&msg).contains(&LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(10)]))));
+        assert!(has(&msg, LinkAttribute::Link(2)) && has(&msg, LinkAttribute::Mtu(1400)));
+        assert!(has(&msg, LinkAttribute::IfName("eth0.10".into())));
+    }
+
+    #[test]
+    fn macvlan_request_is_bridge_mode() {
+        let msg = requests::macvlan("ph42eth1", 3, 9000);
+        assert!(infos(&msg).contains(&LinkInfo::Kind(InfoKind::MacVlan)));
+        assert!(infos(&msg)
+            .contains(&LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)]))));
+        assert!(has(&msg, LinkAttribute::Link(3)) && has(&msg, LinkAttribute::Mtu(9000)));
+    }
+
+    #[test]
+    fn dummy_and_ipoib_requests() {
+        assert!(infos(&requests::dummy("du42eth1")).contains(&LinkInfo::Kind(InfoKind::Dummy)));
+        let msg = requests::ipoib("ib0.8001.42", 5, Some(0x8001));
+        assert!(infos(&msg).contains(&LinkInfo::Kind(InfoKind::Ipoib)));
+        assert!(infos(&msg).contains(&LinkInfo::Data(InfoData::Ipoib(vec![InfoIpoib::Pkey(0x8001)]))));
+        assert!(has(&msg, LinkAttribute::Link(5)));
+        assert!(!infos(&requests::ipoib("ib0.42", 5, None)).iter().any(|i| matches!(i, LinkInfo::Data(_))));
     }
 }

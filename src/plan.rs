@@ -96,6 +96,24 @@ pub enum Step {
         to: String,
         text: String,
     },
+    /// A VLAN, macvlan, dummy or IPoIB link on the host, to be moved in.
+    CreateLink {
+        name: String,
+        kind: NewLink,
+    },
+    /// Into the guest under its final name, in one request. With
+    /// `give_back`, the interface was the host's own (`--direct-phys`) and an
+    /// undo returns it; otherwise an undo deletes it.
+    MoveToGuest {
+        name: String,
+        to: String,
+        netns: String,
+        give_back: bool,
+    },
+    SetMac {
+        dev: String,
+        mac: Mac,
+    },
     /// IPv6 on an interface of a guest whose new interfaces start without it
     /// (Docker's `--net=none` containers): the operator asked for an address.
     EnableIpv6 {
@@ -108,6 +126,37 @@ pub enum Step {
         ip: Ipv4Addr,
         port: Option<String>,
     },
+}
+
+/// The kinds of link `CreateLink` makes; parents are named, and looked up
+/// when the step runs.
+#[derive(Debug, Clone)]
+pub enum NewLink {
+    Vlan { parent: String, vid: u16, mtu: u32 },
+    Macvlan { parent: String, mtu: u32 },
+    Dummy,
+    Ipoib { parent: String, pkey: Option<u16> },
+}
+
+impl NewLink {
+    pub fn parent(&self) -> Option<&str> {
+        match self {
+            NewLink::Vlan { parent, .. }
+            | NewLink::Macvlan { parent, .. }
+            | NewLink::Ipoib { parent, .. } => Some(parent),
+            NewLink::Dummy => None,
+        }
+    }
+
+    /// What to tell the operator when the kernel does not know the kind.
+    pub fn missing(&self) -> &'static str {
+        match self {
+            NewLink::Vlan { .. } => "kernel lacks 802.1Q VLAN support (module 8021q)",
+            NewLink::Macvlan { .. } => "kernel lacks macvlan support (module macvlan)",
+            NewLink::Dummy => "kernel lacks dummy interface support (module dummy)",
+            NewLink::Ipoib { .. } => "kernel lacks IPoIB support (module ib_ipoib)",
+        }
+    }
 }
 
 /// How an applied step is taken back.
@@ -145,6 +194,17 @@ pub enum Undo {
         dev: String,
         addr: Box<AddressMessage>,
     },
+    /// Returns a host interface from the guest under its own name and state.
+    MoveBack {
+        guest_name: String,
+        host_name: String,
+        was_up: bool,
+    },
+    SetMac {
+        side: Side,
+        name: String,
+        mac: Mac,
+    },
     /// Puts a moved route back as it was.
     ReplaceRoute {
         route: Box<RouteMessage>,
@@ -179,6 +239,29 @@ impl Plan {
             Side::Host => body,
             Side::Guest => format!("{} {body}", self.enter),
         }
+    }
+
+    /// The tail of every path that makes a link on the host (or lends the
+    /// host's own): into the guest under its final name, the MAC, then the
+    /// addressing. Refuses a name the guest already has, before any change.
+    pub async fn add_moved_in(
+        &mut self,
+        host_name: &str,
+        give_back: bool,
+        req: &crate::request::Attach,
+        ctr_if: &str,
+        guest: &Guest,
+        inside: &Netlink,
+    ) -> Result<()> {
+        if inside.link(ctr_if).await?.is_some() {
+            return Err(crate::Error::new(format!("interface {ctr_if} already exists in {}", guest.label)));
+        }
+        let netns = guest.netns_arg.clone();
+        self.push(Step::MoveToGuest { name: host_name.into(), to: ctr_if.into(), netns, give_back });
+        if let Some(mac) = req.mac {
+            self.push(Step::SetMac { dev: ctr_if.into(), mac });
+        }
+        self.add_addressing(&req.addr, ctr_if, None, inside, guest.netns()).await
     }
 
     /// Address, link up, gateway and announcement: the same on every path.
@@ -232,13 +315,16 @@ impl Step {
             | Step::MakeBridge { .. }
             | Step::CopyAddress { .. }
             | Step::DeleteAddress { .. }
-            | Step::MoveRoute { .. } => Side::Host,
+            | Step::MoveRoute { .. }
+            | Step::CreateLink { .. }
+            | Step::MoveToGuest { .. } => Side::Host,
             Step::LinkUp { side, .. } => *side,
             Step::AddAddress { .. }
             | Step::DeleteDefault { .. }
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }
             | Step::EnableIpv6 { .. }
+            | Step::SetMac { .. }
             | Step::Announce { .. } => Side::Guest,
         }
     }
@@ -284,6 +370,25 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
+            Step::CreateLink { name, kind } => match kind {
+                NewLink::Vlan { parent, vid, mtu } => {
+                    write!(f, "ip link add link {parent} name {name} mtu {mtu} type vlan id {vid}")
+                }
+                NewLink::Macvlan { parent, mtu } => {
+                    write!(f, "ip link add link {parent} dev {name} mtu {mtu} type macvlan mode bridge")
+                }
+                NewLink::Dummy => write!(f, "ip link add dev {name} type dummy"),
+                NewLink::Ipoib { parent, pkey: None } => {
+                    write!(f, "ip link add link {parent} name {name} type ipoib")
+                }
+                NewLink::Ipoib { parent, pkey: Some(key) } => {
+                    write!(f, "ip link add link {parent} name {name} type ipoib pkey {key:#x}")
+                }
+            },
+            Step::MoveToGuest { name, to, netns, .. } => {
+                write!(f, "ip link set dev {name} netns {netns} name {to}")
+            }
+            Step::SetMac { dev, mac } => write!(f, "ip link set dev {dev} address {mac}"),
             Step::EnableIpv6 { dev } => write!(f, "sysctl -qw net.ipv6.conf.{dev}.disable_ipv6=0"),
             Step::CopyAddress { to, text, .. } => write!(f, "ip addr add {text} dev {to}"),
             Step::DeleteAddress { dev, text, .. } => write!(f, "ip addr del {text} dev {dev}"),
@@ -313,6 +418,10 @@ impl fmt::Display for Undo {
             Undo::LinkDown { name, .. } => write!(f, "ip link set {name} down"),
             Undo::AddAddress { dev, .. } => write!(f, "ip addr add <the deleted address> dev {dev}"),
             Undo::DeleteAddress { .. } => write!(f, "ip addr del <the address added>"),
+            Undo::MoveBack { guest_name, host_name, .. } => {
+                write!(f, "ip link set dev {guest_name} netns <host> name {host_name}")
+            }
+            Undo::SetMac { name, mac, .. } => write!(f, "ip link set dev {name} address {mac}"),
             Undo::ReplaceRoute { .. } => write!(f, "ip route replace <the route as it was>"),
         }
     }

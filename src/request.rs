@@ -69,7 +69,10 @@ pub struct Attach {
     pub guest: String,
     pub addr: Addressing,
     pub mac: Option<Mac>,
-    pub vlan: Option<u16>,
+    /// What follows `@` in `[mac][@vlan]`: a VLAN id on a physical
+    /// interface, a partition key (hex) on IPoIB; checked once the host
+    /// interface is known.
+    pub vlan: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,23 +236,33 @@ fn parse_dhcp(arg: &str) -> Option<Dhcp> {
 }
 
 /// The fourth argument: `[mac][@vlan]`; the VLAN is what follows the first `@`.
-pub fn parse_mac_vlan(arg: &str) -> Result<(Option<Mac>, Option<u16>), crate::Error> {
+pub fn parse_mac_vlan(arg: &str) -> Result<(Option<Mac>, Option<String>), crate::Error> {
     let (mac, vlan) = match arg.split_once('@') {
-        Some((mac, vlan)) => (mac, Some(vlan.split('@').next().unwrap_or(""))),
+        Some((mac, vlan)) => (mac, Some(vlan.split('@').next().unwrap_or("").to_string())),
         None => (arg, None),
     };
     let mac = match mac {
         "" => None,
         mac => Some(Mac::parse_arg(mac).map_err(crate::Error::new)?),
     };
-    let vlan = match vlan {
-        None => None,
-        Some(v) => match v.parse::<u16>() {
-            Ok(id @ 1..=4094) => Some(id),
-            _ => return Err(crate::Error::new(format!("invalid VLAN ID '{v}' (must be 1-4094)"))),
-        },
-    };
     Ok((mac, vlan))
+}
+
+/// An 802.1Q VLAN id: 1 to 4094.
+pub fn vlan_id(tag: &str) -> Result<u16, crate::Error> {
+    match tag.parse::<u16>() {
+        Ok(id @ 1..=4094) => Ok(id),
+        _ => Err(crate::Error::new(format!("invalid VLAN ID '{tag}' (must be 1-4094)"))),
+    }
+}
+
+/// An InfiniBand partition key, written in hex as the original took it
+/// (`@8001` is pkey 0x8001).
+pub fn pkey(tag: &str) -> Result<u16, crate::Error> {
+    match u16::from_str_radix(tag.trim_start_matches("0x"), 16) {
+        Ok(key) if key != 0 && !tag.is_empty() => Ok(key),
+        _ => Err(crate::Error::new(format!("invalid partition key '{tag}' (hex, 1-ffff)"))),
+    }
 }
 
 #[cfg(test)]
@@ -316,12 +329,15 @@ mod tests {
 
     #[test]
     fn mac_and_vlan() {
-        assert_eq!(parse_mac_vlan("@10").unwrap(), (None, Some(10)));
+        assert_eq!(parse_mac_vlan("@10").unwrap(), (None, Some("10".into())));
         let (mac, vlan) = parse_mac_vlan("U:myhost.foo.com@4094").unwrap();
-        assert_eq!((mac.unwrap().to_string().as_str(), vlan), ("02:72:6c:cd:9b:8d", Some(4094)));
-        assert!(parse_mac_vlan("@0").is_err());
-        assert!(parse_mac_vlan("@4095").is_err());
-        assert!(parse_mac_vlan("@x").is_err());
+        assert_eq!((mac.unwrap().to_string().as_str(), vlan.as_deref()), ("02:72:6c:cd:9b:8d", Some("4094")));
+        assert_eq!(vlan_id("4094").unwrap(), 4094);
+        for bad in ["0", "4095", "x", ""] {
+            assert!(vlan_id(bad).is_err(), "{bad}");
+        }
+        assert_eq!(pkey("8001").unwrap(), 0x8001);
+        assert!(pkey("xyz").is_err() && pkey("0").is_err());
     }
 
     #[test]
