@@ -28,9 +28,7 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
         HostKind::OpenVswitch { .. } => unreachable!("refused above"),
     };
     if dry_run {
-        for step in &plan.steps {
-            println!("{}", plan.command(step));
-        }
+        plan.print();
         return Ok(());
     }
     let own = File::open("/proc/thread-self/ns/net")?;

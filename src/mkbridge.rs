@@ -24,9 +24,7 @@ pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
         return Ok(());
     }
     if dry_run {
-        for step in &plan.steps {
-            println!("{}", plan.command(step));
-        }
+        plan.print();
         return Ok(());
     }
     // Every step acts on the host: the host is also the "guest" here.

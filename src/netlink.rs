@@ -240,20 +240,25 @@ impl Netlink {
             .map_err(|e| nl_error(e, format!("adding address {ip}/{prefix}")))
     }
 
-    /// Default routes of one family in the main table, as the kernel lists them.
-    pub async fn default_routes(&self, family: Family) -> Result<Vec<RouteMessage>> {
-        let query = match family {
+    /// Every route of one family, in all tables.
+    async fn dump_routes(&self, family: Family) -> Result<Vec<RouteMessage>> {
+        let mut query = match family {
             Family::V4 => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
             Family::V6 => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
         };
-        let routes: Vec<RouteMessage> = self
-            .handle
+        query.header.table = RouteHeader::RT_TABLE_UNSPEC;
+        self.handle
             .route()
             .get(query)
             .execute()
             .try_collect()
             .await
-            .map_err(|e| nl_error(e, "listing routes"))?;
+            .map_err(|e| nl_error(e, "listing routes"))
+    }
+
+    /// Default routes of one family in the main table, as the kernel lists them.
+    pub async fn default_routes(&self, family: Family) -> Result<Vec<RouteMessage>> {
+        let routes = self.dump_routes(family).await?;
         Ok(routes
             .into_iter()
             .filter(|r| {
@@ -425,20 +430,7 @@ impl Netlink {
     pub async fn routes_via(&self, index: u32) -> Result<Vec<RouteMessage>> {
         let mut found = Vec::new();
         for family in [Family::V4, Family::V6] {
-            let mut query = match family {
-                Family::V4 => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
-                Family::V6 => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
-            };
-            query.header.table = RouteHeader::RT_TABLE_UNSPEC;
-            let routes: Vec<RouteMessage> = self
-                .handle
-                .route()
-                .get(query)
-                .execute()
-                .try_collect()
-                .await
-                .map_err(|e| nl_error(e, "listing routes"))?;
-            found.extend(routes.into_iter().filter(|r| {
+            found.extend(self.dump_routes(family).await?.into_iter().filter(|r| {
                 let oif = r.attributes.iter().any(|a| matches!(a, RouteAttribute::Oif(i) if *i == index));
                 oif && r.header.protocol != RouteProtocol::Kernel && table_of(r) != 255
             }));

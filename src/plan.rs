@@ -232,6 +232,13 @@ impl Plan {
         self.steps.push(step);
     }
 
+    /// `--dry-run`: the steps as commands, one a line.
+    pub fn print(&self) {
+        for step in &self.steps {
+            println!("{}", self.command(step));
+        }
+    }
+
     /// The step as a command an operator could type.
     pub fn command(&self, step: &Step) -> String {
         let body = step.to_string();
