@@ -180,8 +180,16 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             t.guest.set_address(link.index, *mac).await?;
             Ok(link.mac.map(|old| Undo::SetMac { side: Side::Guest, name: dev.clone(), mac: old }))
         }
-        Step::EnableIpv6 { dev } => {
-            Sysctl::open(t.guest_ns, &format!("net.ipv6.conf.{dev}.disable_ipv6"))?.write("0")?;
+        Step::Ipv6 { side, dev, enable } => {
+            let ns = match side {
+                Side::Host => None,
+                Side::Guest => Some(t.guest_ns),
+            };
+            Sysctl::open(ns, &format!("net.ipv6.conf.{dev}.disable_ipv6"))?.write(if *enable {
+                "0"
+            } else {
+                "1"
+            })?;
             Ok(None)
         }
         Step::Announce { dev, ip, port } => {
@@ -219,7 +227,7 @@ async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
     // With arp_notify, the kernel answers a (same) MAC being set with a
     // gratuitous ARP for the interface's addresses; no packet socket, whose
     // close would wait for an RCU grace period.
-    let mut notify = Sysctl::open(t.guest_ns, &format!("net.ipv4.conf.{dev}.arp_notify"))?;
+    let mut notify = Sysctl::open(Some(t.guest_ns), &format!("net.ipv4.conf.{dev}.arp_notify"))?;
     let previous = notify.read()?;
     notify.write("1")?;
     let sent = t.guest.set_address(link.index, mac).await;

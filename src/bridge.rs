@@ -59,6 +59,7 @@ pub async fn plan(
 
     let netns = guest.netns_arg.clone();
     plan.push(Step::CreateVeth { host: local.clone(), guest: ctr_if.into(), mtu, mac: req.mac, netns });
+    plan.push(Step::Ipv6 { side: Side::Host, dev: local.clone(), enable: false });
     plan.push(Step::SetMaster { link: local.clone(), bridge: bridge.into() });
     plan.push(Step::LinkUp { side: Side::Host, name: local.clone() });
     plan.add_addressing(&req.addr, ctr_if, Some(&local), inside, guest.netns()).await?;

@@ -205,6 +205,10 @@ The gratuitous ARP is sent natively and takes no time (the original's arping \
 waited a second); it is sent only for an address really configured, and no \
 'arping not found' warning is ever printed.
 
+The host side of a veth is a bridge port and gets no IPv6 of its own \
+(disable_ipv6=1, as LXD does): no link-local address, no DAD, router \
+solicitations or MLD from it flooding every port of the bridge.
+
 LXC containers are found on cgroup2 hosts too. Options may come in any order. \
 A stale host-side link is deleted only if it is a veth.",
     ),

@@ -114,10 +114,14 @@ pub enum Step {
         dev: String,
         mac: Mac,
     },
-    /// IPv6 on an interface of a guest whose new interfaces start without it
-    /// (Docker's `--net=none` containers): the operator asked for an address.
-    EnableIpv6 {
+    /// `net.ipv6.conf.<dev>.disable_ipv6`. Turned on in a guest whose new
+    /// interfaces start without it (Docker's `--net=none` containers) when
+    /// the operator asks for an IPv6 address; turned off on the host side of
+    /// a veth, a bridge port that needs no IPv6 of its own.
+    Ipv6 {
+        side: Side,
         dev: String,
+        enable: bool,
     },
     /// A gratuitous ARP for `ip`, once the bridge port `port` (if any)
     /// forwards; its failure is not the run's failure.
@@ -285,7 +289,7 @@ impl Plan {
         match addressing {
             Addressing::Static { net, gateway } => {
                 if net.is_ipv6() && guest_lacks_ipv6(guest_ns)? {
-                    self.push(Step::EnableIpv6 { dev: dev.into() });
+                    self.push(Step::Ipv6 { side: Side::Guest, dev: dev.into(), enable: true });
                 }
                 self.push(Step::AddAddress { dev: dev.into(), net: *net });
                 if let Some(gw) = gateway {
@@ -325,12 +329,11 @@ impl Step {
             | Step::MoveRoute { .. }
             | Step::CreateLink { .. }
             | Step::MoveToGuest { .. } => Side::Host,
-            Step::LinkUp { side, .. } => *side,
+            Step::LinkUp { side, .. } | Step::Ipv6 { side, .. } => *side,
             Step::AddAddress { .. }
             | Step::DeleteDefault { .. }
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }
-            | Step::EnableIpv6 { .. }
             | Step::SetMac { .. }
             | Step::Announce { .. } => Side::Guest,
         }
@@ -396,7 +399,9 @@ impl fmt::Display for Step {
                 write!(f, "ip link set dev {name} netns {netns} name {to}")
             }
             Step::SetMac { dev, mac } => write!(f, "ip link set dev {dev} address {mac}"),
-            Step::EnableIpv6 { dev } => write!(f, "sysctl -qw net.ipv6.conf.{dev}.disable_ipv6=0"),
+            Step::Ipv6 { dev, enable, .. } => {
+                write!(f, "sysctl -qw net.ipv6.conf.{dev}.disable_ipv6={}", u8::from(!enable))
+            }
             Step::CopyAddress { to, text, .. } => write!(f, "ip addr add {text} dev {to}"),
             Step::DeleteAddress { dev, text, .. } => write!(f, "ip addr del {text} dev {dev}"),
             Step::MoveRoute { to, text, .. } => write!(f, "ip {text} dev {to}"),
@@ -436,5 +441,5 @@ impl fmt::Display for Undo {
 
 /// Whether interfaces made in the guest start with IPv6 disabled.
 fn guest_lacks_ipv6(ns: BorrowedFd<'_>) -> Result<bool> {
-    Ok(Sysctl::open(ns, "net.ipv6.conf.default.disable_ipv6")?.read()? == "1")
+    Ok(Sysctl::open(Some(ns), "net.ipv6.conf.default.disable_ipv6")?.read()? == "1")
 }

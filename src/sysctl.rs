@@ -14,11 +14,16 @@ pub struct Sysctl {
 }
 
 impl Sysctl {
-    /// `key` as sysctl(8) spells it: `net.ipv4.conf.eth1.arp_notify`.
-    pub fn open(ns: BorrowedFd<'_>, key: &str) -> Result<Sysctl> {
+    /// `key` as sysctl(8) spells it: `net.ipv4.conf.eth1.arp_notify`; `ns`
+    /// None is the namespace this thread is in.
+    pub fn open(ns: Option<BorrowedFd<'_>>, key: &str) -> Result<Sysctl> {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        let file = crate::netns::within(ns, move || File::options().read(true).write(true).open(path))
-            .map_err(|e| e.context(format!("opening {key}")))?;
+        let open = move || File::options().read(true).write(true).open(path);
+        let file = match ns {
+            Some(ns) => crate::netns::within(ns, open),
+            None => open().map_err(crate::Error::from),
+        };
+        let file = file.map_err(|e| e.context(format!("opening {key}")))?;
         Ok(Sysctl { file, key: key.to_string() })
     }
 
