@@ -16,6 +16,7 @@ pub mod manual;
 pub mod mkbridge;
 pub mod netlink;
 pub mod netns;
+pub mod passthrough;
 pub mod physical;
 pub mod plan;
 pub mod request;
@@ -29,9 +30,7 @@ use request::Request;
 pub async fn run(inv: cli::Invocation) -> Result<()> {
     match &inv.request {
         Request::Attach(req) => attach::attach(req, inv.dry_run).await,
-        Request::Passthrough { tool, .. } => Err(Error::new(
-            format!("'{tool:?}' passthrough: not supported by this version of pipework yet").to_lowercase(),
-        )),
+        Request::Passthrough { tool, guest, args } => passthrough::run(*tool, guest, args).await,
         Request::Wait { ifname, timeout } => wait::wait(ifname, *timeout).await,
         Request::Mkbridge(req) => mkbridge::mkbridge(req, inv.dry_run).await,
         Request::Loop(req) => loopdev::run(req).await,

@@ -10,7 +10,9 @@ pipework connects a container or a network namespace (the guest) to a network of
 the host. It is a drop-in replacement for the pipework shell script: the same \
 command lines give the same interface names, addresses, routes, MTU, messages and \
 exit status. It talks to the kernel over netlink and enters namespaces with \
-setns(2); it runs no ip, brctl, arping, docker or shell.
+setns(2); it runs no ip, brctl, arping, docker or shell of its own. It runs only \
+what a command line names: tc for pipework tc, and ip for the route and rule \
+forms its own parser does not cover.
 
 Every run first checks everything it can (the arguments, the host interface, the \
 guest, name clashes), then makes its changes one step at a time. If a step fails, \
@@ -159,6 +161,30 @@ nodes 7:* but not open them, so start it with --device-cgroup-rule='b 7:* rmw' \
         "\
 mkbridge and loop, like route, rule and tc, are taken as words only when the host \
 has no interface of that name; otherwise the line is an ordinary attach.",
+    ),
+    (
+        "ROUTE, RULE AND TC",
+        "\
+pipework route GUEST ARGS... and pipework rule GUEST ARGS... apply ip route or ip \
+rule arguments inside the guest's network namespace. The forms operators use are \
+done natively over netlink, with iproute2's defaults (proto boot, table main, \
+scope link for an IPv4 route without a gateway): route add, del, replace, change, \
+append and prepend with a prefix, an address or default, via, dev, src, metric, \
+table, scope, proto, onlink and mtu; rule add and del with from, to, table or \
+lookup, priority or pref, fwmark, iif, oif and not. A refusal reads as ip's \
+(RTNETLINK answers: File exists, or the kernel's own Error: ... line) with ip's \
+exit status 2.
+
+Everything else (show, list, get, flush, and any keyword, abbreviation or name \
+the native parser does not know) runs the real ip inside the namespace, forked \
+and executed directly after joining the namespace, never through a shell; its \
+output and exit status are pipework's. pipework tc GUEST ARGS... always runs tc \
+that way.
+
+  pipework route xcatmn add 10.20.0.0/16 via 10.5.106.254
+  pipework route xcatmn show
+  pipework rule xcatmn add from 10.5.106.101 table 100
+  pipework tc xcatmn qdisc add dev eth1 root tbf rate 1mbit burst 32kbit latency 400ms",
     ),
     (
         "WAITING",

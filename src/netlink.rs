@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use rtnetlink::packet_route::link::{
@@ -14,7 +14,7 @@ use rtnetlink::packet_route::link::{
 };
 use rtnetlink::packet_route::link::{BridgeStpState, InfoVlan, MacVlanMode};
 use rtnetlink::packet_route::route::{RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
-use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{
     Handle, LinkBridge, LinkDummy, LinkIpoib, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth,
     LinkVlan, RouteMessageBuilder,
@@ -101,8 +101,37 @@ pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
     }
 }
 
-/// "what: reason", with the reasons an operator can act on spelled out.
+/// NLMSGERR_ATTR_MSG: the kernel's own explanation of a refusal.
+const NLMSGERR_ATTR_MSG: u16 = 1;
+
+/// The kernel's extended-ACK text, which rtnetlink leaves in the error's
+/// payload: with capped ACKs (see `from_socket`) that is the request's
+/// 16-byte header, then attributes.
+pub fn kernel_message(e: &rtnetlink::Error) -> Option<String> {
+    let rtnetlink::Error::NetlinkError(m) = e else { return None };
+    let mut rest = m.header.get(16..)?;
+    while rest.len() >= 4 {
+        let len = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
+        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
+        if len < 4 || len > rest.len() {
+            return None;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = rest[4..len].split(|b| *b == 0).next().unwrap_or_default();
+            let text = String::from_utf8_lossy(text).into_owned();
+            return (!text.is_empty()).then_some(text);
+        }
+        rest = rest.get((len + 3) & !3..).unwrap_or_default();
+    }
+    None
+}
+
+/// "what: reason", with the reasons an operator can act on spelled out and
+/// the kernel's own words when it gave some.
 pub fn nl_error(e: rtnetlink::Error, what: impl std::fmt::Display) -> Error {
+    if let Some(text) = kernel_message(&e) {
+        return Error::new(format!("{what}: {text}"));
+    }
     let reason = match errno(&e) {
         Some(libc::EOPNOTSUPP) => "the kernel does not support this link type".to_string(),
         Some(libc::ERANGE) => "name too long for the kernel (15 bytes at most)".to_string(),
@@ -132,6 +161,11 @@ impl Netlink {
     }
 
     fn from_socket(socket: Socket) -> Netlink {
+        // Capped ACKs with extended ACK: the kernel's explanation of a
+        // refusal comes back right after the request's header.
+        if socket.set_cap_ack(true).is_ok() {
+            let _ = socket.set_ext_ack(true);
+        }
         // SAFETY: the fd comes straight from a socket we own and give up here.
         let socket = unsafe { TokioSocket::from_raw_fd(socket.into_raw_fd()) };
         let (connection, handle, _) = rtnetlink::from_socket(socket);
@@ -200,6 +234,27 @@ impl Netlink {
     }
 
     /// `ip link add` of a prepared request (see `requests`).
+    /// One request as built, acknowledged or refused: for the passthrough,
+    /// which builds its own messages.
+    pub async fn talk(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> std::result::Result<(), rtnetlink::Error> {
+        use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        let mut answers = self.handle.clone().request(req)?;
+        while let Some(answer) = answers.next().await {
+            if let NetlinkPayload::Error(e) = answer.payload {
+                if e.code.is_some() {
+                    return Err(rtnetlink::Error::NetlinkError(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn add_link(&self, msg: LinkMessage) -> std::result::Result<(), rtnetlink::Error> {
         self.handle.link().add(msg).execute().await
     }
@@ -523,8 +578,9 @@ pub mod requests {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::requests;
+pub(crate) mod tests {
+    use super::{kernel_message, nl_error, requests};
+    use rtnetlink::packet_core::ErrorMessage;
     use rtnetlink::packet_route::link::{
         InfoData, InfoIpoib, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkInfo, LinkMessage,
         MacVlanMode,
@@ -570,5 +626,38 @@ mod tests {
         assert!(infos(&msg).contains(&LinkInfo::Data(InfoData::Ipoib(vec![InfoIpoib::Pkey(0x8001)]))));
         assert!(has(&msg, LinkAttribute::Link(5)));
         assert!(!infos(&requests::ipoib("ib0.42", 5, None)).iter().any(|i| matches!(i, LinkInfo::Data(_))));
+    }
+
+    /// A refusal as the kernel sends it with capped, extended ACKs: the
+    /// request's header, an offset attribute, then the message.
+    pub(crate) fn refusal(errno: i32, message: Option<&str>) -> rtnetlink::Error {
+        let mut header = vec![0u8; 16];
+        header.extend_from_slice(&8u16.to_ne_bytes());
+        header.extend_from_slice(&2u16.to_ne_bytes());
+        header.extend_from_slice(&40u32.to_ne_bytes());
+        if let Some(text) = message {
+            let text = [text.as_bytes(), b"\0"].concat();
+            header.extend_from_slice(&((4 + text.len()) as u16).to_ne_bytes());
+            header.extend_from_slice(&1u16.to_ne_bytes());
+            header.extend_from_slice(&text);
+            header.resize(header.len().next_multiple_of(4), 0);
+        }
+        let mut error = ErrorMessage::default();
+        error.code = std::num::NonZeroI32::new(-errno);
+        error.header = header;
+        rtnetlink::Error::NetlinkError(error)
+    }
+
+    #[test]
+    fn kernel_words_come_first() {
+        let e = refusal(libc::EINVAL, Some("Nexthop has invalid gateway"));
+        assert_eq!(kernel_message(&e).as_deref(), Some("Nexthop has invalid gateway"));
+        assert_eq!(
+            nl_error(e, "adding route").message(),
+            "pipework: adding route: Nexthop has invalid gateway"
+        );
+        let e = refusal(libc::EEXIST, None);
+        assert_eq!(kernel_message(&e), None);
+        assert_eq!(nl_error(e, "adding route").message(), "pipework: adding route: File exists");
     }
 }

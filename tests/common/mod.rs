@@ -1109,3 +1109,73 @@ pub fn settled_snapshot(ns: &dyn Ns) -> Value {
         last = now;
     }
 }
+
+// ---------------------------------------------------------------- passthrough
+
+/// The guest the passthrough tests work in: `eth1`, one end of a veth pair
+/// (`p1` the other, both up), holding `cidr4`, and `cidr6` without DAD.
+pub fn add_eth1(ns: &dyn Ns, cidr4: &str, cidr6: &str) {
+    ns.ip(&["link", "add", "eth1", "type", "veth", "peer", "name", "p1"]);
+    ns.ip(&["addr", "add", cidr4, "dev", "eth1"]);
+    ns.ip(&["-6", "addr", "add", cidr6, "dev", "eth1", "nodad"]);
+    ns.ip(&["link", "set", "p1", "up"]);
+    ns.ip(&["link", "set", "eth1", "up"]);
+}
+
+/// Every route not made by the kernel itself (those follow addresses and
+/// carry the veth's random link-local address), both families, every table,
+/// as `ip -d -j route` shows them, carrier flags left out; sorted.
+pub fn made_routes(ns: &dyn Ns) -> Value {
+    let mut all = Vec::new();
+    for flag in ["-4", "-6"] {
+        all.extend(as_vec(ns.ip_j(&[flag, "-d", "route", "show", "table", "all"])));
+    }
+    let made = all.into_iter().filter(|r| r["protocol"].as_str() != Some("kernel")).map(|mut r| {
+        if let Some(flags) = r.get_mut("flags").and_then(Value::as_array_mut) {
+            flags.retain(|f| !VOLATILE_ROUTE_FLAGS.contains(&f.as_str().unwrap_or_default()));
+        }
+        r
+    });
+    normalise(Value::Array(made.collect()), |v| Some(v.clone()))
+}
+
+/// The routes `made_routes` lists with destination `dst`.
+pub fn made_routes_to(ns: &dyn Ns, dst: &str) -> Vec<Value> {
+    as_vec(made_routes(ns)).into_iter().filter(|r| r["dst"] == dst).collect()
+}
+
+/// Every rule, both families, as `ip -d -j rule` shows them; sorted.
+pub fn rules(ns: &dyn Ns) -> Value {
+    let mut all = as_vec(ns.ip_j(&["-4", "-d", "rule", "show"]));
+    all.extend(as_vec(ns.ip_j(&["-6", "-d", "rule", "show"])));
+    normalise(Value::Array(all), |v| Some(v.clone()))
+}
+
+/// Where `cmd` is found on this process's PATH.
+pub fn which(cmd: &str) -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .map(|dir| Path::new(dir).join(cmd))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{cmd} not found on PATH"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Runs pipework inside `host` with PATH set to `path` for pipework alone:
+/// what it may exec is then only what `path` holds.
+pub fn pipework_with_path(host: &Netns, path: &str, args: &[&str]) -> Output {
+    let (ip, timeout) = (which("ip"), which("timeout"));
+    let mut cmd = command(&[&ip, "netns", "exec", &host.name, &timeout, "-k", "5", PIPEWORK_TIMEOUT_SECS]);
+    cmd.arg(PIPEWORK).args(args).env("PATH", path).env_remove("FAILPOINTS").env_remove("PIPEWORK_FAIL_AT");
+    cmd.output().expect("cannot run pipework")
+}
+
+/// A directory for PATH holding links to the machine's `cmds` and nothing else.
+pub fn path_with(cmds: &[&str]) -> TempDir {
+    let dir = TempDir::new("path");
+    for cmd in cmds {
+        std::os::unix::fs::symlink(which(cmd), dir.path.join(cmd)).expect("symlink");
+    }
+    dir
+}
