@@ -102,3 +102,24 @@ fn guest_forms_naming_nothing() {
         assert_one_line_naming(&args, &out, bad);
     }
 }
+
+/// `DOCKER_HOST=unix://…` names the Engine API socket; anything else is
+/// refused by name, and a socket that is not there too, changing nothing.
+#[test]
+fn docker_host_names_the_socket() {
+    let host = Netns::new("host");
+    let ctr = Container::run("ctr");
+    let env = [("DOCKER_HOST", "unix:///var/run/docker.sock")];
+    let out = pipework_env(&host, &["br0", &ctr.name, IP], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_connected(&host, "br0", &host_side("eth1", ctr.pid), &ctr, "eth1", IP);
+
+    for (socket, bad) in
+        [("unix:///nonexistent.sock", "/nonexistent.sock"), ("tcp://127.0.0.1:2375", "tcp://")]
+    {
+        let run = |host: &Netns, args: &[&str]| pipework_env(host, args, &[("DOCKER_HOST", socket)]);
+        let args = ["br0", &ctr.name, "10.5.106.102/24"];
+        let out = assert_refused(run, &host, Some(&ctr), &args);
+        assert_one_line_naming(&args, &out, bad);
+    }
+}
