@@ -25,7 +25,7 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
         HostKind::Physical(link) => physical::plan(req, link, &guest, &host, &inside).await?,
         HostKind::Dummy { .. } => physical::plan_dummy(req, &guest, &host, &inside).await?,
         HostKind::IpoIb(link) => physical::plan_ipoib(req, link, &guest, &host, &inside).await?,
-        HostKind::OpenVswitch { .. } => unreachable!("refused above"),
+        HostKind::OpenVswitch { name } => return Err(not_yet(format!("Open vSwitch bridge {name}"))),
     };
     if dry_run {
         plan.print();
@@ -35,33 +35,26 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
     apply(&plan, &Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: guest.netns() }).await
 }
 
-/// The original's refusals, then what this version does not do yet.
+/// The original's refusals, and what this version does not do yet; before
+/// the guest is looked up, as the original had them.
 fn refuse(req: &Attach, kind: &HostKind) -> Result<()> {
     match kind {
         HostKind::LinuxBridge { .. } if req.vlan.is_some() => {
-            return Err(Error::plain("VLAN configuration currently unsupported for Linux bridge."))
+            Err(Error::plain("VLAN configuration currently unsupported for Linux bridge."))
         }
         HostKind::IpoIb(_) if req.mac.is_some() => {
-            return Err(Error::plain("MACADDR configuration unsupported for IPoIB interfaces."))
+            Err(Error::plain("MACADDR configuration unsupported for IPoIB interfaces."))
         }
-        _ => {}
-    }
-    match kind {
         HostKind::LinuxBridge { .. } if req.direct_phys => {
-            return Err(Error::new("--direct-phys moves a physical interface, not a bridge"))
+            Err(Error::new("--direct-phys moves a physical interface, not a bridge"))
         }
-        HostKind::OpenVswitch { name } => {
-            return Err(Error::new(format!(
-                "Open vSwitch bridge {name}: not supported by this version of pipework yet"
-            )))
-        }
-        _ => {}
+        _ => match &req.addr {
+            Addressing::Dhcp(dhcp) => Err(not_yet(format!("DHCP ({})", dhcp.client.program()))),
+            _ => Ok(()),
+        },
     }
-    if let Addressing::Dhcp(dhcp) = &req.addr {
-        return Err(Error::new(format!(
-            "DHCP ({}): not supported by this version of pipework yet",
-            dhcp.client.program()
-        )));
-    }
-    Ok(())
+}
+
+fn not_yet(what: String) -> Error {
+    Error::new(format!("{what}: not supported by this version of pipework yet"))
 }
