@@ -2,15 +2,13 @@
 //! every step applied so far is undone, newest first.
 
 use std::os::fd::BorrowedFd;
-
 use std::time::{Duration, Instant};
 
 use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
 use rtnetlink::packet_route::route::RouteAttribute;
 
 use crate::error::{Error, Result};
-use crate::netlink::requests;
-use crate::netlink::{errno, nl_error, Netlink};
+use crate::netlink::{errno, nl_error, requests, Netlink};
 use crate::plan::{NewLink, Plan, Side, Step, Undo};
 use crate::sysctl::Sysctl;
 
