@@ -45,8 +45,8 @@ fn refuse(req: &Attach, kind: &HostKind) -> Result<()> {
         HostKind::IpoIb(_) if req.mac.is_some() => {
             Err(Error::plain("MACADDR configuration unsupported for IPoIB interfaces."))
         }
-        HostKind::LinuxBridge { .. } if req.direct_phys => {
-            Err(Error::new("--direct-phys moves a physical interface, not a bridge"))
+        HostKind::LinuxBridge { name, .. } if req.direct_phys => {
+            Err(Error::new(format!("--direct-phys moves a physical interface; {name} is a bridge")))
         }
         _ => match &req.addr {
             Addressing::Dhcp(dhcp) => Err(not_yet(format!("DHCP ({})", dhcp.client.program()))),

@@ -344,9 +344,16 @@ fn clap_error(e: clap::Error) -> Error {
         // `pipework` alone: the original's usage text.
         DisplayHelpOnMissingArgumentOrSubcommand => Error::stdout(SYNTAX),
         _ => {
+            // clap's message runs until its usage block: keep all of it.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            Error::new(format!("{first}\n{SYNTAX}"))
+            let detail: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            let detail = detail.join(" ");
+            Error::new(format!("{}\n{SYNTAX}", detail.trim_start_matches("error: ")))
         }
     }
 }
@@ -448,5 +455,12 @@ mod tests {
         // This host has an interface named `loop`: the line is an attach.
         assert!(matches!(parse_words("loop c1 10.0.0.1/24").unwrap().request, Request::Attach(_)));
         assert!(parse_words("mkbridge br0").is_err());
+    }
+
+    #[test]
+    fn clap_refusals_keep_their_detail() {
+        let e = parse_words("--timeout 1 -i eth1").unwrap_err();
+        let first = e.message().lines().next().unwrap();
+        assert_eq!(first, "pipework: the following required arguments were not provided: --wait");
     }
 }

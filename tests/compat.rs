@@ -133,3 +133,37 @@ fn xcat_full_runbook_from_an_unbridged_host() {
     assert!(node.ping("10.5.106.1"), "the node cannot ping dockerhost1");
     assert!(ctr.ping("10.5.106.20"), "xcatmn cannot ping the node");
 }
+
+#[test]
+fn physical_examples() {
+    let host = Netns::new("host");
+    // eth0 faces the LAN; the script picks it by this MAC once.
+    let lan = host.add_lan("eth0", "10.5.0.1/24");
+    host.ip(&["link", "set", "eth0", "address", "02:aa:bb:cc:dd:01"]);
+    // eth9, a spare NIC for --direct-phys; its peer stays on the host.
+    host.ip(&["link", "add", "eth9", "type", "veth", "peer", "name", "eth9p"]);
+    host.ip(&["link", "set", "eth9p", "up"]);
+    let eth9_mac = host.must_link("eth9").address;
+    let ctr = Container::run("ctr");
+    run_script("physical-examples.sh", &host, &ctr);
+
+    let macvlans =
+        [("eth1", "10.5.0.5/24"), ("eth2", "10.5.0.6/24"), ("eth3", "10.5.0.7/24"), ("eth4", "10.5.0.8/24")];
+    for (ctr_if, cidr) in macvlans {
+        assert_macvlan_on(&host, "eth0", &ctr, ctr_if, cidr);
+    }
+    assert_default_via(&ctr, Family::V4, "10.5.0.1", "eth1");
+    assert_eq!(ctr.must_link("eth3").address, "02:72:6c:cd:9b:8d");
+    let eth5 = ctr.must_link("eth5");
+    assert_eq!((eth5.kind.as_deref(), eth5.address.as_str()), (Some("veth"), eth9_mac.as_str()), "{eth5:?}");
+    assert!(eth5.is_up(), "{eth5:?}");
+    assert_eq!(ctr.cidrs("eth5", Family::V4), vec!["10.9.0.5/24"]);
+    assert!(host.link("eth9").is_none(), "eth9 is still on the host");
+    // The macvlans were made on the host as ph<pid><if>, and all moved in.
+    let left: Vec<_> = host.links().into_iter().filter(|l| l.ifname.starts_with("ph")).collect();
+    assert!(left.is_empty(), "left on the host: {left:?}");
+    for (_, cidr) in macvlans {
+        let ip = cidr.split('/').next().unwrap_or_default();
+        assert!(lan.ping(ip), "the LAN cannot ping the container at {ip}");
+    }
+}

@@ -1179,3 +1179,70 @@ pub fn path_with(cmds: &[&str]) -> TempDir {
     }
     dir
 }
+
+// ---------------------------------------------------------------- physical host interfaces
+
+impl Netns {
+    /// A "LAN" behind a NIC of this host: `host_if` here is a veth (to
+    /// pipework, a physical interface like any other), left down; its peer
+    /// `lan0` lives in a new namespace, up, holding `cidr`.
+    pub fn add_lan(&self, host_if: &str, cidr: &str) -> Netns {
+        let lan = Netns::new("lan");
+        self.ip(&["link", "add", host_if, "type", "veth", "peer", "name", "lan0", "netns", &lan.name]);
+        lan.ip(&["addr", "add", cidr, "dev", "lan0"]);
+        lan.ip(&["link", "set", "lan0", "up"]);
+        lan
+    }
+}
+
+/// The steps `pipework --dry-run <args>` prints in `host`, one per line.
+pub fn planned_steps(host: &Netns, args: &[&str]) -> Vec<String> {
+    let mut full = vec!["--dry-run"];
+    full.extend_from_slice(args);
+    let out = pipework(host, &full);
+    assert_success(&out);
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+/// The name a plan gives the link of `kind` (macvlan, dummy, vlan) that it
+/// makes on the host: the `dev`/`name` of its `ip link add ... type <kind>`.
+/// For a netns guest the number in it is the tool's own, so tests read it
+/// here rather than compute it.
+#[track_caller]
+pub fn planned_link(plan: &[String], kind: &str) -> String {
+    let type_kind = format!("type {kind}");
+    plan.iter()
+        .filter(|step| step.starts_with("ip link add ") && step.contains(&type_kind))
+        .find_map(|step| {
+            let words: Vec<&str> = step.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "dev" || *w == "name")?;
+            words.get(at + 1).map(|w| (*w).to_owned())
+        })
+        .unwrap_or_else(|| panic!("no `ip link add ... {type_kind}` step in the plan:\n{}", plan.join("\n")))
+}
+
+/// `ip -d -j link show dev <name>`: the whole record, link_index and
+/// link_netnsid included.
+pub fn link_detail(ns: &dyn Ns, name: &str) -> Value {
+    ns.ip_j(&["-d", "link", "show", "dev", name])[0].clone()
+}
+
+/// The guest's `ctr_if` is a macvlan in bridge mode whose lower device is
+/// `parent` of `host`, with the parent's MTU, up, holding `cidr`; the parent
+/// is up too (a macvlan on a down parent passes nothing).
+#[track_caller]
+pub fn assert_macvlan_on(host: &dyn Ns, parent: &str, guest: &dyn Ns, ctr_if: &str, cidr: &str) {
+    let p = host.must_link(parent);
+    assert!(p.is_up(), "parent is down: {p:?}");
+    let g = guest.must_link(ctr_if);
+    assert_eq!(g.kind.as_deref(), Some("macvlan"), "{g:?}");
+    assert_eq!(link_info_data(guest, ctr_if)["mode"], "bridge", "{g:?}");
+    assert_eq!(g.mtu, p.mtu, "{ctr_if} does not have {parent}'s MTU");
+    // The lower device lives in another namespace: link_index is its ifindex there.
+    let detail = link_detail(guest, ctr_if);
+    assert!(detail["link_netnsid"].is_number(), "{ctr_if}'s lower device is in the guest: {detail}");
+    assert_eq!(detail["link_index"].as_u64(), Some(p.ifindex), "{ctr_if} is not on {parent}: {detail}");
+    assert!(g.is_up(), "{ctr_if} is down: {g:?}");
+    let family = if cidr.contains(':') { Family::V6 } else { Family::V4 };
+    assert_eq!(guest.cidrs(ctr_if, family), vec![cidr.to_owned()]);
+}
