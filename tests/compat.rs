@@ -5,14 +5,16 @@ mod common;
 
 use common::*;
 
-/// Runs `compat/<script>` with PIPEWORK, HOSTNS and CTR set; it must succeed.
-fn run_script(script: &str, host: &Netns, ctr: &Container) {
+/// Runs `compat/<script>` with PIPEWORK, HOSTNS and CTR set, plus `extra`
+/// variables; it must succeed.
+fn run_script(script: &str, host: &Netns, ctr: &Container, extra: &[(&str, &str)]) {
     let path = format!("{}/compat/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("bash")
         .arg(&path)
         .env("PIPEWORK", PIPEWORK)
         .env("HOSTNS", &host.name)
         .env("CTR", &ctr.name)
+        .envs(extra.iter().copied())
         .env_remove("FAILPOINTS")
         .env_remove("PIPEWORK_FAIL_AT")
         .stdin(std::process::Stdio::null())
@@ -43,7 +45,7 @@ fn xcat_runbook() {
         ],
         &["/bin/sh"],
     );
-    run_script("xcat-runbook.sh", &host, &ctr);
+    run_script("xcat-runbook.sh", &host, &ctr, &[]);
 
     assert_eq!(ctr.cidrs("eth1", Family::V4), vec!["10.5.106.101/24"]);
     assert_default_via(&ctr, Family::V4, "10.5.106.1", "eth1");
@@ -58,7 +60,7 @@ fn xcat_runbook() {
 fn bridge_examples() {
     let host = Netns::new("host");
     let ctr = Container::run("ctr");
-    run_script("bridge-examples.sh", &host, &ctr);
+    run_script("bridge-examples.sh", &host, &ctr, &[]);
 
     let pid = ctr.pid;
     for (ctr_if, host_if, cidr) in [
@@ -90,29 +92,6 @@ const XCATMN_CREATE: &[&str] = &[
     "--add-host=c910f05c01bc06:10.5.106.1",
 ];
 
-/// `run_script`, with the compute node's namespace as NODENS too.
-fn run_script_with_node(script: &str, host: &Netns, node: &Netns, ctr: &Container) {
-    let path = format!("{}/compat/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("bash")
-        .arg(&path)
-        .env("PIPEWORK", PIPEWORK)
-        .env("HOSTNS", &host.name)
-        .env("NODENS", &node.name)
-        .env("CTR", &ctr.name)
-        .env_remove("FAILPOINTS")
-        .env_remove("PIPEWORK_FAIL_AT")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("cannot run bash");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-}
-
 #[test]
 fn xcat_full_runbook_from_an_unbridged_host() {
     let host = Netns::new("host");
@@ -121,7 +100,7 @@ fn xcat_full_runbook_from_an_unbridged_host() {
     host.ip(&["route", "add", "default", "via", "10.5.106.254", "dev", "eth0"]);
     // Created only: starting it is a step of the runbook, in the script.
     let mut ctr = Container::created("xcatmn", XCATMN_CREATE, &["/bin/sh"]);
-    run_script_with_node("xcat-full-runbook.sh", &host, &node, &ctr);
+    run_script("xcat-full-runbook.sh", &host, &ctr, &[("NODENS", &node.name)]);
     ctr.pid = ctr.inspect("{{.State.Pid}}").parse().expect("pid");
 
     assert_eq!(host.must_link("eth0").master.as_deref(), Some("br0"));
@@ -145,7 +124,7 @@ fn physical_examples() {
     host.ip(&["link", "set", "eth9p", "up"]);
     let eth9_mac = host.must_link("eth9").address;
     let ctr = Container::run("ctr");
-    run_script("physical-examples.sh", &host, &ctr);
+    run_script("physical-examples.sh", &host, &ctr, &[]);
 
     let macvlans =
         [("eth1", "10.5.0.5/24"), ("eth2", "10.5.0.6/24"), ("eth3", "10.5.0.7/24"), ("eth4", "10.5.0.8/24")];
@@ -166,4 +145,33 @@ fn physical_examples() {
         let ip = cidr.split('/').next().unwrap_or_default();
         assert!(lan.ping(ip), "the LAN cannot ping the container at {ip}");
     }
+}
+
+/// The passthrough lines of the contract: `ip route`, `ip rule` and `tc`
+/// arguments after the guest, applied inside it.
+#[test]
+fn passthrough_examples() {
+    let host = Netns::new("host");
+    let ctr = Container::run("ctr");
+    run_script("passthrough-examples.sh", &host, &ctr, &[]);
+
+    let routes = ctr.ip_j(&["route", "show", "table", "all"]);
+    let route_to = |dst: &str| routes.as_array().unwrap().iter().find(|r| r["dst"] == dst).cloned();
+    let static_route = route_to("10.20.0.0/16").expect("route 10.20.0.0/16");
+    assert_eq!(
+        (static_route["gateway"].as_str(), static_route["dev"].as_str()),
+        (Some("10.5.106.254"), Some("eth1"))
+    );
+    let in_table = route_to("192.168.50.0/24").expect("route in table 100");
+    assert_eq!(in_table["table"].as_str(), Some("100"));
+    let rules = ctr.ip_j(&["rule", "show"]);
+    let rule = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["src"] == "10.5.106.101")
+        .expect("rule from 10.5.106.101");
+    assert_eq!(rule["table"].as_str(), Some("100"));
+    let qdisc = ctr.nsenter(&["tc", "qdisc", "show", "dev", "eth1"]);
+    assert!(stdout(&qdisc).contains("qdisc tbf"), "{}", stdout(&qdisc));
 }
