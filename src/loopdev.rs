@@ -9,16 +9,16 @@
 
 use std::fs::{self, File, FileType};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::{mknod, Mode, SFlag};
 use nix::unistd::Group;
 
 use crate::error::{errno_text, Error, Result};
+use crate::netns;
 use crate::request::LoopRequest;
 
 /// The block major of loop devices (LOOP_MAJOR in <linux/major.h>).
@@ -47,7 +47,10 @@ pub async fn run(req: &LoopRequest) -> Result<()> {
             // Both before entering: the container has neither the host's
             // /dev/loop-control nor (safely) its group database.
             let (ctl, gid) = (LoopControl::open()?, disk_gid());
-            print_lines(in_mount_ns(&mnt, || ensure(Path::new("/dev"), *count, &ctl, gid))?)
+            print_lines(
+                netns::within_mounts(mnt.file.as_fd(), || ensure(Path::new("/dev"), *count, &ctl, gid))
+                    .map_err(|e| e.context(format!("in {}", mnt.path.display())))?,
+            )
         }
     }
     Ok(())
@@ -319,24 +322,6 @@ struct MountNs {
     file: File,
     /// For messages.
     path: PathBuf,
-}
-
-/// Runs `work` in the mount namespace `mnt`, on a short-lived thread of its
-/// own: setns moves the calling thread's root and working directory, which
-/// must never happen to the runtime's thread. The thread first stops sharing
-/// them with the process (CLONE_FS), which setns(CLONE_NEWNS) requires.
-fn in_mount_ns<T: Send>(mnt: &MountNs, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                unshare(CloneFlags::CLONE_FS)
-                    .and_then(|()| setns(&mnt.file, CloneFlags::CLONE_NEWNS))
-                    .map_err(|e| failed("entering", &mnt.path, e.into()))?;
-                work()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(Error::new("mount namespace thread panicked")))
-    })
 }
 
 #[cfg(test)]

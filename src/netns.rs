@@ -1,23 +1,41 @@
-//! Entering a network namespace without moving the process: `setns` applies
-//! to the calling thread only, so each entry happens on a short-lived thread
-//! of its own. What that thread opens (netlink or packet sockets) stays bound
-//! to the namespace after the thread is gone, and the caller uses it from its
-//! own runtime.
+//! Entering a namespace without moving the process: `setns` applies to the
+//! calling thread only, so each entry happens on a short-lived thread of its
+//! own. What that thread opens (netlink or packet sockets, sysctl files)
+//! stays bound to the namespace after the thread is gone, and the caller
+//! uses it from its own runtime.
 
 use std::os::fd::BorrowedFd;
 
-use nix::sched::{setns, CloneFlags};
+use nix::sched::{setns, unshare, CloneFlags};
 
 use crate::error::{Error, Result};
 
 /// Runs `f` on a new thread that has joined the network namespace `ns`.
 pub fn within<T: Send>(ns: BorrowedFd<'_>, f: impl FnOnce() -> std::io::Result<T> + Send) -> Result<T> {
+    on_thread_in(ns, CloneFlags::CLONE_NEWNET, || f().map_err(Error::from))
+}
+
+/// Runs `f` on a new thread that has joined the mount namespace `ns`. The
+/// thread first stops sharing its root and working directory with the
+/// process (CLONE_FS), which setns(CLONE_NEWNS) requires.
+pub fn within_mounts<T: Send>(ns: BorrowedFd<'_>, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    on_thread_in(ns, CloneFlags::CLONE_NEWNS, f)
+}
+
+fn on_thread_in<T: Send>(
+    ns: BorrowedFd<'_>,
+    kind: CloneFlags,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                setns(ns, CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| Error::new(e.desc()).context("entering the network namespace"))?;
-                f().map_err(Error::from)
+                if kind == CloneFlags::CLONE_NEWNS {
+                    unshare(CloneFlags::CLONE_FS)
+                        .map_err(|e| Error::from(e).context("leaving the shared filesystem"))?;
+                }
+                setns(ns, kind).map_err(|e| Error::from(e).context("entering the namespace"))?;
+                f()
             })
             .join()
             .unwrap_or_else(|_| Err(Error::new("namespace thread panicked")))

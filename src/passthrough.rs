@@ -58,7 +58,6 @@ const RT_TABLE_MAIN: u32 = 254;
 const RT_TABLE_LOCAL: u32 = 255;
 /// Bit of RTAX_MTU (2) in RTAX_LOCK.
 const RTAX_MTU_LOCK: u32 = 1 << 2;
-/// The extended-ACK attribute holding the kernel's message.
 /// `ip` options that take no value, which may precede the object word.
 const IP_FLAGS: &[&str] = &["-4", "-6", "-d", "-s", "-j", "-p", "-o", "-r", "-N"];
 
