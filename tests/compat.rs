@@ -33,18 +33,7 @@ fn run_script(script: &str, host: &Netns, ctr: &Container, extra: &[(&str, &str)
 fn xcat_runbook() {
     let host = Netns::new("host");
     // The runbook's `docker create` (see the script's header), then `docker start`.
-    let ctr = Container::create(
-        "xcatmn",
-        &[
-            "-it",
-            "--dns=10.5.106.1",
-            "--dns-search=clusters.com",
-            "--hostname=xcatmn",
-            "--add-host=xcatmn:10.5.106.101",
-            "--add-host=c910f05c01bc06:10.5.106.1",
-        ],
-        &["/bin/sh"],
-    );
+    let ctr = Container::create("xcatmn", XCATMN_CREATE, &["/bin/sh"]);
     run_script("xcat-runbook.sh", &host, &ctr, &[]);
 
     assert_eq!(ctr.cidrs("eth1", Family::V4), vec!["10.5.106.101/24"]);
