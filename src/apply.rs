@@ -4,6 +4,7 @@
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
 use rtnetlink::packet_route::route::RouteAttribute;
 
@@ -30,11 +31,14 @@ impl Target<'_> {
 }
 
 pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
+    // Applied or rolled back whole: an interrupt waits the few milliseconds.
+    let _held = HeldSignals::hold();
     let total = plan.steps.len();
     let mut undo = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         let command = plan.command(step);
         tracing::info!("step {}/{total}: {command}", i + 1);
+        injected_pause(i + 1);
         let result = match injected_failure(i + 1) {
             Some(e) => Err(e),
             None => run(step, target).await,
@@ -61,6 +65,42 @@ fn injected_failure(step: usize) -> Option<Error> {
 #[cfg(not(feature = "failpoints"))]
 fn injected_failure(_step: usize) -> Option<Error> {
     None
+}
+
+/// Test builds pause half a second before step `PIPEWORK_PAUSE_AT`, so a
+/// test can interrupt a run in the middle.
+#[cfg(feature = "failpoints")]
+fn injected_pause(step: usize) {
+    if std::env::var("PIPEWORK_PAUSE_AT").ok().and_then(|v| v.parse().ok()) == Some(step) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn injected_pause(_step: usize) {}
+
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT held back on this thread (the only
+/// one a run has) until dropped; one that arrived meanwhile lands then.
+struct HeldSignals(Option<SigSet>);
+
+impl HeldSignals {
+    fn hold() -> HeldSignals {
+        let mut set = SigSet::empty();
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+            set.add(signal);
+        }
+        let mut old = SigSet::empty();
+        let held = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)).is_ok();
+        HeldSignals(held.then_some(old))
+    }
+}
+
+impl Drop for HeldSignals {
+    fn drop(&mut self) {
+        if let Some(old) = self.0 {
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+        }
+    }
 }
 
 async fn rollback(undo: Vec<Undo>, target: &Target<'_>) {

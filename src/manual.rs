@@ -213,7 +213,9 @@ standard output, as in the original. --help and --version exit 0.",
 These fix the original's bugs; command lines that worked still work the same way.
 
 Nothing is left behind on failure: every change of the run is undone. The \
-original stopped half-way and left interfaces behind.
+original stopped half-way and left interfaces behind. An interrupt (Ctrl-C, \
+SIGTERM, SIGHUP) during the few milliseconds of changes takes effect once the \
+run is whole.
 
 No /var/run/netns/PID symlink is made. The original made one on every run, left \
 it behind on failure, and two runs on one container deleted each other's.

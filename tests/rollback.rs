@@ -89,3 +89,28 @@ fn netns_guest() {
     assert_enough_steps(fail_at_every_step(&host, &guest, &["br0", &target, "10.5.106.101/24@10.5.106.1"]));
     assert_default_via(&guest, Family::V4, "10.5.106.1", "eth1");
 }
+
+/// An interrupt in the middle of a run waits for the run to end whole: the
+/// plan completes, then the signal ends the process.
+#[test]
+fn sigterm_mid_run_leaves_a_whole_attach() {
+    use std::os::unix::process::ExitStatusExt;
+    let host = Netns::new("host");
+    let guest = Netns::new("guest");
+    let target = format!("netns:{}", guest.name);
+    let mut run = std::process::Command::new("ip")
+        .args(["netns", "exec", &host.name, PIPEWORK, "br0", &target, "10.5.106.101/24@10.5.106.1"])
+        .env("PIPEWORK_PAUSE_AT", "4")
+        .spawn()
+        .expect("cannot run pipework");
+    // `ip netns exec` execs pipework in place: this pid is pipework's.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGTERM) }, 0);
+    let status = run.wait().expect("pipework did not end");
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert_eq!(guest.cidrs("eth1", Family::V4), vec!["10.5.106.101/24"]);
+    assert_default_via(&guest, Family::V4, "10.5.106.1", "eth1");
+    let ports = host.ip_j(&["link", "show", "master", "br0"]);
+    assert_eq!(ports.as_array().map(Vec::len), Some(1), "{ports}");
+}
