@@ -52,6 +52,7 @@ pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
             }
         }
     }
+    tracing::info!("all {total} steps applied");
     Ok(())
 }
 
@@ -259,6 +260,7 @@ async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));
         }
+        tracing::debug!("bridge port {port} forwards");
     }
     let link = t.guest.require(dev).await?;
     let mac = link.mac.ok_or_else(|| Error::new(format!("{dev} has no hardware address")))?;
