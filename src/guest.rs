@@ -46,6 +46,14 @@ impl Guest {
         self.netns.as_fd()
     }
 
+    /// Whether the guest's network namespace is the one this thread is in
+    /// (a `--net=host` container, `pid:1`): there is nothing to connect.
+    pub fn is_here(&self) -> Result<bool> {
+        let here = std::fs::metadata("/proc/thread-self/ns/net")?;
+        let there = self.netns.metadata()?;
+        Ok(here.ino() == there.ino() && here.dev() == there.dev())
+    }
+
     fn from_pid(label: &str, pid: u64) -> Result<Guest> {
         let path = format!("/proc/{pid}/ns/net");
         let netns =

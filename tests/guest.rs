@@ -123,3 +123,18 @@ fn docker_host_names_the_socket() {
         assert_one_line_naming(&args, &out, bad);
     }
 }
+
+/// A guest in the host's own namespace (a `--net=host` container) is
+/// refused: the original would have given the host an eth1 and a default
+/// route.
+#[test]
+fn guest_in_the_hosts_own_namespace() {
+    let host = Netns::new("host");
+    let path = format!("/var/run/netns/{}", host.name);
+    let netns = format!("netns:{}", host.name);
+    for guest in [path.as_str(), netns.as_str()] {
+        let args = ["br0", guest, IP];
+        let out = assert_refused(pipework, &host, None, &args);
+        assert_one_line_naming(&args, &out, "shares this network namespace");
+    }
+}
