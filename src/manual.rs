@@ -238,7 +238,9 @@ The host side of a veth is a bridge port and gets no IPv6 of its own \
 solicitations or MLD from it flooding every port of the bridge.
 
 LXC containers are found on cgroup2 hosts too. Options may come in any order. \
-A stale host-side link is deleted only if it is a veth.",
+A stale host-side link is deleted only if it is a veth. A guest that shares \
+the host's own network namespace (a --net=host container) is refused; the \
+original gave the host itself an eth1 and a new default route.",
     ),
     ("SEE ALSO", "ip(8), ip-link(8), ip-route(8), bridge(8), docker(1), lxc(7)"),
 ];
