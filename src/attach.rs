@@ -1,7 +1,6 @@
 //! Connecting a guest: classify the host interface, refuse what cannot be
 //! done, find the guest, plan, then print or apply the plan.
 
-use std::fs::File;
 use std::os::fd::AsFd;
 
 use crate::apply::{apply, Target};
@@ -37,7 +36,7 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
         plan.print();
         return Ok(());
     }
-    let own = File::open("/proc/thread-self/ns/net")?;
+    let own = crate::netns::current()?;
     apply(&plan, &Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: guest.netns() }).await
 }
 

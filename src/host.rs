@@ -1,6 +1,8 @@
 //! What the host interface is, which decides how the guest gets connected:
 //! the original's first step, over netlink instead of /sys.
 
+use rtnetlink::packet_route::link::InfoKind;
+
 use crate::error::{Error, Result};
 use crate::netlink::{Link, Netlink};
 use crate::request::HostIf;
@@ -25,49 +27,41 @@ pub enum HostKind {
     },
 }
 
-impl HostKind {
-    pub fn name(&self) -> &str {
-        match self {
-            HostKind::LinuxBridge { name, .. }
-            | HostKind::OpenVswitch { name }
-            | HostKind::Dummy { name } => name,
-            HostKind::IpoIb(link) | HostKind::Physical(link) => &link.name,
-        }
+pub async fn classify(host: &Netlink, sel: &HostIf) -> Result<HostKind> {
+    match sel {
+        HostIf::Name(name) => match host.link(name).await? {
+            Some(link) => Ok(of_link(link)),
+            None => by_name(name),
+        },
+        HostIf::Mac(mac, text) => match host.links().await?.into_iter().find(|l| l.mac == Some(*mac)) {
+            Some(link) => Ok(of_link(link)),
+            None => Err(Error::plain(format!(
+                "Mac address {text} specified for interface but no host interface matched."
+            ))),
+        },
     }
 }
 
-pub async fn classify(host: &Netlink, sel: &HostIf) -> Result<HostKind> {
-    let link = match sel {
-        HostIf::Name(name) => host.link(name).await?,
-        HostIf::Mac(mac, text) => {
-            let found = host.links().await?.into_iter().find(|l| l.mac == Some(*mac));
-            let Some(link) = found else {
-                return Err(Error::plain(format!(
-                    "Mac address {text} specified for interface but no host interface matched."
-                )));
-            };
-            Some(link)
-        }
-    };
-    if let Some(link) = link {
-        return Ok(match link.kind {
-            _ if link.is_bridge() => HostKind::LinuxBridge { name: link.name.clone(), existing: Some(link) },
-            Some(rtnetlink::packet_route::link::InfoKind::Other(ref k)) if k == "openvswitch" => {
-                HostKind::OpenVswitch { name: link.name }
-            }
-            _ if link.infiniband => HostKind::IpoIb(link),
-            _ => HostKind::Physical(link),
-        });
+/// An existing interface: what it is decides the path.
+fn of_link(link: Link) -> HostKind {
+    match link.kind {
+        _ if link.is_bridge() => HostKind::LinuxBridge { name: link.name.clone(), existing: Some(link) },
+        Some(InfoKind::Other(ref k)) if k == "openvswitch" => HostKind::OpenVswitch { name: link.name },
+        _ if link.infiniband => HostKind::IpoIb(link),
+        _ => HostKind::Physical(link),
     }
-    let HostIf::Name(name) = sel else { unreachable!("a MAC match is an existing link") };
-    let name = name.clone();
-    Ok(if name.starts_with("br") {
-        HostKind::LinuxBridge { name, existing: None }
+}
+
+/// A name the host does not have: its prefix decides what to make.
+fn by_name(name: &str) -> Result<HostKind> {
+    let name = name.to_string();
+    if name.starts_with("br") {
+        Ok(HostKind::LinuxBridge { name, existing: None })
     } else if name.starts_with("ovs") {
-        HostKind::OpenVswitch { name }
+        Ok(HostKind::OpenVswitch { name })
     } else if name.starts_with("dummy") {
-        HostKind::Dummy { name }
+        Ok(HostKind::Dummy { name })
     } else {
-        return Err(Error::plain(format!("I do not know how to setup interface {name}.")));
-    })
+        Err(Error::plain(format!("I do not know how to setup interface {name}.")))
+    }
 }

@@ -4,7 +4,6 @@
 //! that keeps the host reachable: the addresses go on the bridge first, the
 //! routes are replaced in place, and IFACE lets go of its addresses last.
 
-use std::fs::File;
 use std::os::fd::AsFd;
 
 use ipnetwork::IpNetwork;
@@ -28,7 +27,7 @@ pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
         return Ok(());
     }
     // Every step acts on the host: the host is also the "guest" here.
-    let own = File::open("/proc/self/ns/net")?;
+    let own = crate::netns::current()?;
     apply(&plan, &Target { host: &host, guest: &host, host_ns: own.as_fd(), guest_ns: own.as_fd() }).await
 }
 

@@ -4,11 +4,20 @@
 //! stays bound to the namespace after the thread is gone, and the caller
 //! uses it from its own runtime.
 
+use std::fs::File;
 use std::os::fd::BorrowedFd;
 
 use nix::sched::{setns, unshare, CloneFlags};
 
 use crate::error::{Error, Result};
+
+/// The network namespace this thread is in, held open.
+pub fn current() -> Result<File> {
+    File::open(CURRENT).map_err(|e| Error::from(e).context(format!("opening {CURRENT}")))
+}
+
+/// This thread's (not the process's) namespace: a thread may have moved.
+pub const CURRENT: &str = "/proc/thread-self/ns/net";
 
 /// Runs `f` on a new thread that has joined the network namespace `ns`.
 pub fn within<T: Send>(ns: BorrowedFd<'_>, f: impl FnOnce() -> std::io::Result<T> + Send) -> Result<T> {
