@@ -7,6 +7,7 @@ pub mod apply;
 pub mod attach;
 pub mod bridge;
 pub mod cli;
+pub mod cni;
 pub mod error;
 pub mod guest;
 pub mod host;
