@@ -9,7 +9,7 @@ use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
 use rtnetlink::packet_route::route::RouteAttribute;
 
 use crate::error::{Error, Result};
-use crate::netlink::{errno, nl_error, requests, Netlink};
+use crate::netlink::{address_ip, errno, nl_error, requests, Netlink};
 use crate::plan::{NewLink, Plan, Side, Step, Undo};
 use crate::sysctl::Sysctl;
 
@@ -116,7 +116,57 @@ async fn rollback(undo: Vec<Undo>, target: &Target<'_>) {
 async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
     let nl = t.side(step.side());
     match step {
-        Step::CreateBridge { name } => create_bridge(t.host, name).await,
+        Step::CreateBridge { name, mtu } => create_bridge(t.host, name, *mtu).await,
+        Step::Promisc { name } => {
+            t.host.set_promisc(t.host.require(name).await?.index).await?;
+            Ok(None)
+        }
+        Step::PinMac { name } => {
+            let link = t.host.require(name).await?;
+            if let Some(mac) = link.mac {
+                t.host.set_address(link.index, mac).await?;
+            }
+            Ok(None)
+        }
+        Step::Hairpin { port } => {
+            t.host.set_hairpin(t.host.require(port).await?.index).await?;
+            Ok(None)
+        }
+        Step::Sysctl { side, key, value } => {
+            let ns = match side {
+                Side::Host => None,
+                Side::Guest => Some(t.guest_ns),
+            };
+            Sysctl::open(ns, key)?.write(value)?;
+            Ok(None)
+        }
+        Step::HostAddress { dev, net } => {
+            let link = t.host.require(dev).await?;
+            let present = t
+                .host
+                .global_addresses(link.index)
+                .await?
+                .into_iter()
+                .find(|a| address_ip(a) == net.ip() && a.header.prefix_len == net.prefix());
+            if present.is_some() {
+                return Ok(None);
+            }
+            t.host.add_address(link.index, net.ip(), net.prefix()).await?;
+            let added =
+                t.host.global_addresses(link.index).await?.into_iter().find(|a| address_ip(a) == net.ip());
+            Ok(added.map(|addr| Undo::DeleteAddress { addr: Box::new(addr) }))
+        }
+        Step::AddRoute { dst, gw, dev } => {
+            // A route already there wins, as in the reference plugins: a
+            // second interface on the same network finds the default route
+            // of the first.
+            match t.guest.add_route(*dst, *gw, t.guest.require(dev).await?.index).await {
+                Err(e) if errno(&e) != Some(libc::EEXIST) => {
+                    Err(nl_error(e, format!("adding route to {dst}")))
+                }
+                _ => Ok(None),
+            }
+        }
         Step::DeleteStale { name } => {
             let link = t.host.require(name).await?;
             t.host.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
@@ -277,8 +327,8 @@ async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
 
 /// Creates and brings up a bridge. If another run created it first, the
 /// bridge is reused and this run will not delete it.
-async fn create_bridge(host: &Netlink, name: &str) -> Result<Option<Undo>> {
-    let created = match host.add_bridge(name).await {
+async fn create_bridge(host: &Netlink, name: &str, mtu: Option<u32>) -> Result<Option<Undo>> {
+    let created = match host.add_bridge(name, mtu).await {
         Ok(()) => true,
         Err(e) if errno(&e) == Some(libc::EEXIST) => false,
         Err(e) => return Err(nl_error(e, format!("creating bridge {name}"))),

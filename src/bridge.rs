@@ -32,7 +32,7 @@ pub async fn plan(
     let mtu = match existing {
         Some(link) => link.mtu,
         None => {
-            plan.push(Step::CreateBridge { name: bridge.into() });
+            plan.push(Step::CreateBridge { name: bridge.into(), mtu: None });
             NEW_BRIDGE_MTU
         }
     };

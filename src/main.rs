@@ -3,6 +3,10 @@ use std::process::ExitCode;
 use pipework::cli;
 
 fn main() -> ExitCode {
+    // Run by a container runtime as a CNI plugin.
+    if pipework::cni::is_plugin_call() {
+        return pipework::cni::main();
+    }
     let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {
         init_logging(inv.verbose);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

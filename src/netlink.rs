@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd};
 
 use futures::{StreamExt, TryStreamExt};
+use ipnetwork::IpNetwork;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use rtnetlink::packet_route::link::{
@@ -13,11 +14,13 @@ use rtnetlink::packet_route::link::{
     LinkInfo, LinkLayerType, LinkMessage,
 };
 use rtnetlink::packet_route::link::{BridgeStpState, InfoVlan, MacVlanMode};
-use rtnetlink::packet_route::route::{RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{
-    Handle, LinkBridge, LinkDummy, LinkIpoib, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth,
-    LinkVlan, RouteMessageBuilder,
+    Handle, LinkBridge, LinkBridgePort, LinkDummy, LinkIpoib, LinkMacVlan, LinkMessageBuilder, LinkUnspec,
+    LinkVeth, LinkVlan, RouteMessageBuilder,
 };
 
 use crate::error::{errno_text, Error, Result};
@@ -199,8 +202,46 @@ impl Netlink {
         self.link(name).await?.ok_or_else(|| Error::new(format!("link {name} does not exist")))
     }
 
-    pub async fn add_bridge(&self, name: &str) -> std::result::Result<(), rtnetlink::Error> {
-        self.handle.link().add(LinkBridge::new(name).build()).execute().await
+    pub async fn add_bridge(
+        &self,
+        name: &str,
+        mtu: Option<u32>,
+    ) -> std::result::Result<(), rtnetlink::Error> {
+        let mut bridge = LinkBridge::new(name);
+        if let Some(mtu) = mtu {
+            bridge = bridge.mtu(mtu);
+        }
+        self.handle.link().add(bridge.build()).execute().await
+    }
+
+    pub async fn set_promisc(&self, index: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).promiscuous(true).build();
+        self.handle.link().set(msg).execute().await.map_err(|e| nl_error(e, "setting promiscuous mode"))
+    }
+
+    /// `ip link set PORT type bridge_slave hairpin on`.
+    pub async fn set_hairpin(&self, index: u32) -> Result<()> {
+        let msg = LinkBridgePort::new(index).hairpin(true).build();
+        self.handle.link().set_port(msg).execute().await.map_err(|e| nl_error(e, "setting hairpin mode"))
+    }
+
+    /// `ip route add DST [via GW] dev INDEX`: a link-scope route without a gateway.
+    pub async fn add_route(
+        &self,
+        dst: IpNetwork,
+        gw: Option<IpAddr>,
+        index: u32,
+    ) -> std::result::Result<(), rtnetlink::Error> {
+        let mut builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst.network(), dst.prefix())
+            .map_err(|e| rtnetlink::Error::InvalidNla(e.to_string()))?
+            .output_interface(index)
+            .protocol(RouteProtocol::Boot);
+        builder = match gw {
+            Some(gw) => builder.gateway(gw).map_err(|e| rtnetlink::Error::InvalidNla(e.to_string()))?,
+            None => builder.scope(RouteScope::Link),
+        };
+        self.handle.route().add(builder.build()).execute().await
     }
 
     /// A veth pair whose peer is born inside `peer_ns` under its final name,
@@ -491,6 +532,38 @@ impl Netlink {
             }));
         }
         Ok(found)
+    }
+
+    /// Whether the main table has a route to `dst`, via `gw` if given (alone
+    /// or as one next hop of a multipath route), through any link: the
+    /// first route to a destination wins, as in the reference plugins.
+    pub async fn has_route(&self, dst: IpNetwork, gw: Option<IpAddr>) -> Result<bool> {
+        let want = gw.map(RouteAddress::from);
+        let gateway = |attrs: &[RouteAttribute]| {
+            attrs.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(g) => Some(g.clone()),
+                _ => None,
+            })
+        };
+        Ok(self.dump_routes(Family::of(dst.ip())).await?.iter().any(|r| {
+            let to = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(d) => Some(d.clone()),
+                _ => None,
+            });
+            let same_dst = r.header.destination_prefix_length == dst.prefix()
+                && (dst.prefix() == 0 || to == Some(RouteAddress::from(dst.network())));
+            let hops: Vec<Option<RouteAddress>> = r
+                .attributes
+                .iter()
+                .filter_map(|a| match a {
+                    RouteAttribute::MultiPath(hops) => Some(hops.iter().map(|h| gateway(&h.attributes))),
+                    _ => None,
+                })
+                .flatten()
+                .chain([gateway(&r.attributes)])
+                .collect();
+            same_dst && (want.is_none() || hops.contains(&want))
+        }))
     }
 
     /// `ip route replace`: the route keeps its key and gets these attributes.

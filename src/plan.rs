@@ -31,6 +31,8 @@ pub enum Step {
     /// meanwhile (a concurrent run) is reused.
     CreateBridge {
         name: String,
+        /// Left to the kernel (1500) when not given.
+        mtu: Option<u32>,
     },
     /// Delete a leftover host-side veth that is down, as the original did.
     DeleteStale {
@@ -122,6 +124,40 @@ pub enum Step {
         side: Side,
         dev: String,
         enable: bool,
+    },
+    /// Promiscuous mode on a link (CNI `promiscMode`); kept on rollback,
+    /// as the setting belongs to the bridge, not to one attachment.
+    Promisc {
+        name: String,
+    },
+    /// A bridge's MAC set to itself, so that it no longer follows its
+    /// ports' (as the reference does for a gateway bridge).
+    PinMac {
+        name: String,
+    },
+    /// Hairpin mode on a bridge port (CNI `hairpinMode`).
+    Hairpin {
+        port: String,
+    },
+    /// A sysctl the attachment needs (forwarding on a gateway, DAD off in
+    /// the guest); never undone: it is either per-interface, or host-wide
+    /// and shared with the other attachments.
+    Sysctl {
+        side: Side,
+        key: String,
+        value: &'static str,
+    },
+    /// An address on a host link (a gateway address on its bridge); an
+    /// address already there is left as it is, and kept on rollback.
+    HostAddress {
+        dev: String,
+        net: IpNetwork,
+    },
+    /// `ip route add` in the guest; with no gateway, a link-scope route.
+    AddRoute {
+        dst: IpNetwork,
+        gw: Option<IpAddr>,
+        dev: String,
     },
     /// A gratuitous ARP for `ip`, once the bridge port `port` (if any)
     /// forwards; its failure is not the run's failure.
@@ -328,13 +364,18 @@ impl Step {
             | Step::DeleteAddress { .. }
             | Step::MoveRoute { .. }
             | Step::CreateLink { .. }
-            | Step::MoveToGuest { .. } => Side::Host,
-            Step::LinkUp { side, .. } | Step::Ipv6 { side, .. } => *side,
+            | Step::MoveToGuest { .. }
+            | Step::Promisc { .. }
+            | Step::PinMac { .. }
+            | Step::Hairpin { .. }
+            | Step::HostAddress { .. } => Side::Host,
+            Step::LinkUp { side, .. } | Step::Ipv6 { side, .. } | Step::Sysctl { side, .. } => *side,
             Step::AddAddress { .. }
             | Step::DeleteDefault { .. }
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }
             | Step::SetMac { .. }
+            | Step::AddRoute { .. }
             | Step::Announce { .. } => Side::Guest,
         }
     }
@@ -343,9 +384,24 @@ impl Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::CreateBridge { name } => {
-                write!(f, "ip link add {name} type bridge && ip link set {name} up")
+            Step::CreateBridge { name, mtu } => {
+                write!(f, "ip link add {name} ")?;
+                if let Some(mtu) = mtu {
+                    write!(f, "mtu {mtu} ")?;
+                }
+                write!(f, "type bridge && ip link set {name} up")
             }
+            Step::Promisc { name } => write!(f, "ip link set {name} promisc on"),
+            Step::PinMac { name } => {
+                write!(f, "ip link set {name} address $(cat /sys/class/net/{name}/address)")
+            }
+            Step::Hairpin { port } => write!(f, "ip link set {port} type bridge_slave hairpin on"),
+            Step::Sysctl { key, value, .. } => write!(f, "sysctl -qw {key}={value}"),
+            Step::HostAddress { dev, net } => write!(f, "ip addr add {net} dev {dev}"),
+            Step::AddRoute { dst, gw, dev } => match gw {
+                Some(gw) => write!(f, "ip route add {dst} via {gw} dev {dev}"),
+                None => write!(f, "ip route add {dst} dev {dev} scope link"),
+            },
             Step::DeleteStale { name } => write!(f, "ip link del {name}"),
             Step::CreateVeth { host, guest, mtu, mac, netns } => {
                 write!(f, "ip link add {host} mtu {mtu} type veth peer name {guest} mtu {mtu}")?;
@@ -440,6 +496,6 @@ impl fmt::Display for Undo {
 }
 
 /// Whether interfaces made in the guest start with IPv6 disabled.
-fn guest_lacks_ipv6(ns: BorrowedFd<'_>) -> Result<bool> {
+pub fn guest_lacks_ipv6(ns: BorrowedFd<'_>) -> Result<bool> {
     Ok(Sysctl::open(Some(ns), "net.ipv6.conf.default.disable_ipv6")?.read()? == "1")
 }
