@@ -6,9 +6,11 @@
 //! read back through `ip -j`, /proc and `docker inspect`: the tests never use
 //! the project's own code as their oracle.
 //!
-//! Every namespace and container made here is named `pwt<pid>x<n>-<prefix>` and
-//! removed on drop (also when the test panics). Leftovers of a killed run are
-//! swept the first time a test process makes one.
+//! Every namespace, container, temp dir and cgroup made here is named
+//! `pwt<pid>x<n>-<prefix>` and removed on drop (also when the test panics);
+//! the daemons a fixture starts (dnsmasq, an OVS instance) keep their pid
+//! files in its temp dir and are killed with it. Leftovers of a killed run
+//! are swept the first time a test process makes one.
 
 // Each test crate uses a different part of the harness, and so of its re-exports.
 #![allow(dead_code, unused_imports)]
@@ -17,10 +19,14 @@ mod assertions;
 mod cgroups;
 mod commands;
 mod containers;
+mod daemons;
+mod dhcp;
 mod loops;
 mod names;
 mod netns;
+mod ovs;
 mod pipework;
+mod podman;
 mod readback;
 mod snapshot;
 mod sweep;
@@ -30,13 +36,17 @@ pub use assertions::{assert_connected, assert_default_via, assert_macvlan_on};
 pub use cgroups::{Cgroup, Hierarchy, LXC_PAYLOAD};
 pub use commands::{assert_success, quiet, run, stderr, stdout, which};
 pub use containers::{host_side, Container, DOCKER_IPV6, IMAGE};
+pub use daemons::wait_for;
+pub use dhcp::{DhcpConfig, DhcpServer, Lease};
 pub use loops::{disk_gid, kernel_loops, loop_index, loop_nodes, node_info, KernelLoops, NodeInfo};
 pub use names::{owned_name, unique};
 pub use netns::{add_eth1, netns_entries, Netns, NsProcess};
+pub use ovs::{Ovs, OvsBridge, OvsPort};
 pub use pipework::{
     assert_one_line_naming, assert_refused, path_with, pipework, pipework_env, pipework_keeping_mounts,
     pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK,
 };
+pub use podman::{Podman, PodmanContainer, CNI_PLUGINS};
 pub use readback::{all_routes, link_detail, link_info_data, Addr, Family, Link, Ns, Route};
 pub use snapshot::{assert_unchanged, made_routes, made_routes_to, rules, settled_snapshot};
 pub use tempdir::TempDir;

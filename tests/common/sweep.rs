@@ -4,8 +4,10 @@ use std::sync::Once;
 
 use super::cgroups::{subdirs, Hierarchy, LXC_PAYLOAD};
 use super::commands::{quiet, run};
+use super::daemons::kill_pidfiles;
 use super::names::{owner_pid, TAG};
 use super::netns::netns_entries;
+use super::podman;
 
 /// Removes what a killed test process left behind (its pid is gone, or was
 /// reused by this process, which has made nothing yet), and makes sure
@@ -26,6 +28,15 @@ pub(crate) fn init() {
         for name in names.lines().filter(|n| stale(n)) {
             let _ = quiet(&["docker", "rm", "-f", name]);
         }
+        // Temp dirs, and the daemons (dnsmasq, OVS) whose pid files they hold.
+        for dir in subdirs(&std::env::temp_dir()) {
+            let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            if stale(&name) {
+                kill_pidfiles(&dir);
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        podman::sweep(&stale);
         for h in Hierarchy::all() {
             for dir in subdirs(&h.root) {
                 let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
