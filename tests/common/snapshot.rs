@@ -36,10 +36,15 @@ fn pick(v: &Value, keys: &[&str]) -> Value {
 }
 
 /// The stable facts of a link: no ifindex, counters or timers, and no
-/// operstate, which the kernel's linkwatch updates up to a second late (the
-/// flags carry UP and LOWER_UP without delay).
+/// operstate, which the kernel's linkwatch updates up to a second late, and
+/// seconds late on a loaded machine (the flags carry UP and LOWER_UP without
+/// delay). `ip` derives NO-CARRIER from that same operstate (UP without
+/// RUNNING), so it is left out of the flags too.
 fn link_fields(v: &Value) -> Option<Value> {
     let mut l = pick(v, &["ifname", "flags", "mtu", "master", "address", "link_type"]);
+    if let Some(flags) = l.get_mut("flags").and_then(Value::as_array_mut) {
+        flags.retain(|f| f != "NO-CARRIER");
+    }
     l["kind"] = v["linkinfo"]["info_kind"].clone();
     l["slave_kind"] = v["linkinfo"]["info_slave_kind"].clone();
     Some(l)
