@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
 use super::result::CniOutput;
+use super::version::SUPPORTED;
 
 /// An IPAM plugin found on CNI_PATH.
 #[derive(Debug, Clone)]
@@ -62,9 +63,34 @@ impl Ipam {
             .unwrap_or_default())
     }
 
+    /// Runs the plugin; one that does not speak the configuration's version
+    /// (host-local 1.1.1 and a 1.1.0 configuration) is asked again in the
+    /// newest version both speak: results of 0.3.0 and later read the same.
+    fn exec(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Vec<u8>> {
+        match self.run(command, env, stdin) {
+            Err(e) if e.code == Code::IncompatibleVersion as u32 && command != Command::Version => {
+                let mut conf: Value = serde_json::from_slice(stdin).map_err(|_| e.clone())?;
+                let asked = conf["cniVersion"].as_str().unwrap_or_default().to_string();
+                let theirs = self.versions(env)?;
+                let common = SUPPORTED
+                    .iter()
+                    .rev()
+                    .map(|v| v.as_str())
+                    .skip_while(|v| *v != asked)
+                    .find(|v| theirs.iter().any(|t| t == v));
+                let Some(common) = common else {
+                    return Err(e);
+                };
+                conf["cniVersion"] = Value::String(common.to_string());
+                self.run(command, env, conf.to_string().as_bytes())
+            }
+            other => other,
+        }
+    }
+
     /// Runs the plugin for `command` with `env`'s variables and `stdin`;
     /// a failure is the plugin's own error object, passed on.
-    fn exec(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Vec<u8>> {
+    fn run(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Vec<u8>> {
         let args: Vec<String> = env.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let path: Vec<String> = env.path.iter().map(|d| d.display().to_string()).collect();
         let mut child = Process::new(&self.program)
