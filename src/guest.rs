@@ -70,23 +70,47 @@ impl Guest {
     }
 
     fn from_file(label: &str, path: &Path, enter: String, netns_arg: String) -> Result<Guest> {
-        let netns =
-            File::open(path).map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
-        check_is_netns(&netns, path)?;
+        let netns = open_netns_file(path)?;
         let nspid = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
         Ok(Guest { label: label.to_string(), nspid, pid: None, enter, netns_arg, netns })
     }
 }
 
-/// Refuses a file that is not a network namespace (NS_GET_NSTYPE).
-fn check_is_netns(file: &File, path: &Path) -> Result<()> {
+/// Opens a namespace file named by the operator. Its type is checked before
+/// it is opened for real: an O_PATH open runs no driver code (a FIFO would
+/// block, a device node would see our open and ioctl), and only a file of
+/// nsfs is then reopened through /proc/self/fd. Links are followed: a
+/// `/var/run/netns/NAME` may be a link to `/proc/PID/ns/net`, and wherever
+/// one leads is checked the same way.
+fn open_netns_file(path: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_netns = || Error::new(format!("{} is not a network namespace", path.display()));
+    let handle = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+        .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+    let fs = nix::sys::statfs::fstatfs(&handle)
+        .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+    if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
+        return Err(not_netns());
+    }
+    let netns = File::open(format!("/proc/self/fd/{}", handle.as_raw_fd()))
+        .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+    check_is_netns(&netns).map_err(|()| not_netns())?;
+    Ok(netns)
+}
+
+/// Refuses a namespace file of another kind (NS_GET_NSTYPE).
+fn check_is_netns(file: &File) -> Result<(), ()> {
     use std::os::fd::AsRawFd;
     // _IO(0xb7, 0x3)
     const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
     // SAFETY: a plain ioctl on an fd we own; it takes no argument.
     let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
     if kind != libc::CLONE_NEWNET {
-        return Err(Error::new(format!("{} is not a network namespace", path.display())));
+        return Err(());
     }
     Ok(())
 }

@@ -138,3 +138,24 @@ fn guest_in_the_hosts_own_namespace() {
         assert_one_line_naming(&args, &out, "shares this network namespace");
     }
 }
+
+/// A path guest that is not a namespace file is refused before it is opened
+/// for real: a FIFO would hang the run, a device node would see an open and
+/// an ioctl (one whose driver is missing fails the open with another message).
+#[test]
+fn path_guest_that_is_no_namespace_file() {
+    let host = Netns::new("host");
+    let dir = TempDir::new("node");
+    let (fifo, null, absent) = (dir.join("fifo"), dir.join("null"), dir.join("absent"));
+    run(&["mkfifo", &fifo]);
+    run(&["mknod", &null, "c", "1", "3"]);
+    // Major 240 is for local use: no driver here.
+    run(&["mknod", &absent, "c", "240", "7"]);
+    for path in [&fifo, &null, &absent, &dir.join(".")] {
+        let args = ["br0", path.as_str(), IP];
+        let started = Instant::now();
+        let out = assert_refused(pipework, &host, None, &args);
+        assert!(started.elapsed() < Duration::from_secs(10), "{path}: took {:?}", started.elapsed());
+        assert_eq!(stderr(&out), format!("pipework: {path} is not a network namespace\n"));
+    }
+}
