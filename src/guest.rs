@@ -13,6 +13,7 @@ use std::time::Duration;
 use bollard::{ClientVersion, Docker};
 
 use crate::error::{Error, Result};
+use crate::process::Process;
 
 /// Netns inode numbers are handed out from here (PROC_DYNAMIC_FIRST), so the
 /// offset is a small number unique among live namespaces.
@@ -29,9 +30,10 @@ pub struct Guest {
     /// The number in interface names (`veth1pl<N>`): the PID, or for a bare
     /// namespace its inode offset.
     pub nspid: u64,
-    /// A process of the guest, when there is one (not for netns files):
-    /// its other namespaces (mount, for `loop --container`) are reached by it.
-    pub pid: Option<u64>,
+    /// A process of the guest, when there is one (not for netns files),
+    /// held by its pidfd: its other namespaces (mount, for `loop
+    /// --container`) are taken from this same process.
+    process: Option<Process>,
     /// How a person would enter it, for dry-run output.
     pub enter: String,
     /// How `ip link ... netns <X>` names it, for dry-run output.
@@ -46,6 +48,10 @@ impl Guest {
         self.netns.as_fd()
     }
 
+    pub fn process(&self) -> Option<&Process> {
+        self.process.as_ref()
+    }
+
     /// Whether the guest's network namespace is the one this thread is in
     /// (a `--net=host` container, `pid:1`): there is nothing to connect.
     pub fn is_here(&self) -> Result<bool> {
@@ -54,25 +60,44 @@ impl Guest {
         Ok(here.ino() == there.ino() && here.dev() == there.dev())
     }
 
+    /// The process `pid` and its network namespace. Where the PID came from
+    /// a lookup, the caller then checks that the process is still the one
+    /// found ([`Guest::confirm`]).
     fn from_pid(label: &str, pid: u64) -> Result<Guest> {
-        let path = format!("/proc/{pid}/ns/net");
-        let netns =
-            File::open(&path).map_err(|_| Error::new(format!("process {pid} of {label} not found")))?;
-        let enter = format!("nsenter --net={path}");
+        let gone = || Error::new(format!("process {pid} of {label} not found"));
+        let process = Process::open(pid).map_err(|_| gone())?;
+        let netns = process.namespace("net").map_err(|e| match e.raw_os_error() {
+            Some(libc::ESRCH) => gone(),
+            _ => Error::from(e).context(format!("opening /proc/{pid}/ns/net")),
+        })?;
         Ok(Guest {
             label: label.to_string(),
             nspid: pid,
-            pid: Some(pid),
-            enter,
+            process: Some(process),
+            enter: format!("nsenter --net=/proc/{pid}/ns/net"),
             netns_arg: pid.to_string(),
             netns,
         })
     }
 
+    /// Whether the process found is still alive, after its source said again
+    /// that it is the guest: alive, it has kept its PID all along, so what was
+    /// opened is the guest's.
+    fn confirm(self, still_listed: bool) -> Result<Guest> {
+        match &self.process {
+            Some(p) if !still_listed || !p.is_alive() => Err(Error::new(format!(
+                "{} stopped while pipework looked it up (its process was {})",
+                self.label,
+                p.pid()
+            ))),
+            _ => Ok(self),
+        }
+    }
+
     fn from_file(label: &str, path: &Path, enter: String, netns_arg: String) -> Result<Guest> {
         let netns = open_netns_file(path)?;
         let nspid = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
-        Ok(Guest { label: label.to_string(), nspid, pid: None, enter, netns_arg, netns })
+        Ok(Guest { label: label.to_string(), nspid, process: None, enter, netns_arg, netns })
     }
 }
 
@@ -139,15 +164,19 @@ pub async fn resolve(label: &str) -> Result<Guest> {
         );
     }
     match cgroup_pid(label)? {
-        Some(pid) => Guest::from_pid(label, pid),
-        None => docker_pid(label).await.and_then(|pid| Guest::from_pid(label, pid)),
+        Some((pid, group, procs)) => {
+            let guest = Guest::from_pid(label, pid)?;
+            let listed = pids_in(&group, procs).contains(&pid);
+            guest.confirm(listed)
+        }
+        None => docker_guest(label).await,
     }
 }
 
 /// The original's LXC lookup: a cgroup directory named after the guest. We
 /// also look in the cgroup2 hierarchy, which the original never did, and
 /// accept LXC 4's `lxc.payload.<name>`.
-fn cgroup_pid(label: &str) -> Result<Option<u64>> {
+fn cgroup_pid(label: &str) -> Result<Option<(u64, PathBuf, &'static str)>> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let names = [label.to_string(), format!("lxc.payload.{label}")];
     for (root, procs) in cgroup_roots(&mounts) {
@@ -156,8 +185,8 @@ fn cgroup_pid(label: &str) -> Result<Option<u64>> {
         match found.len() {
             0 => continue,
             1 => {
-                return match first_pid(&found[0], procs) {
-                    Some(pid) => Ok(Some(pid)),
+                return match pids_in(&found[0], procs).first() {
+                    Some(&pid) => Ok(Some((pid, found.swap_remove(0), procs))),
                     None => Err(Error::plain(format!("Could not find a process inside container {label}."))),
                 }
             }
@@ -202,21 +231,23 @@ fn find_dirs(dir: &Path, names: &[String], found: &mut Vec<PathBuf>) {
     }
 }
 
-/// The first process of a cgroup or, on cgroup2 where a container's
-/// processes sit in child groups, of its first populated descendant.
-fn first_pid(dir: &Path, procs: &str) -> Option<u64> {
+/// The processes of a cgroup, then (on cgroup2 a container's processes sit
+/// in child groups) those of its descendants, in name order.
+fn pids_in(dir: &Path, procs: &str) -> Vec<u64> {
     let listed = std::fs::read_to_string(dir.join(procs)).unwrap_or_default();
-    if let Some(pid) = listed.lines().next().and_then(|l| l.trim().parse().ok()) {
-        return Some(pid);
-    }
+    let mut pids: Vec<u64> = listed.lines().filter_map(|l| l.trim().parse().ok()).collect();
     let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
+        .into_iter()
+        .flatten()
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .collect();
     children.sort();
-    children.iter().find_map(|c| first_pid(c, procs))
+    for child in children {
+        pids.extend(pids_in(&child, procs));
+    }
+    pids
 }
 
 /// The Engine API socket: `DOCKER_HOST=unix://…`, else Docker's, else Podman's.
@@ -237,9 +268,11 @@ fn docker_socket() -> Result<Option<PathBuf>> {
     Ok(candidates.into_iter().find(|p| p.exists()))
 }
 
-/// `docker inspect`'s `.State.Pid`, retried while it is 0 (the container is
-/// not running yet) three times a second apart, as the original did.
-async fn docker_pid(label: &str) -> Result<u64> {
+/// A Docker container: `docker inspect`'s `.State.Pid`, retried while it is
+/// 0 (the container is not running yet) three times a second apart, as the
+/// original did; then, its namespace open, asked again, in case the
+/// container stopped and its PID went to another process meanwhile.
+async fn docker_guest(label: &str) -> Result<Guest> {
     let Some(socket) = docker_socket()? else {
         return Err(Error::plain(format!("Container {label} not found, and Docker not installed.")));
     };
@@ -248,7 +281,9 @@ async fn docker_pid(label: &str) -> Result<u64> {
     for attempt in 1..=3 {
         let pid = inspect_pid(&docker, label, &socket).await?;
         if pid != 0 {
-            return Ok(pid);
+            let guest = Guest::from_pid(label, pid)?;
+            let again = inspect_pid(&docker, label, &socket).await?;
+            return guest.confirm(again == pid);
         }
         tracing::debug!(attempt, "container {label} has PID 0 (not running)");
         if attempt < 3 {
@@ -262,7 +297,11 @@ async fn inspect_pid(docker: &Docker, label: &str, socket: &Path) -> Result<u64>
     use bollard::errors::Error as E;
     match docker.inspect_container(label, None).await {
         Ok(info) => {
-            let pid = info.state.and_then(|s| s.pid).unwrap_or(0);
+            // Docker keeps the last PID of a container that stopped.
+            let pid = match info.state {
+                Some(state) if state.running == Some(true) => state.pid.unwrap_or(0),
+                _ => 0,
+            };
             tracing::debug!(
                 id = info.id.as_deref().unwrap_or(""),
                 name = info.name.as_deref().unwrap_or(""),

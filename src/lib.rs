@@ -19,6 +19,7 @@ pub mod netns;
 pub mod passthrough;
 pub mod physical;
 pub mod plan;
+pub mod process;
 pub mod request;
 pub mod sysctl;
 pub mod wait;

@@ -103,6 +103,25 @@ fn guest_forms_naming_nothing() {
     }
 }
 
+/// `pid:<PID>` of a live process connects its namespace; of a process that
+/// has exited, it is refused by number, changing nothing.
+#[test]
+fn pid_guest_alive_and_dead() {
+    let host = Netns::new("host");
+    let guest = Netns::new("guest");
+    let proc = guest.spawn_process();
+    let label = format!("pid:{}", proc.pid());
+    assert_success(&pipework(&host, &["br0", &label, IP]));
+    assert_connected(&host, "br0", &host_side("eth1", proc.pid()), &guest, "eth1", IP);
+
+    let mut dead = std::process::Command::new("true").spawn().expect("spawn true");
+    let pid = dead.id();
+    dead.wait().expect("wait true");
+    let label = format!("pid:{pid}");
+    let out = assert_refused(pipework, &host, None, &["br0", &label, IP]);
+    assert_eq!(stderr(&out), format!("pipework: process {pid} of {label} not found\n"));
+}
+
 /// `DOCKER_HOST=unix://…` names the Engine API socket; anything else is
 /// refused by name, and a socket that is not there too, changing nothing.
 #[test]
