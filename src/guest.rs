@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bollard::{ClientVersion, Docker};
 
-use crate::error::{Error, Result};
+use crate::error::{is_permission, needs_root, Error, Result};
 use crate::process::Process;
 
 /// Netns inode numbers are handed out from here (PROC_DYNAMIC_FIRST), so the
@@ -68,6 +68,7 @@ impl Guest {
         let process = Process::open(pid).map_err(|_| gone())?;
         let netns = process.namespace("net").map_err(|e| match e.raw_os_error() {
             Some(libc::ESRCH) => gone(),
+            Some(errno) if is_permission(errno) => needs_root(format!("opening /proc/{pid}/ns/net")),
             _ => Error::from(e).context(format!("opening /proc/{pid}/ns/net")),
         })?;
         Ok(Guest {
@@ -111,18 +112,17 @@ fn open_netns_file(path: &Path) -> Result<File> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let not_netns = || Error::new(format!("{} is not a network namespace", path.display()));
-    let handle = File::options()
-        .read(true)
-        .custom_flags(libc::O_PATH)
-        .open(path)
-        .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+    let failed = |e: std::io::Error| match e.raw_os_error() {
+        Some(errno) if is_permission(errno) => needs_root(format!("opening {}", path.display())),
+        _ => Error::from(e).context(format!("opening {}", path.display())),
+    };
+    let handle = File::options().read(true).custom_flags(libc::O_PATH).open(path).map_err(failed)?;
     let fs = nix::sys::statfs::fstatfs(&handle)
         .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
     if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
         return Err(not_netns());
     }
-    let netns = File::open(format!("/proc/self/fd/{}", handle.as_raw_fd()))
-        .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+    let netns = File::open(format!("/proc/self/fd/{}", handle.as_raw_fd())).map_err(failed)?;
     check_is_netns(&netns).map_err(|()| not_netns())?;
     Ok(netns)
 }
@@ -276,6 +276,10 @@ async fn docker_guest(label: &str) -> Result<Guest> {
     let Some(socket) = docker_socket()? else {
         return Err(Error::plain(format!("Container {label} not found, and Docker not installed.")));
     };
+    // Said here: bollard would bury it in a connection error.
+    if nix::unistd::access(&socket, nix::unistd::AccessFlags::W_OK).is_err_and(|e| is_permission(e as i32)) {
+        return Err(needs_root(format!("connecting to {}", socket.display())));
+    }
     let docker = Docker::connect_with_unix(&socket.to_string_lossy(), 10, &DOCKER_API)
         .map_err(|e| Error::new(format!("cannot use the Docker socket {}: {e}", socket.display())))?;
     for attempt in 1..=3 {

@@ -48,7 +48,7 @@ use rtnetlink::packet_route::route::{
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{errno_text, is_permission, needs_root, Error, Result};
 use crate::netlink::{errno, kernel_message, Netlink};
 use crate::request::{Family, Tool};
 
@@ -114,6 +114,10 @@ fn exec_in(ns: BorrowedFd<'_>, program: &str, args: &[String]) -> Result<()> {
         Ok(status) => status,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::new(format!("{program} not found; install iproute2")))
+        }
+        // The child's setns, refused.
+        Err(e) if e.raw_os_error().is_some_and(is_permission) => {
+            return Err(needs_root("entering the namespace"))
         }
         Err(e) => return Err(Error::from(e).context(format!("running {program}"))),
     };

@@ -178,3 +178,41 @@ fn path_guest_that_is_no_namespace_file() {
         assert_eq!(stderr(&out), format!("pipework: {path} is not a network namespace\n"));
     }
 }
+
+/// pipework run by an ordinary user: whichever way the guest is named, it
+/// says that it needs root before anything changes, not "not found".
+#[test]
+fn unprivileged_run_says_it_needs_root() {
+    let host = Netns::new("host");
+    let guest = Netns::new("guest");
+    let proc = guest.spawn_process();
+    let ctr = Container::run("ctr");
+    let nobody = |host: &Netns, args: &[&str]| {
+        let mut argv = vec!["ip", "netns", "exec", &host.name];
+        argv.extend(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", PIPEWORK]);
+        argv.extend(args);
+        quiet(&argv)
+    };
+    let needs_root = "permission denied: pipework needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)";
+    let netns = format!("netns:{}", guest.name);
+    let pid = format!("pid:{}", proc.pid());
+    let path = guest.path();
+    for (args, doing) in [
+        (vec!["br0", &netns, IP], "entering the namespace".to_string()),
+        (vec!["br0", &path, IP], "entering the namespace".to_string()),
+        (vec!["br0", &pid, IP], format!("opening /proc/{}/ns/net", proc.pid())),
+        (vec!["route", &netns, "add", "10.1.0.0/16", "dev", "lo"], "entering the namespace".to_string()),
+        (vec!["tc", &netns, "qdisc", "show"], "entering the namespace".to_string()),
+    ] {
+        let out = assert_refused(nobody, &host, Some(&guest), &args);
+        assert_eq!(stderr(&out), format!("pipework: {doing}: {needs_root}\n"), "{args:?}");
+    }
+    let out = assert_refused(nobody, &host, Some(&ctr), &["br0", &ctr.name, IP]);
+    assert_eq!(stderr(&out), format!("pipework: connecting to /var/run/docker.sock: {needs_root}\n"));
+    // The host's own netlink refuses the first change.
+    host.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"]);
+    let out = assert_refused(nobody, &host, None, &["mkbridge", "br0", "eth0"]);
+    let err = stderr(&out);
+    assert!(err.starts_with("pipework: step 1/"), "{err}");
+    assert!(err.ends_with(&format!("creating bridge br0: {needs_root}\n")), "{err}");
+}
