@@ -52,12 +52,19 @@ impl Guest {
         self.process.as_ref()
     }
 
-    /// Whether the guest's network namespace is the one this thread is in
-    /// (a `--net=host` container, `pid:1`): there is nothing to connect.
-    pub fn is_here(&self) -> Result<bool> {
+    /// Refuses a guest whose network namespace is the one this thread is in
+    /// (a `--net=host` container, `pid:1`): pipework would change the host's
+    /// own network, with `then` saying what it would have done.
+    pub fn refuse_here(&self, then: &str) -> Result<()> {
         let here = std::fs::metadata(crate::netns::CURRENT)?;
         let there = self.netns.metadata()?;
-        Ok(here.ino() == there.ino() && here.dev() == there.dev())
+        if here.ino() == there.ino() && here.dev() == there.dev() {
+            return Err(Error::new(format!(
+                "{} shares this network namespace (a --net=host container?): {then}",
+                self.label
+            )));
+        }
+        Ok(())
     }
 
     /// The process `pid` and its network namespace. Where the PID came from
@@ -173,27 +180,85 @@ pub async fn resolve(label: &str) -> Result<Guest> {
     }
 }
 
-/// The original's LXC lookup: a cgroup directory named after the guest. We
-/// also look in the cgroup2 hierarchy, which the original never did, and
-/// accept LXC 4's `lxc.payload.<name>`.
+/// The original's LXC lookup, a cgroup named after the guest, but only where
+/// LXC puts a container (the original took a directory of that name anywhere,
+/// so `docker` or `sshd.service` named some other process). Also in the
+/// cgroup2 hierarchy, which the original never searched.
 fn cgroup_pid(label: &str) -> Result<Option<(u64, PathBuf, &'static str)>> {
+    if label.is_empty() || label.contains('/') || label.starts_with('.') {
+        return Ok(None);
+    }
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let names = [label.to_string(), format!("lxc.payload.{label}")];
     for (root, procs) in cgroup_roots(&mounts) {
-        let mut found = Vec::new();
-        find_dirs(&root, &names, &mut found);
+        let mut found = lxc_groups(&root, label, procs);
         match found.len() {
             0 => continue,
             1 => {
-                return match pids_in(&found[0], procs).first() {
-                    Some(&pid) => Ok(Some((pid, found.swap_remove(0), procs))),
-                    None => Err(Error::plain(format!("Could not find a process inside container {label}."))),
-                }
+                let group = found.swap_remove(0);
+                let pids = pids_in(&group, procs);
+                let Some(&pid) = pids.first() else {
+                    return Err(Error::plain(format!("Could not find a process inside container {label}.")));
+                };
+                one_netns(&group, &pids)?;
+                return Ok(Some((pid, group, procs)));
             }
             _ => return Err(Error::plain(format!("Found more than one container matching {label}."))),
         }
     }
     Ok(None)
+}
+
+/// The groups of a hierarchy where LXC keeps container `name`'s processes:
+/// `lxc.payload.NAME` (LXC 4 on), `lxc.payload/NAME` (LXC 3.1 to 3.2),
+/// `lxc/NAME` (LXC 1 to 3.0) and, in a cgroup v1 hierarchy, the top-level
+/// `NAME` of older LXC that the original found, if it holds processes itself
+/// and is not named like a systemd unit (systemd's own groups sit there too).
+fn lxc_groups(root: &Path, name: &str, procs: &str) -> Vec<PathBuf> {
+    const SYSTEMD_UNITS: &[&str] = &[".service", ".scope", ".slice", ".socket", ".mount", ".swap"];
+    let mut at = vec![
+        root.join(format!("lxc.payload.{name}")),
+        root.join("lxc.payload").join(name),
+        root.join("lxc").join(name),
+    ];
+    let top = root.join(name);
+    let v1 = procs == "tasks";
+    if v1 && !SYSTEMD_UNITS.iter().any(|u| name.ends_with(u)) && has_own_processes(&top, procs) {
+        at.push(top);
+    }
+    at.retain(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()));
+    at
+}
+
+fn has_own_processes(group: &Path, procs: &str) -> bool {
+    std::fs::read_to_string(group.join(procs)).is_ok_and(|listed| !listed.trim().is_empty())
+}
+
+/// A container's processes share one network namespace: a group whose
+/// processes are in several holds more than one container (an LXC container
+/// running others), and any of them could be the wrong one.
+fn one_netns(group: &Path, pids: &[u64]) -> Result<()> {
+    let mut seen = None;
+    for pid in pids {
+        let path = format!("/proc/{pid}/ns/net");
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.raw_os_error().is_some_and(is_permission) => {
+                return Err(needs_root(format!("reading {path}")))
+            }
+            // It exited meanwhile.
+            Err(_) => continue,
+        };
+        let ns = (meta.dev(), meta.ino());
+        if seen.is_some_and(|first| first != ns) {
+            return Err(Error::new(format!(
+                "the processes of {} are in more than one network namespace (containers inside a container?): \
+                 name one with pid:<PID>",
+                group.display()
+            )));
+        }
+        seen = Some(ns);
+    }
+    Ok(())
 }
 
 /// The v1 `devices` hierarchy (as the original) and then the v2 one, each
@@ -213,22 +278,6 @@ fn cgroup_roots(mounts: &str) -> Vec<(PathBuf, &'static str)> {
         }
     }
     v1.into_iter().chain(v2).collect()
-}
-
-fn find_dirs(dir: &Path, names: &[String], found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let path = entry.path();
-        if names.iter().any(|n| entry.file_name() == n.as_str()) {
-            found.push(path.clone());
-        }
-        find_dirs(&path, names, found);
-    }
 }
 
 /// The processes of a cgroup, then (on cgroup2 a container's processes sit

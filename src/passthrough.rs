@@ -63,6 +63,7 @@ const IP_FLAGS: &[&str] = &["-4", "-6", "-d", "-s", "-j", "-p", "-o", "-r", "-N"
 
 pub async fn run(tool: Tool, label: &str, args: &[String]) -> Result<()> {
     let guest = crate::guest::resolve(label).await?;
+    guest.refuse_here("this would change the host's own network; run ip or tc directly")?;
     let ns = guest.netns();
     match tool {
         Tool::Tc => exec_in(ns, "tc", args),
