@@ -8,6 +8,7 @@ pub mod attach;
 pub mod bridge;
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod guest;
 pub mod host;
 pub mod loopdev;
