@@ -40,26 +40,38 @@ pub fn find(name: &str, package: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Whether only root can change what `path` runs: the file and every
-/// directory on the way to it, as named and as links resolve it, belong to
-/// root and are writable by no one else (a sticky directory, such as /tmp,
-/// only by the owners of its entries).
+/// Whether only root can change what `path` runs: the file, and the
+/// directories on the way to it.
 fn trusted(path: &Path) -> std::result::Result<(), String> {
     let real = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
     let file = std::fs::metadata(&real).map_err(|e| e.to_string())?;
     if !file.is_file() {
         return Err(format!("{} is not a regular file", real.display()));
     }
-    let dirs = path.ancestors().skip(1).chain(real.ancestors().skip(1));
-    for p in std::iter::once(real.as_path()).chain(dirs).filter(|p| !p.as_os_str().is_empty()) {
-        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        if meta.uid() != 0 {
-            return Err(format!("{} is not owned by root", p.display()));
-        }
-        let sticky = meta.is_dir() && meta.mode() & libc::S_ISVTX != 0;
-        if meta.mode() & 0o022 != 0 && !sticky {
-            return Err(format!("{} is writable by others than root", p.display()));
-        }
+    root_only(&real, &file)?;
+    root_only_dirs(path)
+}
+
+/// Whether only root can change what is found at `path` through its
+/// directories: each one on the way, as named and as links resolve it,
+/// belongs to root and is writable by no one else (a sticky directory such
+/// as /tmp only by the owners of its entries, who cannot touch root's).
+pub fn root_only_dirs(path: &Path) -> std::result::Result<(), String> {
+    let real = std::fs::canonicalize(path.parent().unwrap_or(path)).map_err(|e| e.to_string())?;
+    for dir in path.ancestors().skip(1).chain(real.ancestors()).filter(|p| !p.as_os_str().is_empty()) {
+        let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        root_only(dir, &meta)?;
+    }
+    Ok(())
+}
+
+fn root_only(path: &Path, meta: &std::fs::Metadata) -> std::result::Result<(), String> {
+    if meta.uid() != 0 {
+        return Err(format!("{} is not owned by root", path.display()));
+    }
+    let sticky = meta.is_dir() && meta.mode() & libc::S_ISVTX != 0;
+    if meta.mode() & 0o022 != 0 && !sticky {
+        return Err(format!("{} is writable by others than root", path.display()));
     }
     Ok(())
 }

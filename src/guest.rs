@@ -306,7 +306,9 @@ fn docker_socket() -> Result<Option<PathBuf>> {
             let path = host.strip_prefix("unix://").ok_or_else(|| {
                 Error::new(format!("DOCKER_HOST={host} is not supported: only unix:// sockets are"))
             })?;
-            return Ok(Some(PathBuf::from(path)));
+            let path = PathBuf::from(path);
+            // One that is not there fails to connect, by name.
+            return if path.exists() { trusted_socket(path).map(Some) } else { Ok(Some(path)) };
         }
     }
     let mut candidates =
@@ -314,7 +316,25 @@ fn docker_socket() -> Result<Option<PathBuf>> {
     if let Ok(dir) = std::env::var("XDG_RUNTIME_DIR") {
         candidates.push(Path::new(&dir).join("podman/podman.sock"));
     }
-    Ok(candidates.into_iter().find(|p| p.exists()))
+    match candidates.into_iter().find(|p| p.exists()) {
+        Some(socket) => trusted_socket(socket).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The Engine API says which process is the guest: only a socket that root
+/// owns, in directories only root can change, is believed. Any user can
+/// make `$XDG_RUNTIME_DIR/podman/podman.sock` (or a DOCKER_HOST a `su`
+/// kept) answer with a process of their choosing.
+fn trusted_socket(socket: PathBuf) -> Result<PathBuf> {
+    let refuse = |why: String| Error::new(format!("refusing the Docker socket {}: {why}", socket.display()));
+    let real = std::fs::canonicalize(&socket).map_err(|e| refuse(e.to_string()))?;
+    let meta = std::fs::metadata(&real).map_err(|e| refuse(e.to_string()))?;
+    if meta.uid() != 0 {
+        return Err(refuse(format!("it belongs to uid {}, not root", meta.uid())));
+    }
+    crate::exec::root_only_dirs(&socket).and_then(|()| crate::exec::root_only_dirs(&real)).map_err(refuse)?;
+    Ok(socket)
 }
 
 /// A Docker container: `docker inspect`'s `.State.Pid`, retried while it is

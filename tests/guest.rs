@@ -304,3 +304,34 @@ fn unprivileged_run_says_it_needs_root() {
     assert!(err.starts_with("pipework: step 1/"), "{err}");
     assert!(err.ends_with(&format!("creating bridge br0: {needs_root}\n")), "{err}");
 }
+
+/// A Podman socket in $XDG_RUNTIME_DIR is believed only if root owns it and
+/// the directories it is in: any user could make one that names a process
+/// of their choosing. Docker's own socket is hidden for the run.
+#[test]
+fn podman_socket_not_owned_by_root() {
+    let host = Netns::new("host");
+    let xdg = TempDir::new("xdg");
+    let dir = xdg.path.join("podman");
+    std::fs::create_dir(&dir).expect("mkdir podman");
+    let socket = dir.join("podman.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let without_docker = |host: &Netns, args: &[&str]| {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &host.name, "unshare", "--mount", "sh", "-c"]);
+        cmd.args(["mount -t tmpfs none /run && exec \"$0\" \"$@\"", PIPEWORK]).args(args);
+        cmd.env("XDG_RUNTIME_DIR", xdg.arg()).env_remove("DOCKER_HOST");
+        cmd.output().expect("cannot run pipework")
+    };
+    let args = ["br0", "nosuchctr", IP];
+    let (sock, podman_dir) = (socket.display().to_string(), dir.display().to_string());
+    for (owner, why) in [
+        ((&sock, 65534), "it belongs to uid 65534, not root".to_string()),
+        ((&podman_dir, 65534), format!("{podman_dir} is not owned by root")),
+    ] {
+        run(&["chown", "0", &sock]);
+        run(&["chown", &owner.1.to_string(), owner.0]);
+        let out = assert_refused(without_docker, &host, None, &args);
+        assert_eq!(stderr(&out), format!("pipework: refusing the Docker socket {sock}: {why}\n"));
+    }
+}
