@@ -16,12 +16,7 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
     let kind = classify(&host, &req.host).await?;
     refuse(req, &kind)?;
     let guest = guest::resolve(&req.guest).await?;
-    if guest.is_here()? {
-        return Err(Error::new(format!(
-            "{} shares this network namespace (a --net=host container?): there is nothing to connect",
-            guest.label
-        )));
-    }
+    guest.refuse_here("there is nothing to connect")?;
     let inside = Netlink::inside(guest.netns())?;
     let plan = match &kind {
         HostKind::LinuxBridge { name, existing } => {

@@ -3,8 +3,17 @@ use std::process::ExitCode;
 use pipework::cli;
 
 fn main() -> ExitCode {
-    // Run by a container runtime as a CNI plugin.
-    if pipework::cni::is_plugin_call() {
+    const ELEVATED: &str = "refusing to run setuid, setgid or with file capabilities: run it as root";
+    // Run by a container runtime as a CNI plugin, it answers in CNI's terms.
+    let plugin = pipework::cni::is_plugin_call();
+    if elevated() {
+        match plugin {
+            true => return pipework::cni::refuse(ELEVATED),
+            false => eprintln!("pipework: {ELEVATED}"),
+        }
+        return ExitCode::FAILURE;
+    }
+    if plugin {
         return pipework::cni::main();
     }
     let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {
@@ -24,6 +33,18 @@ fn main() -> ExitCode {
             }
             ExitCode::from(u8::try_from(e.code()).unwrap_or(1))
         }
+    }
+}
+
+/// Whether this process got privileges its caller does not have (a setuid
+/// or setgid binary, file capabilities): pipework would run `ip` and `tc`
+/// and act on any namespace for them. Checked before anything else.
+fn elevated() -> bool {
+    // SAFETY: plain queries of this process's credentials and auxv.
+    unsafe {
+        libc::getauxval(libc::AT_SECURE) != 0
+            || libc::geteuid() != libc::getuid()
+            || libc::getegid() != libc::getgid()
     }
 }
 

@@ -23,7 +23,7 @@ use rtnetlink::{
     LinkVeth, LinkVlan, RouteMessageBuilder,
 };
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{errno_text, is_permission, needs_root, Error, Result};
 use crate::mac::Mac;
 use crate::request::Family;
 
@@ -132,6 +132,9 @@ pub fn kernel_message(e: &rtnetlink::Error) -> Option<String> {
 /// "what: reason", with the reasons an operator can act on spelled out and
 /// the kernel's own words when it gave some.
 pub fn nl_error(e: rtnetlink::Error, what: impl std::fmt::Display) -> Error {
+    if errno(&e).is_some_and(is_permission) {
+        return needs_root(what);
+    }
     if let Some(text) = kernel_message(&e) {
         return Error::new(format!("{what}: {text}"));
     }

@@ -37,9 +37,7 @@
 //! pipework exits with their status.
 
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::Command;
+use std::os::fd::BorrowedFd;
 
 use rtnetlink::packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use rtnetlink::packet_route::route::{
@@ -58,27 +56,30 @@ const RT_TABLE_MAIN: u32 = 254;
 const RT_TABLE_LOCAL: u32 = 255;
 /// Bit of RTAX_MTU (2) in RTAX_LOCK.
 const RTAX_MTU_LOCK: u32 = 1 << 2;
+/// The package that has `ip` and `tc`, for the message when they are missing.
+const IPROUTE2: &str = "iproute2";
 /// `ip` options that take no value, which may precede the object word.
 const IP_FLAGS: &[&str] = &["-4", "-6", "-d", "-s", "-j", "-p", "-o", "-r", "-N"];
 
 pub async fn run(tool: Tool, label: &str, args: &[String]) -> Result<()> {
     let guest = crate::guest::resolve(label).await?;
+    guest.refuse_here("this would change the host's own network; run ip or tc directly")?;
     let ns = guest.netns();
     match tool {
-        Tool::Tc => exec_in(ns, "tc", args),
+        Tool::Tc => crate::exec::run_in(ns, "tc", IPROUTE2, args),
         Tool::Route => match parse_route(args) {
             Some(cmd) => {
                 tracing::info!("ip route {}: native", args.join(" "));
                 route(ns, &cmd).await
             }
-            None => exec_in(ns, "ip", &ip_argv("route", args)),
+            None => crate::exec::run_in(ns, "ip", IPROUTE2, &ip_argv("route", args)),
         },
         Tool::Rule => match parse_rule(args) {
             Some(cmd) => {
                 tracing::info!("ip rule {}: native", args.join(" "));
                 rule(ns, &cmd).await
             }
-            None => exec_in(ns, "ip", &ip_argv("rule", args)),
+            None => crate::exec::run_in(ns, "ip", IPROUTE2, &ip_argv("rule", args)),
         },
     }
 }
@@ -92,37 +93,6 @@ pub fn ip_argv(object: &str, args: &[String]) -> Vec<String> {
     argv.push(object.to_string());
     argv.extend_from_slice(&args[flags..]);
     argv
-}
-
-/// Runs `program args` inside the namespace `ns`, and passes its status on.
-fn exec_in(ns: BorrowedFd<'_>, program: &str, args: &[String]) -> Result<()> {
-    tracing::info!("running {program} {} in the guest's namespace", args.join(" "));
-    let fd = ns.as_raw_fd();
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    // SAFETY: between fork and exec the child only makes the setns system
-    // call on an fd the parent keeps open; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let status = match cmd.status() {
-        Ok(status) => status,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::new(format!("{program} not found; install iproute2")))
-        }
-        Err(e) => return Err(Error::from(e).context(format!("running {program}"))),
-    };
-    match (status.code(), status.signal()) {
-        (Some(0), _) => Ok(()),
-        (Some(code), _) => Err(Error::exit(code)),
-        (None, Some(signal)) => Err(Error::exit(128 + signal)),
-        (None, None) => Err(Error::exit(1)),
-    }
 }
 
 // ---------------------------------------------------------------- parsing

@@ -296,6 +296,18 @@ fn errors_are_cni_error_objects_with_the_spec_codes() {
             )
         )
     );
+    // An IPAM plugin others than root could have changed is not run.
+    let open_dir = common::TempDir::new("ipam");
+    std::fs::set_permissions(&open_dir.path, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::copy("/usr/lib/cni/host-local", open_dir.join("host-local")).unwrap();
+    let (code, msg) = error_of(
+        &node,
+        "ADD",
+        Some(&at),
+        &good,
+        &[("CNI_PATH", &format!("{}:/usr/lib/cni", open_dir.arg()))],
+    );
+    assert_eq!((code, msg), (7, format!("refusing to run IPAM plugin {}", open_dir.join("host-local"))));
     assert_eq!(
         error_of(&node, "CHECK", Some(&at), &with(json!({"cniVersion": "0.3.1"})), &[]),
         (1, "config version 0.3.1 does not allow CHECK".into())

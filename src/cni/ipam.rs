@@ -1,7 +1,8 @@
 //! Delegated IPAM, as the spec has it: the plugin the configuration names
 //! (`ipam.type`), found in CNI_PATH, run with the same configuration on
 //! stdin and the same CNI variables. The user names the program, so this is
-//! one of the places pipework runs one: directly, no shell.
+//! one of the places pipework runs one: directly, no shell, with only the
+//! CNI variables and a fixed PATH, and only if root alone can change it.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -25,17 +26,23 @@ pub struct Ipam {
 impl Ipam {
     /// The first executable file named `name` in CNI_PATH's directories.
     pub fn find(name: &str, path: &[PathBuf]) -> CniResult<Ipam> {
-        path.iter()
-            .map(|dir| dir.join(name))
-            .find(|candidate| is_executable(candidate))
-            .map(|program| Ipam { name: name.to_string(), program })
-            .ok_or_else(|| {
-                let dirs: Vec<String> = path.iter().map(|d| d.display().to_string()).collect();
+        let program = path.iter().map(|dir| dir.join(name)).find(|candidate| is_executable(candidate));
+        if let Some(program) = &program {
+            crate::exec::trusted(program).map_err(|why| {
                 CniError::new(
                     Code::InvalidConfig,
-                    format!("failed to find IPAM plugin \"{name}\" in CNI_PATH [{}]", dirs.join(" ")),
+                    format!("refusing to run IPAM plugin {}", program.display()),
                 )
-            })
+                .with_details(why)
+            })?;
+        }
+        program.map(|program| Ipam { name: name.to_string(), program }).ok_or_else(|| {
+            let dirs: Vec<String> = path.iter().map(|d| d.display().to_string()).collect();
+            CniError::new(
+                Code::InvalidConfig,
+                format!("failed to find IPAM plugin \"{name}\" in CNI_PATH [{}]", dirs.join(" ")),
+            )
+        })
     }
 
     /// ADD: the addresses, routes and DNS the plugin allocated.
@@ -94,6 +101,8 @@ impl Ipam {
         let args: Vec<String> = env.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let path: Vec<String> = env.path.iter().map(|d| d.display().to_string()).collect();
         let mut child = Process::new(&self.program)
+            .env_clear()
+            .env("PATH", crate::exec::CHILD_PATH)
             .env("CNI_COMMAND", command.as_str())
             .env("CNI_CONTAINERID", &env.container_id)
             .env("CNI_NETNS", &env.netns)

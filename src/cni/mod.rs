@@ -52,6 +52,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A refusal before anything is read (how the binary was started).
+pub fn refuse(msg: &str) -> ExitCode {
+    println!("{}", CniError::new(Code::Internal, msg).to_json(LATEST.as_str()));
+    ExitCode::FAILURE
+}
+
 /// One command; `Some` is what to print on success.
 fn run(env: &Env, stdin: &[u8]) -> Result<Option<serde_json::Value>, CniError> {
     if env.command == Command::Version {
