@@ -439,3 +439,34 @@ fn fifty_concurrent_adds_on_one_bridge() {
     assert!(node.allocations().is_empty());
     assert!(node.host.ports("cni0").is_empty());
 }
+
+/// Podman 4 with its CNI backend runs a container on a network whose
+/// plugin is pipework, chained with tuning; `podman rm` leaves nothing.
+#[test]
+fn podman_end_to_end() {
+    let node = CniNode::new();
+    let podman = common::Podman::new(&node.host, &[&node.bin_dir(), common::CNI_PLUGINS]);
+    let bridge = common::unique("pwcni");
+    let network = common::owned_name("net");
+    let mut plugin = conf(&node, "pipework", "1.0.0", json!({"bridge": bridge, "isDefaultGateway": false}));
+    plugin["ipam"] = json!({"type": "host-local", "dataDir": node.ipam_dir(),
+        "ranges": [[{"subnet": "10.78.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]});
+    let tuning = json!({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_filter": "1"}});
+    podman.add_network(&network, json!({"cniVersion": "1.0.0", "plugins": [plugin, tuning]}));
+
+    let ctr = podman.run("pod", &network, &[]);
+    let ip = ctr.inspect(&format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"));
+    assert_eq!(ip, "10.78.0.2");
+    assert_eq!(ctr.cidrs("eth0", common::Family::V4), ["10.78.0.2/24"]);
+    common::assert_default_via(&ctr, common::Family::V4, "10.78.0.1", "eth0");
+    assert!(ctr.ping("10.78.0.1"), "the container does not reach its gateway");
+    assert_eq!(node.host.ports(&bridge).len(), 1);
+    let id = ctr.inspect("{{.Id}}");
+    let record = std::path::Path::new("/var/lib/pipework/cni").join(format!("{id}_eth0.json"));
+    assert!(record.exists(), "no record {}", record.display());
+
+    ctr.remove();
+    assert!(node.host.ports(&bridge).is_empty(), "podman rm left a port");
+    assert!(node.allocations().is_empty(), "podman rm kept the address");
+    assert!(!record.exists(), "podman rm kept the record");
+}

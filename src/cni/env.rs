@@ -87,13 +87,21 @@ impl Env {
                 format!("required env variables [{}] missing", missing.join(" ")),
             ));
         }
+        // What a command does not use is not read: libcni's VERSION call
+        // passes "dummy" for the container's variables.
+        let used = |name: &str| match command {
+            Command::Version => false,
+            Command::Status | Command::Gc => name == "CNI_PATH",
+            Command::Add | Command::Del | Command::Check => true,
+        };
+        let read = |name: &str| value(name).filter(|_| used(name)).unwrap_or_default();
         let env = Env {
             command,
-            container_id: value("CNI_CONTAINERID").unwrap_or_default(),
-            netns: value("CNI_NETNS").unwrap_or_default(),
-            ifname: value("CNI_IFNAME").unwrap_or_default(),
-            args: parse_args(&get("CNI_ARGS").unwrap_or_default())?,
-            path: value("CNI_PATH").map(|p| split_path(&p)).unwrap_or_default(),
+            container_id: read("CNI_CONTAINERID"),
+            netns: read("CNI_NETNS"),
+            ifname: read("CNI_IFNAME"),
+            args: parse_args(&read("CNI_ARGS"))?,
+            path: split_path(&read("CNI_PATH")),
         };
         env.validate()?;
         Ok(env)
@@ -200,6 +208,8 @@ mod tests {
             .collect();
         assert_eq!(env(&del).unwrap().netns, "");
         assert_eq!(env(&[("CNI_COMMAND", "VERSION")]).unwrap().command, Command::Version);
+        let dummy = [("CNI_COMMAND", "VERSION"), ("CNI_NETNS", "dummy"), ("CNI_ARGS", "x")];
+        assert_eq!(env(&dummy).unwrap().netns, "", "VERSION reads nothing else");
         assert_eq!(
             env(&[("CNI_COMMAND", "GC")]).unwrap_err().msg,
             "required env variables [CNI_PATH] missing"
