@@ -14,6 +14,8 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     if plugin {
+        // Runtimes keep a plugin's stderr: RUST_LOG shows the steps there.
+        init_logging(0);
         return pipework::cni::main();
     }
     let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {

@@ -46,7 +46,9 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
     let ipam = conf.ipam.as_deref().map(|name| Ipam::find(name, &env.path)).transpose()?;
     let allocated = match &ipam {
         Some(ipam) => {
+            tracing::info!("IPAM ADD: {}", ipam.program.display());
             let got = ipam.add(env, &conf.raw)?;
+            tracing::info!("IPAM ADD done");
             if got.ips.is_empty() {
                 return Err(release(
                     ipam,
