@@ -58,34 +58,35 @@ pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
 
 /// Test builds fail on purpose before step `PIPEWORK_FAIL_AT`.
 #[cfg(feature = "failpoints")]
-fn injected_failure(step: usize) -> Option<Error> {
+pub(crate) fn injected_failure(step: usize) -> Option<Error> {
     let at: usize = std::env::var("PIPEWORK_FAIL_AT").ok()?.parse().ok()?;
     (at == step).then(|| Error::new("injected failure (PIPEWORK_FAIL_AT)"))
 }
 
 #[cfg(not(feature = "failpoints"))]
-fn injected_failure(_step: usize) -> Option<Error> {
+pub(crate) fn injected_failure(_step: usize) -> Option<Error> {
     None
 }
 
 /// Test builds pause half a second before step `PIPEWORK_PAUSE_AT`, so a
 /// test can interrupt a run in the middle.
 #[cfg(feature = "failpoints")]
-fn injected_pause(step: usize) {
+pub(crate) fn injected_pause(step: usize) {
     if std::env::var("PIPEWORK_PAUSE_AT").ok().and_then(|v| v.parse().ok()) == Some(step) {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
 
 #[cfg(not(feature = "failpoints"))]
-fn injected_pause(_step: usize) {}
+pub(crate) fn injected_pause(_step: usize) {}
 
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT held back on this thread (the only
 /// one a run has) until dropped; one that arrived meanwhile lands then.
-struct HeldSignals(Option<SigSet>);
+/// Threads started meanwhile inherit the mask (`loop --container`).
+pub(crate) struct HeldSignals(Option<SigSet>);
 
 impl HeldSignals {
-    fn hold() -> HeldSignals {
+    pub(crate) fn hold() -> HeldSignals {
         let mut set = SigSet::empty();
         for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
             set.add(signal);

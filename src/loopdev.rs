@@ -7,15 +7,15 @@
 //! makes sure loop0..loop(N-1) exist, in a directory or in a running
 //! container's /dev. Every path is checked before anything changes.
 
-use std::fs::{self, File, FileType};
+use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::sys::stat::{mknod, Mode, SFlag};
-use nix::unistd::Group;
+use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+use nix::sys::stat::{fstat, fstatat, mknodat, umask, FileStat, Mode, SFlag};
+use nix::unistd::{fchownat, unlinkat, Gid, Group, UnlinkatFlags};
 
 use crate::error::{errno_text, Error, Result};
 use crate::netns;
@@ -40,7 +40,7 @@ pub async fn run(req: &LoopRequest) -> Result<()> {
     match req {
         LoopRequest::Free { dev } => println!("{}", free(dev)?.display()),
         LoopRequest::Ensure { count, dev, container: None } => {
-            print_lines(ensure(dev, *count, &LoopControl::open()?, disk_gid())?)
+            print_lines(ensure(&DevDir::open(dev)?, *count, &LoopControl::open()?, disk_gid())?)
         }
         LoopRequest::Ensure { count, container: Some(label), .. } => {
             let mnt = mount_ns_of(label).await?;
@@ -48,8 +48,10 @@ pub async fn run(req: &LoopRequest) -> Result<()> {
             // /dev/loop-control nor (safely) its group database.
             let (ctl, gid) = (LoopControl::open()?, disk_gid());
             print_lines(
-                netns::within_mounts(mnt.file.as_fd(), || ensure(Path::new("/dev"), *count, &ctl, gid))
-                    .map_err(|e| e.context(format!("in {}", mnt.path.display())))?,
+                netns::within_mounts(mnt.file.as_fd(), || {
+                    ensure(&DevDir::open(Path::new("/dev"))?, *count, &ctl, gid)
+                })
+                .map_err(|e| e.context(format!("in {}", mnt.path.display())))?,
             )
         }
     }
@@ -65,10 +67,10 @@ fn print_lines(lines: Vec<String>) {
 /// The first free loop device under `dir`, its node made if missing.
 fn free(dir: &Path) -> Result<PathBuf> {
     // Before the ioctl, which may add a kernel device.
-    check_dir(dir)?;
+    let dir = DevDir::open(dir)?;
     let i = LoopControl::open()?.get_free()?;
-    let path = node_path(dir, i);
-    if needs_node(&path, i, &inspect(&path)?)? && make_node(&path, i, disk_gid())? {
+    let path = dir.node_path(i);
+    if needs_node(&path, i, &dir.inspect(i)?)? && dir.make_node(i, disk_gid())?.is_some() {
         tracing::info!("created {} (block {LOOP_MAJOR}:{i})", path.display());
     }
     Ok(path)
@@ -76,10 +78,9 @@ fn free(dir: &Path) -> Result<PathBuf> {
 
 /// Makes sure `dir` holds loop0..loop(count-1), adding kernel devices as
 /// needed; returns the report, one line per thing done.
-fn ensure(dir: &Path, count: u32, ctl: &LoopControl, gid: u32) -> Result<Vec<String>> {
-    check_dir(dir)?;
-    let found = (0..count).map(|i| inspect(&node_path(dir, i))).collect::<Result<Vec<_>>>()?;
-    let todo = nodes_to_make(dir, &found)?;
+fn ensure(dir: &DevDir, count: u32, ctl: &LoopControl, gid: u32) -> Result<Vec<String>> {
+    let found = (0..count).map(|i| dir.inspect(i)).collect::<Result<Vec<_>>>()?;
+    let todo = nodes_to_make(&dir.path, &found)?;
     let mut added = Vec::new();
     for i in 0..count {
         if ctl.add(i)? {
@@ -87,9 +88,8 @@ fn ensure(dir: &Path, count: u32, ctl: &LoopControl, gid: u32) -> Result<Vec<Str
         }
     }
     let made = make_nodes(dir, &todo, gid)?;
-    Ok(report(dir, count, &added, &made))
+    Ok(report(&dir.path, count, &added, &made))
 }
-
 // ---------------------------------------------------------------- what to do
 
 /// What is at the path of a loop node.
@@ -153,88 +153,212 @@ fn node_path(dir: &Path, i: u32) -> PathBuf {
 
 // ---------------------------------------------------------------- filesystem
 
-/// `dir` must be an existing directory.
-fn check_dir(dir: &Path) -> Result<()> {
-    match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::new(format!("{} is not a directory", dir.display()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Err(Error::new(format!("directory {} does not exist", dir.display())))
+/// A device directory held open. Every node is looked at, made, checked and
+/// removed relative to it, never by path: whoever can write the directory
+/// (or, for `--container`, the container) cannot redirect a change through a
+/// symbolic link swapped in for the directory, a parent or a node.
+struct DevDir {
+    fd: OwnedFd,
+    /// For messages and the report.
+    path: PathBuf,
+}
+
+/// A node this run made: the inode, to tell it from one put in its place.
+struct Made {
+    i: u32,
+    /// Held open (O_PATH) from right after the mknod: the group is fixed
+    /// through it, not through the name.
+    fd: OwnedFd,
+    inode: (u64, u64),
+}
+
+impl DevDir {
+    /// Opens `path`, which must be an existing directory reached without
+    /// following any symbolic link. Inside a container's mount namespace the
+    /// thread's root is the container's, so `/dev` resolves within it, and
+    /// without symbolic links nothing can lead out of it.
+    fn open(path: &Path) -> Result<DevDir> {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+        match openat2(AT_FDCWD, path, how) {
+            Ok(fd) => Ok(DevDir { fd, path: path.to_path_buf() }),
+            Err(Errno::ELOOP) => Err(symlink_in(path)),
+            Err(Errno::ENOTDIR) => Err(Error::new(format!("{} is not a directory", path.display()))),
+            Err(Errno::ENOENT) => Err(Error::new(format!("directory {} does not exist", path.display()))),
+            Err(e) => Err(failed("opening", path, e.into())),
         }
-        Err(e) => Err(failed("reading", dir, e)),
+    }
+
+    fn node_path(&self, i: u32) -> PathBuf {
+        node_path(&self.path, i)
+    }
+
+    /// What is at `loop<i>`, symbolic links not followed (mknod would not either).
+    fn inspect(&self, i: u32) -> Result<Node> {
+        match fstatat(&self.fd, node_name(i).as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(node_of(&st)),
+            Err(Errno::ENOENT) => Ok(Node::Missing),
+            Err(e) => Err(failed("reading", &self.node_path(i), e.into())),
+        }
+    }
+
+    /// `mknod -m0660 loop<i> b 7 <i>` with group `gid`. None when the right
+    /// node appeared meanwhile (devtmpfs as the kernel added the device,
+    /// udev, another run): it is left as it is. A node half made is removed.
+    fn make_node(&self, i: u32, gid: u32) -> Result<Option<Made>> {
+        let path = self.node_path(i);
+        // The mode is exact with no umask, so the node never needs a chmod
+        // (which an O_PATH descriptor cannot do).
+        let umask_was = umask(Mode::empty());
+        let made = mknodat(
+            &self.fd,
+            node_name(i).as_str(),
+            SFlag::S_IFBLK,
+            Mode::from_bits_truncate(NODE_MODE),
+            libc::makedev(LOOP_MAJOR, i),
+        );
+        umask(umask_was);
+        match made {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => return needs_node(&path, i, &self.inspect(i)?).map(|_| None),
+            Err(e) => return Err(failed("creating", &path, e.into())),
+        }
+        let made = self.open_made(i)?;
+        if let Err(e) = self.finish(&made, gid) {
+            self.remove(&made);
+            return Err(e);
+        }
+        Ok(Some(made))
+    }
+
+    /// The node just made at `loop<i>`, opened without following a link and
+    /// checked to be block 7:i; anything else is not touched again.
+    fn open_made(&self, i: u32) -> Result<Made> {
+        let path = self.node_path(i);
+        // A name without a slash, opened without following a link: a link
+        // put there is opened itself and refused below.
+        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(&self.fd, node_name(i).as_str(), flags, Mode::empty()).map_err(|e| match e {
+            Errno::ENOENT => Error::new(format!("{} vanished right after it was made", path.display())),
+            e => failed("opening", &path, e.into()),
+        })?;
+        let st = fstat(&fd).map_err(|e| failed("reading", &path, e.into()))?;
+        needs_node(&path, i, &node_of(&st))?;
+        Ok(Made { i, fd, inode: (st.st_dev, st.st_ino) })
+    }
+
+    /// Group `gid` and mode 0660 on the node itself, through its descriptor.
+    fn finish(&self, made: &Made, gid: u32) -> Result<()> {
+        let path = self.node_path(made.i);
+        fchownat(&made.fd, "", None, Some(Gid::from_raw(gid)), AtFlags::AT_EMPTY_PATH)
+            .map_err(|e| failed("setting the group of", &path, e.into()))?;
+        // A default ACL on the directory overrides the umask.
+        let st = fstat(&made.fd).map_err(|e| failed("reading", &path, e.into()))?;
+        if st.st_mode & 0o7777 != NODE_MODE {
+            fchmod_path_fd(&made.fd, NODE_MODE)
+                .map_err(|e| failed("setting the mode of", &path, e.into()))?;
+        }
+        // The name must still lead to this node, or the report would lie.
+        if self.holds(made) {
+            return Ok(());
+        }
+        needs_node(&path, made.i, &self.inspect(made.i)?)?;
+        Err(Error::new(format!("{} was replaced while it was being made", path.display())))
+    }
+
+    /// Whether `loop<i>` is still the node this run made.
+    fn holds(&self, made: &Made) -> bool {
+        fstatat(&self.fd, node_name(made.i).as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| (st.st_dev, st.st_ino) == made.inode)
+    }
+
+    /// Removes a node this run made, if it is still there; what replaced it
+    /// is left alone.
+    fn remove(&self, made: &Made) {
+        if self.holds(made) {
+            let _ = unlinkat(&self.fd, node_name(made.i).as_str(), UnlinkatFlags::NoRemoveDir);
+        }
     }
 }
 
-/// What is at `path`, symbolic links not followed (mknod would not either).
-fn inspect(path: &Path) -> Result<Node> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_block_device() => {
-            Ok(Node::Block(libc::major(meta.rdev()), libc::minor(meta.rdev())))
+/// The refusal of a `--dev` path that is or passes through a symbolic link,
+/// naming the first one.
+fn symlink_in(path: &Path) -> Error {
+    let link = path
+        .ancestors()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()));
+    match link {
+        Some(link) if link == path => {
+            Error::new(format!("{} is a symbolic link; give the directory's real path", path.display()))
         }
-        Ok(meta) => Ok(Node::Other(describe(meta.file_type()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Node::Missing),
-        Err(e) => Err(failed("reading", path, e)),
+        Some(link) => Error::new(format!(
+            "{}: {} is a symbolic link; give the directory's real path",
+            path.display(),
+            link.display()
+        )),
+        None => Error::new(format!("{} changed while it was being opened", path.display())),
     }
 }
 
-fn describe(kind: FileType) -> &'static str {
-    if kind.is_file() {
-        "a regular file"
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_symlink() {
-        "a symbolic link"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
+/// chmod of the node an O_PATH descriptor holds: fchmod refuses such a
+/// descriptor, fchmodat2 (Linux 6.6) takes it with AT_EMPTY_PATH.
+fn fchmod_path_fd(fd: &OwnedFd, mode: u32) -> io::Result<()> {
+    // SAFETY: fchmodat2(fd, "", mode, AT_EMPTY_PATH) reads only the empty
+    // C string; the fd is open.
+    let r = unsafe {
+        libc::syscall(libc::SYS_fchmodat2, fd.as_raw_fd(), c"".as_ptr(), mode, libc::AT_EMPTY_PATH)
+    };
+    if r == 0 {
+        Ok(())
     } else {
-        "not a block device"
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn node_name(i: u32) -> String {
+    format!("loop{i}")
+}
+
+fn node_of(st: &FileStat) -> Node {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFBLK => Node::Block(libc::major(st.st_rdev), libc::minor(st.st_rdev)),
+        kind => Node::Other(describe(kind)),
+    }
+}
+
+fn describe(kind: u32) -> &'static str {
+    match kind {
+        libc::S_IFREG => "a regular file",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFLNK => "a symbolic link",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        _ => "not a block device",
     }
 }
 
 /// Makes the nodes `todo` in `dir`, returning those this run made. On a
 /// failure it removes them again, so `dir` is left as it was.
-fn make_nodes(dir: &Path, todo: &[u32], gid: u32) -> Result<Vec<u32>> {
+fn make_nodes(dir: &DevDir, todo: &[u32], gid: u32) -> Result<Vec<u32>> {
     let mut made = Vec::new();
     for &i in todo {
-        match make_node(&node_path(dir, i), i, gid) {
-            Ok(true) => made.push(i),
-            Ok(false) => {}
+        match dir.make_node(i, gid) {
+            Ok(Some(node)) => made.push(node),
+            Ok(None) => {}
             Err(e) => {
-                for &j in &made {
-                    let _ = fs::remove_file(node_path(dir, j));
+                for node in made.iter().rev() {
+                    dir.remove(node);
                 }
                 return Err(e);
             }
         }
     }
-    Ok(made)
-}
-
-/// `mknod -m0660 PATH b 7 I` with group disk. False when the right node
-/// appeared meanwhile (devtmpfs as the kernel added the device, udev,
-/// another run): it is left as it is.
-fn make_node(path: &Path, i: u32, gid: u32) -> Result<bool> {
-    let dev = libc::makedev(LOOP_MAJOR, i);
-    match mknod(path, SFlag::S_IFBLK, Mode::from_bits_truncate(NODE_MODE), dev) {
-        Ok(()) => {}
-        Err(Errno::EEXIST) => return needs_node(path, i, &inspect(path)?).map(|_| false),
-        Err(e) => return Err(failed("creating", path, e.into())),
-    }
-    // mknod's mode went through the umask; a node half made is removed.
-    let finish = std::os::unix::fs::chown(path, None, Some(gid))
-        .map_err(|e| failed("setting the group of", path, e))
-        .and_then(|()| {
-            fs::set_permissions(path, fs::Permissions::from_mode(NODE_MODE))
-                .map_err(|e| failed("setting the mode of", path, e))
-        });
-    if finish.is_err() {
-        let _ = fs::remove_file(path);
-    }
-    finish.map(|()| true)
+    Ok(made.iter().map(|m| m.i).collect())
 }
 
 /// The gid of group `disk`, which owns block devices.

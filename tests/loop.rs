@@ -194,3 +194,93 @@ fn a_missing_or_non_directory_dev_is_refused_by_name() {
         }
     }
 }
+
+/// The exact one-line refusal of `args`, exit 1, nothing on stdout.
+#[track_caller]
+fn assert_refused_with(args: &[&str], out: &std::process::Output, message: &str) {
+    assert_eq!(out.status.code(), Some(1), "{args:?}\n{}{}", stdout(out), stderr(out));
+    assert_eq!(stderr(out), format!("{message}\n"), "{args:?}");
+    assert_eq!(stdout(out), "", "{args:?}");
+}
+
+/// A file standing for something root must not touch: odd owner and mode.
+fn bait(path: &Path) -> NodeInfo {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, "bait").unwrap();
+    std::os::unix::fs::chown(path, Some(4321), Some(4321)).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o604)).unwrap();
+    node_info(path).unwrap()
+}
+
+#[test]
+fn a_symlinked_dev_directory_or_parent_is_refused() {
+    let _alone = alone();
+    let host = Netns::new("loop");
+    let tmp = TempDir::new("dev");
+    let real = tmp.path.join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, tmp.path.join("link")).unwrap();
+    std::os::unix::fs::symlink(&tmp.path, tmp.path.join("up")).unwrap();
+    let (link, through) = (tmp.join("link"), format!("{}/real", tmp.join("up")));
+    for (dir, message) in [
+        (&link, format!("pipework: {link} is a symbolic link; give the directory's real path")),
+        (
+            &through,
+            format!(
+                "pipework: {through}: {} is a symbolic link; give the directory's real path",
+                tmp.join("up")
+            ),
+        ),
+    ] {
+        for args in [vec!["loop", "ensure", "--count", "2", "--dev", dir], vec!["loop", "free", "--dev", dir]]
+        {
+            let out = pipework(&host, &args);
+            assert_refused_with(&args, &out, &message);
+            assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0, "{args:?} made something");
+        }
+    }
+}
+
+#[test]
+fn a_symlink_planted_at_a_node_is_refused_and_its_target_untouched() {
+    let _alone = alone();
+    let host = Netns::new("loop");
+    let dev = TempDir::new("dev");
+    let outside = TempDir::new("out");
+    let target = outside.path.join("secret");
+    let before = bait(&target);
+    let loop1 = dev.join("loop1");
+    std::os::unix::fs::symlink(&target, &loop1).unwrap();
+
+    let args = ["loop", "ensure", "--count", "3", "--dev", dev.arg()];
+    let out = pipework(&host, &args);
+    let message = format!("pipework: {loop1} is a symbolic link, not loop device 7:1; leaving it alone");
+    assert_refused_with(&args, &out, &message);
+    assert_eq!(node_info(&target), Some(before));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "bait");
+    assert_eq!(dev.names(), ["loop1"]);
+    assert_eq!(std::fs::read_link(&loop1).unwrap(), target);
+}
+
+#[test]
+fn a_character_device_or_file_at_a_node_is_refused() {
+    let _alone = alone();
+    let host = Netns::new("loop");
+    for what in ["a character device", "a regular file"] {
+        let dev = TempDir::new("dev");
+        let loop1 = dev.join("loop1");
+        let before = match what {
+            "a regular file" => bait(Path::new(&loop1)),
+            _ => {
+                run(&["mknod", "-m", "0600", &loop1, "c", "1", "3"]);
+                node_info(Path::new(&loop1)).unwrap()
+            }
+        };
+        let args = ["loop", "ensure", "--count", "3", "--dev", dev.arg()];
+        let out = pipework(&host, &args);
+        let message = format!("pipework: {loop1} is {what}, not loop device 7:1; leaving it alone");
+        assert_refused_with(&args, &out, &message);
+        assert_eq!(node_info(Path::new(&loop1)), Some(before), "{what}");
+        assert_eq!(dev.names(), ["loop1"], "{what}");
+    }
+}
