@@ -17,6 +17,7 @@ use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag, AT_FDCWD
 use nix::sys::stat::{fstat, fstatat, mknodat, umask, FileStat, Mode, SFlag};
 use nix::unistd::{fchownat, unlinkat, Gid, Group, UnlinkatFlags};
 
+use crate::apply::{injected_failure, injected_pause, HeldSignals};
 use crate::error::{errno_text, Error, Result};
 use crate::netns;
 use crate::request::LoopRequest;
@@ -34,12 +35,20 @@ const DISK_GID_FALLBACK: u32 = 6;
 
 // <linux/loop.h>: "bad" ioctls, plain numbers rather than _IO() codes.
 nix::ioctl_write_int_bad!(loop_ctl_add, 0x4C80);
+nix::ioctl_write_int_bad!(loop_ctl_remove, 0x4C81);
 nix::ioctl_none_bad!(loop_ctl_get_free, 0x4C82);
 
+/// The changes are made or undone whole: an interrupt waits the few
+/// milliseconds (held on this thread, and on the one that enters the
+/// container, which inherits the mask).
 pub async fn run(req: &LoopRequest) -> Result<()> {
     match req {
-        LoopRequest::Free { dev } => println!("{}", free(dev)?.display()),
+        LoopRequest::Free { dev } => {
+            let _held = HeldSignals::hold();
+            println!("{}", free(dev)?.display())
+        }
         LoopRequest::Ensure { count, dev, container: None } => {
+            let _held = HeldSignals::hold();
             print_lines(ensure(&DevDir::open(dev)?, *count, &LoopControl::open()?, disk_gid())?)
         }
         LoopRequest::Ensure { count, container: Some(label), .. } => {
@@ -47,6 +56,7 @@ pub async fn run(req: &LoopRequest) -> Result<()> {
             // Both before entering: the container has neither the host's
             // /dev/loop-control nor (safely) its group database.
             let (ctl, gid) = (LoopControl::open()?, disk_gid());
+            let _held = HeldSignals::hold();
             print_lines(
                 netns::within_mounts(mnt.file.as_fd(), || {
                     ensure(&DevDir::open(Path::new("/dev"))?, *count, &ctl, gid)
@@ -77,19 +87,98 @@ fn free(dir: &Path) -> Result<PathBuf> {
 }
 
 /// Makes sure `dir` holds loop0..loop(count-1), adding kernel devices as
-/// needed; returns the report, one line per thing done.
+/// needed; returns the report, one line per thing done. The first failure
+/// undoes what this run did: its nodes removed, its kernel devices too.
 fn ensure(dir: &DevDir, count: u32, ctl: &LoopControl, gid: u32) -> Result<Vec<String>> {
     let found = (0..count).map(|i| dir.inspect(i)).collect::<Result<Vec<_>>>()?;
     let todo = nodes_to_make(&dir.path, &found)?;
-    let mut added = Vec::new();
-    for i in 0..count {
-        if ctl.add(i)? {
-            added.push(i);
+    let changes: Vec<Change> = (0..count)
+        .map(Change::Add)
+        .chain(todo.iter().flat_map(|&i| [Change::Mknod(i), Change::Group(i)]))
+        .collect();
+    let mut done = Done::default();
+    for (n, change) in (1..).zip(&changes) {
+        tracing::info!("step {n}/{}: {}", changes.len(), change.command(&dir.path, gid));
+        injected_pause(n);
+        let result = match injected_failure(n) {
+            Some(e) => Err(e),
+            None => done.make(change, dir, ctl, gid),
+        };
+        if let Err(e) = result {
+            done.undo(dir, ctl);
+            return Err(e);
         }
     }
-    let made = make_nodes(dir, &todo, gid)?;
-    Ok(report(&dir.path, count, &added, &made))
+    let made: Vec<u32> = done.made.iter().map(|m| m.i).collect();
+    Ok(report(&dir.path, count, &done.added, &made))
 }
+
+/// One change of `loop ensure`, in the order they are made.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// Adds kernel device loop<i> if the kernel lacks it.
+    Add(u32),
+    /// Makes node loop<i>, mode 0660.
+    Mknod(u32),
+    /// Gives the node just made group disk.
+    Group(u32),
+}
+
+impl Change {
+    /// For the log: what a shell would do.
+    fn command(self, dir: &Path, gid: u32) -> String {
+        match self {
+            Change::Add(i) => format!("add kernel device loop{i} unless present (LOOP_CTL_ADD)"),
+            Change::Mknod(i) => {
+                format!("mknod -m0{NODE_MODE:o} {} b {LOOP_MAJOR} {i}", node_path(dir, i).display())
+            }
+            Change::Group(i) => format!("chgrp {gid} {}", node_path(dir, i).display()),
+        }
+    }
+}
+
+/// What a run of `loop ensure` changed so far.
+#[derive(Default)]
+struct Done {
+    added: Vec<u32>,
+    made: Vec<Made>,
+}
+
+impl Done {
+    fn make(&mut self, change: &Change, dir: &DevDir, ctl: &LoopControl, gid: u32) -> Result<()> {
+        match *change {
+            Change::Add(i) => {
+                if ctl.add(i)? {
+                    self.added.push(i);
+                }
+            }
+            Change::Mknod(i) => self.made.extend(dir.mknod(i)?),
+            // A node that appeared meanwhile is not this run's to change.
+            Change::Group(i) => {
+                if let Some(made) = self.made.iter().find(|m| m.i == i) {
+                    dir.finish(made, gid)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Newest first: the nodes this run made (if still its own), then the
+    /// kernel devices it added.
+    fn undo(self, dir: &DevDir, ctl: &LoopControl) {
+        for made in self.made.iter().rev() {
+            tracing::info!("rollback: rm {}", dir.node_path(made.i).display());
+            dir.remove(made);
+        }
+        for &i in self.added.iter().rev() {
+            tracing::info!("rollback: remove kernel device loop{i} (LOOP_CTL_REMOVE)");
+            if let Err(e) = ctl.remove(i) {
+                eprintln!("{}", e.context(format!("rollback of adding loop{i} failed")));
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- what to do
 
 /// What is at the path of a loop node.
@@ -203,10 +292,21 @@ impl DevDir {
         }
     }
 
-    /// `mknod -m0660 loop<i> b 7 <i>` with group `gid`. None when the right
-    /// node appeared meanwhile (devtmpfs as the kernel added the device,
-    /// udev, another run): it is left as it is. A node half made is removed.
+    /// `mknod -m0660 loop<i> b 7 <i>` with group `gid`; None when the right
+    /// node appeared meanwhile. A node half made is removed.
     fn make_node(&self, i: u32, gid: u32) -> Result<Option<Made>> {
+        let Some(made) = self.mknod(i)? else { return Ok(None) };
+        if let Err(e) = self.finish(&made, gid) {
+            self.remove(&made);
+            return Err(e);
+        }
+        Ok(Some(made))
+    }
+
+    /// `mknod -m0660 loop<i> b 7 <i>`, the node then held open. None when
+    /// the right node appeared meanwhile (devtmpfs as the kernel added the
+    /// device, udev, another run): it is left as it is.
+    fn mknod(&self, i: u32) -> Result<Option<Made>> {
         let path = self.node_path(i);
         // The mode is exact with no umask, so the node never needs a chmod
         // (which an O_PATH descriptor cannot do).
@@ -224,12 +324,9 @@ impl DevDir {
             Err(Errno::EEXIST) => return needs_node(&path, i, &self.inspect(i)?).map(|_| None),
             Err(e) => return Err(failed("creating", &path, e.into())),
         }
-        let made = self.open_made(i)?;
-        if let Err(e) = self.finish(&made, gid) {
-            self.remove(&made);
-            return Err(e);
-        }
-        Ok(Some(made))
+        // Should this fail, what the name leads to cannot be told from
+        // another's node: it is left alone.
+        self.open_made(i).map(Some)
     }
 
     /// The node just made at `loop<i>`, opened without following a link and
@@ -342,25 +439,6 @@ fn describe(kind: u32) -> &'static str {
     }
 }
 
-/// Makes the nodes `todo` in `dir`, returning those this run made. On a
-/// failure it removes them again, so `dir` is left as it was.
-fn make_nodes(dir: &DevDir, todo: &[u32], gid: u32) -> Result<Vec<u32>> {
-    let mut made = Vec::new();
-    for &i in todo {
-        match dir.make_node(i, gid) {
-            Ok(Some(node)) => made.push(node),
-            Ok(None) => {}
-            Err(e) => {
-                for node in made.iter().rev() {
-                    dir.remove(node);
-                }
-                return Err(e);
-            }
-        }
-    }
-    Ok(made.iter().map(|m| m.i).collect())
-}
-
 /// The gid of group `disk`, which owns block devices.
 fn disk_gid() -> u32 {
     match Group::from_name("disk") {
@@ -411,6 +489,17 @@ impl LoopControl {
         let i = unsafe { loop_ctl_get_free(self.0.as_raw_fd()) }
             .map_err(|e| failed("finding a free loop device through", Path::new(LOOP_CONTROL), e.into()))?;
         Ok(i as u32) // never negative: nix turns -1 into an error
+    }
+
+    /// Removes loop device `i` from the kernel; the kernel refuses (EBUSY)
+    /// while it is bound.
+    fn remove(&self, i: u32) -> Result<()> {
+        let arg = i32::try_from(i).map_err(|_| Error::new(format!("loop{i}: index too large")))?;
+        // SAFETY: LOOP_CTL_REMOVE takes the index by value, no pointer.
+        match unsafe { loop_ctl_remove(self.0.as_raw_fd(), arg) } {
+            Ok(_) | Err(Errno::ENODEV) => Ok(()),
+            Err(e) => Err(failed(&format!("removing loop{i} through"), Path::new(LOOP_CONTROL), e.into())),
+        }
     }
 
     /// Adds loop device `i` to the kernel; false if it had it already.
