@@ -109,7 +109,7 @@ async fn rollback(undo: Vec<Undo>, target: &Target<'_>) {
     for u in undo.into_iter().rev() {
         tracing::info!("rollback: {u}");
         if let Err(e) = revert(&u, target).await {
-            eprintln!("{}", e.context(format!("rollback of '{u}' failed")));
+            crate::output::warn(e.context(format!("rollback of '{u}' failed")));
         }
     }
 }

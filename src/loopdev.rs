@@ -19,8 +19,8 @@ use nix::unistd::{fchownat, unlinkat, Gid, Group, UnlinkatFlags};
 
 use crate::apply::{injected_failure, injected_pause, HeldSignals};
 use crate::error::{errno_text, Error, Result};
-use crate::netns;
 use crate::request::LoopRequest;
+use crate::{netns, output};
 
 /// The block major of loop devices (LOOP_MAJOR in <linux/major.h>).
 const LOOP_MAJOR: u32 = 7;
@@ -40,16 +40,16 @@ nix::ioctl_none_bad!(loop_ctl_get_free, 0x4C82);
 
 /// The changes are made or undone whole: an interrupt waits the few
 /// milliseconds (held on this thread, and on the one that enters the
-/// container, which inherits the mask).
+/// container, which inherits the mask), though not the printing.
 pub async fn run(req: &LoopRequest) -> Result<()> {
-    match req {
+    let lines = match req {
         LoopRequest::Free { dev } => {
             let _held = HeldSignals::hold();
-            println!("{}", free(dev)?.display())
+            vec![free(dev)?.display().to_string()]
         }
         LoopRequest::Ensure { count, dev, container: None } => {
             let _held = HeldSignals::hold();
-            print_lines(ensure(&DevDir::open(dev)?, *count, &LoopControl::open()?, disk_gid())?)
+            ensure(&DevDir::open(dev)?, *count, &LoopControl::open()?, disk_gid())?
         }
         LoopRequest::Ensure { count, container: Some(label), .. } => {
             let mnt = mount_ns_of(label).await?;
@@ -57,21 +57,13 @@ pub async fn run(req: &LoopRequest) -> Result<()> {
             // /dev/loop-control nor (safely) its group database.
             let (ctl, gid) = (LoopControl::open()?, disk_gid());
             let _held = HeldSignals::hold();
-            print_lines(
-                netns::within_mounts(mnt.file.as_fd(), || {
-                    ensure(&DevDir::open(Path::new("/dev"))?, *count, &ctl, gid)
-                })
-                .map_err(|e| e.context(format!("in {}", mnt.path.display())))?,
-            )
+            netns::within_mounts(mnt.file.as_fd(), || {
+                ensure(&DevDir::open(Path::new("/dev"))?, *count, &ctl, gid)
+            })
+            .map_err(|e| e.context(format!("in {}", mnt.path.display())))?
         }
-    }
-    Ok(())
-}
-
-fn print_lines(lines: Vec<String>) {
-    for line in lines {
-        println!("{line}");
-    }
+    };
+    output::lines(lines)
 }
 
 /// The first free loop device under `dir`, its node made if missing.
@@ -173,7 +165,7 @@ impl Done {
         for &i in self.added.iter().rev() {
             tracing::info!("rollback: remove kernel device loop{i} (LOOP_CTL_REMOVE)");
             if let Err(e) = ctl.remove(i) {
-                eprintln!("{}", e.context(format!("rollback of adding loop{i} failed")));
+                output::warn(e.context(format!("rollback of adding loop{i} failed")));
             }
         }
     }

@@ -237,10 +237,8 @@ impl Plan {
     }
 
     /// `--dry-run`: the steps as commands, one a line.
-    pub fn print(&self) {
-        for step in &self.steps {
-            println!("{}", self.command(step));
-        }
+    pub fn print(&self) -> Result<()> {
+        crate::output::lines(self.steps.iter().map(|step| self.command(step)))
     }
 
     /// The step as a command an operator could type.
