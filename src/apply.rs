@@ -11,6 +11,7 @@ use rtnetlink::packet_route::route::RouteAttribute;
 use crate::error::{Error, Result};
 use crate::netlink::{errno, nl_error, requests, Netlink};
 use crate::plan::{NewLink, Plan, Side, Step, Undo};
+use crate::request::Family;
 use crate::sysctl::Sysctl;
 
 /// The two namespaces a plan acts in.
@@ -225,11 +226,7 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
                 Side::Host => None,
                 Side::Guest => Some(t.guest_ns),
             };
-            Sysctl::open(ns, &format!("net.ipv6.conf.{dev}.disable_ipv6"))?.write(if *enable {
-                "0"
-            } else {
-                "1"
-            })?;
+            Sysctl::conf(ns, Family::V6, dev, "disable_ipv6")?.write(if *enable { "0" } else { "1" })?;
             Ok(None)
         }
         Step::Announce { dev, ip, port } => {
@@ -268,7 +265,7 @@ async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
     // With arp_notify, the kernel answers a (same) MAC being set with a
     // gratuitous ARP for the interface's addresses; no packet socket, whose
     // close would wait for an RCU grace period.
-    let mut notify = Sysctl::open(Some(t.guest_ns), &format!("net.ipv4.conf.{dev}.arp_notify"))?;
+    let mut notify = Sysctl::conf(Some(t.guest_ns), Family::V4, dev, "arp_notify")?;
     let previous = notify.read()?;
     notify.write("1")?;
     let sent = t.guest.set_address(link.index, mac).await;

@@ -16,7 +16,7 @@ use crate::guest::Guest;
 use crate::mac::Mac;
 use crate::netlink::Netlink;
 use crate::request::{Addressing, Family};
-use crate::sysctl::Sysctl;
+use crate::sysctl::{conf_name, Sysctl};
 
 /// The namespace a step acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,13 +398,13 @@ impl fmt::Display for Step {
             }
             Step::SetMac { dev, mac } => write!(f, "ip link set dev {dev} address {mac}"),
             Step::Ipv6 { dev, enable, .. } => {
-                write!(f, "sysctl -qw net.ipv6.conf.{dev}.disable_ipv6={}", u8::from(!enable))
+                write!(f, "sysctl -qw {}={}", conf_name(Family::V6, dev, "disable_ipv6"), u8::from(!enable))
             }
             Step::CopyAddress { to, text, .. } => write!(f, "ip addr add {text} dev {to}"),
             Step::DeleteAddress { dev, text, .. } => write!(f, "ip addr del {text} dev {dev}"),
             Step::MoveRoute { to, text, .. } => write!(f, "ip {text} dev {to}"),
             Step::Announce { dev, ip, .. } => {
-                let key = format!("net.ipv4.conf.{dev}.arp_notify");
+                let key = conf_name(Family::V4, dev, "arp_notify");
                 let mac = format!("$(cat /sys/class/net/{dev}/address)");
                 write!(f, "sysctl -qw {key}=1 && ip link set {dev} address {mac} && sysctl -qw {key}=0  # announces {ip}")
             }
@@ -439,5 +439,5 @@ impl fmt::Display for Undo {
 
 /// Whether interfaces made in the guest start with IPv6 disabled.
 fn guest_lacks_ipv6(ns: BorrowedFd<'_>) -> Result<bool> {
-    Ok(Sysctl::open(Some(ns), "net.ipv6.conf.default.disable_ipv6")?.read()? == "1")
+    Ok(Sysctl::conf(Some(ns), Family::V6, "default", "disable_ipv6")?.read()? == "1")
 }
