@@ -396,3 +396,29 @@ fn a_node_swapped_for_a_symlink_mid_run_is_refused_and_its_target_untouched() {
     assert_eq!(dev.names(), ["loop0"]);
     assert_eq!(alone.kernel.added(), Default::default());
 }
+
+/// A container that put a symbolic link where a node goes: refused, and
+/// the file it points to (the container's own) untouched.
+#[test]
+fn a_symlink_in_a_containers_dev_is_refused() {
+    let _alone = alone();
+    let host = Netns::new("loop");
+    let ctr = Container::run("loop");
+    let exec = |argv: &[&str]| {
+        let mut full = vec!["docker", "exec", &ctr.name];
+        full.extend_from_slice(argv);
+        run(&full)
+    };
+    exec(&["busybox", "ln", "-s", "/bin/busybox", "/dev/loop1"]);
+    let before = exec(&["ls", "-lnL", "/bin/busybox"]);
+    let args = ["loop", "ensure", "--count", "3", "--container", &ctr.name];
+    let out = pipework(&host, &args);
+    let message = format!(
+        "pipework: in /proc/{}/ns/mnt: /dev/loop1 is a symbolic link, not loop device 7:1; leaving it alone",
+        ctr.pid
+    );
+    assert_refused_with(&args, &out, &message);
+    assert_eq!(exec(&["ls", "-lnL", "/bin/busybox"]), before);
+    assert_eq!(exec(&["busybox", "readlink", "/dev/loop1"]), "/bin/busybox\n");
+    assert!(!exec(&["ls", "/dev"]).lines().any(|l| l == "loop0" || l == "loop2"), "nodes were made");
+}
