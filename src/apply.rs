@@ -1,6 +1,7 @@
 //! Applying a plan over netlink. The first failing step stops the run and
 //! every step applied so far is undone, newest first.
 
+use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
@@ -9,8 +10,9 @@ use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
 use rtnetlink::packet_route::route::RouteAttribute;
 
 use crate::error::{Error, Result};
-use crate::netlink::{address_ip, errno, nl_error, requests, Netlink};
+use crate::netlink::{address_ip, errno, nl_error, requests, Link, Netlink};
 use crate::plan::{NewLink, Plan, Side, Step, Undo};
+use crate::request::Family;
 use crate::sysctl::Sysctl;
 
 /// The two namespaces a plan acts in.
@@ -35,13 +37,14 @@ pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
     let _held = HeldSignals::hold();
     let total = plan.steps.len();
     let mut undo = Vec::new();
+    let mut links = GuestLinks::default();
     for (i, step) in plan.steps.iter().enumerate() {
         let command = plan.command(step);
         tracing::info!("step {}/{total}: {command}", i + 1);
         injected_pause(i + 1);
         let result = match injected_failure(i + 1) {
             Some(e) => Err(e),
-            None => run(step, target).await,
+            None => run(step, target, &mut links).await,
         };
         match result {
             Ok(Some(u)) => undo.push(u),
@@ -58,34 +61,35 @@ pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
 
 /// Test builds fail on purpose before step `PIPEWORK_FAIL_AT`.
 #[cfg(feature = "failpoints")]
-fn injected_failure(step: usize) -> Option<Error> {
+pub(crate) fn injected_failure(step: usize) -> Option<Error> {
     let at: usize = std::env::var("PIPEWORK_FAIL_AT").ok()?.parse().ok()?;
     (at == step).then(|| Error::new("injected failure (PIPEWORK_FAIL_AT)"))
 }
 
 #[cfg(not(feature = "failpoints"))]
-fn injected_failure(_step: usize) -> Option<Error> {
+pub(crate) fn injected_failure(_step: usize) -> Option<Error> {
     None
 }
 
 /// Test builds pause half a second before step `PIPEWORK_PAUSE_AT`, so a
 /// test can interrupt a run in the middle.
 #[cfg(feature = "failpoints")]
-fn injected_pause(step: usize) {
+pub(crate) fn injected_pause(step: usize) {
     if std::env::var("PIPEWORK_PAUSE_AT").ok().and_then(|v| v.parse().ok()) == Some(step) {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
 
 #[cfg(not(feature = "failpoints"))]
-fn injected_pause(_step: usize) {}
+pub(crate) fn injected_pause(_step: usize) {}
 
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT held back on this thread (the only
 /// one a run has) until dropped; one that arrived meanwhile lands then.
-struct HeldSignals(Option<SigSet>);
+/// Threads started meanwhile inherit the mask (`loop --container`).
+pub(crate) struct HeldSignals(Option<SigSet>);
 
 impl HeldSignals {
-    fn hold() -> HeldSignals {
+    pub(crate) fn hold() -> HeldSignals {
         let mut set = SigSet::empty();
         for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
             set.add(signal);
@@ -108,13 +112,43 @@ async fn rollback(undo: Vec<Undo>, target: &Target<'_>) {
     for u in undo.into_iter().rev() {
         tracing::info!("rollback: {u}");
         if let Err(e) = revert(&u, target).await {
-            eprintln!("{}", e.context(format!("rollback of '{u}' failed")));
+            crate::output::warn(e.context(format!("rollback of '{u}' failed")));
         }
     }
 }
 
-async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
+/// Links this run made in or moved into the guest, by the name the plan
+/// gives them, and the ifindex each got: learned right after the create or
+/// move, then used by every later step and undo. A guest with CAP_NET_ADMIN
+/// in its own namespace may rename a link and plant another under its name.
+#[derive(Default)]
+struct GuestLinks(HashMap<String, u32>);
+
+impl GuestLinks {
+    /// Notes what `name` is in the guest right after this run put it there.
+    async fn learn(&mut self, guest: &Netlink, name: &str) -> Result<Link> {
+        let link = guest.require(name).await?;
+        self.0.insert(name.to_string(), link.index);
+        Ok(link)
+    }
+
+    /// The link the plan calls `name` on `side`, by its learned ifindex
+    /// whatever it is called now; other links (the host's) by name.
+    async fn get(&self, t: &Target<'_>, side: Side, name: &str) -> Result<Link> {
+        match (side, self.0.get(name)) {
+            (Side::Guest, Some(&index)) => {
+                t.guest.link_by_index(index).await?.ok_or_else(|| {
+                    Error::new(format!("link {name} (ifindex {index}) is gone from the guest"))
+                })
+            }
+            _ => t.side(side).require(name).await,
+        }
+    }
+}
+
+async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<Option<Undo>> {
     let nl = t.side(step.side());
+    let side = step.side();
     match step {
         Step::CreateBridge { name, mtu } => create_bridge(t.host, name, *mtu).await,
         Step::Promisc { name } => {
@@ -132,35 +166,41 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             t.host.set_hairpin(t.host.require(port).await?.index).await?;
             Ok(None)
         }
-        Step::Sysctl { side, key, value } => {
-            let ns = match side {
-                Side::Host => None,
-                Side::Guest => Some(t.guest_ns),
+        Step::Sysctl { side, family, dev, key, value } => {
+            let (ns, dev) = match side {
+                Side::Host => (None, dev.clone()),
+                Side::Guest => (Some(t.guest_ns), links.get(t, Side::Guest, dev).await?.name),
             };
-            Sysctl::open(ns, key)?.write(value)?;
+            Sysctl::conf(ns, *family, &dev, key)?.write(value)?;
             Ok(None)
         }
         Step::HostAddress { dev, net } => {
             let link = t.host.require(dev).await?;
-            let present = t
-                .host
-                .global_addresses(link.index)
-                .await?
-                .into_iter()
-                .find(|a| address_ip(a) == net.ip() && a.header.prefix_len == net.prefix());
-            if present.is_some() {
+            let find = || async {
+                let present = t.host.global_addresses(link.index).await?;
+                Ok::<_, Error>(
+                    present
+                        .into_iter()
+                        .find(|a| address_ip(a) == net.ip() && a.header.prefix_len == net.prefix()),
+                )
+            };
+            if find().await?.is_some() {
                 return Ok(None);
             }
-            t.host.add_address(link.index, net.ip(), net.prefix()).await?;
-            let added =
-                t.host.global_addresses(link.index).await?.into_iter().find(|a| address_ip(a) == net.ip());
-            Ok(added.map(|addr| Undo::DeleteAddress { addr: Box::new(addr) }))
+            // A concurrent run may add the same address first: theirs then.
+            if let Err(e) = t.host.add_address(link.index, net.ip(), net.prefix()).await {
+                return match find().await? {
+                    Some(_) => Ok(None),
+                    None => Err(e),
+                };
+            }
+            Ok(find().await?.map(|addr| Undo::DeleteAddress { addr: Box::new(addr) }))
         }
         Step::AddRoute { dst, gw, dev } => {
             // A route already there wins, as in the reference plugins: a
             // second interface on the same network finds the default route
             // of the first.
-            match t.guest.add_route(*dst, *gw, t.guest.require(dev).await?.index).await {
+            match t.guest.add_route(*dst, *gw, links.get(t, side, dev).await?.index).await {
                 Err(e) if errno(&e) != Some(libc::EEXIST) => {
                     Err(nl_error(e, format!("adding route to {dst}")))
                 }
@@ -174,7 +214,9 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
         }
         Step::CreateVeth { host, guest, mtu, mac, .. } => {
             t.host.add_veth(host, guest, *mtu, *mac, t.guest_ns).await?;
-            Ok(Some(Undo::DeleteLink { side: Side::Host, name: host.clone() }))
+            let index = t.host.require(host).await?.index;
+            links.learn(t.guest, guest).await?;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: host.clone(), index }))
         }
         Step::SetMaster { link, bridge } => {
             let (link, bridge) = (t.host.require(link).await?, t.host.require(bridge).await?);
@@ -182,19 +224,20 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             Ok(Some(Undo::NoMaster { name: link.name, bridge: bridge.name, bridge_mac: bridge.mac }))
         }
         Step::LinkUp { side, name } => {
-            let link = nl.require(name).await?;
+            let link = links.get(t, *side, name).await?;
             if link.up {
                 return Ok(None);
             }
             nl.set_up(link.index).await?;
-            Ok(Some(Undo::LinkDown { side: *side, name: name.clone() }))
+            Ok(Some(Undo::LinkDown { side: *side, name: name.clone(), index: link.index }))
         }
         Step::MakeBridge { name, mac, mtu, stp, forward_delay } => {
             t.host
                 .add_bridge_with(name, *mac, *mtu, *stp, *forward_delay)
                 .await
                 .map_err(|e| nl_error(e, format!("creating bridge {name}")))?;
-            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone() }))
+            let index = t.host.require(name).await?.index;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone(), index }))
         }
         Step::CopyAddress { to, addr, .. } => {
             let link = t.host.require(to).await?;
@@ -220,7 +263,7 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             Ok(Some(Undo::ReplaceRoute { route: route.clone() }))
         }
         Step::AddAddress { dev, net } => {
-            nl.add_address(nl.require(dev).await?.index, net.ip(), net.prefix()).await?;
+            nl.add_address(links.get(t, side, dev).await?.index, net.ip(), net.prefix()).await?;
             Ok(None)
         }
         Step::DeleteDefault { route, .. } => {
@@ -231,11 +274,11 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             if nl.reachable(*gateway).await? {
                 return Ok(None);
             }
-            let route = nl.add_host_route(*gateway, nl.require(dev).await?.index).await?;
+            let route = nl.add_host_route(*gateway, links.get(t, side, dev).await?.index).await?;
             Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
         Step::ReplaceDefault { gateway, dev } => {
-            let route = nl.replace_default(*gateway, nl.require(dev).await?.index).await?;
+            let route = nl.replace_default(*gateway, links.get(t, side, dev).await?.index).await?;
             Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
         Step::CreateLink { name, kind } => {
@@ -254,36 +297,40 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
                 Some(libc::EEXIST) => Error::new(format!("{name} already exists on the host")),
                 _ => nl_error(e, format!("creating {name}")),
             })?;
-            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone() }))
+            let index = t.host.require(name).await?.index;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone(), index }))
         }
         Step::MoveToGuest { name, to, give_back, .. } => {
             let link = t.host.require(name).await?;
             t.host.move_to(link.index, t.guest_ns, to).await?;
+            let moved = links.learn(t.guest, to).await?;
             Ok(Some(match give_back {
-                true => Undo::MoveBack { guest_name: to.clone(), host_name: name.clone(), was_up: link.up },
-                false => Undo::DeleteLink { side: Side::Guest, name: to.clone() },
+                true => Undo::MoveBack {
+                    guest_name: to.clone(),
+                    guest_index: moved.index,
+                    host_name: name.clone(),
+                    was_up: link.up,
+                },
+                false => Undo::DeleteLink { side: Side::Guest, name: to.clone(), index: moved.index },
             }))
         }
         Step::SetMac { dev, mac } => {
-            let link = t.guest.require(dev).await?;
+            let link = links.get(t, side, dev).await?;
             t.guest.set_address(link.index, *mac).await?;
-            Ok(link.mac.map(|old| Undo::SetMac { side: Side::Guest, name: dev.clone(), mac: old }))
+            Ok(link.mac.map(|old| Undo::SetMac { side, name: dev.clone(), index: link.index, mac: old }))
         }
         Step::Ipv6 { side, dev, enable } => {
-            let ns = match side {
-                Side::Host => None,
-                Side::Guest => Some(t.guest_ns),
+            // A sysctl is reached by name only: the link's name now.
+            let (ns, dev) = match side {
+                Side::Host => (None, dev.clone()),
+                Side::Guest => (Some(t.guest_ns), links.get(t, Side::Guest, dev).await?.name),
             };
-            Sysctl::open(ns, &format!("net.ipv6.conf.{dev}.disable_ipv6"))?.write(if *enable {
-                "0"
-            } else {
-                "1"
-            })?;
+            Sysctl::conf(ns, Family::V6, &dev, "disable_ipv6")?.write(if *enable { "0" } else { "1" })?;
             Ok(None)
         }
         Step::Announce { dev, ip, port } => {
             // Like the original's `arping ... || true`: a nudge, not a requirement.
-            if let Err(e) = announce(t, dev, port.as_deref()).await {
+            if let Err(e) = announce(t, links.get(t, side, dev).await?, port.as_deref()).await {
                 tracing::warn!("{ip} not announced: {e}");
             }
             Ok(None)
@@ -299,7 +346,7 @@ const PORT_WAIT: Duration = Duration::from_millis(500);
 
 /// Waits for the bridge port to forward, then has the kernel send the
 /// gratuitous ARP: `arp_notify` on, the MAC set to itself, `arp_notify` back.
-async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
+async fn announce(t: &Target<'_>, link: Link, port: Option<&str>) -> Result<()> {
     if let Some(port) = port {
         let deadline = Instant::now() + PORT_WAIT;
         let mut pause = Duration::from_micros(50);
@@ -312,12 +359,11 @@ async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
         }
         tracing::debug!("bridge port {port} forwards");
     }
-    let link = t.guest.require(dev).await?;
-    let mac = link.mac.ok_or_else(|| Error::new(format!("{dev} has no hardware address")))?;
+    let mac = link.mac.ok_or_else(|| Error::new(format!("{} has no hardware address", link.name)))?;
     // With arp_notify, the kernel answers a (same) MAC being set with a
     // gratuitous ARP for the interface's addresses; no packet socket, whose
     // close would wait for an RCU grace period.
-    let mut notify = Sysctl::open(Some(t.guest_ns), &format!("net.ipv4.conf.{dev}.arp_notify"))?;
+    let mut notify = Sysctl::conf(Some(t.guest_ns), Family::V4, &link.name, "arp_notify")?;
     let previous = notify.read()?;
     notify.write("1")?;
     let sent = t.guest.set_address(link.index, mac).await;
@@ -345,10 +391,10 @@ async fn create_bridge(host: &Netlink, name: &str, mtu: Option<u32>) -> Result<O
 
 async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
     match undo {
-        Undo::DeleteLink { side, name } => {
+        Undo::DeleteLink { side, name, index } => {
             let nl = t.side(*side);
-            if let Some(link) = nl.link(name).await? {
-                nl.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            if nl.link_by_index(*index).await?.is_some() {
+                nl.del_link(*index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
             }
         }
         Undo::DeleteBridgeIfUnused { name } => {
@@ -369,10 +415,10 @@ async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
                 t.host.set_address(now.index, mac).await?;
             }
         }
-        Undo::LinkDown { side, name } => {
+        Undo::LinkDown { side, index, .. } => {
             let nl = t.side(*side);
-            if let Some(link) = nl.link(name).await? {
-                nl.set_down(link.index).await?;
+            if nl.link_by_index(*index).await?.is_some() {
+                nl.set_down(*index).await?;
             }
         }
         Undo::AddAddress { dev, addr } => {
@@ -385,17 +431,18 @@ async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             }
             _ => {}
         },
-        Undo::MoveBack { guest_name, host_name, was_up } => {
-            let link = t.guest.require(guest_name).await?;
-            t.guest.move_to(link.index, t.host_ns, host_name).await?;
+        Undo::MoveBack { guest_name, guest_index, host_name, was_up } => {
+            if t.guest.link_by_index(*guest_index).await?.is_none() {
+                return Err(Error::new(format!(
+                    "{guest_name} (ifindex {guest_index}) is gone from the guest"
+                )));
+            }
+            t.guest.move_to(*guest_index, t.host_ns, host_name).await?;
             if *was_up {
                 t.host.set_up(t.host.require(host_name).await?.index).await?;
             }
         }
-        Undo::SetMac { side, name, mac } => {
-            let nl = t.side(*side);
-            nl.set_address(nl.require(name).await?.index, *mac).await?;
-        }
+        Undo::SetMac { side, index, mac, .. } => t.side(*side).set_address(*index, *mac).await?,
         Undo::ReplaceRoute { route } => t.host.replace_route((**route).clone()).await?,
     }
     Ok(())

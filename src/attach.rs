@@ -28,8 +28,7 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
         HostKind::OpenVswitch { name } => return Err(not_yet(format!("Open vSwitch bridge {name}"))),
     };
     if dry_run {
-        plan.print();
-        return Ok(());
+        return plan.print();
     }
     let own = crate::netns::current()?;
     apply(&plan, &Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: guest.netns() }).await

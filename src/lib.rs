@@ -18,6 +18,7 @@ pub mod manual;
 pub mod mkbridge;
 pub mod netlink;
 pub mod netns;
+pub mod output;
 pub mod passthrough;
 pub mod physical;
 pub mod plan;

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use pipework::cli;
+use pipework::{cli, output};
 
 fn main() -> ExitCode {
     const ELEVATED: &str = "refusing to run setuid, setgid or with file capabilities: run it as root";
@@ -27,10 +27,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if !e.message().is_empty() {
-                if e.to_stdout() {
-                    println!("{e}");
-                } else {
-                    eprintln!("{e}");
+                if !e.to_stdout() {
+                    output::warn(&e);
+                } else if let Err(write) = output::lines([e.message()]) {
+                    output::warn(&write);
+                    return ExitCode::FAILURE;
                 }
             }
             ExitCode::from(u8::try_from(e.code()).unwrap_or(1))

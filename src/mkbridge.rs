@@ -19,12 +19,13 @@ pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
     let host = Netlink::here()?;
     let plan = plan(req, &host).await?;
     if plan.steps.is_empty() {
-        println!("{} already bridges {}: nothing to do", req.bridge, req.iface);
-        return Ok(());
+        return crate::output::lines([format!(
+            "{} already bridges {}: nothing to do",
+            req.bridge, req.iface
+        )]);
     }
     if dry_run {
-        plan.print();
-        return Ok(());
+        return plan.print();
     }
     // Every step acts on the host: the host is also the "guest" here.
     let own = crate::netns::current()?;

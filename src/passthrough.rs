@@ -589,7 +589,7 @@ fn refusal_text(e: &rtnetlink::Error) -> String {
 
 /// Prints what `ip` prints and exits as it does (2).
 fn refused(e: rtnetlink::Error) -> Error {
-    eprintln!("{}", refusal_text(&e));
+    crate::output::warn(refusal_text(&e));
     Error::exit(2)
 }
 
@@ -600,7 +600,7 @@ async fn route(ns: BorrowedFd<'_>, cmd: &RouteCmd) -> Result<()> {
         Some(dev) => match conn.link(dev).await.ok().flatten() {
             Some(link) => Some(link.index),
             None => {
-                eprintln!("Cannot find device \"{dev}\"");
+                crate::output::warn(format!("Cannot find device \"{dev}\""));
                 return Err(Error::exit(1));
             }
         },

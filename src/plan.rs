@@ -16,7 +16,7 @@ use crate::guest::Guest;
 use crate::mac::Mac;
 use crate::netlink::Netlink;
 use crate::request::{Addressing, Family};
-use crate::sysctl::Sysctl;
+use crate::sysctl::{conf_name, Sysctl};
 
 /// The namespace a step acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +144,10 @@ pub enum Step {
     /// and shared with the other attachments.
     Sysctl {
         side: Side,
-        key: String,
+        family: Family,
+        /// An interface, or `all`.
+        dev: String,
+        key: &'static str,
         value: &'static str,
     },
     /// An address on a host link (a gateway address on its bridge); an
@@ -199,12 +202,15 @@ impl NewLink {
     }
 }
 
-/// How an applied step is taken back.
+/// How an applied step is taken back. Links are acted on by the ifindex
+/// they had when the step ran, never looked up again by name: a guest may
+/// rename its links and plant another under the name.
 #[derive(Debug)]
 pub enum Undo {
     DeleteLink {
         side: Side,
         name: String,
+        index: u32,
     },
     /// Only if no port is left on it: a concurrent run may be using it.
     DeleteBridgeIfUnused {
@@ -229,6 +235,7 @@ pub enum Undo {
     LinkDown {
         side: Side,
         name: String,
+        index: u32,
     },
     AddAddress {
         dev: String,
@@ -237,12 +244,14 @@ pub enum Undo {
     /// Returns a host interface from the guest under its own name and state.
     MoveBack {
         guest_name: String,
+        guest_index: u32,
         host_name: String,
         was_up: bool,
     },
     SetMac {
         side: Side,
         name: String,
+        index: u32,
         mac: Mac,
     },
     /// Puts a moved route back as it was.
@@ -273,10 +282,8 @@ impl Plan {
     }
 
     /// `--dry-run`: the steps as commands, one a line.
-    pub fn print(&self) {
-        for step in &self.steps {
-            println!("{}", self.command(step));
-        }
+    pub fn print(&self) -> Result<()> {
+        crate::output::lines(self.steps.iter().map(|step| self.command(step)))
     }
 
     /// The step as a command an operator could type.
@@ -396,7 +403,9 @@ impl fmt::Display for Step {
                 write!(f, "ip link set {name} address $(cat /sys/class/net/{name}/address)")
             }
             Step::Hairpin { port } => write!(f, "ip link set {port} type bridge_slave hairpin on"),
-            Step::Sysctl { key, value, .. } => write!(f, "sysctl -qw {key}={value}"),
+            Step::Sysctl { family, dev, key, value, .. } => {
+                write!(f, "sysctl -qw {}={value}", crate::sysctl::conf_name(*family, dev, key))
+            }
             Step::HostAddress { dev, net } => write!(f, "ip addr add {net} dev {dev}"),
             Step::AddRoute { dst, gw, dev } => match gw {
                 Some(gw) => write!(f, "ip route add {dst} via {gw} dev {dev}"),
@@ -456,13 +465,13 @@ impl fmt::Display for Step {
             }
             Step::SetMac { dev, mac } => write!(f, "ip link set dev {dev} address {mac}"),
             Step::Ipv6 { dev, enable, .. } => {
-                write!(f, "sysctl -qw net.ipv6.conf.{dev}.disable_ipv6={}", u8::from(!enable))
+                write!(f, "sysctl -qw {}={}", conf_name(Family::V6, dev, "disable_ipv6"), u8::from(!enable))
             }
             Step::CopyAddress { to, text, .. } => write!(f, "ip addr add {text} dev {to}"),
             Step::DeleteAddress { dev, text, .. } => write!(f, "ip addr del {text} dev {dev}"),
             Step::MoveRoute { to, text, .. } => write!(f, "ip {text} dev {to}"),
             Step::Announce { dev, ip, .. } => {
-                let key = format!("net.ipv4.conf.{dev}.arp_notify");
+                let key = conf_name(Family::V4, dev, "arp_notify");
                 let mac = format!("$(cat /sys/class/net/{dev}/address)");
                 write!(f, "sysctl -qw {key}=1 && ip link set {dev} address {mac} && sysctl -qw {key}=0  # announces {ip}")
             }
@@ -497,5 +506,5 @@ impl fmt::Display for Undo {
 
 /// Whether interfaces made in the guest start with IPv6 disabled.
 pub fn guest_lacks_ipv6(ns: BorrowedFd<'_>) -> Result<bool> {
-    Ok(Sysctl::open(Some(ns), "net.ipv6.conf.default.disable_ipv6")?.read()? == "1")
+    Ok(Sysctl::conf(Some(ns), Family::V6, "default", "disable_ipv6")?.read()? == "1")
 }

@@ -19,6 +19,7 @@ use super::version::LATEST;
 use crate::apply::{apply, Target};
 use crate::netlink::{address_ip, Netlink};
 use crate::plan::{Plan, Side, Step};
+use crate::request::Family;
 
 /// The container side is `ips[].interface` 2: bridge, host veth, container.
 const CONTAINER_INDEX: usize = 2;
@@ -229,6 +230,9 @@ async fn plan(
 ) -> CniResult<Plan> {
     let mut plan = Plan { steps: Vec::new(), enter: format!("nsenter --net={}", env.netns) };
     let (br, ifname) = (conf.bridge.as_str(), env.ifname.as_str());
+    // Made if absent, reused if present: also when a concurrent run made
+    // it, or deleted it as its rollback, since this plan looked.
+    plan.push(Step::CreateBridge { name: br.into(), mtu: conf.mtu });
     let existing = host.link(br).await?;
     match &existing {
         Some(link) if link.kind != Some(InfoKind::Bridge) => {
@@ -239,7 +243,6 @@ async fn plan(
         }
         Some(link) => plan_bridge_addresses(&mut plan, conf, host, link.index, gateways).await?,
         None => {
-            plan.push(Step::CreateBridge { name: br.into(), mtu: conf.mtu });
             for net in gateways {
                 plan.push(Step::HostAddress { dev: br.into(), net: *net });
             }
@@ -248,7 +251,13 @@ async fn plan(
     if conf.promisc {
         plan.push(Step::Promisc { name: br.into() });
     }
-    plan.push(Step::Sysctl { side: Side::Host, key: format!("net.ipv6.conf.{br}.accept_ra"), value: "0" });
+    plan.push(Step::Sysctl {
+        side: Side::Host,
+        family: Family::V6,
+        dev: br.into(),
+        key: "accept_ra",
+        value: "0",
+    });
     let mtu = conf.mtu.unwrap_or(1500);
     let netns = env.netns.clone();
     plan.push(Step::CreateVeth { host: host_veth.into(), guest: ifname.into(), mtu, mac: conf.mac, netns });
@@ -269,11 +278,8 @@ async fn plan(
         plan.push(Step::Ipv6 { side: Side::Guest, dev: ifname.into(), enable: true });
     }
     if has_v6 && !conf.enable_dad {
-        plan.push(Step::Sysctl {
-            side: Side::Guest,
-            key: format!("net.ipv6.conf.{ifname}.accept_dad"),
-            value: "0",
-        });
+        let (family, dev) = (Family::V6, ifname.to_string());
+        plan.push(Step::Sysctl { side: Side::Guest, family, dev, key: "accept_dad", value: "0" });
     }
     for ip in &out.ips {
         plan.push(Step::AddAddress { dev: ifname.into(), net: ip.address });
@@ -284,9 +290,11 @@ async fn plan(
         plan.push(Step::AddRoute { dst: route.dst, gw, dev: ifname.into() });
     }
     if !gateways.is_empty() {
-        for (v4, key) in [(true, "net.ipv4.ip_forward"), (false, "net.ipv6.conf.all.forwarding")] {
-            if gateways.iter().any(|g| g.is_ipv4() == v4) {
-                plan.push(Step::Sysctl { side: Side::Host, key: key.into(), value: "1" });
+        // net.ipv4.conf.all.forwarding is net.ipv4.ip_forward.
+        for family in [Family::V4, Family::V6] {
+            if gateways.iter().any(|g| Family::of(g.ip()) == family) {
+                let dev = "all".to_string();
+                plan.push(Step::Sysctl { side: Side::Host, family, dev, key: "forwarding", value: "1" });
             }
         }
     }
