@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
+use std::process::{Child, Command as Process, Stdio};
 
 use serde_json::Value;
 
@@ -45,14 +45,10 @@ impl Ipam {
         })
     }
 
-    /// ADD: the addresses, routes and DNS the plugin allocated.
-    pub fn add(&self, env: &Env, stdin: &[u8]) -> CniResult<CniOutput> {
-        let out = self.exec(Command::Add, env, stdin)?;
-        let value: Value = serde_json::from_slice(&out).map_err(|e| {
-            CniError::new(Code::Decoding, format!("failed to decode the result of IPAM plugin {}", self.name))
-                .with_details(e.to_string())
-        })?;
-        CniOutput::parse(&value, &format!("result of IPAM plugin {}", self.name))
+    /// ADD started: the plugin runs while the caller does what does not
+    /// need its addresses (making the links).
+    pub fn start_add<'i>(&'i self, env: &'i Env, stdin: &'i [u8]) -> CniResult<PendingAdd<'i>> {
+        Ok(PendingAdd { ipam: self, env, stdin, child: self.start(Command::Add, env, stdin)? })
     }
 
     /// DEL, CHECK, GC or STATUS: success or the plugin's error.
@@ -74,7 +70,17 @@ impl Ipam {
     /// (host-local 1.1.1 and a 1.1.0 configuration) is asked again in the
     /// newest version both speak: results of 0.3.0 and later read the same.
     fn exec(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Vec<u8>> {
-        match self.run(command, env, stdin) {
+        self.or_older(command, env, stdin, self.run(command, env, stdin))
+    }
+
+    fn or_older(
+        &self,
+        command: Command,
+        env: &Env,
+        stdin: &[u8],
+        first: CniResult<Vec<u8>>,
+    ) -> CniResult<Vec<u8>> {
+        match first {
             Err(e) if e.code == Code::IncompatibleVersion as u32 && command != Command::Version => {
                 let mut conf: Value = serde_json::from_slice(stdin).map_err(|_| e.clone())?;
                 let asked = conf["cniVersion"].as_str().unwrap_or_default().to_string();
@@ -98,6 +104,12 @@ impl Ipam {
     /// Runs the plugin for `command` with `env`'s variables and `stdin`;
     /// a failure is the plugin's own error object, passed on.
     fn run(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Vec<u8>> {
+        self.finish(self.start(command, env, stdin)?)
+    }
+
+    /// The plugin started, its stdin written and closed. Configurations are
+    /// far below a pipe's capacity, so the write does not wait for it.
+    fn start(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Child> {
         let args: Vec<String> = env.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let path: Vec<String> = env.path.iter().map(|d| d.display().to_string()).collect();
         let mut child = Process::new(&self.program)
@@ -124,6 +136,10 @@ impl Ipam {
         if let Some(mut input) = child.stdin.take() {
             let _ = input.write_all(stdin);
         }
+        Ok(child)
+    }
+
+    fn finish(&self, child: Child) -> CniResult<Vec<u8>> {
         let output = child.wait_with_output().map_err(|e| {
             CniError::new(Code::Io, format!("failed to wait for IPAM plugin {}", self.name))
                 .with_details(e.to_string())
@@ -132,6 +148,27 @@ impl Ipam {
             return Ok(output.stdout);
         }
         Err(plugin_error(&self.name, &output.stdout, &output.stderr))
+    }
+}
+
+/// An IPAM ADD under way.
+pub struct PendingAdd<'i> {
+    ipam: &'i Ipam,
+    env: &'i Env,
+    stdin: &'i [u8],
+    child: Child,
+}
+
+impl PendingAdd<'_> {
+    /// Waits for the plugin: the addresses, routes and DNS it allocated.
+    pub fn result(self) -> CniResult<CniOutput> {
+        let ipam = self.ipam;
+        let out = ipam.or_older(Command::Add, self.env, self.stdin, ipam.finish(self.child))?;
+        let value: Value = serde_json::from_slice(&out).map_err(|e| {
+            CniError::new(Code::Decoding, format!("failed to decode the result of IPAM plugin {}", ipam.name))
+                .with_details(e.to_string())
+        })?;
+        CniOutput::parse(&value, &format!("result of IPAM plugin {}", ipam.name))
     }
 }
 

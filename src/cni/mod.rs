@@ -10,6 +10,7 @@ pub mod env;
 pub mod error;
 pub mod ipam;
 pub mod result;
+pub mod steps;
 pub mod store;
 pub mod version;
 
