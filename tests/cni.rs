@@ -187,6 +187,12 @@ fn del_releases_the_address_and_is_idempotent() {
     assert!(node.records().is_empty());
     assert!(node.host.ports("cni0").is_empty());
     assert!(ctr.link("eth0").is_none());
+
+    // A DEL naming the host's own namespace deletes none of the host's links.
+    node.host.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]);
+    let own = Attach { netns: node.host.path(), ..at.clone() };
+    assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&own), &c, &[]));
+    assert!(node.host.link("eth0").is_some());
 }
 
 #[test]
@@ -272,6 +278,13 @@ fn errors_are_cni_error_objects_with_the_spec_codes() {
         error_of(&node, "ADD", Some(&gone), &good, &[]),
         (3, "failed to open netns \"/run/netns/no-such-netns\"".into())
     );
+    let own = Attach { netns: node.host.path(), ..at.clone() };
+    assert_eq!(
+        error_of(&node, "ADD", Some(&own), &good, &[]),
+        (4, format!("failed to open netns \"{}\"", own.netns))
+    );
+    let not_netns = Attach { netns: "/proc/self/ns/uts".into(), ..at.clone() };
+    assert_eq!(error_of(&node, "ADD", Some(&not_netns), &good, &[]).0, 4);
     assert_eq!(
         error_of(&node, "ADD", None, &good, &[]),
         (4, "required env variables [CNI_CONTAINERID CNI_NETNS CNI_IFNAME] missing".into())

@@ -4,7 +4,6 @@
 //! after IPAM allocated, IPAM DEL gives the address back; the links go with
 //! the transaction's rollback.
 
-use std::fs::File;
 use std::os::fd::AsFd;
 
 use super::config::NetConf;
@@ -16,6 +15,7 @@ use super::steps;
 use super::store::{Record, Store};
 use super::version::LATEST;
 use crate::apply::{Target, Transaction};
+use crate::guest::Guest;
 use crate::netlink::Netlink;
 
 pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
@@ -29,9 +29,9 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
         return Err(CniError::new(Code::UnsupportedField, format!("unsupported field \"vlan\": {vid}"))
             .with_details("VLAN filtering on the Linux bridge is not in this version of pipework"));
     }
-    let netns = open_netns(&env.netns)?;
+    let netns = open_netns(&env.netns).await?;
     let host = Netlink::here()?;
-    let inside = Netlink::inside(netns.as_fd())?;
+    let inside = Netlink::inside(netns.netns())?;
     if inside.link(&env.ifname).await?.is_some() {
         return Err(CniError::new(
             Code::Internal,
@@ -45,7 +45,7 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
     // Started before the transaction holds signals, which a child inherits.
     let pending = ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose()?;
     let own = crate::netns::current()?;
-    let target = Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: netns.as_fd() };
+    let target = Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: netns.netns() };
     let mut tx = Transaction::begin(&target);
     let linked = tx.apply(&links).await;
     let allocated = pending.map(|p| p.result()).transpose();
@@ -71,7 +71,7 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
         }
         let gateways = steps::gateways(conf, &mut out);
         let addressing =
-            steps::addressing(env, conf, &host_veth, &out, &gateways, &host, netns.as_fd()).await?;
+            steps::addressing(env, conf, &host_veth, &out, &gateways, &host, netns.netns()).await?;
         tx.apply(&addressing).await?;
         let ours = result(env, conf, &host_veth, &host, &inside, out).await?;
         Store::open().save(&record(env, conf, &host_veth, &ours))?;
@@ -106,11 +106,21 @@ fn release(ipam: &Ipam, env: &Env, conf: &NetConf, e: CniError) -> CniError {
     }
 }
 
-pub fn open_netns(path: &str) -> CniResult<File> {
-    File::open(path).map_err(|e| {
-        CniError::new(Code::UnknownContainer, format!("failed to open netns \"{path}\""))
-            .with_details(e.to_string())
-    })
+/// The container's network namespace, held open: a namespace file (nsfs,
+/// of the network type), never the one this plugin runs in.
+pub async fn open_netns(path: &str) -> CniResult<Guest> {
+    let failed = |e: crate::Error| {
+        let code = if std::path::Path::new(path).exists() {
+            Code::InvalidEnvironment
+        } else {
+            Code::UnknownContainer
+        };
+        CniError::new(code, format!("failed to open netns \"{path}\""))
+            .with_details(e.message().trim_start_matches("pipework: ").to_string())
+    };
+    let guest = crate::guest::resolve(path).await.map_err(failed)?;
+    guest.refuse_here("the container's interface would be the host's").map_err(failed)?;
+    Ok(guest)
 }
 
 /// What this plugin made, as the result lists it; the bridge's MAC read

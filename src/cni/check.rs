@@ -2,7 +2,6 @@
 //! an ADD could succeed now.
 
 use std::net::IpAddr;
-use std::os::fd::AsFd;
 
 use rtnetlink::packet_route::link::InfoKind;
 
@@ -57,8 +56,8 @@ pub async fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         }
     }
 
-    let netns = open_netns(&env.netns)?;
-    let inside = Netlink::inside(netns.as_fd())?;
+    let netns = open_netns(&env.netns).await?;
+    let inside = Netlink::inside(netns.netns())?;
     let ctr = inside
         .require(&env.ifname)
         .await

@@ -1,8 +1,6 @@
 //! DEL and GC: an attachment's links go and its address is released.
 //! Idempotent: a namespace, link or record already gone is not an error.
 
-use std::os::fd::AsFd;
-
 use serde_json::Value;
 
 use super::add::open_netns;
@@ -28,10 +26,10 @@ pub async fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
 async fn remove_links(netns: &str, ifname: &str, record: Option<&Record>) -> CniResult<()> {
     let netns = match netns {
         "" => None,
-        path => open_netns(path).ok(),
+        path => open_netns(path).await.ok(),
     };
     if let Some(netns) = netns {
-        let inside = Netlink::inside(netns.as_fd())?;
+        let inside = Netlink::inside(netns.netns())?;
         if let Some(link) = inside.link(ifname).await? {
             delete(&inside, link.index, ifname).await?;
         }
