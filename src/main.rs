@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {
         init_logging(inv.verbose);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(pipework::run(inv))
+        runtime.block_on(pipework::commands::run(inv))
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -169,7 +169,7 @@ pub fn check_ifname(name: &str) -> Result<(), String> {
 }
 
 /// The third argument: a static address, `0/0`, or a DHCP word.
-pub fn parse_addressing(arg: &str, family: Option<Family>) -> Result<Addressing, crate::Error> {
+pub fn parse_addressing(arg: &str, family: Option<Family>) -> Result<Addressing, crate::error::Error> {
     if let Some(dhcp) = parse_dhcp(arg) {
         return Ok(Addressing::Dhcp(dhcp));
     }
@@ -179,21 +179,22 @@ pub fn parse_addressing(arg: &str, family: Option<Family>) -> Result<Addressing,
         None => (arg, None),
     };
     if !ip.contains('/') {
-        return Err(crate::Error::plain(format!(
+        return Err(crate::error::Error::plain(format!(
             "The IP address should include a netmask.\nMaybe you meant {ip}/24 ?"
         )));
     }
     if ip == "0/0" {
         if gateway.is_some() {
-            return Err(crate::Error::new("0/0 assigns no address, so it takes no @gateway"));
+            return Err(crate::error::Error::new("0/0 assigns no address, so it takes no @gateway"));
         }
         return Ok(Addressing::None);
     }
-    let net: IpNetwork = ip.parse().map_err(|_| crate::Error::new(format!("invalid IP address '{ip}'")))?;
+    let net: IpNetwork =
+        ip.parse().map_err(|_| crate::error::Error::new(format!("invalid IP address '{ip}'")))?;
     if let Some(family) = family {
         if family != Family::of(net.ip()) {
             let want = if family == Family::V4 { "IPv4" } else { "IPv6" };
-            return Err(crate::Error::new(format!(
+            return Err(crate::error::Error::new(format!(
                 "'{ip}' is not an {want} address (-a {})",
                 &family.flag()[1..]
             )));
@@ -202,12 +203,15 @@ pub fn parse_addressing(arg: &str, family: Option<Family>) -> Result<Addressing,
     let gateway = match gateway {
         None => None,
         Some(gw) => {
-            let gw: IpAddr = gw.parse().map_err(|_| crate::Error::new(format!("invalid gateway '{gw}'")))?;
+            let gw: IpAddr =
+                gw.parse().map_err(|_| crate::error::Error::new(format!("invalid gateway '{gw}'")))?;
             if Family::of(gw) != Family::of(net.ip()) {
-                return Err(crate::Error::new(format!("gateway {gw} is not of the same family as {ip}")));
+                return Err(crate::error::Error::new(format!(
+                    "gateway {gw} is not of the same family as {ip}"
+                )));
             }
             if gw == net.ip() {
-                return Err(crate::Error::new(format!("gateway {gw} is the container's own address")));
+                return Err(crate::error::Error::new(format!("gateway {gw} is the container's own address")));
             }
             Some(gw)
         }
@@ -236,32 +240,32 @@ fn parse_dhcp(arg: &str) -> Option<Dhcp> {
 }
 
 /// The fourth argument: `[mac][@vlan]`; the VLAN is what follows the first `@`.
-pub fn parse_mac_vlan(arg: &str) -> Result<(Option<Mac>, Option<String>), crate::Error> {
+pub fn parse_mac_vlan(arg: &str) -> Result<(Option<Mac>, Option<String>), crate::error::Error> {
     let (mac, vlan) = match arg.split_once('@') {
         Some((mac, vlan)) => (mac, Some(vlan.split('@').next().unwrap_or("").to_string())),
         None => (arg, None),
     };
     let mac = match mac {
         "" => None,
-        mac => Some(Mac::parse_arg(mac).map_err(crate::Error::new)?),
+        mac => Some(Mac::parse_arg(mac).map_err(crate::error::Error::new)?),
     };
     Ok((mac, vlan))
 }
 
 /// An 802.1Q VLAN id: 1 to 4094.
-pub fn vlan_id(tag: &str) -> Result<u16, crate::Error> {
+pub fn vlan_id(tag: &str) -> Result<u16, crate::error::Error> {
     match tag.parse::<u16>() {
         Ok(id @ 1..=4094) => Ok(id),
-        _ => Err(crate::Error::new(format!("invalid VLAN ID '{tag}' (must be 1-4094)"))),
+        _ => Err(crate::error::Error::new(format!("invalid VLAN ID '{tag}' (must be 1-4094)"))),
     }
 }
 
 /// An InfiniBand partition key, written in hex as the original took it
 /// (`@8001` is pkey 0x8001).
-pub fn pkey(tag: &str) -> Result<u16, crate::Error> {
+pub fn pkey(tag: &str) -> Result<u16, crate::error::Error> {
     match u16::from_str_radix(tag.trim_start_matches("0x"), 16) {
         Ok(key) if key != 0 && !tag.is_empty() => Ok(key),
-        _ => Err(crate::Error::new(format!("invalid partition key '{tag}' (hex, 1-ffff)"))),
+        _ => Err(crate::error::Error::new(format!("invalid partition key '{tag}' (hex, 1-ffff)"))),
     }
 }
 

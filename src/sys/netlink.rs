@@ -156,7 +156,7 @@ impl Netlink {
 
     /// A connection inside the namespace `ns`, opened on a thread of its own.
     pub fn inside(ns: BorrowedFd<'_>) -> Result<Netlink> {
-        let socket = crate::netns::within(ns, || Socket::new(NETLINK_ROUTE))?;
+        let socket = crate::sys::netns::within(ns, || Socket::new(NETLINK_ROUTE))?;
         Ok(Netlink::from_socket(socket))
     }
 

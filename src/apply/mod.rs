@@ -9,9 +9,9 @@ use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
 use rtnetlink::packet_route::route::RouteAttribute;
 
 use crate::error::{Error, Result};
-use crate::netlink::{errno, nl_error, requests, Netlink};
 use crate::plan::{NewLink, Plan, Side, Step, Undo};
-use crate::sysctl::Sysctl;
+use crate::sys::netlink::{errno, nl_error, requests, Netlink};
+use crate::sys::sysctl::Sysctl;
 
 /// The two namespaces a plan acts in.
 pub struct Target<'a> {

@@ -4,8 +4,8 @@
 use rtnetlink::packet_route::link::InfoKind;
 
 use crate::error::{Error, Result};
-use crate::netlink::{Link, Netlink};
 use crate::request::HostIf;
+use crate::sys::netlink::{Link, Netlink};
 
 #[derive(Debug)]
 pub enum HostKind {

@@ -4,12 +4,12 @@
 use std::os::fd::AsFd;
 
 use crate::apply::{apply, Target};
+use crate::drivers::macvlan as physical;
 use crate::error::{Error, Result};
-use crate::guest;
-use crate::host::{classify, HostKind};
-use crate::netlink::Netlink;
-use crate::physical;
 use crate::request::{Addressing, Attach};
+use crate::resolve::guest;
+use crate::resolve::host::{classify, HostKind};
+use crate::sys::netlink::Netlink;
 
 pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
     let host = Netlink::here()?;
@@ -25,7 +25,7 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
     let inside = Netlink::inside(guest.netns())?;
     let plan = match &kind {
         HostKind::LinuxBridge { name, existing } => {
-            crate::bridge::plan(req, name, existing.as_ref(), &guest, &host, &inside).await?
+            crate::drivers::bridge::plan(req, name, existing.as_ref(), &guest, &host, &inside).await?
         }
         HostKind::Physical(link) => physical::plan(req, link, &guest, &host, &inside).await?,
         HostKind::Dummy { .. } => physical::plan_dummy(req, &guest, &host, &inside).await?,
@@ -36,7 +36,7 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
         plan.print();
         return Ok(());
     }
-    let own = crate::netns::current()?;
+    let own = crate::sys::netns::current()?;
     apply(&plan, &Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: guest.netns() }).await
 }
 

@@ -49,7 +49,7 @@ impl Guest {
     /// Whether the guest's network namespace is the one this thread is in
     /// (a `--net=host` container, `pid:1`): there is nothing to connect.
     pub fn is_here(&self) -> Result<bool> {
-        let here = std::fs::metadata(crate::netns::CURRENT)?;
+        let here = std::fs::metadata(crate::sys::netns::CURRENT)?;
         let there = self.netns.metadata()?;
         Ok(here.ino() == there.ino() && here.dev() == there.dev())
     }

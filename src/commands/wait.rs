@@ -11,7 +11,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::MulticastGroup;
 
 use crate::error::{Error, Result};
-use crate::netlink::Netlink;
+use crate::sys::netlink::Netlink;
 
 pub async fn wait(ifname: &str, timeout: Option<Duration>) -> Result<()> {
     // Subscribe before looking, so an interface that appears in between is

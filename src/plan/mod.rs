@@ -12,11 +12,11 @@ use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::error::Result;
-use crate::guest::Guest;
 use crate::mac::Mac;
-use crate::netlink::Netlink;
 use crate::request::{Addressing, Family};
-use crate::sysctl::Sysctl;
+use crate::resolve::guest::Guest;
+use crate::sys::netlink::Netlink;
+use crate::sys::sysctl::Sysctl;
 
 /// The namespace a step acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,7 +265,10 @@ impl Plan {
         inside: &Netlink,
     ) -> Result<()> {
         if inside.link(ctr_if).await?.is_some() {
-            return Err(crate::Error::new(format!("interface {ctr_if} already exists in {}", guest.label)));
+            return Err(crate::error::Error::new(format!(
+                "interface {ctr_if} already exists in {}",
+                guest.label
+            )));
         }
         let netns = guest.netns_arg.clone();
         self.push(Step::MoveToGuest { name: host_name.into(), to: ctr_if.into(), netns, give_back });

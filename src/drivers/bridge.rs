@@ -4,10 +4,10 @@
 use rtnetlink::packet_route::link::InfoKind;
 
 use crate::error::{Error, Result};
-use crate::guest::Guest;
-use crate::netlink::{Link, Netlink};
 use crate::plan::{Plan, Side, Step};
 use crate::request::{check_ifname, Attach};
+use crate::resolve::guest::Guest;
+use crate::sys::netlink::{Link, Netlink};
 
 /// An empty bridge's MTU, which a bridge made by this run starts with.
 const NEW_BRIDGE_MTU: u32 = 1500;

@@ -8,10 +8,10 @@
 //! request, and a name taken on the host is refused before anything changes.
 
 use crate::error::{Error, Result};
-use crate::guest::Guest;
-use crate::netlink::{Link, Netlink};
 use crate::plan::{NewLink, Plan, Side, Step};
 use crate::request::{self, check_ifname, Attach, IFNAME_MAX};
+use crate::resolve::guest::Guest;
+use crate::sys::netlink::{Link, Netlink};
 
 pub async fn plan(
     req: &Attach,

@@ -20,8 +20,8 @@ impl Sysctl {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let open = move || File::options().read(true).write(true).open(path);
         let file = match ns {
-            Some(ns) => crate::netns::within(ns, open),
-            None => open().map_err(crate::Error::from),
+            Some(ns) => crate::sys::netns::within(ns, open),
+            None => open().map_err(crate::error::Error::from),
         };
         let file = file.map_err(|e| e.context(format!("opening {key}")))?;
         Ok(Sysctl { file, key: key.to_string() })
@@ -32,7 +32,7 @@ impl Sysctl {
         self.file.rewind()?;
         self.file
             .read_to_string(&mut value)
-            .map_err(|e| crate::Error::from(e).context(format!("reading {}", self.key)))?;
+            .map_err(|e| crate::error::Error::from(e).context(format!("reading {}", self.key)))?;
         Ok(value.trim().to_string())
     }
 
@@ -40,6 +40,6 @@ impl Sysctl {
         self.file.rewind()?;
         self.file
             .write_all(value.as_bytes())
-            .map_err(|e| crate::Error::from(e).context(format!("writing {}", self.key)))
+            .map_err(|e| crate::error::Error::from(e).context(format!("writing {}", self.key)))
     }
 }

@@ -1,6 +1,8 @@
 //! The command line: one clap definition that parses, prints `--help` and
 //! renders the man page, plus the original's positional grammar on top.
 
+pub mod manual;
+
 use std::ffi::OsString;
 use std::time::Duration;
 

@@ -11,9 +11,9 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 
 use crate::apply::{apply, Target};
 use crate::error::{Error, Result};
-use crate::netlink::{address_ip, route_text, Netlink};
 use crate::plan::{Plan, Side, Step};
 use crate::request::Mkbridge;
+use crate::sys::netlink::{address_ip, route_text, Netlink};
 
 pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
     let host = Netlink::here()?;
@@ -27,7 +27,7 @@ pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
         return Ok(());
     }
     // Every step acts on the host: the host is also the "guest" here.
-    let own = crate::netns::current()?;
+    let own = crate::sys::netns::current()?;
     apply(&plan, &Target { host: &host, guest: &host, host_ns: own.as_fd(), guest_ns: own.as_fd() }).await
 }
 

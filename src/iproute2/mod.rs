@@ -49,8 +49,8 @@ use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMe
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::{errno_text, Error, Result};
-use crate::netlink::{errno, kernel_message, Netlink};
 use crate::request::{Family, Tool};
+use crate::sys::netlink::{errno, kernel_message, Netlink};
 
 const RT_TABLE_UNSPEC: u32 = 0;
 const RT_TABLE_DEFAULT: u32 = 253;
@@ -62,7 +62,7 @@ const RTAX_MTU_LOCK: u32 = 1 << 2;
 const IP_FLAGS: &[&str] = &["-4", "-6", "-d", "-s", "-j", "-p", "-o", "-r", "-N"];
 
 pub async fn run(tool: Tool, label: &str, args: &[String]) -> Result<()> {
-    let guest = crate::guest::resolve(label).await?;
+    let guest = crate::resolve::guest::resolve(label).await?;
     let ns = guest.netns();
     match tool {
         Tool::Tc => exec_in(ns, "tc", args),
@@ -943,7 +943,7 @@ mod tests {
 
     #[test]
     fn refusals_read_like_iproute2() {
-        use crate::netlink::tests::refusal;
+        use crate::sys::netlink::tests::refusal;
         assert_eq!(refusal_text(&refusal(libc::EEXIST, None)), "RTNETLINK answers: File exists");
         assert_eq!(refusal_text(&refusal(libc::ESRCH, None)), "RTNETLINK answers: No such process");
         let e = refusal(libc::EINVAL, Some("Nexthop has invalid gateway"));
