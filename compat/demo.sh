@@ -8,7 +8,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-[ "$(id -u)" = 0 ] || { echo "compat/demo.sh: needs root: sudo compat/demo.sh" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "compat/demo.sh: needs root: run it as root" >&2; exit 1; }
 command -v cargo >/dev/null || PATH="${HOME:-/root}/.cargo/bin:$PATH"
 command -v ip >/dev/null || { apt-get update -q && apt-get install -y -q iproute2 iputils-ping; }
 
