@@ -4,12 +4,9 @@
 //! that keeps the host reachable: the addresses go on the bridge first, the
 //! routes are replaced in place, and IFACE lets go of its addresses last.
 
-use std::os::fd::AsFd;
-
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 
-use crate::apply::{apply, Target};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::request::Mkbridge;
@@ -22,13 +19,8 @@ pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
         println!("{} already bridges {}: nothing to do", req.bridge, req.iface);
         return Ok(());
     }
-    if dry_run {
-        plan.print();
-        return Ok(());
-    }
-    // Every step acts on the host: the host is also the "guest" here.
-    let own = crate::sys::netns::current()?;
-    apply(&plan, &Target { host: &host, guest: &host, host_ns: own.as_fd(), guest_ns: own.as_fd() }).await
+    // Every step acts on the host.
+    super::print_or_apply(&plan, dry_run, &host, None).await
 }
 
 /// Checks everything and lists the steps; changes nothing. An empty plan

@@ -5,18 +5,13 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::BorrowedFd;
 
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
-use crate::error::Result;
 use crate::mac::Mac;
-use crate::request::{Addressing, Family};
-use crate::resolve::guest::Guest;
-use crate::sys::netlink::Netlink;
-use crate::sys::sysctl::Sysctl;
+use crate::request::Family;
 
 /// The namespace a step acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,8 +218,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(guest: &Guest) -> Plan {
-        Plan { steps: Vec::new(), enter: guest.enter.clone() }
+    /// `enter`: the command prefix that enters the guest, for display.
+    pub fn new(enter: &str) -> Plan {
+        Plan { steps: Vec::new(), enter: enter.to_string() }
     }
 
     /// A plan with no guest: every step acts on the host.
@@ -250,72 +246,6 @@ impl Plan {
             Side::Host => body,
             Side::Guest => format!("{} {body}", self.enter),
         }
-    }
-
-    /// The tail of every path that makes a link on the host (or lends the
-    /// host's own): into the guest under its final name, the MAC, then the
-    /// addressing. Refuses a name the guest already has, before any change.
-    pub async fn add_moved_in(
-        &mut self,
-        host_name: &str,
-        give_back: bool,
-        req: &crate::request::Attach,
-        ctr_if: &str,
-        guest: &Guest,
-        inside: &Netlink,
-    ) -> Result<()> {
-        if inside.link(ctr_if).await?.is_some() {
-            return Err(crate::error::Error::new(format!(
-                "interface {ctr_if} already exists in {}",
-                guest.label
-            )));
-        }
-        let netns = guest.netns_arg.clone();
-        self.push(Step::MoveToGuest { name: host_name.into(), to: ctr_if.into(), netns, give_back });
-        if let Some(mac) = req.mac {
-            self.push(Step::SetMac { dev: ctr_if.into(), mac });
-        }
-        self.add_addressing(&req.addr, ctr_if, None, inside, guest.netns()).await
-    }
-
-    /// Address, link up, gateway and announcement: the same on every path.
-    /// `port` is the host side's bridge port, which must forward before the
-    /// announcement can get through.
-    pub async fn add_addressing(
-        &mut self,
-        addressing: &Addressing,
-        dev: &str,
-        port: Option<&str>,
-        inside: &Netlink,
-        guest_ns: BorrowedFd<'_>,
-    ) -> Result<()> {
-        match addressing {
-            Addressing::Static { net, gateway } => {
-                if net.is_ipv6() && guest_lacks_ipv6(guest_ns)? {
-                    self.push(Step::Ipv6 { side: Side::Guest, dev: dev.into(), enable: true });
-                }
-                self.push(Step::AddAddress { dev: dev.into(), net: *net });
-                if let Some(gw) = gateway {
-                    let family = Family::of(*gw);
-                    if let Some(route) = inside.default_routes(family).await?.into_iter().next() {
-                        self.push(Step::DeleteDefault { family, route: Box::new(route) });
-                    }
-                }
-                self.push(Step::LinkUp { side: Side::Guest, name: dev.into() });
-                if let Some(gw) = gateway {
-                    self.push(Step::GatewayRoute { gateway: *gw, dev: dev.into() });
-                    self.push(Step::ReplaceDefault { gateway: *gw, dev: dev.into() });
-                }
-                // IPv6 neighbours learn from the kernel's own DAD and NA.
-                if let IpAddr::V4(ip) = net.ip() {
-                    self.push(Step::Announce { dev: dev.into(), ip, port: port.map(String::from) });
-                }
-            }
-            Addressing::None => self.push(Step::LinkUp { side: Side::Guest, name: dev.into() }),
-            // DHCP clients bring the link up themselves.
-            Addressing::Dhcp(_) => {}
-        }
-        Ok(())
     }
 }
 
@@ -440,9 +370,4 @@ impl fmt::Display for Undo {
             Undo::ReplaceRoute { .. } => write!(f, "ip route replace <the route as it was>"),
         }
     }
-}
-
-/// Whether interfaces made in the guest start with IPv6 disabled.
-fn guest_lacks_ipv6(ns: BorrowedFd<'_>) -> Result<bool> {
-    Ok(Sysctl::open(Some(ns), "net.ipv6.conf.default.disable_ipv6")?.read()? == "1")
 }

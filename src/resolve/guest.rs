@@ -28,7 +28,7 @@ pub struct Guest {
     pub label: String,
     /// The number in interface names (`veth1pl<N>`): the PID, or for a bare
     /// namespace its inode offset.
-    pub nspid: u64,
+    pub name_number: u64,
     /// A process of the guest, when there is one (not for netns files):
     /// its other namespaces (mount, for `loop --container`) are reached by it.
     pub pid: Option<u64>,
@@ -61,7 +61,7 @@ impl Guest {
         let enter = format!("nsenter --net={path}");
         Ok(Guest {
             label: label.to_string(),
-            nspid: pid,
+            name_number: pid,
             pid: Some(pid),
             enter,
             netns_arg: pid.to_string(),
@@ -73,8 +73,8 @@ impl Guest {
         let netns =
             File::open(path).map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
         check_is_netns(&netns, path)?;
-        let nspid = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
-        Ok(Guest { label: label.to_string(), nspid, pid: None, enter, netns_arg, netns })
+        let name_number = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
+        Ok(Guest { label: label.to_string(), name_number, pid: None, enter, netns_arg, netns })
     }
 }
 

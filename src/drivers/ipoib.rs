@@ -1,0 +1,47 @@
+//! An IPoIB host interface (link type 32): a child `<if>.<pid>`, or
+//! `<if>.<pkey>.<pid>` with a partition key, made on the host and moved in.
+
+use futures::future::BoxFuture;
+
+use super::{moved_in, refuse_taken, Context, Driver};
+use crate::error::{Error, Result};
+use crate::plan::{NewLink, Plan, Side, Step};
+use crate::request::{self, check_ifname, Attach};
+use crate::sys::netlink::Link;
+
+pub struct Ipoib {
+    pub parent: Link,
+}
+
+impl Driver for Ipoib {
+    fn validate(&self, req: &Attach) -> Result<()> {
+        match req.mac {
+            Some(_) => Err(Error::plain("MACADDR configuration unsupported for IPoIB interfaces.")),
+            None => Ok(()),
+        }
+    }
+
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>> {
+        Box::pin(async move {
+            // The IPoIB driver is fussy about names: ib0 unless told otherwise.
+            let ctr_if = ctx.guest_if("ib0");
+            let parent = &self.parent.name;
+            let number = ctx.guest.name_number;
+            let pkey = ctx.req.vlan.as_deref().map(request::pkey).transpose()?;
+            let name = match (&ctx.req.vlan, pkey) {
+                (Some(tag), Some(_)) => format!("{parent}.{tag}.{number}"),
+                _ => format!("{parent}.{number}"),
+            };
+            check_ifname(&name).map_err(|e| Error::new(format!("IPoIB child: {e}")))?;
+            refuse_taken(ctx.host, &name).await?;
+            let mut plan = ctx.new_plan();
+            plan.push(Step::CreateLink {
+                name: name.clone(),
+                kind: NewLink::Ipoib { parent: parent.clone(), pkey },
+            });
+            plan.push(Step::LinkUp { side: Side::Host, name: parent.clone() });
+            moved_in(&mut plan, ctx, &name, false, ctr_if).await?;
+            Ok(plan)
+        })
+    }
+}
