@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod drivers;
 pub mod error;
+pub mod family;
 pub mod iproute2;
 pub mod mac;
 pub mod plan;

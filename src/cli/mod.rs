@@ -2,6 +2,7 @@
 //! renders the man page, plus the original's positional grammar on top.
 
 pub mod manual;
+pub mod words;
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::request::{self, Attach, Family, HostIf, LoopRequest, Mkbridge, Request, Tool};
+use crate::family::Family;
+use crate::request::{self, Attach, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Tool};
 
 /// The original's usage text, word for word (stdout, exit 1).
 pub const SYNTAX: &str = "\
@@ -247,9 +249,10 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
             HostIf::Name(host_if)
         }
     };
-    let addr = request::parse_addressing(&ip, family)?;
-    let (mac, vlan) = match &cli.mac_vlan {
-        Some(arg) => request::parse_mac_vlan(arg)?,
+    let addr = words::parse_addressing(&ip, family)?;
+    let guest = GuestRef::parse(&guest)?;
+    let (mac, tag) = match &cli.mac_vlan {
+        Some(arg) => words::parse_mac_vlan(arg)?,
         None => (None, None),
     };
     let attach = Attach {
@@ -260,7 +263,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         guest,
         addr,
         mac,
-        vlan,
+        tag,
     };
     Ok(Invocation { request: Request::Attach(attach), verbose, dry_run })
 }
@@ -289,7 +292,7 @@ fn parse_passthrough(argv: &[OsString], host_has: &impl Fn(&str) -> bool) -> Res
     let Some((guest, args)) = rest.split_first().filter(|(_, args)| !args.is_empty()) else {
         return Err(Error::stdout(SYNTAX));
     };
-    let request = Request::Passthrough { tool, guest: guest.clone(), args: args.to_vec() };
+    let request = Request::Passthrough { tool, guest: GuestRef::parse(guest)?, args: args.to_vec() };
     Ok(Some(Invocation { request, verbose, dry_run: false }))
 }
 
@@ -328,6 +331,7 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
             (Request::Loop(LoopRequest::Free { dev }), false)
         }
         Companion::Loop { command: LoopCommand::Ensure { count, dev, container } } => {
+            let container = container.as_deref().map(GuestRef::parse).transpose()?;
             (Request::Loop(LoopRequest::Ensure { count, dev, container }), false)
         }
     };
@@ -381,9 +385,9 @@ mod tests {
     fn runbook_line() {
         let a = attach("br0 xcatmn 10.5.106.101/24@10.5.106.1");
         assert_eq!(a.host, HostIf::Name("br0".into()));
-        assert_eq!(a.guest, "xcatmn");
+        assert_eq!(a.guest, GuestRef::Name("xcatmn".into()));
         assert!(matches!(a.addr, Addressing::Static { gateway: Some(_), .. }));
-        assert_eq!((a.container_if, a.local_if, a.mac, a.vlan), (None, None, None, None));
+        assert_eq!((a.container_if, a.local_if, a.mac, a.tag), (None, None, None, None));
     }
 
     #[test]
@@ -416,7 +420,7 @@ mod tests {
             inv.request,
             Request::Passthrough {
                 tool: Tool::Tc,
-                guest: "c1".into(),
+                guest: GuestRef::Name("c1".into()),
                 args: vec!["-s".into(), "qdisc".into(), "show".into()]
             }
         );

@@ -18,7 +18,7 @@ use nix::sys::stat::{mknod, Mode, SFlag};
 use nix::unistd::Group;
 
 use crate::error::{errno_text, Error, Result};
-use crate::request::LoopRequest;
+use crate::request::{GuestRef, LoopRequest};
 use crate::sys::netns;
 
 /// The block major of loop devices (LOOP_MAJOR in <linux/major.h>).
@@ -305,7 +305,7 @@ impl LoopControl {
 
 /// The mount namespace of `label`'s processes, opened as soon as its pid is
 /// known, leaving the least room for the pid to be reused.
-async fn mount_ns_of(label: &str) -> Result<MountNs> {
+async fn mount_ns_of(label: &GuestRef) -> Result<MountNs> {
     let guest = crate::resolve::guest::resolve(label).await?;
     let Some(pid) = guest.pid else {
         return Err(Error::new(format!(

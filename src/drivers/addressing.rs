@@ -5,8 +5,9 @@ use std::net::IpAddr;
 
 use super::Context;
 use crate::error::Result;
+use crate::family::Family;
 use crate::plan::{Plan, Side, Step};
-use crate::request::{Addressing, Family};
+use crate::request::Addressing;
 use crate::sys::sysctl::Sysctl;
 
 /// What no driver does yet, refused before the guest is looked up.

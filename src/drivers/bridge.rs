@@ -21,7 +21,7 @@ pub struct Bridge {
 
 impl Driver for Bridge {
     fn validate(&self, req: &Attach) -> Result<()> {
-        if req.vlan.is_some() {
+        if req.tag.is_some() {
             return Err(Error::plain("VLAN configuration currently unsupported for Linux bridge."));
         }
         if req.direct_phys {

@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use super::{moved_in, refuse_taken, Context, Driver};
 use crate::error::{Error, Result};
 use crate::plan::{NewLink, Plan, Side, Step};
-use crate::request::{self, check_ifname, Attach};
+use crate::request::{check_ifname, Attach, Tag};
 use crate::sys::netlink::Link;
 
 pub struct Ipoib {
@@ -27,10 +27,10 @@ impl Driver for Ipoib {
             let ctr_if = ctx.guest_if("ib0");
             let parent = &self.parent.name;
             let number = ctx.guest.name_number;
-            let pkey = ctx.req.vlan.as_deref().map(request::pkey).transpose()?;
-            let name = match (&ctx.req.vlan, pkey) {
-                (Some(tag), Some(_)) => format!("{parent}.{tag}.{number}"),
-                _ => format!("{parent}.{number}"),
+            let pkey = ctx.req.tag.as_ref().map(Tag::pkey).transpose()?;
+            let name = match &ctx.req.tag {
+                Some(Tag(tag)) => format!("{parent}.{tag}.{number}"),
+                None => format!("{parent}.{number}"),
             };
             check_ifname(&name).map_err(|e| Error::new(format!("IPoIB child: {e}")))?;
             refuse_taken(ctx.host, &name).await?;

@@ -12,7 +12,7 @@ use rtnetlink::packet_route::link::InfoKind;
 use super::{moved_in, refuse_taken, Context, Driver};
 use crate::error::{Error, Result};
 use crate::plan::{NewLink, Plan, Side, Step};
-use crate::request::{self, check_ifname, IFNAME_MAX};
+use crate::request::{check_ifname, IFNAME_MAX};
 use crate::sys::netlink::Link;
 
 pub struct Macvlan {
@@ -42,10 +42,10 @@ impl Driver for Macvlan {
 /// The link to build on: `parent`, or with `@VLAN` its VLAN device
 /// `<parent>.<vid>` (made if absent; the parent brought up).
 pub async fn on_vlan(plan: &mut Plan, ctx: &Context<'_>, parent: &Link) -> Result<String> {
-    let Some(tag) = &ctx.req.vlan else {
+    let Some(tag) = &ctx.req.tag else {
         return Ok(parent.name.clone());
     };
-    let vid = request::vlan_id(tag)?;
+    let vid = tag.vlan_id()?;
     let name = format!("{}.{vid}", parent.name);
     check_ifname(&name).map_err(|e| Error::new(format!("VLAN device: {e}")))?;
     match ctx.host.link(&name).await? {

@@ -49,7 +49,8 @@ use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMe
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::{errno_text, Error, Result};
-use crate::request::{Family, Tool};
+use crate::family::Family;
+use crate::request::{GuestRef, Tool};
 use crate::sys::netlink::{errno, kernel_message, Netlink};
 
 const RT_TABLE_UNSPEC: u32 = 0;
@@ -61,7 +62,7 @@ const RTAX_MTU_LOCK: u32 = 1 << 2;
 /// `ip` options that take no value, which may precede the object word.
 const IP_FLAGS: &[&str] = &["-4", "-6", "-d", "-s", "-j", "-p", "-o", "-r", "-N"];
 
-pub async fn run(tool: Tool, label: &str, args: &[String]) -> Result<()> {
+pub async fn run(tool: Tool, label: &GuestRef, args: &[String]) -> Result<()> {
     let guest = crate::resolve::guest::resolve(label).await?;
     let ns = guest.netns();
     match tool {

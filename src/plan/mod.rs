@@ -10,8 +10,8 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
+use crate::family::Family;
 use crate::mac::Mac;
-use crate::request::Family;
 
 /// The namespace a step acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

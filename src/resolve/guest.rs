@@ -8,19 +8,14 @@ use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use bollard::{ClientVersion, Docker};
-
+use super::docker;
 use crate::error::{Error, Result};
+use crate::request::GuestRef;
 
 /// Netns inode numbers are handed out from here (PROC_DYNAMIC_FIRST), so the
 /// offset is a small number unique among live namespaces.
 const PROC_DYNAMIC_FIRST: u64 = 0xF000_0000;
-
-/// API 1.41 (Docker 20.10) is understood by every engine from 20.10 on and
-/// by Podman's compatibility layer, and costs no version round trip.
-const DOCKER_API: ClientVersion = ClientVersion { major_version: 1, minor_version: 41 };
 
 #[derive(Debug)]
 pub struct Guest {
@@ -78,45 +73,38 @@ impl Guest {
     }
 }
 
-/// Refuses a file that is not a network namespace (NS_GET_NSTYPE).
+// NS_GET_NSTYPE, _IO(0xb7, 0x3) in <linux/nsfs.h>: the kind of namespace.
+nix::ioctl_none!(ns_get_nstype, 0xb7, 0x3);
+
+/// Refuses a file that is not a network namespace.
 fn check_is_netns(file: &File, path: &Path) -> Result<()> {
     use std::os::fd::AsRawFd;
-    // _IO(0xb7, 0x3)
-    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
-    // SAFETY: a plain ioctl on an fd we own; it takes no argument.
-    let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
-    if kind != libc::CLONE_NEWNET {
+    // SAFETY: an ioctl that takes no argument, on an fd we own.
+    let kind = unsafe { ns_get_nstype(file.as_raw_fd()) };
+    if kind != Ok(libc::CLONE_NEWNET) {
         return Err(Error::new(format!("{} is not a network namespace", path.display())));
     }
     Ok(())
 }
 
-pub async fn resolve(label: &str) -> Result<Guest> {
-    if let Some(pid) = label.strip_prefix("pid:") {
-        let pid: u64 = pid.parse().map_err(|_| Error::new(format!("invalid PID in '{label}'")))?;
-        return Guest::from_pid(label, pid);
-    }
-    if let Some(name) = label.strip_prefix("netns:") {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(Error::new(format!("invalid namespace name in '{label}'")));
+pub async fn resolve(guest: &GuestRef) -> Result<Guest> {
+    let label = &guest.to_string();
+    match guest {
+        GuestRef::Pid(pid) => Guest::from_pid(label, *pid),
+        GuestRef::Netns(name) => {
+            let path = Path::new("/var/run/netns").join(name);
+            if !path.exists() {
+                return Err(Error::new(format!("network namespace {name} not found in /var/run/netns")));
+            }
+            Guest::from_file(label, &path, format!("ip netns exec {name}"), name.to_string())
         }
-        let path = Path::new("/var/run/netns").join(name);
-        if !path.exists() {
-            return Err(Error::new(format!("network namespace {name} not found in /var/run/netns")));
+        GuestRef::Path(path) => {
+            Guest::from_file(label, path, format!("nsenter --net={label}"), label.clone())
         }
-        return Guest::from_file(label, &path, format!("ip netns exec {name}"), name.to_string());
-    }
-    if label.starts_with('/') {
-        return Guest::from_file(
-            label,
-            Path::new(label),
-            format!("nsenter --net={label}"),
-            label.to_string(),
-        );
-    }
-    match cgroup_pid(label)? {
-        Some(pid) => Guest::from_pid(label, pid),
-        None => docker_pid(label).await.and_then(|pid| Guest::from_pid(label, pid)),
+        GuestRef::Name(name) => match cgroup_pid(name)? {
+            Some(pid) => Guest::from_pid(label, pid),
+            None => docker::pid(name).await.and_then(|pid| Guest::from_pid(label, pid)),
+        },
     }
 }
 
@@ -193,70 +181,4 @@ fn first_pid(dir: &Path, procs: &str) -> Option<u64> {
         .collect();
     children.sort();
     children.iter().find_map(|c| first_pid(c, procs))
-}
-
-/// The Engine API socket: `DOCKER_HOST=unix://…`, else Docker's, else Podman's.
-fn docker_socket() -> Result<Option<PathBuf>> {
-    if let Ok(host) = std::env::var("DOCKER_HOST") {
-        if !host.is_empty() {
-            let path = host.strip_prefix("unix://").ok_or_else(|| {
-                Error::new(format!("DOCKER_HOST={host} is not supported: only unix:// sockets are"))
-            })?;
-            return Ok(Some(PathBuf::from(path)));
-        }
-    }
-    let mut candidates =
-        vec![PathBuf::from("/var/run/docker.sock"), PathBuf::from("/run/podman/podman.sock")];
-    if let Ok(dir) = std::env::var("XDG_RUNTIME_DIR") {
-        candidates.push(Path::new(&dir).join("podman/podman.sock"));
-    }
-    Ok(candidates.into_iter().find(|p| p.exists()))
-}
-
-/// `docker inspect`'s `.State.Pid`, retried while it is 0 (the container is
-/// not running yet) three times a second apart, as the original did.
-async fn docker_pid(label: &str) -> Result<u64> {
-    let Some(socket) = docker_socket()? else {
-        return Err(Error::plain(format!("Container {label} not found, and Docker not installed.")));
-    };
-    let docker = Docker::connect_with_unix(&socket.to_string_lossy(), 10, &DOCKER_API)
-        .map_err(|e| Error::new(format!("cannot use the Docker socket {}: {e}", socket.display())))?;
-    for attempt in 1..=3 {
-        let pid = inspect_pid(&docker, label, &socket).await?;
-        if pid != 0 {
-            return Ok(pid);
-        }
-        tracing::debug!(attempt, "container {label} has PID 0 (not running)");
-        if attempt < 3 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-    Err(Error::plain("Docker inspect returned invalid PID 0"))
-}
-
-async fn inspect_pid(docker: &Docker, label: &str, socket: &Path) -> Result<u64> {
-    use bollard::errors::Error as E;
-    match docker.inspect_container(label, None).await {
-        Ok(info) => {
-            let pid = info.state.and_then(|s| s.pid).unwrap_or(0);
-            tracing::debug!(
-                id = info.id.as_deref().unwrap_or(""),
-                name = info.name.as_deref().unwrap_or(""),
-                pid,
-                "docker inspect"
-            );
-            Ok(u64::try_from(pid).unwrap_or(0))
-        }
-        Err(E::DockerResponseServerError { status_code: 404, .. }) => {
-            Err(Error::plain(format!("Error: No such object: {label}")))
-        }
-        // An ID prefix that several containers share.
-        Err(E::DockerResponseServerError { message, .. }) if message.contains("multiple") => {
-            Err(Error::plain(format!("Found more than one container matching {label}.")))
-        }
-        Err(E::DockerResponseServerError { message, .. }) => {
-            Err(Error::plain(format!("Error response from daemon: {message}")))
-        }
-        Err(e) => Err(Error::new(format!("cannot reach Docker at {}: {e}", socket.display()))),
-    }
 }

@@ -21,8 +21,8 @@ use rtnetlink::{
 };
 
 use crate::error::{errno_text, Error, Result};
+use crate::family::Family;
 use crate::mac::Mac;
-use crate::request::Family;
 
 /// What pipework needs to know of a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
