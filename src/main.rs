@@ -11,6 +11,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // What the rollback could not undo, then why the run failed.
+            for failure in e.rollback() {
+                eprintln!("{failure}");
+            }
             if !e.message().is_empty() {
                 if e.to_stdout() {
                     println!("{e}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::mac::Mac;
 
 /// Linux caps interface names at IFNAMSIZ - 1 bytes.
@@ -92,12 +92,13 @@ pub enum GuestRef {
 impl GuestRef {
     pub fn parse(label: &str) -> Result<GuestRef> {
         if let Some(pid) = label.strip_prefix("pid:") {
-            let pid = pid.parse().map_err(|_| Error::new(format!("invalid PID in '{label}'")))?;
+            let pid =
+                pid.parse().map_err(|_| Error::new(Kind::Usage, format!("invalid PID in '{label}'")))?;
             return Ok(GuestRef::Pid(pid));
         }
         if let Some(name) = label.strip_prefix("netns:") {
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-                return Err(Error::new(format!("invalid namespace name in '{label}'")));
+                return Err(Error::new(Kind::Usage, format!("invalid namespace name in '{label}'")));
             }
             return Ok(GuestRef::Netns(name.to_string()));
         }
@@ -192,7 +193,7 @@ impl Tag {
         let tag = &self.0;
         match tag.parse::<u16>() {
             Ok(id @ 1..=4094) => Ok(id),
-            _ => Err(Error::new(format!("invalid VLAN ID '{tag}' (must be 1-4094)"))),
+            _ => Err(Error::new(Kind::Usage, format!("invalid VLAN ID '{tag}' (must be 1-4094)"))),
         }
     }
 
@@ -202,7 +203,7 @@ impl Tag {
         let tag = &self.0;
         match u16::from_str_radix(tag.trim_start_matches("0x"), 16) {
             Ok(key) if key != 0 && !tag.is_empty() => Ok(key),
-            _ => Err(Error::new(format!("invalid partition key '{tag}' (hex, 1-ffff)"))),
+            _ => Err(Error::new(Kind::Usage, format!("invalid partition key '{tag}' (hex, 1-ffff)"))),
         }
     }
 }

@@ -8,7 +8,7 @@ use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
 use rtnetlink::packet_route::route::RouteAttribute;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Side, Step, Undo};
 use crate::sys::netlink::{errno, nl_error, requests, Netlink};
 use crate::sys::sysctl::Sysctl;
@@ -47,8 +47,9 @@ pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
             Ok(Some(u)) => undo.push(u),
             Ok(None) => {}
             Err(e) => {
-                rollback(undo, target).await;
-                return Err(e.context(format!("step {}/{total} failed ({command})", i + 1)));
+                let failed = rollback(undo, target).await;
+                let e = e.context(format!("step {}/{total} failed ({command})", i + 1));
+                return Err(e.with_rollback(failed));
             }
         }
     }
@@ -60,7 +61,7 @@ pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
 #[cfg(feature = "failpoints")]
 fn injected_failure(step: usize) -> Option<Error> {
     let at: usize = std::env::var("PIPEWORK_FAIL_AT").ok()?.parse().ok()?;
-    (at == step).then(|| Error::new("injected failure (PIPEWORK_FAIL_AT)"))
+    (at == step).then(|| Error::new(Kind::Internal, "injected failure (PIPEWORK_FAIL_AT)"))
 }
 
 #[cfg(not(feature = "failpoints"))]
@@ -104,13 +105,18 @@ impl Drop for HeldSignals {
     }
 }
 
-async fn rollback(undo: Vec<Undo>, target: &Target<'_>) {
+/// Undoes the applied steps, newest first, carrying on past a failure;
+/// returns the failures.
+async fn rollback(undo: Vec<Undo>, target: &Target<'_>) -> Vec<Error> {
+    let mut failed = Vec::new();
     for u in undo.into_iter().rev() {
         tracing::info!("rollback: {u}");
         if let Err(e) = revert(&u, target).await {
-            eprintln!("{}", e.context(format!("rollback of '{u}' failed")));
+            tracing::warn!("rollback of '{u}' failed: {e}");
+            failed.push(e.context(format!("rollback of '{u}' failed")));
         }
     }
+    failed
 }
 
 async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
@@ -200,8 +206,10 @@ async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
                 NewLink::Ipoib { pkey, .. } => requests::ipoib(name, parent, *pkey),
             };
             t.host.add_link(msg).await.map_err(|e| match errno(&e) {
-                Some(libc::EOPNOTSUPP) => Error::new(kind.missing()),
-                Some(libc::EEXIST) => Error::new(format!("{name} already exists on the host")),
+                Some(libc::EOPNOTSUPP) => Error::new(Kind::Unsupported, kind.missing()),
+                Some(libc::EEXIST) => {
+                    Error::new(Kind::Conflict, format!("{name} already exists on the host"))
+                }
                 _ => nl_error(e, format!("creating {name}")),
             })?;
             Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone() }))
@@ -255,7 +263,7 @@ async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
         let mut pause = Duration::from_micros(50);
         while t.host.require(port).await?.port_state != Some(BridgePortState::Forwarding) {
             if Instant::now() > deadline {
-                return Err(Error::new(format!("bridge port {port} is not forwarding")));
+                return Err(Error::new(Kind::Timeout, format!("bridge port {port} is not forwarding")));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));
@@ -263,7 +271,7 @@ async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
         tracing::debug!("bridge port {port} forwards");
     }
     let link = t.guest.require(dev).await?;
-    let mac = link.mac.ok_or_else(|| Error::new(format!("{dev} has no hardware address")))?;
+    let mac = link.mac.ok_or_else(|| Error::new(Kind::NotFound, format!("{dev} has no hardware address")))?;
     // With arp_notify, the kernel answers a (same) MAC being set with a
     // gratuitous ARP for the interface's addresses; no packet socket, whose
     // close would wait for an RCU grace period.
@@ -285,7 +293,7 @@ async fn create_bridge(host: &Netlink, name: &str) -> Result<Option<Undo>> {
     };
     let bridge = host.require(name).await?;
     if !bridge.is_bridge() {
-        return Err(Error::new(format!("{name} appeared meanwhile and is not a bridge")));
+        return Err(Error::new(Kind::Conflict, format!("{name} appeared meanwhile and is not a bridge")));
     }
     if created {
         host.set_up(bridge.index).await?;

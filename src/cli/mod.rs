@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::request::{self, Attach, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Tool};
 
@@ -218,15 +218,16 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         }
         _ => clap_error(e),
     })?;
-    let family = cli.family.as_deref().map(Family::parse).transpose().map_err(Error::plain)?;
+    let family =
+        cli.family.as_deref().map(Family::parse).transpose().map_err(|e| Error::original(Kind::Usage, e))?;
     let (verbose, dry_run) = (cli.verbose, cli.dry_run);
     if let Some(name) = &cli.container_if {
-        request::check_ifname(name).map_err(Error::new)?;
+        request::check_ifname(name).map_err(words::usage)?;
     }
     if cli.wait {
         let timeout = match cli.timeout {
             Some(s) if !(s.is_finite() && s >= 0.0) => {
-                return Err(Error::new(format!("invalid --timeout '{s}'")))
+                return Err(Error::new(Kind::Usage, format!("invalid --timeout '{s}'")))
             }
             s => s.map(Duration::from_secs_f64),
         };
@@ -234,18 +235,19 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         return Ok(Invocation { request: Request::Wait { ifname, timeout }, verbose, dry_run });
     }
     let (Some(host_if), Some(guest), Some(ip)) = (cli.host_if, cli.guest, cli.ip) else {
-        return Err(Error::stdout(SYNTAX));
+        return Err(syntax());
     };
     if let Some(name) = &cli.local_if {
-        request::check_ifname(name).map_err(Error::new)?;
+        request::check_ifname(name).map_err(words::usage)?;
     }
     let host = match host_if.strip_prefix("mac:") {
         Some(mac) => {
-            let parsed = mac.parse().map_err(|_| Error::new(format!("invalid MAC address '{mac}'")))?;
+            let parsed =
+                mac.parse().map_err(|_| Error::new(Kind::Usage, format!("invalid MAC address '{mac}'")))?;
             HostIf::Mac(parsed, mac.to_string())
         }
         None => {
-            request::check_ifname(&host_if).map_err(Error::new)?;
+            request::check_ifname(&host_if).map_err(words::usage)?;
             HostIf::Name(host_if)
         }
     };
@@ -290,7 +292,7 @@ fn parse_passthrough(argv: &[OsString], host_has: &impl Fn(&str) -> bool) -> Res
     }
     let rest: Vec<String> = words.cloned().collect();
     let Some((guest, args)) = rest.split_first().filter(|(_, args)| !args.is_empty()) else {
-        return Err(Error::stdout(SYNTAX));
+        return Err(syntax());
     };
     let request = Request::Passthrough { tool, guest: GuestRef::parse(guest)?, args: args.to_vec() };
     Ok(Some(Invocation { request, verbose, dry_run: false }))
@@ -317,8 +319,8 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
     let cli = CompanionCli::try_parse_from(argv).map_err(clap_error)?;
     let (request, dry_run) = match cli.companion {
         Companion::Mkbridge(m) => {
-            request::check_ifname(&m.bridge).map_err(Error::new)?;
-            request::check_ifname(&m.iface).map_err(Error::new)?;
+            request::check_ifname(&m.bridge).map_err(words::usage)?;
+            request::check_ifname(&m.iface).map_err(words::usage)?;
             let req = Mkbridge {
                 bridge: m.bridge,
                 iface: m.iface,
@@ -338,6 +340,11 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
     Ok(Invocation { request, verbose: cli.verbose, dry_run })
 }
 
+/// The original's usage text: on stdout, exit 1.
+fn syntax() -> Error {
+    Error::original(Kind::Usage, SYNTAX).on_stdout()
+}
+
 /// clap's own errors, made to exit 1 like every other refusal; help and
 /// version are not errors.
 fn clap_error(e: clap::Error) -> Error {
@@ -348,7 +355,7 @@ fn clap_error(e: clap::Error) -> Error {
             Error::exit(0)
         }
         // `pipework` alone: the original's usage text.
-        DisplayHelpOnMissingArgumentOrSubcommand => Error::stdout(SYNTAX),
+        DisplayHelpOnMissingArgumentOrSubcommand => syntax(),
         _ => {
             // clap's message runs until its usage block: keep all of it.
             let text = e.to_string();
@@ -359,7 +366,7 @@ fn clap_error(e: clap::Error) -> Error {
                 .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
                 .collect();
             let detail = detail.join(" ");
-            Error::new(format!("{}\n{SYNTAX}", detail.trim_start_matches("error: ")))
+            Error::new(Kind::Usage, format!("{}\n{SYNTAX}", detail.trim_start_matches("error: ")))
         }
     }
 }

@@ -5,10 +5,15 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::family::Family;
 use crate::mac::Mac;
 use crate::request::{Addressing, Dhcp, DhcpClient, Tag};
+
+/// A refusal of the command line, in our words.
+pub fn usage(message: impl std::fmt::Display) -> Error {
+    Error::new(Kind::Usage, message)
+}
 
 /// The third argument: a static address, `0/0`, or a DHCP word.
 pub fn parse_addressing(arg: &str, family: Option<Family>) -> Result<Addressing, Error> {
@@ -21,32 +26,41 @@ pub fn parse_addressing(arg: &str, family: Option<Family>) -> Result<Addressing,
         None => (arg, None),
     };
     if !ip.contains('/') {
-        return Err(Error::plain(format!(
-            "The IP address should include a netmask.\nMaybe you meant {ip}/24 ?"
-        )));
+        return Err(Error::original(
+            Kind::Usage,
+            format!("The IP address should include a netmask.\nMaybe you meant {ip}/24 ?"),
+        ));
     }
     if ip == "0/0" {
         if gateway.is_some() {
-            return Err(Error::new("0/0 assigns no address, so it takes no @gateway"));
+            return Err(Error::new(Kind::Usage, "0/0 assigns no address, so it takes no @gateway"));
         }
         return Ok(Addressing::None);
     }
-    let net: IpNetwork = ip.parse().map_err(|_| Error::new(format!("invalid IP address '{ip}'")))?;
+    let net: IpNetwork =
+        ip.parse().map_err(|_| Error::new(Kind::Usage, format!("invalid IP address '{ip}'")))?;
     if let Some(family) = family {
         if family != Family::of(net.ip()) {
             let want = if family == Family::V4 { "IPv4" } else { "IPv6" };
-            return Err(Error::new(format!("'{ip}' is not an {want} address (-a {})", &family.flag()[1..])));
+            return Err(Error::new(
+                Kind::Usage,
+                format!("'{ip}' is not an {want} address (-a {})", &family.flag()[1..]),
+            ));
         }
     }
     let gateway = match gateway {
         None => None,
         Some(gw) => {
-            let gw: IpAddr = gw.parse().map_err(|_| Error::new(format!("invalid gateway '{gw}'")))?;
+            let gw: IpAddr =
+                gw.parse().map_err(|_| Error::new(Kind::Usage, format!("invalid gateway '{gw}'")))?;
             if Family::of(gw) != Family::of(net.ip()) {
-                return Err(Error::new(format!("gateway {gw} is not of the same family as {ip}")));
+                return Err(Error::new(
+                    Kind::Usage,
+                    format!("gateway {gw} is not of the same family as {ip}"),
+                ));
             }
             if gw == net.ip() {
-                return Err(Error::new(format!("gateway {gw} is the container's own address")));
+                return Err(Error::new(Kind::Usage, format!("gateway {gw} is the container's own address")));
             }
             Some(gw)
         }
@@ -82,7 +96,7 @@ pub fn parse_mac_vlan(arg: &str) -> Result<(Option<Mac>, Option<Tag>), Error> {
     };
     let mac = match mac {
         "" => None,
-        mac => Some(Mac::parse_arg(mac).map_err(Error::new)?),
+        mac => Some(Mac::parse_arg(mac).map_err(usage)?),
     };
     Ok((mac, vlan))
 }

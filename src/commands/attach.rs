@@ -2,7 +2,7 @@
 //! what cannot be done, find the guest, plan, then print or apply the plan.
 
 use crate::drivers::{self, addressing, Context};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::request::Attach;
 use crate::resolve::guest;
 use crate::resolve::host::classify;
@@ -16,10 +16,13 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
     addressing::validate(&req.addr)?;
     let guest = guest::resolve(&req.guest).await?;
     if guest.is_here()? {
-        return Err(Error::new(format!(
-            "{} shares this network namespace (a --net=host container?): there is nothing to connect",
-            guest.label
-        )));
+        return Err(Error::new(
+            Kind::Usage,
+            format!(
+                "{} shares this network namespace (a --net=host container?): there is nothing to connect",
+                guest.label
+            ),
+        ));
     }
     let inside = Netlink::inside(guest.netns())?;
     let plan = driver.plan(&Context { req, guest: &guest, host: &host, inside: &inside }).await?;

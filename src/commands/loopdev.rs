@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use nix::sys::stat::{mknod, Mode, SFlag};
 use nix::unistd::Group;
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{errno_text, Error, Kind, Result};
 use crate::request::{GuestRef, LoopRequest};
 use crate::sys::netns;
 
@@ -124,10 +124,10 @@ fn needs_node(path: &Path, i: u32, node: &Node) -> Result<bool> {
         Node::Block(major, minor) => format!("block device {major}:{minor}"),
         Node::Other(kind) => kind.to_string(),
     };
-    Err(Error::new(format!(
-        "{} is {what}, not loop device {LOOP_MAJOR}:{i}; leaving it alone",
-        path.display()
-    )))
+    Err(Error::new(
+        Kind::Conflict,
+        format!("{} is {what}, not loop device {LOOP_MAJOR}:{i}; leaving it alone", path.display()),
+    ))
 }
 
 /// One line per kernel device added and node made, or one saying that all
@@ -157,9 +157,9 @@ fn node_path(dir: &Path, i: u32) -> PathBuf {
 fn check_dir(dir: &Path) -> Result<()> {
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::new(format!("{} is not a directory", dir.display()))),
+        Ok(_) => Err(Error::new(Kind::Usage, format!("{} is not a directory", dir.display()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Err(Error::new(format!("directory {} does not exist", dir.display())))
+            Err(Error::new(Kind::NotFound, format!("directory {} does not exist", dir.display())))
         }
         Err(e) => Err(failed("reading", dir, e)),
     }
@@ -253,7 +253,7 @@ fn failed(doing: &str, path: &Path, e: io::Error) -> Error {
         Some(errno) => errno_text(errno),
         None => e.to_string(),
     };
-    Error::new(format!("{doing} {}: {why}", path.display()))
+    Error::new(Kind::Io, format!("{doing} {}: {why}", path.display()))
 }
 
 // ---------------------------------------------------------------- kernel
@@ -267,14 +267,17 @@ impl LoopControl {
         match File::options().read(true).write(true).open(path) {
             Ok(file) => Ok(LoopControl(file)),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV | libc::ENXIO)) => {
-                Err(Error::new(if Path::new(LOOP_MODULE).exists() {
-                    format!(
-                        "{LOOP_CONTROL} is missing although the loop driver is loaded \
+                Err(Error::new(
+                    Kind::Unsupported,
+                    if Path::new(LOOP_MODULE).exists() {
+                        format!(
+                            "{LOOP_CONTROL} is missing although the loop driver is loaded \
                          (mknod {LOOP_CONTROL} c 10 237)"
-                    )
-                } else {
-                    "the kernel lacks loop device support (module loop): modprobe loop".to_string()
-                }))
+                        )
+                    } else {
+                        "the kernel lacks loop device support (module loop): modprobe loop".to_string()
+                    },
+                ))
             }
             Err(e) => Err(failed("opening", path, e)),
         }
@@ -291,7 +294,8 @@ impl LoopControl {
 
     /// Adds loop device `i` to the kernel; false if it had it already.
     fn add(&self, i: u32) -> Result<bool> {
-        let arg = i32::try_from(i).map_err(|_| Error::new(format!("loop{i}: index too large")))?;
+        let arg =
+            i32::try_from(i).map_err(|_| Error::new(Kind::Usage, format!("loop{i}: index too large")))?;
         // SAFETY: LOOP_CTL_ADD takes the index by value, no pointer.
         match unsafe { loop_ctl_add(self.0.as_raw_fd(), arg) } {
             Ok(_) => Ok(true),
@@ -308,10 +312,13 @@ impl LoopControl {
 async fn mount_ns_of(label: &GuestRef) -> Result<MountNs> {
     let guest = crate::resolve::guest::resolve(label).await?;
     let Some(pid) = guest.pid else {
-        return Err(Error::new(format!(
-            "{label} is a bare network namespace with no /dev of its own: \
+        return Err(Error::new(
+            Kind::Usage,
+            format!(
+                "{label} is a bare network namespace with no /dev of its own: \
              --container needs a container or pid:<PID>"
-        )));
+            ),
+        ));
     };
     let path = PathBuf::from(format!("/proc/{pid}/ns/mnt"));
     let file = File::open(&path).map_err(|e| failed("opening", &path, e))?;

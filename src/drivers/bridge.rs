@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use rtnetlink::packet_route::link::InfoKind;
 
 use super::{addressing, Context, Driver};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::request::{check_ifname, Attach};
 use crate::sys::netlink::Link;
@@ -22,11 +22,17 @@ pub struct Bridge {
 impl Driver for Bridge {
     fn validate(&self, req: &Attach) -> Result<()> {
         if req.tag.is_some() {
-            return Err(Error::plain("VLAN configuration currently unsupported for Linux bridge."));
+            return Err(Error::original(
+                Kind::Unsupported,
+                "VLAN configuration currently unsupported for Linux bridge.",
+            ));
         }
         if req.direct_phys {
             let name = &self.name;
-            return Err(Error::new(format!("--direct-phys moves a physical interface; {name} is a bridge")));
+            return Err(Error::new(
+                Kind::Usage,
+                format!("--direct-phys moves a physical interface; {name} is a bridge"),
+            ));
         }
         Ok(())
     }
@@ -44,7 +50,7 @@ impl Bridge {
             None => format!("v{ctr_if}pl{}", ctx.guest.name_number),
         };
         check_ifname(&local)
-            .map_err(|e| Error::new(format!("{e}; choose a shorter host-side name with -l")))?;
+            .map_err(|e| Error::new(Kind::Usage, format!("{e}; choose a shorter host-side name with -l")))?;
 
         let mut plan = ctx.new_plan();
         let mtu = match &self.existing {
@@ -56,10 +62,17 @@ impl Bridge {
         };
 
         let stale = match ctx.host.link(&local).await? {
-            Some(link) if link.up => return Err(Error::stdout(format!("Link {local} exists and is up"))),
+            Some(link) if link.up => {
+                return Err(
+                    Error::original(Kind::Conflict, format!("Link {local} exists and is up")).on_stdout()
+                )
+            }
             // The original deleted whatever had that name; a veth is all we delete.
             Some(link) if link.kind != Some(InfoKind::Veth) => {
-                return Err(Error::new(format!("{local} exists and is not a veth; refusing to delete it")))
+                return Err(Error::new(
+                    Kind::Conflict,
+                    format!("{local} exists and is not a veth; refusing to delete it"),
+                ))
             }
             Some(_) => {
                 plan.push(Step::DeleteStale { name: local.clone() });
@@ -71,7 +84,10 @@ impl Bridge {
         // goes with it; anything else in the way is refused now, not half-way.
         if let Some(taken) = ctx.inside.link(ctr_if).await? {
             if !(stale && taken.kind == Some(InfoKind::Veth)) {
-                return Err(Error::new(format!("interface {ctr_if} already exists in {}", ctx.guest.label)));
+                return Err(Error::new(
+                    Kind::Conflict,
+                    format!("interface {ctr_if} already exists in {}", ctx.guest.label),
+                ));
             }
         }
 

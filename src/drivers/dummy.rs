@@ -4,7 +4,7 @@
 use futures::future::BoxFuture;
 
 use super::{moved_in, refuse_taken, Context, Driver};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Step};
 use crate::request::check_ifname;
 
@@ -15,7 +15,7 @@ impl Driver for Dummy {
         Box::pin(async move {
             let ctr_if = ctx.guest_if("eth1");
             let name = format!("du{}{ctr_if}", ctx.guest.name_number);
-            check_ifname(&name).map_err(|e| Error::new(format!("{e}; choose a shorter -i")))?;
+            check_ifname(&name).map_err(|e| Error::new(Kind::Usage, format!("{e}; choose a shorter -i")))?;
             refuse_taken(ctx.host, &name).await?;
             let mut plan = ctx.new_plan();
             plan.push(Step::CreateLink { name: name.clone(), kind: NewLink::Dummy });

@@ -4,7 +4,7 @@
 use futures::future::BoxFuture;
 
 use super::{moved_in, refuse_taken, Context, Driver};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Side, Step};
 use crate::request::{check_ifname, Attach, Tag};
 use crate::sys::netlink::Link;
@@ -16,7 +16,10 @@ pub struct Ipoib {
 impl Driver for Ipoib {
     fn validate(&self, req: &Attach) -> Result<()> {
         match req.mac {
-            Some(_) => Err(Error::plain("MACADDR configuration unsupported for IPoIB interfaces.")),
+            Some(_) => Err(Error::original(
+                Kind::Unsupported,
+                "MACADDR configuration unsupported for IPoIB interfaces.",
+            )),
             None => Ok(()),
         }
     }
@@ -32,7 +35,7 @@ impl Driver for Ipoib {
                 Some(Tag(tag)) => format!("{parent}.{tag}.{number}"),
                 None => format!("{parent}.{number}"),
             };
-            check_ifname(&name).map_err(|e| Error::new(format!("IPoIB child: {e}")))?;
+            check_ifname(&name).map_err(|e| Error::new(Kind::Usage, format!("IPoIB child: {e}")))?;
             refuse_taken(ctx.host, &name).await?;
             let mut plan = ctx.new_plan();
             plan.push(Step::CreateLink {

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use rtnetlink::packet_route::link::InfoKind;
 
 use super::{moved_in, refuse_taken, Context, Driver};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Side, Step};
 use crate::request::{check_ifname, IFNAME_MAX};
 use crate::sys::netlink::Link;
@@ -47,10 +47,15 @@ pub async fn on_vlan(plan: &mut Plan, ctx: &Context<'_>, parent: &Link) -> Resul
     };
     let vid = tag.vlan_id()?;
     let name = format!("{}.{vid}", parent.name);
-    check_ifname(&name).map_err(|e| Error::new(format!("VLAN device: {e}")))?;
+    check_ifname(&name).map_err(|e| Error::new(Kind::Usage, format!("VLAN device: {e}")))?;
     match ctx.host.link(&name).await? {
         Some(vlan) if vlan.kind == Some(InfoKind::Vlan) && vlan.vlan_id == Some(vid) => {}
-        Some(_) => return Err(Error::new(format!("{name} exists but is not a VLAN device for tag {vid}"))),
+        Some(_) => {
+            return Err(Error::new(
+                Kind::Conflict,
+                format!("{name} exists but is not a VLAN device for tag {vid}"),
+            ))
+        }
         None => {
             let kind = NewLink::Vlan { parent: parent.name.clone(), vid, mtu: parent.mtu };
             plan.push(Step::CreateLink { name: name.clone(), kind });

@@ -17,7 +17,7 @@ pub mod macvlan;
 
 use futures::future::BoxFuture;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Step};
 use crate::request::Attach;
 use crate::resolve::guest::Guest;
@@ -70,7 +70,7 @@ pub fn for_host(kind: HostKind, req: &Attach) -> Result<Box<dyn Driver>> {
 }
 
 pub fn not_yet(what: String) -> Error {
-    Error::new(format!("{what}: not supported by this version of pipework yet"))
+    Error::new(Kind::Unsupported, format!("{what}: not supported by this version of pipework yet"))
 }
 
 /// The tail of every driver that makes a link on the host (or lends the
@@ -84,7 +84,10 @@ async fn moved_in(
     ctr_if: &str,
 ) -> Result<()> {
     if ctx.inside.link(ctr_if).await?.is_some() {
-        return Err(Error::new(format!("interface {ctr_if} already exists in {}", ctx.guest.label)));
+        return Err(Error::new(
+            Kind::Conflict,
+            format!("interface {ctr_if} already exists in {}", ctx.guest.label),
+        ));
     }
     let netns = ctx.guest.netns_arg.clone();
     plan.push(Step::MoveToGuest { name: host_name.into(), to: ctr_if.into(), netns, give_back });
@@ -97,9 +100,10 @@ async fn moved_in(
 /// Refuses a name the host has already: a link made there must not clash.
 async fn refuse_taken(host: &Netlink, name: &str) -> Result<()> {
     match host.link(name).await? {
-        Some(_) => {
-            Err(Error::new(format!("{name} already exists on the host; delete it or choose another -i")))
-        }
+        Some(_) => Err(Error::new(
+            Kind::Conflict,
+            format!("{name} already exists on the host; delete it or choose another -i"),
+        )),
         None => Ok(()),
     }
 }

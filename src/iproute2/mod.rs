@@ -48,7 +48,7 @@ use rtnetlink::packet_route::route::{
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{errno_text, Error, Kind, Result};
 use crate::family::Family;
 use crate::request::{GuestRef, Tool};
 use crate::sys::netlink::{errno, kernel_message, Netlink};
@@ -114,7 +114,7 @@ fn exec_in(ns: BorrowedFd<'_>, program: &str, args: &[String]) -> Result<()> {
     let status = match cmd.status() {
         Ok(status) => status,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::new(format!("{program} not found; install iproute2")))
+            return Err(Error::new(Kind::NotFound, format!("{program} not found; install iproute2")))
         }
         Err(e) => return Err(Error::from(e).context(format!("running {program}"))),
     };

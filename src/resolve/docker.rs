@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bollard::{ClientVersion, Docker};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 /// API 1.41 (Docker 20.10) is understood by every engine from 20.10 on and
 /// by Podman's compatibility layer, and costs no version round trip.
@@ -17,7 +17,10 @@ fn docker_socket() -> Result<Option<PathBuf>> {
     if let Ok(host) = std::env::var("DOCKER_HOST") {
         if !host.is_empty() {
             let path = host.strip_prefix("unix://").ok_or_else(|| {
-                Error::new(format!("DOCKER_HOST={host} is not supported: only unix:// sockets are"))
+                Error::new(
+                    Kind::Unsupported,
+                    format!("DOCKER_HOST={host} is not supported: only unix:// sockets are"),
+                )
             })?;
             return Ok(Some(PathBuf::from(path)));
         }
@@ -34,10 +37,14 @@ fn docker_socket() -> Result<Option<PathBuf>> {
 /// not running yet) three times a second apart, as the original did.
 pub async fn pid(label: &str) -> Result<u64> {
     let Some(socket) = docker_socket()? else {
-        return Err(Error::plain(format!("Container {label} not found, and Docker not installed.")));
+        return Err(Error::original(
+            Kind::NotFound,
+            format!("Container {label} not found, and Docker not installed."),
+        ));
     };
-    let docker = Docker::connect_with_unix(&socket.to_string_lossy(), 10, &DOCKER_API)
-        .map_err(|e| Error::new(format!("cannot use the Docker socket {}: {e}", socket.display())))?;
+    let docker = Docker::connect_with_unix(&socket.to_string_lossy(), 10, &DOCKER_API).map_err(|e| {
+        Error::new(Kind::Io, format!("cannot use the Docker socket {}: {e}", socket.display()))
+    })?;
     for attempt in 1..=3 {
         let pid = inspect_pid(&docker, label, &socket).await?;
         if pid != 0 {
@@ -48,7 +55,7 @@ pub async fn pid(label: &str) -> Result<u64> {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
-    Err(Error::plain("Docker inspect returned invalid PID 0"))
+    Err(Error::original(Kind::NotFound, "Docker inspect returned invalid PID 0"))
 }
 
 async fn inspect_pid(docker: &Docker, label: &str, socket: &Path) -> Result<u64> {
@@ -65,15 +72,15 @@ async fn inspect_pid(docker: &Docker, label: &str, socket: &Path) -> Result<u64>
             Ok(u64::try_from(pid).unwrap_or(0))
         }
         Err(E::DockerResponseServerError { status_code: 404, .. }) => {
-            Err(Error::plain(format!("Error: No such object: {label}")))
+            Err(Error::original(Kind::NotFound, format!("Error: No such object: {label}")))
         }
         // An ID prefix that several containers share.
         Err(E::DockerResponseServerError { message, .. }) if message.contains("multiple") => {
-            Err(Error::plain(format!("Found more than one container matching {label}.")))
+            Err(Error::original(Kind::Usage, format!("Found more than one container matching {label}.")))
         }
         Err(E::DockerResponseServerError { message, .. }) => {
-            Err(Error::plain(format!("Error response from daemon: {message}")))
+            Err(Error::original(Kind::Io, format!("Error response from daemon: {message}")))
         }
-        Err(e) => Err(Error::new(format!("cannot reach Docker at {}: {e}", socket.display()))),
+        Err(e) => Err(Error::new(Kind::Io, format!("cannot reach Docker at {}: {e}", socket.display()))),
     }
 }

@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::docker;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::request::GuestRef;
 
 /// Netns inode numbers are handed out from here (PROC_DYNAMIC_FIRST), so the
@@ -51,8 +51,8 @@ impl Guest {
 
     fn from_pid(label: &str, pid: u64) -> Result<Guest> {
         let path = format!("/proc/{pid}/ns/net");
-        let netns =
-            File::open(&path).map_err(|_| Error::new(format!("process {pid} of {label} not found")))?;
+        let netns = File::open(&path)
+            .map_err(|_| Error::new(Kind::NotFound, format!("process {pid} of {label} not found")))?;
         let enter = format!("nsenter --net={path}");
         Ok(Guest {
             label: label.to_string(),
@@ -82,7 +82,7 @@ fn check_is_netns(file: &File, path: &Path) -> Result<()> {
     // SAFETY: an ioctl that takes no argument, on an fd we own.
     let kind = unsafe { ns_get_nstype(file.as_raw_fd()) };
     if kind != Ok(libc::CLONE_NEWNET) {
-        return Err(Error::new(format!("{} is not a network namespace", path.display())));
+        return Err(Error::new(Kind::Usage, format!("{} is not a network namespace", path.display())));
     }
     Ok(())
 }
@@ -94,7 +94,10 @@ pub async fn resolve(guest: &GuestRef) -> Result<Guest> {
         GuestRef::Netns(name) => {
             let path = Path::new("/var/run/netns").join(name);
             if !path.exists() {
-                return Err(Error::new(format!("network namespace {name} not found in /var/run/netns")));
+                return Err(Error::new(
+                    Kind::NotFound,
+                    format!("network namespace {name} not found in /var/run/netns"),
+                ));
             }
             Guest::from_file(label, &path, format!("ip netns exec {name}"), name.to_string())
         }
@@ -122,10 +125,18 @@ fn cgroup_pid(label: &str) -> Result<Option<u64>> {
             1 => {
                 return match first_pid(&found[0], procs) {
                     Some(pid) => Ok(Some(pid)),
-                    None => Err(Error::plain(format!("Could not find a process inside container {label}."))),
+                    None => Err(Error::original(
+                        Kind::NotFound,
+                        format!("Could not find a process inside container {label}."),
+                    )),
                 }
             }
-            _ => return Err(Error::plain(format!("Found more than one container matching {label}."))),
+            _ => {
+                return Err(Error::original(
+                    Kind::Usage,
+                    format!("Found more than one container matching {label}."),
+                ))
+            }
         }
     }
     Ok(None)

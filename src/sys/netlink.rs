@@ -20,7 +20,7 @@ use rtnetlink::{
     LinkVlan, RouteMessageBuilder,
 };
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{errno_text, Error, KernelReply, Kind, Result};
 use crate::family::Family;
 use crate::mac::Mac;
 
@@ -129,16 +129,17 @@ pub fn kernel_message(e: &rtnetlink::Error) -> Option<String> {
 /// "what: reason", with the reasons an operator can act on spelled out and
 /// the kernel's own words when it gave some.
 pub fn nl_error(e: rtnetlink::Error, what: impl std::fmt::Display) -> Error {
-    if let Some(text) = kernel_message(&e) {
-        return Error::new(format!("{what}: {text}"));
+    let reply = KernelReply { errno: errno(&e), text: kernel_message(&e) };
+    if let Some(text) = &reply.text {
+        return Error::kernel(format!("{what}: {text}"), reply);
     }
-    let reason = match errno(&e) {
+    let reason = match reply.errno {
         Some(libc::EOPNOTSUPP) => "the kernel does not support this link type".to_string(),
         Some(libc::ERANGE) => "name too long for the kernel (15 bytes at most)".to_string(),
         Some(code) => errno_text(code),
         None => e.to_string(),
     };
-    Error::new(format!("{what}: {reason}"))
+    Error::kernel(format!("{what}: {reason}"), reply)
 }
 
 #[derive(Clone)]
@@ -196,7 +197,9 @@ impl Netlink {
 
     /// Looks a link up by name and fails if it is gone.
     pub async fn require(&self, name: &str) -> Result<Link> {
-        self.link(name).await?.ok_or_else(|| Error::new(format!("link {name} does not exist")))
+        self.link(name)
+            .await?
+            .ok_or_else(|| Error::new(Kind::NotFound, format!("link {name} does not exist")))
     }
 
     pub async fn add_bridge(&self, name: &str) -> std::result::Result<(), rtnetlink::Error> {
@@ -226,9 +229,10 @@ impl Netlink {
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())))
             .build();
         self.handle.link().add(msg).execute().await.map_err(|e| match errno(&e) {
-            Some(libc::EEXIST) => {
-                Error::new(format!("creating veth {name}/{peer}: an interface of that name already exists"))
-            }
+            Some(libc::EEXIST) => Error::new(
+                Kind::Conflict,
+                format!("creating veth {name}/{peer}: an interface of that name already exists"),
+            ),
             _ => nl_error(e, format!("creating veth {name}/{peer}")),
         })
     }
@@ -266,7 +270,9 @@ impl Netlink {
         let msg =
             LinkUnspec::new_with_index(index).setns_by_fd(ns.as_raw_fd()).name(name.to_string()).build();
         self.handle.link().set(msg).execute().await.map_err(|e| match errno(&e) {
-            Some(libc::EEXIST) => Error::new(format!("an interface named {name} already exists there")),
+            Some(libc::EEXIST) => {
+                Error::new(Kind::Conflict, format!("an interface named {name} already exists there"))
+            }
             _ => nl_error(e, format!("moving the link to {name}")),
         })
     }
@@ -339,7 +345,7 @@ impl Netlink {
         let len = if ip.is_ipv4() { 32 } else { 128 };
         let query = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(ip, len)
-            .map_err(|e| Error::new(e.to_string()))?
+            .map_err(|e| Error::new(Kind::Internal, e.to_string()))?
             .build();
         match self.handle.route().get(query).execute().try_next().await {
             Ok(_) => Ok(true),
@@ -355,7 +361,7 @@ impl Netlink {
         let len = if ip.is_ipv4() { 32 } else { 128 };
         let route = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(ip, len)
-            .map_err(|e| Error::new(e.to_string()))?
+            .map_err(|e| Error::new(Kind::Internal, e.to_string()))?
             .output_interface(index)
             .scope(RouteScope::Link)
             .protocol(RouteProtocol::Boot)
@@ -373,7 +379,7 @@ impl Netlink {
             if gateway.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
         let route = builder
             .gateway(gateway)
-            .map_err(|e| Error::new(e.to_string()))?
+            .map_err(|e| Error::new(Kind::Internal, e.to_string()))?
             .output_interface(index)
             .protocol(RouteProtocol::Boot)
             .build();
