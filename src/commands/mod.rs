@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod loopdev;
 pub mod mkbridge;
+pub mod passthrough;
 pub mod wait;
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -17,7 +18,7 @@ use crate::sys::netlink::Netlink;
 pub async fn run(inv: Invocation) -> Result<()> {
     match &inv.request {
         Request::Attach(req) => attach::attach(req, inv.dry_run).await,
-        Request::Passthrough { tool, guest, args } => crate::iproute2::run(*tool, guest, args).await,
+        Request::Passthrough { tool, guest, args } => passthrough::run(*tool, guest, args).await,
         Request::Wait { ifname, timeout } => wait::wait(ifname, *timeout).await,
         Request::Mkbridge(req) => mkbridge::mkbridge(req, inv.dry_run).await,
         Request::Loop(req) => loopdev::run(req).await,

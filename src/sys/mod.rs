@@ -1,5 +1,7 @@
-//! System access: netlink, namespaces, sysctls.
+//! System access: netlink, namespaces, sysctls, running a named program
+//! in a namespace.
 
+pub mod exec;
 pub mod netlink;
 pub mod netns;
 pub mod sysctl;
