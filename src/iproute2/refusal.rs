@@ -25,7 +25,7 @@ mod tests {
 
     #[test]
     fn refusals_read_like_iproute2() {
-        use crate::sys::netlink::tests::refusal;
+        use crate::sys::netlink::error::tests::refusal;
         assert_eq!(refusal_text(&refusal(libc::EEXIST, None)), "RTNETLINK answers: File exists");
         assert_eq!(refusal_text(&refusal(libc::ESRCH, None)), "RTNETLINK answers: No such process");
         let e = refusal(libc::EINVAL, Some("Nexthop has invalid gateway"));
