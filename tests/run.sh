@@ -2,17 +2,29 @@
 # The project's test command (README: `sudo tests/run.sh [cargo test args]`).
 #
 # Idempotent: installs what the integration tests need when it is missing,
-# starts a Docker engine that makes no network of its own when none answers,
-# builds the tiny busybox test image when absent, then runs the whole test
-# suite with failure injection compiled in. Exits with cargo's status.
+# starts a Docker engine that makes no network of its own and Open vSwitch
+# when they do not answer, imports the tiny busybox test image into Docker and
+# Podman when absent, then runs the whole test suite with failure injection
+# compiled in. Exits with cargo's status.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 IMAGE=pipework-test:latest
 # cgroupfs-mount: Docker needs cgroups, and this machine has no init to mount them.
-PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount)
-COMMANDS=(dockerd docker busybox ip ping nsenter)
+# dnsmasq-base: the DHCP tests' server, without a system service.
+# udhcpc, isc-dhcp-client, dhcpcd-base: the host DHCP clients pipework runs.
+# podman, containernetworking-plugins: the CNI tests' engine and the
+# reference plugins (/usr/lib/cni); Podman runs them with runc.
+PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
+    dnsmasq-base openvswitch-switch podman containernetworking-plugins
+    udhcpc isc-dhcp-client dhcpcd-base)
+COMMANDS=(dockerd docker busybox ip ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
+    podman runc udhcpc dhclient dhcpcd)
 DOCKERD_LOG="$ROOT/target/dockerd.log"
+OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
+# Must match tests/common/podman.rs: the tests' own Podman storage.
+PODMAN=(podman --root /var/lib/pipework-test/podman --runroot /run/pipework-test/podman
+    --storage-driver vfs --cgroup-manager cgroupfs --events-backend file)
 
 say() { echo "tests/run.sh: $*" >&2; }
 
@@ -24,8 +36,9 @@ install_packages() {
     for c in "${COMMANDS[@]}"; do command -v "$c" >/dev/null || missing+=("$c"); done
     [ ${#missing[@]} -eq 0 ] && return
     say "installing ${PACKAGES[*]} (missing: ${missing[*]})"
-    # Keep the package scripts from starting a stock dockerd, which would
-    # make docker0 and iptables rules on the machine's own network.
+    # Keep the package scripts from starting services: a stock dockerd would
+    # make docker0 and iptables rules on the machine's own network; Open
+    # vSwitch, uuidd and Podman's units are started below, or not at all.
     local policy=/usr/sbin/policy-rc.d added=
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy"
@@ -63,15 +76,45 @@ start_docker() {
     exit 1
 }
 
-build_image() {
-    docker image inspect "$IMAGE" >/dev/null 2>&1 && return
-    say "building $IMAGE from busybox-static"
-    local root a
-    root="$(mktemp -d)"
+start_ovs() {
+    ovs-vsctl --timeout=5 show >/dev/null 2>&1 && return
+    say "starting Open vSwitch (ovs-ctl)"
+    # Database first: that step never touches kernel modules. ovs-ctl's
+    # complaint that it cannot raise the open-files limit is harmless.
+    "$OVS_CTL" --no-ovs-vswitchd --system-id=random --no-record-hostname start
+    # This kernel has no openvswitch module (ovs-ctl skips modprobe where
+    # there is no module support at all); the tests' bridges use the
+    # userspace datapath (datapath_type=netdev), so a kernel whose modprobe
+    # fails still gets its ovs-vswitchd.
+    if ! "$OVS_CTL" --no-ovsdb-server --system-id=random --no-mlockall --no-record-hostname start; then
+        say "ovs-ctl could not start ovs-vswitchd; starting it for the userspace datapath alone"
+        ovs-vswitchd unix:/var/run/openvswitch/db.sock -vconsole:emer --no-chdir \
+            --pidfile --detach --log-file
+    fi
+    ovs-vsctl --timeout=10 show >/dev/null
+}
+
+# The test image's root: a static busybox and the applets the tests call.
+make_root() {
+    local root="$1" a
     mkdir "$root/bin"
     cp "$(command -v busybox)" "$root/bin/busybox"
     for a in sh ip ping sleep cat ls arping udhcpc mknod; do ln -s busybox "$root/bin/$a"; done
-    tar -C "$root" -c . | docker import - "$IMAGE" >/dev/null
+}
+
+build_images() {
+    docker image inspect "$IMAGE" >/dev/null 2>&1 && "${PODMAN[@]}" image exists "$IMAGE" && return
+    local root
+    root="$(mktemp -d)"
+    make_root "$root"
+    if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+        say "building $IMAGE from busybox-static for Docker"
+        tar -C "$root" -c . | docker import - "$IMAGE" >/dev/null
+    fi
+    if ! "${PODMAN[@]}" image exists "$IMAGE"; then
+        say "importing $IMAGE into the tests' Podman storage"
+        tar -C "$root" -c . | "${PODMAN[@]}" import -q - "$IMAGE" >/dev/null
+    fi
     rm -rf "$root"
 }
 
@@ -88,7 +131,8 @@ find_cargo() {
 
 install_packages
 start_docker
-build_image
+start_ovs
+build_images
 find_cargo
 cd "$ROOT"
 exec cargo test --features failpoints "$@"

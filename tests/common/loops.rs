@@ -1,0 +1,95 @@
+//! Loop device nodes and the kernel's loop devices.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::commands::run;
+
+/// bits, owner, group, and major:minor for a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub is_block: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// The node at `path`, if there is one.
+pub fn node_info(path: &Path) -> Option<NodeInfo> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some(NodeInfo {
+        is_block: m.file_type().is_block_device(),
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        major: libc::major(m.rdev()),
+        minor: libc::minor(m.rdev()),
+    })
+}
+
+/// The `loopN` entries of a directory (loop-control left out) by name.
+pub fn loop_nodes(dir: &Path) -> BTreeMap<String, NodeInfo> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| loop_index(n).is_some())
+        .filter_map(|n| node_info(&dir.join(&n)).map(|info| (n, info)))
+        .collect()
+}
+
+/// N of `loopN`.
+pub fn loop_index(name: &str) -> Option<u32> {
+    name.strip_prefix("loop")?.parse().ok()
+}
+
+/// The gid of group disk, as the machine's group database has it.
+pub fn disk_gid() -> u32 {
+    let line = run(&["getent", "group", "disk"]);
+    line.trim().split(':').nth(2).and_then(|g| g.parse().ok()).unwrap_or_else(|| panic!("{line}"))
+}
+
+/// The loop devices the kernel has (/sys/block/loopN).
+pub fn kernel_loops() -> BTreeSet<u32> {
+    std::fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| loop_index(&e.file_name().to_string_lossy()))
+        .collect()
+}
+
+/// Notes the kernel's loop devices; on drop, removes those added since
+/// (LOOP_CTL_REMOVE), so a test leaves the machine's devices, and with
+/// devtmpfs the nodes the kernel made in its /dev, as they were. The kernel
+/// refuses (EBUSY) to remove a device in use, which is then left alone.
+pub struct KernelLoops {
+    before: BTreeSet<u32>,
+}
+
+impl KernelLoops {
+    pub fn note() -> KernelLoops {
+        KernelLoops { before: kernel_loops() }
+    }
+
+    /// Devices added since the note.
+    pub fn added(&self) -> BTreeSet<u32> {
+        kernel_loops().difference(&self.before).copied().collect()
+    }
+}
+
+impl Drop for KernelLoops {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
+        let Ok(ctl) = std::fs::File::options().read(true).write(true).open("/dev/loop-control") else {
+            return;
+        };
+        for i in self.added() {
+            // SAFETY: LOOP_CTL_REMOVE takes the index by value; the fd is open.
+            let _ = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_REMOVE as _, i as libc::c_ulong) };
+        }
+    }
+}
