@@ -1,0 +1,217 @@
+//! One step applied over netlink, returning its undo; one undo reverted.
+
+use rtnetlink::packet_route::link::InfoKind;
+use rtnetlink::packet_route::route::RouteAttribute;
+
+use super::announce::announce;
+use super::Target;
+use crate::error::{Error, Kind, Result};
+use crate::plan::{NewLink, Side, Step, Undo};
+use crate::sys::netlink::{errno, nl_error, requests, Netlink};
+use crate::sys::sysctl::Sysctl;
+
+pub async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
+    let nl = t.side(step.side());
+    match step {
+        Step::CreateBridge { name } => create_bridge(t.host, name).await,
+        Step::DeleteStale { name } => {
+            let link = t.host.require(name).await?;
+            t.host.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            Ok(None)
+        }
+        Step::CreateVeth { host, guest, mtu, mac, .. } => {
+            t.host.add_veth(host, guest, *mtu, *mac, t.guest_ns).await?;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: host.clone() }))
+        }
+        Step::SetMaster { link, bridge } => {
+            let (link, bridge) = (t.host.require(link).await?, t.host.require(bridge).await?);
+            t.host.set_master(link.index, bridge.index).await?;
+            Ok(Some(Undo::NoMaster { name: link.name, bridge: bridge.name, bridge_mac: bridge.mac }))
+        }
+        Step::LinkUp { side, name } => {
+            let link = nl.require(name).await?;
+            if link.up {
+                return Ok(None);
+            }
+            nl.set_up(link.index).await?;
+            Ok(Some(Undo::LinkDown { side: *side, name: name.clone() }))
+        }
+        Step::MakeBridge { name, mac, mtu, stp, forward_delay } => {
+            t.host
+                .add_bridge_with(name, *mac, *mtu, *stp, *forward_delay)
+                .await
+                .map_err(|e| nl_error(e, format!("creating bridge {name}")))?;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone() }))
+        }
+        Step::CopyAddress { to, addr, .. } => {
+            let link = t.host.require(to).await?;
+            let added = t.host.add_address_msg((**addr).clone(), link.index).await?;
+            Ok(Some(Undo::DeleteAddress { addr: Box::new(added) }))
+        }
+        Step::DeleteAddress { dev, addr, text } => {
+            t.host
+                .del_address_msg((**addr).clone())
+                .await
+                .map_err(|e| nl_error(e, format!("deleting {text}")))?;
+            Ok(Some(Undo::AddAddress { dev: dev.clone(), addr: addr.clone() }))
+        }
+        Step::MoveRoute { route, to, .. } => {
+            let link = t.host.require(to).await?;
+            let mut moved = (**route).clone();
+            for a in &mut moved.attributes {
+                if let RouteAttribute::Oif(i) = a {
+                    *i = link.index;
+                }
+            }
+            t.host.replace_route(moved).await?;
+            Ok(Some(Undo::ReplaceRoute { route: route.clone() }))
+        }
+        Step::AddAddress { dev, net } => {
+            nl.add_address(nl.require(dev).await?.index, net.ip(), net.prefix()).await?;
+            Ok(None)
+        }
+        Step::DeleteDefault { route, .. } => {
+            nl.del_route((**route).clone()).await?;
+            Ok(Some(Undo::RestoreRoute { route: route.clone() }))
+        }
+        Step::GatewayRoute { gateway, dev } => {
+            if nl.reachable(*gateway).await? {
+                return Ok(None);
+            }
+            let route = nl.add_host_route(*gateway, nl.require(dev).await?.index).await?;
+            Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
+        }
+        Step::ReplaceDefault { gateway, dev } => {
+            let route = nl.replace_default(*gateway, nl.require(dev).await?.index).await?;
+            Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
+        }
+        Step::CreateLink { name, kind } => {
+            let mut parent = 0;
+            if let Some(name) = kind.parent() {
+                parent = t.host.require(name).await?.index;
+            }
+            let msg = match kind {
+                NewLink::Vlan { vid, mtu, .. } => requests::vlan(name, parent, *vid, *mtu),
+                NewLink::Macvlan { mtu, .. } => requests::macvlan(name, parent, *mtu),
+                NewLink::Dummy => requests::dummy(name),
+                NewLink::Ipoib { pkey, .. } => requests::ipoib(name, parent, *pkey),
+            };
+            t.host.add_link(msg).await.map_err(|e| match errno(&e) {
+                Some(libc::EOPNOTSUPP) => Error::new(Kind::Unsupported, kind.missing()),
+                Some(libc::EEXIST) => {
+                    Error::new(Kind::Conflict, format!("{name} already exists on the host"))
+                }
+                _ => nl_error(e, format!("creating {name}")),
+            })?;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone() }))
+        }
+        Step::MoveToGuest { name, to, give_back, .. } => {
+            let link = t.host.require(name).await?;
+            t.host.move_to(link.index, t.guest_ns, to).await?;
+            Ok(Some(match give_back {
+                true => Undo::MoveBack { guest_name: to.clone(), host_name: name.clone(), was_up: link.up },
+                false => Undo::DeleteLink { side: Side::Guest, name: to.clone() },
+            }))
+        }
+        Step::SetMac { dev, mac } => {
+            let link = t.guest.require(dev).await?;
+            t.guest.set_address(link.index, *mac).await?;
+            Ok(link.mac.map(|old| Undo::SetMac { side: Side::Guest, name: dev.clone(), mac: old }))
+        }
+        Step::Ipv6 { side, dev, enable } => {
+            let ns = match side {
+                Side::Host => None,
+                Side::Guest => Some(t.guest_ns),
+            };
+            Sysctl::open(ns, &format!("net.ipv6.conf.{dev}.disable_ipv6"))?.write(if *enable {
+                "0"
+            } else {
+                "1"
+            })?;
+            Ok(None)
+        }
+        Step::Announce { dev, ip, port } => {
+            // Like the original's `arping ... || true`: a nudge, not a requirement.
+            if let Err(e) = announce(t, dev, port.as_deref()).await {
+                tracing::warn!("{ip} not announced: {e}");
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Creates and brings up a bridge. If another run created it first, the
+/// bridge is reused and this run will not delete it.
+async fn create_bridge(host: &Netlink, name: &str) -> Result<Option<Undo>> {
+    let created = match host.add_bridge(name).await {
+        Ok(()) => true,
+        Err(e) if errno(&e) == Some(libc::EEXIST) => false,
+        Err(e) => return Err(nl_error(e, format!("creating bridge {name}"))),
+    };
+    let bridge = host.require(name).await?;
+    if !bridge.is_bridge() {
+        return Err(Error::new(Kind::Conflict, format!("{name} appeared meanwhile and is not a bridge")));
+    }
+    if created {
+        host.set_up(bridge.index).await?;
+    }
+    Ok(created.then(|| Undo::DeleteBridgeIfUnused { name: name.to_string() }))
+}
+
+pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
+    match undo {
+        Undo::DeleteLink { side, name } => {
+            let nl = t.side(*side);
+            if let Some(link) = nl.link(name).await? {
+                nl.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            }
+        }
+        Undo::DeleteBridgeIfUnused { name } => {
+            let Some(bridge) = t.host.link(name).await? else {
+                return Ok(());
+            };
+            let in_use = t.host.links().await?.iter().any(|l| l.master == Some(bridge.index));
+            if bridge.kind == Some(InfoKind::Bridge) && !in_use {
+                t.host.del_link(bridge.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            }
+        }
+        Undo::RestoreRoute { route } => t.guest.restore_route((**route).clone()).await?,
+        Undo::DeleteRoute { route } => t.guest.del_route((**route).clone()).await?,
+        Undo::NoMaster { name, bridge, bridge_mac } => {
+            t.host.set_nomaster(t.host.require(name).await?.index).await?;
+            let now = t.host.require(bridge).await?;
+            if let Some(mac) = bridge_mac.filter(|m| now.mac != Some(*m)) {
+                t.host.set_address(now.index, mac).await?;
+            }
+        }
+        Undo::LinkDown { side, name } => {
+            let nl = t.side(*side);
+            if let Some(link) = nl.link(name).await? {
+                nl.set_down(link.index).await?;
+            }
+        }
+        Undo::AddAddress { dev, addr } => {
+            t.host.add_address_msg((**addr).clone(), t.host.require(dev).await?.index).await?;
+        }
+        // Gone already is fine: a link going down takes its IPv6 addresses.
+        Undo::DeleteAddress { addr } => match t.host.del_address_msg((**addr).clone()).await {
+            Err(e) if !matches!(errno(&e), Some(libc::EADDRNOTAVAIL | libc::ENOENT | libc::ENODEV)) => {
+                return Err(nl_error(e, "deleting the address added"));
+            }
+            _ => {}
+        },
+        Undo::MoveBack { guest_name, host_name, was_up } => {
+            let link = t.guest.require(guest_name).await?;
+            t.guest.move_to(link.index, t.host_ns, host_name).await?;
+            if *was_up {
+                t.host.set_up(t.host.require(host_name).await?.index).await?;
+            }
+        }
+        Undo::SetMac { side, name, mac } => {
+            let nl = t.side(*side);
+            nl.set_address(nl.require(name).await?.index, *mac).await?;
+        }
+        Undo::ReplaceRoute { route } => t.host.replace_route((**route).clone()).await?,
+    }
+    Ok(())
+}
