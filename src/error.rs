@@ -21,6 +21,8 @@ pub enum Kind {
     KernelRefused,
     /// A system call, file, socket or the Docker API failed.
     Io,
+    /// pipework lacks the privilege it needs: it runs as root.
+    Permission,
     /// Waited for something that did not happen in time.
     Timeout,
     /// A failure of pipework itself (or one injected by a test build).
@@ -125,6 +127,20 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Whether an errno means pipework lacks the privilege it needs.
+pub fn is_permission(errno: i32) -> bool {
+    errno == libc::EPERM || errno == libc::EACCES
+}
+
+/// A permission error while `doing` something only root may: said so
+/// before anything has changed.
+pub fn needs_root(doing: impl fmt::Display) -> Error {
+    Error::new(
+        Kind::Permission,
+        format!("{doing}: permission denied: pipework needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)"),
+    )
+}
 
 /// Describes an errno the way an operator needs it, without "(os error N)".
 pub fn errno_text(errno: i32) -> String {

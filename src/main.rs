@@ -3,6 +3,10 @@ use std::process::ExitCode;
 use pipework::cli;
 
 fn main() -> ExitCode {
+    if elevated() {
+        eprintln!("pipework: refusing to run setuid, setgid or with file capabilities: run it as root");
+        return ExitCode::FAILURE;
+    }
     let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {
         init_logging(inv.verbose);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -24,6 +28,18 @@ fn main() -> ExitCode {
             }
             ExitCode::from(u8::try_from(e.code()).unwrap_or(1))
         }
+    }
+}
+
+/// Whether this process got privileges its caller does not have (a setuid
+/// or setgid binary, file capabilities): pipework would run `ip` and `tc`
+/// and act on any namespace for them. Checked before anything else.
+fn elevated() -> bool {
+    // SAFETY: plain queries of this process's credentials and auxv.
+    unsafe {
+        libc::getauxval(libc::AT_SECURE) != 0
+            || libc::geteuid() != libc::getuid()
+            || libc::getegid() != libc::getgid()
     }
 }
 

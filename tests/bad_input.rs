@@ -190,3 +190,30 @@ fn container_interface_that_already_exists() {
     f.refused_mentioning(&["br0", "-l", "vother", "CTR", "10.0.0.6/24"], "eth1");
     f.refused_mentioning(&["br0", "-i", "lo", "CTR", "10.0.0.6/24"], "lo");
 }
+
+/// A setuid copy of pipework run by an ordinary user refuses to do anything
+/// at all: it would run `ip` and `tc` as root for them.
+#[test]
+fn setuid_copy_refuses_to_run() {
+    let host = Netns::new("host");
+    let guest = Netns::new("guest");
+    let dir = TempDir::new("suid");
+    let copy = dir.join("pipework");
+    std::fs::copy(PIPEWORK, &copy).expect("copy pipework");
+    run(&["chmod", "4755", &copy]);
+    let netns = format!("netns:{}", guest.name);
+    let nobody = |host: &Netns, args: &[&str]| {
+        let mut argv = vec!["ip", "netns", "exec", &host.name];
+        argv.extend(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", &copy]);
+        argv.extend(args);
+        quiet(&argv)
+    };
+    for args in [vec!["br0", netns.as_str(), "10.5.106.101/24"], vec!["--help"]] {
+        let out = assert_refused(nobody, &host, Some(&guest), &args);
+        assert_eq!(
+            stderr(&out),
+            "pipework: refusing to run setuid, setgid or with file capabilities: run it as root\n"
+        );
+        assert_eq!(stdout(&out), "");
+    }
+}

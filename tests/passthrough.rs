@@ -350,6 +350,41 @@ fn tc_runs_in_the_guest() {
     assert_eq!(stderr(&out), "pipework: tc not found; install iproute2\n");
 }
 
+/// A `tc` or `ip` planted earlier on PATH is never run (it would leave a
+/// marker): pipework takes them from the system directories, and gives
+/// them none of its environment.
+#[test]
+fn planted_programs_on_path_are_not_run() {
+    let host = Netns::new("host");
+    let g = guest();
+    let target = netns_arg(&g);
+    let evil = TempDir::new("evil");
+    let marker = evil.join("ran");
+    for prog in ["tc", "ip"] {
+        let script = evil.path.join(prog);
+        std::fs::write(&script, format!("#!/bin/sh\necho $0 >> {marker}\n")).unwrap();
+        run(&["chmod", "755", script.to_str().unwrap()]);
+    }
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", evil.arg());
+    for (args, real) in [
+        (vec!["tc", &target, "qdisc", "show", "dev", "lo"], vec!["tc", "qdisc", "show", "dev", "lo"]),
+        (vec!["route", &target, "show"], vec!["ip", "route", "show"]),
+    ] {
+        // ip found here, before PATH leads to the planted one.
+        let out = std::process::Command::new(which("ip"))
+            .args(["netns", "exec", &host.name, PIPEWORK])
+            .args(&args)
+            .env("PATH", &path)
+            .env("TC_LIB_DIR", evil.arg())
+            .env_remove("PIPEWORK_TEST_SBIN")
+            .output()
+            .expect("cannot run pipework");
+        assert_success(&out);
+        assert_eq!(stdout(&out), stdout(&g.exec(&real)), "{args:?}");
+        assert!(!std::path::Path::new(&marker).exists(), "{args:?} ran a planted program");
+    }
+}
+
 #[test]
 fn docker_container_guest() {
     let host = Netns::new("host");

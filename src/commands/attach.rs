@@ -2,7 +2,7 @@
 //! what cannot be done, find the guest, plan, then print or apply the plan.
 
 use crate::drivers::{self, addressing, Context};
-use crate::error::{Error, Kind, Result};
+use crate::error::Result;
 use crate::request::Attach;
 use crate::resolve::guest;
 use crate::resolve::host::classify;
@@ -15,15 +15,7 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
     driver.validate(req)?;
     addressing::validate(&req.addr)?;
     let guest = guest::resolve(&req.guest).await?;
-    if guest.is_here()? {
-        return Err(Error::new(
-            Kind::Usage,
-            format!(
-                "{} shares this network namespace (a --net=host container?): there is nothing to connect",
-                guest.label
-            ),
-        ));
-    }
+    guest.refuse_here("there is nothing to connect")?;
     let inside = Netlink::inside(guest.netns())?;
     let plan = driver.plan(&Context { req, guest: &guest, host: &host, inside: &inside }).await?;
     super::print_or_apply(&plan, dry_run, &host, Some((&inside, guest.netns()))).await

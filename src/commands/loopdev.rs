@@ -307,11 +307,11 @@ impl LoopControl {
 
 // ---------------------------------------------------------------- containers
 
-/// The mount namespace of `label`'s processes, opened as soon as its pid is
-/// known, leaving the least room for the pid to be reused.
+/// The mount namespace of `label`'s process: the process whose network
+/// namespace identified the guest, held by its pidfd since.
 async fn mount_ns_of(label: &GuestRef) -> Result<MountNs> {
     let guest = crate::resolve::guest::resolve(label).await?;
-    let Some(pid) = guest.pid else {
+    let Some(process) = guest.process() else {
         return Err(Error::new(
             Kind::Usage,
             format!(
@@ -320,8 +320,13 @@ async fn mount_ns_of(label: &GuestRef) -> Result<MountNs> {
             ),
         ));
     };
-    let path = PathBuf::from(format!("/proc/{pid}/ns/mnt"));
-    let file = File::open(&path).map_err(|e| failed("opening", &path, e))?;
+    let path = PathBuf::from(format!("/proc/{}/ns/mnt", process.pid()));
+    let file = process.namespace("mnt").map_err(|e| match e.raw_os_error() {
+        Some(libc::ESRCH) => {
+            Error::new(Kind::NotFound, format!("{label} stopped while pipework looked it up"))
+        }
+        _ => failed("opening", &path, e),
+    })?;
     Ok(MountNs { file, path })
 }
 

@@ -12,30 +12,34 @@ use crate::iproute2::refusal::refused;
 use crate::iproute2::{parse_route, parse_rule, RouteCmd, RouteOp, RuleCmd, RuleOp};
 use crate::request::{GuestRef, Tool};
 use crate::resolve::guest::resolve;
-use crate::sys::exec::exec_in;
+use crate::sys::exec::run_in;
 use crate::sys::netlink::Netlink;
 
+/// `ip` options that take no value, which may precede the object word.
+/// The package that has `ip` and `tc`, for the message when they are missing.
+const IPROUTE2: &str = "iproute2";
 /// `ip` options that take no value, which may precede the object word.
 const IP_FLAGS: &[&str] = &["-4", "-6", "-d", "-s", "-j", "-p", "-o", "-r", "-N"];
 
 pub async fn run(tool: Tool, label: &GuestRef, args: &[String]) -> Result<()> {
     let guest = resolve(label).await?;
+    guest.refuse_here("this would change the host's own network; run ip or tc directly")?;
     let ns = guest.netns();
     match tool {
-        Tool::Tc => exec_in(ns, "tc", args),
+        Tool::Tc => run_in(ns, "tc", IPROUTE2, args),
         Tool::Route => match parse_route(args) {
             Some(cmd) => {
                 tracing::info!("ip route {}: native", args.join(" "));
                 route(ns, &cmd).await
             }
-            None => exec_in(ns, "ip", &ip_argv("route", args)),
+            None => run_in(ns, "ip", IPROUTE2, &ip_argv("route", args)),
         },
         Tool::Rule => match parse_rule(args) {
             Some(cmd) => {
                 tracing::info!("ip rule {}: native", args.join(" "));
                 rule(ns, &cmd).await
             }
-            None => exec_in(ns, "ip", &ip_argv("rule", args)),
+            None => run_in(ns, "ip", IPROUTE2, &ip_argv("rule", args)),
         },
     }
 }

@@ -4,14 +4,14 @@
 //! did, a cgroup named after the guest (LXC; cgroup v1 and v2), then the
 //! Docker Engine API (or Podman's Docker-compatible socket).
 
+use super::docker;
+use crate::error::{is_permission, needs_root, Error, Kind, Result};
+use crate::request::GuestRef;
+use crate::sys::process::Process;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-use super::docker;
-use crate::error::{Error, Kind, Result};
-use crate::request::GuestRef;
 
 /// Netns inode numbers are handed out from here (PROC_DYNAMIC_FIRST), so the
 /// offset is a small number unique among live namespaces.
@@ -24,9 +24,10 @@ pub struct Guest {
     /// The number in interface names (`veth1pl<N>`): the PID, or for a bare
     /// namespace its inode offset.
     pub name_number: u64,
-    /// A process of the guest, when there is one (not for netns files):
-    /// its other namespaces (mount, for `loop --container`) are reached by it.
-    pub pid: Option<u64>,
+    /// A process of the guest, when there is one (not for netns files),
+    /// held by its pidfd: its other namespaces (mount, for `loop
+    /// --container`) are taken from this same process.
+    process: Option<Process>,
     /// How a person would enter it, for dry-run output.
     pub enter: String,
     /// How `ip link ... netns <X>` names it, for dry-run output.
@@ -41,48 +42,101 @@ impl Guest {
         self.netns.as_fd()
     }
 
-    /// Whether the guest's network namespace is the one this thread is in
-    /// (a `--net=host` container, `pid:1`): there is nothing to connect.
-    pub fn is_here(&self) -> Result<bool> {
-        let here = std::fs::metadata(crate::sys::netns::CURRENT)?;
-        let there = self.netns.metadata()?;
-        Ok(here.ino() == there.ino() && here.dev() == there.dev())
+    pub fn process(&self) -> Option<&Process> {
+        self.process.as_ref()
     }
 
-    fn from_pid(label: &str, pid: u64) -> Result<Guest> {
-        let path = format!("/proc/{pid}/ns/net");
-        let netns = File::open(&path)
-            .map_err(|_| Error::new(Kind::NotFound, format!("process {pid} of {label} not found")))?;
-        let enter = format!("nsenter --net={path}");
+    /// Refuses a guest whose network namespace is the one this thread is in
+    /// (a `--net=host` container, `pid:1`): pipework would change the host's
+    /// own network, with `then` saying what it would have done.
+    pub fn refuse_here(&self, then: &str) -> Result<()> {
+        let here = std::fs::metadata(crate::sys::netns::CURRENT)?;
+        let there = self.netns.metadata()?;
+        if here.ino() == there.ino() && here.dev() == there.dev() {
+            return Err(Error::new(
+                Kind::Usage,
+                format!("{} shares this network namespace (a --net=host container?): {then}", self.label),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The process `pid` and its network namespace. Where the PID came from
+    /// a lookup, the caller then checks that the process is still the one
+    /// found ([`Guest::confirm`]).
+    pub(super) fn from_pid(label: &str, pid: u64) -> Result<Guest> {
+        let gone = || Error::new(Kind::NotFound, format!("process {pid} of {label} not found"));
+        let process = Process::open(pid).map_err(|_| gone())?;
+        let netns = process.namespace("net").map_err(|e| match e.raw_os_error() {
+            Some(libc::ESRCH) => gone(),
+            Some(errno) if is_permission(errno) => needs_root(format!("opening /proc/{pid}/ns/net")),
+            _ => Error::from(e).context(format!("opening /proc/{pid}/ns/net")),
+        })?;
         Ok(Guest {
             label: label.to_string(),
             name_number: pid,
-            pid: Some(pid),
-            enter,
+            process: Some(process),
+            enter: format!("nsenter --net=/proc/{pid}/ns/net"),
             netns_arg: pid.to_string(),
             netns,
         })
     }
 
-    fn from_file(label: &str, path: &Path, enter: String, netns_arg: String) -> Result<Guest> {
-        let netns =
-            File::open(path).map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
-        check_is_netns(&netns, path)?;
-        let name_number = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
-        Ok(Guest { label: label.to_string(), name_number, pid: None, enter, netns_arg, netns })
+    /// Whether the process found is still alive, after its source said again
+    /// that it is the guest: alive, it has kept its PID all along, so what was
+    /// opened is the guest's.
+    pub(super) fn confirm(self, still_listed: bool) -> Result<Guest> {
+        match &self.process {
+            Some(p) if !still_listed || !p.is_alive() => Err(Error::new(
+                Kind::NotFound,
+                format!("{} stopped while pipework looked it up (its process was {})", self.label, p.pid()),
+            )),
+            _ => Ok(self),
+        }
     }
+
+    fn from_file(label: &str, path: &Path, enter: String, netns_arg: String) -> Result<Guest> {
+        let netns = open_netns_file(path)?;
+        let name_number = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
+        Ok(Guest { label: label.to_string(), name_number, process: None, enter, netns_arg, netns })
+    }
+}
+
+/// Opens a namespace file named by the operator. Its type is checked before
+/// it is opened for real: an O_PATH open runs no driver code (a FIFO would
+/// block, a device node would see our open and ioctl), and only a file of
+/// nsfs is then reopened through /proc/self/fd. Links are followed: a
+/// `/var/run/netns/NAME` may be a link to `/proc/PID/ns/net`, and wherever
+/// one leads is checked the same way.
+fn open_netns_file(path: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_netns = || Error::new(Kind::Usage, format!("{} is not a network namespace", path.display()));
+    let failed = |e: std::io::Error| match e.raw_os_error() {
+        Some(errno) if is_permission(errno) => needs_root(format!("opening {}", path.display())),
+        _ => Error::from(e).context(format!("opening {}", path.display())),
+    };
+    let handle = File::options().read(true).custom_flags(libc::O_PATH).open(path).map_err(failed)?;
+    let fs = nix::sys::statfs::fstatfs(&handle)
+        .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+    if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
+        return Err(not_netns());
+    }
+    let netns = File::open(format!("/proc/self/fd/{}", handle.as_raw_fd())).map_err(failed)?;
+    check_is_netns(&netns).map_err(|()| not_netns())?;
+    Ok(netns)
 }
 
 // NS_GET_NSTYPE, _IO(0xb7, 0x3) in <linux/nsfs.h>: the kind of namespace.
 nix::ioctl_none!(ns_get_nstype, 0xb7, 0x3);
 
-/// Refuses a file that is not a network namespace.
-fn check_is_netns(file: &File, path: &Path) -> Result<()> {
+/// Refuses a namespace file of another kind.
+fn check_is_netns(file: &File) -> Result<(), ()> {
     use std::os::fd::AsRawFd;
     // SAFETY: an ioctl that takes no argument, on an fd we own.
     let kind = unsafe { ns_get_nstype(file.as_raw_fd()) };
     if kind != Ok(libc::CLONE_NEWNET) {
-        return Err(Error::new(Kind::Usage, format!("{} is not a network namespace", path.display())));
+        return Err(());
     }
     Ok(())
 }
@@ -105,31 +159,40 @@ pub async fn resolve(guest: &GuestRef) -> Result<Guest> {
             Guest::from_file(label, path, format!("nsenter --net={label}"), label.clone())
         }
         GuestRef::Name(name) => match cgroup_pid(name)? {
-            Some(pid) => Guest::from_pid(label, pid),
-            None => docker::pid(name).await.and_then(|pid| Guest::from_pid(label, pid)),
+            Some((pid, group, procs)) => {
+                let guest = Guest::from_pid(label, pid)?;
+                let listed = pids_in(&group, procs).contains(&pid);
+                guest.confirm(listed)
+            }
+            None => docker::guest(label).await,
         },
     }
 }
 
-/// The original's LXC lookup: a cgroup directory named after the guest. We
-/// also look in the cgroup2 hierarchy, which the original never did, and
-/// accept LXC 4's `lxc.payload.<name>`.
-fn cgroup_pid(label: &str) -> Result<Option<u64>> {
+/// The original's LXC lookup, a cgroup named after the guest, but only where
+/// LXC puts a container (the original took a directory of that name anywhere,
+/// so `docker` or `sshd.service` named some other process). Also in the
+/// cgroup2 hierarchy, which the original never searched.
+fn cgroup_pid(label: &str) -> Result<Option<(u64, PathBuf, &'static str)>> {
+    if label.is_empty() || label.contains('/') || label.starts_with('.') {
+        return Ok(None);
+    }
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let names = [label.to_string(), format!("lxc.payload.{label}")];
     for (root, procs) in cgroup_roots(&mounts) {
-        let mut found = Vec::new();
-        find_dirs(&root, &names, &mut found);
+        let mut found = lxc_groups(&root, label, procs);
         match found.len() {
             0 => continue,
             1 => {
-                return match first_pid(&found[0], procs) {
-                    Some(pid) => Ok(Some(pid)),
-                    None => Err(Error::original(
+                let group = found.swap_remove(0);
+                let pids = pids_in(&group, procs);
+                let Some(&pid) = pids.first() else {
+                    return Err(Error::original(
                         Kind::NotFound,
                         format!("Could not find a process inside container {label}."),
-                    )),
-                }
+                    ));
+                };
+                one_netns(&group, &pids)?;
+                return Ok(Some((pid, group, procs)));
             }
             _ => {
                 return Err(Error::original(
@@ -140,6 +203,62 @@ fn cgroup_pid(label: &str) -> Result<Option<u64>> {
         }
     }
     Ok(None)
+}
+
+/// The groups of a hierarchy where LXC keeps container `name`'s processes:
+/// `lxc.payload.NAME` (LXC 4 on), `lxc.payload/NAME` (LXC 3.1 to 3.2),
+/// `lxc/NAME` (LXC 1 to 3.0) and, in a cgroup v1 hierarchy, the top-level
+/// `NAME` of older LXC that the original found, if it holds processes itself
+/// and is not named like a systemd unit (systemd's own groups sit there too).
+fn lxc_groups(root: &Path, name: &str, procs: &str) -> Vec<PathBuf> {
+    const SYSTEMD_UNITS: &[&str] = &[".service", ".scope", ".slice", ".socket", ".mount", ".swap"];
+    let mut at = vec![
+        root.join(format!("lxc.payload.{name}")),
+        root.join("lxc.payload").join(name),
+        root.join("lxc").join(name),
+    ];
+    let top = root.join(name);
+    let v1 = procs == "tasks";
+    if v1 && !SYSTEMD_UNITS.iter().any(|u| name.ends_with(u)) && has_own_processes(&top, procs) {
+        at.push(top);
+    }
+    at.retain(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()));
+    at
+}
+
+fn has_own_processes(group: &Path, procs: &str) -> bool {
+    std::fs::read_to_string(group.join(procs)).is_ok_and(|listed| !listed.trim().is_empty())
+}
+
+/// A container's processes share one network namespace: a group whose
+/// processes are in several holds more than one container (an LXC container
+/// running others), and any of them could be the wrong one.
+fn one_netns(group: &Path, pids: &[u64]) -> Result<()> {
+    let mut seen = None;
+    for pid in pids {
+        let path = format!("/proc/{pid}/ns/net");
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.raw_os_error().is_some_and(is_permission) => {
+                return Err(needs_root(format!("reading {path}")))
+            }
+            // It exited meanwhile.
+            Err(_) => continue,
+        };
+        let ns = (meta.dev(), meta.ino());
+        if seen.is_some_and(|first| first != ns) {
+            return Err(Error::new(
+                Kind::Conflict,
+                format!(
+                "the processes of {} are in more than one network namespace (containers inside a container?): \
+                 name one with pid:<PID>",
+                group.display()
+            ),
+            ));
+        }
+        seen = Some(ns);
+    }
+    Ok(())
 }
 
 /// The v1 `devices` hierarchy (as the original) and then the v2 one, each
@@ -161,35 +280,21 @@ fn cgroup_roots(mounts: &str) -> Vec<(PathBuf, &'static str)> {
     v1.into_iter().chain(v2).collect()
 }
 
-fn find_dirs(dir: &Path, names: &[String], found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let path = entry.path();
-        if names.iter().any(|n| entry.file_name() == n.as_str()) {
-            found.push(path.clone());
-        }
-        find_dirs(&path, names, found);
-    }
-}
-
-/// The first process of a cgroup or, on cgroup2 where a container's
-/// processes sit in child groups, of its first populated descendant.
-fn first_pid(dir: &Path, procs: &str) -> Option<u64> {
+/// The processes of a cgroup, then (on cgroup2 a container's processes sit
+/// in child groups) those of its descendants, in name order.
+fn pids_in(dir: &Path, procs: &str) -> Vec<u64> {
     let listed = std::fs::read_to_string(dir.join(procs)).unwrap_or_default();
-    if let Some(pid) = listed.lines().next().and_then(|l| l.trim().parse().ok()) {
-        return Some(pid);
-    }
+    let mut pids: Vec<u64> = listed.lines().filter_map(|l| l.trim().parse().ok()).collect();
     let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
+        .into_iter()
+        .flatten()
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .collect();
     children.sort();
-    children.iter().find_map(|c| first_pid(c, procs))
+    for child in children {
+        pids.extend(pids_in(&child, procs));
+    }
+    pids
 }

@@ -1,19 +1,88 @@
-//! Running a program the operator named (`ip`, `tc`) inside a network
-//! namespace: fork, `setns` in the child, exec; no shell. Its stdio is
-//! inherited and its exit status passed on.
+//! Running a program the command line names (`tc`, `ip`; the DHCP clients
+//! next) inside a guest's network namespace. pipework runs as root, so the
+//! program is taken only from fixed system directories that only root can
+//! change, never through PATH, and it starts with a clean environment
+//! (`tc` would load modules from `TC_LIB_DIR`, for one).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::error::{Error, Kind, Result};
+use crate::error::{is_permission, needs_root, Error, Kind, Result};
 
-/// Runs `program args` inside the namespace `ns`, and passes its status on.
-pub fn exec_in(ns: BorrowedFd<'_>, program: &str, args: &[String]) -> Result<()> {
-    tracing::info!("running {program} {} in the guest's namespace", args.join(" "));
+/// Where programs are looked for, in this order.
+const SYSTEM_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+/// The child's PATH, for the programs it runs in turn (dhclient-script).
+const CHILD_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The directories searched: test builds may name others in
+/// PIPEWORK_TEST_SBIN (a colon-separated list), so that a test can offer
+/// no `ip` at all; release builds carry no such hook.
+fn search_dirs() -> Vec<PathBuf> {
+    #[cfg(feature = "failpoints")]
+    if let Ok(dirs) = std::env::var("PIPEWORK_TEST_SBIN") {
+        return dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
+    }
+    SYSTEM_DIRS.iter().map(PathBuf::from).collect()
+}
+
+/// The program `name` of `package` in the first system directory that has
+/// it, if only root can change it there.
+pub fn find(name: &str, package: &str) -> Result<PathBuf> {
+    let path = search_dirs()
+        .into_iter()
+        .map(|dir| dir.join(name))
+        .find(|p| std::fs::metadata(p).is_ok())
+        .ok_or_else(|| Error::new(Kind::NotFound, format!("{name} not found; install {package}")))?;
+    trusted(&path)
+        .map_err(|why| Error::new(Kind::Conflict, format!("refusing to run {}: {why}", path.display())))?;
+    Ok(path)
+}
+
+/// Whether only root can change what `path` runs: the file, and the
+/// directories on the way to it.
+fn trusted(path: &Path) -> std::result::Result<(), String> {
+    let real = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
+    let file = std::fs::metadata(&real).map_err(|e| e.to_string())?;
+    if !file.is_file() {
+        return Err(format!("{} is not a regular file", real.display()));
+    }
+    root_only(&real, &file)?;
+    root_only_dirs(path)
+}
+
+/// Whether only root can change what is found at `path` through its
+/// directories: each one on the way, as named and as links resolve it,
+/// belongs to root and is writable by no one else (a sticky directory such
+/// as /tmp only by the owners of its entries, who cannot touch root's).
+pub fn root_only_dirs(path: &Path) -> std::result::Result<(), String> {
+    let real = std::fs::canonicalize(path.parent().unwrap_or(path)).map_err(|e| e.to_string())?;
+    for dir in path.ancestors().skip(1).chain(real.ancestors()).filter(|p| !p.as_os_str().is_empty()) {
+        let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        root_only(dir, &meta)?;
+    }
+    Ok(())
+}
+
+fn root_only(path: &Path, meta: &std::fs::Metadata) -> std::result::Result<(), String> {
+    if meta.uid() != 0 {
+        return Err(format!("{} is not owned by root", path.display()));
+    }
+    let sticky = meta.is_dir() && meta.mode() & libc::S_ISVTX != 0;
+    if meta.mode() & 0o022 != 0 && !sticky {
+        return Err(format!("{} is writable by others than root", path.display()));
+    }
+    Ok(())
+}
+
+/// `path args` to be run inside the network namespace `ns`, with nothing
+/// of pipework's environment but a fixed PATH.
+pub fn command_in(ns: BorrowedFd<'_>, path: &Path, args: &[String]) -> Command {
     let fd = ns.as_raw_fd();
-    let mut cmd = Command::new(program);
-    cmd.args(args);
+    let mut cmd = Command::new(path);
+    cmd.args(args).env_clear().env("PATH", CHILD_PATH);
     // SAFETY: between fork and exec the child only makes the setns system
     // call on an fd the parent keeps open; it allocates nothing.
     unsafe {
@@ -24,17 +93,53 @@ pub fn exec_in(ns: BorrowedFd<'_>, program: &str, args: &[String]) -> Result<()>
             Ok(())
         });
     }
-    let status = match cmd.status() {
+    cmd
+}
+
+/// Runs `name` of `package` inside `ns`, its stdio inherited, and passes
+/// its exit status on.
+pub fn run_in(ns: BorrowedFd<'_>, name: &str, package: &str, args: &[String]) -> Result<()> {
+    let path = find(name, package)?;
+    tracing::info!("running {} {} in the guest's namespace", path.display(), args.join(" "));
+    let status = match command_in(ns, &path, args).status() {
         Ok(status) => status,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::new(Kind::NotFound, format!("{program} not found; install iproute2")))
+        // The child's setns, refused.
+        Err(e) if e.raw_os_error().is_some_and(is_permission) => {
+            return Err(needs_root("entering the namespace"))
         }
-        Err(e) => return Err(Error::from(e).context(format!("running {program}"))),
+        Err(e) => return Err(Error::from(e).context(format!("running {}", path.display()))),
     };
     match (status.code(), status.signal()) {
         (Some(0), _) => Ok(()),
         (Some(code), _) => Err(Error::exit(code)),
         (None, Some(signal)) => Err(Error::exit(128 + signal)),
         (None, None) => Err(Error::exit(1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_programs_are_trusted() {
+        assert_eq!(trusted(Path::new("/bin/sh")), Ok(()));
+    }
+
+    #[test]
+    fn a_program_others_can_change_is_not() {
+        let dir = std::env::temp_dir().join(format!("pipework-exec-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let prog = dir.join("tc");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let verdict = trusted(&prog);
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let dir_verdict = trusted(&prog);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(verdict, Err(format!("{} is writable by others than root", prog.display())));
+        assert_eq!(dir_verdict, Err(format!("{} is writable by others than root", dir.display())));
     }
 }

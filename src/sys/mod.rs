@@ -4,4 +4,5 @@
 pub mod exec;
 pub mod netlink;
 pub mod netns;
+pub mod process;
 pub mod sysctl;

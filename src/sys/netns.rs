@@ -9,7 +9,7 @@ use std::os::fd::BorrowedFd;
 
 use nix::sched::{setns, unshare, CloneFlags};
 
-use crate::error::{Error, Kind, Result};
+use crate::error::{is_permission, needs_root, Error, Kind, Result};
 
 /// The network namespace this thread is in, held open.
 pub fn current() -> Result<File> {
@@ -43,7 +43,10 @@ fn on_thread_in<T: Send>(
                     unshare(CloneFlags::CLONE_FS)
                         .map_err(|e| Error::from(e).context("leaving the shared filesystem"))?;
                 }
-                setns(ns, kind).map_err(|e| Error::from(e).context("entering the namespace"))?;
+                setns(ns, kind).map_err(|e| match is_permission(e as i32) {
+                    true => needs_root("entering the namespace"),
+                    false => Error::from(e).context("entering the namespace"),
+                })?;
                 f()
             })
             .join()

@@ -8,6 +8,8 @@ use super::sweep::init;
 
 /// LXC 4 names a container's cgroup `lxc.payload.<name>`.
 pub const LXC_PAYLOAD: &str = "lxc.payload.";
+/// Earlier LXC put it under one of these: `lxc/<name>`, `lxc.payload/<name>`.
+pub const LXC_PARENTS: &[&str] = &["lxc", "lxc.payload"];
 
 /// A mounted cgroup hierarchy where LXC puts its containers: the cgroup v1
 /// one of the `devices` controller, or the cgroup2 one.
@@ -49,8 +51,20 @@ impl Hierarchy {
     pub fn group(&self, path: &str) -> Cgroup {
         init();
         let top = self.root.join(Path::new(path).components().next().expect("a cgroup path"));
-        let group = Cgroup { hierarchy: self.clone(), top, dir: self.root.join(path) };
+        let group = Cgroup { hierarchy: self.clone(), top, dir: self.root.join(path), parent: None };
         std::fs::create_dir_all(&group.dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", group.dir.display()));
+        group
+    }
+
+    /// The same under `parent` (one of [`LXC_PARENTS`]), which is made if
+    /// missing and then removed with the group if nothing else is in it.
+    /// Only one test at a time may use a parent this makes.
+    pub fn group_under(&self, parent: &str, path: &str) -> Cgroup {
+        let dir = self.root.join(parent);
+        let made = !dir.exists();
+        let mut group = Hierarchy { root: dir.clone(), procs: self.procs }.group(path);
+        group.hierarchy = self.clone();
+        group.parent = made.then_some(dir);
         group
     }
 
@@ -87,6 +101,8 @@ pub struct Cgroup {
     top: PathBuf,
     /// The group itself, the innermost.
     dir: PathBuf,
+    /// A parent group made for it, removed after it.
+    parent: Option<PathBuf>,
 }
 
 impl Cgroup {
@@ -101,5 +117,8 @@ impl Cgroup {
 impl Drop for Cgroup {
     fn drop(&mut self) {
         self.hierarchy.remove_group(&self.top);
+        if let Some(parent) = &self.parent {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }

@@ -33,7 +33,7 @@ mod sweep;
 mod tempdir;
 
 pub use assertions::{assert_connected, assert_default_via, assert_macvlan_on};
-pub use cgroups::{Cgroup, Hierarchy, LXC_PAYLOAD};
+pub use cgroups::{Cgroup, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
 pub use commands::{assert_success, quiet, run, stderr, stdout, which};
 pub use containers::{host_side, Container, DOCKER_IPV6, IMAGE};
 pub use daemons::wait_for;

@@ -36,7 +36,7 @@ fn pipework_via(enter: &[String], args: &[&str], env: &[(&str, &str)]) -> Output
     let mut argv: Vec<&str> = enter.iter().map(String::as_str).collect();
     argv.extend(["timeout", "-k", "5", PIPEWORK_TIMEOUT_SECS, PIPEWORK]);
     let mut cmd = command(&argv);
-    cmd.args(args).env_remove("FAILPOINTS").env_remove("PIPEWORK_FAIL_AT");
+    cmd.args(args).env_remove("FAILPOINTS").env_remove("PIPEWORK_FAIL_AT").env_remove("PIPEWORK_TEST_SBIN");
     cmd.envs(env.iter().copied());
     cmd.output().expect("cannot run pipework")
 }
@@ -82,12 +82,15 @@ pub fn with_guest<'a>(args: &[&'a str], guest: &'a str) -> Vec<&'a str> {
     args.iter().map(|a| if *a == "CTR" { guest } else { *a }).collect()
 }
 
-/// Runs pipework inside `host` with PATH set to `path` for pipework alone:
-/// what it may exec is then only what `path` holds.
+/// Runs pipework inside `host` with `path` as the only place for pipework
+/// alone to find programs in: what it may exec is then only what `path`
+/// holds. pipework ignores PATH (it takes `ip` and `tc` from fixed system
+/// directories); test builds take the directories from PIPEWORK_TEST_SBIN.
 pub fn pipework_with_path(host: &Netns, path: &str, args: &[&str]) -> Output {
     let (ip, timeout) = (which("ip"), which("timeout"));
     let mut cmd = command(&[&ip, "netns", "exec", &host.name, &timeout, "-k", "5", PIPEWORK_TIMEOUT_SECS]);
-    cmd.arg(PIPEWORK).args(args).env("PATH", path).env_remove("FAILPOINTS").env_remove("PIPEWORK_FAIL_AT");
+    cmd.arg(PIPEWORK).args(args).env("PATH", path).env("PIPEWORK_TEST_SBIN", path);
+    cmd.env_remove("FAILPOINTS").env_remove("PIPEWORK_FAIL_AT");
     cmd.output().expect("cannot run pipework")
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Once;
 
-use super::cgroups::{subdirs, Hierarchy, LXC_PAYLOAD};
+use super::cgroups::{subdirs, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
 use super::commands::{quiet, run};
 use super::daemons::kill_pidfiles;
 use super::names::{owner_pid, TAG};
@@ -38,7 +38,8 @@ pub(crate) fn init() {
         }
         podman::sweep(&stale);
         for h in Hierarchy::all() {
-            for dir in subdirs(&h.root) {
+            let parents = LXC_PARENTS.iter().map(|p| h.root.join(p));
+            for dir in subdirs(&h.root).into_iter().chain(parents.flat_map(|p| subdirs(&p))) {
                 let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
                 if stale(name.strip_prefix(LXC_PAYLOAD).unwrap_or(&name)) {
                     h.remove_group(&dir);

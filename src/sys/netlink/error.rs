@@ -1,7 +1,7 @@
 //! Netlink refusals: the errno, the kernel's extended-ACK text (which
 //! rtnetlink leaves undecoded), and the error an operator reads.
 
-use crate::error::{errno_text, Error, KernelReply};
+use crate::error::{errno_text, is_permission, needs_root, Error, KernelReply};
 
 /// The errno behind a netlink failure, if the kernel gave one.
 pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
@@ -39,6 +39,9 @@ pub fn kernel_message(e: &rtnetlink::Error) -> Option<String> {
 /// "what: reason", with the reasons an operator can act on spelled out and
 /// the kernel's own words when it gave some.
 pub fn nl_error(e: rtnetlink::Error, what: impl std::fmt::Display) -> Error {
+    if errno(&e).is_some_and(is_permission) {
+        return needs_root(what);
+    }
     let reply = KernelReply { errno: errno(&e), text: kernel_message(&e) };
     if let Some(text) = &reply.text {
         return Error::kernel(format!("{what}: {text}"), reply);
