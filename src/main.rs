@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use pipework::cli;
+use pipework::sys::output;
 
 fn main() -> ExitCode {
     if elevated() {
@@ -17,13 +18,14 @@ fn main() -> ExitCode {
         Err(e) => {
             // What the rollback could not undo, then why the run failed.
             for failure in e.rollback() {
-                eprintln!("{failure}");
+                output::warn(failure);
             }
             if !e.message().is_empty() {
-                if e.to_stdout() {
-                    println!("{e}");
-                } else {
-                    eprintln!("{e}");
+                if !e.to_stdout() {
+                    output::warn(&e);
+                } else if let Err(write) = output::lines([e.message()]) {
+                    output::warn(&write);
+                    return ExitCode::FAILURE;
                 }
             }
             ExitCode::from(u8::try_from(e.code()).unwrap_or(1))

@@ -184,37 +184,45 @@ fn peer_on_the_bridge_and_container_reach_each_other() {
     assert!(ctr.ping("10.5.106.1"), "container cannot ping the peer");
 }
 
+/// A peer on `host`'s br0 with a stale entry for 10.5.106.101 that only an
+/// announcement can correct: nothing else makes the peer ask for it.
+/// Locktime 0, so the update is not dropped as following the entry's last
+/// change too closely.
+fn peer_with_stale_entry(host: &Netns) -> Netns {
+    let peer = host.add_peer("br0", "10.5.106.1/24");
+    let bogus = "02:00:00:00:00:99";
+    peer.ip(&["neigh", "add", "10.5.106.101", "lladdr", bogus, "dev", "eth0", "nud", "stale"]);
+    peer.ip(&["ntable", "change", "name", "arp_cache", "dev", "eth0", "locktime", "0"]);
+    assert_eq!(peer_mac(&peer).as_deref(), Some(bogus));
+    peer
+}
+
+/// The peer's entry for 10.5.106.101.
+fn peer_mac(peer: &Netns) -> Option<String> {
+    let entries = peer.ip_j(&["neigh", "show", "to", "10.5.106.101", "dev", "eth0"]);
+    entries[0]["lladdr"].as_str().map(str::to_owned)
+}
+
+#[track_caller]
+fn assert_peer_learns(peer: &Netns, mac: &str) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while peer_mac(peer).as_deref() != Some(mac) {
+        assert!(Instant::now() < deadline, "peer still has {:?} for the guest, not {mac}", peer_mac(peer));
+        sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn gratuitous_arp_updates_a_peer_neighbour() {
     let host = Netns::new("host");
     host.add_bridge("br0", None);
-    let peer = host.add_peer("br0", "10.5.106.1/24");
-    // A stale entry only an announcement can correct: nothing else makes
-    // the peer ask for 10.5.106.101. Locktime 0, so the update is not
-    // dropped as following the entry's last change too closely.
-    let bogus = "02:00:00:00:00:99";
-    peer.ip(&["neigh", "add", "10.5.106.101", "lladdr", bogus, "dev", "eth0", "nud", "stale"]);
-    peer.ip(&["ntable", "change", "name", "arp_cache", "dev", "eth0", "locktime", "0"]);
-    let peer_mac = || {
-        let entries = peer.ip_j(&["neigh", "show", "to", "10.5.106.101", "dev", "eth0"]);
-        entries[0]["lladdr"].as_str().map(str::to_owned)
-    };
-    assert_eq!(peer_mac().as_deref(), Some(bogus));
-
+    let peer = peer_with_stale_entry(&host);
     let guest = Netns::new("guest");
-    let arp_notify = |conf: &str| {
-        stdout(&guest.exec(&["cat", &format!("/proc/sys/net/ipv4/conf/{conf}/arp_notify")])).trim().to_owned()
-    };
     assert_success(&pipework(&host, &["br0", &format!("netns:{}", guest.name), IP]));
-    let mac = guest.must_link("eth1").address;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while peer_mac().as_deref() != Some(mac.as_str()) {
-        assert!(Instant::now() < deadline, "peer still has {:?} for the container, not {mac}", peer_mac());
-        sleep(Duration::from_millis(50));
-    }
+    assert_peer_learns(&peer, &guest.must_link("eth1").address);
     // eth1 was made with the namespace's default, and must be left with it.
-    assert_eq!(arp_notify("default"), "0");
-    assert_eq!(arp_notify("eth1"), "0");
+    assert_eq!(proc_sys(&guest, "ipv4/conf/default/arp_notify"), "0");
+    assert_eq!(proc_sys(&guest, "ipv4/conf/eth1/arp_notify"), "0");
 }
 
 #[test]
@@ -291,4 +299,37 @@ fn fifty_guests_at_once_on_one_new_bridge() {
     for (g, (_, ip)) in guests.iter().zip(&jobs) {
         assert_eq!(g.cidrs("eth1", Family::V4), vec![ip.clone()]);
     }
+}
+
+/// A sysctl of `ns` read from /proc: `path` below /proc/sys/net.
+fn proc_sys(ns: &dyn Ns, path: &str) -> String {
+    let out = ns.exec(&["cat", &format!("/proc/sys/net/{path}")]);
+    assert!(out.status.success(), "{path}: {}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+/// Dots in interface names are part of the name, not of the sysctl path:
+/// the host side's disable_ipv6 is set, the announcement (arp_notify on the
+/// guest side) reaches a peer, and a guest whose interfaces start without
+/// IPv6 gets it on the dotted one.
+#[test]
+fn dotted_interface_names_get_their_sysctls() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let peer = peer_with_stale_entry(&host);
+    let guest = Netns::new("guest");
+    let target = format!("netns:{}", guest.name);
+    assert_success(&pipework(&host, &["br0", "-i", "eth1.100", "-l", "my.veth", &target, IP]));
+    assert_connected(&host, "br0", "my.veth", &guest, "eth1.100", IP);
+    assert_eq!(proc_sys(&host, "ipv6/conf/my.veth/disable_ipv6"), "1");
+    assert_peer_learns(&peer, &guest.must_link("eth1.100").address);
+    assert_eq!(proc_sys(&guest, "ipv4/conf/eth1.100/arp_notify"), "0");
+
+    let guest6 = Netns::new("guest");
+    guest6.exec(&["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"]);
+    assert_eq!(proc_sys(&guest6, "ipv6/conf/default/disable_ipv6"), "1");
+    let target6 = format!("netns:{}", guest6.name);
+    assert_success(&pipework(&host, &["br0", "-i", "eth2.7", "-l", "my.v6", &target6, "2001:db8::10/64"]));
+    assert_eq!(proc_sys(&guest6, "ipv6/conf/eth2.7/disable_ipv6"), "0");
+    assert_eq!(guest6.cidrs("eth2.7", Family::V6), vec!["2001:db8::10/64"]);
 }

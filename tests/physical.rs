@@ -365,4 +365,65 @@ mod rollback {
             assert_default_via(&f.guest, Family::V4, "10.9.0.1", "eth5");
         }
     }
+
+    /// A guest that renames the link just moved in and plants a veth pair
+    /// under its name, while the run is paused after the move; then a later
+    /// step fails. The rollback must act on the link the run moved in (by
+    /// ifindex), not on the one now called by its name.
+    fn renamed_mid_run(f: &Fixture, args: &[&str]) -> Output {
+        let args = f.args(args);
+        let plan = planned_steps(&f.host, &args);
+        let moved = plan.iter().position(|s| s.contains(" netns ")).expect("a move step") + 1;
+        let mut run = std::process::Command::new("ip");
+        run.args(["netns", "exec", &f.host.name, PIPEWORK]).args(&args);
+        run.env("PIPEWORK_PAUSE_AT", (moved + 1).to_string());
+        run.env("PIPEWORK_FAIL_AT", plan.len().to_string());
+        let run = run.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
+        let run = run.expect("cannot run pipework");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while f.guest.link("eth5").is_none() {
+            assert!(std::time::Instant::now() < deadline, "eth5 never reached the guest");
+        }
+        f.guest.ip(&["link", "set", "eth5", "name", "moved0"]);
+        f.guest.ip(&["link", "add", "eth5", "address", PLANTED, "type", "veth", "peer", "name", "planted0"]);
+        let out = run.wait_with_output().expect("pipework did not end");
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        out
+    }
+
+    const PLANTED: &str = "02:00:00:00:66:66";
+
+    /// The planted pair is in the guest as it was made, the moved link gone.
+    #[track_caller]
+    fn assert_planted_left(f: &Fixture) {
+        let eth5 = f.guest.must_link("eth5");
+        assert_eq!((eth5.address.as_str(), eth5.kind.as_deref()), (PLANTED, Some("veth")), "{eth5:?}");
+        assert!(f.guest.cidrs("eth5", Family::V4).is_empty(), "the planted link got the address");
+        assert!(f.guest.link("planted0").is_some());
+        assert!(f.guest.link("moved0").is_none(), "the moved link stayed in the guest");
+    }
+
+    #[test]
+    fn rollback_returns_the_lent_interface_not_one_planted_under_its_name() {
+        let f = Fixture::new();
+        f.add_nic("eth9", "02:00:00:00:09:09", "1450");
+        let index = f.host.must_link("eth9").ifindex;
+        renamed_mid_run(&f, &["--direct-phys", "eth9", "-i", "eth5", "CTR", "10.9.0.5/24@10.9.0.1"]);
+        let eth9 = f.host.must_link("eth9");
+        assert_eq!((eth9.address.as_str(), eth9.mtu), ("02:00:00:00:09:09", 1450), "{eth9:?}");
+        assert_eq!(eth9.ifindex, index, "{eth9:?}");
+        assert_planted_left(&f);
+    }
+
+    #[test]
+    fn rollback_deletes_the_macvlan_moved_in_not_one_planted_under_its_name() {
+        let f = Fixture::new();
+        renamed_mid_run(&f, &["eth0", "-i", "eth5", "CTR", "10.9.0.5/24@10.9.0.1"]);
+        assert!(f.host.links().iter().all(|l| l.kind.as_deref() != Some("macvlan")), "a macvlan on the host");
+        assert!(
+            f.guest.links().iter().all(|l| l.kind.as_deref() != Some("macvlan")),
+            "a macvlan in the guest"
+        );
+        assert_planted_left(&f);
+    }
 }

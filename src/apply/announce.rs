@@ -6,6 +6,8 @@ use rtnetlink::packet_route::link::BridgePortState;
 
 use super::Target;
 use crate::error::{Error, Kind, Result};
+use crate::family::Family;
+use crate::sys::netlink::Link;
 use crate::sys::sysctl::Sysctl;
 
 /// A new bridge port forwards only once the kernel's linkwatch has seen its
@@ -16,7 +18,7 @@ const PORT_WAIT: Duration = Duration::from_millis(500);
 
 /// Waits for the bridge port to forward, then has the kernel send the
 /// gratuitous ARP: `arp_notify` on, the MAC set to itself, `arp_notify` back.
-pub async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<()> {
+pub async fn announce(t: &Target<'_>, link: Link, port: Option<&str>) -> Result<()> {
     if let Some(port) = port {
         let deadline = Instant::now() + PORT_WAIT;
         let mut pause = Duration::from_micros(50);
@@ -29,12 +31,13 @@ pub async fn announce(t: &Target<'_>, dev: &str, port: Option<&str>) -> Result<(
         }
         tracing::debug!("bridge port {port} forwards");
     }
-    let link = t.guest.require(dev).await?;
-    let mac = link.mac.ok_or_else(|| Error::new(Kind::NotFound, format!("{dev} has no hardware address")))?;
+    let mac = link
+        .mac
+        .ok_or_else(|| Error::new(Kind::NotFound, format!("{} has no hardware address", link.name)))?;
     // With arp_notify, the kernel answers a (same) MAC being set with a
     // gratuitous ARP for the interface's addresses; no packet socket, whose
     // close would wait for an RCU grace period.
-    let mut notify = Sysctl::open(Some(t.guest_ns), &format!("net.ipv4.conf.{dev}.arp_notify"))?;
+    let mut notify = Sysctl::conf(Some(t.guest_ns), Family::V4, &link.name, "arp_notify")?;
     let previous = notify.read()?;
     notify.write("1")?;
     let sent = t.guest.set_address(link.index, mac).await;

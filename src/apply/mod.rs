@@ -3,8 +3,8 @@
 //! reverts one step, `signals` holds interrupts for the whole run.
 
 mod announce;
-mod failpoints;
-mod signals;
+pub(crate) mod failpoints;
+pub(crate) mod signals;
 mod step;
 
 use std::os::fd::BorrowedFd;
@@ -14,7 +14,7 @@ use crate::plan::{Plan, Side, Undo};
 use crate::sys::netlink::Netlink;
 use failpoints::{injected_failure, injected_pause};
 use signals::HeldSignals;
-use step::{revert, run};
+use step::{revert, run, GuestLinks};
 
 /// The two namespaces a plan acts in.
 pub struct Target<'a> {
@@ -38,13 +38,14 @@ pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
     let _held = HeldSignals::hold();
     let total = plan.steps.len();
     let mut undo = Vec::new();
+    let mut links = GuestLinks::default();
     for (i, step) in plan.steps.iter().enumerate() {
         let command = plan.command(step);
         tracing::info!("step {}/{total}: {command}", i + 1);
         injected_pause(i + 1);
         let result = match injected_failure(i + 1) {
             Some(e) => Err(e),
-            None => run(step, target).await,
+            None => run(step, target, &mut links).await,
         };
         match result {
             Ok(Some(u)) => undo.push(u),

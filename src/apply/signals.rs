@@ -5,6 +5,7 @@ use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT held back on this thread (the only
 /// one a run has) until dropped; one that arrived meanwhile lands then.
+/// Threads started meanwhile inherit the mask (`loop --container`).
 pub struct HeldSignals(Option<SigSet>);
 
 impl HeldSignals {

@@ -1,17 +1,48 @@
 //! One step applied over netlink, returning its undo; one undo reverted.
 
+use std::collections::HashMap;
+
 use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteAttribute;
 
 use super::announce::announce;
 use super::Target;
 use crate::error::{Error, Kind, Result};
+use crate::family::Family;
 use crate::plan::{NewLink, Side, Step, Undo};
-use crate::sys::netlink::{errno, nl_error, requests, Netlink};
+use crate::sys::netlink::{errno, nl_error, requests, Link, Netlink};
 use crate::sys::sysctl::Sysctl;
 
-pub async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
+/// Links this run made in or moved into the guest, by the name the plan
+/// gives them, and the ifindex each got: learned right after the create or
+/// move, then used by every later step and undo. A guest with CAP_NET_ADMIN
+/// in its own namespace may rename a link and plant another under its name.
+#[derive(Default)]
+pub struct GuestLinks(HashMap<String, u32>);
+
+impl GuestLinks {
+    /// Notes what `name` is in the guest right after this run put it there.
+    async fn learn(&mut self, guest: &Netlink, name: &str) -> Result<Link> {
+        let link = guest.require(name).await?;
+        self.0.insert(name.to_string(), link.index);
+        Ok(link)
+    }
+
+    /// The link the plan calls `name` on `side`, by its learned ifindex
+    /// whatever it is called now; other links (the host's) by name.
+    async fn get(&self, t: &Target<'_>, side: Side, name: &str) -> Result<Link> {
+        match (side, self.0.get(name)) {
+            (Side::Guest, Some(&index)) => t.guest.link_by_index(index).await?.ok_or_else(|| {
+                Error::new(Kind::NotFound, format!("link {name} (ifindex {index}) is gone from the guest"))
+            }),
+            _ => t.side(side).require(name).await,
+        }
+    }
+}
+
+pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<Option<Undo>> {
     let nl = t.side(step.side());
+    let side = step.side();
     match step {
         Step::CreateBridge { name } => create_bridge(t.host, name).await,
         Step::DeleteStale { name } => {
@@ -21,7 +52,9 @@ pub async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
         }
         Step::CreateVeth { host, guest, mtu, mac, .. } => {
             t.host.add_veth(host, guest, *mtu, *mac, t.guest_ns).await?;
-            Ok(Some(Undo::DeleteLink { side: Side::Host, name: host.clone() }))
+            let index = t.host.require(host).await?.index;
+            links.learn(t.guest, guest).await?;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: host.clone(), index }))
         }
         Step::SetMaster { link, bridge } => {
             let (link, bridge) = (t.host.require(link).await?, t.host.require(bridge).await?);
@@ -29,19 +62,20 @@ pub async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             Ok(Some(Undo::NoMaster { name: link.name, bridge: bridge.name, bridge_mac: bridge.mac }))
         }
         Step::LinkUp { side, name } => {
-            let link = nl.require(name).await?;
+            let link = links.get(t, *side, name).await?;
             if link.up {
                 return Ok(None);
             }
             nl.set_up(link.index).await?;
-            Ok(Some(Undo::LinkDown { side: *side, name: name.clone() }))
+            Ok(Some(Undo::LinkDown { side: *side, name: name.clone(), index: link.index }))
         }
         Step::MakeBridge { name, mac, mtu, stp, forward_delay } => {
             t.host
                 .add_bridge_with(name, *mac, *mtu, *stp, *forward_delay)
                 .await
                 .map_err(|e| nl_error(e, format!("creating bridge {name}")))?;
-            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone() }))
+            let index = t.host.require(name).await?.index;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone(), index }))
         }
         Step::CopyAddress { to, addr, .. } => {
             let link = t.host.require(to).await?;
@@ -67,7 +101,7 @@ pub async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             Ok(Some(Undo::ReplaceRoute { route: route.clone() }))
         }
         Step::AddAddress { dev, net } => {
-            nl.add_address(nl.require(dev).await?.index, net.ip(), net.prefix()).await?;
+            nl.add_address(links.get(t, side, dev).await?.index, net.ip(), net.prefix()).await?;
             Ok(None)
         }
         Step::DeleteDefault { route, .. } => {
@@ -78,11 +112,11 @@ pub async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
             if nl.reachable(*gateway).await? {
                 return Ok(None);
             }
-            let route = nl.add_host_route(*gateway, nl.require(dev).await?.index).await?;
+            let route = nl.add_host_route(*gateway, links.get(t, side, dev).await?.index).await?;
             Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
         Step::ReplaceDefault { gateway, dev } => {
-            let route = nl.replace_default(*gateway, nl.require(dev).await?.index).await?;
+            let route = nl.replace_default(*gateway, links.get(t, side, dev).await?.index).await?;
             Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
         Step::CreateLink { name, kind } => {
@@ -103,36 +137,40 @@ pub async fn run(step: &Step, t: &Target<'_>) -> Result<Option<Undo>> {
                 }
                 _ => nl_error(e, format!("creating {name}")),
             })?;
-            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone() }))
+            let index = t.host.require(name).await?.index;
+            Ok(Some(Undo::DeleteLink { side: Side::Host, name: name.clone(), index }))
         }
         Step::MoveToGuest { name, to, give_back, .. } => {
             let link = t.host.require(name).await?;
             t.host.move_to(link.index, t.guest_ns, to).await?;
+            let moved = links.learn(t.guest, to).await?;
             Ok(Some(match give_back {
-                true => Undo::MoveBack { guest_name: to.clone(), host_name: name.clone(), was_up: link.up },
-                false => Undo::DeleteLink { side: Side::Guest, name: to.clone() },
+                true => Undo::MoveBack {
+                    guest_name: to.clone(),
+                    guest_index: moved.index,
+                    host_name: name.clone(),
+                    was_up: link.up,
+                },
+                false => Undo::DeleteLink { side: Side::Guest, name: to.clone(), index: moved.index },
             }))
         }
         Step::SetMac { dev, mac } => {
-            let link = t.guest.require(dev).await?;
+            let link = links.get(t, side, dev).await?;
             t.guest.set_address(link.index, *mac).await?;
-            Ok(link.mac.map(|old| Undo::SetMac { side: Side::Guest, name: dev.clone(), mac: old }))
+            Ok(link.mac.map(|old| Undo::SetMac { side, name: dev.clone(), index: link.index, mac: old }))
         }
         Step::Ipv6 { side, dev, enable } => {
-            let ns = match side {
-                Side::Host => None,
-                Side::Guest => Some(t.guest_ns),
+            // A sysctl is reached by name only: the link's name now.
+            let (ns, dev) = match side {
+                Side::Host => (None, dev.clone()),
+                Side::Guest => (Some(t.guest_ns), links.get(t, Side::Guest, dev).await?.name),
             };
-            Sysctl::open(ns, &format!("net.ipv6.conf.{dev}.disable_ipv6"))?.write(if *enable {
-                "0"
-            } else {
-                "1"
-            })?;
+            Sysctl::conf(ns, Family::V6, &dev, "disable_ipv6")?.write(if *enable { "0" } else { "1" })?;
             Ok(None)
         }
         Step::Announce { dev, ip, port } => {
             // Like the original's `arping ... || true`: a nudge, not a requirement.
-            if let Err(e) = announce(t, dev, port.as_deref()).await {
+            if let Err(e) = announce(t, links.get(t, side, dev).await?, port.as_deref()).await {
                 tracing::warn!("{ip} not announced: {e}");
             }
             Ok(None)
@@ -160,10 +198,10 @@ async fn create_bridge(host: &Netlink, name: &str) -> Result<Option<Undo>> {
 
 pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
     match undo {
-        Undo::DeleteLink { side, name } => {
+        Undo::DeleteLink { side, name, index } => {
             let nl = t.side(*side);
-            if let Some(link) = nl.link(name).await? {
-                nl.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            if nl.link_by_index(*index).await?.is_some() {
+                nl.del_link(*index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
             }
         }
         Undo::DeleteBridgeIfUnused { name } => {
@@ -184,10 +222,10 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
                 t.host.set_address(now.index, mac).await?;
             }
         }
-        Undo::LinkDown { side, name } => {
+        Undo::LinkDown { side, index, .. } => {
             let nl = t.side(*side);
-            if let Some(link) = nl.link(name).await? {
-                nl.set_down(link.index).await?;
+            if nl.link_by_index(*index).await?.is_some() {
+                nl.set_down(*index).await?;
             }
         }
         Undo::AddAddress { dev, addr } => {
@@ -200,17 +238,19 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             }
             _ => {}
         },
-        Undo::MoveBack { guest_name, host_name, was_up } => {
-            let link = t.guest.require(guest_name).await?;
-            t.guest.move_to(link.index, t.host_ns, host_name).await?;
+        Undo::MoveBack { guest_name, guest_index, host_name, was_up } => {
+            if t.guest.link_by_index(*guest_index).await?.is_none() {
+                return Err(Error::new(
+                    Kind::NotFound,
+                    format!("{guest_name} (ifindex {guest_index}) is gone from the guest"),
+                ));
+            }
+            t.guest.move_to(*guest_index, t.host_ns, host_name).await?;
             if *was_up {
                 t.host.set_up(t.host.require(host_name).await?.index).await?;
             }
         }
-        Undo::SetMac { side, name, mac } => {
-            let nl = t.side(*side);
-            nl.set_address(nl.require(name).await?.index, *mac).await?;
-        }
+        Undo::SetMac { side, index, mac, .. } => t.side(*side).set_address(*index, *mac).await?,
         Undo::ReplaceRoute { route } => t.host.replace_route((**route).clone()).await?,
     }
     Ok(())

@@ -14,6 +14,7 @@ use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::request::{self, Attach, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Tool};
+use crate::sys::output;
 
 /// The original's usage text, word for word (stdout, exit 1).
 pub const SYNTAX: &str = "\
@@ -213,8 +214,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
     let cli = Cli::try_parse_from(argv).map_err(|e| match e.kind() {
         // The attach parser knows no companions; the help lists them.
         clap::error::ErrorKind::DisplayHelp => {
-            print!("{}", command().render_help());
-            Error::exit(0)
+            output::print(&command().render_help().to_string()).err().unwrap_or(Error::exit(0))
         }
         _ => clap_error(e),
     })?;
@@ -225,12 +225,13 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         request::check_ifname(name).map_err(words::usage)?;
     }
     if cli.wait {
-        let timeout = match cli.timeout {
-            Some(s) if !(s.is_finite() && s >= 0.0) => {
-                return Err(Error::new(Kind::Usage, format!("invalid --timeout '{s}'")))
-            }
-            s => s.map(Duration::from_secs_f64),
-        };
+        let timeout = cli
+            .timeout
+            .map(|s| {
+                Duration::try_from_secs_f64(s)
+                    .map_err(|_| Error::new(Kind::Usage, format!("invalid --timeout '{s}'")))
+            })
+            .transpose()?;
         let ifname = cli.container_if.unwrap_or_else(|| "eth1".into());
         return Ok(Invocation { request: Request::Wait { ifname, timeout }, verbose, dry_run });
     }
@@ -274,7 +275,8 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
 /// guest belongs to the tool, dashes included, so clap never sees it.
 fn parse_passthrough(argv: &[OsString], host_has: &impl Fn(&str) -> bool) -> Result<Option<Invocation>> {
     let args: Vec<String> = argv.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
-    let verbose = args.iter().take_while(|a| is_verbose_flag(a)).map(|a| verbosity(a)).sum();
+    let verbose =
+        args.iter().take_while(|a| is_verbose_flag(a)).fold(0u8, |v, a| v.saturating_add(verbosity(a)));
     let mut words = args.iter().skip_while(|a| is_verbose_flag(a));
     let Some(word) = words.next() else { return Ok(None) };
     // The original matches on the prefix: `routes` and `tc0` are words too.
@@ -306,7 +308,7 @@ fn verbosity(flag: &str) -> u8 {
     if flag == "--verbose" {
         1
     } else {
-        (flag.len() - 1) as u8
+        u8::try_from(flag.len() - 1).unwrap_or(u8::MAX)
     }
 }
 
@@ -351,8 +353,7 @@ fn clap_error(e: clap::Error) -> Error {
     use clap::error::ErrorKind::*;
     match e.kind() {
         DisplayHelp | DisplayVersion => {
-            let _ = e.print();
-            Error::exit(0)
+            output::print(&e.render().to_string()).err().unwrap_or(Error::exit(0))
         }
         // `pipework` alone: the original's usage text.
         DisplayHelpOnMissingArgumentOrSubcommand => syntax(),

@@ -7,19 +7,21 @@
 //! makes sure loop0..loop(N-1) exist, in a directory or in a running
 //! container's /dev. Every path is checked before anything changes.
 
-use std::fs::{self, File, FileType};
+use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::sys::stat::{mknod, Mode, SFlag};
-use nix::unistd::Group;
+use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+use nix::sys::stat::{fstat, fstatat, mknodat, umask, FileStat, Mode, SFlag};
+use nix::unistd::{fchownat, unlinkat, Gid, Group, UnlinkatFlags};
 
+use crate::apply::failpoints::{injected_failure, injected_pause};
+use crate::apply::signals::HeldSignals;
 use crate::error::{errno_text, Error, Kind, Result};
 use crate::request::{GuestRef, LoopRequest};
-use crate::sys::netns;
+use crate::sys::{netns, output};
 
 /// The block major of loop devices (LOOP_MAJOR in <linux/major.h>).
 const LOOP_MAJOR: u32 = 7;
@@ -34,60 +36,140 @@ const DISK_GID_FALLBACK: u32 = 6;
 
 // <linux/loop.h>: "bad" ioctls, plain numbers rather than _IO() codes.
 nix::ioctl_write_int_bad!(loop_ctl_add, 0x4C80);
+nix::ioctl_write_int_bad!(loop_ctl_remove, 0x4C81);
 nix::ioctl_none_bad!(loop_ctl_get_free, 0x4C82);
 
+/// The changes are made or undone whole: an interrupt waits the few
+/// milliseconds (held on this thread, and on the one that enters the
+/// container, which inherits the mask), though not the printing.
 pub async fn run(req: &LoopRequest) -> Result<()> {
-    match req {
-        LoopRequest::Free { dev } => println!("{}", free(dev)?.display()),
+    let lines = match req {
+        LoopRequest::Free { dev } => {
+            let _held = HeldSignals::hold();
+            vec![free(dev)?.display().to_string()]
+        }
         LoopRequest::Ensure { count, dev, container: None } => {
-            print_lines(ensure(dev, *count, &LoopControl::open()?, disk_gid())?)
+            let _held = HeldSignals::hold();
+            ensure(&DevDir::open(dev)?, *count, &LoopControl::open()?, disk_gid())?
         }
         LoopRequest::Ensure { count, container: Some(label), .. } => {
             let mnt = mount_ns_of(label).await?;
             // Both before entering: the container has neither the host's
             // /dev/loop-control nor (safely) its group database.
             let (ctl, gid) = (LoopControl::open()?, disk_gid());
-            print_lines(
-                netns::within_mounts(mnt.file.as_fd(), || ensure(Path::new("/dev"), *count, &ctl, gid))
-                    .map_err(|e| e.context(format!("in {}", mnt.path.display())))?,
-            )
+            let _held = HeldSignals::hold();
+            netns::within_mounts(mnt.file.as_fd(), || {
+                ensure(&DevDir::open(Path::new("/dev"))?, *count, &ctl, gid)
+            })
+            .map_err(|e| e.context(format!("in {}", mnt.path.display())))?
         }
-    }
-    Ok(())
-}
-
-fn print_lines(lines: Vec<String>) {
-    for line in lines {
-        println!("{line}");
-    }
+    };
+    output::lines(lines)
 }
 
 /// The first free loop device under `dir`, its node made if missing.
 fn free(dir: &Path) -> Result<PathBuf> {
     // Before the ioctl, which may add a kernel device.
-    check_dir(dir)?;
+    let dir = DevDir::open(dir)?;
     let i = LoopControl::open()?.get_free()?;
-    let path = node_path(dir, i);
-    if needs_node(&path, i, &inspect(&path)?)? && make_node(&path, i, disk_gid())? {
+    let path = dir.node_path(i);
+    if needs_node(&path, i, &dir.inspect(i)?)? && dir.make_node(i, disk_gid())?.is_some() {
         tracing::info!("created {} (block {LOOP_MAJOR}:{i})", path.display());
     }
     Ok(path)
 }
 
 /// Makes sure `dir` holds loop0..loop(count-1), adding kernel devices as
-/// needed; returns the report, one line per thing done.
-fn ensure(dir: &Path, count: u32, ctl: &LoopControl, gid: u32) -> Result<Vec<String>> {
-    check_dir(dir)?;
-    let found = (0..count).map(|i| inspect(&node_path(dir, i))).collect::<Result<Vec<_>>>()?;
-    let todo = nodes_to_make(dir, &found)?;
-    let mut added = Vec::new();
-    for i in 0..count {
-        if ctl.add(i)? {
-            added.push(i);
+/// needed; returns the report, one line per thing done. The first failure
+/// undoes what this run did: its nodes removed, its kernel devices too.
+fn ensure(dir: &DevDir, count: u32, ctl: &LoopControl, gid: u32) -> Result<Vec<String>> {
+    let found = (0..count).map(|i| dir.inspect(i)).collect::<Result<Vec<_>>>()?;
+    let todo = nodes_to_make(&dir.path, &found)?;
+    let changes: Vec<Change> = (0..count)
+        .map(Change::Add)
+        .chain(todo.iter().flat_map(|&i| [Change::Mknod(i), Change::Group(i)]))
+        .collect();
+    let mut done = Done::default();
+    for (n, change) in (1..).zip(&changes) {
+        tracing::info!("step {n}/{}: {}", changes.len(), change.command(&dir.path, gid));
+        injected_pause(n);
+        let result = match injected_failure(n) {
+            Some(e) => Err(e),
+            None => done.make(change, dir, ctl, gid),
+        };
+        if let Err(e) = result {
+            done.undo(dir, ctl);
+            return Err(e);
         }
     }
-    let made = make_nodes(dir, &todo, gid)?;
-    Ok(report(dir, count, &added, &made))
+    let made: Vec<u32> = done.made.iter().map(|m| m.i).collect();
+    Ok(report(&dir.path, count, &done.added, &made))
+}
+
+/// One change of `loop ensure`, in the order they are made.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// Adds kernel device loop<i> if the kernel lacks it.
+    Add(u32),
+    /// Makes node loop<i>, mode 0660.
+    Mknod(u32),
+    /// Gives the node just made group disk.
+    Group(u32),
+}
+
+impl Change {
+    /// For the log: what a shell would do.
+    fn command(self, dir: &Path, gid: u32) -> String {
+        match self {
+            Change::Add(i) => format!("add kernel device loop{i} unless present (LOOP_CTL_ADD)"),
+            Change::Mknod(i) => {
+                format!("mknod -m0{NODE_MODE:o} {} b {LOOP_MAJOR} {i}", node_path(dir, i).display())
+            }
+            Change::Group(i) => format!("chgrp {gid} {}", node_path(dir, i).display()),
+        }
+    }
+}
+
+/// What a run of `loop ensure` changed so far.
+#[derive(Default)]
+struct Done {
+    added: Vec<u32>,
+    made: Vec<Made>,
+}
+
+impl Done {
+    fn make(&mut self, change: &Change, dir: &DevDir, ctl: &LoopControl, gid: u32) -> Result<()> {
+        match *change {
+            Change::Add(i) => {
+                if ctl.add(i)? {
+                    self.added.push(i);
+                }
+            }
+            Change::Mknod(i) => self.made.extend(dir.mknod(i)?),
+            // A node that appeared meanwhile is not this run's to change.
+            Change::Group(i) => {
+                if let Some(made) = self.made.iter().find(|m| m.i == i) {
+                    dir.finish(made, gid)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Newest first: the nodes this run made (if still its own), then the
+    /// kernel devices it added.
+    fn undo(self, dir: &DevDir, ctl: &LoopControl) {
+        for made in self.made.iter().rev() {
+            tracing::info!("rollback: rm {}", dir.node_path(made.i).display());
+            dir.remove(made);
+        }
+        for &i in self.added.iter().rev() {
+            tracing::info!("rollback: remove kernel device loop{i} (LOOP_CTL_REMOVE)");
+            if let Err(e) = ctl.remove(i) {
+                output::warn(e.context(format!("rollback of adding loop{i} failed")));
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- what to do
@@ -153,88 +235,211 @@ fn node_path(dir: &Path, i: u32) -> PathBuf {
 
 // ---------------------------------------------------------------- filesystem
 
-/// `dir` must be an existing directory.
-fn check_dir(dir: &Path) -> Result<()> {
-    match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::new(Kind::Usage, format!("{} is not a directory", dir.display()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Err(Error::new(Kind::NotFound, format!("directory {} does not exist", dir.display())))
-        }
-        Err(e) => Err(failed("reading", dir, e)),
-    }
+/// A device directory held open. Every node is looked at, made, checked and
+/// removed relative to it, never by path: whoever can write the directory
+/// (or, for `--container`, the container) cannot redirect a change through a
+/// symbolic link swapped in for the directory, a parent or a node.
+struct DevDir {
+    fd: OwnedFd,
+    /// For messages and the report.
+    path: PathBuf,
 }
 
-/// What is at `path`, symbolic links not followed (mknod would not either).
-fn inspect(path: &Path) -> Result<Node> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_block_device() => {
-            Ok(Node::Block(libc::major(meta.rdev()), libc::minor(meta.rdev())))
-        }
-        Ok(meta) => Ok(Node::Other(describe(meta.file_type()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Node::Missing),
-        Err(e) => Err(failed("reading", path, e)),
-    }
+/// A node this run made: the inode, to tell it from one put in its place.
+struct Made {
+    i: u32,
+    /// Held open (O_PATH) from right after the mknod: the group is fixed
+    /// through it, not through the name.
+    fd: OwnedFd,
+    inode: (u64, u64),
 }
 
-fn describe(kind: FileType) -> &'static str {
-    if kind.is_file() {
-        "a regular file"
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_symlink() {
-        "a symbolic link"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "not a block device"
-    }
-}
-
-/// Makes the nodes `todo` in `dir`, returning those this run made. On a
-/// failure it removes them again, so `dir` is left as it was.
-fn make_nodes(dir: &Path, todo: &[u32], gid: u32) -> Result<Vec<u32>> {
-    let mut made = Vec::new();
-    for &i in todo {
-        match make_node(&node_path(dir, i), i, gid) {
-            Ok(true) => made.push(i),
-            Ok(false) => {}
-            Err(e) => {
-                for &j in &made {
-                    let _ = fs::remove_file(node_path(dir, j));
-                }
-                return Err(e);
+impl DevDir {
+    /// Opens `path`, which must be an existing directory reached without
+    /// following any symbolic link. Inside a container's mount namespace the
+    /// thread's root is the container's, so `/dev` resolves within it, and
+    /// without symbolic links nothing can lead out of it.
+    fn open(path: &Path) -> Result<DevDir> {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+        match openat2(AT_FDCWD, path, how) {
+            Ok(fd) => Ok(DevDir { fd, path: path.to_path_buf() }),
+            Err(Errno::ELOOP) => Err(symlink_in(path)),
+            Err(Errno::ENOTDIR) => {
+                Err(Error::new(Kind::Usage, format!("{} is not a directory", path.display())))
             }
+            Err(Errno::ENOENT) => {
+                Err(Error::new(Kind::NotFound, format!("directory {} does not exist", path.display())))
+            }
+            Err(e) => Err(failed("opening", path, e.into())),
         }
     }
-    Ok(made)
+
+    fn node_path(&self, i: u32) -> PathBuf {
+        node_path(&self.path, i)
+    }
+
+    /// What is at `loop<i>`, symbolic links not followed (mknod would not either).
+    fn inspect(&self, i: u32) -> Result<Node> {
+        match fstatat(&self.fd, node_name(i).as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(node_of(&st)),
+            Err(Errno::ENOENT) => Ok(Node::Missing),
+            Err(e) => Err(failed("reading", &self.node_path(i), e.into())),
+        }
+    }
+
+    /// `mknod -m0660 loop<i> b 7 <i>` with group `gid`; None when the right
+    /// node appeared meanwhile. A node half made is removed.
+    fn make_node(&self, i: u32, gid: u32) -> Result<Option<Made>> {
+        let Some(made) = self.mknod(i)? else { return Ok(None) };
+        if let Err(e) = self.finish(&made, gid) {
+            self.remove(&made);
+            return Err(e);
+        }
+        Ok(Some(made))
+    }
+
+    /// `mknod -m0660 loop<i> b 7 <i>`, the node then held open. None when
+    /// the right node appeared meanwhile (devtmpfs as the kernel added the
+    /// device, udev, another run): it is left as it is.
+    fn mknod(&self, i: u32) -> Result<Option<Made>> {
+        let path = self.node_path(i);
+        // The mode is exact with no umask, so the node never needs a chmod
+        // (which an O_PATH descriptor cannot do).
+        let umask_was = umask(Mode::empty());
+        let made = mknodat(
+            &self.fd,
+            node_name(i).as_str(),
+            SFlag::S_IFBLK,
+            Mode::from_bits_truncate(NODE_MODE),
+            libc::makedev(LOOP_MAJOR, i),
+        );
+        umask(umask_was);
+        match made {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => return needs_node(&path, i, &self.inspect(i)?).map(|_| None),
+            Err(e) => return Err(failed("creating", &path, e.into())),
+        }
+        // Should this fail, what the name leads to cannot be told from
+        // another's node: it is left alone.
+        self.open_made(i).map(Some)
+    }
+
+    /// The node just made at `loop<i>`, opened without following a link and
+    /// checked to be block 7:i; anything else is not touched again.
+    fn open_made(&self, i: u32) -> Result<Made> {
+        let path = self.node_path(i);
+        // A name without a slash, opened without following a link: a link
+        // put there is opened itself and refused below.
+        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(&self.fd, node_name(i).as_str(), flags, Mode::empty()).map_err(|e| match e {
+            Errno::ENOENT => {
+                Error::new(Kind::Conflict, format!("{} vanished right after it was made", path.display()))
+            }
+            e => failed("opening", &path, e.into()),
+        })?;
+        let st = fstat(&fd).map_err(|e| failed("reading", &path, e.into()))?;
+        needs_node(&path, i, &node_of(&st))?;
+        Ok(Made { i, fd, inode: (st.st_dev, st.st_ino) })
+    }
+
+    /// Group `gid` and mode 0660 on the node itself, through its descriptor.
+    fn finish(&self, made: &Made, gid: u32) -> Result<()> {
+        let path = self.node_path(made.i);
+        fchownat(&made.fd, "", None, Some(Gid::from_raw(gid)), AtFlags::AT_EMPTY_PATH)
+            .map_err(|e| failed("setting the group of", &path, e.into()))?;
+        // A default ACL on the directory overrides the umask.
+        let st = fstat(&made.fd).map_err(|e| failed("reading", &path, e.into()))?;
+        if st.st_mode & 0o7777 != NODE_MODE {
+            fchmod_path_fd(&made.fd, NODE_MODE)
+                .map_err(|e| failed("setting the mode of", &path, e.into()))?;
+        }
+        // The name must still lead to this node, or the report would lie.
+        if self.holds(made) {
+            return Ok(());
+        }
+        needs_node(&path, made.i, &self.inspect(made.i)?)?;
+        Err(Error::new(Kind::Conflict, format!("{} was replaced while it was being made", path.display())))
+    }
+
+    /// Whether `loop<i>` is still the node this run made.
+    fn holds(&self, made: &Made) -> bool {
+        fstatat(&self.fd, node_name(made.i).as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| (st.st_dev, st.st_ino) == made.inode)
+    }
+
+    /// Removes a node this run made, if it is still there; what replaced it
+    /// is left alone.
+    fn remove(&self, made: &Made) {
+        if self.holds(made) {
+            let _ = unlinkat(&self.fd, node_name(made.i).as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
 }
 
-/// `mknod -m0660 PATH b 7 I` with group disk. False when the right node
-/// appeared meanwhile (devtmpfs as the kernel added the device, udev,
-/// another run): it is left as it is.
-fn make_node(path: &Path, i: u32, gid: u32) -> Result<bool> {
-    let dev = libc::makedev(LOOP_MAJOR, i);
-    match mknod(path, SFlag::S_IFBLK, Mode::from_bits_truncate(NODE_MODE), dev) {
-        Ok(()) => {}
-        Err(Errno::EEXIST) => return needs_node(path, i, &inspect(path)?).map(|_| false),
-        Err(e) => return Err(failed("creating", path, e.into())),
+/// The refusal of a `--dev` path that is or passes through a symbolic link,
+/// naming the first one.
+fn symlink_in(path: &Path) -> Error {
+    let link = path
+        .ancestors()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()));
+    match link {
+        Some(link) if link == path => Error::new(
+            Kind::Usage,
+            format!("{} is a symbolic link; give the directory's real path", path.display()),
+        ),
+        Some(link) => Error::new(
+            Kind::Usage,
+            format!(
+                "{}: {} is a symbolic link; give the directory's real path",
+                path.display(),
+                link.display()
+            ),
+        ),
+        None => Error::new(Kind::Conflict, format!("{} changed while it was being opened", path.display())),
     }
-    // mknod's mode went through the umask; a node half made is removed.
-    let finish = std::os::unix::fs::chown(path, None, Some(gid))
-        .map_err(|e| failed("setting the group of", path, e))
-        .and_then(|()| {
-            fs::set_permissions(path, fs::Permissions::from_mode(NODE_MODE))
-                .map_err(|e| failed("setting the mode of", path, e))
-        });
-    if finish.is_err() {
-        let _ = fs::remove_file(path);
+}
+
+/// chmod of the node an O_PATH descriptor holds: fchmod refuses such a
+/// descriptor, fchmodat2 (Linux 6.6) takes it with AT_EMPTY_PATH.
+fn fchmod_path_fd(fd: &OwnedFd, mode: u32) -> io::Result<()> {
+    // SAFETY: fchmodat2(fd, "", mode, AT_EMPTY_PATH) reads only the empty
+    // C string; the fd is open.
+    let r = unsafe {
+        libc::syscall(libc::SYS_fchmodat2, fd.as_raw_fd(), c"".as_ptr(), mode, libc::AT_EMPTY_PATH)
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
-    finish.map(|()| true)
+}
+
+fn node_name(i: u32) -> String {
+    format!("loop{i}")
+}
+
+fn node_of(st: &FileStat) -> Node {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFBLK => Node::Block(libc::major(st.st_rdev), libc::minor(st.st_rdev)),
+        kind => Node::Other(describe(kind)),
+    }
+}
+
+fn describe(kind: u32) -> &'static str {
+    match kind {
+        libc::S_IFREG => "a regular file",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFLNK => "a symbolic link",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        _ => "not a block device",
+    }
 }
 
 /// The gid of group `disk`, which owns block devices.
@@ -290,6 +495,18 @@ impl LoopControl {
         let i = unsafe { loop_ctl_get_free(self.0.as_raw_fd()) }
             .map_err(|e| failed("finding a free loop device through", Path::new(LOOP_CONTROL), e.into()))?;
         Ok(i as u32) // never negative: nix turns -1 into an error
+    }
+
+    /// Removes loop device `i` from the kernel; the kernel refuses (EBUSY)
+    /// while it is bound.
+    fn remove(&self, i: u32) -> Result<()> {
+        let arg =
+            i32::try_from(i).map_err(|_| Error::new(Kind::Usage, format!("loop{i}: index too large")))?;
+        // SAFETY: LOOP_CTL_REMOVE takes the index by value, no pointer.
+        match unsafe { loop_ctl_remove(self.0.as_raw_fd(), arg) } {
+            Ok(_) | Err(Errno::ENODEV) => Ok(()),
+            Err(e) => Err(failed(&format!("removing loop{i} through"), Path::new(LOOP_CONTROL), e.into())),
+        }
     }
 
     /// Adds loop device `i` to the kernel; false if it had it already.

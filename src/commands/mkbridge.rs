@@ -11,13 +11,13 @@ use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::request::Mkbridge;
 use crate::sys::netlink::{address_ip, route_text, Netlink};
+use crate::sys::output;
 
 pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
     let host = Netlink::here()?;
     let plan = plan(req, &host).await?;
     if plan.steps.is_empty() {
-        println!("{} already bridges {}: nothing to do", req.bridge, req.iface);
-        return Ok(());
+        return output::lines([format!("{} already bridges {}: nothing to do", req.bridge, req.iface)]);
     }
     // Every step acts on the host.
     super::print_or_apply(&plan, dry_run, &host, None).await

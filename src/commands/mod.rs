@@ -35,8 +35,7 @@ async fn print_or_apply(
     guest: Option<(&Netlink, BorrowedFd<'_>)>,
 ) -> Result<()> {
     if dry_run {
-        plan.print();
-        return Ok(());
+        return plan.print();
     }
     let own = crate::sys::netns::current()?;
     let (guest, guest_ns) = guest.unwrap_or((host, own.as_fd()));

@@ -54,5 +54,5 @@ pub async fn steps(plan: &mut Plan, ctx: &Context<'_>, dev: &str, port: Option<&
 /// Whether interfaces made in the guest start with IPv6 disabled (Docker's
 /// `--net=none` containers).
 fn guest_lacks_ipv6(ctx: &Context<'_>) -> Result<bool> {
-    Ok(Sysctl::open(Some(ctx.guest.netns()), "net.ipv6.conf.default.disable_ipv6")?.read()? == "1")
+    Ok(Sysctl::conf(Some(ctx.guest.netns()), Family::V6, "default", "disable_ipv6")?.read()? == "1")
 }

@@ -65,8 +65,24 @@ pub async fn on_vlan(plan: &mut Plan, ctx: &Context<'_>, parent: &Link) -> Resul
     Ok(name)
 }
 
-/// The original cut `ph<pid><if>` to the kernel's 15 bytes.
+/// The original cut `ph<pid><if>` to the kernel's 15 bytes; a character
+/// that would be cut in two (`-i` may be any UTF-8) goes whole.
 fn cut(mut name: String) -> String {
-    name.truncate(IFNAME_MAX);
+    let end = (0..=IFNAME_MAX.min(name.len())).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
+    name.truncate(end);
     name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn cut_keeps_15_bytes_and_whole_characters() {
+        assert_eq!(cut("ph4242424eth1".into()), "ph4242424eth1");
+        assert_eq!(cut("ph123456789012345".into()), "ph1234567890123");
+        // "é" is 2 bytes, at bytes 14 and 15: it does not fit.
+        assert_eq!(cut("ph123456789012é".into()), "ph123456789012");
+        assert_eq!(cut("ph12345678901éx".into()), "ph12345678901é");
+    }
 }

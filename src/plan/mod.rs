@@ -159,12 +159,15 @@ impl NewLink {
     }
 }
 
-/// How an applied step is taken back.
+/// How an applied step is taken back. Links are acted on by the ifindex
+/// they had when the step ran, never looked up again by name: a guest may
+/// rename its links and plant another under the name.
 #[derive(Debug)]
 pub enum Undo {
     DeleteLink {
         side: Side,
         name: String,
+        index: u32,
     },
     /// Only if no port is left on it: a concurrent run may be using it.
     DeleteBridgeIfUnused {
@@ -189,6 +192,7 @@ pub enum Undo {
     LinkDown {
         side: Side,
         name: String,
+        index: u32,
     },
     AddAddress {
         dev: String,
@@ -197,12 +201,14 @@ pub enum Undo {
     /// Returns a host interface from the guest under its own name and state.
     MoveBack {
         guest_name: String,
+        guest_index: u32,
         host_name: String,
         was_up: bool,
     },
     SetMac {
         side: Side,
         name: String,
+        index: u32,
         mac: Mac,
     },
     /// Puts a moved route back as it was.

@@ -6,14 +6,15 @@ use std::fmt;
 use ipnetwork::IpNetwork;
 
 use super::{NewLink, Plan, Side, Step, Undo};
+use crate::error::Result;
 use crate::family::Family;
+use crate::sys::output;
+use crate::sys::sysctl::conf_name;
 
 impl Plan {
     /// `--dry-run`: the steps as commands, one a line.
-    pub fn print(&self) {
-        for step in &self.steps {
-            println!("{}", self.command(step));
-        }
+    pub fn print(&self) -> Result<()> {
+        output::lines(self.steps.iter().map(|step| self.command(step)))
     }
 
     /// The step as a command an operator could type.
@@ -86,13 +87,13 @@ impl fmt::Display for Step {
             }
             Step::SetMac { dev, mac } => write!(f, "ip link set dev {dev} address {mac}"),
             Step::Ipv6 { dev, enable, .. } => {
-                write!(f, "sysctl -qw net.ipv6.conf.{dev}.disable_ipv6={}", u8::from(!enable))
+                write!(f, "sysctl -qw {}={}", conf_name(Family::V6, dev, "disable_ipv6"), u8::from(!enable))
             }
             Step::CopyAddress { to, text, .. } => write!(f, "ip addr add {text} dev {to}"),
             Step::DeleteAddress { dev, text, .. } => write!(f, "ip addr del {text} dev {dev}"),
             Step::MoveRoute { to, text, .. } => write!(f, "ip {text} dev {to}"),
             Step::Announce { dev, ip, .. } => {
-                let key = format!("net.ipv4.conf.{dev}.arp_notify");
+                let key = conf_name(Family::V4, dev, "arp_notify");
                 let mac = format!("$(cat /sys/class/net/{dev}/address)");
                 write!(f, "sysctl -qw {key}=1 && ip link set {dev} address {mac} && sysctl -qw {key}=0  # announces {ip}")
             }

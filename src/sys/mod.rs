@@ -1,8 +1,9 @@
-//! System access: netlink, namespaces, sysctls, running a named program
-//! in a namespace.
+//! System access: netlink, namespaces, sysctls, a guest's process,
+//! running a named program in a namespace, and stdout.
 
 pub mod exec;
 pub mod netlink;
 pub mod netns;
+pub mod output;
 pub mod process;
 pub mod sysctl;

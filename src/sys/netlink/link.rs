@@ -94,6 +94,16 @@ impl Netlink {
         }
     }
 
+    /// The link with ifindex `index`, whatever it is called now.
+    pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>> {
+        let mut links = self.handle.link().get().match_index(index).execute();
+        match links.try_next().await {
+            Ok(found) => Ok(found.map(Link::from_message)),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(nl_error(e, format!("looking up link {index}"))),
+        }
+    }
+
     pub async fn links(&self) -> Result<Vec<Link>> {
         let msgs: Vec<LinkMessage> = self
             .handle
