@@ -36,7 +36,7 @@ fn udhcpc_gets_a_lease_with_mtu_and_classless_routes_from_dnsmasq() {
 
     let hostname = format!("hostname:{name}");
     let udhcpc = ["udhcpc", "-i", &ifname, "-f", "-q", "-n", "-t", "5", "-T", "1", "-x", &hostname];
-    let out = client.exec(&[&udhcpc[..], &["-O", "mtu", "-O", "staticroutes"]].concat());
+    let out = client.exec_private_resolv(&[&udhcpc[..], &["-O", "mtu", "-O", "staticroutes"]].concat());
     assert!(out.status.success(), "udhcpc: {}{}", stdout(&out), stderr(&out));
 
     assert_eq!(server.wait_ack(&name, Duration::from_secs(5)), "10.77.0.50");
@@ -63,10 +63,20 @@ fn dhclient_gets_a_lease_from_dnsmasq() {
     let (pid, lease) = (files.join("dhclient.pid"), files.join("dhclient.leases"));
     // No script: dhclient-script would write the machine's /etc/resolv.conf.
     let dhclient = ["dhclient", "-1", "-4", "-sf", "/bin/true", "-pf", &pid, "-lf", &lease, &ifname];
-    let out = client.exec(&dhclient);
+    let out = client.exec_private_resolv(&dhclient);
     assert!(out.status.success(), "dhclient: {}{}", stdout(&out), stderr(&out));
     // -1 leaves it running to renew: stop it (its pid file is ours).
-    let _ = client.exec(&["dhclient", "-x", "-sf", "/bin/true", "-pf", &pid, "-lf", &lease, &ifname]);
+    let _ = client.exec_private_resolv(&[
+        "dhclient",
+        "-x",
+        "-sf",
+        "/bin/true",
+        "-pf",
+        &pid,
+        "-lf",
+        &lease,
+        &ifname,
+    ]);
 
     let line = server.wait_log(&["DHCPACK(br0)", "10.78.0.1"], Duration::from_secs(5));
     let ip = line.split_whitespace().skip_while(|w| !w.starts_with("DHCPACK(")).nth(1).expect("address");
@@ -80,12 +90,13 @@ fn dhcpcd_gets_a_lease_from_dnsmasq() {
     let (server, client, ifname) = dhcp_client(config);
     // -1: one lease, then exit; -B: stay in the foreground; -c: no hook
     // scripts, so the machine's resolv.conf is never touched.
-    let out = client.exec(&["dhcpcd", "-1", "-4", "-B", "-t", "10", "-c", "/bin/true", &ifname]);
+    let out =
+        client.exec_private_resolv(&["dhcpcd", "-1", "-4", "-B", "-t", "10", "-c", "/bin/true", &ifname]);
     assert!(out.status.success(), "dhcpcd: {}{}", stdout(&out), stderr(&out));
     let line = server.wait_log(&["DHCPACK(br0)", "10.79.0.1"], Duration::from_secs(5));
     let ip = line.split_whitespace().skip_while(|w| !w.starts_with("DHCPACK(")).nth(1).expect("address");
     assert_eq!(client.cidrs(&ifname, Family::V4), vec![format!("{ip}/24")]);
-    let _ = client.exec(&["dhcpcd", "-x", &ifname]);
+    let _ = client.exec_private_resolv(&["dhcpcd", "-x", &ifname]);
 }
 
 #[test]

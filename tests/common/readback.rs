@@ -134,6 +134,23 @@ pub trait Ns {
         quiet(&full.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// Runs a DHCP client (or anything else that rewrites /etc/resolv.conf
+    /// through its scripts) inside the namespace, in a private mount
+    /// namespace whose /etc/resolv.conf is a throwaway file: the machine's
+    /// own resolver configuration is never written.
+    fn exec_private_resolv(&self, argv: &[&str]) -> Output {
+        let scratch = std::env::temp_dir().join(format!("{}-resolv.conf", super::unique("pwres")));
+        std::fs::write(&scratch, "").expect("scratch resolv.conf");
+        let scratch_arg = scratch.to_string_lossy().into_owned();
+        let bind = r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#;
+        let mut full =
+            vec!["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", bind, &scratch_arg];
+        full.extend_from_slice(argv);
+        let out = self.exec(&full);
+        let _ = std::fs::remove_file(&scratch);
+        out
+    }
+
     /// `ip <args>`, which must succeed; returns stdout.
     fn ip(&self, args: &[&str]) -> String {
         let mut argv = self.ip_argv();
