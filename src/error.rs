@@ -147,6 +147,16 @@ pub fn errno_text(errno: i32) -> String {
     nix::errno::Errno::from_raw(errno).desc().to_string()
 }
 
+/// One line naming `path`: "creating /dev/loop8: permission denied".
+pub fn failed(doing: &str, path: &std::path::Path, e: std::io::Error) -> Error {
+    let why = match e.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => "permission denied".to_string(),
+        Some(errno) => errno_text(errno),
+        None => e.to_string(),
+    };
+    Error::new(Kind::Io, format!("{doing} {}: {why}", path.display()))
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         match e.raw_os_error() {

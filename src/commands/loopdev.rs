@@ -19,25 +19,18 @@ use nix::unistd::{fchownat, unlinkat, Gid, Group, UnlinkatFlags};
 
 use crate::apply::failpoints::{injected_failure, injected_pause};
 use crate::apply::signals::HeldSignals;
-use crate::error::{errno_text, Error, Kind, Result};
+use crate::error::{failed, Error, Kind, Result};
 use crate::request::{GuestRef, LoopRequest};
+use crate::sys::loop_control::LoopControl;
 use crate::sys::{netns, output};
 
 /// The block major of loop devices (LOOP_MAJOR in <linux/major.h>).
 const LOOP_MAJOR: u32 = 7;
-const LOOP_CONTROL: &str = "/dev/loop-control";
-/// Present when the loop driver is loaded or built in.
-const LOOP_MODULE: &str = "/sys/module/loop";
 /// What udev gives block devices, and the runbook's `mknod -m0660`.
 const NODE_MODE: u32 = 0o660;
 /// The gid of `disk` on Debian, Ubuntu, Fedora, RHEL, Alpine and Arch, for a
 /// host whose group database lacks the group.
 const DISK_GID_FALLBACK: u32 = 6;
-
-// <linux/loop.h>: "bad" ioctls, plain numbers rather than _IO() codes.
-nix::ioctl_write_int_bad!(loop_ctl_add, 0x4C80);
-nix::ioctl_write_int_bad!(loop_ctl_remove, 0x4C81);
-nix::ioctl_none_bad!(loop_ctl_get_free, 0x4C82);
 
 /// The changes are made or undone whole: an interrupt waits the few
 /// milliseconds (held on this thread, and on the one that enters the
@@ -448,77 +441,6 @@ fn disk_gid() -> u32 {
         Ok(Some(group)) => group.gid.as_raw(),
         // No such group, or no group database to read (a minimal host).
         _ => DISK_GID_FALLBACK,
-    }
-}
-
-/// One line naming `path`: "creating /dev/loop8: permission denied".
-fn failed(doing: &str, path: &Path, e: io::Error) -> Error {
-    let why = match e.raw_os_error() {
-        Some(libc::EPERM | libc::EACCES) => "permission denied".to_string(),
-        Some(errno) => errno_text(errno),
-        None => e.to_string(),
-    };
-    Error::new(Kind::Io, format!("{doing} {}: {why}", path.display()))
-}
-
-// ---------------------------------------------------------------- kernel
-
-/// /dev/loop-control, through which the kernel hands out loop devices.
-struct LoopControl(File);
-
-impl LoopControl {
-    fn open() -> Result<LoopControl> {
-        let path = Path::new(LOOP_CONTROL);
-        match File::options().read(true).write(true).open(path) {
-            Ok(file) => Ok(LoopControl(file)),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV | libc::ENXIO)) => {
-                Err(Error::new(
-                    Kind::Unsupported,
-                    if Path::new(LOOP_MODULE).exists() {
-                        format!(
-                            "{LOOP_CONTROL} is missing although the loop driver is loaded \
-                         (mknod {LOOP_CONTROL} c 10 237)"
-                        )
-                    } else {
-                        "the kernel lacks loop device support (module loop): modprobe loop".to_string()
-                    },
-                ))
-            }
-            Err(e) => Err(failed("opening", path, e)),
-        }
-    }
-
-    /// The first unbound device, as `losetup -f` finds it; the kernel adds
-    /// one when all are bound.
-    fn get_free(&self) -> Result<u32> {
-        // SAFETY: LOOP_CTL_GET_FREE takes no argument; the fd is open.
-        let i = unsafe { loop_ctl_get_free(self.0.as_raw_fd()) }
-            .map_err(|e| failed("finding a free loop device through", Path::new(LOOP_CONTROL), e.into()))?;
-        Ok(i as u32) // never negative: nix turns -1 into an error
-    }
-
-    /// Removes loop device `i` from the kernel; the kernel refuses (EBUSY)
-    /// while it is bound.
-    fn remove(&self, i: u32) -> Result<()> {
-        let arg =
-            i32::try_from(i).map_err(|_| Error::new(Kind::Usage, format!("loop{i}: index too large")))?;
-        // SAFETY: LOOP_CTL_REMOVE takes the index by value, no pointer.
-        match unsafe { loop_ctl_remove(self.0.as_raw_fd(), arg) } {
-            Ok(_) | Err(Errno::ENODEV) => Ok(()),
-            Err(e) => Err(failed(&format!("removing loop{i} through"), Path::new(LOOP_CONTROL), e.into())),
-        }
-    }
-
-    /// Adds loop device `i` to the kernel; false if it had it already.
-    fn add(&self, i: u32) -> Result<bool> {
-        let arg =
-            i32::try_from(i).map_err(|_| Error::new(Kind::Usage, format!("loop{i}: index too large")))?;
-        // SAFETY: LOOP_CTL_ADD takes the index by value, no pointer.
-        match unsafe { loop_ctl_add(self.0.as_raw_fd(), arg) } {
-            Ok(_) => Ok(true),
-            Err(Errno::EEXIST) => Ok(false),
-            Err(e) => Err(failed(&format!("adding loop{i} through"), Path::new(LOOP_CONTROL), e.into())),
-        }
     }
 }
 

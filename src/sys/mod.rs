@@ -2,6 +2,7 @@
 //! running a named program in a namespace, and stdout.
 
 pub mod exec;
+pub mod loop_control;
 pub mod netlink;
 pub mod netns;
 pub mod output;
