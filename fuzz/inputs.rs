@@ -26,11 +26,11 @@ pub fn cli(data: &[u8]) {
 pub fn route_rule(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let args: Vec<String> = text.split_ascii_whitespace().map(String::from).collect();
-    if let Some(cmd) = pipework::passthrough::parse_route(&args) {
+    if let Some(cmd) = pipework::iproute2::parse_route(&args) {
         let _ = cmd.message(Some(1));
         let _ = cmd.op.flags();
     }
-    if let Some(cmd) = pipework::passthrough::parse_rule(&args) {
+    if let Some(cmd) = pipework::iproute2::parse_rule(&args) {
         let _ = cmd.message();
         let _ = cmd.flags();
     }

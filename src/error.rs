@@ -1,41 +1,100 @@
-//! One error type for the whole tool: a message the operator reads, the
-//! stream it goes to and the exit status, as the original script had them.
+//! One error type for the whole tool. Its kind says what went wrong and
+//! decides the exit status (and, for a CNI plugin, the error code); its
+//! message is what the operator reads, on the stream the original used.
+//! A netlink refusal keeps the kernel's errno and extended-ACK text, and a
+//! failed run carries the failures of its rollback, if any.
 
 use std::fmt;
 
+/// What went wrong, whatever the words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The command line is wrong, or names something in the wrong form.
+    Usage,
+    /// A guest, interface, program or file named does not exist.
+    NotFound,
+    /// Something is in the way: a name taken, a link up, a port elsewhere.
+    Conflict,
+    /// Not done by this version, this kernel or this kind of interface.
+    Unsupported,
+    /// The kernel refused a netlink request; see `Error::kernel`.
+    KernelRefused,
+    /// A system call, file, socket or the Docker API failed.
+    Io,
+    /// pipework lacks the privilege it needs: it runs as root.
+    Permission,
+    /// Waited for something that did not happen in time.
+    Timeout,
+    /// A failure of pipework itself (or one injected by a test build).
+    Internal,
+    /// Exit with this status and print nothing more: a program's own
+    /// status passed on, `ip`'s for a refusal it words, or 0 after --help.
+    Exit(i32),
+}
+
+/// What the kernel said when it refused a netlink request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelReply {
+    pub errno: Option<i32>,
+    /// The extended ACK's message, which rtnetlink alone would drop.
+    pub text: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct Error {
+    kind: Kind,
     message: String,
     /// The original prints a few refusals ("exists and is up", usage) on stdout.
     stdout: bool,
-    code: i32,
+    kernel: Option<KernelReply>,
+    /// Undo steps that failed while this run was rolled back.
+    rollback: Vec<Error>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A refusal worded by the original script: printed as is, exit 1.
-    pub fn plain(message: impl Into<String>) -> Self {
-        Error { message: message.into(), stdout: false, code: 1 }
+    /// A message of our own: prefixed with `pipework: `.
+    pub fn new(kind: Kind, message: impl fmt::Display) -> Self {
+        Error::original(kind, format!("pipework: {message}"))
     }
 
-    /// A message of our own: prefixed with `pipework: `, exit 1.
-    pub fn new(message: impl fmt::Display) -> Self {
-        Error::plain(format!("pipework: {message}"))
+    /// A refusal worded by the original script: printed as is.
+    pub fn original(kind: Kind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into(), stdout: false, kernel: None, rollback: Vec::new() }
     }
 
-    /// A refusal the original printed on stdout.
-    pub fn stdout(message: impl Into<String>) -> Self {
-        Error { stdout: true, ..Error::plain(message) }
+    /// A refusal of the kernel's, with what it said.
+    pub fn kernel(message: impl fmt::Display, reply: KernelReply) -> Self {
+        Error { kernel: Some(reply), ..Error::new(Kind::KernelRefused, message) }
     }
 
-    /// A passthrough's own exit status, with nothing more to print.
+    /// Exit with `code`, printing nothing more.
     pub fn exit(code: i32) -> Self {
-        Error { message: String::new(), stdout: false, code }
+        Error::original(Kind::Exit(code), "")
     }
 
+    /// Printed on stdout, as the original printed this refusal.
+    pub fn on_stdout(self) -> Self {
+        Error { stdout: true, ..self }
+    }
+
+    /// The failures of the rollback that followed this one.
+    pub fn with_rollback(self, rollback: Vec<Error>) -> Self {
+        Error { rollback, ..self }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The exit status: a passed-on status as it is, 1 for every refusal
+    /// and failure, as the original script had it.
     pub fn code(&self) -> i32 {
-        self.code
+        match self.kind {
+            Kind::Exit(code) => code,
+            _ => 1,
+        }
     }
 
     pub fn to_stdout(&self) -> bool {
@@ -44,6 +103,14 @@ impl Error {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    pub fn kernel_reply(&self) -> Option<&KernelReply> {
+        self.kernel.as_ref()
+    }
+
+    pub fn rollback(&self) -> &[Error] {
+        &self.rollback
     }
 
     /// Prefix what we were doing: "creating veth vethXpl1: File exists".
@@ -69,7 +136,10 @@ pub fn is_permission(errno: i32) -> bool {
 /// A permission error while `doing` something only root may: said so
 /// before anything has changed.
 pub fn needs_root(doing: impl fmt::Display) -> Error {
-    Error::new(format!("{doing}: permission denied: pipework needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)"))
+    Error::new(
+        Kind::Permission,
+        format!("{doing}: permission denied: pipework needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)"),
+    )
 }
 
 /// Describes an errno the way an operator needs it, without "(os error N)".
@@ -77,17 +147,48 @@ pub fn errno_text(errno: i32) -> String {
     nix::errno::Errno::from_raw(errno).desc().to_string()
 }
 
+/// One line naming `path`: "creating /dev/loop8: permission denied".
+pub fn failed(doing: &str, path: &std::path::Path, e: std::io::Error) -> Error {
+    let why = match e.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => "permission denied".to_string(),
+        Some(errno) => errno_text(errno),
+        None => e.to_string(),
+    };
+    Error::new(Kind::Io, format!("{doing} {}: {why}", path.display()))
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         match e.raw_os_error() {
-            Some(errno) => Error::new(errno_text(errno)),
-            None => Error::new(e),
+            Some(errno) => Error::new(Kind::Io, errno_text(errno)),
+            None => Error::new(Kind::Io, e),
         }
     }
 }
 
 impl From<nix::Error> for Error {
     fn from(e: nix::Error) -> Self {
-        Error::new(e.desc())
+        Error::new(Kind::Io, e.desc())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_keeps_kind_and_one_prefix() {
+        let e = Error::original(Kind::NotFound, "Error: No such object: c1").context("finding c1");
+        assert_eq!(e.message(), "pipework: finding c1: Error: No such object: c1");
+        assert_eq!((e.kind(), e.code()), (Kind::NotFound, 1));
+        let e = Error::new(Kind::Conflict, "x").context("a").context("b");
+        assert_eq!(e.message(), "pipework: b: a: x");
+    }
+
+    #[test]
+    fn exit_status_comes_from_the_kind() {
+        assert_eq!(Error::exit(2).code(), 2);
+        assert_eq!(Error::new(Kind::Usage, "bad").code(), 1);
+        assert!(Error::exit(0).message().is_empty());
     }
 }

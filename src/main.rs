@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
-use pipework::{cli, output};
+use pipework::cli;
+use pipework::sys::output;
 
 fn main() -> ExitCode {
     const ELEVATED: &str = "refusing to run setuid, setgid or with file capabilities: run it as root";
@@ -21,11 +22,15 @@ fn main() -> ExitCode {
     let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {
         init_logging(inv.verbose);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(pipework::run(inv))
+        runtime.block_on(pipework::commands::run(inv))
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // What the rollback could not undo, then why the run failed.
+            for failure in e.rollback() {
+                output::warn(failure);
+            }
             if !e.message().is_empty() {
                 if !e.to_stdout() {
                     output::warn(&e);

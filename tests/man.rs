@@ -15,12 +15,12 @@ fn render() -> String {
     man.render_title(&mut out).unwrap();
     man.render_name_section(&mut out).unwrap();
     man.render_synopsis_section(&mut out).unwrap();
-    section(&mut out, "DESCRIPTION", pipework::manual::DESCRIPTION);
+    section(&mut out, "DESCRIPTION", pipework::cli::manual::DESCRIPTION);
     man.render_options_section(&mut out).unwrap();
     for sub in cmd_companions() {
         companion(&mut out, &sub, "pipework");
     }
-    for (title, body) in pipework::manual::SECTIONS {
+    for (title, body) in pipework::cli::manual::SECTIONS {
         section(&mut out, title, body);
     }
     String::from_utf8(out).unwrap()

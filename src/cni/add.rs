@@ -15,8 +15,9 @@ use super::steps;
 use super::store::{Record, Store};
 use super::version::LATEST;
 use crate::apply::{Target, Transaction};
-use crate::guest::Guest;
-use crate::netlink::Netlink;
+use crate::request::GuestRef;
+use crate::resolve::guest::Guest;
+use crate::sys::netlink::Netlink;
 
 pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
     if conf.hairpin && conf.promisc {
@@ -44,7 +45,7 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
 
     // Started before the transaction holds signals, which a child inherits.
     let pending = ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose()?;
-    let own = crate::netns::current()?;
+    let own = crate::sys::netns::current()?;
     let target = Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: netns.netns() };
     let mut tx = Transaction::begin(&target);
     let linked = tx.apply(&links).await;
@@ -61,8 +62,8 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
         }
         // IPAM's own failure: it allocated nothing.
         (Ok(()), Err(e)) => {
-            tx.roll_back().await;
-            return Err(e);
+            let undo = tx.roll_back().await;
+            return Err(with_undo(e, undo));
         }
     };
     let made = async {
@@ -81,7 +82,7 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
     let ours = match made {
         Ok(ours) => ours,
         Err(e) => {
-            tx.roll_back().await;
+            let e = with_undo(e, tx.roll_back().await);
             return Err(match &ipam {
                 Some(ipam) => release(ipam, env, conf, e),
                 None => e,
@@ -93,6 +94,13 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
         Some(prev) => prev.clone().chain(ours),
         None => ours,
     })
+}
+
+/// Undo steps that failed, added to the error's details.
+fn with_undo(e: CniError, undo: Vec<crate::error::Error>) -> CniError {
+    let mut details: Vec<String> = [e.details.clone()].into_iter().filter(|d| !d.is_empty()).collect();
+    details.extend(undo.iter().map(|u| u.message().trim_start_matches("pipework: ").to_string()));
+    e.with_details(details.join("; "))
 }
 
 /// IPAM DEL after a failed ADD; its own failure is added to the error.
@@ -109,7 +117,7 @@ fn release(ipam: &Ipam, env: &Env, conf: &NetConf, e: CniError) -> CniError {
 /// The container's network namespace, held open: a namespace file (nsfs,
 /// of the network type), never the one this plugin runs in.
 pub async fn open_netns(path: &str) -> CniResult<Guest> {
-    let failed = |e: crate::Error| {
+    let failed = |e: crate::error::Error| {
         let code = if std::path::Path::new(path).exists() {
             Code::InvalidEnvironment
         } else {
@@ -118,7 +126,7 @@ pub async fn open_netns(path: &str) -> CniResult<Guest> {
         CniError::new(code, format!("failed to open netns \"{path}\""))
             .with_details(e.message().trim_start_matches("pipework: ").to_string())
     };
-    let guest = crate::guest::resolve(path).await.map_err(failed)?;
+    let guest = crate::resolve::guest::resolve(&GuestRef::Path(path.into())).await.map_err(failed)?;
     guest.refuse_here("the container's interface would be the host's").map_err(failed)?;
     Ok(guest)
 }
@@ -138,7 +146,7 @@ async fn result(
         host.require(host_veth).await?,
         inside.require(&env.ifname).await?,
     );
-    let interface = |name: &str, link: &crate::netlink::Link, sandbox: &str| Interface {
+    let interface = |name: &str, link: &crate::sys::netlink::Link, sandbox: &str| Interface {
         name: name.to_string(),
         mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
         sandbox: sandbox.to_string(),

@@ -12,7 +12,7 @@ use super::error::{CniError, CniResult, Code};
 use super::ipam::Ipam;
 use super::result::{CniOutput, Interface};
 use super::store::Store;
-use crate::netlink::{address_ip, Netlink};
+use crate::sys::netlink::{address_ip, Netlink};
 
 fn failed(msg: impl Into<String>) -> CniError {
     CniError::new(Code::Internal, msg)

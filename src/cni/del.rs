@@ -9,7 +9,7 @@ use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
 use super::ipam::Ipam;
 use super::store::{Record, Store};
-use crate::netlink::Netlink;
+use crate::sys::netlink::Netlink;
 
 pub async fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
     let store = Store::open();
@@ -46,8 +46,8 @@ async fn remove_links(netns: &str, ifname: &str, record: Option<&Record>) -> Cni
 async fn delete(nl: &Netlink, index: u32, name: &str) -> CniResult<()> {
     match nl.del_link(index).await {
         // Gone meanwhile (its peer was deleted): what DEL wanted.
-        Err(e) if crate::netlink::errno(&e) == Some(libc::ENODEV) => Ok(()),
-        Err(e) => Err(crate::netlink::nl_error(e, format!("deleting {name}")).into()),
+        Err(e) if crate::sys::netlink::errno(&e) == Some(libc::ENODEV) => Ok(()),
+        Err(e) => Err(crate::sys::netlink::nl_error(e, format!("deleting {name}")).into()),
         Ok(()) => Ok(()),
     }
 }

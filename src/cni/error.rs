@@ -63,12 +63,23 @@ impl fmt::Display for CniError {
     }
 }
 
-/// What the rest of pipework reports (netlink, namespaces, sysctls) is the
-/// plugin's internal failure; its text already names what failed.
-impl From<crate::Error> for CniError {
-    fn from(e: crate::Error) -> CniError {
-        let msg = e.message().strip_prefix("pipework: ").unwrap_or(e.message()).to_string();
-        CniError::new(Code::Internal, msg)
+/// What the rest of pipework reports, by its kind: a wait that ran out is
+/// worth a retry, a failed system call an I/O failure, anything else
+/// (netlink, a name taken, a link gone) the plugin's internal failure. Its
+/// text already names what failed; undo steps that failed go in `details`.
+impl From<crate::error::Error> for CniError {
+    fn from(e: crate::error::Error) -> CniError {
+        use crate::error::Kind;
+        let code = match e.kind() {
+            Kind::Timeout => Code::TryAgainLater,
+            Kind::Io => Code::Io,
+            _ => Code::Internal,
+        };
+        let bare = |e: &crate::error::Error| {
+            e.message().strip_prefix("pipework: ").unwrap_or(e.message()).to_string()
+        };
+        let undo: Vec<String> = e.rollback().iter().map(bare).collect();
+        CniError::new(code, bare(&e)).with_details(undo.join("; "))
     }
 }
 

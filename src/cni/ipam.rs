@@ -28,7 +28,7 @@ impl Ipam {
     pub fn find(name: &str, path: &[PathBuf]) -> CniResult<Ipam> {
         let program = path.iter().map(|dir| dir.join(name)).find(|candidate| is_executable(candidate));
         if let Some(program) = &program {
-            crate::exec::trusted(program).map_err(|why| {
+            crate::sys::exec::trusted(program).map_err(|why| {
                 CniError::new(
                     Code::InvalidConfig,
                     format!("refusing to run IPAM plugin {}", program.display()),
@@ -114,7 +114,7 @@ impl Ipam {
         let path: Vec<String> = env.path.iter().map(|d| d.display().to_string()).collect();
         let mut child = Process::new(&self.program)
             .env_clear()
-            .env("PATH", crate::exec::CHILD_PATH)
+            .env("PATH", crate::sys::exec::CHILD_PATH)
             .env("CNI_COMMAND", command.as_str())
             .env("CNI_CONTAINERID", &env.container_id)
             .env("CNI_NETNS", &env.netns)
@@ -128,7 +128,7 @@ impl Ipam {
             .map_err(|e| {
                 CniError::new(Code::Io, format!("failed to run IPAM plugin {}", self.program.display()))
                     .with_details(
-                        crate::Error::from(e).message().trim_start_matches("pipework: ").to_string(),
+                        crate::error::Error::from(e).message().trim_start_matches("pipework: ").to_string(),
                     )
             })?;
         // A plugin that exits without reading stdin closes the pipe: its

@@ -12,9 +12,9 @@ use super::config::NetConf;
 use super::env::Env;
 use super::error::{CniError, CniResult, Code};
 use super::result::{CniOutput, IpConfig, Route};
-use crate::netlink::{address_ip, Netlink};
+use crate::family::Family;
 use crate::plan::{Plan, Side, Step};
-use crate::request::Family;
+use crate::sys::netlink::{address_ip, Netlink};
 
 /// The container side is `ips[].interface` 2: bridge, host veth, container.
 pub const CONTAINER_INDEX: usize = 2;
@@ -76,7 +76,7 @@ pub async fn addressing(
         bridge_addresses(&mut plan, conf, host, bridge.index, gateways).await?;
     }
     let has_v6 = out.ips.iter().any(|ip| ip.address.is_ipv6());
-    if has_v6 && crate::plan::guest_lacks_ipv6(guest_ns)? {
+    if has_v6 && crate::drivers::addressing::ipv6_off_by_default(guest_ns)? {
         plan.push(Step::Ipv6 { side: Side::Guest, dev: ifname.into(), enable: true });
     }
     if has_v6 && !conf.enable_dad {
@@ -196,7 +196,8 @@ async fn bridge_addresses(
         }
         for other in &present {
             let ip = address_ip(other);
-            let theirs = IpNetwork::new(ip, other.header.prefix_len).map_err(|e| crate::Error::new(e))?;
+            let theirs = IpNetwork::new(ip, other.header.prefix_len)
+                .map_err(|e| crate::error::Error::new(crate::error::Kind::Internal, e))?;
             let clash = ip.is_ipv4() == net.is_ipv4()
                 && (net.is_ipv4() || theirs.contains(net.ip()) || net.contains(ip));
             if !clash {

@@ -9,7 +9,7 @@ use std::os::fd::BorrowedFd;
 
 use nix::sched::{setns, unshare, CloneFlags};
 
-use crate::error::{is_permission, needs_root, Error, Result};
+use crate::error::{is_permission, needs_root, Error, Kind, Result};
 
 /// The network namespace this thread is in, held open.
 pub fn current() -> Result<File> {
@@ -50,6 +50,6 @@ fn on_thread_in<T: Send>(
                 f()
             })
             .join()
-            .unwrap_or_else(|_| Err(Error::new("namespace thread panicked")))
+            .unwrap_or_else(|_| Err(Error::new(Kind::Internal, "namespace thread panicked")))
     })
 }

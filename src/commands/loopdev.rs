@@ -17,26 +17,20 @@ use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag, AT_FDCWD
 use nix::sys::stat::{fstat, fstatat, mknodat, umask, FileStat, Mode, SFlag};
 use nix::unistd::{fchownat, unlinkat, Gid, Group, UnlinkatFlags};
 
-use crate::apply::{injected_failure, injected_pause, HeldSignals};
-use crate::error::{errno_text, Error, Result};
-use crate::request::LoopRequest;
-use crate::{netns, output};
+use crate::apply::failpoints::{injected_failure, injected_pause};
+use crate::apply::signals::HeldSignals;
+use crate::error::{failed, Error, Kind, Result};
+use crate::request::{GuestRef, LoopRequest};
+use crate::sys::loop_control::LoopControl;
+use crate::sys::{netns, output};
 
 /// The block major of loop devices (LOOP_MAJOR in <linux/major.h>).
 const LOOP_MAJOR: u32 = 7;
-const LOOP_CONTROL: &str = "/dev/loop-control";
-/// Present when the loop driver is loaded or built in.
-const LOOP_MODULE: &str = "/sys/module/loop";
 /// What udev gives block devices, and the runbook's `mknod -m0660`.
 const NODE_MODE: u32 = 0o660;
 /// The gid of `disk` on Debian, Ubuntu, Fedora, RHEL, Alpine and Arch, for a
 /// host whose group database lacks the group.
 const DISK_GID_FALLBACK: u32 = 6;
-
-// <linux/loop.h>: "bad" ioctls, plain numbers rather than _IO() codes.
-nix::ioctl_write_int_bad!(loop_ctl_add, 0x4C80);
-nix::ioctl_write_int_bad!(loop_ctl_remove, 0x4C81);
-nix::ioctl_none_bad!(loop_ctl_get_free, 0x4C82);
 
 /// The changes are made or undone whole: an interrupt waits the few
 /// milliseconds (held on this thread, and on the one that enters the
@@ -205,10 +199,10 @@ fn needs_node(path: &Path, i: u32, node: &Node) -> Result<bool> {
         Node::Block(major, minor) => format!("block device {major}:{minor}"),
         Node::Other(kind) => kind.to_string(),
     };
-    Err(Error::new(format!(
-        "{} is {what}, not loop device {LOOP_MAJOR}:{i}; leaving it alone",
-        path.display()
-    )))
+    Err(Error::new(
+        Kind::Conflict,
+        format!("{} is {what}, not loop device {LOOP_MAJOR}:{i}; leaving it alone", path.display()),
+    ))
 }
 
 /// One line per kernel device added and node made, or one saying that all
@@ -265,8 +259,12 @@ impl DevDir {
         match openat2(AT_FDCWD, path, how) {
             Ok(fd) => Ok(DevDir { fd, path: path.to_path_buf() }),
             Err(Errno::ELOOP) => Err(symlink_in(path)),
-            Err(Errno::ENOTDIR) => Err(Error::new(format!("{} is not a directory", path.display()))),
-            Err(Errno::ENOENT) => Err(Error::new(format!("directory {} does not exist", path.display()))),
+            Err(Errno::ENOTDIR) => {
+                Err(Error::new(Kind::Usage, format!("{} is not a directory", path.display())))
+            }
+            Err(Errno::ENOENT) => {
+                Err(Error::new(Kind::NotFound, format!("directory {} does not exist", path.display())))
+            }
             Err(e) => Err(failed("opening", path, e.into())),
         }
     }
@@ -329,7 +327,9 @@ impl DevDir {
         // put there is opened itself and refused below.
         let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = openat(&self.fd, node_name(i).as_str(), flags, Mode::empty()).map_err(|e| match e {
-            Errno::ENOENT => Error::new(format!("{} vanished right after it was made", path.display())),
+            Errno::ENOENT => {
+                Error::new(Kind::Conflict, format!("{} vanished right after it was made", path.display()))
+            }
             e => failed("opening", &path, e.into()),
         })?;
         let st = fstat(&fd).map_err(|e| failed("reading", &path, e.into()))?;
@@ -353,7 +353,7 @@ impl DevDir {
             return Ok(());
         }
         needs_node(&path, made.i, &self.inspect(made.i)?)?;
-        Err(Error::new(format!("{} was replaced while it was being made", path.display())))
+        Err(Error::new(Kind::Conflict, format!("{} was replaced while it was being made", path.display())))
     }
 
     /// Whether `loop<i>` is still the node this run made.
@@ -381,15 +381,19 @@ fn symlink_in(path: &Path) -> Error {
         .rev()
         .find(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()));
     match link {
-        Some(link) if link == path => {
-            Error::new(format!("{} is a symbolic link; give the directory's real path", path.display()))
-        }
-        Some(link) => Error::new(format!(
-            "{}: {} is a symbolic link; give the directory's real path",
-            path.display(),
-            link.display()
-        )),
-        None => Error::new(format!("{} changed while it was being opened", path.display())),
+        Some(link) if link == path => Error::new(
+            Kind::Usage,
+            format!("{} is a symbolic link; give the directory's real path", path.display()),
+        ),
+        Some(link) => Error::new(
+            Kind::Usage,
+            format!(
+                "{}: {} is a symbolic link; give the directory's real path",
+                path.display(),
+                link.display()
+            ),
+        ),
+        None => Error::new(Kind::Conflict, format!("{} changed while it was being opened", path.display())),
     }
 }
 
@@ -440,87 +444,26 @@ fn disk_gid() -> u32 {
     }
 }
 
-/// One line naming `path`: "creating /dev/loop8: permission denied".
-fn failed(doing: &str, path: &Path, e: io::Error) -> Error {
-    let why = match e.raw_os_error() {
-        Some(libc::EPERM | libc::EACCES) => "permission denied".to_string(),
-        Some(errno) => errno_text(errno),
-        None => e.to_string(),
-    };
-    Error::new(format!("{doing} {}: {why}", path.display()))
-}
-
-// ---------------------------------------------------------------- kernel
-
-/// /dev/loop-control, through which the kernel hands out loop devices.
-struct LoopControl(File);
-
-impl LoopControl {
-    fn open() -> Result<LoopControl> {
-        let path = Path::new(LOOP_CONTROL);
-        match File::options().read(true).write(true).open(path) {
-            Ok(file) => Ok(LoopControl(file)),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV | libc::ENXIO)) => {
-                Err(Error::new(if Path::new(LOOP_MODULE).exists() {
-                    format!(
-                        "{LOOP_CONTROL} is missing although the loop driver is loaded \
-                         (mknod {LOOP_CONTROL} c 10 237)"
-                    )
-                } else {
-                    "the kernel lacks loop device support (module loop): modprobe loop".to_string()
-                }))
-            }
-            Err(e) => Err(failed("opening", path, e)),
-        }
-    }
-
-    /// The first unbound device, as `losetup -f` finds it; the kernel adds
-    /// one when all are bound.
-    fn get_free(&self) -> Result<u32> {
-        // SAFETY: LOOP_CTL_GET_FREE takes no argument; the fd is open.
-        let i = unsafe { loop_ctl_get_free(self.0.as_raw_fd()) }
-            .map_err(|e| failed("finding a free loop device through", Path::new(LOOP_CONTROL), e.into()))?;
-        Ok(i as u32) // never negative: nix turns -1 into an error
-    }
-
-    /// Removes loop device `i` from the kernel; the kernel refuses (EBUSY)
-    /// while it is bound.
-    fn remove(&self, i: u32) -> Result<()> {
-        let arg = i32::try_from(i).map_err(|_| Error::new(format!("loop{i}: index too large")))?;
-        // SAFETY: LOOP_CTL_REMOVE takes the index by value, no pointer.
-        match unsafe { loop_ctl_remove(self.0.as_raw_fd(), arg) } {
-            Ok(_) | Err(Errno::ENODEV) => Ok(()),
-            Err(e) => Err(failed(&format!("removing loop{i} through"), Path::new(LOOP_CONTROL), e.into())),
-        }
-    }
-
-    /// Adds loop device `i` to the kernel; false if it had it already.
-    fn add(&self, i: u32) -> Result<bool> {
-        let arg = i32::try_from(i).map_err(|_| Error::new(format!("loop{i}: index too large")))?;
-        // SAFETY: LOOP_CTL_ADD takes the index by value, no pointer.
-        match unsafe { loop_ctl_add(self.0.as_raw_fd(), arg) } {
-            Ok(_) => Ok(true),
-            Err(Errno::EEXIST) => Ok(false),
-            Err(e) => Err(failed(&format!("adding loop{i} through"), Path::new(LOOP_CONTROL), e.into())),
-        }
-    }
-}
-
 // ---------------------------------------------------------------- containers
 
 /// The mount namespace of `label`'s process: the process whose network
 /// namespace identified the guest, held by its pidfd since.
-async fn mount_ns_of(label: &str) -> Result<MountNs> {
-    let guest = crate::guest::resolve(label).await?;
+async fn mount_ns_of(label: &GuestRef) -> Result<MountNs> {
+    let guest = crate::resolve::guest::resolve(label).await?;
     let Some(process) = guest.process() else {
-        return Err(Error::new(format!(
-            "{label} is a bare network namespace with no /dev of its own: \
+        return Err(Error::new(
+            Kind::Usage,
+            format!(
+                "{label} is a bare network namespace with no /dev of its own: \
              --container needs a container or pid:<PID>"
-        )));
+            ),
+        ));
     };
     let path = PathBuf::from(format!("/proc/{}/ns/mnt", process.pid()));
     let file = process.namespace("mnt").map_err(|e| match e.raw_os_error() {
-        Some(libc::ESRCH) => Error::new(format!("{label} stopped while pipework looked it up")),
+        Some(libc::ESRCH) => {
+            Error::new(Kind::NotFound, format!("{label} stopped while pipework looked it up"))
+        }
         _ => failed("opening", &path, e),
     })?;
     Ok(MountNs { file, path })

@@ -10,8 +10,8 @@ use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::MulticastGroup;
 
-use crate::error::{Error, Result};
-use crate::netlink::Netlink;
+use crate::error::{Error, Kind, Result};
+use crate::sys::netlink::Netlink;
 
 pub async fn wait(ifname: &str, timeout: Option<Duration>) -> Result<()> {
     // Subscribe before looking, so an interface that appears in between is
@@ -30,12 +30,15 @@ pub async fn wait(ifname: &str, timeout: Option<Duration>) -> Result<()> {
                 }
             }
         }
-        Err(Error::new("link notifications stopped"))
+        Err(Error::new(Kind::Io, "link notifications stopped"))
     };
     match timeout {
         None => appeared.await,
         Some(limit) => tokio::time::timeout(limit, appeared).await.unwrap_or_else(|_| {
-            Err(Error::new(format!("{ifname} did not appear within {} s", limit.as_secs_f64())))
+            Err(Error::new(
+                Kind::Timeout,
+                format!("{ifname} did not appear within {} s", limit.as_secs_f64()),
+            ))
         }),
     }
 }

@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{errno_text, Error, Kind, Result};
 
 /// `text` on stdout as is, flushed.
 pub fn print(text: &str) -> Result<()> {
@@ -31,7 +31,7 @@ pub fn warn(line: impl std::fmt::Display) {
 
 fn write_error(e: io::Error) -> Error {
     match e.raw_os_error() {
-        Some(errno) => Error::new(format!("write error: {}", errno_text(errno))),
-        None => Error::new(format!("write error: {e}")),
+        Some(errno) => Error::new(Kind::Io, format!("write error: {}", errno_text(errno))),
+        None => Error::new(Kind::Io, format!("write error: {e}")),
     }
 }

@@ -4,32 +4,23 @@
 //! that keeps the host reachable: the addresses go on the bridge first, the
 //! routes are replaced in place, and IFACE lets go of its addresses last.
 
-use std::os::fd::AsFd;
-
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 
-use crate::apply::{apply, Target};
-use crate::error::{Error, Result};
-use crate::netlink::{address_ip, route_text, Netlink};
+use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::request::Mkbridge;
+use crate::sys::netlink::{address_ip, route_text, Netlink};
+use crate::sys::output;
 
 pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
     let host = Netlink::here()?;
     let plan = plan(req, &host).await?;
     if plan.steps.is_empty() {
-        return crate::output::lines([format!(
-            "{} already bridges {}: nothing to do",
-            req.bridge, req.iface
-        )]);
+        return output::lines([format!("{} already bridges {}: nothing to do", req.bridge, req.iface)]);
     }
-    if dry_run {
-        return plan.print();
-    }
-    // Every step acts on the host: the host is also the "guest" here.
-    let own = crate::netns::current()?;
-    apply(&plan, &Target { host: &host, guest: &host, host_ns: own.as_fd(), guest_ns: own.as_fd() }).await
+    // Every step acts on the host.
+    super::print_or_apply(&plan, dry_run, &host, None).await
 }
 
 /// Checks everything and lists the steps; changes nothing. An empty plan
@@ -37,30 +28,35 @@ pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
 pub async fn plan(req: &Mkbridge, host: &Netlink) -> Result<Plan> {
     let (bridge, name) = (&req.bridge, &req.iface);
     if bridge == name {
-        return Err(Error::new(format!("the bridge and the interface are both {name}")));
+        return Err(Error::new(Kind::Usage, format!("the bridge and the interface are both {name}")));
     }
-    let iface =
-        host.link(name).await?.ok_or_else(|| Error::new(format!("interface {name} does not exist")))?;
+    let iface = host
+        .link(name)
+        .await?
+        .ok_or_else(|| Error::new(Kind::NotFound, format!("interface {name} does not exist")))?;
     if iface.loopback {
-        return Err(Error::new(format!("{name} is a loopback interface and cannot be bridged")));
+        return Err(Error::new(Kind::Usage, format!("{name} is a loopback interface and cannot be bridged")));
     }
     if iface.is_bridge() {
-        return Err(Error::new(format!("{name} is a bridge itself")));
+        return Err(Error::new(Kind::Usage, format!("{name} is a bridge itself")));
     }
     let Some(mac) = iface.mac else {
-        return Err(Error::new(format!("{name} has no Ethernet address and cannot be bridged")));
+        return Err(Error::new(
+            Kind::Unsupported,
+            format!("{name} has no Ethernet address and cannot be bridged"),
+        ));
     };
     let existing = host.link(bridge).await?;
     if let Some(b) = &existing {
         if !b.is_bridge() {
-            return Err(Error::new(format!("{bridge} exists and is not a bridge")));
+            return Err(Error::new(Kind::Conflict, format!("{bridge} exists and is not a bridge")));
         }
     }
     if let Some(master) = iface.master {
         if existing.as_ref().map(|b| b.index) != Some(master) {
             let other = host.links().await?.into_iter().find(|l| l.index == master);
             let other = other.map(|l| l.name).unwrap_or_else(|| format!("link {master}"));
-            return Err(Error::new(format!("{name} is already a port of {other}")));
+            return Err(Error::new(Kind::Conflict, format!("{name} is already a port of {other}")));
         }
     }
 

@@ -3,9 +3,9 @@
 
 use rtnetlink::packet_route::link::InfoKind;
 
-use crate::error::{Error, Result};
-use crate::netlink::{Link, Netlink};
+use crate::error::{Error, Kind, Result};
 use crate::request::HostIf;
+use crate::sys::netlink::{Link, Netlink};
 
 #[derive(Debug)]
 pub enum HostKind {
@@ -35,9 +35,10 @@ pub async fn classify(host: &Netlink, sel: &HostIf) -> Result<HostKind> {
         },
         HostIf::Mac(mac, text) => match host.links().await?.into_iter().find(|l| l.mac == Some(*mac)) {
             Some(link) => Ok(of_link(link)),
-            None => Err(Error::plain(format!(
-                "Mac address {text} specified for interface but no host interface matched."
-            ))),
+            None => Err(Error::original(
+                Kind::NotFound,
+                format!("Mac address {text} specified for interface but no host interface matched."),
+            )),
         },
     }
 }
@@ -62,6 +63,6 @@ fn by_name(name: &str) -> Result<HostKind> {
     } else if name.starts_with("dummy") {
         Ok(HostKind::Dummy { name })
     } else {
-        Err(Error::plain(format!("I do not know how to setup interface {name}.")))
+        Err(Error::original(Kind::NotFound, format!("I do not know how to setup interface {name}.")))
     }
 }

@@ -1,6 +1,9 @@
 //! The command line: one clap definition that parses, prints `--help` and
 //! renders the man page, plus the original's positional grammar on top.
 
+pub mod manual;
+pub mod words;
+
 use std::ffi::OsString;
 use std::time::Duration;
 
@@ -8,9 +11,10 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
-use crate::error::{Error, Result};
-use crate::output;
-use crate::request::{self, Attach, Family, HostIf, LoopRequest, Mkbridge, Request, Tool};
+use crate::error::{Error, Kind, Result};
+use crate::family::Family;
+use crate::request::{self, Attach, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Tool};
+use crate::sys::output;
 
 /// The original's usage text, word for word (stdout, exit 1).
 pub const SYNTAX: &str = "\
@@ -214,40 +218,44 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         }
         _ => clap_error(e),
     })?;
-    let family = cli.family.as_deref().map(Family::parse).transpose().map_err(Error::plain)?;
+    let family =
+        cli.family.as_deref().map(Family::parse).transpose().map_err(|e| Error::original(Kind::Usage, e))?;
     let (verbose, dry_run) = (cli.verbose, cli.dry_run);
     if let Some(name) = &cli.container_if {
-        request::check_ifname(name).map_err(Error::new)?;
+        request::check_ifname(name).map_err(words::usage)?;
     }
     if cli.wait {
         let timeout = cli
             .timeout
             .map(|s| {
-                Duration::try_from_secs_f64(s).map_err(|_| Error::new(format!("invalid --timeout '{s}'")))
+                Duration::try_from_secs_f64(s)
+                    .map_err(|_| Error::new(Kind::Usage, format!("invalid --timeout '{s}'")))
             })
             .transpose()?;
         let ifname = cli.container_if.unwrap_or_else(|| "eth1".into());
         return Ok(Invocation { request: Request::Wait { ifname, timeout }, verbose, dry_run });
     }
     let (Some(host_if), Some(guest), Some(ip)) = (cli.host_if, cli.guest, cli.ip) else {
-        return Err(Error::stdout(SYNTAX));
+        return Err(syntax());
     };
     if let Some(name) = &cli.local_if {
-        request::check_ifname(name).map_err(Error::new)?;
+        request::check_ifname(name).map_err(words::usage)?;
     }
     let host = match host_if.strip_prefix("mac:") {
         Some(mac) => {
-            let parsed = mac.parse().map_err(|_| Error::new(format!("invalid MAC address '{mac}'")))?;
+            let parsed =
+                mac.parse().map_err(|_| Error::new(Kind::Usage, format!("invalid MAC address '{mac}'")))?;
             HostIf::Mac(parsed, mac.to_string())
         }
         None => {
-            request::check_ifname(&host_if).map_err(Error::new)?;
+            request::check_ifname(&host_if).map_err(words::usage)?;
             HostIf::Name(host_if)
         }
     };
-    let addr = request::parse_addressing(&ip, family)?;
-    let (mac, vlan) = match &cli.mac_vlan {
-        Some(arg) => request::parse_mac_vlan(arg)?,
+    let addr = words::parse_addressing(&ip, family)?;
+    let guest = GuestRef::parse(&guest)?;
+    let (mac, tag) = match &cli.mac_vlan {
+        Some(arg) => words::parse_mac_vlan(arg)?,
         None => (None, None),
     };
     let attach = Attach {
@@ -258,7 +266,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         guest,
         addr,
         mac,
-        vlan,
+        tag,
     };
     Ok(Invocation { request: Request::Attach(attach), verbose, dry_run })
 }
@@ -286,9 +294,9 @@ fn parse_passthrough(argv: &[OsString], host_has: &impl Fn(&str) -> bool) -> Res
     }
     let rest: Vec<String> = words.cloned().collect();
     let Some((guest, args)) = rest.split_first().filter(|(_, args)| !args.is_empty()) else {
-        return Err(Error::stdout(SYNTAX));
+        return Err(syntax());
     };
-    let request = Request::Passthrough { tool, guest: guest.clone(), args: args.to_vec() };
+    let request = Request::Passthrough { tool, guest: GuestRef::parse(guest)?, args: args.to_vec() };
     Ok(Some(Invocation { request, verbose, dry_run: false }))
 }
 
@@ -313,8 +321,8 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
     let cli = CompanionCli::try_parse_from(argv).map_err(clap_error)?;
     let (request, dry_run) = match cli.companion {
         Companion::Mkbridge(m) => {
-            request::check_ifname(&m.bridge).map_err(Error::new)?;
-            request::check_ifname(&m.iface).map_err(Error::new)?;
+            request::check_ifname(&m.bridge).map_err(words::usage)?;
+            request::check_ifname(&m.iface).map_err(words::usage)?;
             let req = Mkbridge {
                 bridge: m.bridge,
                 iface: m.iface,
@@ -327,10 +335,16 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
             (Request::Loop(LoopRequest::Free { dev }), false)
         }
         Companion::Loop { command: LoopCommand::Ensure { count, dev, container } } => {
+            let container = container.as_deref().map(GuestRef::parse).transpose()?;
             (Request::Loop(LoopRequest::Ensure { count, dev, container }), false)
         }
     };
     Ok(Invocation { request, verbose: cli.verbose, dry_run })
+}
+
+/// The original's usage text: on stdout, exit 1.
+fn syntax() -> Error {
+    Error::original(Kind::Usage, SYNTAX).on_stdout()
 }
 
 /// clap's own errors, made to exit 1 like every other refusal; help and
@@ -342,7 +356,7 @@ fn clap_error(e: clap::Error) -> Error {
             output::print(&e.render().to_string()).err().unwrap_or(Error::exit(0))
         }
         // `pipework` alone: the original's usage text.
-        DisplayHelpOnMissingArgumentOrSubcommand => Error::stdout(SYNTAX),
+        DisplayHelpOnMissingArgumentOrSubcommand => syntax(),
         _ => {
             // clap's message runs until its usage block: keep all of it.
             let text = e.to_string();
@@ -353,7 +367,7 @@ fn clap_error(e: clap::Error) -> Error {
                 .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
                 .collect();
             let detail = detail.join(" ");
-            Error::new(format!("{}\n{SYNTAX}", detail.trim_start_matches("error: ")))
+            Error::new(Kind::Usage, format!("{}\n{SYNTAX}", detail.trim_start_matches("error: ")))
         }
     }
 }
@@ -379,9 +393,9 @@ mod tests {
     fn runbook_line() {
         let a = attach("br0 xcatmn 10.5.106.101/24@10.5.106.1");
         assert_eq!(a.host, HostIf::Name("br0".into()));
-        assert_eq!(a.guest, "xcatmn");
+        assert_eq!(a.guest, GuestRef::Name("xcatmn".into()));
         assert!(matches!(a.addr, Addressing::Static { gateway: Some(_), .. }));
-        assert_eq!((a.container_if, a.local_if, a.mac, a.vlan), (None, None, None, None));
+        assert_eq!((a.container_if, a.local_if, a.mac, a.tag), (None, None, None, None));
     }
 
     #[test]
@@ -414,7 +428,7 @@ mod tests {
             inv.request,
             Request::Passthrough {
                 tool: Tool::Tc,
-                guest: "c1".into(),
+                guest: GuestRef::Name("c1".into()),
                 args: vec!["-s".into(), "qdisc".into(), "show".into()]
             }
         );

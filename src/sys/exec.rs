@@ -10,7 +10,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::error::{is_permission, needs_root, Error, Result};
+use crate::error::{is_permission, needs_root, Error, Kind, Result};
 
 /// Where programs are looked for, in this order.
 const SYSTEM_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
@@ -35,8 +35,9 @@ pub fn find(name: &str, package: &str) -> Result<PathBuf> {
         .into_iter()
         .map(|dir| dir.join(name))
         .find(|p| std::fs::metadata(p).is_ok())
-        .ok_or_else(|| Error::new(format!("{name} not found; install {package}")))?;
-    trusted(&path).map_err(|why| Error::new(format!("refusing to run {}: {why}", path.display())))?;
+        .ok_or_else(|| Error::new(Kind::NotFound, format!("{name} not found; install {package}")))?;
+    trusted(&path)
+        .map_err(|why| Error::new(Kind::Conflict, format!("refusing to run {}: {why}", path.display())))?;
     Ok(path)
 }
 

@@ -1,157 +1,25 @@
-//! Applying a plan over netlink. The first failing step stops the run and
-//! every step applied so far is undone, newest first.
+//! One step applied over netlink, returning its undo; one undo reverted.
 
 use std::collections::HashMap;
-use std::os::fd::BorrowedFd;
-use std::time::{Duration, Instant};
 
-use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
-use rtnetlink::packet_route::link::{BridgePortState, InfoKind};
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteAttribute;
 
-use crate::error::{Error, Result};
-use crate::netlink::{address_ip, errno, nl_error, requests, Link, Netlink};
-use crate::plan::{NewLink, Plan, Side, Step, Undo};
-use crate::request::Family;
-use crate::sysctl::Sysctl;
-
-/// The two namespaces a plan acts in.
-pub struct Target<'a> {
-    pub host: &'a Netlink,
-    pub guest: &'a Netlink,
-    pub host_ns: BorrowedFd<'a>,
-    pub guest_ns: BorrowedFd<'a>,
-}
-
-impl Target<'_> {
-    fn side(&self, side: Side) -> &Netlink {
-        match side {
-            Side::Host => self.host,
-            Side::Guest => self.guest,
-        }
-    }
-}
-
-pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
-    Transaction::begin(target).apply(plan).await
-}
-
-/// Plans applied one after another and undone together, newest first, on
-/// the first failure: a run whose later steps wait for something slow (a
-/// CNI plugin's IPAM) applies the rest meanwhile. Signals are held from
-/// begin to end: an interrupt waits the few milliseconds.
-pub struct Transaction<'t, 'a> {
-    target: &'t Target<'a>,
-    undo: Vec<Undo>,
-    links: GuestLinks,
-    /// Steps applied so far; failpoints count across plans.
-    done: usize,
-    _held: HeldSignals,
-}
-
-impl<'t, 'a> Transaction<'t, 'a> {
-    pub fn begin(target: &'t Target<'a>) -> Self {
-        let _held = HeldSignals::hold();
-        Transaction { target, undo: Vec::new(), links: GuestLinks::default(), done: 0, _held }
-    }
-
-    /// Applies `plan`; if a step fails, everything this transaction applied
-    /// is undone.
-    pub async fn apply(&mut self, plan: &Plan) -> Result<()> {
-        let total = self.done + plan.steps.len();
-        for step in &plan.steps {
-            let n = self.done + 1;
-            let command = plan.command(step);
-            tracing::info!("step {n}/{total}: {command}");
-            injected_pause(n);
-            let result = match injected_failure(n) {
-                Some(e) => Err(e),
-                None => run(step, self.target, &mut self.links).await,
-            };
-            match result {
-                Ok(Some(u)) => self.undo.push(u),
-                Ok(None) => {}
-                Err(e) => {
-                    rollback(std::mem::take(&mut self.undo), self.target).await;
-                    return Err(e.context(format!("step {n}/{total} failed ({command})")));
-                }
-            }
-            self.done = n;
-        }
-        tracing::info!("all {total} steps applied");
-        Ok(())
-    }
-
-    /// Undoes what was applied, for a failure between plans.
-    pub async fn roll_back(self) {
-        rollback(self.undo, self.target).await;
-    }
-}
-
-/// Test builds fail on purpose before step `PIPEWORK_FAIL_AT`.
-#[cfg(feature = "failpoints")]
-pub(crate) fn injected_failure(step: usize) -> Option<Error> {
-    let at: usize = std::env::var("PIPEWORK_FAIL_AT").ok()?.parse().ok()?;
-    (at == step).then(|| Error::new("injected failure (PIPEWORK_FAIL_AT)"))
-}
-
-#[cfg(not(feature = "failpoints"))]
-pub(crate) fn injected_failure(_step: usize) -> Option<Error> {
-    None
-}
-
-/// Test builds pause half a second before step `PIPEWORK_PAUSE_AT`, so a
-/// test can interrupt a run in the middle.
-#[cfg(feature = "failpoints")]
-pub(crate) fn injected_pause(step: usize) {
-    if std::env::var("PIPEWORK_PAUSE_AT").ok().and_then(|v| v.parse().ok()) == Some(step) {
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-#[cfg(not(feature = "failpoints"))]
-pub(crate) fn injected_pause(_step: usize) {}
-
-/// SIGINT, SIGTERM, SIGHUP and SIGQUIT held back on this thread (the only
-/// one a run has) until dropped; one that arrived meanwhile lands then.
-/// Threads started meanwhile inherit the mask (`loop --container`).
-pub(crate) struct HeldSignals(Option<SigSet>);
-
-impl HeldSignals {
-    pub(crate) fn hold() -> HeldSignals {
-        let mut set = SigSet::empty();
-        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
-            set.add(signal);
-        }
-        let mut old = SigSet::empty();
-        let held = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)).is_ok();
-        HeldSignals(held.then_some(old))
-    }
-}
-
-impl Drop for HeldSignals {
-    fn drop(&mut self) {
-        if let Some(old) = self.0 {
-            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-        }
-    }
-}
-
-async fn rollback(undo: Vec<Undo>, target: &Target<'_>) {
-    for u in undo.into_iter().rev() {
-        tracing::info!("rollback: {u}");
-        if let Err(e) = revert(&u, target).await {
-            crate::output::warn(e.context(format!("rollback of '{u}' failed")));
-        }
-    }
-}
+use super::announce::announce;
+use super::Target;
+use crate::error::{Error, Kind, Result};
+use crate::family::Family;
+use crate::plan::{NewLink, Side, Step, Undo};
+use crate::sys::netlink::{address_ip, errno, nl_error, requests, Link, Netlink};
+use crate::sys::sysctl::Sysctl;
 
 /// Links this run made in or moved into the guest, by the name the plan
 /// gives them, and the ifindex each got: learned right after the create or
 /// move, then used by every later step and undo. A guest with CAP_NET_ADMIN
 /// in its own namespace may rename a link and plant another under its name.
 #[derive(Default)]
-struct GuestLinks(HashMap<String, u32>);
+pub struct GuestLinks(HashMap<String, u32>);
 
 impl GuestLinks {
     /// Notes what `name` is in the guest right after this run put it there.
@@ -165,17 +33,15 @@ impl GuestLinks {
     /// whatever it is called now; other links (the host's) by name.
     async fn get(&self, t: &Target<'_>, side: Side, name: &str) -> Result<Link> {
         match (side, self.0.get(name)) {
-            (Side::Guest, Some(&index)) => {
-                t.guest.link_by_index(index).await?.ok_or_else(|| {
-                    Error::new(format!("link {name} (ifindex {index}) is gone from the guest"))
-                })
-            }
+            (Side::Guest, Some(&index)) => t.guest.link_by_index(index).await?.ok_or_else(|| {
+                Error::new(Kind::NotFound, format!("link {name} (ifindex {index}) is gone from the guest"))
+            }),
             _ => t.side(side).require(name).await,
         }
     }
 }
 
-async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<Option<Undo>> {
+pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<Option<Undo>> {
     let nl = t.side(step.side());
     let side = step.side();
     match step {
@@ -203,32 +69,8 @@ async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<Opti
             Sysctl::conf(ns, *family, &dev, key)?.write(value)?;
             Ok(None)
         }
-        Step::HostAddress { dev, net } => {
-            let link = t.host.require(dev).await?;
-            let find = || async {
-                let present = t.host.global_addresses(link.index).await?;
-                Ok::<_, Error>(
-                    present
-                        .into_iter()
-                        .find(|a| address_ip(a) == net.ip() && a.header.prefix_len == net.prefix()),
-                )
-            };
-            if find().await?.is_some() {
-                return Ok(None);
-            }
-            // A concurrent run may add the same address first: theirs then.
-            if let Err(e) = t.host.add_address(link.index, net.ip(), net.prefix()).await {
-                return match find().await? {
-                    Some(_) => Ok(None),
-                    None => Err(e),
-                };
-            }
-            Ok(find().await?.map(|addr| Undo::DeleteAddress { addr: Box::new(addr) }))
-        }
+        Step::HostAddress { dev, net } => host_address(t.host, dev, *net).await,
         Step::AddRoute { dst, gw, dev } => {
-            // A route already there wins, as in the reference plugins: a
-            // second interface on the same network finds the default route
-            // of the first.
             match t.guest.add_route(*dst, *gw, links.get(t, side, dev).await?.index).await {
                 Err(e) if errno(&e) != Some(libc::EEXIST) => {
                     Err(nl_error(e, format!("adding route to {dst}")))
@@ -322,8 +164,10 @@ async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<Opti
                 NewLink::Ipoib { pkey, .. } => requests::ipoib(name, parent, *pkey),
             };
             t.host.add_link(msg).await.map_err(|e| match errno(&e) {
-                Some(libc::EOPNOTSUPP) => Error::new(kind.missing()),
-                Some(libc::EEXIST) => Error::new(format!("{name} already exists on the host")),
+                Some(libc::EOPNOTSUPP) => Error::new(Kind::Unsupported, kind.missing()),
+                Some(libc::EEXIST) => {
+                    Error::new(Kind::Conflict, format!("{name} already exists on the host"))
+                }
                 _ => nl_error(e, format!("creating {name}")),
             })?;
             let index = t.host.require(name).await?.index;
@@ -367,37 +211,26 @@ async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<Opti
     }
 }
 
-/// A new bridge port forwards only once the kernel's linkwatch has seen its
-/// carrier, a moment after the link comes up; a frame sent before that is
-/// dropped. Waiting longer than this means STP holds the port (forward delay),
-/// which a gratuitous ARP cannot outwait either.
-const PORT_WAIT: Duration = Duration::from_millis(500);
-
-/// Waits for the bridge port to forward, then has the kernel send the
-/// gratuitous ARP: `arp_notify` on, the MAC set to itself, `arp_notify` back.
-async fn announce(t: &Target<'_>, link: Link, port: Option<&str>) -> Result<()> {
-    if let Some(port) = port {
-        let deadline = Instant::now() + PORT_WAIT;
-        let mut pause = Duration::from_micros(50);
-        while t.host.require(port).await?.port_state != Some(BridgePortState::Forwarding) {
-            if Instant::now() > deadline {
-                return Err(Error::new(format!("bridge port {port} is not forwarding")));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
-        tracing::debug!("bridge port {port} forwards");
+/// An address on a host link, unless it is there already; a concurrent
+/// run may add the same one first, and then it is theirs.
+async fn host_address(host: &Netlink, dev: &str, net: IpNetwork) -> Result<Option<Undo>> {
+    let link = host.require(dev).await?;
+    let find = || async {
+        let present = host.global_addresses(link.index).await?;
+        Ok::<_, Error>(
+            present.into_iter().find(|a| address_ip(a) == net.ip() && a.header.prefix_len == net.prefix()),
+        )
+    };
+    if find().await?.is_some() {
+        return Ok(None);
     }
-    let mac = link.mac.ok_or_else(|| Error::new(format!("{} has no hardware address", link.name)))?;
-    // With arp_notify, the kernel answers a (same) MAC being set with a
-    // gratuitous ARP for the interface's addresses; no packet socket, whose
-    // close would wait for an RCU grace period.
-    let mut notify = Sysctl::conf(Some(t.guest_ns), Family::V4, &link.name, "arp_notify")?;
-    let previous = notify.read()?;
-    notify.write("1")?;
-    let sent = t.guest.set_address(link.index, mac).await;
-    notify.write(&previous)?;
-    sent
+    if let Err(e) = host.add_address(link.index, net.ip(), net.prefix()).await {
+        return match find().await? {
+            Some(_) => Ok(None),
+            None => Err(e),
+        };
+    }
+    Ok(find().await?.map(|addr| Undo::DeleteAddress { addr: Box::new(addr) }))
 }
 
 /// Creates and brings up a bridge. If another run created it first, the
@@ -410,7 +243,7 @@ async fn create_bridge(host: &Netlink, name: &str, mtu: Option<u32>) -> Result<O
     };
     let bridge = host.require(name).await?;
     if !bridge.is_bridge() {
-        return Err(Error::new(format!("{name} appeared meanwhile and is not a bridge")));
+        return Err(Error::new(Kind::Conflict, format!("{name} appeared meanwhile and is not a bridge")));
     }
     if created {
         host.set_up(bridge.index).await?;
@@ -418,7 +251,7 @@ async fn create_bridge(host: &Netlink, name: &str, mtu: Option<u32>) -> Result<O
     Ok(created.then(|| Undo::DeleteBridgeIfUnused { name: name.to_string() }))
 }
 
-async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
+pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
     match undo {
         Undo::DeleteLink { side, name, index } => {
             let nl = t.side(*side);
@@ -462,9 +295,10 @@ async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         },
         Undo::MoveBack { guest_name, guest_index, host_name, was_up } => {
             if t.guest.link_by_index(*guest_index).await?.is_none() {
-                return Err(Error::new(format!(
-                    "{guest_name} (ifindex {guest_index}) is gone from the guest"
-                )));
+                return Err(Error::new(
+                    Kind::NotFound,
+                    format!("{guest_name} (ifindex {guest_index}) is gone from the guest"),
+                ));
             }
             t.guest.move_to(*guest_index, t.host_ns, host_name).await?;
             if *was_up {

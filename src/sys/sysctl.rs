@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::BorrowedFd;
 
-use crate::error::{Error, Result};
-use crate::request::Family;
+use crate::error::{Error, Kind, Result};
+use crate::family::Family;
 
 pub struct Sysctl {
     file: File,
@@ -37,12 +37,15 @@ impl Sysctl {
         // Interface names never hold a slash nor are `.` or `..`: the
         // device stays one component of the path.
         if dev.is_empty() || dev.contains('/') || dev == "." || dev == ".." {
-            return Err(Error::new(format!("no sysctl {name}: '{dev}' is not an interface name")));
+            return Err(Error::new(
+                Kind::Usage,
+                format!("no sysctl {name}: '{dev}' is not an interface name"),
+            ));
         }
         let path = format!("/proc/sys/net/{}/conf/{dev}/{key}", dir(family));
         let open = move || File::options().read(true).write(true).open(path);
         let file = match ns {
-            Some(ns) => crate::netns::within(ns, open),
+            Some(ns) => crate::sys::netns::within(ns, open),
             None => open().map_err(Error::from),
         };
         let file = file.map_err(|e| e.context(format!("opening {name}")))?;

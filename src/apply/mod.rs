@@ -1,0 +1,106 @@
+//! Applying a plan over netlink. The first failing step stops the run and
+//! every step applied so far is undone, newest first; `step` runs and
+//! reverts one step, `signals` holds interrupts for the whole run.
+
+mod announce;
+pub(crate) mod failpoints;
+pub(crate) mod signals;
+mod step;
+
+use std::os::fd::BorrowedFd;
+
+use crate::error::{Error, Result};
+use crate::plan::{Plan, Side, Undo};
+use crate::sys::netlink::Netlink;
+use failpoints::{injected_failure, injected_pause};
+use signals::HeldSignals;
+use step::{revert, run, GuestLinks};
+
+/// The two namespaces a plan acts in.
+pub struct Target<'a> {
+    pub host: &'a Netlink,
+    pub guest: &'a Netlink,
+    pub host_ns: BorrowedFd<'a>,
+    pub guest_ns: BorrowedFd<'a>,
+}
+
+impl Target<'_> {
+    fn side(&self, side: Side) -> &Netlink {
+        match side {
+            Side::Host => self.host,
+            Side::Guest => self.guest,
+        }
+    }
+}
+
+pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
+    Transaction::begin(target).apply(plan).await
+}
+
+/// Plans applied one after another and undone together, newest first, on
+/// the first failure: a run whose later steps wait for something slow (a
+/// CNI plugin's IPAM) applies the rest meanwhile. Interrupts are held from
+/// begin to end: one waits the few milliseconds until the run is whole.
+pub struct Transaction<'t, 'a> {
+    target: &'t Target<'a>,
+    undo: Vec<Undo>,
+    links: GuestLinks,
+    /// Steps applied so far: numbers (and failpoints) run across plans.
+    done: usize,
+    _held: HeldSignals,
+}
+
+impl<'t, 'a> Transaction<'t, 'a> {
+    pub fn begin(target: &'t Target<'a>) -> Self {
+        let _held = HeldSignals::hold();
+        Transaction { target, undo: Vec::new(), links: GuestLinks::default(), done: 0, _held }
+    }
+
+    /// Applies `plan`; if a step fails, everything this transaction applied
+    /// is undone.
+    pub async fn apply(&mut self, plan: &Plan) -> Result<()> {
+        let total = self.done + plan.steps.len();
+        for step in &plan.steps {
+            let n = self.done + 1;
+            let command = plan.command(step);
+            tracing::info!("step {n}/{total}: {command}");
+            injected_pause(n);
+            let result = match injected_failure(n) {
+                Some(e) => Err(e),
+                None => run(step, self.target, &mut self.links).await,
+            };
+            match result {
+                Ok(Some(u)) => self.undo.push(u),
+                Ok(None) => {}
+                Err(e) => {
+                    let failed = rollback(std::mem::take(&mut self.undo), self.target).await;
+                    let e = e.context(format!("step {n}/{total} failed ({command})"));
+                    return Err(e.with_rollback(failed));
+                }
+            }
+            self.done = n;
+        }
+        tracing::info!("all {total} steps applied");
+        Ok(())
+    }
+
+    /// Undoes what was applied, for a failure between plans; returns the
+    /// undo steps that failed.
+    pub async fn roll_back(self) -> Vec<Error> {
+        rollback(self.undo, self.target).await
+    }
+}
+
+/// Undoes the applied steps, newest first, carrying on past a failure;
+/// returns the failures.
+async fn rollback(undo: Vec<Undo>, target: &Target<'_>) -> Vec<Error> {
+    let mut failed = Vec::new();
+    for u in undo.into_iter().rev() {
+        tracing::info!("rollback: {u}");
+        if let Err(e) = revert(&u, target).await {
+            tracing::warn!("rollback of '{u}' failed: {e}");
+            failed.push(e.context(format!("rollback of '{u}' failed")));
+        }
+    }
+    failed
+}

@@ -1,0 +1,96 @@
+//! `pipework route|rule|tc <guest> <args...>`: the original handed these to
+//! `ip route`, `ip rule` and `tc` inside the guest's network namespace. The
+//! forms `iproute2` parses go natively over netlink in the guest; the rest,
+//! and `tc`, run the real program there (see `iproute2` for the grammar).
+
+use std::os::fd::BorrowedFd;
+
+use rtnetlink::packet_route::RouteNetlinkMessage;
+
+use crate::error::{Error, Kind, Result};
+use crate::iproute2::refusal::refused;
+use crate::iproute2::{parse_route, parse_rule, RouteCmd, RouteOp, RuleCmd, RuleOp};
+use crate::request::{GuestRef, Tool};
+use crate::resolve::guest::resolve;
+use crate::sys::exec::run_in;
+use crate::sys::netlink::Netlink;
+
+/// `ip` options that take no value, which may precede the object word.
+/// The package that has `ip` and `tc`, for the message when they are missing.
+const IPROUTE2: &str = "iproute2";
+/// `ip` options that take no value, which may precede the object word.
+const IP_FLAGS: &[&str] = &["-4", "-6", "-d", "-s", "-j", "-p", "-o", "-r", "-N"];
+
+pub async fn run(tool: Tool, label: &GuestRef, args: &[String]) -> Result<()> {
+    let guest = resolve(label).await?;
+    guest.refuse_here("this would change the host's own network; run ip or tc directly")?;
+    let ns = guest.netns();
+    match tool {
+        Tool::Tc => run_in(ns, "tc", IPROUTE2, args),
+        Tool::Route => match parse_route(args) {
+            Some(cmd) => {
+                tracing::info!("ip route {}: native", args.join(" "));
+                route(ns, &cmd).await
+            }
+            None => run_in(ns, "ip", IPROUTE2, &ip_argv("route", args)),
+        },
+        Tool::Rule => match parse_rule(args) {
+            Some(cmd) => {
+                tracing::info!("ip rule {}: native", args.join(" "));
+                rule(ns, &cmd).await
+            }
+            None => run_in(ns, "ip", IPROUTE2, &ip_argv("rule", args)),
+        },
+    }
+}
+
+/// `ip [leading flags] <object> <rest>`.
+pub fn ip_argv(object: &str, args: &[String]) -> Vec<String> {
+    let flags = args.iter().take_while(|a| IP_FLAGS.contains(&a.as_str())).count();
+    let mut argv: Vec<String> = args[..flags].to_vec();
+    argv.push(object.to_string());
+    argv.extend_from_slice(&args[flags..]);
+    argv
+}
+
+async fn route(ns: BorrowedFd<'_>, cmd: &RouteCmd) -> Result<()> {
+    let conn = Netlink::inside(ns)?;
+    let oif = match &cmd.dev {
+        None => None,
+        Some(dev) => match conn.link(dev).await.ok().flatten() {
+            Some(link) => Some(link.index),
+            None => {
+                // `ip`'s words and status.
+                return Err(Error::original(Kind::Exit(1), format!("Cannot find device \"{dev}\"")));
+            }
+        },
+    };
+    let msg = cmd.message(oif);
+    let msg = match cmd.op {
+        RouteOp::Delete => RouteNetlinkMessage::DelRoute(msg),
+        _ => RouteNetlinkMessage::NewRoute(msg),
+    };
+    conn.talk(msg, cmd.op.flags()).await.map_err(refused)
+}
+
+async fn rule(ns: BorrowedFd<'_>, cmd: &RuleCmd) -> Result<()> {
+    let conn = Netlink::inside(ns)?;
+    let msg = match cmd.op {
+        RuleOp::Add => RouteNetlinkMessage::NewRule(cmd.message()),
+        RuleOp::Delete => RouteNetlinkMessage::DelRule(cmd.message()),
+    };
+    conn.talk(msg, cmd.flags()).await.map_err(refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iproute2::parse::tests::words;
+
+    #[test]
+    fn ip_options_go_before_the_object() {
+        assert_eq!(ip_argv("route", &words("show table all")), words("route show table all"));
+        assert_eq!(ip_argv("route", &words("-6 -d show")), words("-6 -d route show"));
+        assert_eq!(ip_argv("rule", &words("-n x show")), words("rule -n x show"));
+    }
+}

@@ -1,0 +1,103 @@
+//! The Linux-bridge driver: a veth pair, host side on the bridge, guest side
+//! created inside the guest under its final name.
+
+use futures::future::BoxFuture;
+use rtnetlink::packet_route::link::InfoKind;
+
+use super::{addressing, Context, Driver};
+use crate::error::{Error, Kind, Result};
+use crate::plan::{Plan, Side, Step};
+use crate::request::{check_ifname, Attach};
+use crate::sys::netlink::Link;
+
+/// An empty bridge's MTU, which a bridge made by this run starts with.
+const NEW_BRIDGE_MTU: u32 = 1500;
+
+/// An existing Linux bridge, or a `br*` name to create.
+pub struct Bridge {
+    pub name: String,
+    pub existing: Option<Link>,
+}
+
+impl Driver for Bridge {
+    fn validate(&self, req: &Attach) -> Result<()> {
+        if req.tag.is_some() {
+            return Err(Error::original(
+                Kind::Unsupported,
+                "VLAN configuration currently unsupported for Linux bridge.",
+            ));
+        }
+        if req.direct_phys {
+            let name = &self.name;
+            return Err(Error::new(
+                Kind::Usage,
+                format!("--direct-phys moves a physical interface; {name} is a bridge"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>> {
+        Box::pin(self.steps(ctx))
+    }
+}
+
+impl Bridge {
+    async fn steps(&self, ctx: &Context<'_>) -> Result<Plan> {
+        let ctr_if = ctx.guest_if("eth1");
+        let local = match &ctx.req.local_if {
+            Some(name) => name.clone(),
+            None => format!("v{ctr_if}pl{}", ctx.guest.name_number),
+        };
+        check_ifname(&local)
+            .map_err(|e| Error::new(Kind::Usage, format!("{e}; choose a shorter host-side name with -l")))?;
+
+        let mut plan = ctx.new_plan();
+        let mtu = match &self.existing {
+            Some(link) => link.mtu,
+            None => {
+                plan.push(Step::CreateBridge { name: self.name.clone(), mtu: None });
+                NEW_BRIDGE_MTU
+            }
+        };
+
+        let stale = match ctx.host.link(&local).await? {
+            Some(link) if link.up => {
+                return Err(
+                    Error::original(Kind::Conflict, format!("Link {local} exists and is up")).on_stdout()
+                )
+            }
+            // The original deleted whatever had that name; a veth is all we delete.
+            Some(link) if link.kind != Some(InfoKind::Veth) => {
+                return Err(Error::new(
+                    Kind::Conflict,
+                    format!("{local} exists and is not a veth; refusing to delete it"),
+                ))
+            }
+            Some(_) => {
+                plan.push(Step::DeleteStale { name: local.clone() });
+                true
+            }
+            None => false,
+        };
+        // A leftover down veth may be the peer of the guest's interface, which
+        // goes with it; anything else in the way is refused now, not half-way.
+        if let Some(taken) = ctx.inside.link(ctr_if).await? {
+            if !(stale && taken.kind == Some(InfoKind::Veth)) {
+                return Err(Error::new(
+                    Kind::Conflict,
+                    format!("interface {ctr_if} already exists in {}", ctx.guest.label),
+                ));
+            }
+        }
+
+        let netns = ctx.guest.netns_arg.clone();
+        let mac = ctx.req.mac;
+        plan.push(Step::CreateVeth { host: local.clone(), guest: ctr_if.into(), mtu, mac, netns });
+        plan.push(Step::Ipv6 { side: Side::Host, dev: local.clone(), enable: false });
+        plan.push(Step::SetMaster { link: local.clone(), bridge: self.name.clone() });
+        plan.push(Step::LinkUp { side: Side::Host, name: local.clone() });
+        addressing::steps(&mut plan, ctx, ctr_if, Some(&local)).await?;
+        Ok(plan)
+    }
+}

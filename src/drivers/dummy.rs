@@ -1,0 +1,26 @@
+//! A `dummy*` host interface that does not exist: a dummy link
+//! `du<pid><if>`, made on the host and moved in.
+
+use futures::future::BoxFuture;
+
+use super::{moved_in, refuse_taken, Context, Driver};
+use crate::error::{Error, Kind, Result};
+use crate::plan::{NewLink, Plan, Step};
+use crate::request::check_ifname;
+
+pub struct Dummy;
+
+impl Driver for Dummy {
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>> {
+        Box::pin(async move {
+            let ctr_if = ctx.guest_if("eth1");
+            let name = format!("du{}{ctr_if}", ctx.guest.name_number);
+            check_ifname(&name).map_err(|e| Error::new(Kind::Usage, format!("{e}; choose a shorter -i")))?;
+            refuse_taken(ctx.host, &name).await?;
+            let mut plan = ctx.new_plan();
+            plan.push(Step::CreateLink { name: name.clone(), kind: NewLink::Dummy });
+            moved_in(&mut plan, ctx, &name, false, ctr_if).await?;
+            Ok(plan)
+        })
+    }
+}

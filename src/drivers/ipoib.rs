@@ -1,0 +1,50 @@
+//! An IPoIB host interface (link type 32): a child `<if>.<pid>`, or
+//! `<if>.<pkey>.<pid>` with a partition key, made on the host and moved in.
+
+use futures::future::BoxFuture;
+
+use super::{moved_in, refuse_taken, Context, Driver};
+use crate::error::{Error, Kind, Result};
+use crate::plan::{NewLink, Plan, Side, Step};
+use crate::request::{check_ifname, Attach, Tag};
+use crate::sys::netlink::Link;
+
+pub struct Ipoib {
+    pub parent: Link,
+}
+
+impl Driver for Ipoib {
+    fn validate(&self, req: &Attach) -> Result<()> {
+        match req.mac {
+            Some(_) => Err(Error::original(
+                Kind::Unsupported,
+                "MACADDR configuration unsupported for IPoIB interfaces.",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>> {
+        Box::pin(async move {
+            // The IPoIB driver is fussy about names: ib0 unless told otherwise.
+            let ctr_if = ctx.guest_if("ib0");
+            let parent = &self.parent.name;
+            let number = ctx.guest.name_number;
+            let pkey = ctx.req.tag.as_ref().map(Tag::pkey).transpose()?;
+            let name = match &ctx.req.tag {
+                Some(Tag(tag)) => format!("{parent}.{tag}.{number}"),
+                None => format!("{parent}.{number}"),
+            };
+            check_ifname(&name).map_err(|e| Error::new(Kind::Usage, format!("IPoIB child: {e}")))?;
+            refuse_taken(ctx.host, &name).await?;
+            let mut plan = ctx.new_plan();
+            plan.push(Step::CreateLink {
+                name: name.clone(),
+                kind: NewLink::Ipoib { parent: parent.clone(), pkey },
+            });
+            plan.push(Step::LinkUp { side: Side::Host, name: parent.clone() });
+            moved_in(&mut plan, ctx, &name, false, ctr_if).await?;
+            Ok(plan)
+        })
+    }
+}

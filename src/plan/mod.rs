@@ -1,0 +1,310 @@
+//! A plan is the list of changes one run makes, as data: the steps, and
+//! the undo each applied step leaves. `render` shows them as iproute2
+//! commands (for `--dry-run`, logs and error messages). Planning looks at the system but changes
+//! nothing; `apply` makes the changes and rolls back on the first failure.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::address::AddressMessage;
+use rtnetlink::packet_route::route::RouteMessage;
+
+use crate::family::Family;
+use crate::mac::Mac;
+
+mod render;
+
+/// The namespace a step acts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Host,
+    Guest,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Create a Linux bridge and bring it up; a bridge that appears
+    /// meanwhile (a concurrent run) is reused.
+    CreateBridge {
+        name: String,
+        /// Left to the kernel (1500) when not given.
+        mtu: Option<u32>,
+    },
+    /// Delete a leftover host-side veth that is down, as the original did.
+    DeleteStale {
+        name: String,
+    },
+    /// A veth pair whose peer is created inside the guest under its final name.
+    CreateVeth {
+        host: String,
+        guest: String,
+        mtu: u32,
+        mac: Option<Mac>,
+        netns: String,
+    },
+    SetMaster {
+        link: String,
+        bridge: String,
+    },
+    LinkUp {
+        side: Side,
+        name: String,
+    },
+    AddAddress {
+        dev: String,
+        net: IpNetwork,
+    },
+    /// `ip route del default`: the first default route of the family.
+    DeleteDefault {
+        family: Family,
+        route: Box<RouteMessage>,
+    },
+    /// A host route to a gateway the guest has no route to yet.
+    GatewayRoute {
+        gateway: IpAddr,
+        dev: String,
+    },
+    ReplaceDefault {
+        gateway: IpAddr,
+        dev: String,
+    },
+    /// `mkbridge`: a bridge with its port-to-be's MAC and MTU, made down.
+    MakeBridge {
+        name: String,
+        mac: Mac,
+        mtu: u32,
+        stp: bool,
+        forward_delay: Option<u32>,
+    },
+    /// An address of one link put on another, as it was listed.
+    CopyAddress {
+        to: String,
+        addr: Box<AddressMessage>,
+        text: String,
+    },
+    DeleteAddress {
+        dev: String,
+        addr: Box<AddressMessage>,
+        text: String,
+    },
+    /// `ip route replace` with the device changed: atomic, the route is
+    /// never missing.
+    MoveRoute {
+        route: Box<RouteMessage>,
+        to: String,
+        text: String,
+    },
+    /// A VLAN, macvlan, dummy or IPoIB link on the host, to be moved in.
+    CreateLink {
+        name: String,
+        kind: NewLink,
+    },
+    /// Into the guest under its final name, in one request. With
+    /// `give_back`, the interface was the host's own (`--direct-phys`) and an
+    /// undo returns it; otherwise an undo deletes it.
+    MoveToGuest {
+        name: String,
+        to: String,
+        netns: String,
+        give_back: bool,
+    },
+    SetMac {
+        dev: String,
+        mac: Mac,
+    },
+    /// `net.ipv6.conf.<dev>.disable_ipv6`. Turned on in a guest whose new
+    /// interfaces start without it (Docker's `--net=none` containers) when
+    /// the operator asks for an IPv6 address; turned off on the host side of
+    /// a veth, a bridge port that needs no IPv6 of its own.
+    Ipv6 {
+        side: Side,
+        dev: String,
+        enable: bool,
+    },
+    /// Promiscuous mode on a link (CNI `promiscMode`); kept on rollback,
+    /// as the setting belongs to the bridge, not to one attachment.
+    Promisc {
+        name: String,
+    },
+    /// A bridge's MAC set to itself, so that it no longer follows its
+    /// ports' (as the reference CNI plugin does for a gateway bridge).
+    PinMac {
+        name: String,
+    },
+    /// Hairpin mode on a bridge port (CNI `hairpinMode`).
+    Hairpin {
+        port: String,
+    },
+    /// A sysctl the attachment needs (forwarding on a gateway, DAD off in
+    /// the guest); never undone: it is either per-interface, or host-wide
+    /// and shared with the other attachments.
+    Sysctl {
+        side: Side,
+        family: Family,
+        /// An interface, or `all`.
+        dev: String,
+        key: &'static str,
+        value: &'static str,
+    },
+    /// An address on a host link (a gateway address on its bridge); an
+    /// address already there is left as it is, and kept on rollback.
+    HostAddress {
+        dev: String,
+        net: IpNetwork,
+    },
+    /// `ip route add` in the guest; with no gateway, a link-scope route.
+    /// A route already there wins, as in the reference CNI plugins.
+    AddRoute {
+        dst: IpNetwork,
+        gw: Option<IpAddr>,
+        dev: String,
+    },
+    /// A gratuitous ARP for `ip`, once the bridge port `port` (if any)
+    /// forwards; its failure is not the run's failure.
+    Announce {
+        dev: String,
+        ip: Ipv4Addr,
+        port: Option<String>,
+    },
+}
+
+/// The kinds of link `CreateLink` makes; parents are named, and looked up
+/// when the step runs.
+#[derive(Debug, Clone)]
+pub enum NewLink {
+    Vlan { parent: String, vid: u16, mtu: u32 },
+    Macvlan { parent: String, mtu: u32 },
+    Dummy,
+    Ipoib { parent: String, pkey: Option<u16> },
+}
+
+impl NewLink {
+    pub fn parent(&self) -> Option<&str> {
+        match self {
+            NewLink::Vlan { parent, .. }
+            | NewLink::Macvlan { parent, .. }
+            | NewLink::Ipoib { parent, .. } => Some(parent),
+            NewLink::Dummy => None,
+        }
+    }
+
+    /// What to tell the operator when the kernel does not know the kind.
+    pub fn missing(&self) -> &'static str {
+        match self {
+            NewLink::Vlan { .. } => "kernel lacks 802.1Q VLAN support (module 8021q)",
+            NewLink::Macvlan { .. } => "kernel lacks macvlan support (module macvlan)",
+            NewLink::Dummy => "kernel lacks dummy interface support (module dummy)",
+            NewLink::Ipoib { .. } => "kernel lacks IPoIB support (module ib_ipoib)",
+        }
+    }
+}
+
+/// How an applied step is taken back. Links are acted on by the ifindex
+/// they had when the step ran, never looked up again by name: a guest may
+/// rename its links and plant another under the name.
+#[derive(Debug)]
+pub enum Undo {
+    DeleteLink {
+        side: Side,
+        name: String,
+        index: u32,
+    },
+    /// Only if no port is left on it: a concurrent run may be using it.
+    DeleteBridgeIfUnused {
+        name: String,
+    },
+    RestoreRoute {
+        route: Box<RouteMessage>,
+    },
+    DeleteRoute {
+        route: Box<RouteMessage>,
+    },
+    /// Leave the bridge, and give it back the MAC it had: a bridge that
+    /// took its port's address is left with none when the port goes.
+    NoMaster {
+        name: String,
+        bridge: String,
+        bridge_mac: Option<Mac>,
+    },
+    DeleteAddress {
+        addr: Box<AddressMessage>,
+    },
+    LinkDown {
+        side: Side,
+        name: String,
+        index: u32,
+    },
+    AddAddress {
+        dev: String,
+        addr: Box<AddressMessage>,
+    },
+    /// Returns a host interface from the guest under its own name and state.
+    MoveBack {
+        guest_name: String,
+        guest_index: u32,
+        host_name: String,
+        was_up: bool,
+    },
+    SetMac {
+        side: Side,
+        name: String,
+        index: u32,
+        mac: Mac,
+    },
+    /// Puts a moved route back as it was.
+    ReplaceRoute {
+        route: Box<RouteMessage>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// The command prefix that enters the guest, for display.
+    pub enter: String,
+}
+
+impl Plan {
+    /// `enter`: the command prefix that enters the guest, for display.
+    pub fn new(enter: &str) -> Plan {
+        Plan { steps: Vec::new(), enter: enter.to_string() }
+    }
+
+    /// A plan with no guest: every step acts on the host.
+    pub fn on_host() -> Plan {
+        Plan { steps: Vec::new(), enter: String::new() }
+    }
+
+    pub fn push(&mut self, step: Step) {
+        self.steps.push(step);
+    }
+}
+
+impl Step {
+    pub fn side(&self) -> Side {
+        match self {
+            Step::CreateBridge { .. }
+            | Step::DeleteStale { .. }
+            | Step::CreateVeth { .. }
+            | Step::SetMaster { .. }
+            | Step::MakeBridge { .. }
+            | Step::CopyAddress { .. }
+            | Step::DeleteAddress { .. }
+            | Step::MoveRoute { .. }
+            | Step::CreateLink { .. }
+            | Step::MoveToGuest { .. }
+            | Step::Promisc { .. }
+            | Step::PinMac { .. }
+            | Step::Hairpin { .. }
+            | Step::HostAddress { .. } => Side::Host,
+            Step::LinkUp { side, .. } | Step::Ipv6 { side, .. } | Step::Sysctl { side, .. } => *side,
+            Step::AddAddress { .. }
+            | Step::DeleteDefault { .. }
+            | Step::GatewayRoute { .. }
+            | Step::ReplaceDefault { .. }
+            | Step::SetMac { .. }
+            | Step::AddRoute { .. }
+            | Step::Announce { .. } => Side::Guest,
+        }
+    }
+}

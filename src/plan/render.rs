@@ -1,0 +1,144 @@
+//! Steps and undos as the iproute2 commands they stand for: what
+//! `--dry-run` prints, and what logs and error messages name.
+
+use std::fmt;
+
+use ipnetwork::IpNetwork;
+
+use super::{NewLink, Plan, Side, Step, Undo};
+use crate::error::Result;
+use crate::family::Family;
+use crate::sys::output;
+use crate::sys::sysctl::conf_name;
+
+impl Plan {
+    /// `--dry-run`: the steps as commands, one a line.
+    pub fn print(&self) -> Result<()> {
+        output::lines(self.steps.iter().map(|step| self.command(step)))
+    }
+
+    /// The step as a command an operator could type.
+    pub fn command(&self, step: &Step) -> String {
+        let body = step.to_string();
+        match step.side() {
+            Side::Host => body,
+            Side::Guest => format!("{} {body}", self.enter),
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::CreateBridge { name, mtu } => {
+                write!(f, "ip link add {name} ")?;
+                if let Some(mtu) = mtu {
+                    write!(f, "mtu {mtu} ")?;
+                }
+                write!(f, "type bridge && ip link set {name} up")
+            }
+            Step::Promisc { name } => write!(f, "ip link set {name} promisc on"),
+            Step::PinMac { name } => {
+                write!(f, "ip link set {name} address $(cat /sys/class/net/{name}/address)")
+            }
+            Step::Hairpin { port } => write!(f, "ip link set {port} type bridge_slave hairpin on"),
+            Step::Sysctl { family, dev, key, value, .. } => {
+                write!(f, "sysctl -qw {}={value}", conf_name(*family, dev, key))
+            }
+            Step::HostAddress { dev, net } => write!(f, "ip addr add {net} dev {dev}"),
+            Step::AddRoute { dst, gw, dev } => match gw {
+                Some(gw) => write!(f, "ip route add {dst} via {gw} dev {dev}"),
+                None => write!(f, "ip route add {dst} dev {dev} scope link"),
+            },
+            Step::DeleteStale { name } => write!(f, "ip link del {name}"),
+            Step::CreateVeth { host, guest, mtu, mac, netns } => {
+                write!(f, "ip link add {host} mtu {mtu} type veth peer name {guest} mtu {mtu}")?;
+                if let Some(mac) = mac {
+                    write!(f, " address {mac}")?;
+                }
+                write!(f, " netns {netns}")
+            }
+            Step::SetMaster { link, bridge } => write!(f, "ip link set {link} master {bridge}"),
+            Step::LinkUp { name, .. } => write!(f, "ip link set {name} up"),
+            Step::AddAddress { dev, net } => match net {
+                IpNetwork::V4(v4) if v4.prefix() < 31 => {
+                    write!(f, "ip -4 addr add {net} brd {} dev {dev}", v4.broadcast())
+                }
+                _ => write!(f, "ip {} addr add {net} dev {dev}", Family::of(net.ip()).flag()),
+            },
+            Step::DeleteDefault { family, .. } => {
+                write!(f, "ip {} route del default", family.flag())
+            }
+            Step::GatewayRoute { gateway, dev } => {
+                let (flag, len) = if gateway.is_ipv4() { ("-4", 32) } else { ("-6", 128) };
+                write!(f, "ip {flag} route get {gateway} || ip {flag} route add {gateway}/{len} dev {dev}")
+            }
+            Step::MakeBridge { name, mac, mtu, stp, forward_delay } => {
+                write!(
+                    f,
+                    "ip link add {name} address {mac} mtu {mtu} type bridge stp_state {}",
+                    u8::from(*stp)
+                )?;
+                match forward_delay {
+                    Some(secs) => write!(f, " forward_delay {}", secs * 100),
+                    None => Ok(()),
+                }
+            }
+            Step::CreateLink { name, kind } => match kind {
+                NewLink::Vlan { parent, vid, mtu } => {
+                    write!(f, "ip link add link {parent} name {name} mtu {mtu} type vlan id {vid}")
+                }
+                NewLink::Macvlan { parent, mtu } => {
+                    write!(f, "ip link add link {parent} dev {name} mtu {mtu} type macvlan mode bridge")
+                }
+                NewLink::Dummy => write!(f, "ip link add dev {name} type dummy"),
+                NewLink::Ipoib { parent, pkey: None } => {
+                    write!(f, "ip link add link {parent} name {name} type ipoib")
+                }
+                NewLink::Ipoib { parent, pkey: Some(key) } => {
+                    write!(f, "ip link add link {parent} name {name} type ipoib pkey {key:#x}")
+                }
+            },
+            Step::MoveToGuest { name, to, netns, .. } => {
+                write!(f, "ip link set dev {name} netns {netns} name {to}")
+            }
+            Step::SetMac { dev, mac } => write!(f, "ip link set dev {dev} address {mac}"),
+            Step::Ipv6 { dev, enable, .. } => {
+                write!(f, "sysctl -qw {}={}", conf_name(Family::V6, dev, "disable_ipv6"), u8::from(!enable))
+            }
+            Step::CopyAddress { to, text, .. } => write!(f, "ip addr add {text} dev {to}"),
+            Step::DeleteAddress { dev, text, .. } => write!(f, "ip addr del {text} dev {dev}"),
+            Step::MoveRoute { to, text, .. } => write!(f, "ip {text} dev {to}"),
+            Step::Announce { dev, ip, .. } => {
+                let key = conf_name(Family::V4, dev, "arp_notify");
+                let mac = format!("$(cat /sys/class/net/{dev}/address)");
+                write!(f, "sysctl -qw {key}=1 && ip link set {dev} address {mac} && sysctl -qw {key}=0  # announces {ip}")
+            }
+            Step::ReplaceDefault { gateway, dev } => {
+                write!(f, "ip {} route replace default via {gateway} dev {dev}", Family::of(*gateway).flag())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Undo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Undo::DeleteLink { name, .. } => write!(f, "ip link del {name}"),
+            Undo::DeleteBridgeIfUnused { name } => {
+                write!(f, "ip link del {name} (if it has no ports)")
+            }
+            Undo::RestoreRoute { .. } => write!(f, "ip route add <the deleted default route>"),
+            Undo::DeleteRoute { .. } => write!(f, "ip route del <the route added>"),
+            Undo::NoMaster { name, .. } => write!(f, "ip link set {name} nomaster"),
+            Undo::LinkDown { name, .. } => write!(f, "ip link set {name} down"),
+            Undo::AddAddress { dev, .. } => write!(f, "ip addr add <the deleted address> dev {dev}"),
+            Undo::DeleteAddress { .. } => write!(f, "ip addr del <the address added>"),
+            Undo::MoveBack { guest_name, host_name, .. } => {
+                write!(f, "ip link set dev {guest_name} netns <host> name {host_name}")
+            }
+            Undo::SetMac { name, mac, .. } => write!(f, "ip link set dev {name} address {mac}"),
+            Undo::ReplaceRoute { .. } => write!(f, "ip route replace <the route as it was>"),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The Docker Engine API client (Podman's Docker-compatible socket too):
+//! which process is a container, as `docker inspect` says, from a socket
+//! only root controls.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::{ClientVersion, Docker};
+
+use super::guest::Guest;
+use crate::error::{is_permission, needs_root, Error, Kind, Result};
+
+/// API 1.41 (Docker 20.10) is understood by every engine from 20.10 on and
+/// by Podman's compatibility layer, and costs no version round trip.
+const DOCKER_API: ClientVersion = ClientVersion { major_version: 1, minor_version: 41 };
+
+/// The Engine API socket: `DOCKER_HOST=unix://…`, else Docker's, else Podman's.
+fn docker_socket() -> Result<Option<PathBuf>> {
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        if !host.is_empty() {
+            let path = host.strip_prefix("unix://").ok_or_else(|| {
+                Error::new(
+                    Kind::Unsupported,
+                    format!("DOCKER_HOST={host} is not supported: only unix:// sockets are"),
+                )
+            })?;
+            let path = PathBuf::from(path);
+            // One that is not there fails to connect, by name.
+            return if path.exists() { trusted_socket(path).map(Some) } else { Ok(Some(path)) };
+        }
+    }
+    let mut candidates =
+        vec![PathBuf::from("/var/run/docker.sock"), PathBuf::from("/run/podman/podman.sock")];
+    if let Ok(dir) = std::env::var("XDG_RUNTIME_DIR") {
+        candidates.push(Path::new(&dir).join("podman/podman.sock"));
+    }
+    match candidates.into_iter().find(|p| p.exists()) {
+        Some(socket) => trusted_socket(socket).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The Engine API says which process is the guest: only a socket that root
+/// owns, in directories only root can change, is believed. Any user can
+/// make `$XDG_RUNTIME_DIR/podman/podman.sock` (or a DOCKER_HOST a `su`
+/// kept) answer with a process of their choosing.
+fn trusted_socket(socket: PathBuf) -> Result<PathBuf> {
+    let refuse = |why: String| {
+        Error::new(Kind::Conflict, format!("refusing the Docker socket {}: {why}", socket.display()))
+    };
+    let real = std::fs::canonicalize(&socket).map_err(|e| refuse(e.to_string()))?;
+    let meta = std::fs::metadata(&real).map_err(|e| refuse(e.to_string()))?;
+    if meta.uid() != 0 {
+        return Err(refuse(format!("it belongs to uid {}, not root", meta.uid())));
+    }
+    crate::sys::exec::root_only_dirs(&socket)
+        .and_then(|()| crate::sys::exec::root_only_dirs(&real))
+        .map_err(refuse)?;
+    Ok(socket)
+}
+
+/// A Docker container: `docker inspect`'s `.State.Pid`, retried while it is
+/// 0 (the container is not running yet) three times a second apart, as the
+/// original did; then, its namespace open, asked again, in case the
+/// container stopped and its PID went to another process meanwhile.
+pub async fn guest(label: &str) -> Result<Guest> {
+    let Some(socket) = docker_socket()? else {
+        return Err(Error::original(
+            Kind::NotFound,
+            format!("Container {label} not found, and Docker not installed."),
+        ));
+    };
+    // Said here: bollard would bury it in a connection error.
+    if nix::unistd::access(&socket, nix::unistd::AccessFlags::W_OK).is_err_and(|e| is_permission(e as i32)) {
+        return Err(needs_root(format!("connecting to {}", socket.display())));
+    }
+    let docker = Docker::connect_with_unix(&socket.to_string_lossy(), 10, &DOCKER_API).map_err(|e| {
+        Error::new(Kind::Io, format!("cannot use the Docker socket {}: {e}", socket.display()))
+    })?;
+    for attempt in 1..=3 {
+        let pid = inspect_pid(&docker, label, &socket).await?;
+        if pid != 0 {
+            let guest = Guest::from_pid(label, pid)?;
+            let again = inspect_pid(&docker, label, &socket).await?;
+            return guest.confirm(again == pid);
+        }
+        tracing::debug!(attempt, "container {label} has PID 0 (not running)");
+        if attempt < 3 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    Err(Error::original(Kind::NotFound, "Docker inspect returned invalid PID 0"))
+}
+
+async fn inspect_pid(docker: &Docker, label: &str, socket: &Path) -> Result<u64> {
+    use bollard::errors::Error as E;
+    match docker.inspect_container(label, None).await {
+        Ok(info) => {
+            // Docker keeps the last PID of a container that stopped.
+            let pid = match info.state {
+                Some(state) if state.running == Some(true) => state.pid.unwrap_or(0),
+                _ => 0,
+            };
+            tracing::debug!(
+                id = info.id.as_deref().unwrap_or(""),
+                name = info.name.as_deref().unwrap_or(""),
+                pid,
+                "docker inspect"
+            );
+            Ok(u64::try_from(pid).unwrap_or(0))
+        }
+        Err(E::DockerResponseServerError { status_code: 404, .. }) => {
+            Err(Error::original(Kind::NotFound, format!("Error: No such object: {label}")))
+        }
+        // An ID prefix that several containers share.
+        Err(E::DockerResponseServerError { message, .. }) if message.contains("multiple") => {
+            Err(Error::original(Kind::Usage, format!("Found more than one container matching {label}.")))
+        }
+        Err(E::DockerResponseServerError { message, .. }) => {
+            Err(Error::original(Kind::Io, format!("Error response from daemon: {message}")))
+        }
+        Err(e) => Err(Error::new(Kind::Io, format!("cannot reach Docker at {}: {e}", socket.display()))),
+    }
+}
