@@ -134,6 +134,12 @@ fn add_matches_the_reference_bridge_plugin() {
         ("0.4.0", json!({"mtu": 1400, "hairpinMode": true})),
         ("0.3.1", json!({"promiscMode": true, "isDefaultGateway": false})),
         ("1.0.0", json!({"ipam": {}, "isGateway": false, "isDefaultGateway": false, "dns": {}})),
+        (
+            "1.0.0",
+            json!({"isDefaultGateway": false, "ipam": {"type": "static",
+                "addresses": [{"address": "10.77.0.9/24", "gateway": "10.77.0.1"}],
+                "routes": [{"dst": "10.99.0.0/16"}]}}),
+        ),
     ];
     for (version, extra) in cases {
         let mut seen = Vec::new();
@@ -167,6 +173,27 @@ fn result_at_1_1_0_has_interface_mtu() {
     assert_eq!(result["interfaces"][2]["sandbox"], json!(path));
     assert_eq!(result["ips"][0], json!({"interface": 2, "address": "10.77.0.2/24", "gateway": "10.77.0.1"}));
     assert_eq!(ctr.ip_j(&["link", "show", "eth0"])[0]["mtu"], 1400);
+}
+
+/// The runtime's `mac` and `ips` (capabilities): the MAC is pipework's to
+/// set, the address host-local's to hand out.
+#[test]
+fn runtime_config_mac_and_ips() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let at = Attach::to(&ctr, "eth0");
+    let c = conf(
+        &node,
+        "pipework",
+        "1.0.0",
+        json!({"capabilities": {"mac": true, "ips": true},
+            "runtimeConfig": {"mac": "02:00:00:0a:0b:0c", "ips": ["10.77.0.42/24"]}}),
+    );
+    let result = node.add("pipework", &at, &c);
+    assert_eq!(result["interfaces"][2]["mac"], "02:00:00:0a:0b:0c");
+    assert_eq!(result["ips"][0]["address"], "10.77.0.42/24");
+    assert_eq!(ctr.ip_j(&["link", "show", "eth0"])[0]["address"], "02:00:00:0a:0b:0c");
+    assert_eq!(ctr.cidrs("eth0", common::Family::V4), ["10.77.0.42/24"]);
 }
 
 #[test]

@@ -79,7 +79,8 @@ pub async fn addressing(
     if has_v6 && crate::drivers::addressing::ipv6_off_by_default(guest_ns)? {
         plan.push(Step::Ipv6 { side: Side::Guest, dev: ifname.into(), enable: true });
     }
-    if has_v6 && !conf.enable_dad {
+    // As the reference: DAD off on every layer-3 attachment unless asked for.
+    if conf.ipam.is_some() && !conf.enable_dad {
         let (family, dev) = (Family::V6, ifname.to_string());
         plan.push(Step::Sysctl { side: Side::Guest, family, dev, key: "accept_dad", value: "0" });
     }
