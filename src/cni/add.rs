@@ -20,6 +20,7 @@ use crate::resolve::guest::Guest;
 use crate::sys::netlink::Netlink;
 
 pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
+    tracing::debug!("ADD {} {}", env.container_id, env.ifname);
     if conf.hairpin && conf.promisc {
         return Err(CniError::new(
             Code::InvalidConfig,
@@ -44,12 +45,14 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
     let ipam = conf.ipam.as_deref().map(|name| Ipam::find(name, &env.path)).transpose()?;
 
     // Started before the transaction holds signals, which a child inherits.
+    tracing::debug!("IPAM started");
     let pending = ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose()?;
     let own = crate::sys::netns::current()?;
     let target = Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: netns.netns() };
     let mut tx = Transaction::begin(&target);
     let linked = tx.apply(&links).await;
     let allocated = pending.map(|p| p.result()).transpose();
+    tracing::debug!("IPAM answered");
     let mut out = match (linked, allocated) {
         (Ok(()), Ok(out)) => out.unwrap_or_default(),
         // The links are rolled back; an address IPAM handed out goes back.
