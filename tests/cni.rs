@@ -510,3 +510,15 @@ fn podman_end_to_end() {
     assert!(node.allocations().is_empty(), "podman rm kept the address");
     assert!(!record.exists(), "podman rm kept the record");
 }
+
+/// A stdout that cannot take the answer is a failure told on stderr, not a
+/// panic (exit 101).
+#[test]
+fn answer_to_a_full_stdout() {
+    let full = std::fs::File::options().write(true).open("/dev/full").expect("/dev/full");
+    let mut cmd = std::process::Command::new(common::PIPEWORK);
+    cmd.env("CNI_COMMAND", "VERSION").stdin(std::process::Stdio::null()).stdout(full);
+    let out = cmd.stderr(std::process::Stdio::piped()).output().expect("run pipework");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "pipework: write error: No space left on device\n");
+}

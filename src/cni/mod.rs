@@ -41,22 +41,27 @@ pub fn main() -> ExitCode {
         .and_then(|_| Env::read(|k| std::env::var(k).ok()))
         .and_then(|env| run(&env, &stdin));
     match outcome {
-        Ok(Some(answer)) => {
-            println!("{answer}");
-            ExitCode::SUCCESS
-        }
+        Ok(Some(answer)) => answer_with(&answer.to_string(), ExitCode::SUCCESS),
         Ok(None) => ExitCode::SUCCESS,
-        Err(e) => {
-            println!("{}", e.to_json(&config::version_hint(&stdin)));
-            ExitCode::FAILURE
-        }
+        Err(e) => answer_with(&e.to_json(&config::version_hint(&stdin)).to_string(), ExitCode::FAILURE),
     }
 }
 
 /// A refusal before anything is read (how the binary was started).
 pub fn refuse(msg: &str) -> ExitCode {
-    println!("{}", CniError::new(Code::Internal, msg).to_json(LATEST.as_str()));
-    ExitCode::FAILURE
+    answer_with(&CniError::new(Code::Internal, msg).to_json(LATEST.as_str()).to_string(), ExitCode::FAILURE)
+}
+
+/// The answer on stdout, then `status`; a stdout that cannot take it is a
+/// failure, told on stderr (the only place left).
+fn answer_with(json: &str, status: ExitCode) -> ExitCode {
+    match crate::sys::output::lines([json]) {
+        Ok(()) => status,
+        Err(e) => {
+            crate::sys::output::warn(&e);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// One command; `Some` is what to print on success.
