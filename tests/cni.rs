@@ -522,3 +522,43 @@ fn answer_to_a_full_stdout() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "pipework: write error: No space left on device\n");
 }
+
+#[test]
+fn check_compares_record_prev_result_and_kernel() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let at = Attach::to(&ctr, "eth0");
+    let c = conf(&node, "pipework", "1.0.0", json!({}));
+    let result = node.add("pipework", &at, &c);
+    let mut check = c.clone();
+    check["prevResult"] = result.clone();
+    assert_plugin_ok("pipework", "CHECK", &node.call("pipework", "CHECK", Some(&at), &check, &[]));
+
+    let other = Attach { id: "no-such-container".into(), ..at.clone() };
+    let e = cni_error(&node.call("pipework", "CHECK", Some(&other), &check, &[]));
+    assert_eq!(e["code"], 3, "{e}");
+    assert_eq!(e["msg"], "no attachment recorded for container no-such-container interface eth0");
+
+    let mut foreign = check.clone();
+    foreign["prevResult"]["interfaces"] = json!([{"name": "other0"}]);
+    foreign["prevResult"]["ips"] = json!([]);
+    let e = cni_error(&node.call("pipework", "CHECK", Some(&at), &foreign, &[]));
+    assert!(
+        e["msg"].as_str().unwrap().starts_with("prevResult does not list this attachment's interfaces"),
+        "{e}"
+    );
+
+    ctr.ip(&["link", "set", "eth0", "address", "02:00:00:00:00:99"]);
+    let e = cni_error(&node.call("pipework", "CHECK", Some(&at), &check, &[]));
+    assert_eq!(
+        e["msg"],
+        format!(
+            "eth0 has MAC 02:00:00:00:00:99, prevResult says {}",
+            result["interfaces"][2]["mac"].as_str().unwrap()
+        )
+    );
+    let host_veth = result["interfaces"][1]["name"].as_str().unwrap();
+    node.host.ip(&["link", "set", host_veth, "nomaster"]);
+    let e = cni_error(&node.call("pipework", "CHECK", Some(&at), &check, &[]));
+    assert_eq!(e["msg"], format!("{host_veth} is missing or not a port of cni0"));
+}

@@ -23,9 +23,6 @@ pub async fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         .prev_result
         .as_ref()
         .ok_or_else(|| CniError::new(Code::InvalidConfig, "CHECK needs prevResult, which is missing"))?;
-    if let Some(name) = &conf.ipam {
-        Ipam::find(name, &env.path)?.call(Command::Check, env, &conf.raw)?;
-    }
     let record = Store::open().load(&env.container_id, &env.ifname)?.ok_or_else(|| {
         CniError::new(
             Code::UnknownContainer,
@@ -42,6 +39,9 @@ pub async fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         )));
     };
     let recorded = CniOutput::parse(&record.result, "the attachment's record")?;
+    if let Some(name) = &conf.ipam {
+        Ipam::find(name, &env.path)?.call(Command::Check, env, &conf.raw)?;
+    }
 
     let host = Netlink::here()?;
     let bridge = host.link(&record.bridge).await?;
