@@ -116,10 +116,14 @@ fn mac(text: &str, from: &str) -> CniResult<Mac> {
     parsed.map_err(|_| invalid(format!("{from} \"{text}\" is not a unicast MAC address")))
 }
 
+/// A key pipework does not implement, whether a value of it asks for
+/// nothing (the default), and why the others are refused.
+type Refusal = (&'static str, fn(&Value) -> bool, &'static str);
+
 /// Keys pipework refuses unless they hold the value that asks for nothing.
 fn refuse_unimplemented(obj: &Map<String, Value>) -> CniResult<()> {
     const NAT: &str = "pipework does not program iptables or nftables; set up NAT on the host yourself";
-    let refusals: [(&str, fn(&Value) -> bool, &str); 7] = [
+    let refusals: [Refusal; 7] = [
         ("ipMasq", |v| *v == Value::Bool(false), NAT),
         ("ipMasqBackend", |_| false, NAT),
         (
