@@ -34,6 +34,17 @@ impl Target<'_> {
 }
 
 pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
+    apply_then(plan, target, async || Ok(())).await
+}
+
+/// Applies `plan`, then `commit` (an attach writes its record), still with
+/// interrupts held: a commit that fails rolls the plan back like a failed
+/// last step, so a run leaves both its changes and their record, or neither.
+pub async fn apply_then(
+    plan: &Plan,
+    target: &Target<'_>,
+    commit: impl AsyncFnOnce() -> Result<()>,
+) -> Result<()> {
     // Applied or rolled back whole: an interrupt waits the few milliseconds.
     let _held = HeldSignals::hold();
     let total = plan.steps.len();
@@ -58,6 +69,10 @@ pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
         }
     }
     tracing::info!("all {total} steps applied");
+    if let Err(e) = commit().await {
+        let failed = rollback(undo, target).await;
+        return Err(e.with_rollback(failed));
+    }
     Ok(())
 }
 

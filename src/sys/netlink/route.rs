@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::route::{RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
 
@@ -133,6 +135,20 @@ fn table_of(route: &RouteMessage) -> u32 {
             _ => None,
         })
         .unwrap_or(u32::from(route.header.table))
+}
+
+/// A route's gateway and output link, where it has them.
+pub fn route_via(route: &RouteMessage) -> (Option<IpAddr>, Option<u32>) {
+    let mut out = (None, None);
+    for a in &route.attributes {
+        match a {
+            RouteAttribute::Gateway(RouteAddress::Inet(ip)) => out.0 = Some(IpAddr::V4(*ip)),
+            RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => out.0 = Some(IpAddr::V6(*ip)),
+            RouteAttribute::Oif(index) => out.1 = Some(*index),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A route as `ip route` would print its key parts: destination, gateway,
