@@ -136,14 +136,16 @@ async fn by_names(guest: &Guest, host: &Netlink, inside: &Netlink, ctr_if: &str)
         Some(link) if made_by_pipework(&link) => {
             plan.push(Step::DeleteLink { side: Side::Guest, name: ctr_if.into() })
         }
-        Some(link) => return Err(Error::new(
-            Kind::Conflict,
-            format!(
+        Some(link) => {
+            return Err(Error::new(
+                Kind::Conflict,
+                format!(
                 "{ctr_if} of {} is no link pipework makes ({}) and has no record to say where it came from",
                 guest.label,
                 link.kind.map_or("unknown kind".to_string(), |k| format!("{k:?}").to_lowercase())
             ),
-        )),
+            ))
+        }
         None if host_veth.is_some() => plan.push(Step::DeleteLink { side: Side::Host, name: veth }),
         None => {}
     }

@@ -230,6 +230,14 @@ struct Host {
     // namespace, and its bridge, alive past the delete.
     netns: File,
     _ns: Namespaces,
+    /// Its records, as a real host's /var/lib/pipework; removed with it.
+    state: std::path::PathBuf,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
 }
 
 impl Host {
@@ -237,7 +245,8 @@ impl Host {
         let ns = Namespaces::add(vec![format!("{id}-host")])?;
         let path = format!("{NETNS_DIR}/{}", ns.names()[0]);
         let netns = File::open(&path).map_err(|e| format!("opening {path}: {e}"))?;
-        Ok(Host { netns, _ns: ns })
+        let state = std::env::temp_dir().join(format!("{}-state", ns.names()[0]));
+        Ok(Host { netns, _ns: ns, state })
     }
 
     /// Runs pipework inside this namespace; returns how long it took from
@@ -246,6 +255,7 @@ impl Host {
         let fd = self.netns.as_raw_fd();
         let mut cmd = Command::new(PIPEWORK);
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.env("PIPEWORK_STATE_DIR", &self.state);
         // SAFETY: between fork and exec only async-signal-safe calls are
         // allowed; setns is a bare syscall and this closure allocates nothing.
         // The fd stays open in the child until exec (O_CLOEXEC).
