@@ -10,6 +10,7 @@ use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::family::Family;
+use crate::iproute2::RuleCmd;
 use crate::mac::Mac;
 
 mod render;
@@ -166,6 +167,32 @@ pub enum Step {
         ip: Ipv4Addr,
         port: Option<String>,
     },
+    /// `detach`: a link deleted if it is there (a veth takes its peer
+    /// along). Nothing brings a deleted link back, so a detach deletes last.
+    DeleteLink {
+        side: Side,
+        name: String,
+    },
+    /// `detach`: a lent host interface back to the host under its own name
+    /// (`host` names that namespace for display).
+    GiveBack {
+        name: String,
+        to: String,
+        host: String,
+    },
+    /// `detach`: the guest's default route as it was before an attach
+    /// replaced it, in place of the one the attach set (a replace: the
+    /// guest is never without one).
+    RestoreDefault {
+        gateway: IpAddr,
+        dev: String,
+    },
+    /// `detach`: a rule a `pipework rule GUEST add ...` made, deleted
+    /// (`rule` is the add; already gone is no error).
+    DeleteRule {
+        rule: Box<RuleCmd>,
+        text: String,
+    },
 }
 
 /// The kinds of link `CreateLink` makes; parents are named, and looked up
@@ -251,9 +278,19 @@ pub enum Undo {
         index: u32,
         mac: Mac,
     },
-    /// Puts a moved route back as it was.
+    /// Puts a moved or replaced route back as it was.
     ReplaceRoute {
+        side: Side,
         route: Box<RouteMessage>,
+    },
+    /// Lends a given-back interface to the guest again.
+    MoveIn {
+        host_name: String,
+        guest_name: String,
+    },
+    /// Adds a deleted rule again.
+    AddRule {
+        rule: Box<RuleCmd>,
     },
 }
 
@@ -297,14 +334,20 @@ impl Step {
             | Step::PinMac { .. }
             | Step::Hairpin { .. }
             | Step::HostAddress { .. } => Side::Host,
-            Step::LinkUp { side, .. } | Step::Ipv6 { side, .. } | Step::Sysctl { side, .. } => *side,
+            Step::LinkUp { side, .. }
+            | Step::Ipv6 { side, .. }
+            | Step::Sysctl { side, .. }
+            | Step::DeleteLink { side, .. } => *side,
             Step::AddAddress { .. }
             | Step::DeleteDefault { .. }
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }
             | Step::SetMac { .. }
             | Step::AddRoute { .. }
-            | Step::Announce { .. } => Side::Guest,
+            | Step::Announce { .. }
+            | Step::GiveBack { .. }
+            | Step::RestoreDefault { .. }
+            | Step::DeleteRule { .. } => Side::Guest,
         }
     }
 }

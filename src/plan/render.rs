@@ -50,7 +50,9 @@ impl fmt::Display for Step {
                 Some(gw) => write!(f, "ip route add {dst} via {gw} dev {dev}"),
                 None => write!(f, "ip route add {dst} dev {dev} scope link"),
             },
-            Step::DeleteStale { name } => write!(f, "ip link del {name}"),
+            Step::DeleteStale { name } | Step::DeleteLink { name, .. } => write!(f, "ip link del {name}"),
+            Step::GiveBack { name, to, host } => write!(f, "ip link set dev {name} netns {host} name {to}"),
+            Step::DeleteRule { text, .. } => write!(f, "ip rule del {text}"),
             Step::CreateVeth { host, guest, mtu, mac, netns } => {
                 write!(f, "ip link add {host} mtu {mtu} type veth peer name {guest} mtu {mtu}")?;
                 if let Some(mac) = mac {
@@ -114,7 +116,7 @@ impl fmt::Display for Step {
                 let mac = format!("$(cat /sys/class/net/{dev}/address)");
                 write!(f, "sysctl -qw {key}=1 && ip link set {dev} address {mac} && sysctl -qw {key}=0  # announces {ip}")
             }
-            Step::ReplaceDefault { gateway, dev } => {
+            Step::ReplaceDefault { gateway, dev } | Step::RestoreDefault { gateway, dev } => {
                 write!(f, "ip {} route replace default via {gateway} dev {dev}", Family::of(*gateway).flag())
             }
         }
@@ -139,6 +141,10 @@ impl fmt::Display for Undo {
             }
             Undo::SetMac { name, mac, .. } => write!(f, "ip link set dev {name} address {mac}"),
             Undo::ReplaceRoute { .. } => write!(f, "ip route replace <the route as it was>"),
+            Undo::MoveIn { host_name, guest_name } => {
+                write!(f, "ip link set dev {host_name} netns <guest> name {guest_name}")
+            }
+            Undo::AddRule { .. } => write!(f, "ip rule add <the rule deleted>"),
         }
     }
 }
