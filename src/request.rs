@@ -33,6 +33,8 @@ pub enum Request {
     Mkbridge(Mkbridge),
     /// `loop free` and `loop ensure`.
     Loop(LoopRequest),
+    /// `completions SHELL`: the shell's completion script, on stdout.
+    Completions(clap_complete::Shell),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

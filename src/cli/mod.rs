@@ -1,6 +1,7 @@
 //! The command line: one clap definition that parses, prints `--help` and
 //! renders the man page, plus the original's positional grammar on top.
 
+pub mod completions;
 pub mod manual;
 pub mod words;
 
@@ -138,6 +139,12 @@ pub enum Companion {
         #[command(subcommand)]
         command: LoopCommand,
     },
+    /// Print the shell completion script for SHELL
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -187,7 +194,11 @@ pub enum LoopCommand {
     },
 }
 
-const COMPANIONS: [&str; 2] = ["mkbridge", "loop"];
+const COMPANIONS: [&str; 3] = ["mkbridge", "loop", "completions"];
+
+/// The passthrough words, matched on their prefix as the original does
+/// (`routes` and `tc0` are words too).
+pub const TOOLS: [(&str, Tool); 3] = [("route", Tool::Route), ("rule", Tool::Rule), ("tc", Tool::Tc)];
 
 /// The whole command line, companions included: for `--help` and the man page.
 pub fn command() -> clap::Command {
@@ -279,14 +290,7 @@ fn parse_passthrough(argv: &[OsString], host_has: &impl Fn(&str) -> bool) -> Res
         args.iter().take_while(|a| is_verbose_flag(a)).fold(0u8, |v, a| v.saturating_add(verbosity(a)));
     let mut words = args.iter().skip_while(|a| is_verbose_flag(a));
     let Some(word) = words.next() else { return Ok(None) };
-    // The original matches on the prefix: `routes` and `tc0` are words too.
-    let tool = if word.starts_with("route") {
-        Tool::Route
-    } else if word.starts_with("rule") {
-        Tool::Rule
-    } else if word.starts_with("tc") {
-        Tool::Tc
-    } else {
+    let Some(&(_, tool)) = TOOLS.iter().find(|(prefix, _)| word.starts_with(prefix)) else {
         return Ok(None);
     };
     if host_has(word) {
@@ -338,6 +342,7 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
             let container = container.as_deref().map(GuestRef::parse).transpose()?;
             (Request::Loop(LoopRequest::Ensure { count, dev, container }), false)
         }
+        Companion::Completions { shell } => (Request::Completions(shell), false),
     };
     Ok(Invocation { request, verbose: cli.verbose, dry_run })
 }

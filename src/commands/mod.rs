@@ -22,6 +22,7 @@ pub async fn run(inv: Invocation) -> Result<()> {
         Request::Wait { ifname, timeout } => wait::wait(ifname, *timeout).await,
         Request::Mkbridge(req) => mkbridge::mkbridge(req, inv.dry_run).await,
         Request::Loop(req) => loopdev::run(req).await,
+        Request::Completions(shell) => crate::sys::output::print(&crate::cli::completions::script(*shell)),
     }
 }
 
