@@ -56,7 +56,7 @@ impl Bridge {
         let mtu = match &self.existing {
             Some(link) => link.mtu,
             None => {
-                plan.push(Step::CreateBridge { name: self.name.clone() });
+                plan.push(Step::CreateBridge { name: self.name.clone(), mtu: None });
                 NEW_BRIDGE_MTU
             }
         };
