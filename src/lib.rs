@@ -2,12 +2,14 @@
 //! natively over netlink. A run goes parse (`cli`, `request`) → resolve
 //! (`resolve`) → plan (`drivers`, into a `plan`) → apply (`apply`), which
 //! rolls back on the first failure; `commands` holds one module per
-//! subcommand, `sys` the kernel access, `iproute2` the route/rule grammar.
-//! Imports run downward: commands → drivers, plan, apply → sys.
+//! subcommand, `sys` the kernel access, `iproute2` the route/rule grammar,
+//! `dhcp` the DHCP client and its agent. Imports run downward: commands →
+//! drivers, plan, apply → dhcp → sys.
 
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod dhcp;
 pub mod drivers;
 pub mod error;
 pub mod family;

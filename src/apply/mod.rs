@@ -3,14 +3,16 @@
 //! reverts one step, `signals` holds interrupts for the whole run.
 
 mod announce;
+mod dhcp;
 pub(crate) mod failpoints;
 pub(crate) mod signals;
 mod step;
 
+use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 
 use crate::error::{Error, Result};
-use crate::plan::{Plan, Side, Undo};
+use crate::plan::{Plan, Side, Step, Undo};
 use crate::sys::netlink::Netlink;
 use failpoints::{injected_failure, injected_pause};
 use signals::HeldSignals;
@@ -36,16 +38,31 @@ impl Target<'_> {
 pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
     // Applied or rolled back whole: an interrupt waits the few milliseconds.
     let _held = HeldSignals::hold();
-    let total = plan.steps.len();
+    // A DHCP step is followed by the steps its lease calls for.
+    let mut pending: VecDeque<Step> = plan.steps.iter().cloned().collect();
+    let mut total = pending.len();
     let mut undo = Vec::new();
     let mut links = GuestLinks::default();
-    for (i, step) in plan.steps.iter().enumerate() {
-        let command = plan.command(step);
+    let mut i = 0;
+    while let Some(step) = pending.pop_front() {
+        let command = plan.command(&step);
         tracing::info!("step {}/{total}: {command}", i + 1);
         injected_pause(i + 1);
-        let result = match injected_failure(i + 1) {
-            Some(e) => Err(e),
-            None => run(step, target, &mut links).await,
+        let result = match (injected_failure(i + 1), &step) {
+            (Some(e), _) => Err(e),
+            (None, Step::Dhcp { dev, port, setup }) => match links.get(target, Side::Guest, dev).await {
+                Ok(link) => {
+                    dhcp::take_lease(dev, link, port.as_deref(), setup, target).await.map(|(u, more)| {
+                        total += more.len();
+                        for s in more.into_iter().rev() {
+                            pending.push_front(s);
+                        }
+                        Some(u)
+                    })
+                }
+                Err(e) => Err(e),
+            },
+            (None, _) => run(&step, target, &mut links).await,
         };
         match result {
             Ok(Some(u)) => undo.push(u),
@@ -56,6 +73,7 @@ pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
                 return Err(e.with_rollback(failed));
             }
         }
+        i += 1;
     }
     tracing::info!("all {total} steps applied");
     Ok(())

@@ -6,7 +6,8 @@ use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteAttribute;
 
 use super::announce::announce;
-use super::Target;
+use super::{dhcp, Target};
+use crate::dhcp::{agent, host};
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::plan::{NewLink, Side, Step, Undo};
@@ -30,7 +31,7 @@ impl GuestLinks {
 
     /// The link the plan calls `name` on `side`, by its learned ifindex
     /// whatever it is called now; other links (the host's) by name.
-    async fn get(&self, t: &Target<'_>, side: Side, name: &str) -> Result<Link> {
+    pub(super) async fn get(&self, t: &Target<'_>, side: Side, name: &str) -> Result<Link> {
         match (side, self.0.get(name)) {
             (Side::Guest, Some(&index)) => t.guest.link_by_index(index).await?.ok_or_else(|| {
                 Error::new(Kind::NotFound, format!("link {name} (ifindex {index}) is gone from the guest"))
@@ -168,6 +169,23 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             Sysctl::conf(ns, Family::V6, &dev, "disable_ipv6")?.write(if *enable { "0" } else { "1" })?;
             Ok(None)
         }
+        Step::Dhcp { .. } => Err(Error::new(Kind::Internal, "a DHCP step runs only as part of a plan")),
+        Step::SetMtu { dev, mtu } => {
+            let link = links.get(t, side, dev).await?;
+            nl.set_mtu(link.index, *mtu).await?;
+            Ok(Some(Undo::SetMtu { side, index: link.index, dev: dev.clone(), mtu: link.mtu }))
+        }
+        Step::AddRoute { dest, gateway, dev } => {
+            let route = nl.add_route(*dest, *gateway, links.get(t, side, dev).await?.index).await?;
+            Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
+        }
+        Step::StartAgent { dev, setup, lease, socket } => {
+            dhcp::start_agent(dev, setup, lease, socket.as_deref(), t).map(Some)
+        }
+        Step::HostDhcp { dhcp, argv, guest, resolv } => {
+            host::run(t.guest_ns, dhcp, argv, guest, resolv)?;
+            Ok(None)
+        }
         Step::Announce { dev, ip, port } => {
             // Like the original's `arping ... || true`: a nudge, not a requirement.
             if let Err(e) = announce(t, links.get(t, side, dev).await?, port.as_deref()).await {
@@ -252,6 +270,14 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         }
         Undo::SetMac { side, index, mac, .. } => t.side(*side).set_address(*index, *mac).await?,
         Undo::ReplaceRoute { route } => t.host.replace_route((**route).clone()).await?,
+        Undo::Release { client, index, lease } => dhcp::release(client, *index, lease, t).await?,
+        Undo::StopAgent { pid } => agent::stop(*pid),
+        Undo::SetMtu { side, index, mtu, .. } => {
+            let nl = t.side(*side);
+            if nl.link_by_index(*index).await?.is_some() {
+                nl.set_mtu(*index, *mtu).await?;
+            }
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` picks it from the parsed request.
 
 pub mod attach;
+pub mod dhcp_agent;
 pub mod loopdev;
 pub mod mkbridge;
 pub mod passthrough;
@@ -22,6 +23,7 @@ pub async fn run(inv: Invocation) -> Result<()> {
         Request::Wait { ifname, timeout } => wait::wait(ifname, *timeout).await,
         Request::Mkbridge(req) => mkbridge::mkbridge(req, inv.dry_run).await,
         Request::Loop(req) => loopdev::run(req).await,
+        Request::DhcpAgent(state) => dhcp_agent::run(state).await,
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod addressing;
 pub mod bridge;
+pub mod dhcp;
 pub mod direct;
 pub mod dummy;
 pub mod ipoib;

@@ -4,14 +4,22 @@
 //! nothing; `apply` makes the changes and rolls back on the first failure.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use ipnetwork::IpNetwork;
+use ipnetwork::{IpNetwork, Ipv4Network};
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
+use crate::dhcp::client::Client;
+use crate::dhcp::wire::Lease;
+use crate::dhcp::Setup;
 use crate::family::Family;
 use crate::mac::Mac;
+use crate::request::Dhcp;
 
+pub mod lease;
 mod render;
 
 /// The namespace a step acts in.
@@ -126,6 +134,41 @@ pub enum Step {
         ip: Ipv4Addr,
         port: Option<String>,
     },
+    /// The native DHCP client takes a lease on `dev` once the bridge port
+    /// `port` (if any) forwards; the steps that configure the lease
+    /// (`lease::steps`) follow it.
+    Dhcp {
+        dev: String,
+        port: Option<String>,
+        setup: Box<Setup>,
+    },
+    SetMtu {
+        dev: String,
+        mtu: u32,
+    },
+    /// A route of the lease (option 121); no gateway: on link.
+    AddRoute {
+        dest: Ipv4Network,
+        gateway: Option<Ipv4Addr>,
+        dev: String,
+    },
+    /// The agent that keeps the lease for the guest's life.
+    StartAgent {
+        dev: String,
+        setup: Box<Setup>,
+        lease: Box<Lease>,
+        /// The client's packet socket, handed over so that its last close
+        /// (an RCU grace period) is the agent's, not the run's.
+        socket: Option<Arc<OwnedFd>>,
+    },
+    /// A host DHCP client (udhcpc, dhclient, dhcpcd) run in the guest, its
+    /// script writing `resolv` instead of the machine's /etc/resolv.conf.
+    HostDhcp {
+        dhcp: Dhcp,
+        argv: Vec<String>,
+        guest: String,
+        resolv: PathBuf,
+    },
 }
 
 /// The kinds of link `CreateLink` makes; parents are named, and looked up
@@ -215,6 +258,22 @@ pub enum Undo {
     ReplaceRoute {
         route: Box<RouteMessage>,
     },
+    /// Gives a DHCP lease back.
+    Release {
+        client: Box<Client>,
+        index: u32,
+        lease: Box<Lease>,
+    },
+    /// SIGTERM to the DHCP agent, which releases its lease.
+    StopAgent {
+        pid: u32,
+    },
+    SetMtu {
+        side: Side,
+        index: u32,
+        dev: String,
+        mtu: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -259,7 +318,12 @@ impl Step {
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }
             | Step::SetMac { .. }
-            | Step::Announce { .. } => Side::Guest,
+            | Step::Announce { .. }
+            | Step::Dhcp { .. }
+            | Step::SetMtu { .. }
+            | Step::AddRoute { .. }
+            | Step::StartAgent { .. }
+            | Step::HostDhcp { .. } => Side::Guest,
         }
     }
 }

@@ -84,6 +84,28 @@ impl Netlink {
         Ok(route)
     }
 
+    /// `ip route add <dest> [via <gw>] dev <index>` (`proto boot`); without
+    /// a gateway the route is on link. Returns the route, for undo.
+    pub async fn add_route(
+        &self,
+        dest: ipnetwork::Ipv4Network,
+        gateway: Option<std::net::Ipv4Addr>,
+        index: u32,
+    ) -> Result<RouteMessage> {
+        let mut builder = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+            .destination_prefix(dest.network(), dest.prefix())
+            .output_interface(index)
+            .protocol(RouteProtocol::Boot);
+        builder = match gateway {
+            Some(gw) => builder.gateway(gw),
+            None => builder.scope(RouteScope::Link),
+        };
+        let route = builder.build();
+        let request = self.handle.route().add(route.clone());
+        request.execute().await.map_err(|e| nl_error(e, format!("adding route to {dest}")))?;
+        Ok(route)
+    }
+
     /// `ip route replace default via <gw> dev <index>`. Returns the route.
     pub async fn replace_default(&self, gateway: IpAddr, index: u32) -> Result<RouteMessage> {
         let mut builder = RouteMessageBuilder::<IpAddr>::new();
