@@ -4,10 +4,13 @@
 //! rolls back on the first failure; `commands` holds one module per
 //! subcommand, `sys` the kernel access, `iproute2` the route/rule grammar,
 //! `dhcp` the DHCP client and its agent. Imports run downward: commands →
-//! drivers, plan, apply → dhcp → sys.
+//! drivers, plan, apply → dhcp → sys. `cni` is
+//! the CNI plugin the binary becomes when CNI_COMMAND is set; it sits
+//! beside `commands`.
 
 pub mod apply;
 pub mod cli;
+pub mod cni;
 pub mod commands;
 pub mod dhcp;
 pub mod drivers;
@@ -18,4 +21,5 @@ pub mod mac;
 pub mod plan;
 pub mod request;
 pub mod resolve;
+pub mod state;
 pub mod sys;

@@ -36,6 +36,21 @@ pub enum Request {
     /// `--dhcp-agent <state file>`: the hidden agent that keeps a lease,
     /// started by pipework itself.
     DhcpAgent(PathBuf),
+    /// `show [GUEST] [--json]`: the records, live or stale.
+    Show {
+        guest: Option<GuestRef>,
+        json: bool,
+    },
+    /// `check [GUEST] [--json]`: the kernel against the records.
+    Check {
+        guest: Option<GuestRef>,
+        json: bool,
+    },
+    /// `detach GUEST [-i IF]`: undo what attaches made.
+    Detach {
+        guest: GuestRef,
+        ifname: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

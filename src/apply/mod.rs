@@ -36,47 +36,108 @@ impl Target<'_> {
 }
 
 pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
-    // Applied or rolled back whole: an interrupt waits the few milliseconds.
-    let _held = HeldSignals::hold();
-    // A DHCP step is followed by the steps its lease calls for.
-    let mut pending: VecDeque<Step> = plan.steps.iter().cloned().collect();
-    let mut total = pending.len();
-    let mut undo = Vec::new();
-    let mut links = GuestLinks::default();
-    let mut i = 0;
-    while let Some(step) = pending.pop_front() {
-        let command = plan.command(&step);
-        tracing::info!("step {}/{total}: {command}", i + 1);
-        injected_pause(i + 1);
-        let result = match (injected_failure(i + 1), &step) {
-            (Some(e), _) => Err(e),
-            (None, Step::Dhcp { dev, port, setup }) => match links.get(target, Side::Guest, dev).await {
-                Ok(link) => {
-                    dhcp::take_lease(dev, link, port.as_deref(), setup, target).await.map(|(u, more)| {
+    apply_then(plan, target, async || Ok(())).await
+}
+
+/// Applies `plan`, then `commit` (an attach writes its record), still with
+/// interrupts held: a commit that fails rolls the plan back like a failed
+/// last step, so a run leaves both its changes and their record, or neither.
+pub async fn apply_then(
+    plan: &Plan,
+    target: &Target<'_>,
+    commit: impl AsyncFnOnce() -> Result<()>,
+) -> Result<()> {
+    let mut tx = Transaction::begin(target);
+    tx.apply(plan).await?;
+    tx.commit(commit).await
+}
+
+/// Plans applied one after another and undone together, newest first, on
+/// the first failure: a run whose later steps wait for something slow (a
+/// CNI plugin's IPAM) applies the rest meanwhile. Interrupts are held from
+/// begin to end: one waits the few milliseconds until the run is whole.
+pub struct Transaction<'t, 'a> {
+    target: &'t Target<'a>,
+    undo: Vec<Undo>,
+    links: GuestLinks,
+    /// Steps applied so far: numbers (and failpoints) run across plans.
+    done: usize,
+    _held: HeldSignals,
+}
+
+impl<'t, 'a> Transaction<'t, 'a> {
+    pub fn begin(target: &'t Target<'a>) -> Self {
+        let _held = HeldSignals::hold();
+        Transaction { target, undo: Vec::new(), links: GuestLinks::default(), done: 0, _held }
+    }
+
+    /// Applies `plan`; if a step fails, everything this transaction applied
+    /// is undone.
+    pub async fn apply(&mut self, plan: &Plan) -> Result<()> {
+        // A DHCP step is followed by the steps its lease calls for.
+        let mut pending: VecDeque<Step> = plan.steps.iter().cloned().collect();
+        let mut total = self.done + pending.len();
+        while let Some(step) = pending.pop_front() {
+            let n = self.done + 1;
+            let command = plan.command(&step);
+            tracing::info!("step {n}/{total}: {command}");
+            injected_pause(n);
+            let result = match (injected_failure(n), &step) {
+                (Some(e), _) => Err(e),
+                (None, Step::Dhcp { dev, port, setup }) => {
+                    self.lease(dev, port.as_deref(), setup).await.map(|(undo, more)| {
                         total += more.len();
                         for s in more.into_iter().rev() {
                             pending.push_front(s);
                         }
-                        Some(u)
+                        Some(undo)
                     })
                 }
-                Err(e) => Err(e),
-            },
-            (None, _) => run(&step, target, &mut links).await,
-        };
-        match result {
-            Ok(Some(u)) => undo.push(u),
-            Ok(None) => {}
+                (None, _) => run(&step, self.target, &mut self.links).await,
+            };
+            match result {
+                Ok(Some(u)) => self.undo.push(u),
+                Ok(None) => {}
+                Err(e) => {
+                    let failed = rollback(std::mem::take(&mut self.undo), self.target).await;
+                    let e = e.context(format!("step {n}/{total} failed ({command})"));
+                    return Err(e.with_rollback(failed));
+                }
+            }
+            self.done = n;
+        }
+        tracing::info!("all {total} steps applied");
+        Ok(())
+    }
+
+    /// A DHCP step: the lease's undo, and the steps that configure it.
+    async fn lease(
+        &mut self,
+        dev: &str,
+        port: Option<&str>,
+        setup: &crate::dhcp::Setup,
+    ) -> Result<(Undo, Vec<Step>)> {
+        let link = self.links.get(self.target, Side::Guest, dev).await?;
+        dhcp::take_lease(dev, link, port, setup, self.target).await
+    }
+
+    /// Ends the transaction with `commit`; if it fails, everything applied
+    /// is undone.
+    pub async fn commit(self, commit: impl AsyncFnOnce() -> Result<()>) -> Result<()> {
+        match commit().await {
+            Ok(()) => Ok(()),
             Err(e) => {
-                let failed = rollback(undo, target).await;
-                let e = e.context(format!("step {}/{total} failed ({command})", i + 1));
-                return Err(e.with_rollback(failed));
+                let failed = rollback(self.undo, self.target).await;
+                Err(e.with_rollback(failed))
             }
         }
-        i += 1;
     }
-    tracing::info!("all {total} steps applied");
-    Ok(())
+
+    /// Undoes what was applied, for a failure between plans; returns the
+    /// undo steps that failed.
+    pub async fn roll_back(self) -> Vec<Error> {
+        rollback(self.undo, self.target).await
+    }
 }
 
 /// Undoes the applied steps, newest first, carrying on past a failure;

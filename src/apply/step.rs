@@ -2,16 +2,19 @@
 
 use std::collections::HashMap;
 
+use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteAttribute;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::announce::announce;
 use super::{dhcp, Target};
 use crate::dhcp::{agent, host};
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
+use crate::iproute2::RuleOp;
 use crate::plan::{NewLink, Side, Step, Undo};
-use crate::sys::netlink::{errno, nl_error, requests, Link, Netlink};
+use crate::sys::netlink::{address_ip, errno, nl_error, requests, Link, Netlink};
 use crate::sys::sysctl::Sysctl;
 
 /// Links this run made in or moved into the guest, by the name the plan
@@ -45,7 +48,39 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
     let nl = t.side(step.side());
     let side = step.side();
     match step {
-        Step::CreateBridge { name } => create_bridge(t.host, name).await,
+        Step::CreateBridge { name, mtu } => create_bridge(t.host, name, *mtu).await,
+        Step::Promisc { name } => {
+            t.host.set_promisc(t.host.require(name).await?.index).await?;
+            Ok(None)
+        }
+        Step::PinMac { name } => {
+            let link = t.host.require(name).await?;
+            if let Some(mac) = link.mac {
+                t.host.set_address(link.index, mac).await?;
+            }
+            Ok(None)
+        }
+        Step::Hairpin { port } => {
+            t.host.set_hairpin(t.host.require(port).await?.index).await?;
+            Ok(None)
+        }
+        Step::Sysctl { side, family, dev, key, value } => {
+            let (ns, dev) = match side {
+                Side::Host => (None, dev.clone()),
+                Side::Guest => (Some(t.guest_ns), links.get(t, Side::Guest, dev).await?.name),
+            };
+            Sysctl::conf(ns, *family, &dev, key)?.write(value)?;
+            Ok(None)
+        }
+        Step::HostAddress { dev, net } => host_address(t.host, dev, *net).await,
+        Step::AddRoute { dst, gw, dev } => {
+            match t.guest.add_route(*dst, *gw, links.get(t, side, dev).await?.index).await {
+                Err(e) if errno(&e) != Some(libc::EEXIST) => {
+                    Err(nl_error(e, format!("adding route to {dst}")))
+                }
+                _ => Ok(None),
+            }
+        }
         Step::DeleteStale { name } => {
             let link = t.host.require(name).await?;
             t.host.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
@@ -99,7 +134,7 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
                 }
             }
             t.host.replace_route(moved).await?;
-            Ok(Some(Undo::ReplaceRoute { route: route.clone() }))
+            Ok(Some(Undo::ReplaceRoute { side: Side::Host, route: route.clone() }))
         }
         Step::AddAddress { dev, net } => {
             nl.add_address(links.get(t, side, dev).await?.index, net.ip(), net.prefix()).await?;
@@ -175,16 +210,38 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             nl.set_mtu(link.index, *mtu).await?;
             Ok(Some(Undo::SetMtu { side, index: link.index, dev: dev.clone(), mtu: link.mtu }))
         }
-        Step::AddRoute { dest, gateway, dev } => {
-            let route = nl.add_route(*dest, *gateway, links.get(t, side, dev).await?.index).await?;
-            Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
-        }
         Step::StartAgent { dev, setup, lease, socket } => {
             dhcp::start_agent(dev, setup, lease, socket.as_deref(), t).map(Some)
         }
         Step::HostDhcp { dhcp, argv, guest, resolv } => {
             host::run(t.guest_ns, dhcp, argv, guest, resolv)?;
             Ok(None)
+        }
+        Step::DeleteLink { name, .. } => {
+            if let Some(link) = nl.link(name).await? {
+                nl.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            }
+            Ok(None)
+        }
+        Step::GiveBack { name, to, .. } => {
+            let link = t.guest.require(name).await?;
+            t.guest.move_to(link.index, t.host_ns, to).await?;
+            Ok(Some(Undo::MoveIn { host_name: to.clone(), guest_name: name.clone() }))
+        }
+        Step::RestoreDefault { gateway, dev } => {
+            let before = t.guest.default_routes(Family::of(*gateway)).await?.into_iter().next();
+            t.guest.replace_default(*gateway, t.guest.require(dev).await?.index).await?;
+            Ok(before.map(|route| Undo::ReplaceRoute { side: Side::Guest, route: Box::new(route) }))
+        }
+        Step::DeleteRule { rule, text } => {
+            let mut del = (**rule).clone();
+            del.op = RuleOp::Delete;
+            match t.guest.talk(RouteNetlinkMessage::DelRule(del.message()), del.flags()).await {
+                Ok(()) => Ok(Some(Undo::AddRule { rule: rule.clone() })),
+                // Deleted meanwhile by someone else: what the step wants.
+                Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(None),
+                Err(e) => Err(nl_error(e, format!("deleting rule {text}"))),
+            }
         }
         Step::Announce { dev, ip, port } => {
             // Like the original's `arping ... || true`: a nudge, not a requirement.
@@ -196,10 +253,32 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
     }
 }
 
+/// An address on a host link, unless it is there already; a concurrent
+/// run may add the same one first, and then it is theirs.
+async fn host_address(host: &Netlink, dev: &str, net: IpNetwork) -> Result<Option<Undo>> {
+    let link = host.require(dev).await?;
+    let find = || async {
+        let present = host.global_addresses(link.index).await?;
+        Ok::<_, Error>(
+            present.into_iter().find(|a| address_ip(a) == net.ip() && a.header.prefix_len == net.prefix()),
+        )
+    };
+    if find().await?.is_some() {
+        return Ok(None);
+    }
+    if let Err(e) = host.add_address(link.index, net.ip(), net.prefix()).await {
+        return match find().await? {
+            Some(_) => Ok(None),
+            None => Err(e),
+        };
+    }
+    Ok(find().await?.map(|addr| Undo::DeleteAddress { addr: Box::new(addr) }))
+}
+
 /// Creates and brings up a bridge. If another run created it first, the
 /// bridge is reused and this run will not delete it.
-async fn create_bridge(host: &Netlink, name: &str) -> Result<Option<Undo>> {
-    let created = match host.add_bridge(name).await {
+async fn create_bridge(host: &Netlink, name: &str, mtu: Option<u32>) -> Result<Option<Undo>> {
+    let created = match host.add_bridge(name, mtu).await {
         Ok(()) => true,
         Err(e) if errno(&e) == Some(libc::EEXIST) => false,
         Err(e) => return Err(nl_error(e, format!("creating bridge {name}"))),
@@ -269,7 +348,6 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             }
         }
         Undo::SetMac { side, index, mac, .. } => t.side(*side).set_address(*index, *mac).await?,
-        Undo::ReplaceRoute { route } => t.host.replace_route((**route).clone()).await?,
         Undo::Release { client, index, lease } => dhcp::release(client, *index, lease, t).await?,
         Undo::StopAgent { pid } => agent::stop(*pid),
         Undo::SetMtu { side, index, mtu, .. } => {
@@ -277,6 +355,15 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             if nl.link_by_index(*index).await?.is_some() {
                 nl.set_mtu(*index, *mtu).await?;
             }
+        }
+        Undo::ReplaceRoute { side, route } => t.side(*side).replace_route((**route).clone()).await?,
+        Undo::MoveIn { host_name, guest_name } => {
+            let link = t.host.require(host_name).await?;
+            t.host.move_to(link.index, t.guest_ns, guest_name).await?;
+        }
+        Undo::AddRule { rule } => {
+            let add = RouteNetlinkMessage::NewRule(rule.message());
+            t.guest.talk(add, rule.flags()).await.map_err(|e| nl_error(e, "adding the rule back"))?;
         }
     }
     Ok(())

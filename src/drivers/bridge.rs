@@ -4,7 +4,7 @@
 use futures::future::BoxFuture;
 use rtnetlink::packet_route::link::InfoKind;
 
-use super::{addressing, Context, Driver};
+use super::{addressing, made_by_pipework, Context, Driver, Teardown};
 use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::request::{check_ifname, Attach};
@@ -56,7 +56,7 @@ impl Bridge {
         let mtu = match &self.existing {
             Some(link) => link.mtu,
             None => {
-                plan.push(Step::CreateBridge { name: self.name.clone() });
+                plan.push(Step::CreateBridge { name: self.name.clone(), mtu: None });
                 NEW_BRIDGE_MTU
             }
         };
@@ -100,4 +100,16 @@ impl Bridge {
         addressing::steps(&mut plan, ctx, ctr_if, Some(&local)).await?;
         Ok(plan)
     }
+}
+
+/// A veth goes whole with either end: the host side, ours by name, else
+/// the guest's end if the host side is gone already.
+pub async fn teardown(t: &Teardown<'_>, last: &mut Vec<Step>) -> Result<()> {
+    let host_side = t.iface.host_side.as_deref().unwrap_or_default();
+    if !host_side.is_empty() && t.host.link(host_side).await?.is_some() {
+        last.push(Step::DeleteLink { side: Side::Host, name: host_side.to_string() });
+    } else if t.in_guest().await?.is_some_and(|l| made_by_pipework(&l)) {
+        last.push(Step::DeleteLink { side: Side::Guest, name: t.iface.name.clone() });
+    }
+    Ok(())
 }

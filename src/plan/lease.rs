@@ -39,10 +39,10 @@ pub fn steps(lease: &Lease, dev: &str, mtu_now: u32, default: Option<RouteMessag
         steps.push(Step::ReplaceDefault { gateway: IpAddr::V4(gw), dev: dev.into() });
     }
     for (dest, len, gw) in routes {
-        let dest = Ipv4Network::new(*dest, *len)
+        let dst = Ipv4Network::new(*dest, *len)
             .map_err(|_| Error::new(Kind::Io, "the DHCP server gave an invalid route"))?;
-        let gateway = (*gw != Ipv4Addr::UNSPECIFIED).then_some(*gw);
-        steps.push(Step::AddRoute { dest, gateway, dev: dev.into() });
+        let gw = (*gw != Ipv4Addr::UNSPECIFIED).then_some(IpAddr::V4(*gw));
+        steps.push(Step::AddRoute { dst: IpNetwork::V4(dst), gw, dev: dev.into() });
     }
     Ok(steps)
 }
@@ -101,8 +101,8 @@ mod tests {
             [
                 "ip -4 route get 10.9.0.2 || ip -4 route add 10.9.0.2/32 dev eth1",
                 "ip -4 route replace default via 10.9.0.2 dev eth1",
-                "ip -4 route add 192.168.50.0/24 via 10.9.0.254 dev eth1",
-                "ip -4 route add 10.20.0.0/16 dev eth1",
+                "ip route add 192.168.50.0/24 via 10.9.0.254 dev eth1",
+                "ip route add 10.20.0.0/16 dev eth1 scope link",
             ]
         );
     }

@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ipnetwork::{IpNetwork, Ipv4Network};
+use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
@@ -16,6 +16,7 @@ use crate::dhcp::client::Client;
 use crate::dhcp::wire::Lease;
 use crate::dhcp::Setup;
 use crate::family::Family;
+use crate::iproute2::RuleCmd;
 use crate::mac::Mac;
 use crate::request::Dhcp;
 
@@ -35,6 +36,8 @@ pub enum Step {
     /// meanwhile (a concurrent run) is reused.
     CreateBridge {
         name: String,
+        /// Left to the kernel (1500) when not given.
+        mtu: Option<u32>,
     },
     /// Delete a leftover host-side veth that is down, as the original did.
     DeleteStale {
@@ -127,6 +130,44 @@ pub enum Step {
         dev: String,
         enable: bool,
     },
+    /// Promiscuous mode on a link (CNI `promiscMode`); kept on rollback,
+    /// as the setting belongs to the bridge, not to one attachment.
+    Promisc {
+        name: String,
+    },
+    /// A bridge's MAC set to itself, so that it no longer follows its
+    /// ports' (as the reference CNI plugin does for a gateway bridge).
+    PinMac {
+        name: String,
+    },
+    /// Hairpin mode on a bridge port (CNI `hairpinMode`).
+    Hairpin {
+        port: String,
+    },
+    /// A sysctl the attachment needs (forwarding on a gateway, DAD off in
+    /// the guest); never undone: it is either per-interface, or host-wide
+    /// and shared with the other attachments.
+    Sysctl {
+        side: Side,
+        family: Family,
+        /// An interface, or `all`.
+        dev: String,
+        key: &'static str,
+        value: &'static str,
+    },
+    /// An address on a host link (a gateway address on its bridge); an
+    /// address already there is left as it is, and kept on rollback.
+    HostAddress {
+        dev: String,
+        net: IpNetwork,
+    },
+    /// `ip route add` in the guest; with no gateway, a link-scope route.
+    /// A route already there wins, as in the reference CNI plugins.
+    AddRoute {
+        dst: IpNetwork,
+        gw: Option<IpAddr>,
+        dev: String,
+    },
     /// A gratuitous ARP for `ip`, once the bridge port `port` (if any)
     /// forwards; its failure is not the run's failure.
     Announce {
@@ -146,12 +187,6 @@ pub enum Step {
         dev: String,
         mtu: u32,
     },
-    /// A route of the lease (option 121); no gateway: on link.
-    AddRoute {
-        dest: Ipv4Network,
-        gateway: Option<Ipv4Addr>,
-        dev: String,
-    },
     /// The agent that keeps the lease for the guest's life.
     StartAgent {
         dev: String,
@@ -168,6 +203,32 @@ pub enum Step {
         argv: Vec<String>,
         guest: String,
         resolv: PathBuf,
+    },
+    /// `detach`: a link deleted if it is there (a veth takes its peer
+    /// along). Nothing brings a deleted link back, so a detach deletes last.
+    DeleteLink {
+        side: Side,
+        name: String,
+    },
+    /// `detach`: a lent host interface back to the host under its own name
+    /// (`host` names that namespace for display).
+    GiveBack {
+        name: String,
+        to: String,
+        host: String,
+    },
+    /// `detach`: the guest's default route as it was before an attach
+    /// replaced it, in place of the one the attach set (a replace: the
+    /// guest is never without one).
+    RestoreDefault {
+        gateway: IpAddr,
+        dev: String,
+    },
+    /// `detach`: a rule a `pipework rule GUEST add ...` made, deleted
+    /// (`rule` is the add; already gone is no error).
+    DeleteRule {
+        rule: Box<RuleCmd>,
+        text: String,
     },
 }
 
@@ -254,8 +315,9 @@ pub enum Undo {
         index: u32,
         mac: Mac,
     },
-    /// Puts a moved route back as it was.
+    /// Puts a moved or replaced route back as it was.
     ReplaceRoute {
+        side: Side,
         route: Box<RouteMessage>,
     },
     /// Gives a DHCP lease back.
@@ -273,6 +335,15 @@ pub enum Undo {
         index: u32,
         dev: String,
         mtu: u32,
+    },
+    /// Lends a given-back interface to the guest again.
+    MoveIn {
+        host_name: String,
+        guest_name: String,
+    },
+    /// Adds a deleted rule again.
+    AddRule {
+        rule: Box<RuleCmd>,
     },
 }
 
@@ -311,8 +382,15 @@ impl Step {
             | Step::DeleteAddress { .. }
             | Step::MoveRoute { .. }
             | Step::CreateLink { .. }
-            | Step::MoveToGuest { .. } => Side::Host,
-            Step::LinkUp { side, .. } | Step::Ipv6 { side, .. } => *side,
+            | Step::MoveToGuest { .. }
+            | Step::Promisc { .. }
+            | Step::PinMac { .. }
+            | Step::Hairpin { .. }
+            | Step::HostAddress { .. } => Side::Host,
+            Step::LinkUp { side, .. }
+            | Step::Ipv6 { side, .. }
+            | Step::Sysctl { side, .. }
+            | Step::DeleteLink { side, .. } => *side,
             Step::AddAddress { .. }
             | Step::DeleteDefault { .. }
             | Step::GatewayRoute { .. }
@@ -321,9 +399,12 @@ impl Step {
             | Step::Announce { .. }
             | Step::Dhcp { .. }
             | Step::SetMtu { .. }
-            | Step::AddRoute { .. }
             | Step::StartAgent { .. }
-            | Step::HostDhcp { .. } => Side::Guest,
+            | Step::HostDhcp { .. }
+            | Step::AddRoute { .. }
+            | Step::GiveBack { .. }
+            | Step::RestoreDefault { .. }
+            | Step::DeleteRule { .. } => Side::Guest,
         }
     }
 }

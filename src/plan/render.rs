@@ -31,10 +31,29 @@ impl Plan {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::CreateBridge { name } => {
-                write!(f, "ip link add {name} type bridge && ip link set {name} up")
+            Step::CreateBridge { name, mtu } => {
+                write!(f, "ip link add {name} ")?;
+                if let Some(mtu) = mtu {
+                    write!(f, "mtu {mtu} ")?;
+                }
+                write!(f, "type bridge && ip link set {name} up")
             }
-            Step::DeleteStale { name } => write!(f, "ip link del {name}"),
+            Step::Promisc { name } => write!(f, "ip link set {name} promisc on"),
+            Step::PinMac { name } => {
+                write!(f, "ip link set {name} address $(cat /sys/class/net/{name}/address)")
+            }
+            Step::Hairpin { port } => write!(f, "ip link set {port} type bridge_slave hairpin on"),
+            Step::Sysctl { family, dev, key, value, .. } => {
+                write!(f, "sysctl -qw {}={value}", conf_name(*family, dev, key))
+            }
+            Step::HostAddress { dev, net } => write!(f, "ip addr add {net} dev {dev}"),
+            Step::AddRoute { dst, gw, dev } => match gw {
+                Some(gw) => write!(f, "ip route add {dst} via {gw} dev {dev}"),
+                None => write!(f, "ip route add {dst} dev {dev} scope link"),
+            },
+            Step::DeleteStale { name } | Step::DeleteLink { name, .. } => write!(f, "ip link del {name}"),
+            Step::GiveBack { name, to, host } => write!(f, "ip link set dev {name} netns {host} name {to}"),
+            Step::DeleteRule { text, .. } => write!(f, "ip rule del {text}"),
             Step::CreateVeth { host, guest, mtu, mac, netns } => {
                 write!(f, "ip link add {host} mtu {mtu} type veth peer name {guest} mtu {mtu}")?;
                 if let Some(mac) = mac {
@@ -98,15 +117,11 @@ impl fmt::Display for Step {
                 let mac = format!("$(cat /sys/class/net/{dev}/address)");
                 write!(f, "sysctl -qw {key}=1 && ip link set {dev} address {mac} && sysctl -qw {key}=0  # announces {ip}")
             }
-            Step::ReplaceDefault { gateway, dev } => {
+            Step::ReplaceDefault { gateway, dev } | Step::RestoreDefault { gateway, dev } => {
                 write!(f, "ip {} route replace default via {gateway} dev {dev}", Family::of(*gateway).flag())
             }
             Step::Dhcp { dev, setup, .. } => describe_dhcp(f, dev, setup),
             Step::SetMtu { dev, mtu } => write!(f, "ip link set dev {dev} mtu {mtu}"),
-            Step::AddRoute { dest, gateway: Some(gw), dev } => {
-                write!(f, "ip -4 route add {dest} via {gw} dev {dev}")
-            }
-            Step::AddRoute { dest, gateway: None, dev } => write!(f, "ip -4 route add {dest} dev {dev}"),
             Step::StartAgent { dev, lease, .. } => {
                 write!(f, "pipework --dhcp-agent  # keeps {} on {dev}", lease.address)
             }
@@ -138,6 +153,10 @@ impl fmt::Display for Undo {
             Undo::Release { lease, .. } => write!(f, "DHCPRELEASE of {}", lease.address),
             Undo::StopAgent { pid } => write!(f, "kill {pid}  # the DHCP agent releases its lease"),
             Undo::SetMtu { dev, mtu, .. } => write!(f, "ip link set dev {dev} mtu {mtu}"),
+            Undo::MoveIn { host_name, guest_name } => {
+                write!(f, "ip link set dev {host_name} netns <guest> name {guest_name}")
+            }
+            Undo::AddRule { .. } => write!(f, "ip rule add <the rule deleted>"),
         }
     }
 }

@@ -17,6 +17,7 @@
 
 mod assertions;
 mod cgroups;
+mod cni;
 mod commands;
 mod containers;
 mod daemons;
@@ -34,6 +35,7 @@ mod tempdir;
 
 pub use assertions::{assert_connected, assert_default_via, assert_macvlan_on};
 pub use cgroups::{Cgroup, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
+pub use cni::{assert_plugin_ok, cni_error, Attach, CniNode};
 pub use commands::{assert_success, quiet, run, stderr, stdout, which};
 pub use containers::{host_side, Container, DOCKER_IPV6, IMAGE};
 pub use daemons::wait_for;
@@ -44,7 +46,7 @@ pub use netns::{add_eth1, netns_entries, Netns, NsProcess};
 pub use ovs::{Ovs, OvsBridge, OvsPort};
 pub use pipework::{
     assert_one_line_naming, assert_refused, path_with, pipework, pipework_env, pipework_keeping_mounts,
-    pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK,
+    pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK, STATE_DIR_ENV,
 };
 pub use podman::{Podman, PodmanContainer, CNI_PLUGINS};
 pub use readback::{all_routes, link_detail, link_info_data, Addr, Family, Link, Ns, Route};
