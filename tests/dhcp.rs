@@ -117,6 +117,61 @@ fn sigterm_releases_the_lease() {
     assert!(v4(&guest, "eth1").is_empty(), "a released address stays in use");
 }
 
+/// `pipework show --json GUEST`: the one recorded interface.
+fn shown(host: &Netns, state: &TempDir, guest: &str) -> serde_json::Value {
+    let out = pipework_in(host, state, &["show", "--json", guest]);
+    assert_success(&out);
+    let all: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    all[0].clone()
+}
+
+#[test]
+fn the_record_holds_the_agent_and_detach_releases_the_lease() {
+    let host = Netns::new("host");
+    let server = dnsmasq().option("option:dns-server,10.33.0.53").start_in(&host);
+    let guest = Netns::new("guest");
+    let state = TempDir::new("state");
+    let label = format!("netns:{}", guest.name);
+    assert_success(&pipework_in(&host, &state, &["br0", &label, "dhcp"]));
+    let ip = v4(&guest, "eth1")[0].local.clone();
+    let agent = agent_pid(&state);
+    // show: the mode, the agent, the lease's address and DNS server.
+    let item = shown(&host, &state, &label);
+    assert_eq!(item["dhcp"]["client"], "dhcp", "{item}");
+    assert_eq!(item["dhcp"]["agent_pid"], agent, "{item}");
+    assert_eq!(item["lease"], format!("{ip}/24"), "{item}");
+    assert_eq!(item["dns"], serde_json::json!(["10.33.0.53"]), "{item}");
+    assert_success(&pipework_in(&host, &state, &["check", &label]));
+    // detach: the agent releases the lease and goes, with its files.
+    assert_success(&pipework_in(&host, &state, &["detach", &label]));
+    server.wait_log(&["DHCPRELEASE(br0)", &ip], Duration::from_secs(5));
+    wait_until("the agent to exit", Duration::from_secs(5), || !alive(agent));
+    assert!(dhcp_files(&state).is_empty(), "{:?}", dhcp_files(&state));
+    assert!(guest.link("eth1").is_none(), "eth1 left in the guest");
+    let out = pipework_in(&host, &state, &["show", &label]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+#[test]
+fn check_reports_a_dead_agent() {
+    let host = Netns::new("host");
+    let _server = dnsmasq().start_in(&host);
+    let guest = Netns::new("guest");
+    let state = TempDir::new("state");
+    let label = format!("netns:{}", guest.name);
+    assert_success(&pipework_in(&host, &state, &["br0", &label, "dhcp"]));
+    let agent = agent_pid(&state);
+    run(&["kill", "-KILL", &agent.to_string()]);
+    wait_until("the agent to die", Duration::from_secs(5), || !alive(agent));
+    let out = pipework_in(&host, &state, &["check", &label]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), format!("DHCP agent {agent} of eth1 of {label} is not running\n"));
+    // detach still goes: nothing to stop, the agent's files removed.
+    assert_success(&pipework_in(&host, &state, &["detach", &label]));
+    assert!(dhcp_files(&state).is_empty(), "{:?}", dhcp_files(&state));
+}
+
 #[test]
 fn no_server_fails_after_the_timeout_and_leaves_nothing() {
     let host = Netns::new("host");
@@ -239,6 +294,13 @@ fn host_clients_run_in_the_guest_and_keep_off_the_machines_resolv_conf() {
         assert_eq!(files.len(), 1, "{client}: {files:?}");
         assert!(files[0].contains("nameserver 10.33.0.53"), "{client}: {:?}", files[0]);
         assert!(machine_resolv_conf() == before, "{client} changed the machine's /etc/resolv.conf");
+        // show names the client and the DNS server its lease gave.
+        let item = shown(&host, &state, &ctr.name);
+        assert_eq!(
+            (&item["dhcp"]["client"], &item["dns"][0]),
+            (&client.into(), &"10.33.0.53".into()),
+            "{item}"
+        );
     }
 }
 

@@ -9,8 +9,9 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::announce::announce;
 use super::{dhcp, Target};
+use crate::dhcp::state::beside;
 use crate::dhcp::{agent, host};
-use crate::error::{Error, Kind, Result};
+use crate::error::{failed, Error, Kind, Result};
 use crate::family::Family;
 use crate::iproute2::RuleOp;
 use crate::plan::{NewLink, Side, Step, Undo};
@@ -212,6 +213,20 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
         }
         Step::StartAgent { dev, setup, lease, socket } => {
             dhcp::start_agent(dev, setup, lease, socket.as_deref(), t).map(Some)
+        }
+        Step::ForgetLease { agent: pid, file } => {
+            if let Some(pid) = pid.filter(|pid| agent::running(*pid, file)) {
+                agent::stop(pid);
+            }
+            for path in [file.clone(), beside(file, "log")] {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(failed("removing", &path, e))
+                    }
+                    _ => {}
+                }
+            }
+            Ok(None)
         }
         Step::HostDhcp { dhcp, argv, guest, resolv } => {
             host::run(t.guest_ns, dhcp, argv, guest, resolv)?;

@@ -109,7 +109,13 @@ inode>-<CTR_IF>.resolv.conf is bound over /etc/resolv.conf: its script writes \
 the lease's DNS servers there, never into the machine's resolv.conf, and cannot \
 change the machine's host name. A missing one: 'You asked for DHCP client \
 NAME, but I can't find it.' A client that fails: pipework exits with its \
-status. A udhcpc lease exits 0 (the original exited 1).",
+status. A udhcpc lease exits 0 (the original exited 1).
+
+The record of a DHCP interface holds the mode (dhcp or the host client), the \
+agent's PID and its state file (or the host client's resolv.conf): show gives \
+the mode, the address the lease holds and its DNS servers (--json: dhcp, lease, \
+dns); check reports an agent that is not running; detach stops the agent with \
+SIGTERM, which releases the lease, and removes its files.",
     ),
     (
         "ADDRESSES AND ROUTES",

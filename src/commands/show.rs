@@ -1,9 +1,12 @@
 //! `pipework show [GUEST] [--json]`: one line per recorded interface, live
 //! when the kernel still has it (both ends), stale when not.
 
+use std::path::Path;
+
 use serde_json::json;
 
 use super::observe::{guest_now, is_live, select};
+use crate::dhcp::state::held;
 use crate::error::{Error, Kind, Result};
 use crate::request::GuestRef;
 use crate::state::Store;
@@ -28,7 +31,21 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
         for iface in &record.interfaces {
             let live = is_live(iface, now.as_ref().map(|(_, nl)| nl), &host).await?;
             let state = if live { "live" } else { "stale" };
-            let addresses: Vec<String> = iface.addresses.iter().map(|a| a.to_string()).collect();
+            let mut addresses: Vec<String> = iface.addresses.iter().map(|a| a.to_string()).collect();
+            // DHCP: the mode, the address the lease holds now, its DNS servers.
+            let (lease, dns) = match iface.dhcp.as_ref().and_then(|d| d.lease_file.as_ref()) {
+                Some(file) => held(Path::new(file)),
+                None => (None, Vec::new()),
+            };
+            if let Some(d) = &iface.dhcp {
+                addresses.insert(
+                    0,
+                    match lease {
+                        Some(net) => format!("{}:{net}", d.client),
+                        None => d.client.clone(),
+                    },
+                );
+            }
             rows.push([
                 record.guest_name().to_string(),
                 iface.name.clone(),
@@ -51,6 +68,9 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
                 "mac": iface.mac,
                 "mtu": iface.mtu,
                 "vlan": iface.vlan,
+                "dhcp": iface.dhcp,
+                "lease": lease,
+                "dns": dns,
                 "state": state,
             }));
         }

@@ -6,7 +6,9 @@
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -59,6 +61,14 @@ pub fn spawn(
     }
     let child = cmd.spawn().map_err(|e| Error::from(e).context("starting the DHCP agent"))?;
     Ok(child.id())
+}
+
+/// Whether `pid` is still the agent that keeps the lease of `state`: a PID
+/// is only a number, which another process may have taken since.
+pub fn running(pid: u32, state: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.get(1) == Some(&WORD.as_bytes()) && args.get(2) == Some(&state.as_os_str().as_bytes())
 }
 
 /// Asks the agent to release the lease and leave, and waits a moment for it.

@@ -128,6 +128,24 @@ impl State {
     }
 }
 
+/// What a recorded lease file says now, for `show`: the address (the
+/// agent's state) and the DNS servers (its state, or the `nameserver`
+/// lines a host client's script wrote into the guest's resolv.conf).
+pub fn held(path: &Path) -> (Option<Ipv4Network>, Vec<String>) {
+    if let Ok(state) = State::read(path) {
+        let net = Ipv4Network::new(state.lease.address, state.lease.prefix).ok();
+        return (net, state.lease.dns.iter().map(Ipv4Addr::to_string).collect());
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let dns = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(|ip| ip.trim().to_string())
+        .filter(|ip| !ip.is_empty())
+        .collect();
+    (None, dns)
+}
+
 /// `path.suffix`: an interface name may have a dot, which
 /// `with_extension` would take for an extension.
 pub fn beside(path: &Path, suffix: &str) -> PathBuf {

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::Context;
+use super::{Context, Teardown};
 use crate::dhcp::options::Native;
 use crate::dhcp::{host, Setup};
 use crate::error::{Error, Result};
@@ -66,4 +66,13 @@ fn default_hostname(guest: &GuestRef) -> Option<String> {
     let fits = !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     fits.then(|| name.to_string())
+}
+
+/// `detach`: the agent stopped (it releases the lease) and the lease's file
+/// removed.
+pub fn teardown(t: &Teardown<'_>, plan: &mut Plan) {
+    let Some(dhcp) = &t.iface.dhcp else { return };
+    if let Some(file) = &dhcp.lease_file {
+        plan.push(Step::ForgetLease { agent: dhcp.agent_pid, file: PathBuf::from(file) });
+    }
 }

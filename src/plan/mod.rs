@@ -204,6 +204,12 @@ pub enum Step {
         guest: String,
         resolv: PathBuf,
     },
+    /// `detach`: the DHCP agent that keeps the lease stopped (SIGTERM: it
+    /// releases the lease), if it still runs, and the lease's file removed.
+    ForgetLease {
+        agent: Option<u32>,
+        file: PathBuf,
+    },
     /// `detach`: a link deleted if it is there (a veth takes its peer
     /// along). Nothing brings a deleted link back, so a detach deletes last.
     DeleteLink {
@@ -386,7 +392,8 @@ impl Step {
             | Step::Promisc { .. }
             | Step::PinMac { .. }
             | Step::Hairpin { .. }
-            | Step::HostAddress { .. } => Side::Host,
+            | Step::HostAddress { .. }
+            | Step::ForgetLease { .. } => Side::Host,
             Step::LinkUp { side, .. }
             | Step::Ipv6 { side, .. }
             | Step::Sysctl { side, .. }
