@@ -55,7 +55,7 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
                 iface.mac.to_string(),
                 state.to_string(),
             ]);
-            items.push(json!({
+            let mut item = json!({
                 "guest": record.guest_name(),
                 "key": record.key(),
                 "find": record.guest.find,
@@ -68,11 +68,15 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
                 "mac": iface.mac,
                 "mtu": iface.mtu,
                 "vlan": iface.vlan,
-                "dhcp": iface.dhcp,
-                "lease": lease,
-                "dns": dns,
                 "state": state,
-            }));
+            });
+            // Only a DHCP interface has these keys.
+            if let (Some(d), Some(fields)) = (&iface.dhcp, item.as_object_mut()) {
+                fields.insert("dhcp".into(), json!(d));
+                fields.insert("lease".into(), json!(lease));
+                fields.insert("dns".into(), json!(dns));
+            }
+            items.push(item);
         }
     }
     if as_json {
