@@ -79,9 +79,43 @@ interface (du<PID><CTR_IF>). An IPoIB HOSTIF (link type 32) gets a child \
 CTR_IF defaults to ib0 and a MAC is refused. Kernels without these get a message \
 naming the missing module.
 
-Open vSwitch bridges and DHCP are parsed with the original's grammar but refused \
+Open vSwitch bridges are parsed with the original's grammar but refused \
 by this version with a message saying so. An unknown HOSTIF \
 that does not exist: 'I do not know how to setup interface HOSTIF.'",
+    ),
+    (
+        "DHCP",
+        "\
+dhcp[:OPTS] runs a native DHCPv4 client on CTR_IF inside the guest, sending the \
+guest's name as the host name (as the original's -x hostname:GUEST). OPTS are \
+udhcpc options: -x NAME:VALUE or -x CODE:HEX, -V VENDOR, -r IP, -t N, -T SECS, \
+-O OPT, -H NAME, -B, -C, -q (no renewal), -f, -n and -R; any other is refused by \
+name. The lease gives the address with its prefix and broadcast, the MTU (option \
+26), the default route by the gateway sequence below, and the classless static \
+routes (option 121, which overrides option 3); DNS is left to the runtime. No \
+lease within --timeout SECS (default 10): 'no DHCP offer on CTR_IF within 10 s', \
+and nothing is left. Unless -q, pipework --dhcp-agent keeps the lease for the \
+guest's life: it renews at T1, rebinds at T2, removes the address of a lost \
+lease and asks again, releases it on SIGTERM and exits when the guest does. Its \
+PID, lease and DNS servers are in $PIPEWORK_STATE_DIR/dhcp (default \
+/var/lib/pipework).
+
+udhcpc[-f][:OPTS], dhclient[-f][:OPTS] and dhcpcd run that program of the host \
+inside the guest with the original's arguments and pidfiles \
+(/var/run/udhcpc.GUEST.pid, /var/run/dhclient.GUEST.pid); without -f, dhclient \
+is stopped once it has the lease. Unlike the original's, the client runs in a \
+mount and UTS namespace of its own where $PIPEWORK_STATE_DIR/dhcp/<netns \
+inode>-<CTR_IF>.resolv.conf is bound over /etc/resolv.conf: its script writes \
+the lease's DNS servers there, never into the machine's resolv.conf, and cannot \
+change the machine's host name. A missing one: 'You asked for DHCP client \
+NAME, but I can't find it.' A client that fails: pipework exits with its \
+status. A udhcpc lease exits 0 (the original exited 1).
+
+The record of a DHCP interface holds the mode (dhcp or the host client), the \
+agent's PID and its state file (or the host client's resolv.conf): show gives \
+the mode, the address the lease holds and its DNS servers (--json: dhcp, lease, \
+dns); check reports an agent that is not running; detach stops the agent with \
+SIGTERM, which releases the lease, and removes its files.",
     ),
     (
         "ADDRESSES AND ROUTES",

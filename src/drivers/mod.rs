@@ -10,6 +10,7 @@
 
 pub mod addressing;
 pub mod bridge;
+pub mod dhcp;
 pub mod direct;
 pub mod dummy;
 pub mod ipoib;
@@ -96,6 +97,8 @@ impl Teardown<'_> {
 /// back, into `last`, for the end of the plan. What is gone already needs
 /// nothing; shared things (bridges, VLAN devices, parents) stay.
 pub async fn teardown(t: &Teardown<'_>, plan: &mut Plan, last: &mut Vec<Step>) -> Result<()> {
+    // The lease goes first, while its link is there to release it over.
+    dhcp::teardown(t, plan);
     match t.iface.how {
         How::Veth => bridge::teardown(t, last).await,
         How::Moved => direct::teardown(t, plan).await,

@@ -4,15 +4,23 @@
 //! nothing; `apply` makes the changes and rolls back on the first failure.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
+use crate::dhcp::client::Client;
+use crate::dhcp::wire::Lease;
+use crate::dhcp::Setup;
 use crate::family::Family;
 use crate::iproute2::RuleCmd;
 use crate::mac::Mac;
+use crate::request::Dhcp;
 
+pub mod lease;
 mod render;
 
 /// The namespace a step acts in.
@@ -167,6 +175,41 @@ pub enum Step {
         ip: Ipv4Addr,
         port: Option<String>,
     },
+    /// The native DHCP client takes a lease on `dev` once the bridge port
+    /// `port` (if any) forwards; the steps that configure the lease
+    /// (`lease::steps`) follow it.
+    Dhcp {
+        dev: String,
+        port: Option<String>,
+        setup: Box<Setup>,
+    },
+    SetMtu {
+        dev: String,
+        mtu: u32,
+    },
+    /// The agent that keeps the lease for the guest's life.
+    StartAgent {
+        dev: String,
+        setup: Box<Setup>,
+        lease: Box<Lease>,
+        /// The client's packet socket, handed over so that its last close
+        /// (an RCU grace period) is the agent's, not the run's.
+        socket: Option<Arc<OwnedFd>>,
+    },
+    /// A host DHCP client (udhcpc, dhclient, dhcpcd) run in the guest, its
+    /// script writing `resolv` instead of the machine's /etc/resolv.conf.
+    HostDhcp {
+        dhcp: Dhcp,
+        argv: Vec<String>,
+        guest: String,
+        resolv: PathBuf,
+    },
+    /// `detach`: the DHCP agent that keeps the lease stopped (SIGTERM: it
+    /// releases the lease), if it still runs, and the lease's file removed.
+    ForgetLease {
+        agent: Option<u32>,
+        file: PathBuf,
+    },
     /// `detach`: a link deleted if it is there (a veth takes its peer
     /// along). Nothing brings a deleted link back, so a detach deletes last.
     DeleteLink {
@@ -283,6 +326,22 @@ pub enum Undo {
         side: Side,
         route: Box<RouteMessage>,
     },
+    /// Gives a DHCP lease back.
+    Release {
+        client: Box<Client>,
+        index: u32,
+        lease: Box<Lease>,
+    },
+    /// SIGTERM to the DHCP agent, which releases its lease.
+    StopAgent {
+        pid: u32,
+    },
+    SetMtu {
+        side: Side,
+        index: u32,
+        dev: String,
+        mtu: u32,
+    },
     /// Lends a given-back interface to the guest again.
     MoveIn {
         host_name: String,
@@ -333,7 +392,8 @@ impl Step {
             | Step::Promisc { .. }
             | Step::PinMac { .. }
             | Step::Hairpin { .. }
-            | Step::HostAddress { .. } => Side::Host,
+            | Step::HostAddress { .. }
+            | Step::ForgetLease { .. } => Side::Host,
             Step::LinkUp { side, .. }
             | Step::Ipv6 { side, .. }
             | Step::Sysctl { side, .. }
@@ -343,8 +403,12 @@ impl Step {
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }
             | Step::SetMac { .. }
-            | Step::AddRoute { .. }
             | Step::Announce { .. }
+            | Step::Dhcp { .. }
+            | Step::SetMtu { .. }
+            | Step::StartAgent { .. }
+            | Step::HostDhcp { .. }
+            | Step::AddRoute { .. }
             | Step::GiveBack { .. }
             | Step::RestoreDefault { .. }
             | Step::DeleteRule { .. } => Side::Guest,

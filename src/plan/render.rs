@@ -6,6 +6,7 @@ use std::fmt;
 use ipnetwork::IpNetwork;
 
 use super::{NewLink, Plan, Side, Step, Undo};
+use crate::dhcp::{seconds, Setup};
 use crate::error::Result;
 use crate::family::Family;
 use crate::sys::output;
@@ -119,6 +120,18 @@ impl fmt::Display for Step {
             Step::ReplaceDefault { gateway, dev } | Step::RestoreDefault { gateway, dev } => {
                 write!(f, "ip {} route replace default via {gateway} dev {dev}", Family::of(*gateway).flag())
             }
+            Step::Dhcp { dev, setup, .. } => describe_dhcp(f, dev, setup),
+            Step::ForgetLease { agent: Some(pid), file } => {
+                write!(f, "kill {pid} && rm -f {}  # the DHCP agent releases its lease", file.display())
+            }
+            Step::ForgetLease { agent: None, file } => write!(f, "rm -f {}", file.display()),
+            Step::SetMtu { dev, mtu } => write!(f, "ip link set dev {dev} mtu {mtu}"),
+            Step::StartAgent { dev, lease, .. } => {
+                write!(f, "pipework --dhcp-agent  # keeps {} on {dev}", lease.address)
+            }
+            Step::HostDhcp { argv, resolv, .. } => {
+                write!(f, "{}  # its /etc/resolv.conf: {}", argv.join(" "), resolv.display())
+            }
         }
     }
 }
@@ -141,10 +154,30 @@ impl fmt::Display for Undo {
             }
             Undo::SetMac { name, mac, .. } => write!(f, "ip link set dev {name} address {mac}"),
             Undo::ReplaceRoute { .. } => write!(f, "ip route replace <the route as it was>"),
+            Undo::Release { lease, .. } => write!(f, "DHCPRELEASE of {}", lease.address),
+            Undo::StopAgent { pid } => write!(f, "kill {pid}  # the DHCP agent releases its lease"),
+            Undo::SetMtu { dev, mtu, .. } => write!(f, "ip link set dev {dev} mtu {mtu}"),
             Undo::MoveIn { host_name, guest_name } => {
                 write!(f, "ip link set dev {host_name} netns <guest> name {guest_name}")
             }
             Undo::AddRule { .. } => write!(f, "ip rule add <the rule deleted>"),
         }
     }
+}
+
+/// The dry-run line of the native client.
+fn describe_dhcp(f: &mut fmt::Formatter<'_>, dev: &str, setup: &Setup) -> fmt::Result {
+    write!(f, "dhcp {dev}")?;
+    if let Some(name) = setup.native.hostname() {
+        write!(f, " hostname {name}")?;
+    }
+    if !setup.options.is_empty() {
+        write!(f, " options '{}'", setup.options)?;
+    }
+    let agent = if setup.native.once { "" } else { "; an agent renews it for the guest's life" };
+    write!(
+        f,
+        "  # native DHCPv4 (fails after {} s): the lease's address, routes and MTU follow{agent}",
+        seconds(setup.timeout)
+    )
 }

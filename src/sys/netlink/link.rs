@@ -229,6 +229,11 @@ impl Netlink {
         self.set(LinkUnspec::new_with_index(index).down().build(), "bringing the link down").await
     }
 
+    /// `ip link set <index> mtu <mtu>`.
+    pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
+        self.set(LinkUnspec::new_with_index(index).mtu(mtu).build(), format!("setting MTU {mtu}")).await
+    }
+
     /// `ip link set <index> address <mac>`. Set to the address it already
     /// has, this still raises NETDEV_CHANGEADDR, which `arp_notify` answers
     /// with a gratuitous ARP.
