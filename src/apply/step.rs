@@ -6,7 +6,7 @@ use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteAttribute;
 
 use super::announce::announce;
-use super::Target;
+use super::{ovs, Target};
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::plan::{NewLink, Side, Step, Undo};
@@ -168,6 +168,29 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             Sysctl::conf(ns, Family::V6, &dev, "disable_ipv6")?.write(if *enable { "0" } else { "1" })?;
             Ok(None)
         }
+        Step::VlanFiltering { bridge } => {
+            t.host.set_vlan_filtering(t.host.require(bridge).await?.index).await?;
+            Ok(None)
+        }
+        Step::PortVlan { port, vid, drop } => {
+            let index = t.host.require(port).await?.index;
+            t.host.port_vlan(index, *vid, true).await?;
+            if let Some(old) = drop {
+                t.host.port_vlan(index, *old, false).await?;
+            }
+            Ok(None)
+        }
+        Step::OvsAddBridge { name } => Ok(ovs::add_bridge(name)
+            .await?
+            .map(|uuid| Undo::OvsDelBridgeIfUnused { uuid, name: name.clone() })),
+        Step::OvsCollect { dead, .. } => {
+            ovs::collect(dead).await?;
+            Ok(None)
+        }
+        Step::OvsAddPort { bridge, port, replacing } => {
+            let uuid = ovs::add_port(bridge, port, replacing.as_deref()).await?;
+            Ok(Some(Undo::OvsDelPort { uuid, name: port.name.clone() }))
+        }
         Step::Announce { dev, ip, port } => {
             // Like the original's `arping ... || true`: a nudge, not a requirement.
             if let Err(e) = announce(t, links.get(t, side, dev).await?, port.as_deref()).await {
@@ -252,6 +275,8 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         }
         Undo::SetMac { side, index, mac, .. } => t.side(*side).set_address(*index, *mac).await?,
         Undo::ReplaceRoute { route } => t.host.replace_route((**route).clone()).await?,
+        Undo::OvsDelPort { uuid, name } => ovs::del_port(uuid, name).await?,
+        Undo::OvsDelBridgeIfUnused { uuid, name } => ovs::del_bridge_if_unused(uuid, name).await?,
     }
     Ok(())
 }

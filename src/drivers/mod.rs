@@ -14,6 +14,7 @@ pub mod direct;
 pub mod dummy;
 pub mod ipoib;
 pub mod macvlan;
+pub mod ovs;
 
 use futures::future::BoxFuture;
 
@@ -65,7 +66,7 @@ pub fn for_host(kind: HostKind, req: &Attach) -> Result<Box<dyn Driver>> {
         HostKind::Physical(link) => Box::new(macvlan::Macvlan { parent: link }),
         HostKind::Dummy { .. } => Box::new(dummy::Dummy),
         HostKind::IpoIb(link) => Box::new(ipoib::Ipoib { parent: link }),
-        HostKind::OpenVswitch { name } => return Err(not_yet(format!("Open vSwitch bridge {name}"))),
+        HostKind::OpenVswitch { name, existing } => Box::new(ovs::Ovs { name, existing }),
     })
 }
 

@@ -11,8 +11,11 @@ use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::family::Family;
 use crate::mac::Mac;
+use crate::sys::vswitch::{DeadPort, NewPort};
 
 mod render;
+
+pub use render::AddPort;
 
 /// The namespace a step acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +122,35 @@ pub enum Step {
         dev: String,
         enable: bool,
     },
+    /// `ip link set <bridge> type bridge vlan_filtering 1`, on a bridge
+    /// this run made.
+    VlanFiltering {
+        bridge: String,
+    },
+    /// The bridge port on VLAN `vid` untagged (its PVID), and off the VLAN
+    /// the bridge gives new ports (`drop`), as the CNI bridge plugin does.
+    /// Undone with the port: leaving the bridge drops its VLANs.
+    PortVlan {
+        port: String,
+        vid: u16,
+        drop: Option<u16>,
+    },
+    /// `ovs-vsctl add-br`, checked with ovs-vswitchd.
+    OvsAddBridge {
+        name: String,
+    },
+    /// Pipework ports of the bridge whose interfaces are gone.
+    OvsCollect {
+        bridge: String,
+        dead: Vec<DeadPort>,
+    },
+    /// `ovs-vsctl add-port`, replacing a record of the same name on the same
+    /// bridge (left by a run whose veth has gone).
+    OvsAddPort {
+        bridge: String,
+        port: NewPort,
+        replacing: Option<String>,
+    },
     /// A gratuitous ARP for `ip`, once the bridge port `port` (if any)
     /// forwards; its failure is not the run's failure.
     Announce {
@@ -215,6 +247,15 @@ pub enum Undo {
     ReplaceRoute {
         route: Box<RouteMessage>,
     },
+    OvsDelPort {
+        uuid: String,
+        name: String,
+    },
+    /// Only if no other port is on it: a concurrent run may be using it.
+    OvsDelBridgeIfUnused {
+        uuid: String,
+        name: String,
+    },
 }
 
 #[derive(Debug)]
@@ -252,7 +293,12 @@ impl Step {
             | Step::DeleteAddress { .. }
             | Step::MoveRoute { .. }
             | Step::CreateLink { .. }
-            | Step::MoveToGuest { .. } => Side::Host,
+            | Step::MoveToGuest { .. }
+            | Step::VlanFiltering { .. }
+            | Step::PortVlan { .. }
+            | Step::OvsAddBridge { .. }
+            | Step::OvsCollect { .. }
+            | Step::OvsAddPort { .. } => Side::Host,
             Step::LinkUp { side, .. } | Step::Ipv6 { side, .. } => *side,
             Step::AddAddress { .. }
             | Step::DeleteDefault { .. }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bollard::{ClientVersion, Docker};
 
-use super::guest::Guest;
+use super::guest::{DockerIds, Guest};
 use crate::error::{is_permission, needs_root, Error, Kind, Result};
 
 /// API 1.41 (Docker 20.10) is understood by every engine from 20.10 on and
@@ -79,11 +79,13 @@ pub async fn guest(label: &str) -> Result<Guest> {
         Error::new(Kind::Io, format!("cannot use the Docker socket {}: {e}", socket.display()))
     })?;
     for attempt in 1..=3 {
-        let pid = inspect_pid(&docker, label, &socket).await?;
+        let (pid, ids) = inspect(&docker, label, &socket).await?;
         if pid != 0 {
             let guest = Guest::from_pid(label, pid)?;
-            let again = inspect_pid(&docker, label, &socket).await?;
-            return guest.confirm(again == pid);
+            let (again, _) = inspect(&docker, label, &socket).await?;
+            let mut guest = guest.confirm(again == pid)?;
+            guest.docker = Some(ids);
+            return Ok(guest);
         }
         tracing::debug!(attempt, "container {label} has PID 0 (not running)");
         if attempt < 3 {
@@ -93,7 +95,8 @@ pub async fn guest(label: &str) -> Result<Guest> {
     Err(Error::original(Kind::NotFound, "Docker inspect returned invalid PID 0"))
 }
 
-async fn inspect_pid(docker: &Docker, label: &str, socket: &Path) -> Result<u64> {
+/// `.State.Pid` (0 unless running), `.Id` and `.Name`.
+async fn inspect(docker: &Docker, label: &str, socket: &Path) -> Result<(u64, DockerIds)> {
     use bollard::errors::Error as E;
     match docker.inspect_container(label, None).await {
         Ok(info) => {
@@ -108,7 +111,8 @@ async fn inspect_pid(docker: &Docker, label: &str, socket: &Path) -> Result<u64>
                 pid,
                 "docker inspect"
             );
-            Ok(u64::try_from(pid).unwrap_or(0))
+            let ids = DockerIds { id: info.id.unwrap_or_default(), name: info.name.unwrap_or_default() };
+            Ok((u64::try_from(pid).unwrap_or(0), ids))
         }
         Err(E::DockerResponseServerError { status_code: 404, .. }) => {
             Err(Error::original(Kind::NotFound, format!("Error: No such object: {label}")))

@@ -32,9 +32,19 @@ pub struct Guest {
     pub enter: String,
     /// How `ip link ... netns <X>` names it, for dry-run output.
     pub netns_arg: String,
+    /// Docker's `.Id` and `.Name` when Docker found it: Open vSwitch ports
+    /// record them, as the original did.
+    pub docker: Option<DockerIds>,
     /// Held open for the whole run, so the namespace cannot vanish or be
     /// swapped under us even if the process exits.
     netns: File,
+}
+
+#[derive(Debug, Clone)]
+pub struct DockerIds {
+    pub id: String,
+    /// As Docker reports it, with its leading `/`.
+    pub name: String,
 }
 
 impl Guest {
@@ -78,6 +88,7 @@ impl Guest {
             process: Some(process),
             enter: format!("nsenter --net=/proc/{pid}/ns/net"),
             netns_arg: pid.to_string(),
+            docker: None,
             netns,
         })
     }
@@ -98,7 +109,15 @@ impl Guest {
     fn from_file(label: &str, path: &Path, enter: String, netns_arg: String) -> Result<Guest> {
         let netns = open_netns_file(path)?;
         let name_number = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
-        Ok(Guest { label: label.to_string(), name_number, process: None, enter, netns_arg, netns })
+        Ok(Guest {
+            label: label.to_string(),
+            name_number,
+            process: None,
+            enter,
+            netns_arg,
+            docker: None,
+            netns,
+        })
     }
 }
 
