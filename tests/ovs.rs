@@ -204,3 +204,29 @@ fn a_port_name_on_another_bridge_is_refused() {
     );
     assert_eq!(ovs.snapshot(), before);
 }
+
+/// Classification asks OVSDB only about a name that can be an OVS bridge:
+/// a run on a Linux bridge or a physical interface never connects, so a
+/// stuck ovsdb-server cannot slow it down. The oracle is the socket: a
+/// listener that never answers, whose queue must stay empty.
+#[test]
+fn other_host_interfaces_never_connect_to_ovsdb() {
+    use std::os::unix::net::UnixListener;
+    let host = Netns::new("ovs");
+    let a = Container::run("a");
+    let dir = TempDir::new("stuckdb");
+    let sock = dir.join("db.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    host.add_bridge("br0", None);
+    host.ip(&["link", "add", "phys0", "type", "veth", "peer", "name", "phys0p"]);
+    for hostif in ["br0", "br9", "phys0"] {
+        let out = pipework_env(&host, &["--dry-run", hostif, &a.name, "10.30.0.1/24"], &[("DB_SOCK", &sock)]);
+        assert_success(&out);
+    }
+    let accepted = listener.accept();
+    assert!(
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "pipework connected to OVSDB: {accepted:?}"
+    );
+}
