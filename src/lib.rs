@@ -3,10 +3,13 @@
 //! (`resolve`) → plan (`drivers`, into a `plan`) → apply (`apply`), which
 //! rolls back on the first failure; `commands` holds one module per
 //! subcommand, `sys` the kernel access, `iproute2` the route/rule grammar.
-//! Imports run downward: commands → drivers, plan, apply → sys.
+//! Imports run downward: commands → drivers, plan, apply → sys. `cni` is
+//! the CNI plugin the binary becomes when CNI_COMMAND is set; it sits
+//! beside `commands`.
 
 pub mod apply;
 pub mod cli;
+pub mod cni;
 pub mod commands;
 pub mod drivers;
 pub mod error;

@@ -4,9 +4,20 @@ use pipework::cli;
 use pipework::sys::output;
 
 fn main() -> ExitCode {
+    const ELEVATED: &str = "refusing to run setuid, setgid or with file capabilities: run it as root";
+    // Run by a container runtime as a CNI plugin, it answers in CNI's terms.
+    let plugin = pipework::cni::is_plugin_call();
     if elevated() {
-        eprintln!("pipework: refusing to run setuid, setgid or with file capabilities: run it as root");
+        match plugin {
+            true => return pipework::cni::refuse(ELEVATED),
+            false => eprintln!("pipework: {ELEVATED}"),
+        }
         return ExitCode::FAILURE;
+    }
+    if plugin {
+        // Runtimes keep a plugin's stderr: RUST_LOG shows the steps there.
+        init_logging(0);
+        return pipework::cni::main();
     }
     let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {
         init_logging(inv.verbose);

@@ -36,31 +36,61 @@ impl Target<'_> {
 }
 
 pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
-    // Applied or rolled back whole: an interrupt waits the few milliseconds.
-    let _held = HeldSignals::hold();
-    let total = plan.steps.len();
-    let mut undo = Vec::new();
-    let mut links = GuestLinks::default();
-    for (i, step) in plan.steps.iter().enumerate() {
-        let command = plan.command(step);
-        tracing::info!("step {}/{total}: {command}", i + 1);
-        injected_pause(i + 1);
-        let result = match injected_failure(i + 1) {
-            Some(e) => Err(e),
-            None => run(step, target, &mut links).await,
-        };
-        match result {
-            Ok(Some(u)) => undo.push(u),
-            Ok(None) => {}
-            Err(e) => {
-                let failed = rollback(undo, target).await;
-                let e = e.context(format!("step {}/{total} failed ({command})", i + 1));
-                return Err(e.with_rollback(failed));
-            }
-        }
+    Transaction::begin(target).apply(plan).await
+}
+
+/// Plans applied one after another and undone together, newest first, on
+/// the first failure: a run whose later steps wait for something slow (a
+/// CNI plugin's IPAM) applies the rest meanwhile. Interrupts are held from
+/// begin to end: one waits the few milliseconds until the run is whole.
+pub struct Transaction<'t, 'a> {
+    target: &'t Target<'a>,
+    undo: Vec<Undo>,
+    links: GuestLinks,
+    /// Steps applied so far: numbers (and failpoints) run across plans.
+    done: usize,
+    _held: HeldSignals,
+}
+
+impl<'t, 'a> Transaction<'t, 'a> {
+    pub fn begin(target: &'t Target<'a>) -> Self {
+        let _held = HeldSignals::hold();
+        Transaction { target, undo: Vec::new(), links: GuestLinks::default(), done: 0, _held }
     }
-    tracing::info!("all {total} steps applied");
-    Ok(())
+
+    /// Applies `plan`; if a step fails, everything this transaction applied
+    /// is undone.
+    pub async fn apply(&mut self, plan: &Plan) -> Result<()> {
+        let total = self.done + plan.steps.len();
+        for step in &plan.steps {
+            let n = self.done + 1;
+            let command = plan.command(step);
+            tracing::info!("step {n}/{total}: {command}");
+            injected_pause(n);
+            let result = match injected_failure(n) {
+                Some(e) => Err(e),
+                None => run(step, self.target, &mut self.links).await,
+            };
+            match result {
+                Ok(Some(u)) => self.undo.push(u),
+                Ok(None) => {}
+                Err(e) => {
+                    let failed = rollback(std::mem::take(&mut self.undo), self.target).await;
+                    let e = e.context(format!("step {n}/{total} failed ({command})"));
+                    return Err(e.with_rollback(failed));
+                }
+            }
+            self.done = n;
+        }
+        tracing::info!("all {total} steps applied");
+        Ok(())
+    }
+
+    /// Undoes what was applied, for a failure between plans; returns the
+    /// undo steps that failed.
+    pub async fn roll_back(self) -> Vec<Error> {
+        rollback(self.undo, self.target).await
+    }
 }
 
 /// Undoes the applied steps, newest first, carrying on past a failure;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteAttribute;
 
@@ -10,7 +11,7 @@ use super::{ovs, Target};
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::plan::{NewLink, Side, Step, Undo};
-use crate::sys::netlink::{errno, nl_error, requests, Link, Netlink};
+use crate::sys::netlink::{address_ip, errno, nl_error, requests, Link, Netlink};
 use crate::sys::sysctl::Sysctl;
 
 /// Links this run made in or moved into the guest, by the name the plan
@@ -44,7 +45,39 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
     let nl = t.side(step.side());
     let side = step.side();
     match step {
-        Step::CreateBridge { name } => create_bridge(t.host, name).await,
+        Step::CreateBridge { name, mtu } => create_bridge(t.host, name, *mtu).await,
+        Step::Promisc { name } => {
+            t.host.set_promisc(t.host.require(name).await?.index).await?;
+            Ok(None)
+        }
+        Step::PinMac { name } => {
+            let link = t.host.require(name).await?;
+            if let Some(mac) = link.mac {
+                t.host.set_address(link.index, mac).await?;
+            }
+            Ok(None)
+        }
+        Step::Hairpin { port } => {
+            t.host.set_hairpin(t.host.require(port).await?.index).await?;
+            Ok(None)
+        }
+        Step::Sysctl { side, family, dev, key, value } => {
+            let (ns, dev) = match side {
+                Side::Host => (None, dev.clone()),
+                Side::Guest => (Some(t.guest_ns), links.get(t, Side::Guest, dev).await?.name),
+            };
+            Sysctl::conf(ns, *family, &dev, key)?.write(value)?;
+            Ok(None)
+        }
+        Step::HostAddress { dev, net } => host_address(t.host, dev, *net).await,
+        Step::AddRoute { dst, gw, dev } => {
+            match t.guest.add_route(*dst, *gw, links.get(t, side, dev).await?.index).await {
+                Err(e) if errno(&e) != Some(libc::EEXIST) => {
+                    Err(nl_error(e, format!("adding route to {dst}")))
+                }
+                _ => Ok(None),
+            }
+        }
         Step::DeleteStale { name } => {
             let link = t.host.require(name).await?;
             t.host.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
@@ -201,10 +234,32 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
     }
 }
 
+/// An address on a host link, unless it is there already; a concurrent
+/// run may add the same one first, and then it is theirs.
+async fn host_address(host: &Netlink, dev: &str, net: IpNetwork) -> Result<Option<Undo>> {
+    let link = host.require(dev).await?;
+    let find = || async {
+        let present = host.global_addresses(link.index).await?;
+        Ok::<_, Error>(
+            present.into_iter().find(|a| address_ip(a) == net.ip() && a.header.prefix_len == net.prefix()),
+        )
+    };
+    if find().await?.is_some() {
+        return Ok(None);
+    }
+    if let Err(e) = host.add_address(link.index, net.ip(), net.prefix()).await {
+        return match find().await? {
+            Some(_) => Ok(None),
+            None => Err(e),
+        };
+    }
+    Ok(find().await?.map(|addr| Undo::DeleteAddress { addr: Box::new(addr) }))
+}
+
 /// Creates and brings up a bridge. If another run created it first, the
 /// bridge is reused and this run will not delete it.
-async fn create_bridge(host: &Netlink, name: &str) -> Result<Option<Undo>> {
-    let created = match host.add_bridge(name).await {
+async fn create_bridge(host: &Netlink, name: &str, mtu: Option<u32>) -> Result<Option<Undo>> {
+    let created = match host.add_bridge(name, mtu).await {
         Ok(()) => true,
         Err(e) if errno(&e) == Some(libc::EEXIST) => false,
         Err(e) => return Err(nl_error(e, format!("creating bridge {name}"))),

@@ -55,7 +55,7 @@ impl Bridge {
         let mtu = match &self.existing {
             Some(link) => link.mtu,
             None => {
-                plan.push(Step::CreateBridge { name: self.name.clone() });
+                plan.push(Step::CreateBridge { name: self.name.clone(), mtu: None });
                 if vlan.is_some() {
                     plan.push(Step::VlanFiltering { bridge: self.name.clone() });
                 }

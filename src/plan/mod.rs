@@ -30,6 +30,8 @@ pub enum Step {
     /// meanwhile (a concurrent run) is reused.
     CreateBridge {
         name: String,
+        /// Left to the kernel (1500) when not given.
+        mtu: Option<u32>,
     },
     /// Delete a leftover host-side veth that is down, as the original did.
     DeleteStale {
@@ -150,6 +152,44 @@ pub enum Step {
         bridge: String,
         port: NewPort,
         replacing: Option<String>,
+    },
+    /// Promiscuous mode on a link (CNI `promiscMode`); kept on rollback,
+    /// as the setting belongs to the bridge, not to one attachment.
+    Promisc {
+        name: String,
+    },
+    /// A bridge's MAC set to itself, so that it no longer follows its
+    /// ports' (as the reference CNI plugin does for a gateway bridge).
+    PinMac {
+        name: String,
+    },
+    /// Hairpin mode on a bridge port (CNI `hairpinMode`).
+    Hairpin {
+        port: String,
+    },
+    /// A sysctl the attachment needs (forwarding on a gateway, DAD off in
+    /// the guest); never undone: it is either per-interface, or host-wide
+    /// and shared with the other attachments.
+    Sysctl {
+        side: Side,
+        family: Family,
+        /// An interface, or `all`.
+        dev: String,
+        key: &'static str,
+        value: &'static str,
+    },
+    /// An address on a host link (a gateway address on its bridge); an
+    /// address already there is left as it is, and kept on rollback.
+    HostAddress {
+        dev: String,
+        net: IpNetwork,
+    },
+    /// `ip route add` in the guest; with no gateway, a link-scope route.
+    /// A route already there wins, as in the reference CNI plugins.
+    AddRoute {
+        dst: IpNetwork,
+        gw: Option<IpAddr>,
+        dev: String,
     },
     /// A gratuitous ARP for `ip`, once the bridge port `port` (if any)
     /// forwards; its failure is not the run's failure.
@@ -298,13 +338,18 @@ impl Step {
             | Step::PortVlan { .. }
             | Step::OvsAddBridge { .. }
             | Step::OvsCollect { .. }
-            | Step::OvsAddPort { .. } => Side::Host,
-            Step::LinkUp { side, .. } | Step::Ipv6 { side, .. } => *side,
+            | Step::OvsAddPort { .. }
+            | Step::Promisc { .. }
+            | Step::PinMac { .. }
+            | Step::Hairpin { .. }
+            | Step::HostAddress { .. } => Side::Host,
+            Step::LinkUp { side, .. } | Step::Ipv6 { side, .. } | Step::Sysctl { side, .. } => *side,
             Step::AddAddress { .. }
             | Step::DeleteDefault { .. }
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }
             | Step::SetMac { .. }
+            | Step::AddRoute { .. }
             | Step::Announce { .. } => Side::Guest,
         }
     }

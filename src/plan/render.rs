@@ -31,9 +31,26 @@ impl Plan {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::CreateBridge { name } => {
-                write!(f, "ip link add {name} type bridge && ip link set {name} up")
+            Step::CreateBridge { name, mtu } => {
+                write!(f, "ip link add {name} ")?;
+                if let Some(mtu) = mtu {
+                    write!(f, "mtu {mtu} ")?;
+                }
+                write!(f, "type bridge && ip link set {name} up")
             }
+            Step::Promisc { name } => write!(f, "ip link set {name} promisc on"),
+            Step::PinMac { name } => {
+                write!(f, "ip link set {name} address $(cat /sys/class/net/{name}/address)")
+            }
+            Step::Hairpin { port } => write!(f, "ip link set {port} type bridge_slave hairpin on"),
+            Step::Sysctl { family, dev, key, value, .. } => {
+                write!(f, "sysctl -qw {}={value}", conf_name(*family, dev, key))
+            }
+            Step::HostAddress { dev, net } => write!(f, "ip addr add {net} dev {dev}"),
+            Step::AddRoute { dst, gw, dev } => match gw {
+                Some(gw) => write!(f, "ip route add {dst} via {gw} dev {dev}"),
+                None => write!(f, "ip route add {dst} dev {dev} scope link"),
+            },
             Step::DeleteStale { name } => write!(f, "ip link del {name}"),
             Step::CreateVeth { host, guest, mtu, mac, netns } => {
                 write!(f, "ip link add {host} mtu {mtu} type veth peer name {guest} mtu {mtu}")?;

@@ -15,7 +15,7 @@ use crate::error::{is_permission, needs_root, Error, Kind, Result};
 /// Where programs are looked for, in this order.
 const SYSTEM_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 /// The child's PATH, for the programs it runs in turn (dhclient-script).
-const CHILD_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+pub const CHILD_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The directories searched: test builds may name others in
 /// PIPEWORK_TEST_SBIN (a colon-separated list), so that a test can offer
@@ -43,7 +43,7 @@ pub fn find(name: &str, package: &str) -> Result<PathBuf> {
 
 /// Whether only root can change what `path` runs: the file, and the
 /// directories on the way to it.
-fn trusted(path: &Path) -> std::result::Result<(), String> {
+pub fn trusted(path: &Path) -> std::result::Result<(), String> {
     let real = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
     let file = std::fs::metadata(&real).map_err(|e| e.to_string())?;
     if !file.is_file() {

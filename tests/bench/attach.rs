@@ -10,6 +10,10 @@
 //! - One Docker container attached repeatedly, the name lookup included:
 //!   whether the median stays under 5 ms. Skipped if Docker is unreachable.
 //!
+//! - CNI ADD: the reference bridge plugin and pipework, the same
+//!   configuration, one call of each in turn (see cni.rs): whether
+//!   pipework's median is at most half the reference's.
+//!
 //! The machine's own interfaces are never touched: every pipework process
 //! runs inside a throwaway "Docker host" namespace, entered by `setns` between
 //! fork and exec rather than through `ip netns exec`, whose own cost would
@@ -24,6 +28,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+mod cni;
 
 const PIPEWORK: &str = env!("CARGO_BIN_EXE_pipework");
 const NETNS_DIR: &str = "/var/run/netns";
@@ -46,6 +52,12 @@ fn main() -> ExitCode {
     sweep_stale();
     let mut failed = false;
 
+    // `cargo bench --bench attach -- cni`: the CNI comparison alone.
+    if std::env::args().skip(1).any(|a| a == "cni") {
+        cni::report_all(&mut failed);
+        return if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    }
+
     // Docker first: the kernel tears namespaces down asynchronously, and the
     // teardown of a thousand of them would run under the Docker figures.
     let docker = report("attach to docker container", bench_docker(), &mut failed);
@@ -65,6 +77,7 @@ fn main() -> ExitCode {
         ),
         None => println!("target: docker attach median < {} ms: not measured", ms(DOCKER_TARGET)),
     }
+    cni::report_all(&mut failed);
     let median_at = |n| by_size.iter().find(|(m, _)| *m == n)?.1.map(|s| s.median);
     match (median_at(10), median_at(1000)) {
         (Some(at10), Some(at1000)) => {
@@ -243,9 +256,22 @@ impl Host {
     /// Runs pipework inside this namespace; returns how long it took from
     /// spawn to exit.
     fn pipework(&self, args: &[&str]) -> Result<Duration, String> {
+        self.time(PIPEWORK, args, &[], b"").map(|(took, _)| took)
+    }
+
+    /// Runs `program` inside this namespace with `env` added and `stdin`
+    /// fed; returns how long it took from spawn to exit, and its stdout.
+    fn time(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: &[u8],
+    ) -> Result<(Duration, Vec<u8>), String> {
         let fd = self.netns.as_raw_fd();
-        let mut cmd = Command::new(PIPEWORK);
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut cmd = Command::new(program);
+        cmd.args(args).envs(env.iter().copied());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // SAFETY: between fork and exec only async-signal-safe calls are
         // allowed; setns is a bare syscall and this closure allocates nothing.
         // The fd stays open in the child until exec (O_CLOEXEC).
@@ -258,18 +284,23 @@ impl Host {
         let start = Instant::now();
         let out = cmd
             .spawn()
-            .and_then(|child| child.wait_with_output())
-            .map_err(|e| format!("cannot run {PIPEWORK}: {e}"))?;
+            .and_then(|mut child| {
+                // Small enough for the pipe: written whole before the child reads.
+                child.stdin.take().map(|mut input| input.write_all(stdin)).transpose()?;
+                child.wait_with_output()
+            })
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
         let took = start.elapsed();
         if !out.status.success() {
             return Err(format!(
-                "`pipework {}` exited with {}; stderr:\n{}",
+                "`{program} {}` exited with {}; stdout:\n{}\nstderr:\n{}",
                 args.join(" "),
                 out.status,
+                String::from_utf8_lossy(&out.stdout).trim_end(),
                 String::from_utf8_lossy(&out.stderr).trim_end()
             ));
         }
-        Ok(took)
+        Ok((took, out.stdout))
     }
 }
 

@@ -77,13 +77,7 @@ impl Podman {
 
     /// The addresses host-local has handed out (its files named by address).
     pub fn ipam_allocations(&self) -> Vec<String> {
-        let mut ips: Vec<String> = walk(&self.dir.path.join("ipam"))
-            .into_iter()
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-            .collect();
-        ips.sort();
-        ips
+        host_local_allocations(&self.dir.path.join("ipam"))
     }
 
     /// argv for `podman <args>` as this test runs it.
@@ -141,6 +135,18 @@ fn containers_conf(plugin_dirs: &str) -> String {
 
 fn base_argv() -> Vec<String> {
     ["podman", "--root", ROOT, "--runroot", RUNROOT, "--storage-driver", "vfs"].map(String::from).to_vec()
+}
+
+/// The addresses host-local handed out under its `dataDir`: its files are
+/// named by address.
+pub(crate) fn host_local_allocations(dir: &std::path::Path) -> Vec<String> {
+    let mut ips: Vec<String> = walk(dir)
+        .into_iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    ips.sort();
+    ips
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {

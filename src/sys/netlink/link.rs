@@ -8,7 +8,7 @@ use rtnetlink::packet_route::link::{
     BridgePortState, BridgeStpState, InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth,
     InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
 };
-use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::error::{errno, nl_error};
 use super::Netlink;
@@ -137,8 +137,17 @@ impl Netlink {
             .ok_or_else(|| Error::new(Kind::NotFound, format!("link {name} does not exist")))
     }
 
-    pub async fn add_bridge(&self, name: &str) -> std::result::Result<(), rtnetlink::Error> {
-        self.handle.link().add(LinkBridge::new(name).build()).execute().await
+    /// A bridge, down; its MTU left to the kernel (1500) when not given.
+    pub async fn add_bridge(
+        &self,
+        name: &str,
+        mtu: Option<u32>,
+    ) -> std::result::Result<(), rtnetlink::Error> {
+        let mut bridge = LinkBridge::new(name);
+        if let Some(mtu) = mtu {
+            bridge = bridge.mtu(mtu);
+        }
+        self.handle.link().add(bridge.build()).execute().await
     }
 
     /// A bridge made in one request, down, with the given MAC, MTU and STP.
@@ -240,6 +249,18 @@ impl Netlink {
     pub async fn set_address(&self, index: u32, mac: Mac) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).address(mac.0.to_vec()).build();
         self.set(msg, format!("setting address {mac}")).await
+    }
+
+    pub async fn set_promisc(&self, index: u32) -> Result<()> {
+        self.set(LinkUnspec::new_with_index(index).promiscuous(true).build(), "setting promiscuous mode")
+            .await
+    }
+
+    /// `ip link set PORT type bridge_slave hairpin on`: a bridge port's
+    /// setting, which RTM_NEWLINK carries, not RTM_SETLINK.
+    pub async fn set_hairpin(&self, index: u32) -> Result<()> {
+        let msg = LinkBridgePort::new(index).hairpin(true).build();
+        self.handle.link().set_port(msg).execute().await.map_err(|e| nl_error(e, "setting hairpin mode"))
     }
 
     pub async fn del_link(&self, index: u32) -> std::result::Result<(), rtnetlink::Error> {

@@ -4,7 +4,10 @@
 use std::net::IpAddr;
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::route::{RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
 
@@ -40,6 +43,58 @@ impl Netlink {
                     && table_of(r) == u32::from(RouteHeader::RT_TABLE_MAIN)
             })
             .collect())
+    }
+
+    /// `ip route add DST [via GW] dev INDEX`: a link-scope route without a
+    /// gateway. The kernel's refusal as it is: EEXIST is an answer too.
+    pub async fn add_route(
+        &self,
+        dst: IpNetwork,
+        gw: Option<IpAddr>,
+        index: u32,
+    ) -> std::result::Result<(), rtnetlink::Error> {
+        let mut builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst.network(), dst.prefix())
+            .map_err(|e| rtnetlink::Error::InvalidNla(e.to_string()))?
+            .output_interface(index)
+            .protocol(RouteProtocol::Boot);
+        builder = match gw {
+            Some(gw) => builder.gateway(gw).map_err(|e| rtnetlink::Error::InvalidNla(e.to_string()))?,
+            None => builder.scope(RouteScope::Link),
+        };
+        self.handle.route().add(builder.build()).execute().await
+    }
+
+    /// Whether the main table has a route to `dst`, via `gw` if given (alone
+    /// or as one next hop of a multipath route), through any link: the
+    /// first route to a destination wins, as in the reference CNI plugins.
+    pub async fn has_route(&self, dst: IpNetwork, gw: Option<IpAddr>) -> Result<bool> {
+        let want = gw.map(RouteAddress::from);
+        let gateway = |attrs: &[RouteAttribute]| {
+            attrs.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(g) => Some(g.clone()),
+                _ => None,
+            })
+        };
+        Ok(self.dump_routes(Family::of(dst.ip())).await?.iter().any(|r| {
+            let to = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(d) => Some(d.clone()),
+                _ => None,
+            });
+            let same_dst = r.header.destination_prefix_length == dst.prefix()
+                && (dst.prefix() == 0 || to == Some(RouteAddress::from(dst.network())));
+            let hops: Vec<Option<RouteAddress>> = r
+                .attributes
+                .iter()
+                .filter_map(|a| match a {
+                    RouteAttribute::MultiPath(hops) => Some(hops.iter().map(|h| gateway(&h.attributes))),
+                    _ => None,
+                })
+                .flatten()
+                .chain([gateway(&r.attributes)])
+                .collect();
+            same_dst && (want.is_none() || hops.contains(&want))
+        }))
     }
 
     pub async fn del_route(&self, route: RouteMessage) -> Result<()> {

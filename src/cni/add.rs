@@ -1,0 +1,181 @@
+//! ADD: the reference bridge plugin's attachment as a pipework
+//! transaction. Every check first; then the IPAM plugin runs while the
+//! links are made, and the addressing follows its answer. If anything fails
+//! after IPAM allocated, IPAM DEL gives the address back; the links go with
+//! the transaction's rollback.
+
+use std::os::fd::AsFd;
+
+use super::config::NetConf;
+use super::env::{Command, Env};
+use super::error::{CniError, CniResult, Code};
+use super::ipam::Ipam;
+use super::result::{CniOutput, Interface};
+use super::steps;
+use super::store::{Record, Store};
+use super::version::LATEST;
+use crate::apply::{Target, Transaction};
+use crate::request::GuestRef;
+use crate::resolve::guest::Guest;
+use crate::sys::netlink::Netlink;
+
+pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
+    tracing::debug!("ADD {} {}", env.container_id, env.ifname);
+    if conf.hairpin && conf.promisc {
+        return Err(CniError::new(
+            Code::InvalidConfig,
+            "cannot set hairpin mode and promiscuous mode at the same time",
+        ));
+    }
+    if let Some(vid) = conf.vlan {
+        return Err(CniError::new(Code::UnsupportedField, format!("unsupported field \"vlan\": {vid}"))
+            .with_details("VLAN filtering on the Linux bridge is not in this version of pipework"));
+    }
+    let netns = open_netns(&env.netns).await?;
+    let host = Netlink::here()?;
+    let inside = Netlink::inside(netns.netns())?;
+    if inside.link(&env.ifname).await?.is_some() {
+        return Err(CniError::new(
+            Code::Internal,
+            format!("container interface {} already exists", env.ifname),
+        ));
+    }
+    let host_veth = steps::veth_name()?;
+    let links = steps::links(env, conf, &host_veth, &host).await?;
+    let ipam = conf.ipam.as_deref().map(|name| Ipam::find(name, &env.path)).transpose()?;
+
+    // Started before the transaction holds signals, which a child inherits.
+    tracing::debug!("IPAM started");
+    let pending = ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose()?;
+    let own = crate::sys::netns::current()?;
+    let target = Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: netns.netns() };
+    let mut tx = Transaction::begin(&target);
+    let linked = tx.apply(&links).await;
+    let allocated = pending.map(|p| p.result()).transpose();
+    tracing::debug!("IPAM answered");
+    let mut out = match (linked, allocated) {
+        (Ok(()), Ok(out)) => out.unwrap_or_default(),
+        // The links are rolled back; an address IPAM handed out goes back.
+        (Err(e), allocated) => {
+            drop(tx);
+            return Err(match (&ipam, allocated) {
+                (Some(ipam), Ok(Some(_))) => release(ipam, env, conf, e.into()),
+                _ => e.into(),
+            });
+        }
+        // IPAM's own failure: it allocated nothing.
+        (Ok(()), Err(e)) => {
+            let undo = tx.roll_back().await;
+            return Err(with_undo(e, undo));
+        }
+    };
+    let made = async {
+        if ipam.is_some() && out.ips.is_empty() {
+            return Err(CniError::new(Code::Internal, "IPAM plugin returned missing IP config"));
+        }
+        let gateways = steps::gateways(conf, &mut out);
+        let addressing =
+            steps::addressing(env, conf, &host_veth, &out, &gateways, &host, netns.netns()).await?;
+        tx.apply(&addressing).await?;
+        let ours = result(env, conf, &host_veth, &host, &inside, out).await?;
+        Store::open().save(&record(env, conf, &host_veth, &ours))?;
+        Ok(ours)
+    }
+    .await;
+    let ours = match made {
+        Ok(ours) => ours,
+        Err(e) => {
+            let e = with_undo(e, tx.roll_back().await);
+            return Err(match &ipam {
+                Some(ipam) => release(ipam, env, conf, e),
+                None => e,
+            });
+        }
+    };
+    drop(tx);
+    Ok(match &conf.prev_result {
+        Some(prev) => prev.clone().chain(ours),
+        None => ours,
+    })
+}
+
+/// Undo steps that failed, added to the error's details.
+fn with_undo(e: CniError, undo: Vec<crate::error::Error>) -> CniError {
+    let mut details: Vec<String> = [e.details.clone()].into_iter().filter(|d| !d.is_empty()).collect();
+    details.extend(undo.iter().map(|u| u.message().trim_start_matches("pipework: ").to_string()));
+    e.with_details(details.join("; "))
+}
+
+/// IPAM DEL after a failed ADD; its own failure is added to the error.
+fn release(ipam: &Ipam, env: &Env, conf: &NetConf, e: CniError) -> CniError {
+    match ipam.call(Command::Del, env, &conf.raw) {
+        Ok(()) => e,
+        Err(del) => {
+            let details = format!("{}; releasing the address failed too: {del}", e.details);
+            e.with_details(details.trim_start_matches("; ").to_string())
+        }
+    }
+}
+
+/// The container's network namespace, held open: a namespace file (nsfs,
+/// of the network type), never the one this plugin runs in.
+pub async fn open_netns(path: &str) -> CniResult<Guest> {
+    let failed = |e: crate::error::Error| {
+        let code = if std::path::Path::new(path).exists() {
+            Code::InvalidEnvironment
+        } else {
+            Code::UnknownContainer
+        };
+        CniError::new(code, format!("failed to open netns \"{path}\""))
+            .with_details(e.message().trim_start_matches("pipework: ").to_string())
+    };
+    let guest = crate::resolve::guest::resolve(&GuestRef::Path(path.into())).await.map_err(failed)?;
+    guest.refuse_here("the container's interface would be the host's").map_err(failed)?;
+    Ok(guest)
+}
+
+/// What this plugin made, as the result lists it; the bridge's MAC read
+/// after the fact, since it may change with its first port.
+async fn result(
+    env: &Env,
+    conf: &NetConf,
+    host_veth: &str,
+    host: &Netlink,
+    inside: &Netlink,
+    out: CniOutput,
+) -> CniResult<CniOutput> {
+    let (bridge, veth, ctr) = (
+        host.require(&conf.bridge).await?,
+        host.require(host_veth).await?,
+        inside.require(&env.ifname).await?,
+    );
+    let interface = |name: &str, link: &crate::sys::netlink::Link, sandbox: &str| Interface {
+        name: name.to_string(),
+        mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
+        sandbox: sandbox.to_string(),
+        mtu: Some(link.mtu),
+        ..Interface::default()
+    };
+    Ok(CniOutput {
+        interfaces: vec![
+            interface(&conf.bridge, &bridge, ""),
+            interface(host_veth, &veth, ""),
+            interface(&env.ifname, &ctr, &env.netns),
+        ],
+        dns: if conf.dns.is_empty() { out.dns.clone() } else { conf.dns.clone() },
+        ..out
+    })
+}
+
+fn record(env: &Env, conf: &NetConf, host_veth: &str, ours: &CniOutput) -> Record {
+    Record {
+        container_id: env.container_id.clone(),
+        ifname: env.ifname.clone(),
+        network: conf.name.clone(),
+        netns: env.netns.clone(),
+        bridge: conf.bridge.clone(),
+        host_veth: host_veth.to_string(),
+        config: serde_json::from_slice(&conf.raw).unwrap_or_default(),
+        result: ours.to_json(LATEST),
+    }
+}

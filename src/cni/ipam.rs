@@ -1,0 +1,214 @@
+//! Delegated IPAM, as the spec has it: the plugin the configuration names
+//! (`ipam.type`), found in CNI_PATH, run with the same configuration on
+//! stdin and the same CNI variables. The user names the program, so this is
+//! one of the places pipework runs one: directly, no shell, with only the
+//! CNI variables and a fixed PATH, and only if root alone can change it.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+
+use serde_json::Value;
+
+use super::env::{Command, Env};
+use super::error::{CniError, CniResult, Code};
+use super::result::CniOutput;
+use super::version::SUPPORTED;
+
+/// An IPAM plugin found on CNI_PATH.
+#[derive(Debug, Clone)]
+pub struct Ipam {
+    pub name: String,
+    pub program: PathBuf,
+}
+
+impl Ipam {
+    /// The first executable file named `name` in CNI_PATH's directories.
+    pub fn find(name: &str, path: &[PathBuf]) -> CniResult<Ipam> {
+        let program = path.iter().map(|dir| dir.join(name)).find(|candidate| is_executable(candidate));
+        if let Some(program) = &program {
+            crate::sys::exec::trusted(program).map_err(|why| {
+                CniError::new(
+                    Code::InvalidConfig,
+                    format!("refusing to run IPAM plugin {}", program.display()),
+                )
+                .with_details(why)
+            })?;
+        }
+        program.map(|program| Ipam { name: name.to_string(), program }).ok_or_else(|| {
+            let dirs: Vec<String> = path.iter().map(|d| d.display().to_string()).collect();
+            CniError::new(
+                Code::InvalidConfig,
+                format!("failed to find IPAM plugin \"{name}\" in CNI_PATH [{}]", dirs.join(" ")),
+            )
+        })
+    }
+
+    /// ADD started: the plugin runs while the caller does what does not
+    /// need its addresses (making the links).
+    pub fn start_add<'i>(&'i self, env: &'i Env, stdin: &'i [u8]) -> CniResult<PendingAdd<'i>> {
+        Ok(PendingAdd { ipam: self, env, stdin, child: self.start(Command::Add, env, stdin)? })
+    }
+
+    /// DEL, CHECK, GC or STATUS: success or the plugin's error.
+    pub fn call(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<()> {
+        self.exec(command, env, stdin).map(drop)
+    }
+
+    /// The versions the plugin speaks (its VERSION answer).
+    pub fn versions(&self, env: &Env) -> CniResult<Vec<String>> {
+        let out = self.exec(Command::Version, env, b"{\"cniVersion\":\"1.1.0\"}")?;
+        let value: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
+        Ok(value["supportedVersions"]
+            .as_array()
+            .map(|list| list.iter().filter_map(Value::as_str).map(String::from).collect())
+            .unwrap_or_default())
+    }
+
+    /// Runs the plugin; one that does not speak the configuration's version
+    /// (host-local 1.1.1 and a 1.1.0 configuration) is asked again in the
+    /// newest version both speak: results of 0.3.0 and later read the same.
+    fn exec(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Vec<u8>> {
+        self.or_older(command, env, stdin, self.run(command, env, stdin))
+    }
+
+    fn or_older(
+        &self,
+        command: Command,
+        env: &Env,
+        stdin: &[u8],
+        first: CniResult<Vec<u8>>,
+    ) -> CniResult<Vec<u8>> {
+        match first {
+            Err(e) if e.code == Code::IncompatibleVersion as u32 && command != Command::Version => {
+                let mut conf: Value = serde_json::from_slice(stdin).map_err(|_| e.clone())?;
+                let asked = conf["cniVersion"].as_str().unwrap_or_default().to_string();
+                let theirs = self.versions(env)?;
+                let common = SUPPORTED
+                    .iter()
+                    .rev()
+                    .map(|v| v.as_str())
+                    .skip_while(|v| *v != asked)
+                    .find(|v| theirs.iter().any(|t| t == v));
+                let Some(common) = common else {
+                    return Err(e);
+                };
+                conf["cniVersion"] = Value::String(common.to_string());
+                self.run(command, env, conf.to_string().as_bytes())
+            }
+            other => other,
+        }
+    }
+
+    /// Runs the plugin for `command` with `env`'s variables and `stdin`;
+    /// a failure is the plugin's own error object, passed on.
+    fn run(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Vec<u8>> {
+        self.finish(self.start(command, env, stdin)?)
+    }
+
+    /// The plugin started, its stdin written and closed. Configurations are
+    /// far below a pipe's capacity, so the write does not wait for it.
+    fn start(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Child> {
+        let args: Vec<String> = env.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let path: Vec<String> = env.path.iter().map(|d| d.display().to_string()).collect();
+        let mut child = Process::new(&self.program)
+            .env_clear()
+            .env("PATH", crate::sys::exec::CHILD_PATH)
+            .env("CNI_COMMAND", command.as_str())
+            .env("CNI_CONTAINERID", &env.container_id)
+            .env("CNI_NETNS", &env.netns)
+            .env("CNI_IFNAME", &env.ifname)
+            .env("CNI_ARGS", args.join(";"))
+            .env("CNI_PATH", path.join(":"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                CniError::new(Code::Io, format!("failed to run IPAM plugin {}", self.program.display()))
+                    .with_details(
+                        crate::error::Error::from(e).message().trim_start_matches("pipework: ").to_string(),
+                    )
+            })?;
+        // A plugin that exits without reading stdin closes the pipe: its
+        // exit status and output tell what happened, not the write error.
+        if let Some(mut input) = child.stdin.take() {
+            let _ = input.write_all(stdin);
+        }
+        Ok(child)
+    }
+
+    fn finish(&self, child: Child) -> CniResult<Vec<u8>> {
+        let output = child.wait_with_output().map_err(|e| {
+            CniError::new(Code::Io, format!("failed to wait for IPAM plugin {}", self.name))
+                .with_details(e.to_string())
+        })?;
+        if output.status.success() {
+            return Ok(output.stdout);
+        }
+        Err(plugin_error(&self.name, &output.stdout, &output.stderr))
+    }
+}
+
+/// An IPAM ADD under way.
+pub struct PendingAdd<'i> {
+    ipam: &'i Ipam,
+    env: &'i Env,
+    stdin: &'i [u8],
+    child: Child,
+}
+
+impl PendingAdd<'_> {
+    /// Waits for the plugin: the addresses, routes and DNS it allocated.
+    pub fn result(self) -> CniResult<CniOutput> {
+        let ipam = self.ipam;
+        let out = ipam.or_older(Command::Add, self.env, self.stdin, ipam.finish(self.child))?;
+        let value: Value = serde_json::from_slice(&out).map_err(|e| {
+            CniError::new(Code::Decoding, format!("failed to decode the result of IPAM plugin {}", ipam.name))
+                .with_details(e.to_string())
+        })?;
+        CniOutput::parse(&value, &format!("result of IPAM plugin {}", ipam.name))
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The plugin's error object, or its stderr when it printed none.
+fn plugin_error(name: &str, stdout: &[u8], stderr: &[u8]) -> CniError {
+    let object: Option<Value> = serde_json::from_slice(stdout).ok();
+    match object.as_ref().and_then(|o| Some((o.get("code")?.as_u64()?, o.get("msg")?.as_str()?))) {
+        Some((code, msg)) => {
+            let details = object.as_ref().and_then(|o| o.get("details")?.as_str()).unwrap_or_default();
+            CniError::from_plugin(code as u32, format!("IPAM plugin {name}: {msg}"), details.to_string())
+        }
+        None => {
+            let text = String::from_utf8_lossy(if stderr.is_empty() { stdout } else { stderr });
+            CniError::new(Code::Internal, format!("IPAM plugin {name} failed"))
+                .with_details(text.trim().to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_the_plugins_error_object_on() {
+        let e = plugin_error("host-local", br#"{"code": 11, "msg": "busy", "details": "d"}"#, b"");
+        assert_eq!((e.code, e.msg.as_str(), e.details.as_str()), (11, "IPAM plugin host-local: busy", "d"));
+        let e = plugin_error("x", b"", b"boom\n");
+        assert_eq!((e.code, e.details.as_str()), (999, "boom"));
+    }
+
+    #[test]
+    fn finds_only_executables() {
+        let e =
+            Ipam::find("no-such-ipam", &[PathBuf::from("/nonexistent"), PathBuf::from("/etc")]).unwrap_err();
+        assert_eq!(e.msg, "failed to find IPAM plugin \"no-such-ipam\" in CNI_PATH [/nonexistent /etc]");
+        assert!(Ipam::find("passwd", &[PathBuf::from("/etc")]).is_err(), "not executable");
+    }
+}

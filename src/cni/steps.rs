@@ -1,0 +1,219 @@
+//! The steps of a CNI bridge attachment, in two plans: the links, which
+//! are made while the IPAM plugin runs, then the addressing, which needs
+//! its answer. Planning looks at the system but changes nothing.
+
+use std::net::IpAddr;
+use std::os::fd::BorrowedFd;
+
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::link::InfoKind;
+
+use super::config::NetConf;
+use super::env::Env;
+use super::error::{CniError, CniResult, Code};
+use super::result::{CniOutput, IpConfig, Route};
+use crate::family::Family;
+use crate::plan::{Plan, Side, Step};
+use crate::sys::netlink::{address_ip, Netlink};
+
+/// The container side is `ips[].interface` 2: bridge, host veth, container.
+pub const CONTAINER_INDEX: usize = 2;
+
+fn empty_plan(env: &Env) -> Plan {
+    Plan { steps: Vec::new(), enter: format!("nsenter --net={}", env.netns) }
+}
+
+/// The bridge (made if absent, reused if present: also when a concurrent
+/// run made it, or deleted it as its rollback, since this plan looked),
+/// and the veth pair on it, the container side born in the container.
+pub async fn links(env: &Env, conf: &NetConf, host_veth: &str, host: &Netlink) -> CniResult<Plan> {
+    let mut plan = empty_plan(env);
+    let (br, ifname) = (conf.bridge.as_str(), env.ifname.as_str());
+    let existing = host.link(br).await?;
+    if existing.as_ref().is_some_and(|link| link.kind != Some(InfoKind::Bridge)) {
+        return Err(CniError::new(
+            Code::InvalidConfig,
+            format!("\"{br}\" already exists but is not a bridge"),
+        ));
+    }
+    plan.push(Step::CreateBridge { name: br.into(), mtu: conf.mtu });
+    if conf.promisc {
+        plan.push(Step::Promisc { name: br.into() });
+    }
+    let dev = br.to_string();
+    plan.push(Step::Sysctl { side: Side::Host, family: Family::V6, dev, key: "accept_ra", value: "0" });
+    let mtu = conf.mtu.unwrap_or(1500);
+    let netns = env.netns.clone();
+    plan.push(Step::CreateVeth { host: host_veth.into(), guest: ifname.into(), mtu, mac: conf.mac, netns });
+    plan.push(Step::Ipv6 { side: Side::Host, dev: host_veth.into(), enable: false });
+    plan.push(Step::SetMaster { link: host_veth.into(), bridge: br.into() });
+    // A gateway's MAC must not change as ports come and go: a new bridge
+    // keeps its first port's.
+    if existing.is_none() && conf.is_gateway {
+        plan.push(Step::PinMac { name: br.into() });
+    }
+    if conf.hairpin {
+        plan.push(Step::Hairpin { port: host_veth.into() });
+    }
+    plan.push(Step::LinkUp { side: Side::Host, name: host_veth.into() });
+    Ok(plan)
+}
+
+/// What the IPAM result asks for: gateway addresses on the bridge, the
+/// container's addresses and routes, forwarding, the announcement.
+pub async fn addressing(
+    env: &Env,
+    conf: &NetConf,
+    host_veth: &str,
+    out: &CniOutput,
+    gateways: &[IpNetwork],
+    host: &Netlink,
+    guest_ns: BorrowedFd<'_>,
+) -> CniResult<Plan> {
+    let mut plan = empty_plan(env);
+    let ifname = env.ifname.as_str();
+    if let Some(bridge) = host.link(&conf.bridge).await? {
+        bridge_addresses(&mut plan, conf, host, bridge.index, gateways).await?;
+    }
+    let has_v6 = out.ips.iter().any(|ip| ip.address.is_ipv6());
+    if has_v6 && crate::drivers::addressing::ipv6_off_by_default(guest_ns)? {
+        plan.push(Step::Ipv6 { side: Side::Guest, dev: ifname.into(), enable: true });
+    }
+    // As the reference: DAD off on every layer-3 attachment unless asked for.
+    if conf.ipam.is_some() && !conf.enable_dad {
+        let (family, dev) = (Family::V6, ifname.to_string());
+        plan.push(Step::Sysctl { side: Side::Guest, family, dev, key: "accept_dad", value: "0" });
+    }
+    for ip in &out.ips {
+        plan.push(Step::AddAddress { dev: ifname.into(), net: ip.address });
+    }
+    plan.push(Step::LinkUp { side: Side::Guest, name: ifname.into() });
+    for route in &out.routes {
+        let gw = route.gw.or_else(|| family_gateway(&out.ips, route.dst.is_ipv4()));
+        plan.push(Step::AddRoute { dst: route.dst, gw, dev: ifname.into() });
+    }
+    // net.ipv4.conf.all.forwarding is net.ipv4.ip_forward.
+    for family in [Family::V4, Family::V6] {
+        if gateways.iter().any(|g| Family::of(g.ip()) == family) {
+            let dev = "all".to_string();
+            plan.push(Step::Sysctl { side: Side::Host, family, dev, key: "forwarding", value: "1" });
+        }
+    }
+    for ip in out.ips.iter().filter_map(|ip| match ip.address.ip() {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    }) {
+        plan.push(Step::Announce { dev: ifname.into(), ip, port: Some(host_veth.into()) });
+    }
+    Ok(plan)
+}
+
+/// The reference's gateway rules: every IP is the container's; with
+/// `isGateway`, an IP without a gateway gets its subnet's first address;
+/// with `isDefaultGateway`, a default route per family unless IPAM set one.
+/// Returns the addresses the bridge takes (gateway with the IP's prefix).
+pub fn gateways(conf: &NetConf, out: &mut CniOutput) -> Vec<IpNetwork> {
+    let mut on_bridge = Vec::new();
+    for ip in &mut out.ips {
+        ip.interface = Some(CONTAINER_INDEX);
+        if !conf.is_gateway {
+            continue;
+        }
+        let gw = *ip.gateway.get_or_insert_with(|| first_host(ip.address));
+        if let Ok(net) = IpNetwork::new(gw, ip.address.prefix()) {
+            on_bridge.push(net);
+        }
+    }
+    if conf.is_default_gateway {
+        for ip in out.ips.clone() {
+            let default = default_net(ip.address.ip());
+            let has_default = out.routes.iter().any(|r| r.dst == default && r.gw.is_some());
+            if let (false, Some(gw)) = (has_default, ip.gateway) {
+                out.routes.push(Route {
+                    dst: default,
+                    gw: Some(gw),
+                    mtu: None,
+                    advmss: None,
+                    priority: None,
+                    table: None,
+                    scope: None,
+                });
+            }
+        }
+    }
+    on_bridge
+}
+
+/// `0.0.0.0/0` or `::/0`.
+fn default_net(of: IpAddr) -> IpNetwork {
+    let any = match of {
+        IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+        IpAddr::V6(_) => IpAddr::from([0u8; 16]),
+    };
+    IpNetwork::new(any, 0).unwrap_or(IpNetwork::from(any))
+}
+
+/// The subnet's first address: 10.1.0.0/24 -> 10.1.0.1.
+fn first_host(net: IpNetwork) -> IpAddr {
+    match net {
+        IpNetwork::V4(n) => IpAddr::from(u32::from(n.network()).wrapping_add(1).to_be_bytes()),
+        IpNetwork::V6(n) => IpAddr::from(u128::from(n.network()).wrapping_add(1).to_be_bytes()),
+    }
+}
+
+/// `veth` and 8 random hex digits, as the reference names the host side.
+pub fn veth_name() -> CniResult<String> {
+    let mut bytes = [0u8; 4];
+    // SAFETY: getrandom writes at most bytes.len() bytes into the buffer.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(CniError::new(Code::Io, "no random bytes for the host interface's name"));
+    }
+    Ok(format!("veth{:02x}{:02x}{:02x}{:02x}", bytes[0], bytes[1], bytes[2], bytes[3]))
+}
+
+/// The gateway of the first IP of that family, for a route without one.
+fn family_gateway(ips: &[IpConfig], v4: bool) -> Option<IpAddr> {
+    ips.iter().filter(|ip| ip.address.is_ipv4() == v4).find_map(|ip| ip.gateway)
+}
+
+/// The reference's `ensureAddr`: an address already there is kept; another
+/// IPv4 address, or an overlapping IPv6 one, is refused unless
+/// `forceAddress`, which replaces it.
+async fn bridge_addresses(
+    plan: &mut Plan,
+    conf: &NetConf,
+    host: &Netlink,
+    index: u32,
+    gateways: &[IpNetwork],
+) -> CniResult<()> {
+    let present = host.global_addresses(index).await?;
+    for net in gateways {
+        let mine = |a: &&rtnetlink::packet_route::address::AddressMessage| {
+            address_ip(a) == net.ip() && a.header.prefix_len == net.prefix()
+        };
+        if present.iter().any(|a| mine(&a)) {
+            continue;
+        }
+        for other in &present {
+            let ip = address_ip(other);
+            let theirs = IpNetwork::new(ip, other.header.prefix_len)
+                .map_err(|e| crate::error::Error::new(crate::error::Kind::Internal, e))?;
+            let clash = ip.is_ipv4() == net.is_ipv4()
+                && (net.is_ipv4() || theirs.contains(net.ip()) || net.contains(ip));
+            if !clash {
+                continue;
+            }
+            if !conf.force_address {
+                return Err(CniError::new(
+                    Code::Internal,
+                    format!("\"{}\" already has an IP address different from {net}", conf.bridge),
+                ));
+            }
+            let text = format!("{theirs}");
+            plan.push(Step::DeleteAddress { dev: conf.bridge.clone(), addr: Box::new(other.clone()), text });
+        }
+        plan.push(Step::HostAddress { dev: conf.bridge.clone(), net: *net });
+    }
+    Ok(())
+}
