@@ -73,7 +73,7 @@ async fn bridge_and_port_as_ovs_vsctl_sees_them() {
     assert_eq!((p.tag, ifaces.len(), ifaces[0].external_ids["pipework.vlan"].as_str()), (Some(10), 1, "10"));
     assert_eq!(db.bridge_of_port(&p.uuid).await.unwrap().unwrap().name, br);
 
-    let cfg = db.del_ports(&[p.uuid.clone()], "test: del-port").await.unwrap();
+    let cfg = db.del_ports(std::slice::from_ref(&p.uuid), "test: del-port").await.unwrap();
     db.wait_applied(cfg).await.unwrap();
     assert_eq!(ovs.vsctl(&["list-ports", &br]), "");
     assert!(ovs.row("Interface", &port).is_none(), "the interface row goes with its port");

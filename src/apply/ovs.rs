@@ -57,7 +57,9 @@ pub async fn add_port(bridge: &str, port: &NewPort, replacing: Option<&str>) -> 
     let text = AddPort { bridge, port }.to_string();
     let written = db.add_port(&found.uuid, port, &replacing, &comment(&text)).await?;
     if let Err(reason) = verdict(&mut db, written.cfg, &port.name).await {
-        let _ = db.del_ports(&[written.uuid.clone()], &comment(&format!("rollback of {}", port.name))).await;
+        let _ = db
+            .del_ports(std::slice::from_ref(&written.uuid), &comment(&format!("rollback of {}", port.name)))
+            .await;
         return Err(match reason {
             Verdict::Refused(reason) => Error::new(
                 Kind::Unsupported,
