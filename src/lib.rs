@@ -19,4 +19,5 @@ pub mod mac;
 pub mod plan;
 pub mod request;
 pub mod resolve;
+pub mod state;
 pub mod sys;

@@ -64,6 +64,20 @@ impl fmt::Display for Mac {
     }
 }
 
+/// In records: the `aa:bb:cc:dd:ee:ff` text.
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(|()| serde::de::Error::custom(format!("invalid MAC address '{text}'")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,21 @@ pub enum Request {
     Mkbridge(Mkbridge),
     /// `loop free` and `loop ensure`.
     Loop(LoopRequest),
+    /// `show [GUEST] [--json]`: the records, live or stale.
+    Show {
+        guest: Option<GuestRef>,
+        json: bool,
+    },
+    /// `check [GUEST] [--json]`: the kernel against the records.
+    Check {
+        guest: Option<GuestRef>,
+        json: bool,
+    },
+    /// `detach GUEST [-i IF]`: undo what attaches made.
+    Detach {
+        guest: GuestRef,
+        ifname: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -230,3 +230,42 @@ fn other_host_interfaces_never_connect_to_ovsdb() {
         "pipework connected to OVSDB: {accepted:?}"
     );
 }
+
+/// An OVS attachment is recorded (bridge, port, VLAN), and `detach` takes
+/// the port out of the database and the veth off the host, with the
+/// bridge's dead pipework ports; a port that is not pipework's stays.
+#[test]
+fn detach_removes_the_port_and_collects_dead_ones() {
+    let host = Netns::new("ovs");
+    let ovs = Ovs::new(&host);
+    let br = ovs.add_bridge();
+    let bridge = br.name.as_str();
+    let (a, b) = (Container::run("a"), Container::run("b"));
+    attach(&host, &ovs, bridge, &a, "10.30.0.1/24", Some("@10"));
+    attach(&host, &ovs, bridge, &b, "10.30.0.2/24", None);
+    let (port_a, port_b) = (host_side("eth1", a.pid), host_side("eth1", b.pid));
+    let file = format!("{}/docker-{}.json", host.state_dir(), a.inspect("{{.Id}}"));
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let iface = &record["interfaces"][0];
+    assert_eq!(iface["attached_to"], json!({"ovs": {"bridge": bridge, "port": port_a}}));
+    assert_eq!(iface["vlan"], json!(10));
+
+    // b's host side goes; its port record stays behind, dead.
+    host.ip(&["link", "del", &port_b]);
+    ovs.vsctl(&["add-port", bridge, "foreign0"]);
+    let dry = pipework_ovs(&host, &ovs, &["detach", "--dry-run", &a.name], &[]);
+    assert_success(&dry);
+    assert_eq!(
+        stdout(&dry),
+        format!("ovs-vsctl del-port {bridge} {port_a} -- del-port {bridge} {port_b}\nip link del {port_a}\n")
+    );
+    assert!(ovs.row("Port", &port_a).is_some() && ovs.row("Port", &port_b).is_some());
+
+    assert_success(&pipework_ovs(&host, &ovs, &["detach", &a.name], &[]));
+    assert!(ovs.row("Port", &port_a).is_none(), "{port_a} left on {bridge}");
+    assert!(ovs.row("Port", &port_b).is_none(), "dead {port_b} left on {bridge}");
+    assert!(ovs.row("Port", "foreign0").is_some());
+    assert!(host.link(&port_a).is_none());
+    assert!(a.link("eth1").is_none());
+    assert!(!std::path::Path::new(&file).exists());
+}

@@ -101,6 +101,7 @@ fn sigterm_mid_run_leaves_a_whole_attach() {
     let mut run = std::process::Command::new("ip")
         .args(["netns", "exec", &host.name, PIPEWORK, "br0", &target, "10.5.106.101/24@10.5.106.1"])
         .env("PIPEWORK_PAUSE_AT", "4")
+        .env(STATE_DIR_ENV, host.state_dir())
         .spawn()
         .expect("cannot run pipework");
     // `ip netns exec` execs pipework in place: this pid is pipework's.

@@ -36,7 +36,20 @@ impl Target<'_> {
 }
 
 pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
-    Transaction::begin(target).apply(plan).await
+    apply_then(plan, target, async || Ok(())).await
+}
+
+/// Applies `plan`, then `commit` (an attach writes its record), still with
+/// interrupts held: a commit that fails rolls the plan back like a failed
+/// last step, so a run leaves both its changes and their record, or neither.
+pub async fn apply_then(
+    plan: &Plan,
+    target: &Target<'_>,
+    commit: impl AsyncFnOnce() -> Result<()>,
+) -> Result<()> {
+    let mut tx = Transaction::begin(target);
+    tx.apply(plan).await?;
+    tx.commit(commit).await
 }
 
 /// Plans applied one after another and undone together, newest first, on
@@ -84,6 +97,18 @@ impl<'t, 'a> Transaction<'t, 'a> {
         }
         tracing::info!("all {total} steps applied");
         Ok(())
+    }
+
+    /// Ends the transaction with `commit`; if it fails, everything applied
+    /// is undone.
+    pub async fn commit(self, commit: impl AsyncFnOnce() -> Result<()>) -> Result<()> {
+        match commit().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let failed = rollback(self.undo, self.target).await;
+                Err(e.with_rollback(failed))
+            }
+        }
     }
 
     /// Undoes what was applied, for a failure between plans; returns the

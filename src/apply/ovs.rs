@@ -6,7 +6,7 @@
 use crate::error::{Error, Kind, Result};
 use crate::plan::AddPort;
 use crate::sys::ovsdb::Ovsdb;
-use crate::sys::vswitch::{no_datapath, DeadPort, NewPort};
+use crate::sys::vswitch::{no_datapath, NewPort, PortId};
 
 /// What the database log says of a change: `ovs-vsctl` leaves the same.
 fn comment(what: &str) -> String {
@@ -38,12 +38,12 @@ pub async fn add_bridge(name: &str) -> Result<Option<String>> {
     Ok(Some(written.uuid))
 }
 
-/// Removes dead pipework ports, in one transaction.
-pub async fn collect(dead: &[DeadPort]) -> Result<()> {
+/// Removes pipework ports, in one transaction.
+pub async fn del_ports(ports: &[PortId]) -> Result<()> {
     let mut db = Ovsdb::connect().await?;
-    let uuids: Vec<String> = dead.iter().map(|d| d.uuid.clone()).collect();
-    let names: Vec<&str> = dead.iter().map(|d| d.name.as_str()).collect();
-    let cfg = db.del_ports(&uuids, &comment(&format!("dead ports {}", names.join(" ")))).await?;
+    let uuids: Vec<String> = ports.iter().map(|p| p.uuid.clone()).collect();
+    let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+    let cfg = db.del_ports(&uuids, &comment(&format!("ovs-vsctl del-port {}", names.join(" ")))).await?;
     db.wait_applied(cfg).await
 }
 

@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteAttribute;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::announce::announce;
 use super::{ovs, Target};
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
+use crate::iproute2::RuleOp;
 use crate::plan::{NewLink, Side, Step, Undo};
 use crate::sys::netlink::{address_ip, errno, nl_error, requests, Link, Netlink};
 use crate::sys::sysctl::Sysctl;
@@ -131,7 +133,7 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
                 }
             }
             t.host.replace_route(moved).await?;
-            Ok(Some(Undo::ReplaceRoute { route: route.clone() }))
+            Ok(Some(Undo::ReplaceRoute { side: Side::Host, route: route.clone() }))
         }
         Step::AddAddress { dev, net } => {
             nl.add_address(links.get(t, side, dev).await?.index, net.ip(), net.prefix()).await?;
@@ -216,13 +218,39 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
         Step::OvsAddBridge { name } => Ok(ovs::add_bridge(name)
             .await?
             .map(|uuid| Undo::OvsDelBridgeIfUnused { uuid, name: name.clone() })),
-        Step::OvsCollect { dead, .. } => {
-            ovs::collect(dead).await?;
+        Step::OvsDelPorts { ports, .. } => {
+            ovs::del_ports(ports).await?;
             Ok(None)
         }
         Step::OvsAddPort { bridge, port, replacing } => {
             let uuid = ovs::add_port(bridge, port, replacing.as_deref()).await?;
             Ok(Some(Undo::OvsDelPort { uuid, name: port.name.clone() }))
+        }
+        Step::DeleteLink { name, .. } => {
+            if let Some(link) = nl.link(name).await? {
+                nl.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            }
+            Ok(None)
+        }
+        Step::GiveBack { name, to, .. } => {
+            let link = t.guest.require(name).await?;
+            t.guest.move_to(link.index, t.host_ns, to).await?;
+            Ok(Some(Undo::MoveIn { host_name: to.clone(), guest_name: name.clone() }))
+        }
+        Step::RestoreDefault { gateway, dev } => {
+            let before = t.guest.default_routes(Family::of(*gateway)).await?.into_iter().next();
+            t.guest.replace_default(*gateway, t.guest.require(dev).await?.index).await?;
+            Ok(before.map(|route| Undo::ReplaceRoute { side: Side::Guest, route: Box::new(route) }))
+        }
+        Step::DeleteRule { rule, text } => {
+            let mut del = (**rule).clone();
+            del.op = RuleOp::Delete;
+            match t.guest.talk(RouteNetlinkMessage::DelRule(del.message()), del.flags()).await {
+                Ok(()) => Ok(Some(Undo::AddRule { rule: rule.clone() })),
+                // Deleted meanwhile by someone else: what the step wants.
+                Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(None),
+                Err(e) => Err(nl_error(e, format!("deleting rule {text}"))),
+            }
         }
         Step::Announce { dev, ip, port } => {
             // Like the original's `arping ... || true`: a nudge, not a requirement.
@@ -329,7 +357,15 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             }
         }
         Undo::SetMac { side, index, mac, .. } => t.side(*side).set_address(*index, *mac).await?,
-        Undo::ReplaceRoute { route } => t.host.replace_route((**route).clone()).await?,
+        Undo::ReplaceRoute { side, route } => t.side(*side).replace_route((**route).clone()).await?,
+        Undo::MoveIn { host_name, guest_name } => {
+            let link = t.host.require(host_name).await?;
+            t.host.move_to(link.index, t.guest_ns, guest_name).await?;
+        }
+        Undo::AddRule { rule } => {
+            let add = RouteNetlinkMessage::NewRule(rule.message());
+            t.guest.talk(add, rule.flags()).await.map_err(|e| nl_error(e, "adding the rule back"))?;
+        }
         Undo::OvsDelPort { uuid, name } => ovs::del_port(uuid, name).await?,
         Undo::OvsDelBridgeIfUnused { uuid, name } => ovs::del_bridge_if_unused(uuid, name).await?,
     }

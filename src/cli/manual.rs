@@ -76,7 +76,7 @@ would), the host side becomes its port, with tag=VLAN and the original's \
 external-ids on its interface (pipework.interface, the host side's name; \
 .bridge, .containerid, .containername, .nspid, .vlan), one transaction per \
 change. Pipework ports whose interfaces are gone are removed on the next \
-attach to the bridge. A bridge ovs-vswitchd cannot give a datapath (the kernel \
+attach to the bridge, and by detach, which removes the guest's port too. A bridge ovs-vswitchd cannot give a datapath (the kernel \
 datapath without the openvswitch module) or a port it cannot open is reported \
 and removed again; no ovsdb-server is reported before anything changes.
 

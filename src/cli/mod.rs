@@ -33,7 +33,8 @@ pipework <HOSTIF> [-i CTR_IF] [-l LOCAL_IF] [-a FAMILY] <GUEST> <IP>/<LEN>[@GW] 
        pipework route|rule|tc <GUEST> <ARGS>...
        pipework --wait [-i CTR_IF] [--timeout SECS]
        pipework mkbridge [--stp on|off] [--forward-delay SECS] [--dry-run] <BRIDGE> <IFACE>
-       pipework loop free [--dev DIR] | pipework loop ensure [--count N] [--dev DIR | --container GUEST]";
+       pipework loop free [--dev DIR] | pipework loop ensure [--count N] [--dev DIR | --container GUEST]
+       pipework show|check [GUEST] [--json] | pipework detach [--dry-run] <GUEST> [-i CTR_IF]";
 
 const GUESTS: &str = "\
 GUEST is a Docker (or Podman) container name or ID, an LXC container name,
@@ -138,6 +139,38 @@ pub enum Companion {
         #[command(subcommand)]
         command: LoopCommand,
     },
+    /// List recorded attachments, one line an interface: live, or stale when the kernel lost it
+    Show(RecordsArgs),
+    /// Compare the kernel with the records; exit 1 naming each difference
+    Check(RecordsArgs),
+    /// Undo an attachment: the guest's interface, its host side, its record
+    Detach(DetachArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RecordsArgs {
+    /// Only this guest's records (any GUEST form, or the container ID)
+    #[arg(value_name = "GUEST")]
+    pub guest: Option<String>,
+
+    /// JSON for scripts
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DetachArgs {
+    /// The guest (any GUEST form)
+    #[arg(value_name = "GUEST")]
+    pub guest: String,
+
+    /// Only this interface of the guest [default: all recorded, eth1 without a record]
+    #[arg(short = 'i', value_name = "CTR_IF")]
+    pub container_if: Option<String>,
+
+    /// Print the plan as iproute2 commands and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -187,7 +220,7 @@ pub enum LoopCommand {
     },
 }
 
-const COMPANIONS: [&str; 2] = ["mkbridge", "loop"];
+const COMPANIONS: [&str; 5] = ["mkbridge", "loop", "show", "check", "detach"];
 
 /// The whole command line, companions included: for `--help` and the man page.
 pub fn command() -> clap::Command {
@@ -338,6 +371,18 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
             let container = container.as_deref().map(GuestRef::parse).transpose()?;
             (Request::Loop(LoopRequest::Ensure { count, dev, container }), false)
         }
+        Companion::Show(RecordsArgs { guest, json }) => {
+            (Request::Show { guest: guest.as_deref().map(GuestRef::parse).transpose()?, json }, false)
+        }
+        Companion::Check(RecordsArgs { guest, json }) => {
+            (Request::Check { guest: guest.as_deref().map(GuestRef::parse).transpose()?, json }, false)
+        }
+        Companion::Detach(DetachArgs { guest, container_if, dry_run }) => {
+            if let Some(name) = &container_if {
+                request::check_ifname(name).map_err(words::usage)?;
+            }
+            (Request::Detach { guest: GuestRef::parse(&guest)?, ifname: container_if }, dry_run)
+        }
     };
     Ok(Invocation { request, verbose: cli.verbose, dry_run })
 }
@@ -469,6 +514,23 @@ mod tests {
         // This host has an interface named `loop`: the line is an attach.
         assert!(matches!(parse_words("loop c1 10.0.0.1/24").unwrap().request, Request::Attach(_)));
         assert!(parse_words("mkbridge br0").is_err());
+    }
+
+    #[test]
+    fn record_commands() {
+        assert_eq!(parse_words("show").unwrap().request, Request::Show { guest: None, json: false });
+        assert_eq!(
+            parse_words("check xcatmn --json").unwrap().request,
+            Request::Check { guest: Some(GuestRef::Name("xcatmn".into())), json: true }
+        );
+        let inv = parse_words("detach --dry-run xcatmn -i eth2").unwrap();
+        assert!(inv.dry_run);
+        assert_eq!(
+            inv.request,
+            Request::Detach { guest: GuestRef::Name("xcatmn".into()), ifname: Some("eth2".into()) }
+        );
+        assert!(parse_words("detach").is_err());
+        assert!(parse_words("detach c1 -i abcdefghijklmnop").is_err());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Connecting a guest: classify the host interface, pick its driver, refuse
-//! what cannot be done, find the guest, plan, then print or apply the plan.
+//! what cannot be done, find the guest, plan, then print or apply the plan;
+//! an applied plan's record is written before the run ends, or the plan is
+//! rolled back.
 
 use crate::drivers::{self, addressing, Context};
 use crate::error::Result;
@@ -18,5 +20,6 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
     guest.refuse_here("there is nothing to connect")?;
     let inside = Netlink::inside(guest.netns())?;
     let plan = driver.plan(&Context { req, guest: &guest, host: &host, inside: &inside }).await?;
-    super::print_or_apply(&plan, dry_run, &host, Some((&inside, guest.netns()))).await
+    let record = async || super::recording::attached(&plan, req, &guest, &inside).await;
+    super::print_or_apply_then(&plan, dry_run, &host, Some((&inside, guest.netns())), record).await
 }

@@ -1,14 +1,21 @@
 //! One module per subcommand; `run` picks it from the parsed request.
+//! `recording` writes records (after an attach, a route or a rule);
+//! `observe` is what `show`, `check` and `detach` share about them.
 
 pub mod attach;
+pub mod check;
+pub mod detach;
 pub mod loopdev;
 pub mod mkbridge;
+pub mod observe;
 pub mod passthrough;
+pub mod recording;
+pub mod show;
 pub mod wait;
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use crate::apply::{apply, Target};
+use crate::apply::{apply_then, Target};
 use crate::cli::Invocation;
 use crate::error::Result;
 use crate::plan::Plan;
@@ -22,6 +29,9 @@ pub async fn run(inv: Invocation) -> Result<()> {
         Request::Wait { ifname, timeout } => wait::wait(ifname, *timeout).await,
         Request::Mkbridge(req) => mkbridge::mkbridge(req, inv.dry_run).await,
         Request::Loop(req) => loopdev::run(req).await,
+        Request::Show { guest, json } => show::show(guest.as_ref(), *json).await,
+        Request::Check { guest, json } => check::check(guest.as_ref(), *json).await,
+        Request::Detach { guest, ifname } => detach::detach(guest, ifname.as_deref(), inv.dry_run).await,
     }
 }
 
@@ -34,10 +44,22 @@ async fn print_or_apply(
     host: &Netlink,
     guest: Option<(&Netlink, BorrowedFd<'_>)>,
 ) -> Result<()> {
+    print_or_apply_then(plan, dry_run, host, guest, async || Ok(())).await
+}
+
+/// The same, with `commit` run once every step is applied, as part of the
+/// run (see `apply_then`): its failure rolls the plan back.
+async fn print_or_apply_then(
+    plan: &Plan,
+    dry_run: bool,
+    host: &Netlink,
+    guest: Option<(&Netlink, BorrowedFd<'_>)>,
+    commit: impl AsyncFnOnce() -> Result<()>,
+) -> Result<()> {
     if dry_run {
         return plan.print();
     }
     let own = crate::sys::netns::current()?;
     let (guest, guest_ns) = guest.unwrap_or((host, own.as_fd()));
-    apply(plan, &Target { host, guest, host_ns: own.as_fd(), guest_ns }).await
+    apply_then(plan, &Target { host, guest, host_ns: own.as_fd(), guest_ns }, commit).await
 }

@@ -25,7 +25,7 @@ pub async fn run(tool: Tool, label: &GuestRef, args: &[String]) -> Result<()> {
     let guest = resolve(label).await?;
     guest.refuse_here("this would change the host's own network; run ip or tc directly")?;
     let ns = guest.netns();
-    match tool {
+    let result = match tool {
         Tool::Tc => run_in(ns, "tc", IPROUTE2, args),
         Tool::Route => match parse_route(args) {
             Some(cmd) => {
@@ -41,7 +41,13 @@ pub async fn run(tool: Tool, label: &GuestRef, args: &[String]) -> Result<()> {
             }
             None => run_in(ns, "ip", IPROUTE2, &ip_argv("rule", args)),
         },
+    };
+    result?;
+    // The line stands even if its record cannot be kept; the operator is told.
+    if let Err(e) = super::recording::command_applied(&guest, tool, args) {
+        crate::sys::output::warn(e.context(format!("applied, but not recorded for {label}")));
     }
+    Ok(())
 }
 
 /// `ip [leading flags] <object> <rest>`.

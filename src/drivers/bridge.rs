@@ -6,7 +6,7 @@
 use futures::future::BoxFuture;
 use rtnetlink::packet_route::link::InfoKind;
 
-use super::{addressing, Context, Driver};
+use super::{addressing, made_by_pipework, Context, Driver, Teardown};
 use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::request::{check_ifname, Attach, Tag};
@@ -139,5 +139,17 @@ pub(super) async fn veth(
     let mac = ctx.req.mac;
     plan.push(Step::CreateVeth { host: local.into(), guest: ctr_if.into(), mtu, mac, netns });
     plan.push(Step::Ipv6 { side: Side::Host, dev: local.into(), enable: false });
+    Ok(())
+}
+
+/// A veth goes whole with either end: the host side, ours by name, else
+/// the guest's end if the host side is gone already.
+pub async fn teardown(t: &Teardown<'_>, last: &mut Vec<Step>) -> Result<()> {
+    let host_side = t.iface.host_side.as_deref().unwrap_or_default();
+    if !host_side.is_empty() && t.host.link(host_side).await?.is_some() {
+        last.push(Step::DeleteLink { side: Side::Host, name: host_side.to_string() });
+    } else if t.in_guest().await?.is_some_and(|l| made_by_pipework(&l)) {
+        last.push(Step::DeleteLink { side: Side::Guest, name: t.iface.name.clone() });
+    }
     Ok(())
 }

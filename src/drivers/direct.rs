@@ -3,9 +3,9 @@
 
 use futures::future::BoxFuture;
 
-use super::{macvlan::on_vlan, moved_in, Context, Driver};
+use super::{macvlan::on_vlan, moved_in, Context, Driver, Teardown};
 use crate::error::Result;
-use crate::plan::Plan;
+use crate::plan::{Plan, Step};
 use crate::sys::netlink::Link;
 
 pub struct Direct {
@@ -22,4 +22,16 @@ impl Driver for Direct {
             Ok(plan)
         })
     }
+}
+
+/// A lent interface goes back to the host under the name it had there
+/// (`1`, PID 1's namespace, names the host for display when it has no
+/// /var/run/netns name).
+pub async fn teardown(t: &Teardown<'_>, plan: &mut Plan) -> Result<()> {
+    if t.in_guest().await?.is_some() {
+        let to = t.iface.host_side.clone().unwrap_or_else(|| t.iface.name.clone());
+        let host = t.record.host.netns.clone().unwrap_or_else(|| "1".into());
+        plan.push(Step::GiveBack { name: t.iface.name.clone(), to, host });
+    }
+    Ok(())
 }

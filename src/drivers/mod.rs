@@ -4,9 +4,9 @@
 //! then lists its steps (`plan`), changing nothing. The addressing steps
 //! (`addressing`) are the same for all of them.
 //!
-//! Undoing an attachment from a record of it (detach, watch) is the next
-//! method of `Driver`, with the records: a driver then plans its teardown
-//! from what the record says it made.
+//! Undoing an attachment goes by its record, not by a `Driver` (the host
+//! interface it was made from may be gone): `teardown` picks each kind's
+//! steps from how the record says the interface got into the guest.
 
 pub mod addressing;
 pub mod bridge;
@@ -17,13 +17,15 @@ pub mod macvlan;
 pub mod ovs;
 
 use futures::future::BoxFuture;
+use rtnetlink::packet_route::link::InfoKind;
 
 use crate::error::{Error, Kind, Result};
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, Side, Step};
 use crate::request::Attach;
 use crate::resolve::guest::Guest;
 use crate::resolve::host::HostKind;
-use crate::sys::netlink::Netlink;
+use crate::state::{Attached, How, Interface, Record};
+use crate::sys::netlink::{Link, Netlink};
 
 /// Everything a driver plans with: the request, the guest it names, and a
 /// netlink connection on each side.
@@ -68,6 +70,55 @@ pub fn for_host(kind: HostKind, req: &Attach) -> Result<Box<dyn Driver>> {
         HostKind::IpoIb(link) => Box::new(ipoib::Ipoib { parent: link }),
         HostKind::OpenVswitch { name, existing } => Box::new(ovs::Ovs { name, existing }),
     })
+}
+
+/// What undoing one recorded interface is planned from: its record, and a
+/// netlink connection on each side (`inside` is None for a guest that is
+/// gone: only the host side is left to undo).
+pub struct Teardown<'a> {
+    pub record: &'a Record,
+    pub iface: &'a Interface,
+    pub host: &'a Netlink,
+    pub inside: Option<&'a Netlink>,
+}
+
+impl Teardown<'_> {
+    /// The recorded interface in the guest now, if there is one.
+    async fn in_guest(&self) -> Result<Option<Link>> {
+        match self.inside {
+            Some(nl) => nl.link(&self.iface.name).await,
+            None => Ok(None),
+        }
+    }
+}
+
+/// The steps that undo one recorded interface: what can be undone into
+/// `plan` (a lent interface given back), deletions, which nothing brings
+/// back, into `last`, for the end of the plan. What is gone already needs
+/// nothing; shared things (bridges, VLAN devices, parents) stay.
+pub async fn teardown(t: &Teardown<'_>, plan: &mut Plan, last: &mut Vec<Step>) -> Result<()> {
+    match t.iface.how {
+        How::Veth => match &t.iface.attached_to {
+            Attached::Ovs { bridge, port } => ovs::teardown(t, bridge, port, last).await,
+            _ => bridge::teardown(t, last).await,
+        },
+        How::Moved => direct::teardown(t, plan).await,
+        How::Macvlan | How::Dummy | How::Ipoib => delete_in_guest(t, last).await,
+    }
+}
+
+/// A link made on the host and moved in: deleted in the guest, if it is
+/// still of a kind pipework makes.
+async fn delete_in_guest(t: &Teardown<'_>, last: &mut Vec<Step>) -> Result<()> {
+    if t.in_guest().await?.is_some_and(|l| made_by_pipework(&l)) {
+        last.push(Step::DeleteLink { side: Side::Guest, name: t.iface.name.clone() });
+    }
+    Ok(())
+}
+
+/// The kinds of link pipework makes in a guest, which a detach may delete.
+pub fn made_by_pipework(link: &Link) -> bool {
+    matches!(link.kind, Some(InfoKind::Veth | InfoKind::MacVlan | InfoKind::Dummy | InfoKind::Ipoib))
 }
 
 pub fn not_yet(what: String) -> Error {

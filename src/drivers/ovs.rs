@@ -3,18 +3,20 @@
 //! with the VLAN and marked as pipework's with the original's external-ids
 //! on its interface. Pipework ports whose interfaces are gone are collected
 //! on the way. Each change is one OVSDB transaction (see `apply`).
+//! `teardown` undoes a recorded attachment: its port, with the dead ones.
 
 use futures::future::BoxFuture;
 
 use super::bridge::{local_name, refuse_direct_phys, veth, NEW_BRIDGE_MTU};
-use super::{addressing, Context, Driver};
+use super::{addressing, Context, Driver, Teardown};
 use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::request::{Attach, Tag};
 use crate::resolve::guest::Guest;
+use crate::state::Finder;
 use crate::sys::netlink::Netlink;
 use crate::sys::ovsdb::Ovsdb;
-use crate::sys::vswitch::{no_datapath, Bridge, DeadPort, NewPort, MARK};
+use crate::sys::vswitch::{no_datapath, Bridge, Interface, NewPort, Port, PortId, MARK};
 
 /// A bridge of Open vSwitch's database, or an `ovs*` name to create.
 pub struct Ovs {
@@ -54,7 +56,7 @@ impl Ovs {
         };
         veth(&mut plan, ctx, &local, ctr_if, mtu).await?;
         if !survey.dead.is_empty() {
-            plan.push(Step::OvsCollect { bridge: self.name.clone(), dead: survey.dead });
+            plan.push(Step::OvsDelPorts { bridge: self.name.clone(), ports: survey.dead });
         }
         let port = new_port(&self.name, &local, vlan, ctx.guest);
         plan.push(Step::OvsAddPort { bridge: self.name.clone(), port, replacing: survey.replacing });
@@ -69,7 +71,7 @@ impl Ovs {
 #[derive(Debug, Default)]
 struct Survey {
     replacing: Option<String>,
-    dead: Vec<DeadPort>,
+    dead: Vec<PortId>,
 }
 
 /// The checks the original never made, before anything changes: a bridge
@@ -97,9 +99,20 @@ async fn survey(bridge: &Bridge, local: &str, host: &Netlink) -> Result<Survey> 
             _ => survey.replacing = Some(port.uuid),
         }
     }
+    survey.dead = dead(ports, local, host).await?;
+    Ok(survey)
+}
+
+fn is_pipeworks(ifaces: &[Interface]) -> bool {
+    !ifaces.is_empty() && ifaces.iter().all(Interface::is_pipeworks)
+}
+
+/// The pipework ports (all their interfaces marked) whose interfaces the
+/// host no longer has, `except` the one of that name.
+async fn dead(ports: Vec<(Port, Vec<Interface>)>, except: &str, host: &Netlink) -> Result<Vec<PortId>> {
+    let mut dead = Vec::new();
     for (port, ifaces) in ports {
-        let marked = !ifaces.is_empty() && ifaces.iter().all(|i| i.is_pipeworks());
-        if !marked || port.name == local {
+        if !is_pipeworks(&ifaces) || port.name == except {
             continue;
         }
         let mut gone = true;
@@ -107,19 +120,41 @@ async fn survey(bridge: &Bridge, local: &str, host: &Netlink) -> Result<Survey> 
             gone &= host.link(&iface.name).await?.is_none();
         }
         if gone {
-            survey.dead.push(DeadPort { uuid: port.uuid, name: port.name });
+            dead.push(PortId { uuid: port.uuid, name: port.name });
         }
     }
-    Ok(survey)
+    Ok(dead)
+}
+
+/// Detaching a recorded OVS port: the port leaves the bridge (if it is
+/// still there and still pipework's), with the bridge's dead pipework
+/// ports, in one transaction; then the veth goes as on a Linux bridge.
+pub async fn teardown(t: &Teardown<'_>, bridge: &str, port: &str, last: &mut Vec<Step>) -> Result<()> {
+    let detaching = |e: Error| e.context(format!("detaching {port} from Open vSwitch bridge {bridge}"));
+    let mut db = Ovsdb::connect().await.map_err(detaching)?;
+    if let Some(found) = db.bridge(bridge).await? {
+        let ports = db.ports(&found).await?;
+        let own = ports.iter().find(|(p, ifaces)| p.name == port && is_pipeworks(ifaces));
+        let mut gone: Vec<PortId> =
+            own.map(|(p, _)| PortId { uuid: p.uuid.clone(), name: p.name.clone() }).into_iter().collect();
+        gone.extend(dead(ports, port, t.host).await?);
+        if !gone.is_empty() {
+            last.push(Step::OvsDelPorts { bridge: bridge.to_string(), ports: gone });
+        }
+    }
+    super::bridge::teardown(t, last).await
 }
 
 /// The port `add-port` makes, with the original's external-ids on its
-/// interface: `pipework.interface` is the host side (the port itself).
+/// interface: `pipework.interface` is the host side (the port itself), the
+/// container's name as `docker inspect` gives `.Name`, with its `/`.
 fn new_port(bridge: &str, local: &str, vlan: Option<u16>, guest: &Guest) -> NewPort {
     let mut ids = vec![("pipework.interface", local.to_string()), (MARK, bridge.to_string())];
-    if let Some(docker) = &guest.docker {
-        ids.push(("pipework.containerid", docker.id.clone()));
-        ids.push(("pipework.containername", docker.name.clone()));
+    if let Finder::Container { runtime, id, name } = &guest.find {
+        if runtime == "docker" {
+            ids.push(("pipework.containerid", id.clone()));
+            ids.push(("pipework.containername", format!("/{name}")));
+        }
     }
     ids.push(("pipework.nspid", guest.name_number.to_string()));
     if let Some(vid) = vlan {

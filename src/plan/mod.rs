@@ -10,8 +10,9 @@ use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::family::Family;
+use crate::iproute2::RuleCmd;
 use crate::mac::Mac;
-use crate::sys::vswitch::{DeadPort, NewPort};
+use crate::sys::vswitch::{NewPort, PortId};
 
 mod render;
 
@@ -141,10 +142,12 @@ pub enum Step {
     OvsAddBridge {
         name: String,
     },
-    /// Pipework ports of the bridge whose interfaces are gone.
-    OvsCollect {
+    /// `ovs-vsctl del-port` of pipework's ports on a bridge, in one
+    /// transaction: those whose interfaces are gone (on attach and detach),
+    /// and the one a detach undoes. Not undone: what it removes is dead.
+    OvsDelPorts {
         bridge: String,
-        dead: Vec<DeadPort>,
+        ports: Vec<PortId>,
     },
     /// `ovs-vsctl add-port`, replacing a record of the same name on the same
     /// bridge (left by a run whose veth has gone).
@@ -197,6 +200,32 @@ pub enum Step {
         dev: String,
         ip: Ipv4Addr,
         port: Option<String>,
+    },
+    /// `detach`: a link deleted if it is there (a veth takes its peer
+    /// along). Nothing brings a deleted link back, so a detach deletes last.
+    DeleteLink {
+        side: Side,
+        name: String,
+    },
+    /// `detach`: a lent host interface back to the host under its own name
+    /// (`host` names that namespace for display).
+    GiveBack {
+        name: String,
+        to: String,
+        host: String,
+    },
+    /// `detach`: the guest's default route as it was before an attach
+    /// replaced it, in place of the one the attach set (a replace: the
+    /// guest is never without one).
+    RestoreDefault {
+        gateway: IpAddr,
+        dev: String,
+    },
+    /// `detach`: a rule a `pipework rule GUEST add ...` made, deleted
+    /// (`rule` is the add; already gone is no error).
+    DeleteRule {
+        rule: Box<RuleCmd>,
+        text: String,
     },
 }
 
@@ -283,8 +312,9 @@ pub enum Undo {
         index: u32,
         mac: Mac,
     },
-    /// Puts a moved route back as it was.
+    /// Puts a moved or replaced route back as it was.
     ReplaceRoute {
+        side: Side,
         route: Box<RouteMessage>,
     },
     OvsDelPort {
@@ -295,6 +325,15 @@ pub enum Undo {
     OvsDelBridgeIfUnused {
         uuid: String,
         name: String,
+    },
+    /// Lends a given-back interface to the guest again.
+    MoveIn {
+        host_name: String,
+        guest_name: String,
+    },
+    /// Adds a deleted rule again.
+    AddRule {
+        rule: Box<RuleCmd>,
     },
 }
 
@@ -337,20 +376,26 @@ impl Step {
             | Step::VlanFiltering { .. }
             | Step::PortVlan { .. }
             | Step::OvsAddBridge { .. }
-            | Step::OvsCollect { .. }
+            | Step::OvsDelPorts { .. }
             | Step::OvsAddPort { .. }
             | Step::Promisc { .. }
             | Step::PinMac { .. }
             | Step::Hairpin { .. }
             | Step::HostAddress { .. } => Side::Host,
-            Step::LinkUp { side, .. } | Step::Ipv6 { side, .. } | Step::Sysctl { side, .. } => *side,
+            Step::LinkUp { side, .. }
+            | Step::Ipv6 { side, .. }
+            | Step::Sysctl { side, .. }
+            | Step::DeleteLink { side, .. } => *side,
             Step::AddAddress { .. }
             | Step::DeleteDefault { .. }
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }
             | Step::SetMac { .. }
             | Step::AddRoute { .. }
-            | Step::Announce { .. } => Side::Guest,
+            | Step::Announce { .. }
+            | Step::GiveBack { .. }
+            | Step::RestoreDefault { .. }
+            | Step::DeleteRule { .. } => Side::Guest,
         }
     }
 }

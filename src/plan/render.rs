@@ -51,7 +51,9 @@ impl fmt::Display for Step {
                 Some(gw) => write!(f, "ip route add {dst} via {gw} dev {dev}"),
                 None => write!(f, "ip route add {dst} dev {dev} scope link"),
             },
-            Step::DeleteStale { name } => write!(f, "ip link del {name}"),
+            Step::DeleteStale { name } | Step::DeleteLink { name, .. } => write!(f, "ip link del {name}"),
+            Step::GiveBack { name, to, host } => write!(f, "ip link set dev {name} netns {host} name {to}"),
+            Step::DeleteRule { text, .. } => write!(f, "ip rule del {text}"),
             Step::CreateVeth { host, guest, mtu, mac, netns } => {
                 write!(f, "ip link add {host} mtu {mtu} type veth peer name {guest} mtu {mtu}")?;
                 if let Some(mac) = mac {
@@ -115,7 +117,7 @@ impl fmt::Display for Step {
                 let mac = format!("$(cat /sys/class/net/{dev}/address)");
                 write!(f, "sysctl -qw {key}=1 && ip link set {dev} address {mac} && sysctl -qw {key}=0  # announces {ip}")
             }
-            Step::ReplaceDefault { gateway, dev } => {
+            Step::ReplaceDefault { gateway, dev } | Step::RestoreDefault { gateway, dev } => {
                 write!(f, "ip {} route replace default via {gateway} dev {dev}", Family::of(*gateway).flag())
             }
             Step::VlanFiltering { bridge } => write!(f, "ip link set {bridge} type bridge vlan_filtering 1"),
@@ -127,10 +129,10 @@ impl fmt::Display for Step {
                 }
             }
             Step::OvsAddBridge { name } => write!(f, "ovs-vsctl add-br {name}"),
-            Step::OvsCollect { bridge, dead } => {
+            Step::OvsDelPorts { bridge, ports } => {
                 let dels: Vec<String> =
-                    dead.iter().map(|d| format!("del-port {bridge} {}", d.name)).collect();
-                write!(f, "ovs-vsctl {}  # their interfaces are gone", dels.join(" -- "))
+                    ports.iter().map(|p| format!("del-port {bridge} {}", p.name)).collect();
+                write!(f, "ovs-vsctl {}", dels.join(" -- "))
             }
             Step::OvsAddPort { bridge, port, replacing } => {
                 if replacing.is_some() {
@@ -165,6 +167,10 @@ impl fmt::Display for Undo {
             Undo::OvsDelBridgeIfUnused { name, .. } => {
                 write!(f, "ovs-vsctl del-br {name} (if it has no ports)")
             }
+            Undo::MoveIn { host_name, guest_name } => {
+                write!(f, "ip link set dev {host_name} netns <guest> name {guest_name}")
+            }
+            Undo::AddRule { .. } => write!(f, "ip rule add <the rule deleted>"),
         }
     }
 }

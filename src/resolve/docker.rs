@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use bollard::{ClientVersion, Docker};
 
-use super::guest::{DockerIds, Guest};
+use super::guest::Guest;
 use crate::error::{is_permission, needs_root, Error, Kind, Result};
+use crate::state::Finder;
 
 /// API 1.41 (Docker 20.10) is understood by every engine from 20.10 on and
 /// by Podman's compatibility layer, and costs no version round trip.
@@ -65,6 +66,38 @@ fn trusted_socket(socket: PathBuf) -> Result<PathBuf> {
 /// original did; then, its namespace open, asked again, in case the
 /// container stopped and its PID went to another process meanwhile.
 pub async fn guest(label: &str) -> Result<Guest> {
+    let (docker, socket) = client(label)?;
+    let no_such = || Error::original(Kind::NotFound, format!("Error: No such object: {label}"));
+    for attempt in 1..=3 {
+        let (pid, find) = inspect(&docker, label, &socket).await?.ok_or_else(no_such)?;
+        if pid != 0 {
+            let guest = Guest::from_pid(label, pid, find)?;
+            let again = inspect(&docker, label, &socket).await?.ok_or_else(no_such)?.0;
+            return guest.confirm(again == pid);
+        }
+        tracing::debug!(attempt, "container {label} has PID 0 (not running)");
+        if attempt < 3 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    Err(Error::original(Kind::NotFound, "Docker inspect returned invalid PID 0"))
+}
+
+/// A container of a record, by its ID, if it is running now: asked once,
+/// no waiting (`None` when it is stopped or gone).
+pub async fn running(label: &str, id: &str) -> Result<Option<Guest>> {
+    let (docker, socket) = client(label)?;
+    match inspect(&docker, id, &socket).await? {
+        None | Some((0, _)) => Ok(None),
+        Some((pid, find)) => {
+            let guest = Guest::from_pid(label, pid, find)?;
+            let again = inspect(&docker, id, &socket).await?.map(|(p, _)| p);
+            guest.confirm(again == Some(pid)).map(Some)
+        }
+    }
+}
+
+fn client(label: &str) -> Result<(Docker, PathBuf)> {
     let Some(socket) = docker_socket()? else {
         return Err(Error::original(
             Kind::NotFound,
@@ -78,25 +111,12 @@ pub async fn guest(label: &str) -> Result<Guest> {
     let docker = Docker::connect_with_unix(&socket.to_string_lossy(), 10, &DOCKER_API).map_err(|e| {
         Error::new(Kind::Io, format!("cannot use the Docker socket {}: {e}", socket.display()))
     })?;
-    for attempt in 1..=3 {
-        let (pid, ids) = inspect(&docker, label, &socket).await?;
-        if pid != 0 {
-            let guest = Guest::from_pid(label, pid)?;
-            let (again, _) = inspect(&docker, label, &socket).await?;
-            let mut guest = guest.confirm(again == pid)?;
-            guest.docker = Some(ids);
-            return Ok(guest);
-        }
-        tracing::debug!(attempt, "container {label} has PID 0 (not running)");
-        if attempt < 3 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-    Err(Error::original(Kind::NotFound, "Docker inspect returned invalid PID 0"))
+    Ok((docker, socket))
 }
 
-/// `.State.Pid` (0 unless running), `.Id` and `.Name`.
-async fn inspect(docker: &Docker, label: &str, socket: &Path) -> Result<(u64, DockerIds)> {
+/// `.State.Pid` (0 when not running), and the container's ID and name
+/// (without Docker's leading `/`); `None` for no such container.
+async fn inspect(docker: &Docker, label: &str, socket: &Path) -> Result<Option<(u64, Finder)>> {
     use bollard::errors::Error as E;
     match docker.inspect_container(label, None).await {
         Ok(info) => {
@@ -105,18 +125,13 @@ async fn inspect(docker: &Docker, label: &str, socket: &Path) -> Result<(u64, Do
                 Some(state) if state.running == Some(true) => state.pid.unwrap_or(0),
                 _ => 0,
             };
-            tracing::debug!(
-                id = info.id.as_deref().unwrap_or(""),
-                name = info.name.as_deref().unwrap_or(""),
-                pid,
-                "docker inspect"
-            );
-            let ids = DockerIds { id: info.id.unwrap_or_default(), name: info.name.unwrap_or_default() };
-            Ok((u64::try_from(pid).unwrap_or(0), ids))
+            let (id, name) = (info.id.unwrap_or_default(), info.name.unwrap_or_default());
+            tracing::debug!(id, name, pid, "docker inspect");
+            let name = name.trim_start_matches('/').to_string();
+            let find = Finder::Container { runtime: "docker".into(), id, name };
+            Ok(Some((u64::try_from(pid).unwrap_or(0), find)))
         }
-        Err(E::DockerResponseServerError { status_code: 404, .. }) => {
-            Err(Error::original(Kind::NotFound, format!("Error: No such object: {label}")))
-        }
+        Err(E::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
         // An ID prefix that several containers share.
         Err(E::DockerResponseServerError { message, .. }) if message.contains("multiple") => {
             Err(Error::original(Kind::Usage, format!("Found more than one container matching {label}.")))

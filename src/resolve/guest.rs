@@ -7,6 +7,7 @@
 use super::docker;
 use crate::error::{is_permission, needs_root, Error, Kind, Result};
 use crate::request::GuestRef;
+use crate::state::{Finder, NsId};
 use crate::sys::process::Process;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -32,19 +33,12 @@ pub struct Guest {
     pub enter: String,
     /// How `ip link ... netns <X>` names it, for dry-run output.
     pub netns_arg: String,
-    /// Docker's `.Id` and `.Name` when Docker found it: Open vSwitch ports
-    /// record them, as the original did.
-    pub docker: Option<DockerIds>,
+    /// How to find it again, for its record: a container by its runtime,
+    /// `id` and `name` (see `Finder::Container`), else the form it was named by.
+    pub find: Finder,
     /// Held open for the whole run, so the namespace cannot vanish or be
     /// swapped under us even if the process exits.
     netns: File,
-}
-
-#[derive(Debug, Clone)]
-pub struct DockerIds {
-    pub id: String,
-    /// As Docker reports it, with its leading `/`.
-    pub name: String,
 }
 
 impl Guest {
@@ -54,6 +48,11 @@ impl Guest {
 
     pub fn process(&self) -> Option<&Process> {
         self.process.as_ref()
+    }
+
+    /// Its network namespace's identity (nsfs inode and device).
+    pub fn netns_id(&self) -> Result<NsId> {
+        Ok(NsId::of_file(&self.netns)?)
     }
 
     /// Refuses a guest whose network namespace is the one this thread is in
@@ -74,7 +73,7 @@ impl Guest {
     /// The process `pid` and its network namespace. Where the PID came from
     /// a lookup, the caller then checks that the process is still the one
     /// found ([`Guest::confirm`]).
-    pub(super) fn from_pid(label: &str, pid: u64) -> Result<Guest> {
+    pub(super) fn from_pid(label: &str, pid: u64, find: Finder) -> Result<Guest> {
         let gone = || Error::new(Kind::NotFound, format!("process {pid} of {label} not found"));
         let process = Process::open(pid).map_err(|_| gone())?;
         let netns = process.namespace("net").map_err(|e| match e.raw_os_error() {
@@ -88,7 +87,7 @@ impl Guest {
             process: Some(process),
             enter: format!("nsenter --net=/proc/{pid}/ns/net"),
             netns_arg: pid.to_string(),
-            docker: None,
+            find,
             netns,
         })
     }
@@ -106,18 +105,10 @@ impl Guest {
         }
     }
 
-    fn from_file(label: &str, path: &Path, enter: String, netns_arg: String) -> Result<Guest> {
+    fn from_file(label: &str, path: &Path, enter: String, netns_arg: String, find: Finder) -> Result<Guest> {
         let netns = open_netns_file(path)?;
         let name_number = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
-        Ok(Guest {
-            label: label.to_string(),
-            name_number,
-            process: None,
-            enter,
-            netns_arg,
-            docker: None,
-            netns,
-        })
+        Ok(Guest { label: label.to_string(), name_number, process: None, enter, netns_arg, find, netns })
     }
 }
 
@@ -163,7 +154,7 @@ fn check_is_netns(file: &File) -> Result<(), ()> {
 pub async fn resolve(guest: &GuestRef) -> Result<Guest> {
     let label = &guest.to_string();
     match guest {
-        GuestRef::Pid(pid) => Guest::from_pid(label, *pid),
+        GuestRef::Pid(pid) => Guest::from_pid(label, *pid, Finder::Pid { pid: *pid }),
         GuestRef::Netns(name) => {
             let path = Path::new("/var/run/netns").join(name);
             if !path.exists() {
@@ -172,19 +163,45 @@ pub async fn resolve(guest: &GuestRef) -> Result<Guest> {
                     format!("network namespace {name} not found in /var/run/netns"),
                 ));
             }
-            Guest::from_file(label, &path, format!("ip netns exec {name}"), name.to_string())
+            let find = Finder::Netns { name: name.clone() };
+            Guest::from_file(label, &path, format!("ip netns exec {name}"), name.to_string(), find)
         }
         GuestRef::Path(path) => {
-            Guest::from_file(label, path, format!("nsenter --net={label}"), label.clone())
+            let find = Finder::Path { path: label.clone() };
+            Guest::from_file(label, path, format!("nsenter --net={label}"), label.clone(), find)
         }
-        GuestRef::Name(name) => match cgroup_pid(name)? {
-            Some((pid, group, procs)) => {
-                let guest = Guest::from_pid(label, pid)?;
-                let listed = pids_in(&group, procs).contains(&pid);
-                guest.confirm(listed)
-            }
+        GuestRef::Name(name) => match lxc_guest(label, name)? {
+            Some(guest) => Ok(guest),
             None => docker::guest(label).await,
         },
+    }
+}
+
+fn lxc_guest(label: &str, name: &str) -> Result<Option<Guest>> {
+    let Some((pid, group, procs)) = cgroup_pid(name)? else { return Ok(None) };
+    let guest = Guest::from_pid(label, pid, Finder::Lxc { name: name.to_string() })?;
+    let listed = pids_in(&group, procs).contains(&pid);
+    guest.confirm(listed).map(Some)
+}
+
+/// The guest of a record, found again now without waiting: `None` when it
+/// is not there (not running, removed, its process gone).
+pub async fn find(label: &str, find: &Finder) -> Result<Option<Guest>> {
+    let by_path = |path: &str, enter: String, arg: String| match Path::new(path).exists() {
+        true => Guest::from_file(label, Path::new(path), enter, arg, find.clone()).map(Some),
+        false => Ok(None),
+    };
+    match find {
+        Finder::Pid { pid } => match Path::new(&format!("/proc/{pid}/ns/net")).exists() {
+            true => Guest::from_pid(label, *pid, find.clone()).map(Some),
+            false => Ok(None),
+        },
+        Finder::Netns { name } => {
+            by_path(&format!("/var/run/netns/{name}"), format!("ip netns exec {name}"), name.clone())
+        }
+        Finder::Path { path } => by_path(path, format!("nsenter --net={path}"), path.clone()),
+        Finder::Lxc { name } => lxc_guest(label, name),
+        Finder::Container { id, .. } => docker::running(label, id).await,
     }
 }
 

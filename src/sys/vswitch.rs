@@ -53,10 +53,9 @@ pub struct NewPort {
     pub external_ids: Vec<(String, String)>,
 }
 
-/// A pipework port whose interfaces are gone from the host: its record
-/// is all that is left.
+/// A port by its row and name: one to delete.
 #[derive(Debug, Clone)]
-pub struct DeadPort {
+pub struct PortId {
     pub uuid: String,
     pub name: String,
 }

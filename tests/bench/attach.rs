@@ -243,6 +243,14 @@ struct Host {
     // namespace, and its bridge, alive past the delete.
     netns: File,
     _ns: Namespaces,
+    /// Its records, as a real host's /var/lib/pipework; removed with it.
+    state: std::path::PathBuf,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
 }
 
 impl Host {
@@ -250,7 +258,8 @@ impl Host {
         let ns = Namespaces::add(vec![format!("{id}-host")])?;
         let path = format!("{NETNS_DIR}/{}", ns.names()[0]);
         let netns = File::open(&path).map_err(|e| format!("opening {path}: {e}"))?;
-        Ok(Host { netns, _ns: ns })
+        let state = std::env::temp_dir().join(format!("{}-state", ns.names()[0]));
+        Ok(Host { netns, _ns: ns, state })
     }
 
     /// Runs pipework inside this namespace; returns how long it took from
@@ -270,7 +279,7 @@ impl Host {
     ) -> Result<(Duration, Vec<u8>), String> {
         let fd = self.netns.as_raw_fd();
         let mut cmd = Command::new(program);
-        cmd.args(args).envs(env.iter().copied());
+        cmd.args(args).envs(env.iter().copied()).env("PIPEWORK_STATE_DIR", &self.state);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // SAFETY: between fork and exec only async-signal-safe calls are
         // allowed; setns is a bare syscall and this closure allocates nothing.

@@ -37,6 +37,12 @@ impl Netns {
         ns
     }
 
+    /// Where pipework keeps this "docker host"'s records (each machine has
+    /// its own /var/lib/pipework); made by pipework, removed on drop.
+    pub fn state_dir(&self) -> String {
+        std::env::temp_dir().join(format!("{}-state", self.name)).to_string_lossy().into_owned()
+    }
+
     /// Its path under /var/run/netns, the guest form `/absolute/path`.
     pub fn path(&self) -> String {
         format!("{NETNS_DIR}/{}", self.name)
@@ -139,6 +145,7 @@ impl Ns for Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = quiet(&["ip", "netns", "del", &self.name]);
+        let _ = std::fs::remove_dir_all(self.state_dir());
     }
 }
 

@@ -11,6 +11,10 @@ use super::tempdir::TempDir;
 
 pub const PIPEWORK: &str = env!("CARGO_BIN_EXE_pipework");
 
+/// Where pipework keeps its records; each test host has its own (see
+/// `Netns::state_dir`).
+pub const STATE_DIR_ENV: &str = "PIPEWORK_STATE_DIR";
+
 /// One pipework run must end by then: a hung run fails the test, not CI.
 const PIPEWORK_TIMEOUT_SECS: &str = "120";
 
@@ -22,21 +26,23 @@ pub fn pipework(host: &Netns, args: &[&str]) -> Output {
 /// Same, with extra environment (failure injection). Injection variables from
 /// the caller's own environment are dropped so they cannot leak into a test.
 pub fn pipework_env(host: &Netns, args: &[&str], env: &[(&str, &str)]) -> Output {
-    pipework_via(&host.enter(), args, env)
+    pipework_via(&host.enter(), host, args, env)
 }
 
 /// Runs pipework in `host`'s network namespace only, seeing the machine's
 /// mounts: `ip netns exec` mounts a fresh /sys, which hides /sys/fs/cgroup,
 /// where LXC guests are looked up.
 pub fn pipework_keeping_mounts(host: &Netns, args: &[&str]) -> Output {
-    pipework_via(&["nsenter".into(), format!("--net={}", host.path())], args, &[])
+    pipework_via(&["nsenter".into(), format!("--net={}", host.path())], host, args, &[])
 }
 
-fn pipework_via(enter: &[String], args: &[&str], env: &[(&str, &str)]) -> Output {
+/// `host`'s records are kept apart from every other host's.
+fn pipework_via(enter: &[String], host: &Netns, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut argv: Vec<&str> = enter.iter().map(String::as_str).collect();
     argv.extend(["timeout", "-k", "5", PIPEWORK_TIMEOUT_SECS, PIPEWORK]);
     let mut cmd = command(&argv);
     cmd.args(args).env_remove("FAILPOINTS").env_remove("PIPEWORK_FAIL_AT").env_remove("PIPEWORK_TEST_SBIN");
+    cmd.env(STATE_DIR_ENV, host.state_dir());
     cmd.envs(env.iter().copied());
     cmd.output().expect("cannot run pipework")
 }
@@ -91,6 +97,7 @@ pub fn pipework_with_path(host: &Netns, path: &str, args: &[&str]) -> Output {
     let mut cmd = command(&[&ip, "netns", "exec", &host.name, &timeout, "-k", "5", PIPEWORK_TIMEOUT_SECS]);
     cmd.arg(PIPEWORK).args(args).env("PATH", path).env("PIPEWORK_TEST_SBIN", path);
     cmd.env_remove("FAILPOINTS").env_remove("PIPEWORK_FAIL_AT");
+    cmd.env(STATE_DIR_ENV, host.state_dir());
     cmd.output().expect("cannot run pipework")
 }
 

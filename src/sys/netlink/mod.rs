@@ -19,7 +19,7 @@ use rtnetlink::Handle;
 pub use addr::address_ip;
 pub use error::{errno, kernel_message, nl_error};
 pub use link::{requests, Link};
-pub use route::route_text;
+pub use route::{route_text, route_via};
 
 use crate::error::{Error, Result};
 

@@ -190,6 +190,20 @@ fn table_of(route: &RouteMessage) -> u32 {
         .unwrap_or(u32::from(route.header.table))
 }
 
+/// A route's gateway and output link, where it has them.
+pub fn route_via(route: &RouteMessage) -> (Option<IpAddr>, Option<u32>) {
+    let mut out = (None, None);
+    for a in &route.attributes {
+        match a {
+            RouteAttribute::Gateway(RouteAddress::Inet(ip)) => out.0 = Some(IpAddr::V4(*ip)),
+            RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => out.0 = Some(IpAddr::V6(*ip)),
+            RouteAttribute::Oif(index) => out.1 = Some(*index),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// A route as `ip route` would print its key parts: destination, gateway,
 /// metric and table (the device is given by the caller).
 pub fn route_text(route: &RouteMessage) -> String {

@@ -1,0 +1,177 @@
+//! `pipework check [GUEST] [--json]`: the kernel against the records. Each
+//! difference is one line ("missing address 10.5.106.101/24 on eth1 of
+//! xcatmn"). Exit status: 0 when everything recorded holds; 1 (`Kind::Differs`)
+//! when anything differs or a record cannot be read; 1 with a message, as
+//! any refusal, when GUEST has no record or was attached from elsewhere.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::observe::{guest_now, host_side, select};
+use crate::error::{Error, Kind, Result};
+use crate::family::Family;
+use crate::request::GuestRef;
+use crate::state::{Attached, How, Interface, Record, Store};
+use crate::sys::netlink::{address_ip, route_via, Netlink};
+use crate::sys::output;
+
+#[derive(Debug, Serialize)]
+struct Difference {
+    guest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interface: Option<String>,
+    /// A stable word for scripts: guest-gone, interface-missing, mac, mtu,
+    /// down, address, default-route, host-side, master, broken-record.
+    kind: &'static str,
+    message: String,
+}
+
+pub async fn check(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
+    let selected = select(&Store::from_env(), guest).await?;
+    if let (Some(arg), true) = (guest, selected.records.is_empty()) {
+        return Err(Error::new(Kind::NotFound, format!("no record of {arg}")));
+    }
+    let host = Netlink::here()?;
+    let mut found: Vec<Difference> = selected
+        .broken
+        .iter()
+        .map(|b| Difference {
+            guest: String::new(),
+            interface: None,
+            kind: "broken-record",
+            message: b.error.message().trim_start_matches("pipework: ").to_string(),
+        })
+        .collect();
+    for record in &selected.records {
+        found.extend(differences(record, &host).await?);
+    }
+    if as_json {
+        output::lines([serde_json::json!({ "ok": found.is_empty(), "differences": found }).to_string()])?;
+    } else {
+        output::lines(found.iter().map(|d| &d.message))?;
+    }
+    match found.is_empty() {
+        true => Ok(()),
+        false => Err(Error::differs()),
+    }
+}
+
+async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>> {
+    let guest = record.guest_name();
+    let mut out = Vec::new();
+    let mut say = |iface: Option<&Interface>, kind: &'static str, message: String| {
+        let interface = iface.map(|i| i.name.clone());
+        out.push(Difference { guest: guest.to_string(), interface, kind, message });
+    };
+    let now = guest_now(record).await?;
+    if now.is_none() {
+        say(None, "guest-gone", format!("{guest} is gone or not running"));
+    }
+    for iface in &record.interfaces {
+        let name = &iface.name;
+        if let Some((_, inside)) = &now {
+            match inside.link(name).await? {
+                None => say(Some(iface), "interface-missing", format!("{name} missing in {guest}")),
+                Some(link) => {
+                    if link.mac != Some(iface.mac) {
+                        let mac = link.mac.map_or("none".to_string(), |m| m.to_string());
+                        say(
+                            Some(iface),
+                            "mac",
+                            format!("MAC {mac} on {name} of {guest}, recorded {}", iface.mac),
+                        );
+                    }
+                    if link.mtu != iface.mtu {
+                        let text = format!("MTU {} on {name} of {guest}, recorded {}", link.mtu, iface.mtu);
+                        say(Some(iface), "mtu", text);
+                    }
+                    if !link.up {
+                        say(Some(iface), "down", format!("{name} of {guest} is down"));
+                    }
+                    let have: Vec<(IpAddr, u8)> = inside
+                        .global_addresses(link.index)
+                        .await?
+                        .iter()
+                        .map(|a| (address_ip(a), a.header.prefix_len))
+                        .collect();
+                    for net in &iface.addresses {
+                        if !have.contains(&(net.ip(), net.prefix())) {
+                            say(
+                                Some(iface),
+                                "address",
+                                format!("missing address {net} on {name} of {guest}"),
+                            );
+                        }
+                    }
+                    if let Some(gw) = iface.gateway {
+                        if let Some(text) = default_route(inside, gw, link.index, name).await? {
+                            say(Some(iface), "default-route", format!("default route of {guest}: {text}"));
+                        }
+                    }
+                }
+            }
+        }
+        if matches!(iface.how, How::Veth | How::Macvlan | How::Ipoib) {
+            let side = iface.host_side.as_deref().unwrap_or_default();
+            match host_side(host, iface).await? {
+                None if iface.how == How::Veth => {
+                    say(Some(iface), "host-side", format!("host side {side} gone"))
+                }
+                None => say(Some(iface), "host-side", format!("parent {side} of {name} of {guest} gone")),
+                Some(link) => {
+                    if let Attached::Bridge(bridge) = &iface.attached_to {
+                        let want = host.link(bridge).await?.map(|b| b.index);
+                        let master = match link.master {
+                            Some(index) => host.link_by_index(index).await?,
+                            None => None,
+                        };
+                        match (master, want) {
+                            (_, None) => {
+                                say(Some(iface), "master", format!("bridge {bridge} of {side} gone"))
+                            }
+                            (None, _) => say(
+                                Some(iface),
+                                "master",
+                                format!("host side {side} has no master, recorded {bridge}"),
+                            ),
+                            (Some(m), Some(want)) if m.index != want => say(
+                                Some(iface),
+                                "master",
+                                format!("wrong master {} of host side {side}, recorded {bridge}", m.name),
+                            ),
+                            _ => {}
+                        }
+                    }
+                    if iface.how == How::Veth && !link.up {
+                        say(Some(iface), "down", format!("host side {side} is down"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What is wrong with the guest's default route of `gw`'s family, if
+/// anything: it must go via `gw` on link `index`.
+async fn default_route(inside: &Netlink, gw: IpAddr, index: u32, dev: &str) -> Result<Option<String>> {
+    let routes = inside.default_routes(Family::of(gw)).await?;
+    let recorded = format!("recorded via {gw} dev {dev}");
+    if routes.iter().any(|r| route_via(r) == (Some(gw), Some(index))) {
+        return Ok(None);
+    }
+    let Some(route) = routes.first() else {
+        return Ok(Some(format!("none, {recorded}")));
+    };
+    let (now_gw, now_dev) = route_via(route);
+    let mut text = String::new();
+    if let Some(g) = now_gw {
+        text += &format!("via {g} ");
+    }
+    if let Some(index) = now_dev {
+        let name = inside.link_by_index(index).await?.map(|l| l.name);
+        text += &format!("dev {} ", name.unwrap_or_else(|| index.to_string()));
+    }
+    Ok(Some(format!("{text}, {recorded}").replace(" ,", ",")))
+}

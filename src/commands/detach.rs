@@ -1,0 +1,153 @@
+//! `pipework detach GUEST [-i IF] [--dry-run]`: undoes attachments, as one
+//! plan applied (and rolled back) like an attach's. With a record, each
+//! interface's driver plans its teardown (`drivers::teardown`); the default
+//! route an attach replaced is put back while the one it set still holds,
+//! and once the guest's last recorded interface goes, the rules its
+//! `pipework rule GUEST add ...` lines made go too. Without a record it
+//! goes by the names pipework gives (`v<IF>pl<PID>`) and the kinds of link
+//! it makes. Bridges, VLAN devices and parents are shared and stay. What is
+//! already gone is no error: a second detach does nothing and exits 0.
+
+use super::observe::{guest_now, select};
+use super::print_or_apply;
+use crate::drivers::{self, made_by_pipework, Teardown};
+use crate::error::{Error, Kind, Result};
+use crate::family::Family;
+use crate::iproute2::{parse_rule, RuleOp};
+use crate::plan::{Plan, Side, Step};
+use crate::request::GuestRef;
+use crate::resolve::guest::{self, Guest};
+use crate::state::{Interface, Record, Store};
+use crate::sys::netlink::{route_via, Netlink};
+use crate::sys::output;
+
+pub async fn detach(label: &GuestRef, ifname: Option<&str>, dry_run: bool) -> Result<()> {
+    let store = Store::from_env();
+    let host = Netlink::here()?;
+    let records = select(&store, Some(label)).await?.records;
+    let by_record = records.iter().any(|r| ifname.is_none_or(|i| r.interface(i).is_some()));
+    if !by_record {
+        let guest = guest::resolve(label).await?;
+        let inside = Netlink::inside(guest.netns())?;
+        let plan = by_names(&guest, &host, &inside, ifname.unwrap_or("eth1")).await?;
+        return print_or_apply(&plan, dry_run, &host, Some((&inside, guest.netns()))).await;
+    }
+    for record in &records {
+        let chosen: Vec<&Interface> =
+            record.interfaces.iter().filter(|i| ifname.is_none_or(|name| i.name == name)).collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        let now = guest_now(record).await?;
+        let inside = now.as_ref().map(|(_, nl)| nl);
+        let mut plan = match &now {
+            Some((guest, _)) => Plan::new(&guest.enter),
+            None => Plan::on_host(),
+        };
+        let mut last = Vec::new();
+        for iface in &chosen {
+            let t = Teardown { record, iface, host: &host, inside };
+            drivers::teardown(&t, &mut plan, &mut last).await?;
+        }
+        if let Some(inside) = inside {
+            restore_defaults(&mut plan, inside, &chosen).await?;
+            if chosen.len() == record.interfaces.len() {
+                delete_rules(&mut plan, record);
+            }
+        }
+        plan.steps.extend(last);
+        // A plan for a guest that is gone acts on the host only.
+        let guest_side = now.as_ref().map(|(g, nl)| (nl, g.netns()));
+        print_or_apply(&plan, dry_run, &host, guest_side).await?;
+        if !dry_run {
+            forget(&store, record, &chosen)?;
+        }
+    }
+    Ok(())
+}
+
+/// For each interface whose attach replaced the guest's default route: the
+/// old one back, if the default is still the one that attach set and the
+/// old route's link stays.
+async fn restore_defaults(plan: &mut Plan, inside: &Netlink, chosen: &[&Interface]) -> Result<()> {
+    for iface in chosen {
+        let (Some(old), Some(set)) = (&iface.replaced_default, iface.gateway) else { continue };
+        if chosen.iter().any(|i| i.name == old.dev) || inside.link(&old.dev).await?.is_none() {
+            continue;
+        }
+        let Some(link) = inside.link(&iface.name).await? else { continue };
+        let current = inside.default_routes(Family::of(set)).await?;
+        if current.first().is_some_and(|r| route_via(r) == (Some(set), Some(link.index))) {
+            plan.push(Step::RestoreDefault { gateway: old.gateway, dev: old.dev.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// The rules the guest's recorded `rule add` lines made, newest first; a
+/// line pipework does not parse natively (`ip` ran it) is named, not undone.
+fn delete_rules(plan: &mut Plan, record: &Record) {
+    for line in record.commands.iter().rev() {
+        let Some(("rule", args)) = line.split_first().map(|(w, a)| (w.as_str(), a)) else { continue };
+        match parse_rule(args) {
+            Some(rule) if rule.op == RuleOp::Add => {
+                let after_verb: Vec<&str> =
+                    args.iter().skip_while(|w| w.starts_with('-')).skip(1).map(String::as_str).collect();
+                let text = after_verb.join(" ");
+                plan.push(Step::DeleteRule { rule: Box::new(rule), text });
+            }
+            Some(_) => {}
+            None if args.iter().any(|w| w == "add") => output::warn(format!(
+                "pipework: not undone (delete it by hand if needed): ip rule {}",
+                args.join(" ")
+            )),
+            None => {}
+        }
+    }
+}
+
+/// Drops the detached interfaces from the record, and the record with the
+/// last of them. The links are gone by now: a record that cannot be
+/// updated is an error saying so, and `check` will show it stale.
+fn forget(store: &Store, record: &Record, chosen: &[&Interface]) -> Result<()> {
+    let names: Vec<&str> = chosen.iter().map(|i| i.name.as_str()).collect();
+    store
+        .update(&record.key(), |slot| {
+            if let Some(r) = slot.as_mut() {
+                r.interfaces.retain(|i| !names.contains(&i.name.as_str()));
+            }
+            if slot.as_ref().is_some_and(|r| r.interfaces.is_empty()) {
+                *slot = None;
+            }
+        })
+        .map_err(|e| {
+            e.context(format!("detached from {}, but its record was not updated", record.guest_name()))
+        })
+}
+
+/// Without a record: the guest's `ctr_if` if pipework makes links of its
+/// kind, else the host side `v<IF>pl<PID>` a bridge attach names.
+async fn by_names(guest: &Guest, host: &Netlink, inside: &Netlink, ctr_if: &str) -> Result<Plan> {
+    let mut plan = Plan::new(&guest.enter);
+    let veth = format!("v{ctr_if}pl{}", guest.name_number);
+    let host_veth =
+        host.link(&veth).await?.filter(|l| l.kind == Some(rtnetlink::packet_route::link::InfoKind::Veth));
+    match inside.link(ctr_if).await? {
+        Some(link) if made_by_pipework(&link) => {
+            plan.push(Step::DeleteLink { side: Side::Guest, name: ctr_if.into() })
+        }
+        Some(link) => {
+            return Err(Error::new(
+                Kind::Conflict,
+                format!(
+                "{ctr_if} of {} is no link pipework makes ({}) and has no record to say where it came from",
+                guest.label,
+                link.kind.map_or("unknown kind".to_string(), |k| format!("{k:?}").to_lowercase())
+            ),
+            ))
+        }
+        None if host_veth.is_some() => plan.push(Step::DeleteLink { side: Side::Host, name: veth }),
+        None => {}
+    }
+    Ok(plan)
+}

@@ -1,0 +1,225 @@
+//! Writing records: after an attach's plan is wholly applied, what it made
+//! (from the plan's steps, the request, and the kernel for what the kernel
+//! chose); after a `route` or `rule` passthrough, its words. `replay` is the
+//! way back: the attach that makes a recorded interface again.
+
+use rtnetlink::packet_route::route::RouteMessage;
+
+use crate::error::{Error, Kind, Result};
+use crate::plan::{NewLink, Plan, Step};
+use crate::request::{Addressing, Attach, GuestRef, HostIf, Tag, Tool};
+use crate::resolve::guest::Guest;
+use crate::state::{
+    Attached, DefaultRoute, DhcpRecord, Finder, GuestRecord, HostNs, How, Interface, Record, Store,
+};
+use crate::sys::netlink::{route_via, Netlink};
+
+/// Records the interface a wholly applied `plan` made in `guest`, beside
+/// the guest's other interfaces.
+pub async fn attached(plan: &Plan, req: &Attach, guest: &Guest, inside: &Netlink) -> Result<()> {
+    let iface = describe(plan, req, inside).await?;
+    let host = HostNs::current()?;
+    let record_guest =
+        GuestRecord { label: guest.label.clone(), find: guest.find.clone(), netns: guest.netns_id()? };
+    Store::from_env()
+        .update(&guest.find.key(), |slot| {
+            let record = slot.get_or_insert_with(|| Record::new(record_guest.clone(), host.clone()));
+            // A restarted container has a new namespace; the rest stays.
+            record.guest.netns = record_guest.netns;
+            record.host = host;
+            record.put_interface(iface);
+        })
+        .map_err(|e| e.context(format!("recording what was made in {}", guest.label)))
+}
+
+/// The interface as the plan made it; MAC, MTU and index read back.
+async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interface> {
+    let mut name = None;
+    let mut how = None;
+    let mut host_side = None;
+    let mut attached_to = Attached::None;
+    let mut vlan_parent = None;
+    let mut deleted_default = None;
+    for step in &plan.steps {
+        match step {
+            Step::CreateVeth { host, guest, .. } => {
+                (name, how, host_side) = (Some(guest.clone()), Some(How::Veth), Some(host.clone()));
+            }
+            Step::SetMaster { bridge, .. } => attached_to = Attached::Bridge(bridge.clone()),
+            Step::OvsAddPort { bridge, port, .. } => {
+                attached_to = Attached::Ovs { bridge: bridge.clone(), port: port.name.clone() };
+            }
+            Step::CreateLink { kind: NewLink::Vlan { parent, .. }, .. } => vlan_parent = Some(parent.clone()),
+            Step::CreateLink { kind: NewLink::Macvlan { parent, .. }, .. } => {
+                (how, host_side) = (Some(How::Macvlan), Some(parent.clone()));
+            }
+            Step::CreateLink { kind: NewLink::Ipoib { parent, .. }, .. } => {
+                (how, host_side) = (Some(How::Ipoib), Some(parent.clone()));
+                attached_to = Attached::Parent(parent.clone());
+            }
+            Step::CreateLink { kind: NewLink::Dummy, .. } => how = Some(How::Dummy),
+            Step::MoveToGuest { name: moved, to, give_back, .. } => {
+                name = Some(to.clone());
+                if *give_back {
+                    (how, host_side) = (Some(How::Moved), Some(moved.clone()));
+                }
+            }
+            Step::DeleteDefault { route, .. } => deleted_default = Some(route),
+            _ => {}
+        }
+    }
+    let (Some(name), Some(how)) = (name, how) else {
+        return Err(Error::new(Kind::Internal, "the plan made no interface to record"));
+    };
+    let vlan = match (&req.tag, how) {
+        (Some(tag), How::Ipoib) => Some(tag.pkey()?),
+        (Some(tag), How::Macvlan | How::Moved | How::Veth) => Some(tag.vlan_id()?),
+        _ => None,
+    };
+    if matches!(how, How::Macvlan | How::Moved) {
+        // A VLAN device is `<parent>.<vid>`, made now or before.
+        let lower = host_side.clone().unwrap_or_default();
+        let parent = match vlan {
+            Some(vid) => vlan_parent.or_else(|| lower.strip_suffix(&format!(".{vid}")).map(String::from)),
+            None => (how == How::Macvlan).then_some(lower),
+        };
+        attached_to = parent.map_or(Attached::None, Attached::Parent);
+    }
+    let link = inside.require(&name).await?;
+    let mac = link
+        .mac
+        .ok_or_else(|| Error::new(Kind::Internal, format!("{name} has no hardware address to record")))?;
+    let (addresses, gateway, dhcp) = match &req.addr {
+        Addressing::Static { net, gateway } => (vec![*net], *gateway, None),
+        Addressing::None => (Vec::new(), None, None),
+        Addressing::Dhcp(d) => {
+            let client = d.client.program().to_string();
+            let dhcp = DhcpRecord {
+                client,
+                foreground: d.foreground,
+                options: d.options.clone(),
+                agent_pid: None,
+                lease_file: None,
+            };
+            (Vec::new(), None, Some(dhcp))
+        }
+    };
+    let replaced_default = match deleted_default {
+        Some(route) => default_route(route, inside).await?,
+        None => None,
+    };
+    Ok(Interface {
+        name,
+        ifindex: link.index,
+        how,
+        host_side,
+        attached_to,
+        mac,
+        mtu: link.mtu,
+        addresses,
+        gateway,
+        vlan,
+        dhcp,
+        replaced_default,
+    })
+}
+
+/// The default route an attach deleted, as a detach can put it back: via
+/// a gateway, out of a link the guest still has. Others are not kept.
+async fn default_route(route: &RouteMessage, inside: &Netlink) -> Result<Option<DefaultRoute>> {
+    let (gateway, oif) = route_via(route);
+    let (Some(gateway), Some(index)) = (gateway, oif) else { return Ok(None) };
+    Ok(inside.link_by_index(index).await?.map(|link| DefaultRoute { gateway, dev: link.name }))
+}
+
+/// Appends a `route` or `rule` line that changed the guest to its record,
+/// if it has one; lines that only read (`show`, `list`, `get`) are not kept.
+pub fn command_applied(guest: &Guest, tool: Tool, args: &[String]) -> Result<()> {
+    let word = match tool {
+        Tool::Route => "route",
+        Tool::Rule => "rule",
+        Tool::Tc => return Ok(()),
+    };
+    let verb = args.iter().find(|a| !a.starts_with('-')).map(String::as_str).unwrap_or("");
+    if verb.is_empty() || ["show", "list", "lst", "get", "save"].iter().any(|r| r.starts_with(verb)) {
+        return Ok(());
+    }
+    let line: Vec<String> = std::iter::once(word.to_string()).chain(args.iter().cloned()).collect();
+    Store::from_env().update(&guest.find.key(), |slot| {
+        if let Some(record) = slot {
+            record.commands.push(line);
+        }
+    })
+}
+
+/// The attach that makes `iface` again as recorded (same names, MAC,
+/// address, gateway, VLAN): for re-plumbing a restarted guest. The guest is
+/// named as it can be found again (a container by its ID). Only the first
+/// address is made again, as an attach makes one.
+pub fn replay(record: &Record, iface: &Interface) -> Attach {
+    let guest = match &record.guest.find {
+        Finder::Container { id, .. } => GuestRef::Name(id.clone()),
+        Finder::Lxc { name } => GuestRef::Name(name.clone()),
+        Finder::Netns { name } => GuestRef::Netns(name.clone()),
+        Finder::Path { path } => GuestRef::Path(path.into()),
+        Finder::Pid { pid } => GuestRef::Pid(*pid),
+    };
+    // A dummy's host interface was any unused `dummy*` name.
+    let host = match &iface.attached_to {
+        Attached::Bridge(name) | Attached::Parent(name) => name.clone(),
+        Attached::Ovs { bridge, .. } => bridge.clone(),
+        Attached::None => iface.host_side.clone().unwrap_or_else(|| "dummy".into()),
+    };
+    let addr = match (&iface.dhcp, iface.addresses.first()) {
+        (None, Some(net)) => Addressing::Static { net: *net, gateway: iface.gateway },
+        _ => Addressing::None,
+    };
+    Attach {
+        host: HostIf::Name(host),
+        direct_phys: iface.how == How::Moved,
+        container_if: Some(iface.name.clone()),
+        local_if: (iface.how == How::Veth).then(|| iface.host_side.clone()).flatten(),
+        guest,
+        addr,
+        mac: (iface.how != How::Ipoib).then_some(iface.mac),
+        tag: iface.vlan.map(|v| Tag(if iface.how == How::Ipoib { format!("{v:x}") } else { v.to_string() })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::NsId;
+
+    #[test]
+    fn a_record_replays_as_the_attach_that_made_it() {
+        let guest = GuestRecord {
+            label: "xcatmn".into(),
+            find: Finder::Container { runtime: "docker".into(), id: "abc".into(), name: "xcatmn".into() },
+            netns: NsId { ino: 1, dev: 2 },
+        };
+        let mut record = Record::new(guest, HostNs { id: NsId { ino: 3, dev: 4 }, netns: None });
+        let net = "10.5.106.101/24".parse().unwrap();
+        let iface = Interface {
+            name: "eth1".into(),
+            ifindex: 9,
+            how: How::Macvlan,
+            host_side: Some("eth0.10".into()),
+            attached_to: Attached::Parent("eth0".into()),
+            mac: "02:00:00:00:00:09".parse().unwrap(),
+            mtu: 1500,
+            addresses: vec![net],
+            gateway: Some("10.5.106.1".parse().unwrap()),
+            vlan: Some(10),
+            dhcp: None,
+            replaced_default: None,
+        };
+        record.put_interface(iface.clone());
+        let req = replay(&record, &iface);
+        assert_eq!(req.host, HostIf::Name("eth0".into()));
+        assert_eq!(req.guest, GuestRef::Name("abc".into()));
+        assert_eq!((req.container_if.as_deref(), req.tag), (Some("eth1"), Some(Tag("10".into()))));
+        assert_eq!(req.addr, Addressing::Static { net, gateway: Some("10.5.106.1".parse().unwrap()) });
+        assert_eq!((req.mac, req.local_if, req.direct_phys), (Some(iface.mac), None, false));
+    }
+}

@@ -1,0 +1,78 @@
+//! `pipework show [GUEST] [--json]`: one line per recorded interface, live
+//! when the kernel still has it (both ends), stale when not.
+
+use serde_json::json;
+
+use super::observe::{guest_now, is_live, select};
+use crate::error::{Error, Kind, Result};
+use crate::request::GuestRef;
+use crate::state::Store;
+use crate::sys::netlink::Netlink;
+use crate::sys::output;
+
+const HEADER: [&str; 7] = ["GUEST", "INTERFACE", "HOST-SIDE", "ATTACHED-TO", "ADDRESSES", "MAC", "STATE"];
+
+pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
+    let selected = select(&Store::from_env(), guest).await?;
+    for broken in &selected.broken {
+        output::warn(&broken.error);
+    }
+    if let (Some(arg), true) = (guest, selected.records.is_empty()) {
+        return Err(Error::new(Kind::NotFound, format!("no record of {arg}")));
+    }
+    let host = Netlink::here()?;
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for record in &selected.records {
+        let now = guest_now(record).await?;
+        for iface in &record.interfaces {
+            let live = is_live(iface, now.as_ref().map(|(_, nl)| nl), &host).await?;
+            let state = if live { "live" } else { "stale" };
+            let addresses: Vec<String> = iface.addresses.iter().map(|a| a.to_string()).collect();
+            rows.push([
+                record.guest_name().to_string(),
+                iface.name.clone(),
+                iface.host_side.clone().unwrap_or_else(|| "-".into()),
+                iface.attached_to.describe(),
+                if addresses.is_empty() { "-".into() } else { addresses.join(",") },
+                iface.mac.to_string(),
+                state.to_string(),
+            ]);
+            items.push(json!({
+                "guest": record.guest_name(),
+                "key": record.key(),
+                "find": record.guest.find,
+                "interface": iface.name,
+                "how": iface.how,
+                "host_side": iface.host_side,
+                "attached_to": iface.attached_to,
+                "addresses": iface.addresses,
+                "gateway": iface.gateway,
+                "mac": iface.mac,
+                "mtu": iface.mtu,
+                "vlan": iface.vlan,
+                "state": state,
+            }));
+        }
+    }
+    if as_json {
+        output::lines([serde_json::Value::Array(items).to_string()])
+    } else if rows.is_empty() {
+        Ok(())
+    } else {
+        output::lines(table(&rows))
+    }
+}
+
+/// Columns as wide as their widest cell, the last one unpadded.
+fn table(rows: &[[String; 7]]) -> Vec<String> {
+    let header = HEADER.map(String::from);
+    let all: Vec<&[String; 7]> = std::iter::once(&header).chain(rows).collect();
+    let widths: Vec<usize> = (0..7).map(|c| all.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    all.iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
+}

@@ -1,0 +1,381 @@
+//! Records: what pipework made, kept after the run so that it can be shown,
+//! checked against the kernel, undone, and made again after a restart.
+//!
+//! One record per guest, one JSON file per record (see `store`). A record
+//! holds the guest (and how to find it again), the host network namespace
+//! it was plumbed from, and per interface the facts an operator or a later
+//! run needs: names on both sides, what it hangs off and how, MAC, MTU,
+//! addresses, gateway, VLAN, DHCP, and the `route`/`rule` lines applied since.
+
+mod store;
+
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use crate::mac::Mac;
+
+pub use store::{Broken, Listing, Lock, Store, DEFAULT_DIR, DIR_ENV};
+
+/// The record format this build writes; a record from a newer build is
+/// refused rather than half understood. Fields added later carry
+/// `#[serde(default)]`, which needs no new version.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    pub guest: GuestRecord,
+    /// The network namespace the host sides live in.
+    pub host: HostNs,
+    pub interfaces: Vec<Interface>,
+    /// `pipework route|rule GUEST ...` lines applied since, in order, each
+    /// as its words after the guest (`["route", "add", "10.0.0.0/8", ...]`).
+    #[serde(default)]
+    pub commands: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestRecord {
+    /// The guest as the operator first named it.
+    pub label: String,
+    pub find: Finder,
+    /// Its network namespace when the record was written; a restarted
+    /// container has a new one.
+    pub netns: NsId,
+}
+
+/// How to find a guest again, also after a restart where that is possible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Finder {
+    /// A container of an engine (`docker` for the Engine API, which Podman
+    /// speaks too; `cni` for CNI's container ID). The ID survives restarts.
+    Container {
+        runtime: String,
+        id: String,
+        name: String,
+    },
+    Lxc {
+        name: String,
+    },
+    /// `netns:<name>`, a name under /var/run/netns.
+    Netns {
+        name: String,
+    },
+    /// A network namespace file's absolute path.
+    Path {
+        path: String,
+    },
+    /// `pid:<pid>`: only as long as that process lives (checked by `netns`).
+    Pid {
+        pid: u64,
+    },
+}
+
+/// A namespace by its nsfs inode and device: unique among live namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NsId {
+    pub ino: u64,
+    pub dev: u64,
+}
+
+impl NsId {
+    pub fn of_path(path: impl AsRef<Path>) -> std::io::Result<NsId> {
+        let meta = std::fs::metadata(path)?;
+        Ok(NsId { ino: meta.ino(), dev: meta.dev() })
+    }
+
+    pub fn of_file(file: &std::fs::File) -> std::io::Result<NsId> {
+        let meta = file.metadata()?;
+        Ok(NsId { ino: meta.ino(), dev: meta.dev() })
+    }
+}
+
+/// The host network namespace: its identity, and its name under
+/// /var/run/netns when it has one, so it can be named and reopened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostNs {
+    #[serde(flatten)]
+    pub id: NsId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+}
+
+const NETNS_DIR: &str = "/var/run/netns";
+
+impl HostNs {
+    /// The namespace this thread is in, named if a /var/run/netns entry is it.
+    pub fn current() -> std::io::Result<HostNs> {
+        let id = NsId::of_path("/proc/thread-self/ns/net")?;
+        let netns = std::fs::read_dir(NETNS_DIR).ok().and_then(|dir| {
+            dir.flatten()
+                .find(|e| NsId::of_path(e.path()).is_ok_and(|other| other == id))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        });
+        Ok(HostNs { id, netns })
+    }
+
+    /// How to tell the operator which namespace this is.
+    pub fn describe(&self) -> String {
+        match &self.netns {
+            Some(name) => format!("netns:{name}"),
+            None => format!("the network namespace with inode {}", self.id.ino),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interface {
+    /// Its name in the guest.
+    pub name: String,
+    /// Its index in the guest when it was made.
+    pub ifindex: u32,
+    pub how: How,
+    /// The host's end: the veth peer, the macvlan or IPoIB parent (the VLAN
+    /// device for a macvlan on a VLAN), or the name a moved interface had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_side: Option<String>,
+    pub attached_to: Attached,
+    /// The MAC it has: given, derived or the kernel's, read back after the run.
+    pub mac: Mac,
+    pub mtu: u32,
+    #[serde(default)]
+    pub addresses: Vec<IpNetwork>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// The VLAN id (the partition key for IPoIB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<DhcpRecord>,
+    /// The guest's default route that `@GW` replaced, if it had one: a
+    /// detach puts it back while the default is still the one set here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_default: Option<DefaultRoute>,
+}
+
+/// A default route as it was before an attach replaced it: via `gateway`
+/// out of the guest's link `dev` (one without either is not recorded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRoute {
+    pub gateway: IpAddr,
+    pub dev: String,
+}
+
+/// How the interface came to be in the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum How {
+    /// A veth pair; the host side is its peer.
+    Veth,
+    /// A macvlan child of the host side, made on the host and moved in.
+    Macvlan,
+    /// The host's own interface (or its VLAN device), lent with
+    /// `--direct-phys`: detaching gives it back under its host-side name.
+    Moved,
+    Dummy,
+    /// An IPoIB child of the host side.
+    Ipoib,
+}
+
+impl How {
+    pub fn word(self) -> &'static str {
+        match self {
+            How::Veth => "veth",
+            How::Macvlan => "macvlan",
+            How::Moved => "moved",
+            How::Dummy => "dummy",
+            How::Ipoib => "ipoib",
+        }
+    }
+}
+
+/// What the host side hangs off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Attached {
+    /// A Linux bridge, the host side its port.
+    Bridge(String),
+    /// An Open vSwitch bridge and the port the host side is.
+    Ovs {
+        bridge: String,
+        port: String,
+    },
+    /// A physical interface, parent of the host side (through a VLAN device
+    /// when `vlan` is set).
+    Parent(String),
+    None,
+}
+
+impl Attached {
+    /// `bridge br0`, `ovs br-int`, `parent eth0`, `-`.
+    pub fn describe(&self) -> String {
+        match self {
+            Attached::Bridge(name) => format!("bridge:{name}"),
+            Attached::Ovs { bridge, .. } => format!("ovs:{bridge}"),
+            Attached::Parent(name) => format!("parent:{name}"),
+            Attached::None => "-".into(),
+        }
+    }
+}
+
+/// A DHCP-configured interface: the client and the agent that renews.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhcpRecord {
+    /// `udhcpc`, `dhclient` or `dhcpcd`.
+    pub client: String,
+    #[serde(default)]
+    pub foreground: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<String>,
+    /// The process that holds the lease, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_pid: Option<u32>,
+    /// Where the agent keeps its lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_file: Option<String>,
+}
+
+impl Finder {
+    /// The record's file name stem: `docker-<id>`, `lxc-<name>`,
+    /// `netns-<name>`, `path-<path>`, `pid-<pid>`, with anything but
+    /// `[A-Za-z0-9._-]` escaped as `%XX`. The prefix keeps it from starting
+    /// with a dot (hidden, or `..`).
+    pub fn key(&self) -> String {
+        match self {
+            Finder::Container { runtime, id, .. } => format!("{}-{}", escape(runtime), escape(id)),
+            Finder::Lxc { name } => format!("lxc-{}", escape(name)),
+            Finder::Netns { name } => format!("netns-{}", escape(name)),
+            Finder::Path { path } => format!("path-{}", escape(path)),
+            Finder::Pid { pid } => format!("pid-{pid}"),
+        }
+    }
+
+    /// Whether `arg`, as an operator would type a guest, names this one:
+    /// the container's name or ID (or a prefix of 12 or more of it), or the
+    /// `netns:`, path and `pid:` forms.
+    pub fn answers_to(&self, arg: &str) -> bool {
+        match self {
+            Finder::Container { id, name, .. } => {
+                arg == name.trim_start_matches('/') || arg == id || (arg.len() >= 12 && id.starts_with(arg))
+            }
+            Finder::Lxc { name } => arg == name,
+            Finder::Netns { name } => arg.strip_prefix("netns:") == Some(name),
+            Finder::Path { path } => arg == path,
+            Finder::Pid { pid } => arg.strip_prefix("pid:").and_then(|p| p.parse().ok()) == Some(*pid),
+        }
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+impl Record {
+    pub fn new(guest: GuestRecord, host: HostNs) -> Record {
+        Record { version: VERSION, guest, host, interfaces: Vec::new(), commands: Vec::new() }
+    }
+
+    pub fn key(&self) -> String {
+        self.guest.find.key()
+    }
+
+    /// The guest's name for messages: the container's name, else the label.
+    pub fn guest_name(&self) -> &str {
+        match &self.guest.find {
+            Finder::Container { name, .. } if !name.is_empty() => name.trim_start_matches('/'),
+            _ => &self.guest.label,
+        }
+    }
+
+    pub fn interface(&self, name: &str) -> Option<&Interface> {
+        self.interfaces.iter().find(|i| i.name == name)
+    }
+
+    /// Adds an interface, replacing one of the same guest-side name.
+    pub fn put_interface(&mut self, iface: Interface) {
+        self.interfaces.retain(|i| i.name != iface.name);
+        self.interfaces.push(iface);
+    }
+
+    /// Whether `arg` names this record's guest (see `Finder::answers_to`);
+    /// the label it was attached with counts too.
+    pub fn answers_to(&self, arg: &str) -> bool {
+        self.guest.label == arg || self.guest.find.answers_to(arg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample(id: &str) -> Record {
+        let guest = GuestRecord {
+            label: "xcatmn".into(),
+            find: Finder::Container { runtime: "docker".into(), id: id.into(), name: "/xcatmn".into() },
+            netns: NsId { ino: 4026532900, dev: 4 },
+        };
+        let mut record = Record::new(guest, HostNs { id: NsId { ino: 4026531840, dev: 4 }, netns: None });
+        record.put_interface(Interface {
+            name: "eth1".into(),
+            ifindex: 7,
+            how: How::Veth,
+            host_side: Some("veth1pl1234".into()),
+            attached_to: Attached::Bridge("br0".into()),
+            mac: "02:42:0a:05:6a:65".parse().unwrap(),
+            mtu: 1500,
+            addresses: vec!["10.5.106.101/24".parse().unwrap()],
+            gateway: Some("10.5.106.1".parse().unwrap()),
+            vlan: None,
+            dhcp: None,
+            replaced_default: None,
+        });
+        record
+    }
+
+    #[test]
+    fn json_shape() {
+        let record = sample("abc123");
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["guest"]["find"]["kind"], "container");
+        assert_eq!(json["host"]["ino"], 4026531840u64);
+        assert_eq!(json["interfaces"][0]["attached_to"]["bridge"], "br0");
+        assert_eq!(json["interfaces"][0]["how"], "veth");
+        assert_eq!(json["interfaces"][0]["mac"], "02:42:0a:05:6a:65");
+        assert_eq!(json["interfaces"][0]["addresses"][0], "10.5.106.101/24");
+        let back: Record = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record);
+    }
+
+    #[test]
+    fn keys_are_file_names() {
+        assert_eq!(sample("abc").key(), "docker-abc");
+        assert_eq!(Finder::Path { path: "/run/netns/x y".into() }.key(), "path-%2Frun%2Fnetns%2Fx%20y");
+        assert_eq!(Finder::Netns { name: "..".into() }.key(), "netns-..");
+        assert_eq!(Finder::Lxc { name: "a/b".into() }.key(), "lxc-a%2Fb");
+        assert_eq!(Finder::Pid { pid: 42 }.key(), "pid-42");
+    }
+
+    #[test]
+    fn guests_answer_to_their_names() {
+        let id = "0123456789abcdef0123";
+        let record = sample(id);
+        assert!(record.answers_to("xcatmn") && record.answers_to(id) && record.answers_to(&id[..12]));
+        assert!(!record.answers_to(&id[..6]) && !record.answers_to("other"));
+        assert!(Finder::Netns { name: "blue".into() }.answers_to("netns:blue"));
+        assert!(Finder::Pid { pid: 42 }.answers_to("pid:42"));
+        assert!(!Finder::Pid { pid: 42 }.answers_to("42"));
+    }
+}
