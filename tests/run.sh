@@ -20,7 +20,7 @@ IMAGE=pipework-test:latest
 PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
     dnsmasq-base openvswitch-switch podman containernetworking-plugins
     udhcpc isc-dhcp-client dhcpcd-base dpkg-dev binutils file)
-COMMANDS=(dockerd docker busybox ip ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
+COMMANDS=(dockerd docker busybox ip bridge ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
     podman runc udhcpc dhclient dhcpcd dpkg-shlibdeps readelf file)
 DOCKERD_LOG="$ROOT/target/dockerd.log"
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl

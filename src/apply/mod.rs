@@ -1,10 +1,12 @@
 //! Applying a plan over netlink. The first failing step stops the run and
 //! every step applied so far is undone, newest first; `step` runs and
-//! reverts one step, `signals` holds interrupts for the whole run.
+//! reverts one step (`ovs` the Open vSwitch ones, over OVSDB), `signals`
+//! holds interrupts for the whole run.
 
 mod announce;
 mod dhcp;
 pub(crate) mod failpoints;
+mod ovs;
 pub(crate) mod signals;
 mod step;
 

@@ -8,7 +8,7 @@ use rtnetlink::packet_route::route::RouteAttribute;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::announce::announce;
-use super::{dhcp, Target};
+use super::{dhcp, ovs, Target};
 use crate::dhcp::state::beside;
 use crate::dhcp::{agent, host};
 use crate::error::{failed, Error, Kind, Result};
@@ -232,6 +232,29 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             host::run(t.guest_ns, dhcp, argv, guest, resolv)?;
             Ok(None)
         }
+        Step::VlanFiltering { bridge } => {
+            t.host.set_vlan_filtering(t.host.require(bridge).await?.index).await?;
+            Ok(None)
+        }
+        Step::PortVlan { port, vid, drop } => {
+            let index = t.host.require(port).await?.index;
+            t.host.port_vlan(index, *vid, true).await?;
+            if let Some(old) = drop {
+                t.host.port_vlan(index, *old, false).await?;
+            }
+            Ok(None)
+        }
+        Step::OvsAddBridge { name } => Ok(ovs::add_bridge(name)
+            .await?
+            .map(|uuid| Undo::OvsDelBridgeIfUnused { uuid, name: name.clone() })),
+        Step::OvsDelPorts { ports, .. } => {
+            ovs::del_ports(ports).await?;
+            Ok(None)
+        }
+        Step::OvsAddPort { bridge, port, replacing } => {
+            let uuid = ovs::add_port(bridge, port, replacing.as_deref()).await?;
+            Ok(Some(Undo::OvsDelPort { uuid, name: port.name.clone() }))
+        }
         Step::DeleteLink { name, .. } => {
             if let Some(link) = nl.link(name).await? {
                 nl.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
@@ -380,6 +403,8 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             let add = RouteNetlinkMessage::NewRule(rule.message());
             t.guest.talk(add, rule.flags()).await.map_err(|e| nl_error(e, "adding the rule back"))?;
         }
+        Undo::OvsDelPort { uuid, name } => ovs::del_port(uuid, name).await?,
+        Undo::OvsDelBridgeIfUnused { uuid, name } => ovs::del_bridge_if_unused(uuid, name).await?,
     }
     Ok(())
 }

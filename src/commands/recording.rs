@@ -47,6 +47,9 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
                 (name, how, host_side) = (Some(guest.clone()), Some(How::Veth), Some(host.clone()));
             }
             Step::SetMaster { bridge, .. } => attached_to = Attached::Bridge(bridge.clone()),
+            Step::OvsAddPort { bridge, port, .. } => {
+                attached_to = Attached::Ovs { bridge: bridge.clone(), port: port.name.clone() };
+            }
             Step::CreateLink { kind: NewLink::Vlan { parent, .. }, .. } => vlan_parent = Some(parent.clone()),
             Step::CreateLink { kind: NewLink::Macvlan { parent, .. }, .. } => {
                 (how, host_side) = (Some(How::Macvlan), Some(parent.clone()));
@@ -71,7 +74,7 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
     };
     let vlan = match (&req.tag, how) {
         (Some(tag), How::Ipoib) => Some(tag.pkey()?),
-        (Some(tag), How::Macvlan | How::Moved) => Some(tag.vlan_id()?),
+        (Some(tag), How::Macvlan | How::Moved | How::Veth) => Some(tag.vlan_id()?),
         _ => None,
     };
     if matches!(how, How::Macvlan | How::Moved) {

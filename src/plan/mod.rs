@@ -19,9 +19,12 @@ use crate::family::Family;
 use crate::iproute2::RuleCmd;
 use crate::mac::Mac;
 use crate::request::Dhcp;
+use crate::sys::vswitch::{NewPort, PortId};
 
 pub mod lease;
 mod render;
+
+pub use render::AddPort;
 
 /// The namespace a step acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +132,37 @@ pub enum Step {
         side: Side,
         dev: String,
         enable: bool,
+    },
+    /// `ip link set <bridge> type bridge vlan_filtering 1`, on a bridge
+    /// this run made.
+    VlanFiltering {
+        bridge: String,
+    },
+    /// The bridge port on VLAN `vid` untagged (its PVID), and off the VLAN
+    /// the bridge gives new ports (`drop`), as the CNI bridge plugin does.
+    /// Undone with the port: leaving the bridge drops its VLANs.
+    PortVlan {
+        port: String,
+        vid: u16,
+        drop: Option<u16>,
+    },
+    /// `ovs-vsctl add-br`, checked with ovs-vswitchd.
+    OvsAddBridge {
+        name: String,
+    },
+    /// `ovs-vsctl del-port` of pipework's ports on a bridge, in one
+    /// transaction: those whose interfaces are gone (on attach and detach),
+    /// and the one a detach undoes. Not undone: what it removes is dead.
+    OvsDelPorts {
+        bridge: String,
+        ports: Vec<PortId>,
+    },
+    /// `ovs-vsctl add-port`, replacing a record of the same name on the same
+    /// bridge (left by a run whose veth has gone).
+    OvsAddPort {
+        bridge: String,
+        port: NewPort,
+        replacing: Option<String>,
     },
     /// Promiscuous mode on a link (CNI `promiscMode`); kept on rollback,
     /// as the setting belongs to the bridge, not to one attachment.
@@ -342,6 +376,15 @@ pub enum Undo {
         dev: String,
         mtu: u32,
     },
+    OvsDelPort {
+        uuid: String,
+        name: String,
+    },
+    /// Only if no other port is on it: a concurrent run may be using it.
+    OvsDelBridgeIfUnused {
+        uuid: String,
+        name: String,
+    },
     /// Lends a given-back interface to the guest again.
     MoveIn {
         host_name: String,
@@ -389,6 +432,11 @@ impl Step {
             | Step::MoveRoute { .. }
             | Step::CreateLink { .. }
             | Step::MoveToGuest { .. }
+            | Step::VlanFiltering { .. }
+            | Step::PortVlan { .. }
+            | Step::OvsAddBridge { .. }
+            | Step::OvsDelPorts { .. }
+            | Step::OvsAddPort { .. }
             | Step::Promisc { .. }
             | Step::PinMac { .. }
             | Step::Hairpin { .. }

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::family::Family;
 use crate::sys::output;
 use crate::sys::sysctl::conf_name;
+use crate::sys::vswitch::NewPort;
 
 impl Plan {
     /// `--dry-run`: the steps as commands, one a line.
@@ -132,6 +133,27 @@ impl fmt::Display for Step {
             Step::HostDhcp { argv, resolv, .. } => {
                 write!(f, "{}  # its /etc/resolv.conf: {}", argv.join(" "), resolv.display())
             }
+            Step::VlanFiltering { bridge } => write!(f, "ip link set {bridge} type bridge vlan_filtering 1"),
+            Step::PortVlan { port, vid, drop } => {
+                write!(f, "bridge vlan add dev {port} vid {vid} pvid untagged")?;
+                match drop {
+                    Some(old) => write!(f, " && bridge vlan del dev {port} vid {old}"),
+                    None => Ok(()),
+                }
+            }
+            Step::OvsAddBridge { name } => write!(f, "ovs-vsctl add-br {name}"),
+            Step::OvsDelPorts { bridge, ports } => {
+                let dels: Vec<String> =
+                    ports.iter().map(|p| format!("del-port {bridge} {}", p.name)).collect();
+                write!(f, "ovs-vsctl {}", dels.join(" -- "))
+            }
+            Step::OvsAddPort { bridge, port, replacing } => {
+                if replacing.is_some() {
+                    write!(f, "ovs-vsctl --if-exists del-port {bridge} {} -- ", port.name)?;
+                }
+                let line = AddPort { bridge, port }.to_string();
+                f.write_str(if replacing.is_some() { line.trim_start_matches("ovs-vsctl ") } else { &line })
+            }
         }
     }
 }
@@ -157,6 +179,10 @@ impl fmt::Display for Undo {
             Undo::Release { lease, .. } => write!(f, "DHCPRELEASE of {}", lease.address),
             Undo::StopAgent { pid } => write!(f, "kill {pid}  # the DHCP agent releases its lease"),
             Undo::SetMtu { dev, mtu, .. } => write!(f, "ip link set dev {dev} mtu {mtu}"),
+            Undo::OvsDelPort { name, .. } => write!(f, "ovs-vsctl del-port {name}"),
+            Undo::OvsDelBridgeIfUnused { name, .. } => {
+                write!(f, "ovs-vsctl del-br {name} (if it has no ports)")
+            }
             Undo::MoveIn { host_name, guest_name } => {
                 write!(f, "ip link set dev {host_name} netns <guest> name {guest_name}")
             }
@@ -180,4 +206,29 @@ fn describe_dhcp(f: &mut fmt::Formatter<'_>, dev: &str, setup: &Setup) -> fmt::R
         "  # native DHCPv4 (fails after {} s): the lease's address, routes and MTU follow{agent}",
         seconds(setup.timeout)
     )
+}
+
+/// The `ovs-vsctl` command line of an added port, the original's: the tag on
+/// the port, the external-ids on its interface. For `--dry-run`, logs and
+/// the comment the transaction leaves in the database.
+pub struct AddPort<'a> {
+    pub bridge: &'a str,
+    pub port: &'a NewPort,
+}
+
+impl fmt::Display for AddPort<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let NewPort { name, tag, external_ids } = self.port;
+        write!(f, "ovs-vsctl add-port {} {name}", self.bridge)?;
+        if let Some(tag) = tag {
+            write!(f, " tag={tag}")?;
+        }
+        if !external_ids.is_empty() {
+            write!(f, " -- set Interface {name}")?;
+            for (k, v) in external_ids {
+                write!(f, " external-ids:{k}=\"{v}\"")?;
+            }
+        }
+        Ok(())
+    }
 }
