@@ -57,8 +57,14 @@ install_packages() {
     fi
 }
 
+# Whether an engine answers: `docker version` asks only for its version,
+# where `docker info` can block for long on a busy engine.
+docker_answers() {
+    timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
 start_docker() {
-    docker info >/dev/null 2>&1 && return
+    docker_answers && return
     if ! awk '$3 ~ /^cgroup2?$/ { found = 1 } END { exit !found }' /proc/mounts; then
         say "mounting cgroups"
         cgroupfs-mount
@@ -70,7 +76,7 @@ start_docker() {
         --host=unix:///var/run/docker.sock >"$DOCKERD_LOG" 2>&1 </dev/null &
     local i
     for i in $(seq 60); do
-        docker info >/dev/null 2>&1 && return
+        docker_answers && return
         sleep 1
     done
     say "dockerd did not answer within 60 s; last lines of its log:"
