@@ -78,8 +78,9 @@ impl State {
         let dir = self.path.parent().unwrap_or(Path::new("/"));
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::from(e).context(format!("creating {}", dir.display())))?;
-        // Written whole, then renamed: a reader never sees half a file.
-        let tmp = beside(&self.path, "new");
+        // Written whole, then renamed: a reader never sees half a file. The
+        // run and the agent it starts may both write it: each its own temporary.
+        let tmp = beside(&self.path, &format!("new.{}", std::process::id()));
         std::fs::write(&tmp, text)
             .map_err(|e| Error::from(e).context(format!("writing {}", tmp.display())))?;
         std::fs::rename(&tmp, &self.path)
