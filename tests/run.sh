@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README: `sudo tests/run.sh [cargo test args]`).
+# The project's test command (README: `tests/run.sh [cargo test args]`, as root).
 #
 # Idempotent: installs what the integration tests need when it is missing,
 # starts a Docker engine that makes no network of its own and Open vSwitch
@@ -30,7 +30,7 @@ PODMAN=(podman --root /var/lib/pipework-test/podman --runroot /run/pipework-test
 
 say() { echo "tests/run.sh: $*" >&2; }
 
-[ "$(id -u)" = 0 ] || { say "needs root (network namespaces, Docker): sudo tests/run.sh"; exit 1; }
+[ "$(id -u)" = 0 ] || { say "needs root (network namespaces, Docker): run it as root"; exit 1; }
 
 install_packages() {
     local missing=() p c
