@@ -48,6 +48,15 @@ pub enum Request {
         guest: GuestRef,
         ifname: Option<String>,
     },
+    /// `watch`: the service that keeps containers plumbed across restarts.
+    Watch(Watch),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// `--only`: Docker label filters (`KEY` or `KEY=VALUE`) a container
+    /// must match to be looked after.
+    pub only: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
