@@ -81,5 +81,7 @@ fn init_logging(verbose: u8, service: bool) {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
         .with_timer(tracing_subscriber::fmt::time::uptime())
+        // Colours for a terminal; a service's log goes to a file or journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -103,10 +103,24 @@ pub async fn running_with(
         None | Some(Inspected { pid: 0, .. }) => Ok(None),
         Some(Inspected { pid, find, labels }) => {
             let guest = Guest::from_pid(label, pid, find)?;
-            let again = inspect(docker, id, socket).await?.map(|i| i.pid);
-            Ok(Some((guest.confirm(again == Some(pid))?, labels)))
+            // A process in a cgroup named after the container (Docker's
+            // `docker-<id>.scope` or `/docker/<id>`, Podman's `libpod-<id>`)
+            // is the container's; else the engine is asked again.
+            let still = match in_cgroup_of(pid, id) {
+                true => true,
+                false => inspect(docker, id, socket).await?.map(|i| i.pid) == Some(pid),
+            };
+            Ok(Some((guest.confirm(still)?, labels)))
         }
     }
+}
+
+/// Whether process `pid` is in a cgroup whose path holds container `id`
+/// (the full 64-digit ID; a shorter one is not trusted).
+fn in_cgroup_of(pid: u64, id: &str) -> bool {
+    id.len() == 64
+        && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|groups| groups.lines().any(|line| line.contains(id)))
 }
 
 /// The Engine API client on the socket found and trusted as for an attach

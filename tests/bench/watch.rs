@@ -88,12 +88,21 @@ fn bench(n: usize) -> Result<Vec<String>, String> {
     let mut watch = Watch { child, log: log_path };
     let caught_up = watch.wait_line("caught up", WAIT)?;
     let wall = began.elapsed();
-    let ports = run(&["ip", "-n", &format!("{id}-host"), "-o", "link", "show", "master", BRIDGE])?;
-    if ports.lines().count() != n {
-        return Err(format!(
-            "{} of {n} containers plumbed after catch-up: {caught_up}",
-            ports.lines().count()
-        ));
+    // The old host sides go with the old namespaces, which the kernel
+    // frees in its own time: wait until the bridge has one port a container.
+    let settled = Instant::now();
+    loop {
+        let ports = run(&["ip", "-n", &format!("{id}-host"), "-o", "link", "show", "master", BRIDGE])?;
+        if ports.lines().count() == n {
+            break;
+        }
+        if settled.elapsed() > WAIT {
+            return Err(format!(
+                "{} ports for {n} containers after catch-up: {caught_up}",
+                ports.lines().count()
+            ));
+        }
+        sleep(Duration::from_millis(100));
     }
     let own = seconds_in(&caught_up).ok_or_else(|| format!("no duration in {caught_up:?}"))?;
     let (rss, hwm) = watch.memory_kib()?;
@@ -271,7 +280,7 @@ impl Containers {
                     .iter()
                     .map(|name| {
                         s.spawn(move || {
-                            run(&[
+                            let argv = [
                                 "docker",
                                 "run",
                                 "-d",
@@ -284,7 +293,12 @@ impl Containers {
                                 IMAGE,
                                 "/bin/sleep",
                                 "1000000",
-                            ])
+                            ];
+                            // Under load, runc now and then fails to start one: once more.
+                            run(&argv).or_else(|_| {
+                                let _ = run(&["docker", "rm", "-f", name]);
+                                run(&argv)
+                            })
                         })
                     })
                     .collect();

@@ -133,7 +133,8 @@ async fn serve(
             }
         }
     }
-    tracing::info!("caught up: {wanted} running containers reconciled in {:.0?}", began.elapsed());
+    let took = began.elapsed().as_millis();
+    tracing::info!("caught up: {wanted} running containers with records or labels reconciled in {took}ms");
     let mut stream = engine.events(since);
     loop {
         tokio::select! {

@@ -116,7 +116,7 @@ impl<'a> Reconciler<'a> {
             return Ok(());
         }
         guest.refuse_here("there is nothing to connect")?;
-        let inside = Netlink::inside(guest.netns())?;
+        let inside = Netlink::inside_async(guest.netns()).await?;
         let (mut made, mut there) = (Vec::new(), 0);
         for w in &wanted {
             let ifname = w.req.container_if.as_deref().unwrap_or("eth1");
