@@ -1,7 +1,7 @@
 //! `pipework watch`: how fast it catches up, how soon it re-plumbs a
 //! restarted container, how much memory it keeps, and that it idles.
 //!
-//! Run as root: `cargo bench --bench watch`. For N = 100 and 200 running
+//! Run as root: `cargo bench --bench watch` (`-- 100` for one size). For N = 100 and 200 running
 //! containers, each attached to one bridge by pipework (so each has a
 //! record), all restarted while no watch runs (so each lost its eth1):
 //!
@@ -46,7 +46,9 @@ fn main() -> ExitCode {
     }
     sweep_stale();
     let mut failed = false;
-    for n in SIZES {
+    // `cargo bench --bench watch -- 200`: the sizes named alone.
+    let named: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    for n in SIZES.into_iter().filter(|n| named.is_empty() || named.contains(n)) {
         match bench(n) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
@@ -124,12 +126,14 @@ fn bench(n: usize) -> Result<Vec<String>, String> {
         }
         seen.push(started.elapsed());
     }
-    let own_replumb: Vec<Duration> = watch
+    let mut own_replumb: Vec<Duration> = watch
         .log()
         .lines()
         .filter(|l| l.contains(": plumbed eth1 in "))
         .filter_map(|l| l.rsplit(" in ").next().and_then(parse_duration))
         .collect();
+    // The restarts' lines, after the catch-up's.
+    own_replumb.drain(..own_replumb.len().saturating_sub(RESTARTS));
     let seen = Stats::of(seen);
     let own_replumb = Stats::of(own_replumb);
     let (stop, _) = watch.stop()?;
