@@ -48,6 +48,8 @@ pub enum Request {
         guest: GuestRef,
         ifname: Option<String>,
     },
+    /// `completions SHELL`: the shell's completion script, on stdout.
+    Completions(clap_complete::Shell),
     /// `watch`: the service that keeps containers plumbed across restarts.
     Watch(Watch),
 }

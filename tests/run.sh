@@ -15,11 +15,13 @@ IMAGE=pipework-test:latest
 # udhcpc, isc-dhcp-client, dhcpcd-base: the host DHCP clients pipework runs.
 # podman, containernetworking-plugins: the CNI tests' engine and the
 # reference plugins (/usr/lib/cni); Podman runs them with runc.
+# dpkg-dev, binutils, file: cargo-deb's computed Depends (dpkg-shlibdeps) and
+# stripping, and the package test's readelf and file.
 PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
     dnsmasq-base openvswitch-switch podman containernetworking-plugins
-    udhcpc isc-dhcp-client dhcpcd-base)
+    udhcpc isc-dhcp-client dhcpcd-base dpkg-dev binutils file)
 COMMANDS=(dockerd docker busybox ip ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
-    podman runc udhcpc dhclient dhcpcd)
+    podman runc udhcpc dhclient dhcpcd dpkg-shlibdeps readelf file)
 DOCKERD_LOG="$ROOT/target/dockerd.log"
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 # Must match tests/common/podman.rs: the tests' own Podman storage.
@@ -129,10 +131,29 @@ find_cargo() {
     exit 1
 }
 
+# tests/package.rs builds the .deb with cargo-deb.
+install_cargo_deb() {
+    cargo deb --version >/dev/null 2>&1 && return
+    say "installing cargo-deb"
+    cargo install cargo-deb --locked
+}
+
+# The release and static builds tests/package.rs packages and runs: built
+# here, before the suite, so they do not compete with the parallel tests for
+# the CPU (the test's own builds are then no-ops).
+build_release() {
+    say "building the release and static binaries"
+    cargo build --release --bin pipework
+    RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --release --bin pipework --target x86_64-unknown-linux-gnu
+}
+
 install_packages
 start_docker
 start_ovs
 build_images
 find_cargo
 cd "$ROOT"
+install_cargo_deb
+build_release
 exec cargo test --features failpoints "$@"

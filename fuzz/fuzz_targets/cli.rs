@@ -1,5 +1,7 @@
 #![no_main]
 
+// Each target calls one of the shared entry points.
+#[allow(dead_code)]
 #[path = "../inputs.rs"]
 mod inputs;
 

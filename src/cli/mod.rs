@@ -1,6 +1,7 @@
 //! The command line: one clap definition that parses, prints `--help` and
 //! renders the man page, plus the original's positional grammar on top.
 
+pub mod completions;
 pub mod manual;
 pub mod words;
 
@@ -140,6 +141,12 @@ pub enum Companion {
         #[command(subcommand)]
         command: LoopCommand,
     },
+    /// Print the shell completion script for SHELL
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
     /// List recorded attachments, one line an interface: live, or stale when the kernel lost it
     Show(RecordsArgs),
     /// Compare the kernel with the records; exit 1 naming each difference
@@ -231,7 +238,9 @@ pub enum LoopCommand {
     },
 }
 
-const COMPANIONS: [&str; 6] = ["mkbridge", "loop", "show", "check", "detach", "watch"];
+/// The passthrough words, matched on their prefix as the original does
+/// (`routes` and `tc0` are words too).
+pub const TOOLS: [(&str, Tool); 3] = [("route", Tool::Route), ("rule", Tool::Rule), ("tc", Tool::Tc)];
 
 /// The whole command line, companions included: for `--help` and the man page.
 pub fn command() -> clap::Command {
@@ -252,7 +261,8 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
     if let Some(inv) = parse_passthrough(&argv, &host_has)? {
         return Ok(inv);
     }
-    if first_word(&argv).is_some_and(|w| COMPANIONS.contains(&w.as_str()) && !host_has(&w)) {
+    // The companion words are the subcommands clap knows: a new one needs no list.
+    if first_word(&argv).is_some_and(|w| Companion::has_subcommand(&w) && !host_has(&w)) {
         return parse_companion(argv);
     }
     let cli = Cli::try_parse_from(argv).map_err(|e| match e.kind() {
@@ -323,14 +333,7 @@ fn parse_passthrough(argv: &[OsString], host_has: &impl Fn(&str) -> bool) -> Res
         args.iter().take_while(|a| is_verbose_flag(a)).fold(0u8, |v, a| v.saturating_add(verbosity(a)));
     let mut words = args.iter().skip_while(|a| is_verbose_flag(a));
     let Some(word) = words.next() else { return Ok(None) };
-    // The original matches on the prefix: `routes` and `tc0` are words too.
-    let tool = if word.starts_with("route") {
-        Tool::Route
-    } else if word.starts_with("rule") {
-        Tool::Rule
-    } else if word.starts_with("tc") {
-        Tool::Tc
-    } else {
+    let Some(&(_, tool)) = TOOLS.iter().find(|(prefix, _)| word.starts_with(prefix)) else {
         return Ok(None);
     };
     if host_has(word) {
@@ -382,6 +385,7 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
             let container = container.as_deref().map(GuestRef::parse).transpose()?;
             (Request::Loop(LoopRequest::Ensure { count, dev, container }), false)
         }
+        Companion::Completions { shell } => (Request::Completions(shell), false),
         Companion::Show(RecordsArgs { guest, json }) => {
             (Request::Show { guest: guest.as_deref().map(GuestRef::parse).transpose()?, json }, false)
         }

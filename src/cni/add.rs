@@ -2,7 +2,8 @@
 //! transaction. Every check first; then the IPAM plugin runs while the
 //! links are made, and the addressing follows its answer. If anything fails
 //! after IPAM allocated, IPAM DEL gives the address back; the links go with
-//! the transaction's rollback.
+//! the transaction's rollback. The record is the transaction's commit: an
+//! ADD that cannot record what it made leaves nothing.
 
 use std::os::fd::AsFd;
 
@@ -10,10 +11,9 @@ use super::config::NetConf;
 use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
 use super::ipam::Ipam;
+use super::records;
 use super::result::{CniOutput, Interface};
 use super::steps;
-use super::store::{Record, Store};
-use super::version::LATEST;
 use crate::apply::{Target, Transaction};
 use crate::request::GuestRef;
 use crate::resolve::guest::Guest;
@@ -77,22 +77,19 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
         let addressing =
             steps::addressing(env, conf, &host_veth, &out, &gateways, &host, netns.netns()).await?;
         tx.apply(&addressing).await?;
-        let ours = result(env, conf, &host_veth, &host, &inside, out).await?;
-        Store::open().save(&record(env, conf, &host_veth, &ours))?;
-        Ok(ours)
+        result(env, conf, &host_veth, &host, &inside, out).await
     }
     .await;
+    let released = |e: CniError| match &ipam {
+        Some(ipam) => release(ipam, env, conf, e),
+        None => e,
+    };
     let ours = match made {
         Ok(ours) => ours,
-        Err(e) => {
-            let e = with_undo(e, tx.roll_back().await);
-            return Err(match &ipam {
-                Some(ipam) => release(ipam, env, conf, e),
-                None => e,
-            });
-        }
+        Err(e) => return Err(released(with_undo(e, tx.roll_back().await))),
     };
-    drop(tx);
+    let recorded = async || records::added(env, conf, &netns, &host_veth, &inside, &ours).await;
+    tx.commit(recorded).await.map_err(|e| released(e.into()))?;
     Ok(match &conf.prev_result {
         Some(prev) => prev.clone().chain(ours),
         None => ours,
@@ -165,17 +162,4 @@ async fn result(
         dns: if conf.dns.is_empty() { out.dns.clone() } else { conf.dns.clone() },
         ..out
     })
-}
-
-fn record(env: &Env, conf: &NetConf, host_veth: &str, ours: &CniOutput) -> Record {
-    Record {
-        container_id: env.container_id.clone(),
-        ifname: env.ifname.clone(),
-        network: conf.name.clone(),
-        netns: env.netns.clone(),
-        bridge: conf.bridge.clone(),
-        host_veth: host_veth.to_string(),
-        config: serde_json::from_slice(&conf.raw).unwrap_or_default(),
-        result: ours.to_json(LATEST),
-    }
 }

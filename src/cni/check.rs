@@ -10,8 +10,9 @@ use super::config::NetConf;
 use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
 use super::ipam::Ipam;
+use super::records;
 use super::result::{CniOutput, Interface};
-use super::store::Store;
+use crate::state::{Attached, Store};
 use crate::sys::netlink::{address_ip, Netlink};
 
 fn failed(msg: impl Into<String>) -> CniError {
@@ -23,37 +24,37 @@ pub async fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
         .prev_result
         .as_ref()
         .ok_or_else(|| CniError::new(Code::InvalidConfig, "CHECK needs prevResult, which is missing"))?;
-    let record = Store::open().load(&env.container_id, &env.ifname)?.ok_or_else(|| {
+    let record = records::load(&Store::from_env(), &env.container_id)?;
+    let (iface, cni) = records::of_network(record.as_ref(), &env.ifname, &conf.name).ok_or_else(|| {
         CniError::new(
             Code::UnknownContainer,
             format!("no attachment recorded for container {} interface {}", env.container_id, env.ifname),
         )
     })?;
+    let (Attached::Bridge(bridge_name), Some(host_veth)) = (&iface.attached_to, &iface.host_side) else {
+        return Err(failed(format!("the record of {} names no bridge port", env.ifname)));
+    };
     let named = |name: &str| prev.interfaces.iter().position(|i| i.name == name);
-    let (Some(_), Some(_), Some(ctr_index)) =
-        (named(&record.bridge), named(&record.host_veth), named(&env.ifname))
+    let (Some(_), Some(_), Some(ctr_index)) = (named(bridge_name), named(host_veth), named(&env.ifname))
     else {
         return Err(failed(format!(
-            "prevResult does not list this attachment's interfaces ({}, {}, {})",
-            record.bridge, record.host_veth, env.ifname
+            "prevResult does not list this attachment's interfaces ({bridge_name}, {host_veth}, {})",
+            env.ifname
         )));
     };
-    let recorded = CniOutput::parse(&record.result, "the attachment's record")?;
+    let recorded = CniOutput::parse(&cni.result, "the attachment's record")?;
     if let Some(name) = &conf.ipam {
         Ipam::find(name, &env.path)?.call(Command::Check, env, &conf.raw)?;
     }
 
     let host = Netlink::here()?;
-    let bridge = host.link(&record.bridge).await?;
+    let bridge = host.link(bridge_name).await?;
     if !bridge.as_ref().is_some_and(|b| b.kind == Some(InfoKind::Bridge)) {
-        return Err(failed(format!("bridge {} is missing or not a bridge", record.bridge)));
+        return Err(failed(format!("bridge {bridge_name} is missing or not a bridge")));
     }
-    let veth = host.link(&record.host_veth).await?;
-    match veth {
+    match host.link(host_veth).await? {
         Some(v) if v.kind == Some(InfoKind::Veth) && v.master == bridge.map(|b| b.index) => {}
-        _ => {
-            return Err(failed(format!("{} is missing or not a port of {}", record.host_veth, record.bridge)))
-        }
+        _ => return Err(failed(format!("{host_veth} is missing or not a port of {bridge_name}"))),
     }
 
     let netns = open_netns(&env.netns).await?;

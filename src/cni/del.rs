@@ -1,4 +1,5 @@
-//! DEL and GC: an attachment's links go and its address is released.
+//! DEL and GC: an attachment's links go, its address is released and its
+//! interface leaves the container's record (the record goes with its last).
 //! Idempotent: a namespace, link or record already gone is not an error.
 
 use serde_json::Value;
@@ -8,22 +9,29 @@ use super::config::NetConf;
 use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
 use super::ipam::Ipam;
-use super::store::{Record, Store};
+use super::records;
+use crate::state::{Interface, Store};
 use crate::sys::netlink::Netlink;
 
 pub async fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
-    let store = Store::open();
-    let record = store.load(&env.container_id, &env.ifname)?;
+    let store = Store::from_env();
+    let record = records::load(&store, &env.container_id)?;
     if let Some(name) = &conf.ipam {
         Ipam::find(name, &env.path)?.call(Command::Del, env, &conf.raw)?;
     }
-    remove_links(&env.netns, &env.ifname, record.as_ref()).await?;
-    store.remove(&env.container_id, &env.ifname)
+    let recorded = record.as_ref().and_then(|r| r.interface(&env.ifname));
+    let ours = records::of_network(record.as_ref(), &env.ifname, &conf.name);
+    if recorded.is_some() && ours.is_none() {
+        // The container's interface of that name is another network's.
+        return Ok(());
+    }
+    remove_links(&env.netns, &env.ifname, ours.and_then(|(i, _)| i.host_side.as_deref())).await?;
+    records::forget(&store, &env.container_id, &env.ifname)
 }
 
 /// The container's interface, inside its namespace if that is still there;
 /// otherwise the recorded host side (a veth's peer goes with it).
-async fn remove_links(netns: &str, ifname: &str, record: Option<&Record>) -> CniResult<()> {
+async fn remove_links(netns: &str, ifname: &str, host_side: Option<&str>) -> CniResult<()> {
     let netns = match netns {
         "" => None,
         path => open_netns(path).await.ok(),
@@ -34,10 +42,10 @@ async fn remove_links(netns: &str, ifname: &str, record: Option<&Record>) -> Cni
             delete(&inside, link.index, ifname).await?;
         }
     }
-    if let Some(record) = record {
+    if let Some(name) = host_side {
         let host = Netlink::here()?;
-        if let Some(link) = host.link(&record.host_veth).await? {
-            delete(&host, link.index, &record.host_veth).await?;
+        if let Some(link) = host.link(name).await? {
+            delete(&host, link.index, name).await?;
         }
     }
     Ok(())
@@ -54,16 +62,21 @@ async fn delete(nl: &Netlink, index: u32, name: &str) -> CniResult<()> {
 
 /// GC: every attachment of this network not in `cni.dev/valid-attachments`
 /// is removed as DEL would, with the configuration its ADD had; then the
-/// IPAM plugin gets its own GC if it speaks 1.1.0.
+/// IPAM plugin gets its own GC if it speaks 1.1.0. Only attachments
+/// recorded from this network namespace are its own.
 pub async fn gc(env: &Env, conf: &NetConf) -> CniResult<()> {
-    let store = Store::open();
-    let valid = |r: &Record| {
-        conf.valid_attachments.iter().any(|a| a.container_id == r.container_id && a.ifname == r.ifname)
+    let store = Store::from_env();
+    let valid = |id: &str, ifname: &str| {
+        conf.valid_attachments.iter().any(|a| a.container_id == id && a.ifname == ifname)
     };
     let mut failures = Vec::new();
-    for record in store.of_network(&conf.name)?.into_iter().filter(|r| !valid(r)) {
-        if let Err(e) = collect(env, &store, &record).await {
-            failures.push(format!("{} {}: {}", record.container_id, record.ifname, e));
+    for (id, netns, iface) in records::all(&store)? {
+        let ours = iface.cni.as_ref().is_some_and(|cni| cni.network == conf.name);
+        if !ours || valid(&id, &iface.name) {
+            continue;
+        }
+        if let Err(e) = collect(env, &store, &id, &netns, &iface).await {
+            failures.push(format!("{id} {}: {e}", iface.name));
         }
     }
     if let Some(name) = &conf.ipam {
@@ -79,18 +92,21 @@ pub async fn gc(env: &Env, conf: &NetConf) -> CniResult<()> {
     }
 }
 
-async fn collect(env: &Env, store: &Store, record: &Record) -> CniResult<()> {
-    let ipam_type = record.config.get("ipam").and_then(|i| i.get("type")).and_then(Value::as_str);
+/// One stale attachment, as DEL would remove it, with the configuration its
+/// ADD had.
+async fn collect(env: &Env, store: &Store, id: &str, netns: &str, iface: &Interface) -> CniResult<()> {
+    let config = iface.cni.as_ref().map(|c| &c.config).unwrap_or(&Value::Null);
+    let ipam_type = config.get("ipam").and_then(|i| i.get("type")).and_then(Value::as_str);
     if let Some(name) = ipam_type.filter(|n| !n.is_empty()) {
         let attachment = Env {
             command: Command::Del,
-            container_id: record.container_id.clone(),
-            netns: record.netns.clone(),
-            ifname: record.ifname.clone(),
+            container_id: id.to_string(),
+            netns: netns.to_string(),
+            ifname: iface.name.clone(),
             ..env.clone()
         };
-        Ipam::find(name, &env.path)?.call(Command::Del, &attachment, record.config.to_string().as_bytes())?;
+        Ipam::find(name, &env.path)?.call(Command::Del, &attachment, config.to_string().as_bytes())?;
     }
-    remove_links(&record.netns, &record.ifname, Some(record)).await?;
-    store.remove(&record.container_id, &record.ifname)
+    remove_links(netns, &iface.name, iface.host_side.as_deref()).await?;
+    records::forget(store, id, &iface.name)
 }

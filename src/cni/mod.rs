@@ -9,9 +9,9 @@ pub mod del;
 pub mod env;
 pub mod error;
 pub mod ipam;
+pub mod records;
 pub mod result;
 pub mod steps;
-pub mod store;
 pub mod version;
 
 use std::io::Read;

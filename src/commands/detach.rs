@@ -7,6 +7,7 @@
 //! goes by the names pipework gives (`v<IF>pl<PID>`) and the kinds of link
 //! it makes. Bridges, VLAN devices and parents are shared and stay. What is
 //! already gone is no error: a second detach does nothing and exits 0.
+//! An interface a CNI runtime attached is refused: the runtime removes it.
 
 use super::observe::{guest_now, select};
 use super::print_or_apply;
@@ -32,6 +33,7 @@ pub async fn detach(label: &GuestRef, ifname: Option<&str>, dry_run: bool) -> Re
         let plan = by_names(&guest, &host, &inside, ifname.unwrap_or("eth1")).await?;
         return print_or_apply(&plan, dry_run, &host, Some((&inside, guest.netns()))).await;
     }
+    refuse_cni(&records, ifname)?;
     for record in &records {
         let chosen: Vec<&Interface> =
             record.interfaces.iter().filter(|i| ifname.is_none_or(|name| i.name == name)).collect();
@@ -86,6 +88,24 @@ async fn undo(
     print_or_apply(&plan, dry_run, host, guest_side).await
 }
 
+/// A CNI attachment is the container runtime's: it removes it with DEL,
+/// which also gives the address back to IPAM and keeps the runtime's own
+/// state right. Refused before anything is undone.
+fn refuse_cni(records: &[Record], ifname: Option<&str>) -> Result<()> {
+    let chosen = records.iter().flat_map(|r| r.interfaces.iter().map(move |i| (r, i)));
+    match chosen.filter(|(_, i)| ifname.is_none_or(|name| i.name == name)).find(|(_, i)| i.cni.is_some()) {
+        Some((record, Interface { name, cni: Some(cni), .. })) => Err(Error::new(
+            Kind::Conflict,
+            format!(
+                "{name} of {} is a CNI attachment of network {}: the container runtime removes it (CNI DEL)",
+                record.guest_name(),
+                cni.network
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// For each interface whose attach replaced the guest's default route: the
 /// old one back, if the default is still the one that attach set and the
 /// old route's link stays.
@@ -131,18 +151,9 @@ fn delete_rules(plan: &mut Plan, record: &Record) {
 /// updated is an error saying so, and `check` will show it stale.
 fn forget(store: &Store, record: &Record, chosen: &[&Interface]) -> Result<()> {
     let names: Vec<&str> = chosen.iter().map(|i| i.name.as_str()).collect();
-    store
-        .update(&record.key(), |slot| {
-            if let Some(r) = slot.as_mut() {
-                r.interfaces.retain(|i| !names.contains(&i.name.as_str()));
-            }
-            if slot.as_ref().is_some_and(|r| r.interfaces.is_empty()) {
-                *slot = None;
-            }
-        })
-        .map_err(|e| {
-            e.context(format!("detached from {}, but its record was not updated", record.guest_name()))
-        })
+    store.forget(&record.key(), &names).map(drop).map_err(|e| {
+        e.context(format!("detached from {}, but its record was not updated", record.guest_name()))
+    })
 }
 
 /// Without a record: the guest's `ctr_if` if pipework makes links of its

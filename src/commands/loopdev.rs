@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
 use nix::sys::stat::{fstat, fstatat, mknodat, umask, FileStat, Mode, SFlag};
-use nix::unistd::{fchownat, unlinkat, Gid, Group, UnlinkatFlags};
+use nix::unistd::{fchownat, unlinkat, Gid, UnlinkatFlags};
 
 use crate::apply::failpoints::{injected_failure, injected_pause};
 use crate::apply::signals::HeldSignals;
@@ -435,13 +435,20 @@ fn describe(kind: u32) -> &'static str {
     }
 }
 
-/// The gid of group `disk`, which owns block devices.
+/// The gid of group `disk`, which owns block devices: read from /etc/group
+/// itself, not through NSS, which a static glibc build would dlopen from the
+/// host's (possibly other) glibc; `disk` is always a local group.
 fn disk_gid() -> u32 {
-    match Group::from_name("disk") {
-        Ok(Some(group)) => group.gid.as_raw(),
-        // No such group, or no group database to read (a minimal host).
-        _ => DISK_GID_FALLBACK,
-    }
+    let group = fs::read_to_string("/etc/group").unwrap_or_default();
+    gid_in(&group, "disk").unwrap_or(DISK_GID_FALLBACK)
+}
+
+/// The gid of `name` in group(5) text: `name:password:gid:members`.
+fn gid_in(group: &str, name: &str) -> Option<u32> {
+    group.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some(name)).then(|| fields.nth(1)?.parse().ok()).flatten()
+    })
 }
 
 // ---------------------------------------------------------------- containers
@@ -528,6 +535,14 @@ mod tests {
         );
         assert_eq!(report(dir, 8, &[], &[]), ["nothing to do: loop0 to loop7 exist"]);
         assert_eq!(report(dir, 1, &[], &[]), ["nothing to do: loop0 exists"]);
+    }
+
+    #[test]
+    fn the_disk_gid_is_read_from_group_text() {
+        let group = "root:x:0:\ndiskette:x:99:\ndisk:x:6:alice\nbroken\n";
+        assert_eq!(gid_in(group, "disk"), Some(6));
+        assert_eq!(gid_in(group, "broken"), None);
+        assert_eq!(gid_in("disk:x:notanumber:\n", "disk"), None);
     }
 
     #[test]

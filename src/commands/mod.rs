@@ -34,6 +34,7 @@ pub async fn run(inv: Invocation) -> Result<()> {
         Request::Check { guest, json } => check::check(guest.as_ref(), *json).await,
         Request::Detach { guest, ifname } => detach::detach(guest, ifname.as_deref(), inv.dry_run).await,
         Request::Watch(req) => watch::watch(req).await,
+        Request::Completions(shell) => crate::sys::output::print(&crate::cli::completions::script(*shell)),
     }
 }
 

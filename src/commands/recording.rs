@@ -124,6 +124,7 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
         vlan,
         dhcp,
         replaced_default,
+        cni: None,
     })
 }
 
@@ -158,7 +159,9 @@ pub fn command_applied(guest: &Guest, tool: Tool, args: &[String]) -> Result<()>
 /// The attach that makes `iface` again as recorded (same names, MAC,
 /// address, gateway, VLAN): for re-plumbing a restarted guest. The guest is
 /// named as it can be found again (a container by its ID). Only the first
-/// address is made again, as an attach makes one.
+/// address is made again, as an attach makes one. A CNI attachment is the
+/// runtime's to make again (it runs ADD when it restarts the container):
+/// its replay names the namespace path it was made in.
 pub fn replay(record: &Record, iface: &Interface) -> Attach {
     let guest = match &record.guest.find {
         Finder::Container { id, .. } => GuestRef::Name(id.clone()),
@@ -166,6 +169,7 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         Finder::Netns { name } => GuestRef::Netns(name.clone()),
         Finder::Path { path } => GuestRef::Path(path.into()),
         Finder::Pid { pid } => GuestRef::Pid(*pid),
+        Finder::Cni { netns, .. } => GuestRef::Path(netns.into()),
     };
     // A dummy's host interface was any unused `dummy*` name.
     let host = match &iface.attached_to {
@@ -216,6 +220,7 @@ mod tests {
             vlan: Some(10),
             dhcp: None,
             replaced_default: None,
+            cni: None,
         };
         record.put_interface(iface.clone());
         let req = replay(&record, &iface);

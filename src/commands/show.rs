@@ -1,5 +1,7 @@
 //! `pipework show [GUEST] [--json]`: one line per recorded interface, live
-//! when the kernel still has it (both ends), stale when not.
+//! when the kernel still has it (both ends), stale when not. A CNI
+//! attachment's guest is its container ID, shortened to 12 characters as
+//! `docker ps` shows it (in full in `--json`'s `find`, with its `network`).
 
 use serde_json::json;
 
@@ -38,7 +40,7 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
                 iface.mac.to_string(),
                 state.to_string(),
             ]);
-            items.push(json!({
+            let mut item = json!({
                 "guest": record.guest_name(),
                 "key": record.key(),
                 "find": record.guest.find,
@@ -52,7 +54,11 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
                 "mtu": iface.mtu,
                 "vlan": iface.vlan,
                 "state": state,
-            }));
+            });
+            if let Some(cni) = &iface.cni {
+                item["network"] = json!(cni.network);
+            }
+            items.push(item);
         }
     }
     if as_json {

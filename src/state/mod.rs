@@ -53,7 +53,7 @@ pub struct GuestRecord {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Finder {
     /// A container of an engine (`docker` for the Engine API, which Podman
-    /// speaks too; `cni` for CNI's container ID). The ID survives restarts.
+    /// speaks too). The ID survives restarts.
     Container {
         runtime: String,
         id: String,
@@ -73,6 +73,15 @@ pub enum Finder {
     /// `pid:<pid>`: only as long as that process lives (checked by `netns`).
     Pid {
         pid: u64,
+    },
+    /// What a container runtime plumbed through pipework as a CNI plugin:
+    /// its container ID (the record's key; one record holds the container's
+    /// interfaces of every network) and the network namespace path it gave
+    /// (`CNI_NETNS`), where DEL and GC find the interfaces again. Each
+    /// interface names its network (`Interface::cni`).
+    Cni {
+        container_id: String,
+        netns: String,
     },
 }
 
@@ -156,6 +165,22 @@ pub struct Interface {
     /// detach puts it back while the default is still the one set here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_default: Option<DefaultRoute>,
+    /// Set for an interface a CNI ADD made: what DEL, GC and CHECK need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<CniRecord>,
+}
+
+/// A CNI attachment's own facts, beside the interface's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CniRecord {
+    /// The network's name (the configuration's `name`): GC collects only
+    /// its own network's attachments.
+    pub network: String,
+    /// The configuration ADD got on stdin: a GC's IPAM DEL gets it again.
+    pub config: serde_json::Value,
+    /// ADD's own result (without any prevResult), in the 1.1.0 shape: what
+    /// CHECK compares the kernel with.
+    pub result: serde_json::Value,
 }
 
 /// A default route as it was before an attach replaced it: via `gateway`
@@ -242,7 +267,7 @@ pub struct DhcpRecord {
 
 impl Finder {
     /// The record's file name stem: `docker-<id>`, `lxc-<name>`,
-    /// `netns-<name>`, `path-<path>`, `pid-<pid>`, with anything but
+    /// `netns-<name>`, `path-<path>`, `pid-<pid>`, `cni-<id>`, with anything but
     /// `[A-Za-z0-9._-]` escaped as `%XX`. The prefix keeps it from starting
     /// with a dot (hidden, or `..`).
     pub fn key(&self) -> String {
@@ -252,17 +277,23 @@ impl Finder {
             Finder::Netns { name } => format!("netns-{}", escape(name)),
             Finder::Path { path } => format!("path-{}", escape(path)),
             Finder::Pid { pid } => format!("pid-{pid}"),
+            Finder::Cni { container_id, .. } => Finder::cni_key(container_id),
         }
+    }
+
+    /// The key of CNI container `container_id`'s record.
+    pub fn cni_key(container_id: &str) -> String {
+        format!("cni-{}", escape(container_id))
     }
 
     /// Whether `arg`, as an operator would type a guest, names this one:
     /// the container's name or ID (or a prefix of 12 or more of it), or the
     /// `netns:`, path and `pid:` forms.
     pub fn answers_to(&self, arg: &str) -> bool {
+        let by_id = |id: &str| arg == id || (arg.len() >= 12 && id.starts_with(arg));
         match self {
-            Finder::Container { id, name, .. } => {
-                arg == name.trim_start_matches('/') || arg == id || (arg.len() >= 12 && id.starts_with(arg))
-            }
+            Finder::Container { id, name, .. } => arg == name.trim_start_matches('/') || by_id(id),
+            Finder::Cni { container_id, .. } => by_id(container_id),
             Finder::Lxc { name } => arg == name,
             Finder::Netns { name } => arg.strip_prefix("netns:") == Some(name),
             Finder::Path { path } => arg == path,
@@ -291,10 +322,13 @@ impl Record {
         self.guest.find.key()
     }
 
-    /// The guest's name for messages: the container's name, else the label.
+    /// The guest's name for messages: the container's name; a CNI
+    /// container's ID shortened to 12 characters, as `docker ps` and
+    /// `podman ps` show IDs (CNI gives no name); else the label.
     pub fn guest_name(&self) -> &str {
         match &self.guest.find {
             Finder::Container { name, .. } if !name.is_empty() => name.trim_start_matches('/'),
+            Finder::Cni { container_id, .. } => container_id.get(..12).unwrap_or(container_id),
             _ => &self.guest.label,
         }
     }
@@ -307,6 +341,11 @@ impl Record {
     pub fn put_interface(&mut self, iface: Interface) {
         self.interfaces.retain(|i| i.name != iface.name);
         self.interfaces.push(iface);
+    }
+
+    /// The interface `name` if a CNI ADD made it, with its CNI facts.
+    pub fn cni_interface(&self, name: &str) -> Option<(&Interface, &CniRecord)> {
+        self.interface(name).and_then(|i| Some((i, i.cni.as_ref()?)))
     }
 
     /// Whether `arg` names this record's guest (see `Finder::answers_to`);
@@ -340,6 +379,7 @@ mod tests {
             vlan: None,
             dhcp: None,
             replaced_default: None,
+            cni: None,
         });
         record
     }
@@ -366,6 +406,32 @@ mod tests {
         assert_eq!(Finder::Netns { name: "..".into() }.key(), "netns-..");
         assert_eq!(Finder::Lxc { name: "a/b".into() }.key(), "lxc-a%2Fb");
         assert_eq!(Finder::Pid { pid: 42 }.key(), "pid-42");
+        let cni = Finder::Cni { container_id: "f00d".into(), netns: "/var/run/netns/cni-1".into() };
+        assert_eq!(cni.key(), "cni-f00d");
+    }
+
+    /// A record written before CNI attachments were records reads the
+    /// same, and one without CNI facts is written as it was.
+    #[test]
+    fn cni_fields_are_optional() {
+        let record = sample("abc");
+        let json = serde_json::to_value(&record).unwrap();
+        assert!(json["interfaces"][0].get("cni").is_none());
+        let mut cni = record.clone();
+        cni.guest.find =
+            Finder::Cni { container_id: "0123456789abcdef".into(), netns: "/run/netns/x".into() };
+        cni.interfaces[0].cni = Some(CniRecord {
+            network: "testnet".into(),
+            config: serde_json::json!({"type": "pipework"}),
+            result: serde_json::json!({"cniVersion": "1.1.0"}),
+        });
+        let json = serde_json::to_value(&cni).unwrap();
+        assert_eq!(json["guest"]["find"]["kind"], "cni");
+        assert_eq!(json["interfaces"][0]["cni"]["network"], "testnet");
+        assert_eq!(serde_json::from_value::<Record>(json).unwrap(), cni);
+        assert_eq!(cni.guest_name(), "0123456789ab");
+        assert!(cni.answers_to("0123456789abcdef") && cni.answers_to("0123456789ab"));
+        assert!(!cni.answers_to("0123") && cni.cni_interface("eth1").is_some());
     }
 
     #[test]

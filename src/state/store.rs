@@ -172,6 +172,21 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Drops the interfaces `names` from the record of `key`, and the
+    /// record with the last of them; whether it had any of them.
+    pub fn forget(&self, key: &str, names: &[&str]) -> Result<bool> {
+        self.update(key, |slot| {
+            let Some(record) = slot.as_mut() else { return false };
+            let before = record.interfaces.len();
+            record.interfaces.retain(|i| !names.contains(&i.name.as_str()));
+            let dropped = record.interfaces.len() != before;
+            if record.interfaces.is_empty() {
+                *slot = None;
+            }
+            dropped
+        })
+    }
 }
 
 impl Lock<'_> {

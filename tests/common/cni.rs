@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::commands::command;
 use super::netns::Netns;
-use super::pipework::PIPEWORK;
+use super::pipework::{pipework_env, PIPEWORK, STATE_DIR_ENV};
 use super::podman::{host_local_allocations, CNI_PLUGINS};
 use super::tempdir::TempDir;
 
@@ -122,13 +122,38 @@ impl CniNode {
         host_local_allocations(&PathBuf::from(self.ipam_dir()))
     }
 
-    /// The attachments pipework has on record.
-    pub fn records(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(PathBuf::from(self.state_dir()).join("cni"))
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
-        names.sort();
-        names
+    /// The records in pipework's state dir, by file name, read as JSON.
+    pub fn records(&self) -> Vec<(String, Value)> {
+        let Ok(dir) = std::fs::read_dir(self.state_dir()) else { return Vec::new() };
+        let mut files: Vec<(String, Value)> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).expect("read a record");
+                let name = p.file_name().expect("a file name").to_string_lossy().into_owned();
+                (name, serde_json::from_str(&text).expect("a record is JSON"))
+            })
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files
+    }
+
+    /// The attachments on record: file name, interface, network.
+    pub fn attachments(&self) -> Vec<(String, String, String)> {
+        let mut found = Vec::new();
+        for (file, record) in self.records() {
+            for iface in record["interfaces"].as_array().expect("interfaces") {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                found.push((file.clone(), text(&iface["name"]), text(&iface["cni"]["network"])));
+            }
+        }
+        found
+    }
+
+    /// `pipework ARGS` on the command line of this node, with its records.
+    pub fn pipework(&self, args: &[&str]) -> Output {
+        pipework_env(&self.host, args, &[(STATE_DIR_ENV, &self.state_dir())])
     }
 }
 

@@ -37,6 +37,7 @@ fn iface(name: &str) -> Interface {
         vlan: Some(10),
         dhcp: None,
         replaced_default: None,
+        cni: None,
     }
 }
 

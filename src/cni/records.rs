@@ -1,0 +1,103 @@
+//! CNI attachments as records of the shared model (`crate::state`): one
+//! record per container ID (`cni-<id>`), one interface per attachment with
+//! its network, the configuration ADD got and ADD's result. `pipework show`
+//! and `check` list them beside the attachments made on the command line.
+
+use std::net::IpAddr;
+
+use super::config::NetConf;
+use super::env::Env;
+use super::error::{CniError, CniResult, Code};
+use super::result::CniOutput;
+use super::version::LATEST;
+use crate::error::{Error, Kind, Result};
+use crate::resolve::guest::Guest;
+use crate::state::{Attached, CniRecord, Finder, GuestRecord, HostNs, How, Interface, Record, Store};
+use crate::sys::netlink::Netlink;
+
+/// The record of container `container_id`, if it has one.
+pub fn load(store: &Store, container_id: &str) -> CniResult<Option<Record>> {
+    Ok(store.load(&Finder::cni_key(container_id))?)
+}
+
+/// Records what ADD made: the container's interface as the kernel has it
+/// now, beside the container's attachments to other networks. Run as the
+/// transaction's commit: if it fails, the links go and the address with them.
+pub async fn added(
+    env: &Env,
+    conf: &NetConf,
+    guest: &Guest,
+    host_veth: &str,
+    inside: &Netlink,
+    ours: &CniOutput,
+) -> Result<()> {
+    let link = inside.require(&env.ifname).await?;
+    let mac = link.mac.ok_or_else(|| {
+        Error::new(Kind::Internal, format!("{} has no hardware address to record", env.ifname))
+    })?;
+    let config = serde_json::from_slice(&conf.raw).map_err(|e| Error::new(Kind::Internal, e))?;
+    let iface = Interface {
+        name: env.ifname.clone(),
+        ifindex: link.index,
+        how: How::Veth,
+        host_side: Some(host_veth.to_string()),
+        attached_to: Attached::Bridge(conf.bridge.clone()),
+        mac,
+        mtu: link.mtu,
+        addresses: ours.ips.iter().map(|ip| ip.address).collect(),
+        gateway: default_gateway(ours),
+        vlan: None,
+        dhcp: None,
+        replaced_default: None,
+        cni: Some(CniRecord { network: conf.name.clone(), config, result: ours.to_json(LATEST) }),
+    };
+    let find = Finder::Cni { container_id: env.container_id.clone(), netns: env.netns.clone() };
+    let record_guest = GuestRecord { label: env.container_id.clone(), find, netns: guest.netns_id()? };
+    let host = HostNs::current()?;
+    Store::from_env()
+        .update(&record_guest.find.key(), |slot| {
+            let record = slot.get_or_insert_with(|| Record::new(record_guest.clone(), host.clone()));
+            record.guest = record_guest;
+            record.host = host;
+            record.put_interface(iface);
+        })
+        .map_err(|e| e.context(format!("recording the attachment of container {}", env.container_id)))
+}
+
+/// The gateway of the first default route ADD made, as `pipework check`
+/// compares the container's default route with it.
+fn default_gateway(ours: &CniOutput) -> Option<IpAddr> {
+    ours.routes.iter().filter(|r| r.dst.prefix() == 0).find_map(|r| r.gw)
+}
+
+/// What the record says about the attachment DEL, CHECK or GC acts on: its
+/// interface, if one of network `network` by that name is recorded.
+pub fn of_network<'r>(
+    record: Option<&'r Record>,
+    ifname: &str,
+    network: &str,
+) -> Option<(&'r Interface, &'r CniRecord)> {
+    record?.cni_interface(ifname).filter(|(_, cni)| cni.network == network)
+}
+
+/// Drops an attachment from its container's record (the record goes with
+/// its last interface); one already gone is no error (DEL is idempotent).
+pub fn forget(store: &Store, container_id: &str, ifname: &str) -> CniResult<()> {
+    store.forget(&Finder::cni_key(container_id), &[ifname]).map(drop).map_err(CniError::from)
+}
+
+/// Every attachment recorded from this network namespace: container ID,
+/// netns path, interface.
+pub fn all(store: &Store) -> CniResult<Vec<(String, String, Interface)>> {
+    let here = HostNs::current().map_err(|e| {
+        CniError::new(Code::Io, "failed to identify this network namespace").with_details(e.to_string())
+    })?;
+    let mut found = Vec::new();
+    for record in store.load_all()?.records.into_iter().filter(|r| r.host.id == here.id) {
+        let Finder::Cni { container_id, netns } = record.guest.find else { continue };
+        for iface in record.interfaces.into_iter().filter(|i| i.cni.is_some()) {
+            found.push((container_id.clone(), netns.clone(), iface));
+        }
+    }
+    Ok(found)
+}
