@@ -16,11 +16,11 @@ fn main() -> ExitCode {
     }
     if plugin {
         // Runtimes keep a plugin's stderr: RUST_LOG shows the steps there.
-        init_logging(0);
+        init_logging(0, false);
         return pipework::cni::main();
     }
     let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {
-        init_logging(inv.verbose);
+        init_logging(inv.verbose, matches!(inv.request, pipework::request::Request::Watch(_)));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         runtime.block_on(pipework::commands::run(inv))
     });
@@ -62,11 +62,13 @@ fn host_has(name: &str) -> bool {
 }
 
 /// `-v` shows the steps, `-vv` the detail; RUST_LOG overrides both. Quiet
-/// runs install nothing, which keeps an attach fast.
-fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => None,
-        1 => Some("pipework=info"),
+/// runs install nothing, which keeps an attach fast. The watch service
+/// says what it did for each container, without each step, by default.
+fn init_logging(verbose: u8, service: bool) {
+    let level = match (verbose, service) {
+        (0, true) => Some("pipework=info,pipework::apply=warn"),
+        (0, false) => None,
+        (1, _) => Some("pipework=info"),
         _ => Some("pipework=debug"),
     };
     let filter = match (std::env::var("RUST_LOG"), level) {
@@ -79,5 +81,7 @@ fn init_logging(verbose: u8) {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
         .with_timer(tracing_subscriber::fmt::time::uptime())
+        // Colours for a terminal; a service's log goes to a file or journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -53,6 +53,15 @@ pub enum Request {
     },
     /// `completions SHELL`: the shell's completion script, on stdout.
     Completions(clap_complete::Shell),
+    /// `watch`: the service that keeps containers plumbed across restarts.
+    Watch(Watch),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// `--only`: Docker label filters (`KEY` or `KEY=VALUE`) a container
+    /// must match to be looked after.
+    pub only: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

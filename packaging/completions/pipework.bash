@@ -34,6 +34,9 @@ _pipework() {
             pipework,show)
                 cmd="pipework__subcmd__show"
                 ;;
+            pipework,watch)
+                cmd="pipework__subcmd__watch"
+                ;;
             pipework__subcmd__loop,ensure)
                 cmd="pipework__subcmd__loop__subcmd__ensure"
                 ;;
@@ -47,7 +50,7 @@ _pipework() {
 
     case "${cmd}" in
         pipework)
-            opts="-i -l -a -v -h -V --direct-phys --wait --timeout --dry-run --verbose --help --version mkbridge loop completions show check detach"
+            opts="-i -l -a -v -h -V --direct-phys --wait --timeout --dry-run --verbose --help --version mkbridge loop completions show check detach watch"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -216,6 +219,24 @@ _pipework() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pipework__subcmd__watch)
+            opts="-h --only --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --only)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
     esac
 }
 
@@ -238,7 +259,7 @@ _pipework_host_interface() {
         _pipework "$@"
         return
     fi
-    words="mkbridge loop completions show check detach route rule tc"
+    words="mkbridge loop completions show check detach watch route rule tc"
     for dev in /sys/class/net/*/bridge; do
         [[ -d ${dev} ]] || continue
         dev="${dev%/bridge}"

@@ -40,6 +40,7 @@ complete -c pipework -n "__fish_pipework_needs_command" -a "completions" -d 'Pri
 complete -c pipework -n "__fish_pipework_needs_command" -a "show" -d 'List recorded attachments, one line an interface: live, or stale when the kernel lost it'
 complete -c pipework -n "__fish_pipework_needs_command" -a "check" -d 'Compare the kernel with the records; exit 1 naming each difference'
 complete -c pipework -n "__fish_pipework_needs_command" -a "detach" -d 'Undo an attachment: the guest\'s interface, its host side, its record'
+complete -c pipework -n "__fish_pipework_needs_command" -a "watch" -d 'Keep containers plumbed: re-apply their records at every start, plumb their pipework.<CTR_IF> labels, collect what a removed one leaves'
 complete -c pipework -n "__fish_pipework_using_subcommand mkbridge" -l stp -d 'Spanning tree on the bridge' -r -f -a "on\t''
 off\t''"
 complete -c pipework -n "__fish_pipework_using_subcommand mkbridge" -l forward-delay -d 'Forward delay of the bridge, in seconds [default: 0, the kernel\'s with --stp on]' -r
@@ -62,3 +63,5 @@ complete -c pipework -n "__fish_pipework_using_subcommand check" -s h -l help -d
 complete -c pipework -n "__fish_pipework_using_subcommand detach" -s i -d 'Only this interface of the guest [default: all recorded, eth1 without a record]' -r
 complete -c pipework -n "__fish_pipework_using_subcommand detach" -l dry-run -d 'Print the plan as iproute2 commands and change nothing'
 complete -c pipework -n "__fish_pipework_using_subcommand detach" -s h -l help -d 'Print help'
+complete -c pipework -n "__fish_pipework_using_subcommand watch" -l only -d 'Only containers carrying this label (with this value): as docker ps --filter label=...' -r
+complete -c pipework -n "__fish_pipework_using_subcommand watch" -s h -l help -d 'Print help'

@@ -1,29 +1,79 @@
 //! Interrupts held while a plan is applied or rolled back, so that a run
 //! is always whole.
 
+use std::cell::Cell;
+
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 
+thread_local! {
+    /// Holds alive on this thread, and the mask the first one found. The
+    /// watch service applies several plans at once on its one thread: the
+    /// mask comes back when the last of them ends, not the first.
+    static HOLDS: Cell<(usize, Option<SigSet>)> = const { Cell::new((0, None)) };
+}
+
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT held back on this thread (the only
-/// one a run has) until dropped; one that arrived meanwhile lands then.
-/// Threads started meanwhile inherit the mask (`loop --container`).
-pub struct HeldSignals(Option<SigSet>);
+/// one a run has) until the last hold is dropped; one that arrived meanwhile
+/// lands then. Threads started meanwhile inherit the mask (`loop --container`).
+pub struct HeldSignals(());
 
 impl HeldSignals {
     pub fn hold() -> HeldSignals {
-        let mut set = SigSet::empty();
-        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
-            set.add(signal);
-        }
-        let mut old = SigSet::empty();
-        let held = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)).is_ok();
-        HeldSignals(held.then_some(old))
+        HOLDS.with(|holds| {
+            let (count, saved) = holds.get();
+            let saved = if count == 0 { block() } else { saved };
+            holds.set((count + 1, saved));
+        });
+        HeldSignals(())
     }
+}
+
+fn block() -> Option<SigSet> {
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+        set.add(signal);
+    }
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)).is_ok().then_some(old)
 }
 
 impl Drop for HeldSignals {
     fn drop(&mut self) {
-        if let Some(old) = self.0 {
-            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-        }
+        HOLDS.with(|holds| {
+            let (count, saved) = holds.get();
+            if count == 1 {
+                if let Some(old) = saved {
+                    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+                }
+                holds.set((0, None));
+            } else {
+                holds.set((count.saturating_sub(1), saved));
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn term_blocked() -> bool {
+        let mut now = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, None, Some(&mut now)).unwrap();
+        now.contains(Signal::SIGTERM)
+    }
+
+    #[test]
+    fn overlapping_holds_unblock_when_the_last_ends() {
+        std::thread::spawn(|| {
+            let first = HeldSignals::hold();
+            let second = HeldSignals::hold();
+            drop(first);
+            assert!(term_blocked());
+            drop(second);
+            assert!(!term_blocked());
+        })
+        .join()
+        .unwrap();
     }
 }

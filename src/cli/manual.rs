@@ -208,9 +208,40 @@ nodes 7:* but not open them, so start it with --device-cgroup-rule='b 7:* rmw' \
   pipework loop ensure --count 10 --container xcatmn",
     ),
     (
+        "WATCH",
+        "\
+pipework watch is a foreground service that keeps containers plumbed across \
+restarts; run it under a service manager or with &. It follows the Docker Engine \
+API's event stream (Podman's Docker-compatible socket too; the socket is found and \
+trusted as for an attach, DOCKER_HOST included).
+
+When a container starts, its recorded interfaces are made again with the names, \
+MAC, address, gateway and VLAN they had, through the same plan, apply and \
+rollback as an attach, then the pipework route and rule lines recorded for it; \
+the record is updated. A container labelled pipework.CTR_IF=LINE gets CTR_IF as \
+if pipework HOSTIF -i CTR_IF CONTAINER ... had been run, LINE being the rest of \
+the command line after the guest; each such label makes one interface. An \
+interface already there with the recorded MAC is left alone. A malformed label \
+is logged with the container's name and the others are plumbed.
+
+When a container is removed, what its interfaces left on the host is undone as \
+detach undoes it, and its record is dropped. At its own start, and after each \
+reconnection, watch catches up: every running container with a record or a label \
+is reconciled, and records of containers that no longer exist are dropped.
+
+If the engine goes away, watch reconnects after 0.1 s, doubling up to 3 s. It logs \
+what it did for each container at info level (-v adds each step), failures as \
+warnings, and never exits because of one container. SIGTERM or SIGINT stops it \
+within a second, never in the middle of an attach. --only LABEL[=VALUE] limits it \
+to containers carrying that label.
+
+  docker run -d --net=none --label 'pipework.eth1=br0 10.5.106.101/24@10.5.106.1' IMAGE
+  pipework watch --only com.example.plumb",
+    ),
+    (
         "COMPANION WORDS",
         "\
-mkbridge and loop, like route, rule and tc, are taken as words only when the host \
+mkbridge, loop and watch, like route, rule and tc, are taken as words only when the host \
 has no interface of that name; otherwise the line is an ordinary attach.",
     ),
     (

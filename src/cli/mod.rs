@@ -14,7 +14,9 @@ use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
-use crate::request::{self, Addressing, Attach, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Tool};
+use crate::request::{
+    self, Addressing, Attach, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Tool, Watch,
+};
 use crate::sys::output;
 
 /// The original's usage text, word for word (stdout, exit 1).
@@ -35,7 +37,8 @@ pipework <HOSTIF> [-i CTR_IF] [-l LOCAL_IF] [-a FAMILY] <GUEST> <IP>/<LEN>[@GW] 
        pipework --wait [-i CTR_IF] [--timeout SECS]
        pipework mkbridge [--stp on|off] [--forward-delay SECS] [--dry-run] <BRIDGE> <IFACE>
        pipework loop free [--dev DIR] | pipework loop ensure [--count N] [--dev DIR | --container GUEST]
-       pipework show|check [GUEST] [--json] | pipework detach [--dry-run] <GUEST> [-i CTR_IF]";
+       pipework show|check [GUEST] [--json] | pipework detach [--dry-run] <GUEST> [-i CTR_IF]
+       pipework watch [--only LABEL[=VALUE]]...";
 
 const GUESTS: &str = "\
 GUEST is a Docker (or Podman) container name or ID, an LXC container name,
@@ -152,6 +155,9 @@ pub enum Companion {
     Check(RecordsArgs),
     /// Undo an attachment: the guest's interface, its host side, its record
     Detach(DetachArgs),
+    /// Keep containers plumbed: re-apply their records at every start, plumb
+    /// their pipework.<CTR_IF> labels, collect what a removed one leaves
+    Watch(WatchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -178,6 +184,13 @@ pub struct DetachArgs {
     /// Print the plan as iproute2 commands and change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Only containers carrying this label (with this value): as docker ps --filter label=...
+    #[arg(long, value_name = "LABEL[=VALUE]")]
+    pub only: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -402,6 +415,7 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
             }
             (Request::Detach { guest: GuestRef::parse(&guest)?, ifname: container_if }, dry_run)
         }
+        Companion::Watch(w) => (Request::Watch(Watch { only: w.only }), false),
     };
     Ok(Invocation { request, verbose: cli.verbose, dry_run })
 }

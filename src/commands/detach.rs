@@ -41,31 +41,51 @@ pub async fn detach(label: &GuestRef, ifname: Option<&str>, dry_run: bool) -> Re
             continue;
         }
         let now = guest_now(record).await?;
-        let inside = now.as_ref().map(|(_, nl)| nl);
-        let mut plan = match &now {
-            Some((guest, _)) => Plan::new(&guest.enter),
-            None => Plan::on_host(),
-        };
-        let mut last = Vec::new();
-        for iface in &chosen {
-            let t = Teardown { record, iface, host: &host, inside };
-            drivers::teardown(&t, &mut plan, &mut last).await?;
-        }
-        if let Some(inside) = inside {
-            restore_defaults(&mut plan, inside, &chosen).await?;
-            if chosen.len() == record.interfaces.len() {
-                delete_rules(&mut plan, record);
-            }
-        }
-        plan.steps.extend(last);
-        // A plan for a guest that is gone acts on the host only.
-        let guest_side = now.as_ref().map(|(g, nl)| (nl, g.netns()));
-        print_or_apply(&plan, dry_run, &host, guest_side).await?;
+        undo(record, &chosen, &host, now.as_ref().map(|(g, nl)| (g, nl)), dry_run).await?;
         if !dry_run {
             forget(&store, record, &chosen)?;
         }
     }
     Ok(())
+}
+
+/// What is left of a removed container's interfaces on the host (an OVS
+/// port, an agent; a veth's host side went with its namespace) undone, as
+/// a detach would: for the watch service, which then drops the record.
+pub async fn collect(record: &Record, host: &Netlink) -> Result<()> {
+    let all: Vec<&Interface> = record.interfaces.iter().collect();
+    undo(record, &all, host, None, false).await
+}
+
+/// Plans and applies (or prints) the undoing of the `chosen` interfaces of
+/// `record`, in the guest `now` if it is there, else on the host alone.
+async fn undo(
+    record: &Record,
+    chosen: &[&Interface],
+    host: &Netlink,
+    now: Option<(&Guest, &Netlink)>,
+    dry_run: bool,
+) -> Result<()> {
+    let inside = now.map(|(_, nl)| nl);
+    let mut plan = match now {
+        Some((guest, _)) => Plan::new(&guest.enter),
+        None => Plan::on_host(),
+    };
+    let mut last = Vec::new();
+    for iface in chosen {
+        let t = Teardown { record, iface, host, inside };
+        drivers::teardown(&t, &mut plan, &mut last).await?;
+    }
+    if let Some(inside) = inside {
+        restore_defaults(&mut plan, inside, chosen).await?;
+        if chosen.len() == record.interfaces.len() {
+            delete_rules(&mut plan, record);
+        }
+    }
+    plan.steps.extend(last);
+    // A plan for a guest that is gone acts on the host only.
+    let guest_side = now.map(|(g, nl)| (nl, g.netns()));
+    print_or_apply(&plan, dry_run, host, guest_side).await
 }
 
 /// A CNI attachment is the container runtime's: it removes it with DEL,

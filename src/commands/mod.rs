@@ -13,6 +13,7 @@ pub mod passthrough;
 pub mod recording;
 pub mod show;
 pub mod wait;
+pub mod watch;
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -34,6 +35,7 @@ pub async fn run(inv: Invocation) -> Result<()> {
         Request::Show { guest, json } => show::show(guest.as_ref(), *json).await,
         Request::Check { guest, json } => check::check(guest.as_ref(), *json).await,
         Request::Detach { guest, ifname } => detach::detach(guest, ifname.as_deref(), inv.dry_run).await,
+        Request::Watch(req) => watch::watch(req).await,
         Request::Completions(shell) => crate::sys::output::print(&crate::cli::completions::script(*shell)),
     }
 }

@@ -24,8 +24,27 @@ const IP_FLAGS: &[&str] = &["-4", "-6", "-d", "-s", "-j", "-p", "-o", "-r", "-N"
 pub async fn run(tool: Tool, label: &GuestRef, args: &[String]) -> Result<()> {
     let guest = resolve(label).await?;
     guest.refuse_here("this would change the host's own network; run ip or tc directly")?;
-    let ns = guest.netns();
-    let result = match tool {
+    in_guest(tool, guest.netns(), args).await?;
+    // The line stands even if its record cannot be kept; the operator is told.
+    if let Err(e) = super::recording::command_applied(&guest, tool, args) {
+        crate::sys::output::warn(e.context(format!("applied, but not recorded for {label}")));
+    }
+    Ok(())
+}
+
+/// A recorded `pipework route|rule` line (its words after the guest, the
+/// tool's first: `["route", "add", ...]`) made again in the guest `ns`, by
+/// the watch service after a restart.
+pub async fn replay(ns: BorrowedFd<'_>, line: &[String]) -> Result<()> {
+    match line.split_first() {
+        Some((word, args)) if word == "route" => in_guest(Tool::Route, ns, args).await,
+        Some((word, args)) if word == "rule" => in_guest(Tool::Rule, ns, args).await,
+        _ => Err(Error::new(Kind::Usage, format!("not a route or rule line: {}", line.join(" ")))),
+    }
+}
+
+async fn in_guest(tool: Tool, ns: BorrowedFd<'_>, args: &[String]) -> Result<()> {
+    match tool {
         Tool::Tc => run_in(ns, "tc", IPROUTE2, args),
         Tool::Route => match parse_route(args) {
             Some(cmd) => {
@@ -41,13 +60,7 @@ pub async fn run(tool: Tool, label: &GuestRef, args: &[String]) -> Result<()> {
             }
             None => run_in(ns, "ip", IPROUTE2, &ip_argv("rule", args)),
         },
-    };
-    result?;
-    // The line stands even if its record cannot be kept; the operator is told.
-    if let Err(e) = super::recording::command_applied(&guest, tool, args) {
-        crate::sys::output::warn(e.context(format!("applied, but not recorded for {label}")));
     }
-    Ok(())
 }
 
 /// `ip [leading flags] <object> <rest>`.

@@ -22,15 +22,21 @@ pub async fn attached(plan: &Plan, req: &Attach, guest: &Guest, inside: &Netlink
     let host = HostNs::current()?;
     let record_guest =
         GuestRecord { label: guest.label.clone(), find: guest.find.clone(), netns: guest.netns_id()? };
-    Store::from_env()
-        .update(&guest.find.key(), |slot| {
+    let key = guest.find.key();
+    // Off this thread: its fsyncs wait for the disk, and the watch service
+    // has other containers' work to do meanwhile.
+    let write = tokio::task::spawn_blocking(move || {
+        Store::from_env().update(&key, |slot| {
             let record = slot.get_or_insert_with(|| Record::new(record_guest.clone(), host.clone()));
             // A restarted container has a new namespace; the rest stays.
             record.guest.netns = record_guest.netns;
             record.host = host;
             record.put_interface(iface);
         })
-        .map_err(|e| e.context(format!("recording what was made in {}", guest.label)))
+    });
+    let written =
+        write.await.unwrap_or_else(|e| Err(Error::new(Kind::Internal, format!("record writer: {e}"))));
+    written.map_err(|e| e.context(format!("recording what was made in {}", guest.label)))
 }
 
 /// The interface as the plan made it; MAC, MTU and index read back.

@@ -2,6 +2,7 @@
 //! which process is a container, as `docker inspect` says, from a socket
 //! only root controls.
 
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,10 +70,10 @@ pub async fn guest(label: &str) -> Result<Guest> {
     let (docker, socket) = client(label)?;
     let no_such = || Error::original(Kind::NotFound, format!("Error: No such object: {label}"));
     for attempt in 1..=3 {
-        let (pid, find) = inspect(&docker, label, &socket).await?.ok_or_else(no_such)?;
+        let Inspected { pid, find, .. } = inspect(&docker, label, &socket).await?.ok_or_else(no_such)?;
         if pid != 0 {
             let guest = Guest::from_pid(label, pid, find)?;
-            let again = inspect(&docker, label, &socket).await?.ok_or_else(no_such)?.0;
+            let again = inspect(&docker, label, &socket).await?.ok_or_else(no_such)?.pid;
             return guest.confirm(again == pid);
         }
         tracing::debug!(attempt, "container {label} has PID 0 (not running)");
@@ -87,17 +88,44 @@ pub async fn guest(label: &str) -> Result<Guest> {
 /// no waiting (`None` when it is stopped or gone).
 pub async fn running(label: &str, id: &str) -> Result<Option<Guest>> {
     let (docker, socket) = client(label)?;
-    match inspect(&docker, id, &socket).await? {
-        None | Some((0, _)) => Ok(None),
-        Some((pid, find)) => {
+    Ok(running_with(&docker, &socket, label, id).await?.map(|(guest, _)| guest))
+}
+
+/// The same through a client already open (the watch service keeps one),
+/// with the container's labels.
+pub async fn running_with(
+    docker: &Docker,
+    socket: &Path,
+    label: &str,
+    id: &str,
+) -> Result<Option<(Guest, HashMap<String, String>)>> {
+    match inspect(docker, id, socket).await? {
+        None | Some(Inspected { pid: 0, .. }) => Ok(None),
+        Some(Inspected { pid, find, labels }) => {
             let guest = Guest::from_pid(label, pid, find)?;
-            let again = inspect(&docker, id, &socket).await?.map(|(p, _)| p);
-            guest.confirm(again == Some(pid)).map(Some)
+            // A process in a cgroup named after the container (Docker's
+            // `docker-<id>.scope` or `/docker/<id>`, Podman's `libpod-<id>`)
+            // is the container's; else the engine is asked again.
+            let still = match in_cgroup_of(pid, id) {
+                true => true,
+                false => inspect(docker, id, socket).await?.map(|i| i.pid) == Some(pid),
+            };
+            Ok(Some((guest.confirm(still)?, labels)))
         }
     }
 }
 
-fn client(label: &str) -> Result<(Docker, PathBuf)> {
+/// Whether process `pid` is in a cgroup whose path holds container `id`
+/// (the full 64-digit ID; a shorter one is not trusted).
+fn in_cgroup_of(pid: u64, id: &str) -> bool {
+    id.len() == 64
+        && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|groups| groups.lines().any(|line| line.contains(id)))
+}
+
+/// The Engine API client on the socket found and trusted as for an attach
+/// (`label` names the guest in the message when there is no engine).
+pub fn client(label: &str) -> Result<(Docker, PathBuf)> {
     let Some(socket) = docker_socket()? else {
         return Err(Error::original(
             Kind::NotFound,
@@ -114,9 +142,17 @@ fn client(label: &str) -> Result<(Docker, PathBuf)> {
     Ok((docker, socket))
 }
 
-/// `.State.Pid` (0 when not running), and the container's ID and name
-/// (without Docker's leading `/`); `None` for no such container.
-async fn inspect(docker: &Docker, label: &str, socket: &Path) -> Result<Option<(u64, Finder)>> {
+/// What `docker inspect` says of a container.
+struct Inspected {
+    /// `.State.Pid`, 0 when not running.
+    pid: u64,
+    /// Its ID and name (without Docker's leading `/`).
+    find: Finder,
+    labels: HashMap<String, String>,
+}
+
+/// `None` for no such container.
+async fn inspect(docker: &Docker, label: &str, socket: &Path) -> Result<Option<Inspected>> {
     use bollard::errors::Error as E;
     match docker.inspect_container(label, None).await {
         Ok(info) => {
@@ -129,7 +165,8 @@ async fn inspect(docker: &Docker, label: &str, socket: &Path) -> Result<Option<(
             tracing::debug!(id, name, pid, "docker inspect");
             let name = name.trim_start_matches('/').to_string();
             let find = Finder::Container { runtime: "docker".into(), id, name };
-            Ok(Some((u64::try_from(pid).unwrap_or(0), find)))
+            let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
+            Ok(Some(Inspected { pid: u64::try_from(pid).unwrap_or(0), find, labels }))
         }
         Err(E::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
         // An ID prefix that several containers share.

@@ -5,7 +5,7 @@
 //! uses it from its own runtime.
 
 use std::fs::File;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::sched::{setns, unshare, CloneFlags};
 
@@ -29,6 +29,23 @@ pub fn within<T: Send>(ns: BorrowedFd<'_>, f: impl FnOnce() -> std::io::Result<T
 /// process (CLONE_FS), which setns(CLONE_NEWNS) requires.
 pub fn within_mounts<T: Send>(ns: BorrowedFd<'_>, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     on_thread_in(ns, CloneFlags::CLONE_NEWNS, f)
+}
+
+/// Runs `f` on a new thread that has joined the network namespace `ns`,
+/// without blocking the caller's runtime while that thread is scheduled: the
+/// watch service has other containers' work to do meanwhile.
+pub async fn within_async<T: Send + 'static>(
+    ns: BorrowedFd<'_>,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    let ns = ns.try_clone_to_owned().map_err(|e| Error::from(e).context("holding the namespace"))?;
+    let (tx, rx) = futures::channel::oneshot::channel();
+    std::thread::Builder::new()
+        .spawn(move || {
+            let _ = tx.send(on_thread_in(ns.as_fd(), CloneFlags::CLONE_NEWNET, || f().map_err(Error::from)));
+        })
+        .map_err(|e| Error::from(e).context("starting a namespace thread"))?;
+    rx.await.unwrap_or_else(|_| Err(Error::new(Kind::Internal, "namespace thread panicked")))
 }
 
 fn on_thread_in<T: Send>(

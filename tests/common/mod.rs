@@ -32,6 +32,7 @@ mod readback;
 mod snapshot;
 mod sweep;
 mod tempdir;
+mod watch;
 
 pub use assertions::{assert_connected, assert_default_via, assert_macvlan_on};
 pub use cgroups::{Cgroup, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
@@ -52,3 +53,4 @@ pub use podman::{Podman, PodmanContainer, CNI_PLUGINS};
 pub use readback::{all_routes, link_detail, link_info_data, Addr, Family, Link, Ns, Route};
 pub use snapshot::{assert_unchanged, made_routes, made_routes_to, rules, settled_snapshot};
 pub use tempdir::TempDir;
+pub use watch::{PrivateDocker, Watcher, SCOPE};

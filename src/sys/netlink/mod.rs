@@ -42,6 +42,12 @@ impl Netlink {
         Ok(Netlink::from_socket(socket))
     }
 
+    /// The same, the caller's runtime free while the thread runs.
+    pub async fn inside_async(ns: BorrowedFd<'_>) -> Result<Netlink> {
+        let socket = crate::sys::netns::within_async(ns, || Socket::new(NETLINK_ROUTE)).await?;
+        Ok(Netlink::from_socket(socket))
+    }
+
     fn from_socket(socket: Socket) -> Netlink {
         // Capped ACKs with extended ACK: the kernel's explanation of a
         // refusal comes back right after the request's header.

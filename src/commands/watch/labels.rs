@@ -1,0 +1,155 @@
+//! Container labels that ask for an interface:
+//! `pipework.<CTR_IF>=<HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]`, the rest of a
+//! pipework command line after the guest. They are read by the command
+//! line's own parser, so every form an attach takes works in a label.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+
+use crate::cli;
+use crate::request::{Attach, Request};
+
+pub const PREFIX: &str = "pipework.";
+
+/// A label that asks for something an attach cannot be.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Malformed {
+    pub label: String,
+    pub why: String,
+}
+
+/// The attaches `labels` ask for in container `id` (in label order), and
+/// the labels that are not one. `host_has` tells whether the host has an
+/// interface of that name, as for a command line.
+pub fn attaches(
+    id: &str,
+    labels: &HashMap<String, String>,
+    host_has: impl Fn(&str) -> bool,
+) -> (Vec<Attach>, Vec<Malformed>) {
+    let mut ours: Vec<(&String, &String)> =
+        labels.iter().filter(|(key, _)| key.starts_with(PREFIX)).collect();
+    ours.sort();
+    let mut wanted = Vec::new();
+    let mut malformed = Vec::new();
+    for (key, value) in ours {
+        match attach(id, &key[PREFIX.len()..], value, &host_has) {
+            Ok(req) => wanted.push(req),
+            Err(why) => malformed.push(Malformed { label: format!("{key}={value}"), why }),
+        }
+    }
+    (wanted, malformed)
+}
+
+/// Whether any label is one of ours.
+pub fn any(labels: &HashMap<String, String>) -> bool {
+    labels.keys().any(|key| key.starts_with(PREFIX))
+}
+
+fn attach(id: &str, ifname: &str, value: &str, host_has: &impl Fn(&str) -> bool) -> Result<Attach, String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let Some((host_if, rest)) = words.split_first() else {
+        return Err("no host interface and address".into());
+    };
+    // `pipework HOSTIF -i CTR_IF GUEST ...`: the label is the line after the guest.
+    let argv: Vec<OsString> = ["pipework", host_if, "-i", ifname, id]
+        .into_iter()
+        .chain(rest.iter().copied())
+        .map(OsString::from)
+        .collect();
+    let inv = cli::parse(argv, host_has).map_err(|e| {
+        let first = e.message().lines().next().unwrap_or_default();
+        match first.strip_prefix("pipework: ").unwrap_or(first) {
+            "Syntax:" => "not a pipework command line: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]".to_string(),
+            why => why.to_string(),
+        }
+    })?;
+    match inv.request {
+        Request::Attach(req) if !inv.dry_run => Ok(req),
+        _ => Err("not an attach: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{Addressing, GuestRef, HostIf, Tag};
+
+    fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_runbook_label() {
+        let (wanted, bad) = attaches(
+            "abc123",
+            &labels(&[("pipework.eth1", "br0 10.5.106.101/24@10.5.106.1"), ("other", "x")]),
+            |_| false,
+        );
+        assert_eq!(bad, vec![]);
+        let [req] = &wanted[..] else { panic!("{wanted:?}") };
+        assert_eq!(req.host, HostIf::Name("br0".into()));
+        assert_eq!(req.container_if.as_deref(), Some("eth1"));
+        assert_eq!(req.guest, GuestRef::Name("abc123".into()));
+        assert_eq!(
+            req.addr,
+            Addressing::Static {
+                net: "10.5.106.101/24".parse().unwrap(),
+                gateway: Some("10.5.106.1".parse().unwrap())
+            }
+        );
+    }
+
+    #[test]
+    fn every_form_and_several_interfaces() {
+        let (wanted, bad) = attaches(
+            "c1",
+            &labels(&[
+                ("pipework.eth2", "eth0 dhcp 02:00:00:00:00:02@10"),
+                ("pipework.eth1", "br1 -l vweb 192.168.4.25/20 U:web"),
+            ]),
+            |_| false,
+        );
+        assert_eq!(bad, vec![]);
+        assert_eq!(wanted.len(), 2);
+        assert_eq!(wanted[0].local_if.as_deref(), Some("vweb"));
+        assert!(wanted[0].mac.is_some());
+        assert!(matches!(wanted[1].addr, Addressing::Dhcp(_)));
+        assert_eq!(wanted[1].tag, Some(Tag("10".into())));
+    }
+
+    #[test]
+    fn malformed_labels_say_why_and_spare_the_others() {
+        let (wanted, bad) = attaches(
+            "c1",
+            &labels(&[
+                ("pipework.eth1", "br0 10.0.0.300/24"),
+                ("pipework.eth2", ""),
+                ("pipework.eth3", "br0"),
+                ("pipework.eth4", "br0 -i eth9 10.0.0.4/24"),
+                ("pipework.abcdefghijklmnop", "br0 10.0.0.5/24"),
+                ("pipework.eth5", "route 10.0.0.0/8"),
+                ("pipework.eth6", "br0 10.0.0.6/24"),
+            ]),
+            |_| false,
+        );
+        assert_eq!(wanted.len(), 1);
+        assert_eq!(wanted[0].container_if.as_deref(), Some("eth6"));
+        let labels: Vec<&str> = bad.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "pipework.abcdefghijklmnop=br0 10.0.0.5/24",
+                "pipework.eth1=br0 10.0.0.300/24",
+                "pipework.eth2=",
+                "pipework.eth3=br0",
+                "pipework.eth4=br0 -i eth9 10.0.0.4/24",
+                "pipework.eth5=route 10.0.0.0/8",
+            ]
+        );
+        assert_eq!(bad[0].why, "interface name 'abcdefghijklmnop' is longer than 15 bytes");
+        assert_eq!(bad[2].why, "no host interface and address");
+        assert_eq!(bad[3].why, "not a pipework command line: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]");
+        assert!(bad[4].why.contains("cannot be used multiple times"), "{}", bad[4].why);
+        assert_eq!(bad[5].why, "not an attach: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]");
+    }
+}

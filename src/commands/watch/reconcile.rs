@@ -1,0 +1,214 @@
+//! What the watch service does for one container: at its start, make the
+//! interfaces its record and its labels ask for, those that are not there
+//! already; at its removal, drop its record and collect what is left.
+//! Failures are logged with the container's name; the service carries on.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::events::Engine;
+use super::labels;
+use super::queue::Job;
+use crate::commands::{attach, detach, passthrough, recording};
+use crate::error::{Error, Result};
+use crate::request::Attach;
+use crate::resolve::docker;
+use crate::state::{Finder, HostNs, Interface, NsId, Record, Store};
+use crate::sys::netlink::Netlink;
+
+/// The engine the records' containers belong to (`Finder::Container`).
+const RUNTIME: &str = "docker";
+
+pub struct Reconciler<'a> {
+    engine: &'a Engine,
+    host: &'a Netlink,
+    store: &'a Store,
+    /// This network namespace: records made from another are left to a
+    /// watch running there.
+    here: NsId,
+}
+
+/// One interface a container should have, and the MAC it must have if it
+/// is there already (a recorded one's).
+struct Wanted {
+    req: Attach,
+    mac: Option<crate::mac::Mac>,
+}
+
+impl<'a> Reconciler<'a> {
+    pub fn new(engine: &'a Engine, host: &'a Netlink, store: &'a Store) -> Result<Reconciler<'a>> {
+        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id })
+    }
+
+    /// The containers that have a record: ID and name. An unreadable
+    /// record is reported and left alone.
+    pub fn recorded(&self) -> HashMap<String, String> {
+        let listing = match self.store.load_all() {
+            Ok(listing) => listing,
+            Err(e) => {
+                tracing::warn!("{}", plain(&e));
+                return HashMap::new();
+            }
+        };
+        for broken in &listing.broken {
+            tracing::warn!("{}: {}", broken.path.display(), plain(&broken.error));
+        }
+        listing
+            .records
+            .into_iter()
+            .filter(|r| r.host.id == self.here)
+            .filter_map(|r| match &r.guest.find {
+                Finder::Container { runtime, id, .. } if runtime == RUNTIME => {
+                    Some((id.clone(), r.guest_name().to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub async fn run(&self, id: &str, job: Job) {
+        let (outcome, name) = match &job {
+            Job::Start { name } => (self.start(id, name).await, name),
+            Job::Forget { name } => (self.forget(id, name).await, name),
+        };
+        if let Err(e) = outcome {
+            report(if name.is_empty() { id } else { name }, &e);
+        }
+    }
+
+    async fn start(&self, id: &str, name: &str) -> Result<()> {
+        let began = Instant::now();
+        let (docker, socket) = (&self.engine.docker, &self.engine.socket);
+        let label = if name.is_empty() { id } else { name };
+        let Some((guest, found_labels)) = docker::running_with(docker, socket, label, id).await? else {
+            tracing::debug!("{name}: not running");
+            return Ok(());
+        };
+        let name = guest.label.clone();
+        if !self.engine.lets_in(&found_labels) {
+            return Ok(());
+        }
+        let record = self.store.load(&key(id))?.filter(|r| {
+            let here = r.host.id == self.here;
+            if !here {
+                tracing::warn!(
+                    "{name}: attached from {}, not from here: left to a watch there",
+                    r.host.describe()
+                );
+            }
+            here
+        });
+        let mut wanted: Vec<Wanted> = match &record {
+            Some(record) => record.interfaces.iter().map(|i| replayed(record, i)).collect(),
+            None => Vec::new(),
+        };
+        let (asked, malformed) = labels::attaches(id, &found_labels, host_has);
+        for m in malformed {
+            tracing::warn!("{name}: label {} ignored: {}", m.label, m.why);
+        }
+        for req in asked {
+            // A recorded interface is made as it was, with the MAC it had.
+            if !wanted.iter().any(|w| w.req.container_if == req.container_if) {
+                wanted.push(Wanted { req, mac: None });
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        guest.refuse_here("there is nothing to connect")?;
+        let inside = Netlink::inside_async(guest.netns()).await?;
+        let (mut made, mut there) = (Vec::new(), 0);
+        for w in &wanted {
+            let ifname = w.req.container_if.as_deref().unwrap_or("eth1");
+            match inside.link(ifname).await? {
+                Some(link) if w.mac.is_none_or(|mac| link.mac == Some(mac)) => there += 1,
+                Some(link) => tracing::warn!(
+                    "{name}: {ifname} is there with MAC {} instead of the recorded {}: left alone",
+                    link.mac.map_or("none".into(), |m| m.to_string()),
+                    w.mac.map_or("none".into(), |m| m.to_string()),
+                ),
+                None => match attach::connect(&w.req, &guest, self.host, &inside).await {
+                    Ok(()) => made.push(ifname),
+                    Err(e) => report(&format!("{name}: {ifname} not plumbed"), &e),
+                },
+            }
+        }
+        // Its routes and rules, once the interfaces they use are back.
+        if let Some(record) = record.as_ref().filter(|_| !made.is_empty()) {
+            for line in &record.commands {
+                if let Err(e) = passthrough::replay(guest.netns(), line).await {
+                    tracing::warn!("{name}: pipework {} not made again: {}", line.join(" "), plain(&e));
+                }
+            }
+        }
+        if !made.is_empty() {
+            tracing::info!(
+                "{name}: plumbed {} in {:.1?}{}",
+                made.join(", "),
+                began.elapsed(),
+                if there > 0 { format!(" ({there} there already)") } else { String::new() }
+            );
+        } else {
+            tracing::debug!("{name}: all {there} interfaces there already");
+        }
+        Ok(())
+    }
+
+    /// A removed container: whatever its interfaces left on the host
+    /// (bridge ports of veths are gone with its namespace; an OVS port or a
+    /// DHCP agent may remain) is undone as `detach` undoes it, then the
+    /// record goes.
+    async fn forget(&self, id: &str, name: &str) -> Result<()> {
+        let key = key(id);
+        let Some(record) = self.store.load(&key)?.filter(|r| r.host.id == self.here) else {
+            tracing::debug!("{name}: removed; it had no record");
+            return Ok(());
+        };
+        detach::collect(&record, self.host).await?;
+        self.store.remove(&key)?;
+        tracing::info!("{name}: removed; its record of {} interfaces dropped", record.interfaces.len());
+        Ok(())
+    }
+}
+
+fn key(id: &str) -> String {
+    Finder::Container { runtime: RUNTIME.into(), id: id.into(), name: String::new() }.key()
+}
+
+/// The attach that makes a recorded interface again. A host side named
+/// after the guest's old PID (`v<IF>pl<PID>`, pipework's default) gets
+/// its new PID: the old one may outlive the old namespace a moment.
+fn replayed(record: &Record, iface: &Interface) -> Wanted {
+    let mut req = recording::replay(record, iface);
+    if req.local_if.as_deref().is_some_and(|l| is_default_host_side(l, &iface.name)) {
+        req.local_if = None;
+    }
+    Wanted { req, mac: Some(iface.mac) }
+}
+
+fn is_default_host_side(host_side: &str, ifname: &str) -> bool {
+    host_side
+        .strip_prefix('v')
+        .and_then(|rest| rest.strip_prefix(ifname))
+        .and_then(|rest| rest.strip_prefix("pl"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether this namespace has an interface of that name, for the labels'
+/// command lines.
+fn host_has(name: &str) -> bool {
+    nix::net::if_::if_nametoindex(name).is_ok()
+}
+
+/// An error's words without the `pipework: ` every message starts with.
+fn plain(e: &Error) -> String {
+    e.to_string().trim_start_matches("pipework: ").to_string()
+}
+
+/// A failure, and what its rollback could not undo, as warnings.
+fn report(what: &str, e: &Error) {
+    tracing::warn!("{what}: {}", plain(e));
+    for failure in e.rollback() {
+        tracing::warn!("{what}: {}", plain(failure));
+    }
+}

@@ -1,0 +1,305 @@
+//! What the benches share: the throwaway Docker host, namespaces and
+//! containers named `pwb<pid>x<n>-…` and removed on drop (what a killed run
+//! left is swept at start), and the figures.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::Write as _;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PIPEWORK: &str = env!("CARGO_BIN_EXE_pipework");
+pub const NETNS_DIR: &str = "/var/run/netns";
+pub const IMAGE: &str = "pipework-test:latest";
+/// Marks what the benches own; the integration tests use `pwt`.
+pub const TAG: &str = "pwb";
+pub const BRIDGE: &str = "br0";
+
+// ---------------------------------------------------------------- stats
+
+#[derive(Clone, Copy)]
+pub struct Stats {
+    pub median: Duration,
+    pub p90: Duration,
+    pub min: Duration,
+    pub count: usize,
+}
+
+impl Stats {
+    pub fn of(mut times: Vec<Duration>) -> Stats {
+        assert!(!times.is_empty(), "no samples");
+        times.sort();
+        let n = times.len();
+        let median = if n % 2 == 1 { times[n / 2] } else { (times[n / 2 - 1] + times[n / 2]) / 2 };
+        Stats {
+            median,
+            // Nearest rank: the smallest sample at or above 90% of them.
+            p90: times[(n * 9).div_ceil(10) - 1],
+            min: times[0],
+            count: n,
+        }
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "median {:.2} ms, p90 {:.2} ms, min {:.2} ms ({} attach{})",
+            ms(self.median),
+            ms(self.p90),
+            ms(self.min),
+            self.count,
+            if self.count == 1 { "" } else { "es" }
+        )
+    }
+}
+
+pub fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+// ---------------------------------------------------------------- the host
+
+/// The throwaway Docker host: pipework runs inside it, so the bridge and the
+/// host sides of the veths land there and vanish with it.
+pub struct Host {
+    // Declared first so it is closed first: an open handle would keep the
+    // namespace, and its bridge, alive past the delete.
+    netns: File,
+    _ns: Namespaces,
+    /// Its records, as a real host's /var/lib/pipework; removed with it.
+    pub state: std::path::PathBuf,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+impl Host {
+    pub fn new(id: &str) -> Result<Host, String> {
+        let ns = Namespaces::add(vec![format!("{id}-host")])?;
+        let path = format!("{NETNS_DIR}/{}", ns.names()[0]);
+        let netns = File::open(&path).map_err(|e| format!("opening {path}: {e}"))?;
+        let state = std::env::temp_dir().join(format!("{}-state", ns.names()[0]));
+        Ok(Host { netns, _ns: ns, state })
+    }
+
+    /// Runs pipework inside this namespace; returns how long it took from
+    /// spawn to exit.
+    pub fn pipework(&self, args: &[&str]) -> Result<Duration, String> {
+        self.time(PIPEWORK, args, &[], b"").map(|(took, _)| took)
+    }
+
+    /// Runs `program` inside this namespace with `env` added and `stdin`
+    /// fed; returns how long it took from spawn to exit, and its stdout.
+    pub fn time(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: &[u8],
+    ) -> Result<(Duration, Vec<u8>), String> {
+        let mut cmd = self.command(program, args);
+        cmd.envs(env.iter().copied());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let start = Instant::now();
+        let out = cmd
+            .spawn()
+            .and_then(|mut child| {
+                // Small enough for the pipe: written whole before the child reads.
+                child.stdin.take().map(|mut input| input.write_all(stdin)).transpose()?;
+                child.wait_with_output()
+            })
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        let took = start.elapsed();
+        if !out.status.success() {
+            return Err(format!(
+                "`{program} {}` exited with {}; stdout:\n{}\nstderr:\n{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout).trim_end(),
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            ));
+        }
+        Ok((took, out.stdout))
+    }
+
+    /// `program args`, to be run inside this namespace, with its records.
+    pub fn command(&self, program: &str, args: &[&str]) -> Command {
+        let fd = self.netns.as_raw_fd();
+        let mut cmd = Command::new(program);
+        cmd.args(args).env("PIPEWORK_STATE_DIR", &self.state);
+        // SAFETY: between fork and exec only async-signal-safe calls are
+        // allowed; setns is a bare syscall and this closure allocates nothing.
+        // The fd stays open in the child until exec (O_CLOEXEC).
+        unsafe {
+            cmd.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNET) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            });
+        }
+        cmd
+    }
+}
+
+// ---------------------------------------------------------------- fixtures
+
+/// Named network namespaces, deleted on drop.
+pub struct Namespaces(Vec<String>);
+
+impl Namespaces {
+    /// Creates them in one `ip -batch` run: a thousand `ip netns add`
+    /// processes would take longer than the attaches we measure.
+    pub fn add(names: Vec<String>) -> Result<Namespaces, String> {
+        // Guard first, so a batch that fails halfway is still cleaned up.
+        let guard = Namespaces(names);
+        ip_batch("netns add", &guard.0, false)?;
+        Ok(guard)
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        if let Err(e) = ip_batch("netns del", &self.0, true) {
+            eprintln!("bench: cleanup: {e}");
+        }
+    }
+}
+
+/// Runs `ip -batch -` with one `<verb> <name>` line per name; `force` goes
+/// on past errors (for cleanup, where some may already be gone).
+pub fn ip_batch(verb: &str, names: &[String], force: bool) -> Result<(), String> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let script: String = names.iter().map(|n| format!("{verb} {n}\n")).collect();
+    let mut argv = vec!["ip"];
+    if force {
+        argv.push("-force");
+    }
+    argv.extend(["-batch", "-"]);
+    let mut child = Command::new("ip")
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run ip: {e}"))?;
+    let written = child.stdin.take().expect("piped stdin").write_all(script.as_bytes());
+    let out = child.wait_with_output().map_err(|e| format!("ip -batch: {e}"))?;
+    written.map_err(|e| format!("ip -batch: writing the script: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{} ({verb} ×{})` exited with {}: {}",
+            argv.join(" "),
+            names.len(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ));
+    }
+    Ok(())
+}
+
+/// A Docker container without networking, removed on drop.
+pub struct Container {
+    pub name: String,
+}
+
+impl Container {
+    pub fn run(name: &str) -> Result<Container, String> {
+        Container::run_with(name, &[])
+    }
+
+    /// The same with extra `docker run` options.
+    pub fn run_with(name: &str, docker_args: &[&str]) -> Result<Container, String> {
+        // Guard first: `docker run` may fail after creating the container.
+        let ctr = Container { name: name.to_string() };
+        let mut argv = vec!["docker", "run", "-d", "--net=none", "--cap-add=NET_ADMIN", "--name", name];
+        argv.extend_from_slice(docker_args);
+        argv.extend([IMAGE, "/bin/sleep", "1000000"]);
+        run(&argv)?;
+        Ok(ctr)
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if let Err(e) = run(&["docker", "rm", "-f", &self.name]) {
+            eprintln!("bench: cleanup: {e}");
+        }
+    }
+}
+
+/// Runs a helper command that must succeed; returns its stdout.
+pub fn run(argv: &[&str]) -> Result<String, String> {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{}` exited with {}: {}",
+            argv.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+// ---------------------------------------------------------------- names
+
+/// `pwb<pid>x<n>`: unique across runs in parallel, and says whose it is.
+pub fn unique() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("{TAG}{}x{n}", std::process::id())
+}
+
+/// Whether `name` was made by a bench process that is gone.
+pub fn is_stale(name: &str) -> bool {
+    let pid = name
+        .strip_prefix(TAG)
+        .and_then(|rest| rest.split_once('x'))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok());
+    pid.is_some_and(|pid| {
+        pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    })
+}
+
+/// Removes what an interrupted run left: a killed N=1000 run leaves a
+/// thousand namespaces behind.
+pub fn sweep_stale() {
+    let netns: Vec<String> = std::fs::read_dir(NETNS_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| is_stale(n))
+        .collect();
+    let _ = ip_batch("netns del", &netns, true);
+    let listed = run(&["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", &format!("name=^{TAG}")]);
+    for name in listed.unwrap_or_default().lines().filter(|n| is_stale(n)) {
+        let _ = run(&["docker", "rm", "-f", name]);
+    }
+}

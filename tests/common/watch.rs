@@ -1,0 +1,247 @@
+//! `pipework watch` running in a test's "docker host" namespace with that
+//! host's own records, killed on drop; and a private dockerd, for the test
+//! that restarts one (restarting the shared one would break every other
+//! test running beside it).
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use super::commands::{quiet, run};
+use super::containers::IMAGE;
+use super::daemons::wait_for;
+use super::netns::Netns;
+use super::pipework::PIPEWORK;
+use super::tempdir::TempDir;
+
+/// The label every container of a test carries, so that its watcher looks
+/// after that test's containers only (`--only`).
+pub const SCOPE: &str = "pwt.watch";
+
+pub struct Watcher {
+    child: Child,
+    /// Its log (stderr) and anything else it needs on disk.
+    dir: TempDir,
+    /// `--only pwt.watch=<scope>`.
+    pub scope: String,
+}
+
+impl Watcher {
+    /// `pipework watch --only pwt.watch=<scope>` in `host`, with `host`'s
+    /// records and `env`; returns once it has caught up.
+    pub fn start(host: &Netns, scope: &str, env: &[(&str, &str)]) -> Watcher {
+        let w = Watcher::spawn(host, scope, env);
+        w.wait_log("caught up", Duration::from_secs(30));
+        w
+    }
+
+    /// The same, without waiting for anything.
+    pub fn spawn(host: &Netns, scope: &str, env: &[(&str, &str)]) -> Watcher {
+        let dir = TempDir::new("watch");
+        let log = File::create(dir.path.join("watch.log")).expect("watch log");
+        let only = format!("{SCOPE}={scope}");
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", host.path()))
+            .args([PIPEWORK, "watch", "--only", &only])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .env_remove("RUST_LOG")
+            .env_remove("PIPEWORK_FAIL_AT")
+            .env_remove("PIPEWORK_PAUSE_AT")
+            .env("PIPEWORK_STATE_DIR", host.state_dir())
+            .envs(env.iter().copied());
+        // SAFETY: prctl only, between fork and exec. The service dies with
+        // the test's thread, even when the test panics or is killed.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn pipework watch");
+        Watcher { child, dir, scope: scope.to_string() }
+    }
+
+    /// `--label pwt.watch=<scope>`, for `docker run`.
+    pub fn label(&self) -> String {
+        format!("{SCOPE}={}", self.scope)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path.join("watch.log")).unwrap_or_default()
+    }
+
+    /// Waits until the log has a line containing `what`; returns that line.
+    #[track_caller]
+    pub fn wait_log(&self, what: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| l.contains(what)) {
+                return line.to_string();
+            }
+            assert!(self.is_running(), "pipework watch exited while waiting for {what:?}:\n{log}");
+            assert!(Instant::now() < deadline, "no {what:?} in the watch log after {timeout:?}:\n{log}");
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        is_alive(self.pid())
+    }
+
+    /// VmRSS and VmHWM from /proc, in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("status");
+        let field = |name: &str| -> u64 {
+            let line = status.lines().find(|l| l.starts_with(name)).expect(name);
+            line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect(name)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// User and system CPU time so far, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("stat");
+        let rest = stat.rsplit_once(") ").expect("stat format").1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15; `rest` starts at field 3.
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+
+    /// Sends `signal`; returns how long it took to exit, and its status.
+    pub fn stop(&mut self, signal: i32) -> (Duration, std::process::ExitStatus) {
+        let began = Instant::now();
+        // SAFETY: kill(2) on our own child, which has not been reaped.
+        unsafe { libc::kill(self.pid() as i32, signal) };
+        let status = wait_for("pipework watch to exit", Duration::from_secs(10), || {
+            self.child.try_wait().expect("wait")
+        });
+        (began.elapsed(), status)
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// A dockerd of a test's own: its data, exec root, pid file and socket in
+/// a temp dir, no bridge, no iptables, the test image loaded. Stopped (and
+/// its containers with it) on drop.
+pub struct PrivateDocker {
+    dir: TempDir,
+    daemon: Option<Child>,
+}
+
+impl PrivateDocker {
+    pub fn start() -> PrivateDocker {
+        let dir = TempDir::new("dockerd");
+        let mut docker = PrivateDocker { dir, daemon: None };
+        docker.launch();
+        let saved = docker.dir.join("image.tar");
+        run(&["docker", "save", "-o", &saved, IMAGE]);
+        docker.cli(&["load", "-q", "-i", &saved]);
+        docker
+    }
+
+    /// `unix://<socket>`, for DOCKER_HOST.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.join("docker.sock"))
+    }
+
+    /// The docker CLI against this daemon; must succeed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let host = self.host();
+        let mut argv = vec!["docker", "-H", host.as_str()];
+        argv.extend_from_slice(args);
+        run(&argv)
+    }
+
+    fn launch(&mut self) {
+        let log = File::create(self.dir.path.join("dockerd.log")).expect("dockerd log");
+        let host = self.host();
+        let child = Command::new("dockerd")
+            .args([
+                "--data-root",
+                &self.dir.join("data"),
+                "--exec-root",
+                &self.dir.join("exec"),
+                "--pidfile",
+                &self.dir.join("dockerd.pid"),
+                "-H",
+                &host,
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--storage-driver=vfs",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn dockerd");
+        self.daemon = Some(child);
+        wait_for("the private dockerd to answer", Duration::from_secs(60), || {
+            let argv = ["docker", "-H", &host, "version", "--format", "{{.Server.Version}}"];
+            quiet(&argv).status.success().then_some(())
+        });
+    }
+
+    /// SIGTERM, as a service manager stops it, and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            // SAFETY: kill(2) on our own child, which has not been reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().expect("wait").is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.launch();
+    }
+}
+
+impl Drop for PrivateDocker {
+    fn drop(&mut self) {
+        if self.daemon.is_some() {
+            let ids = quiet(&["docker", "-H", &self.host(), "ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = quiet(&["docker", "-H", &self.host(), "rm", "-f", id]);
+            }
+        }
+        self.stop();
+        // Its containerd, if it outlived it; then its files.
+        let pidfile = self.dir.path.join("exec/containerd/containerd.pid");
+        if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            // SAFETY: kill(2) with the pid the private containerd wrote.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while is_alive(pid as u32) && Instant::now() < deadline {
+                sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
