@@ -102,6 +102,9 @@ pub struct Attach {
     pub addr: Addressing,
     pub mac: Option<Mac>,
     pub tag: Option<Tag>,
+    /// `--vlan-filtering`: turn VLAN filtering on for an existing Linux
+    /// bridge that lacks it, as part of the run (undone on rollback).
+    pub vlan_filtering: bool,
 }
 
 /// The guest as the operator named it.

@@ -71,10 +71,23 @@ fn unknown_host_interface() {
 #[test]
 fn vlan_on_a_linux_bridge_that_does_not_filter() {
     // The original refused every VLAN on a Linux bridge; turning filtering
-    // on would change the bridge's other ports, so the operator does it.
+    // on changes the bridge's other ports, so only on request.
     Fixture::new().refused_with(
         &["br0", "CTR", "10.0.0.5/24", "@10"],
-        "pipework: bridge br0 does not filter VLANs; turn it on with `ip link set br0 type bridge vlan_filtering 1` (this changes every port)",
+        "pipework: bridge br0 does not filter VLANs; add --vlan-filtering to turn it on (`ip link set br0 type bridge vlan_filtering 1`: this changes every port)",
+    );
+}
+
+#[test]
+fn vlan_filtering_without_a_vlan_or_a_linux_bridge() {
+    let f = Fixture::new();
+    f.refused_with(
+        &["--vlan-filtering", "br0", "CTR", "10.0.0.5/24"],
+        "pipework: --vlan-filtering goes with @VLAN",
+    );
+    f.refused_with(
+        &["eth0", "CTR", "10.0.0.5/24", "@10", "--vlan-filtering"],
+        "pipework: --vlan-filtering applies to a Linux bridge",
     );
 }
 

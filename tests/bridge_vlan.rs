@@ -24,6 +24,10 @@ fn port_vlans(host: &Netns, port: &str) -> Vec<(u64, Vec<String>)> {
         .collect()
 }
 
+/// What a kernel without CONFIG_BRIDGE_VLAN_FILTERING answers (EOPNOTSUPP,
+/// no extended ACK), and why.
+const NO_FILTERING: &str = "Operation not supported: this kernel's bridges cannot filter VLANs (it lacks CONFIG_BRIDGE_VLAN_FILTERING)";
+
 fn vlan_filtering(host: &Netns, bridge: &str) -> u64 {
     let v = host.ip_j(&["-d", "link", "show", bridge]);
     v[0]["linkinfo"]["info_data"]["vlan_filtering"].as_u64().unwrap()
@@ -108,7 +112,7 @@ fn a_kernel_without_vlan_filtering_is_named() {
     let out = assert_refused(pipework, &host, Some(&a), &["br5", &a.name, "10.31.0.1/24", "@10"]);
     assert_eq!(
         stderr(&out).trim_end(),
-        "pipework: step 2/10 failed (ip link set br5 type bridge vlan_filtering 1): this kernel's bridges cannot filter VLANs (it lacks CONFIG_BRIDGE_VLAN_FILTERING)"
+        format!("pipework: step 2/10 failed (ip link set br5 type bridge vlan_filtering 1): {NO_FILTERING}")
     );
 }
 
@@ -132,4 +136,85 @@ fn every_step_rolls_back_on_a_bridge_pipework_makes() {
         assert_unchanged(&format!("host after step {at}"), &host_before, || host.snapshot());
         assert_unchanged(&format!("guest after step {at}"), &guest_before, || a.snapshot());
     }
+}
+
+/// An existing bridge with a port already, and no VLAN filtering.
+fn bridge_with_a_port(host: &Netns) -> Container {
+    host.add_bridge("br0", None);
+    let b = Container::run("b");
+    assert_success(&pipework(host, &["br0", &b.name, "10.31.0.2/24"]));
+    b
+}
+
+/// `--vlan-filtering` plans the bridge's filtering first, in iproute2's words.
+#[test]
+fn vlan_filtering_on_request_is_planned_first() {
+    let host = Netns::new("vlan");
+    let _b = bridge_with_a_port(&host);
+    let a = Container::run("a");
+    let plan = planned_steps(&host, &["--vlan-filtering", "br0", &a.name, "10.31.0.1/24", "@10"]);
+    assert_eq!(plan[0], "ip link set br0 type bridge vlan_filtering 1", "{plan:?}");
+    // A bridge that filters already needs nothing more.
+    host.ip(&["link", "add", "br1", "type", "bridge"]);
+    if kernel_filters_vlans() {
+        host.ip(&["link", "set", "br1", "type", "bridge", "vlan_filtering", "1"]);
+        let plan = planned_steps(&host, &["--vlan-filtering", "br1", &a.name, "10.31.0.1/24", "@10"]);
+        assert!(!plan.iter().any(|s| s.contains("vlan_filtering")), "{plan:?}");
+    }
+}
+
+/// On a kernel without filtering, the request fails at its step with the
+/// kernel's words, and the bridge, its port and the guest are as before.
+#[test]
+fn vlan_filtering_on_request_without_the_kernels_support() {
+    if kernel_filters_vlans() {
+        eprintln!("skipped: this kernel's bridges filter VLANs");
+        return;
+    }
+    let host = Netns::new("vlan");
+    let _b = bridge_with_a_port(&host);
+    let a = Container::run("a");
+    let args = ["--vlan-filtering", "br0", &a.name, "10.31.0.1/24", "@10"];
+    let out = assert_refused(pipework, &host, Some(&a), &args);
+    let step = "step 1/9 failed (ip link set br0 type bridge vlan_filtering 1)";
+    assert_eq!(stderr(&out).trim_end(), format!("pipework: {step}: {NO_FILTERING}"));
+}
+
+/// Filtering turned on at the request of one attach: the port on its VLAN,
+/// the request recorded, `check` naming a bridge that stops filtering; a
+/// run failing at any step turns filtering off again.
+#[test]
+fn vlan_filtering_on_request_is_applied_recorded_and_undone() {
+    if !kernel_filters_vlans() {
+        return;
+    }
+    let host = Netns::new("vlan");
+    let b = bridge_with_a_port(&host);
+    let a = Container::run("a");
+    let args = ["--vlan-filtering", "br0", a.name.as_str(), "10.31.0.1/24", "@10"];
+    let steps = planned_steps(&host, &args).len();
+    let (host_before, guest_before) = (settled_snapshot(&host), a.snapshot());
+    for at in 1..=steps {
+        let at = at.to_string();
+        let out = pipework_env(&host, &args, &[("PIPEWORK_FAIL_AT", &at)]);
+        assert_eq!(out.status.code(), Some(1), "fail at {at}: {}", stderr(&out));
+        assert_unchanged(&format!("host after step {at}"), &host_before, || host.snapshot());
+        assert_unchanged(&format!("guest after step {at}"), &guest_before, || a.snapshot());
+    }
+    assert_eq!(vlan_filtering(&host, "br0"), 0);
+
+    assert_success(&pipework(&host, &args));
+    assert_eq!(vlan_filtering(&host, "br0"), 1);
+    let port = host_side("eth1", a.pid);
+    assert_eq!(port_vlans(&host, &port), vec![(10, vec!["PVID".into(), "Egress Untagged".into()])]);
+    assert!(!a.exec(&["ping", "-c", "2", "-W", "1", "10.31.0.2"]).status.success(), "VLAN 10 reached VLAN 1");
+    let show: Value = serde_json::from_str(&stdout(&pipework(&host, &["show", &a.name, "--json"]))).unwrap();
+    assert_eq!(show[0]["vlan_filtering"], true, "{show}");
+    assert_success(&pipework(&host, &["check", &a.name]));
+
+    host.ip(&["link", "set", "br0", "type", "bridge", "vlan_filtering", "0"]);
+    let out = pipework(&host, &["check", &a.name]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), format!("bridge br0 does not filter VLANs, recorded {port} on VLAN 10\n"));
+    drop(b);
 }

@@ -233,8 +233,10 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             Ok(None)
         }
         Step::VlanFiltering { bridge } => {
-            t.host.set_vlan_filtering(t.host.require(bridge).await?.index).await?;
-            Ok(None)
+            let link = t.host.require(bridge).await?;
+            t.host.set_vlan_filtering(link.index, true).await?;
+            let undo = Undo::NoVlanFiltering { name: bridge.clone(), index: link.index };
+            Ok((!link.vlan_filtering).then_some(undo))
         }
         Step::PortVlan { port, vid, drop } => {
             let index = t.host.require(port).await?.index;
@@ -404,6 +406,11 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             t.guest.talk(add, rule.flags()).await.map_err(|e| nl_error(e, "adding the rule back"))?;
         }
         Undo::OvsDelPort { uuid, name } => ovs::del_port(uuid, name).await?,
+        Undo::NoVlanFiltering { index, .. } => {
+            if t.host.link_by_index(*index).await?.is_some() {
+                t.host.set_vlan_filtering(*index, false).await?;
+            }
+        }
         Undo::OvsDelBridgeIfUnused { uuid, name } => ovs::del_bridge_if_unused(uuid, name).await?,
     }
     Ok(())

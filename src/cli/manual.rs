@@ -64,9 +64,13 @@ is down, it is deleted and made again (only if it is a veth).
 
 With @VLAN on a Linux bridge, the port is on that VLAN untagged (its PVID) and \
 off the bridge's default VLAN, as the CNI bridge plugin does. A bridge pipework \
-creates gets VLAN filtering; an existing bridge without it is refused (turning \
-it on changes every port: 'ip link set BRIDGE type bridge vlan_filtering 1'). \
-A kernel whose bridges cannot filter VLANs is named and nothing is left behind.
+creates gets VLAN filtering; an existing bridge without it is refused unless \
+--vlan-filtering is given (turning it on changes every port: 'ip link set BRIDGE \
+type bridge vlan_filtering 1'), which turns it on as the run's first step, off \
+again if the run fails, and is recorded (a replay asks again; detach leaves the \
+bridge filtering; check names a recorded VLAN port whose bridge no longer \
+filters). A kernel whose bridges cannot filter VLANs is named and nothing is \
+left behind.
 
 If HOSTIF is a bridge of Open vSwitch's database (found over OVSDB at \
 /var/run/openvswitch/db.sock, or $OVS_RUNDIR/db.sock, or $DB_SOCK; asked only \

@@ -96,6 +96,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
 
+    /// With @VLAN on an existing Linux bridge: turn its VLAN filtering on
+    /// (this changes every port; undone if the run fails)
+    #[arg(long)]
+    pub vlan_filtering: bool,
+
     /// Print the plan as iproute2 commands and change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -338,6 +343,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         addr,
         mac,
         tag,
+        vlan_filtering: cli.vlan_filtering,
     };
     Ok(Invocation { request: Request::Attach(attach), verbose, dry_run })
 }
@@ -512,6 +518,14 @@ mod tests {
         // A host interface named tc0 is a host interface, not the tc word.
         assert!(matches!(parse_words("tc0 c1 10.0.0.1/24").unwrap().request, Request::Attach(_)));
         assert!(parse_words("route c1").unwrap_err().to_stdout());
+    }
+
+    #[test]
+    fn vlan_filtering_is_asked_for_only_by_its_option() {
+        assert!(!attach("br0 -i eth2 c1 10.0.0.2/24@10.0.0.1 02:00:00:00:00:01@10").vlan_filtering);
+        let a = attach("br0 c1 10.0.0.2/24 @10 --vlan-filtering");
+        assert!(a.vlan_filtering && a.tag == Some(crate::request::Tag("10".into())));
+        assert_eq!(a, attach("--vlan-filtering br0 c1 10.0.0.2/24 @10"));
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub async fn added(
         addresses: ours.ips.iter().map(|ip| ip.address).collect(),
         gateway: default_gateway(ours),
         vlan: None,
+        vlan_filtering: false,
         dhcp: None,
         replaced_default: None,
         cni: Some(CniRecord { network: conf.name.clone(), config, result: ours.to_json(LATEST) }),

@@ -24,7 +24,8 @@ struct Difference {
     #[serde(skip_serializing_if = "Option::is_none")]
     interface: Option<String>,
     /// A stable word for scripts: guest-gone, interface-missing, mac, mtu,
-    /// down, address, default-route, host-side, master, broken-record.
+    /// down, address, default-route, host-side, master, vlan-filtering,
+    /// ovs-port, broken-record.
     kind: &'static str,
     message: String,
 }
@@ -132,7 +133,8 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                 None => say(Some(iface), "host-side", format!("parent {side} of {name} of {guest} gone")),
                 Some(link) => {
                     if let Attached::Bridge(bridge) = &iface.attached_to {
-                        let want = host.link(bridge).await?.map(|b| b.index);
+                        let found = host.link(bridge).await?;
+                        let want = found.as_ref().map(|b| b.index);
                         let master = match link.master {
                             Some(index) => host.link_by_index(index).await?,
                             None => None,
@@ -152,6 +154,14 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                                 format!("wrong master {} of host side {side}, recorded {bridge}", m.name),
                             ),
                             _ => {}
+                        }
+                        if let (Some(vid), Some(b)) = (iface.vlan, &found) {
+                            if !b.vlan_filtering {
+                                let text = format!(
+                                    "bridge {bridge} does not filter VLANs, recorded {side} on VLAN {vid}"
+                                );
+                                say(Some(iface), "vlan-filtering", text);
+                            }
                         }
                     }
                     if iface.how == How::Veth && !link.up {

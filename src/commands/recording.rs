@@ -116,6 +116,7 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
         addresses,
         gateway,
         vlan,
+        vlan_filtering: req.vlan_filtering,
         dhcp,
         replaced_default,
         cni: None,
@@ -210,6 +211,7 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         addr,
         mac: (iface.how != How::Ipoib).then_some(iface.mac),
         tag: iface.vlan.map(|v| Tag(if iface.how == How::Ipoib { format!("{v:x}") } else { v.to_string() })),
+        vlan_filtering: iface.vlan_filtering,
     }
 }
 
@@ -238,6 +240,7 @@ mod tests {
             addresses: vec![net],
             gateway: Some("10.5.106.1".parse().unwrap()),
             vlan: Some(10),
+            vlan_filtering: false,
             dhcp: None,
             replaced_default: None,
             cni: None,

@@ -75,6 +75,9 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
             if let Some(cni) = &iface.cni {
                 item["network"] = json!(cni.network);
             }
+            if iface.vlan_filtering {
+                item["vlan_filtering"] = json!(true);
+            }
             // Only a DHCP interface has these keys.
             if let (Some(d), Some(fields)) = (&iface.dhcp, item.as_object_mut()) {
                 fields.insert("dhcp".into(), json!(d));

@@ -23,20 +23,26 @@ pub struct Bridge {
 
 impl Driver for Bridge {
     fn validate(&self, req: &Attach) -> Result<()> {
-        if let Some(tag) = &req.tag {
-            tag.vlan_id()?;
-            // Filtering changes every port of the bridge: on one that has
-            // ports already, the operator turns it on, not pipework.
-            if self.existing.as_ref().is_some_and(|b| !b.vlan_filtering) {
-                let name = &self.name;
-                return Err(Error::new(
-                    Kind::Unsupported,
-                    format!(
-                        "bridge {name} does not filter VLANs; turn it on with \
-                         `ip link set {name} type bridge vlan_filtering 1` (this changes every port)"
-                    ),
-                ));
+        match &req.tag {
+            Some(tag) => {
+                tag.vlan_id()?;
             }
+            None if req.vlan_filtering => {
+                return Err(Error::new(Kind::Usage, "--vlan-filtering goes with @VLAN"));
+            }
+            None => {}
+        }
+        // Filtering changes every port of the bridge: on one that has
+        // ports already, only on the operator's request.
+        if req.tag.is_some() && !req.vlan_filtering && self.lacks_filtering() {
+            let name = &self.name;
+            return Err(Error::new(
+                Kind::Unsupported,
+                format!(
+                    "bridge {name} does not filter VLANs; add --vlan-filtering to turn it on \
+                     (`ip link set {name} type bridge vlan_filtering 1`: this changes every port)"
+                ),
+            ));
         }
         refuse_direct_phys(req, &self.name)
     }
@@ -47,13 +53,23 @@ impl Driver for Bridge {
 }
 
 impl Bridge {
+    /// An existing bridge whose VLAN filtering is off.
+    fn lacks_filtering(&self) -> bool {
+        self.existing.as_ref().is_some_and(|b| !b.vlan_filtering)
+    }
+
     async fn steps(&self, ctx: &Context<'_>) -> Result<Plan> {
         let vlan = ctx.req.tag.as_ref().map(Tag::vlan_id).transpose()?;
         let ctr_if = ctx.guest_if("eth1");
         let local = local_name(ctx, ctr_if)?;
         let mut plan = ctx.new_plan();
         let mtu = match &self.existing {
-            Some(link) => link.mtu,
+            Some(link) => {
+                if ctx.req.vlan_filtering && self.lacks_filtering() {
+                    plan.push(Step::VlanFiltering { bridge: self.name.clone() });
+                }
+                link.mtu
+            }
             None => {
                 plan.push(Step::CreateBridge { name: self.name.clone(), mtu: None });
                 if vlan.is_some() {

@@ -63,6 +63,9 @@ pub trait Driver {
 
 /// The driver for a host interface of this kind.
 pub fn for_host(kind: HostKind, req: &Attach) -> Result<Box<dyn Driver>> {
+    if req.vlan_filtering && !matches!(kind, HostKind::LinuxBridge { .. }) {
+        return Err(Error::new(Kind::Usage, "--vlan-filtering applies to a Linux bridge"));
+    }
     Ok(match kind {
         HostKind::LinuxBridge { name, existing } => Box::new(bridge::Bridge { name, existing }),
         HostKind::Physical(link) if req.direct_phys => Box::new(direct::Direct { link }),

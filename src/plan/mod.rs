@@ -134,7 +134,8 @@ pub enum Step {
         enable: bool,
     },
     /// `ip link set <bridge> type bridge vlan_filtering 1`, on a bridge
-    /// this run made.
+    /// this run made, or on request (`--vlan-filtering`) on an existing one,
+    /// whose undo turns it off again.
     VlanFiltering {
         bridge: String,
     },
@@ -379,6 +380,11 @@ pub enum Undo {
     OvsDelPort {
         uuid: String,
         name: String,
+    },
+    /// VLAN filtering off again on a bridge that had it off.
+    NoVlanFiltering {
+        name: String,
+        index: u32,
     },
     /// Only if no other port is on it: a concurrent run may be using it.
     OvsDelBridgeIfUnused {

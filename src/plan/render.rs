@@ -180,6 +180,9 @@ impl fmt::Display for Undo {
             Undo::StopAgent { pid } => write!(f, "kill {pid}  # the DHCP agent releases its lease"),
             Undo::SetMtu { dev, mtu, .. } => write!(f, "ip link set dev {dev} mtu {mtu}"),
             Undo::OvsDelPort { name, .. } => write!(f, "ovs-vsctl del-port {name}"),
+            Undo::NoVlanFiltering { name, .. } => {
+                write!(f, "ip link set {name} type bridge vlan_filtering 0")
+            }
             Undo::OvsDelBridgeIfUnused { name, .. } => {
                 write!(f, "ovs-vsctl del-br {name} (if it has no ports)")
             }

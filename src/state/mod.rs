@@ -159,6 +159,11 @@ pub struct Interface {
     /// The VLAN id (the partition key for IPoIB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<u16>,
+    /// The attach asked for the Linux bridge's VLAN filtering
+    /// (`--vlan-filtering`): a replay asks again, and the bridge keeps it
+    /// after a detach (the other ports' VLANs depend on it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vlan_filtering: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<DhcpRecord>,
     /// The guest's default route that `@GW` replaced, if it had one: a
@@ -378,6 +383,7 @@ mod tests {
             addresses: vec!["10.5.106.101/24".parse().unwrap()],
             gateway: Some("10.5.106.1".parse().unwrap()),
             vlan: None,
+            vlan_filtering: false,
             dhcp: None,
             replaced_default: None,
             cni: None,

@@ -47,6 +47,7 @@ fn link_fields(v: &Value) -> Option<Value> {
     }
     l["kind"] = v["linkinfo"]["info_kind"].clone();
     l["slave_kind"] = v["linkinfo"]["info_slave_kind"].clone();
+    l["vlan_filtering"] = v["linkinfo"]["info_data"]["vlan_filtering"].clone();
     Some(l)
 }
 

@@ -35,6 +35,7 @@ fn iface(name: &str) -> Interface {
         addresses: Vec::new(),
         gateway: None,
         vlan: Some(10),
+        vlan_filtering: false,
         dhcp: None,
         replaced_default: None,
         cni: None,

@@ -5,23 +5,27 @@ use rtnetlink::packet_route::link::{BridgeVlanInfoFlags, LinkAttribute};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkBridge, LinkBridgeVlan};
 
-use super::error::{errno, nl_error};
+use super::error::{errno, kernel_message, nl_error};
 use super::Netlink;
 use crate::error::{Error, Kind, Result};
 
 impl Netlink {
-    /// `ip link set <bridge> type bridge vlan_filtering 1`.
-    pub async fn set_vlan_filtering(&self, index: u32) -> Result<()> {
+    /// `ip link set <bridge> type bridge vlan_filtering 1` (or `0`). A
+    /// kernel without the feature says only EOPNOTSUPP: that, and why.
+    pub async fn set_vlan_filtering(&self, index: u32, on: bool) -> Result<()> {
         // RTM_NEWLINK on an existing link: a bridge option is link data,
         // which RTM_SETLINK does not take.
-        let mut msg = LinkBridge::new("").index(index).vlan_filtering(true).build();
+        let mut msg = LinkBridge::new("").index(index).vlan_filtering(on).build();
         msg.attributes.retain(|a| !matches!(a, LinkAttribute::IfName(_)));
+        let what = if on { "turning on VLAN filtering" } else { "turning off VLAN filtering" };
         self.handle.link().change(msg).execute().await.map_err(|e| match errno(&e) {
-            Some(libc::EOPNOTSUPP) => Error::new(
+            // EOPNOTSUPP as `ip` words it (nix's text is another errno's).
+            Some(libc::EOPNOTSUPP) if kernel_message(&e).is_none() => Error::new(
                 Kind::Unsupported,
-                "this kernel's bridges cannot filter VLANs (it lacks CONFIG_BRIDGE_VLAN_FILTERING)",
+                "Operation not supported: this kernel's bridges cannot filter VLANs \
+                 (it lacks CONFIG_BRIDGE_VLAN_FILTERING)",
             ),
-            _ => nl_error(e, "turning on VLAN filtering"),
+            _ => nl_error(e, what),
         })
     }
 
