@@ -269,3 +269,53 @@ fn detach_removes_the_port_and_collects_dead_ones() {
     assert!(a.link("eth1").is_none());
     assert!(!std::path::Path::new(&file).exists());
 }
+
+/// `pipework check` asks OVSDB about a recorded port: intact, exit 0; each
+/// drift made with ovs-vsctl (the tag changed or cleared, the port moved to
+/// another bridge, the port gone, the database unreachable) named, exit 1.
+#[test]
+fn check_names_each_drift_of_an_ovs_port() {
+    let host = Netns::new("ovs");
+    let ovs = Ovs::new(&host);
+    let (br, other) = (ovs.add_bridge(), ovs.add_bridge());
+    let bridge = br.name.as_str();
+    let (a, b) = (Container::run("a"), Container::run("b"));
+    attach(&host, &ovs, bridge, &a, "10.30.0.1/24", Some("@10"));
+    attach(&host, &ovs, bridge, &b, "10.30.0.2/24", None);
+    let (port_a, port_b) = (host_side("eth1", a.pid), host_side("eth1", b.pid));
+    let check = |c: &Container, env: &[(&str, &str)]| pipework_ovs(&host, &ovs, &["check", &c.name], env);
+    let differs = |c: &Container, line: String| {
+        let out = check(c, &[]);
+        assert_eq!((out.status.code(), stdout(&out)), (Some(1), line + "\n"), "{}", stderr(&out));
+    };
+    for c in [&a, &b] {
+        let out = check(c, &[]);
+        assert_success(&out);
+        assert_eq!(stdout(&out), "");
+    }
+
+    ovs.vsctl(&["set", "Port", &port_a, "tag=20"]);
+    differs(&a, format!("tag 20 on port {port_a} of Open vSwitch bridge {bridge}, recorded 10"));
+    ovs.vsctl(&["clear", "Port", &port_a, "tag"]);
+    differs(&a, format!("tag none on port {port_a} of Open vSwitch bridge {bridge}, recorded 10"));
+    ovs.vsctl(&["set", "Port", &port_b, "tag=30"]);
+    differs(&b, format!("tag 30 on port {port_b} of Open vSwitch bridge {bridge}, recorded none"));
+    ovs.vsctl(&["set", "Port", &port_a, "tag=10"]);
+    assert_success(&check(&a, &[]));
+
+    ovs.vsctl(&["del-port", bridge, &port_a, "--", "add-port", &other.name, &port_a, "tag=10"]);
+    differs(&a, format!("port {port_a} on Open vSwitch bridge {}, recorded {bridge}", other.name));
+    let json = pipework_ovs(&host, &ovs, &["check", &a.name, "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(v["differences"][0]["kind"], "ovs-port", "{v}");
+    ovs.vsctl(&["del-port", &other.name, &port_a]);
+    differs(&a, format!("port {port_a} missing from Open vSwitch bridge {bridge}"));
+
+    let sock = std::env::temp_dir().join(unique("nodb")).join("db.sock").display().to_string();
+    let out = check(&b, &[("DB_SOCK", &sock)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        format!("port {port_b} of Open vSwitch bridge {bridge} unverified: cannot reach ovsdb-server at {sock}: No such file or directory (is Open vSwitch running? DB_SOCK and OVS_RUNDIR choose the socket)\n")
+    );
+}

@@ -82,7 +82,8 @@ external-ids on its interface (pipework.interface, the host side's name; \
 change. Pipework ports whose interfaces are gone are removed on the next \
 attach to the bridge, and by detach, which removes the guest's port too. A bridge ovs-vswitchd cannot give a datapath (the kernel \
 datapath without the openvswitch module) or a port it cannot open is reported \
-and removed again; no ovsdb-server is reported before anything changes.
+and removed again; no ovsdb-server is reported before anything changes. check \
+asks OVSDB whether each recorded port is still on its bridge with its tag.
 
 Any other existing HOSTIF is physical: the guest gets a macvlan child in bridge \
 mode, ph<PID><CTR_IF> cut to 15 bytes, with HOSTIF's MTU, made on the host and \

@@ -17,6 +17,7 @@ use crate::request::GuestRef;
 use crate::state::{Attached, DhcpRecord, How, Interface, Record, Store};
 use crate::sys::netlink::{address_ip, route_via, Netlink};
 use crate::sys::output;
+use crate::sys::ovsdb::Ovsdb;
 
 #[derive(Debug, Serialize)]
 struct Difference {
@@ -124,6 +125,11 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                 );
             }
         }
+        if let Attached::Ovs { bridge, port } = &iface.attached_to {
+            if let Some(text) = ovs_port(bridge, port, iface.vlan).await {
+                say(Some(iface), "ovs-port", text);
+            }
+        }
         if matches!(iface.how, How::Veth | How::Macvlan | How::Ipoib) {
             let side = iface.host_side.as_deref().unwrap_or_default();
             match host_side(host, iface).await? {
@@ -172,6 +178,35 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
         }
     }
     Ok(out)
+}
+
+/// What is wrong with a recorded Open vSwitch port, if anything: it must be
+/// on `bridge`, with the recorded VLAN as its tag (none without one). A
+/// database that cannot be asked is a difference too: nothing is verified.
+async fn ovs_port(bridge: &str, port: &str, vlan: Option<u16>) -> Option<String> {
+    let found = async {
+        let mut db = Ovsdb::connect().await?;
+        let Some(row) = db.port(port).await? else { return Ok(None) };
+        let on = db.bridge_of_port(&row.uuid).await?.map(|b| b.name);
+        Ok::<_, Error>(on.map(|on| (on, row.tag)))
+    };
+    let tag = |t: Option<u16>| t.map_or("none".to_string(), |t| t.to_string());
+    match found.await {
+        Err(e) => {
+            let why = e.message().trim_start_matches("pipework: ");
+            Some(format!("port {port} of Open vSwitch bridge {bridge} unverified: {why}"))
+        }
+        Ok(None) => Some(format!("port {port} missing from Open vSwitch bridge {bridge}")),
+        Ok(Some((on, _))) if on != bridge => {
+            Some(format!("port {port} on Open vSwitch bridge {on}, recorded {bridge}"))
+        }
+        Ok(Some((_, now))) if now != vlan => Some(format!(
+            "tag {} on port {port} of Open vSwitch bridge {bridge}, recorded {}",
+            tag(now),
+            tag(vlan)
+        )),
+        Ok(Some(_)) => None,
+    }
 }
 
 /// What is wrong with the guest's default route of `gw`'s family, if
