@@ -319,3 +319,83 @@ fn check_names_each_drift_of_an_ovs_port() {
         format!("port {port_b} of Open vSwitch bridge {bridge} unverified: cannot reach ovsdb-server at {sock}: No such file or directory (is Open vSwitch running? DB_SOCK and OVS_RUNDIR choose the socket)\n")
     );
 }
+
+/// The database as `snapshot` gives it, without the interfaces'
+/// external_ids: the part the original's `add-port` line decides.
+fn db_without_interface_ids(ovs: &Ovs) -> serde_json::Value {
+    let mut db = ovs.snapshot();
+    let rows: Vec<serde_json::Value> = db["Interface"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut row: serde_json::Value = serde_json::from_str(r.as_str().unwrap()).unwrap();
+            row.as_object_mut().unwrap().remove("external_ids");
+            json!(row.to_string())
+        })
+        .collect();
+    let sorted: std::collections::BTreeSet<String> =
+        rows.iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+    db["Interface"] = json!(sorted);
+    db
+}
+
+/// The same command lines against two throwaway switches: pipework on one,
+/// on the other what the original runs for them (`ip link add LOCAL mtu
+/// MTU type veth ...`, `ovs-vsctl add-port BRIDGE LOCAL ${VLAN:+tag=VLAN}`,
+/// `ip link set LOCAL up`). Bridge, port and interface rows are the same
+/// (names, tag, no trunks or VLAN mode, interface type); only pipework's
+/// external_ids on the interface are added, and the host sides agree.
+#[test]
+fn the_database_is_the_originals_for_the_same_command_line() {
+    let bridge = unique("ovs");
+    let lines: [(&str, Option<&str>); 2] = [("vcmp0", Some("10")), ("vcmp1", None)];
+    let ours = Netns::new("ovs");
+    let ours_ovs = Ovs::new(&ours);
+    let _ours_br = ours_ovs.add_bridge_named(&bridge);
+    let theirs = Netns::new("ovs");
+    let theirs_ovs = Ovs::new(&theirs);
+    let _theirs_br = theirs_ovs.add_bridge_named(&bridge);
+    let guests: Vec<Container> = lines.iter().map(|_| Container::run("a")).collect();
+    let mtu = ours.must_link(&bridge).mtu.to_string();
+    for ((local, vlan), c) in lines.iter().zip(&guests) {
+        let tagged = vlan.map(|v| format!("@{v}"));
+        let mut args = vec!["-l", local, bridge.as_str(), &c.name, "0/0"];
+        args.extend(tagged.as_deref());
+        assert_success(&pipework_ovs(&ours, &ours_ovs, &args, &[]));
+
+        theirs.ip(&["link", "add", local, "mtu", &mtu, "type", "veth", "peer", "name", &format!("{local}g")]);
+        let tag = vlan.map(|v| format!("tag={v}"));
+        let mut add = vec!["add-port", bridge.as_str(), local];
+        add.extend(tag.as_deref());
+        theirs_ovs.vsctl(&add);
+        theirs.ip(&["link", "set", local, "up"]);
+    }
+    assert_eq!(db_without_interface_ids(&ours_ovs), db_without_interface_ids(&theirs_ovs));
+    for (local, _) in lines {
+        let (a, b) = (ours.must_link(local), theirs.must_link(local));
+        assert_eq!((a.mtu, a.is_up(), a.kind.as_deref()), (b.mtu, b.is_up(), b.kind.as_deref()), "{local}");
+    }
+    // What pipework adds: its marks, on the interface, none on the port.
+    let ids = &ours_ovs.row("Interface", "vcmp0").unwrap()["external_ids"];
+    assert_eq!(ids["pipework.interface"], "vcmp0");
+    assert_eq!(ids["pipework.vlan"], "10");
+    assert_eq!(ours_ovs.row("Port", "vcmp0").unwrap()["external_ids"], json!({}));
+}
+
+/// A port record of the host side's name left on the bridge (its veth
+/// gone) is replaced, so the port has the VLAN asked for; the original
+/// skipped `add-port` there and kept the old tag.
+#[test]
+fn a_leftover_port_record_of_the_same_name_gets_the_vlan_asked_for() {
+    let host = Netns::new("ovs");
+    let ovs = Ovs::new(&host);
+    let br = ovs.add_bridge();
+    let a = Container::run("a");
+    let port = host_side("eth1", a.pid);
+    ovs.vsctl(&["add-port", &br.name, &port, "tag=20"]);
+    attach(&host, &ovs, &br.name, &a, "10.30.0.1/24", Some("@10"));
+    assert_eq!(br.port(&port).tag, Some(10));
+    assert_eq!(br.ports().iter().filter(|p| p.name == port).count(), 1);
+    assert_eq!(br.port(&port).interface_ids.get("pipework.vlan").map(String::as_str), Some("10"));
+}

@@ -335,7 +335,12 @@ original gave the host itself an eth1 and a new default route.
 @VLAN on a Linux bridge works (the original refused it). Open vSwitch is \
 spoken to over OVSDB, not through ovs-vsctl; an OVS port record left by a \
 container that is gone is collected, where the original kept it forever, and a \
-bridge that gets no datapath is removed instead of left broken.",
+bridge that gets no datapath is removed instead of left broken. The port, its \
+interface and tag are those of the original's 'ovs-vsctl add-port BRIDGE \
+LOCAL_IF tag=VLAN'; the external-ids are set on the interface in the same \
+transaction, so no port is ever seen without them. Where a port of that name \
+was on the bridge already, the original skipped add-port and kept its old tag; \
+pipework replaces the record, so the port has the VLAN asked for.",
     ),
     ("SEE ALSO", "ip(8), ip-link(8), ip-route(8), bridge(8), ovs-vsctl(8), docker(1), lxc(7)"),
 ];
