@@ -16,6 +16,7 @@ pub mod dummy;
 pub mod ipoib;
 pub mod macvlan;
 pub mod ovs;
+pub mod veth_port;
 
 use futures::future::BoxFuture;
 use rtnetlink::packet_route::link::InfoKind;
@@ -106,7 +107,7 @@ pub async fn teardown(t: &Teardown<'_>, plan: &mut Plan, last: &mut Vec<Step>) -
     match t.iface.how {
         How::Veth => match &t.iface.attached_to {
             Attached::Ovs { bridge, port } => ovs::teardown(t, bridge, port, last).await,
-            _ => bridge::teardown(t, last).await,
+            _ => veth_port::teardown(t, last).await,
         },
         How::Moved => direct::teardown(t, plan).await,
         How::Macvlan | How::Dummy | How::Ipoib => delete_in_guest(t, last).await,

@@ -7,10 +7,10 @@
 
 use futures::future::BoxFuture;
 
-use super::bridge::{local_name, refuse_direct_phys, veth, NEW_BRIDGE_MTU};
-use super::{addressing, Context, Driver, Teardown};
+use super::veth_port::{refuse_direct_phys, VethPort, NEW_BRIDGE_MTU};
+use super::{Context, Driver, Teardown};
 use crate::error::{Error, Kind, Result};
-use crate::plan::{Plan, Side, Step};
+use crate::plan::{Plan, Step};
 use crate::request::{Attach, Tag};
 use crate::resolve::guest::Guest;
 use crate::state::Finder;
@@ -40,28 +40,26 @@ impl Driver for Ovs {
 impl Ovs {
     async fn steps(&self, ctx: &Context<'_>) -> Result<Plan> {
         let vlan = ctx.req.tag.as_ref().map(Tag::vlan_id).transpose()?;
-        let ctr_if = ctx.guest_if("eth1");
-        let local = local_name(ctx, ctr_if)?;
+        let port = VethPort::named(ctx)?;
         let mut plan = ctx.new_plan();
         let (mtu, survey) = match &self.existing {
             // The bridge's own interface gives the MTU, when it has one.
             Some(bridge) => {
                 let mtu = ctx.host.link(&self.name).await?.map_or(NEW_BRIDGE_MTU, |l| l.mtu);
-                (mtu, survey(bridge, &local, ctx.host).await?)
+                (mtu, survey(bridge, &port.local, ctx.host).await?)
             }
             None => {
                 plan.push(Step::OvsAddBridge { name: self.name.clone() });
                 (NEW_BRIDGE_MTU, Survey::default())
             }
         };
-        veth(&mut plan, ctx, &local, ctr_if, mtu).await?;
+        let mut attach = Vec::new();
         if !survey.dead.is_empty() {
-            plan.push(Step::OvsDelPorts { bridge: self.name.clone(), ports: survey.dead });
+            attach.push(Step::OvsDelPorts { bridge: self.name.clone(), ports: survey.dead });
         }
-        let port = new_port(&self.name, &local, vlan, ctx.guest);
-        plan.push(Step::OvsAddPort { bridge: self.name.clone(), port, replacing: survey.replacing });
-        plan.push(Step::LinkUp { side: Side::Host, name: local.clone() });
-        addressing::steps(&mut plan, ctx, ctr_if, None).await?;
+        let new = new_port(&self.name, &port.local, vlan, ctx.guest);
+        attach.push(Step::OvsAddPort { bridge: self.name.clone(), port: new, replacing: survey.replacing });
+        port.plan(&mut plan, ctx, mtu, attach, false).await?;
         Ok(plan)
     }
 }
@@ -142,7 +140,7 @@ pub async fn teardown(t: &Teardown<'_>, bridge: &str, port: &str, last: &mut Vec
             last.push(Step::OvsDelPorts { bridge: bridge.to_string(), ports: gone });
         }
     }
-    super::bridge::teardown(t, last).await
+    super::veth_port::teardown(t, last).await
 }
 
 /// The port `add-port` makes, with the original's external-ids on its
