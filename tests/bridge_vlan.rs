@@ -128,14 +128,9 @@ fn every_step_rolls_back_on_a_bridge_pipework_makes() {
     let want =
         format!("bridge vlan add dev {port} vid 10 pvid untagged && bridge vlan del dev {port} vid 1\n");
     assert!(text.contains(&want), "{text}");
-    let (host_before, guest_before) = (settled_snapshot(&host), a.snapshot());
-    for at in 1..=text.lines().count() {
-        let at = at.to_string();
-        let out = pipework_env(&host, &args, &[("PIPEWORK_FAIL_AT", &at)]);
-        assert_eq!(out.status.code(), Some(1), "fail at {at}: {}", stderr(&out));
-        assert_unchanged(&format!("host after step {at}"), &host_before, || host.snapshot());
-        assert_unchanged(&format!("guest after step {at}"), &guest_before, || a.snapshot());
-    }
+    assert_every_step_rolls_back(&host, &a, text.lines().count(), |at| {
+        pipework_env(&host, &args, &[("PIPEWORK_FAIL_AT", at)])
+    });
 }
 
 /// An existing bridge with a port already, and no VLAN filtering.
@@ -193,14 +188,9 @@ fn vlan_filtering_on_request_is_applied_recorded_and_undone() {
     let a = Container::run("a");
     let args = ["--vlan-filtering", "br0", a.name.as_str(), "10.31.0.1/24", "@10"];
     let steps = planned_steps(&host, &args).len();
-    let (host_before, guest_before) = (settled_snapshot(&host), a.snapshot());
-    for at in 1..=steps {
-        let at = at.to_string();
-        let out = pipework_env(&host, &args, &[("PIPEWORK_FAIL_AT", &at)]);
-        assert_eq!(out.status.code(), Some(1), "fail at {at}: {}", stderr(&out));
-        assert_unchanged(&format!("host after step {at}"), &host_before, || host.snapshot());
-        assert_unchanged(&format!("guest after step {at}"), &guest_before, || a.snapshot());
-    }
+    assert_every_step_rolls_back(&host, &a, steps, |at| {
+        pipework_env(&host, &args, &[("PIPEWORK_FAIL_AT", at)])
+    });
     assert_eq!(vlan_filtering(&host, "br0"), 0);
 
     assert_success(&pipework(&host, &args));

@@ -4,25 +4,16 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
 
-/// pipework in `host`, pointed at `ovs`, with extra environment.
-fn pipework_ovs(host: &Netns, ovs: &Ovs, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let ovs_env = ovs.env();
-    let mut all: Vec<(&str, &str)> = ovs_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    all.extend_from_slice(env);
-    pipework_env(host, args, &all)
-}
-
 /// One container on `bridge` with `ip` (and `[mac]@vlan`), checked to succeed.
 fn attach(host: &Netns, ovs: &Ovs, bridge: &str, c: &Container, ip: &str, mac_vlan: Option<&str>) {
     let mut args = vec![bridge, &c.name, ip];
     args.extend(mac_vlan);
-    assert_success(&pipework_ovs(host, ovs, &args, &[]));
+    assert_success(&ovs.pipework(host, &args, &[]));
 }
 
 fn pings_once(c: &Container, ip: &str) -> bool {
@@ -78,7 +69,7 @@ fn dry_run_prints_the_ovs_vsctl_command_and_changes_nothing() {
     let bridge = br.name.as_str();
     let a = Container::run("a");
     let before = ovs.snapshot();
-    let out = pipework_ovs(&host, &ovs, &["--dry-run", bridge, &a.name, "10.30.0.1/24", "@10"], &[]);
+    let out = ovs.pipework(&host, &["--dry-run", bridge, &a.name, "10.30.0.1/24", "@10"], &[]);
     assert_success(&out);
     let port = host_side("eth1", a.pid);
     let id = a.inspect("{{.Id}}");
@@ -99,19 +90,16 @@ fn every_step_rolls_back_to_the_database_as_before() {
     let br = ovs.add_bridge();
     let a = Container::run("a");
     let args = [br.name.as_str(), &a.name, "10.30.0.1/24", "@10"];
-    let dry = pipework_ovs(&host, &ovs, &[&["--dry-run"], &args[..]].concat(), &[]);
+    let dry = ovs.pipework(&host, &[&["--dry-run"], &args[..]].concat(), &[]);
     let steps = stdout(&dry).lines().count();
     assert!(steps >= 5, "{}", stdout(&dry));
-    let (db_before, host_before, guest_before) = (ovs.snapshot(), settled_snapshot(&host), a.snapshot());
-    for at in 1..=steps {
-        let at = at.to_string();
-        let out = pipework_ovs(&host, &ovs, &args, &[("PIPEWORK_FAIL_AT", &at)]);
-        assert_eq!(out.status.code(), Some(1), "fail at {at}: {}", stderr(&out));
+    let db_before = ovs.snapshot();
+    assert_every_step_rolls_back(&host, &a, steps, |at| {
+        let out = ovs.pipework(&host, &args, &[("PIPEWORK_FAIL_AT", at)]);
         assert!(stderr(&out).contains("injected failure"), "{}", stderr(&out));
         assert_eq!(ovs.snapshot(), db_before, "database after a failure at step {at}");
-        assert_unchanged(&format!("host after step {at}"), &host_before, || host.snapshot());
-        assert_unchanged(&format!("guest after step {at}"), &guest_before, || a.snapshot());
-    }
+        out
+    });
 }
 
 #[test]
@@ -150,18 +138,11 @@ fn a_bridge_without_a_datapath_is_reported_and_removed() {
     let ovs = Ovs::new(&host);
     let a = Container::run("a");
     let bridge = unique("ovs");
-    let before = ovs.snapshot();
-    let out = assert_refused(
-        |h, args| pipework_ovs(h, &ovs, args, &[]),
-        &host,
-        Some(&a),
-        &[&bridge, &a.name, "10.30.0.1/24"],
-    );
+    let out = ovs.assert_refused(&host, &a, &[&bridge, &a.name, "10.30.0.1/24"]);
     assert_eq!(
         stderr(&out).trim_end(),
         format!("pipework: step 1/8 failed (ovs-vsctl add-br {bridge}): Open vSwitch cannot make a datapath for bridge {bridge}: ovs-vswitchd gave it no port (datapath type system; this kernel has no openvswitch module: use a bridge with datapath_type=netdev; see ovs-vswitchd's log)")
     );
-    assert_eq!(ovs.snapshot(), before);
 }
 
 #[test]
@@ -191,18 +172,11 @@ fn a_port_name_on_another_bridge_is_refused() {
     let a = Container::run("a");
     let port = host_side("eth1", a.pid);
     ovs.vsctl(&["add-port", &other.name, &port]);
-    let before = ovs.snapshot();
-    let out = assert_refused(
-        |h, args| pipework_ovs(h, &ovs, args, &[]),
-        &host,
-        Some(&a),
-        &[&br.name, &a.name, "10.30.0.1/24"],
-    );
+    let out = ovs.assert_refused(&host, &a, &[&br.name, &a.name, "10.30.0.1/24"]);
     assert_eq!(
         stderr(&out).trim_end(),
         format!("pipework: port {port} already exists on Open vSwitch bridge {}", other.name)
     );
-    assert_eq!(ovs.snapshot(), before);
 }
 
 /// Classification asks OVSDB only about a name that can be an OVS bridge:
@@ -253,7 +227,7 @@ fn detach_removes_the_port_and_collects_dead_ones() {
     // b's host side goes; its port record stays behind, dead.
     host.ip(&["link", "del", &port_b]);
     ovs.vsctl(&["add-port", bridge, "foreign0"]);
-    let dry = pipework_ovs(&host, &ovs, &["detach", "--dry-run", &a.name], &[]);
+    let dry = ovs.pipework(&host, &["detach", "--dry-run", &a.name], &[]);
     assert_success(&dry);
     assert_eq!(
         stdout(&dry),
@@ -261,7 +235,7 @@ fn detach_removes_the_port_and_collects_dead_ones() {
     );
     assert!(ovs.row("Port", &port_a).is_some() && ovs.row("Port", &port_b).is_some());
 
-    assert_success(&pipework_ovs(&host, &ovs, &["detach", &a.name], &[]));
+    assert_success(&ovs.pipework(&host, &["detach", &a.name], &[]));
     assert!(ovs.row("Port", &port_a).is_none(), "{port_a} left on {bridge}");
     assert!(ovs.row("Port", &port_b).is_none(), "dead {port_b} left on {bridge}");
     assert!(ovs.row("Port", "foreign0").is_some());
@@ -283,7 +257,7 @@ fn check_names_each_drift_of_an_ovs_port() {
     attach(&host, &ovs, bridge, &a, "10.30.0.1/24", Some("@10"));
     attach(&host, &ovs, bridge, &b, "10.30.0.2/24", None);
     let (port_a, port_b) = (host_side("eth1", a.pid), host_side("eth1", b.pid));
-    let check = |c: &Container, env: &[(&str, &str)]| pipework_ovs(&host, &ovs, &["check", &c.name], env);
+    let check = |c: &Container, env: &[(&str, &str)]| ovs.pipework(&host, &["check", &c.name], env);
     let differs = |c: &Container, line: String| {
         let out = check(c, &[]);
         assert_eq!((out.status.code(), stdout(&out)), (Some(1), line + "\n"), "{}", stderr(&out));
@@ -305,7 +279,7 @@ fn check_names_each_drift_of_an_ovs_port() {
 
     ovs.vsctl(&["del-port", bridge, &port_a, "--", "add-port", &other.name, &port_a, "tag=10"]);
     differs(&a, format!("port {port_a} on Open vSwitch bridge {}, recorded {bridge}", other.name));
-    let json = pipework_ovs(&host, &ovs, &["check", &a.name, "--json"], &[]);
+    let json = ovs.pipework(&host, &["check", &a.name, "--json"], &[]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
     assert_eq!(v["differences"][0]["kind"], "ovs-port", "{v}");
     ovs.vsctl(&["del-port", &other.name, &port_a]);
@@ -362,7 +336,7 @@ fn the_database_is_the_originals_for_the_same_command_line() {
         let tagged = vlan.map(|v| format!("@{v}"));
         let mut args = vec!["-l", local, bridge.as_str(), &c.name, "0/0"];
         args.extend(tagged.as_deref());
-        assert_success(&pipework_ovs(&ours, &ours_ovs, &args, &[]));
+        assert_success(&ours_ovs.pipework(&ours, &args, &[]));
 
         theirs.ip(&["link", "add", local, "mtu", &mtu, "type", "veth", "peer", "name", &format!("{local}g")]);
         let tag = vlan.map(|v| format!("tag={v}"));

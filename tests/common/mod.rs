@@ -46,8 +46,9 @@ pub use names::{owned_name, unique};
 pub use netns::{add_eth1, netns_entries, Netns, NsProcess};
 pub use ovs::{Ovs, OvsBridge, OvsPort};
 pub use pipework::{
-    assert_one_line_naming, assert_refused, path_with, pipework, pipework_env, pipework_keeping_mounts,
-    pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK, STATE_DIR_ENV,
+    assert_every_step_rolls_back, assert_one_line_naming, assert_refused, path_with, pipework, pipework_env,
+    pipework_keeping_mounts, pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK,
+    STATE_DIR_ENV,
 };
 pub use podman::{Podman, PodmanContainer, CNI_PLUGINS};
 pub use readback::{all_routes, link_detail, link_info_data, Addr, Family, Link, Ns, Route};

@@ -9,6 +9,7 @@
 //! module: bridges use the userspace datapath (`datapath_type=netdev`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -17,6 +18,8 @@ use super::commands::run;
 use super::daemons::{kill_pidfiles, wait_for};
 use super::names::unique;
 use super::netns::Netns;
+use super::pipework::{assert_refused, pipework_env};
+use super::readback::Ns;
 use super::tempdir::TempDir;
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
@@ -65,6 +68,26 @@ impl Ovs {
     /// original script) at this instance.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![("OVS_RUNDIR", self.dir.arg().to_owned()), ("DB_SOCK", self.db_sock())]
+    }
+
+    /// pipework in `host`, pointed at this instance, with extra environment
+    /// (which comes last, so it may point elsewhere).
+    pub fn pipework(&self, host: &Netns, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let ours = self.env();
+        let mut all: Vec<(&str, &str)> = ours.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.extend_from_slice(env);
+        pipework_env(host, args, &all)
+    }
+
+    /// pipework pointed at this instance, refused: exit 1, and the database,
+    /// `host` and `guest` as before (see `assert_refused`). Returns what it
+    /// printed.
+    #[track_caller]
+    pub fn assert_refused(&self, host: &Netns, guest: &dyn Ns, args: &[&str]) -> Output {
+        let before = self.snapshot();
+        let out = assert_refused(|h, args| self.pipework(h, args, &[]), host, Some(guest), args);
+        assert_eq!(self.snapshot(), before, "the database after {args:?}");
+        out
     }
 
     /// `ovs-vsctl <args>` against this instance, which must succeed. Without

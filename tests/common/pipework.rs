@@ -6,7 +6,7 @@ use std::process::Output;
 use super::commands::{assert_success, command, stderr, stdout, which};
 use super::netns::Netns;
 use super::readback::Ns;
-use super::snapshot::assert_unchanged;
+use super::snapshot::{assert_unchanged, settled_snapshot};
 use super::tempdir::TempDir;
 
 pub const PIPEWORK: &str = env!("CARGO_BIN_EXE_pipework");
@@ -71,6 +71,28 @@ pub fn assert_refused(
         assert_unchanged("guest", &before, || guest.snapshot());
     }
     out
+}
+
+/// Fails a run just before each of its `steps` in turn: `run` makes the
+/// run with that PIPEWORK_FAIL_AT value. Each must exit 1 (at the injected
+/// failure, or earlier where the kernel refuses a step) and leave `host` and
+/// `guest` exactly as before.
+#[track_caller]
+pub fn assert_every_step_rolls_back(
+    host: &Netns,
+    guest: &dyn Ns,
+    steps: usize,
+    run: impl Fn(&str) -> Output,
+) {
+    assert!(steps > 0, "no steps to fail");
+    let (host_before, guest_before) = (settled_snapshot(host), guest.snapshot());
+    for at in 1..=steps {
+        let at = at.to_string();
+        let out = run(&at);
+        assert_eq!(out.status.code(), Some(1), "fail at {at}: {}", stderr(&out));
+        assert_unchanged(&format!("host after step {at}"), &host_before, || host.snapshot());
+        assert_unchanged(&format!("guest after step {at}"), &guest_before, || guest.snapshot());
+    }
 }
 
 /// The refusal of `args` printed one `pipework: ` line, mentioning `bad`.
