@@ -19,14 +19,10 @@ pub struct Bridge {
 
 impl Driver for Bridge {
     fn validate(&self, req: &Attach) -> Result<()> {
-        match &req.tag {
-            Some(tag) => {
-                tag.vlan_id()?;
-            }
-            None if req.vlan_filtering => {
-                return Err(Error::new(Kind::Usage, "--vlan-filtering goes with @VLAN"));
-            }
-            None => {}
+        if let Some(tag) = &req.tag {
+            tag.vlan_id()?;
+        } else if req.vlan_filtering {
+            return Err(Error::new(Kind::Usage, "--vlan-filtering goes with @VLAN"));
         }
         // Filtering changes every port of the bridge: on one that has
         // ports already, only on the operator's request.
