@@ -86,7 +86,10 @@ pub async fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
             return Err(failed(format!("{} lacks its route to {}{via}", env.ifname, route.dst)));
         }
     }
-    Ok(())
+    match ctr.mac {
+        Some(mac) => super::netfilter::check(env, conf, &recorded, host_veth, mac),
+        None => Ok(()),
+    }
 }
 
 /// Ready when the IPAM plugin is there (and, if it speaks 1.1.0, says so)
