@@ -193,6 +193,9 @@ fn a_failed_add_leaves_no_rule() {
         assert!(rules(&node.host, "inet").is_empty(), "step {step}: {:?}", rules(&node.host, "inet"));
         assert!(rules(&node.host, "bridge").is_empty(), "step {step}: {:?}", rules(&node.host, "bridge"));
         assert!(node.allocations().is_empty());
+        // A runtime follows a failed ADD with a DEL: with no rule, or no
+        // table yet, it succeeds.
+        assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at), &c, &[]));
     }
     assert!(failed > 15, "a failure was injected before each of the {failed} steps, then ADD succeeded");
     assert!(rules(&node.host, "inet").is_empty() && rules(&node.host, "bridge").is_empty());
@@ -241,6 +244,34 @@ fn macspoofchk_drops_frames_with_another_source_mac() {
         }
         assert!(rules(&node.host, "bridge").is_empty());
     }
+}
+
+/// A chain of pipework's name made by someone else, of another type: ADD
+/// fails with the kernel's refusal, rolls back and gives the address back.
+#[test]
+fn a_clashing_chain_fails_the_add_and_leaves_nothing() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let at = Attach::to(&ctr, "eth0");
+    let clash = "add table inet pipework; add chain inet pipework postrouting \
+                 { type filter hook postrouting priority 0; }";
+    assert!(node.host.exec(&["nft", clash]).status.success());
+    let (host_before, ctr_before) = (node.host.snapshot(), ctr.snapshot());
+    let c = conf(&node, "pipework", json!({"ipMasq": true}));
+    let e = cni_error(&node.call("pipework", "ADD", Some(&at), &c, &[]));
+    let msg = e["msg"].as_str().unwrap();
+    assert!(
+        msg.ends_with(
+            "adding rules to inet pipework postrouting: not supported (a chain of that name with \
+             another type or hook, or a kernel without this nf_tables feature)"
+        ),
+        "{msg}"
+    );
+    assert!(node.allocations().is_empty());
+    assert!(node.records().is_empty());
+    assert!(rules(&node.host, "inet").is_empty());
+    common::assert_unchanged("host", &host_before, || node.host.snapshot());
+    common::assert_unchanged("container", &ctr_before, || ctr.snapshot());
 }
 
 /// `ipMasqBackend` (later bridge versions): nftables is what pipework

@@ -13,8 +13,8 @@ use std::num::NonZeroI32;
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
 use rtnetlink::packet_core::ErrorMessage;
 
-use crate::error::{Error, Result};
-use crate::sys::netlink::nl_error;
+use crate::error::{errno_text, is_permission, needs_root, Error, KernelReply, Result};
+use crate::sys::netlink::kernel_message;
 use message::{attr, Attrs, Message, Op, NLMSG_DONE, NLMSG_ERROR, NLM_F_APPEND, NLM_F_CREATE};
 pub use rules::{Hook, Rule, Tag, TABLE};
 
@@ -47,14 +47,28 @@ fn failed(e: std::io::Error, what: &str) -> Error {
     Error::from(e).context(what)
 }
 
-/// The kernel's refusal in an NLMSG_ERROR payload, worded as every
-/// netlink refusal is.
+/// The kernel's refusal in an NLMSG_ERROR payload (none for an ACK): its
+/// extended-ACK text if it gave one, else the errno's.
 fn refusal(payload: &[u8], what: &str) -> Option<Error> {
     let code = i32::from_ne_bytes(payload.get(..4)?.try_into().ok()?);
     let mut message = ErrorMessage::default();
     message.code = Some(NonZeroI32::new(code)?);
     message.header = payload[4..].to_vec();
-    Some(nl_error(rtnetlink::Error::NetlinkError(message), what))
+    let errno = code.abs();
+    if is_permission(errno) {
+        return Some(needs_root(what));
+    }
+    let text = kernel_message(&rtnetlink::Error::NetlinkError(message));
+    let reason = match (&text, errno) {
+        (Some(text), _) => text.clone(),
+        // What the kernel says of a chain already there with another type or hook.
+        (None, libc::EOPNOTSUPP) => {
+            "not supported (a chain of that name with another type or hook, or a kernel without this nf_tables feature)"
+                .to_string()
+        }
+        (None, _) => errno_text(errno),
+    };
+    Some(Error::kernel(format!("{what}: {reason}"), KernelReply { errno: Some(errno), text }))
 }
 
 impl Nftables {
@@ -210,6 +224,24 @@ fn decode_rule(payload: &[u8]) -> Option<Listed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_keep_the_kernel_words() {
+        let with_text = crate::sys::netlink::error::tests::refusal(libc::EINVAL, Some("Unknown chain type"));
+        let rtnetlink::Error::NetlinkError(m) = with_text else { unreachable!() };
+        let payload = [(-libc::EINVAL).to_ne_bytes().to_vec(), m.header].concat();
+        let e = refusal(&payload, "adding rules to inet pipework postrouting").unwrap();
+        assert_eq!(e.message(), "pipework: adding rules to inet pipework postrouting: Unknown chain type");
+        assert_eq!(e.kernel_reply().unwrap().errno, Some(libc::EINVAL));
+        let payload = [(-libc::EOPNOTSUPP).to_ne_bytes().to_vec(), vec![0; 16]].concat();
+        let e = refusal(&payload, "adding rules").unwrap();
+        assert_eq!(
+            e.message(),
+            "pipework: adding rules: not supported (a chain of that name with another type or hook, \
+             or a kernel without this nf_tables feature)"
+        );
+        assert!(refusal(&[0; 20], "an ACK").is_none());
+    }
 
     #[test]
     fn comments_are_user_data_as_nft_writes_it() {
