@@ -154,6 +154,7 @@ fn gc_removes_rules_of_attachments_not_valid() {
     let node = CniNode::new();
     let (a, b) = (Netns::new("ctr"), Netns::new("ctr"));
     let c = conf(&node, "pipework", json!({"cniVersion": "1.1.0", "ipMasq": true, "macspoofchk": true}));
+    assert_plugin_ok("pipework", "STATUS", &node.call("pipework", "STATUS", None, &c, &[]));
     node.add("pipework", &Attach::to(&a, "eth0"), &c);
     node.add("pipework", &Attach::to(&b, "eth0"), &c);
     assert_eq!((rules(&node.host, "inet").len(), rules(&node.host, "bridge").len()), (4, 2));
@@ -292,4 +293,35 @@ fn ip_masq_backend_nftables_only() {
     node.add("pipework", &at, &c);
     assert_eq!(rules(&node.host, "inet").len(), 2);
     assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at), &c, &[]));
+}
+
+/// Podman's default network as `podman network create` writes it for the
+/// reference plugin (bridge with ipMasq and hairpinMode, then portmap,
+/// firewall, tuning), with `"type": "pipework"`: the container reaches a
+/// host beyond the node that has no route back; `podman rm` takes the rule.
+#[test]
+fn podman_default_conflist_masquerades() {
+    let node = CniNode::new();
+    let beyond = node.host.add_node(&["10.88.0.1/24"], &["10.88.0.2/24"]);
+    let podman = common::Podman::new(&node.host, &[&node.bin_dir(), common::CNI_PLUGINS]);
+    let network = common::owned_name("net");
+    let ipam = json!({"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}],
+        "ranges": [[{"subnet": "10.89.0.0/24", "gateway": "10.89.0.1"}]], "dataDir": node.ipam_dir()});
+    let bridge = json!({"type": "pipework", "bridge": common::unique("pwcni"), "isGateway": true,
+        "ipMasq": true, "hairpinMode": true, "ipam": ipam});
+    let conflist = json!({"cniVersion": "0.4.0", "plugins": [bridge,
+        {"type": "portmap", "capabilities": {"portMappings": true}},
+        {"type": "firewall"}, {"type": "tuning"}]});
+    podman.add_network(&network, conflist);
+
+    let ctr = podman.run("pod", &network, &[]);
+    assert!(ctr.ping("10.88.0.2"), "the container does not reach beyond the node");
+    let id = ctr.inspect("{{.Id}}");
+    let found = rules(&node.host, "inet");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].1.contains(&format!("if: eth0, id: {}", &id[..12])), "{found:?}");
+    ctr.remove();
+    assert!(rules(&node.host, "inet").is_empty(), "podman rm left the rule");
+    assert!(node.allocations().is_empty(), "podman rm kept the address");
+    drop(beyond);
 }

@@ -65,7 +65,20 @@ pub fn hooks(conf: &NetConf) -> Vec<Hook> {
 }
 
 fn kernel(e: crate::error::Error) -> CniError {
-    e.into()
+    CniError::from(e)
+}
+
+/// STATUS: the chains the configuration's rules go in can be listed.
+pub fn ready(conf: &NetConf) -> CniResult<()> {
+    let hooks = hooks(conf);
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let mut nft = Nftables::here().map_err(kernel)?;
+    for hook in hooks {
+        nft.rules(hook).map_err(kernel)?;
+    }
+    Ok(())
 }
 
 /// DEL: the attachment's rules in `hooks`' chains go; none there is fine.

@@ -81,11 +81,11 @@ impl Hook {
 
     /// The nft commands that make the table and chain if absent.
     pub fn declare(self) -> String {
+        // Each chain is named after its hook.
         let (family, chain, kind) = (self.family_name(), self.chain(), self.chain_type());
-        let hook = if self == Hook::Masquerade { "postrouting" } else { "prerouting" };
         format!(
             "add table {family} {TABLE}; add chain {family} {TABLE} {chain} \
-             {{ type {kind} hook {hook} priority {}; policy accept; }}",
+             {{ type {kind} hook {chain} priority {}; policy accept; }}",
             self.priority()
         )
     }
