@@ -62,10 +62,9 @@ fn refusal(payload: &[u8], what: &str) -> Option<Error> {
     let reason = match (&text, errno) {
         (Some(text), _) => text.clone(),
         // What the kernel says of a chain already there with another type or hook.
-        (None, libc::EOPNOTSUPP) => {
-            "not supported (a chain of that name with another type or hook, or a kernel without this nf_tables feature)"
-                .to_string()
-        }
+        (None, libc::EOPNOTSUPP) => "not supported (a chain of that name with another type or hook, \
+                                     or a kernel without this nf_tables feature)"
+            .to_string(),
         (None, _) => errno_text(errno),
     };
     Some(Error::kernel(format!("{what}: {reason}"), KernelReply { errno: Some(errno), text }))
