@@ -97,10 +97,6 @@ pub async fn gc(env: &Env, conf: &NetConf) -> CniResult<()> {
     }
 }
 
-fn conf_network(iface: &Interface) -> String {
-    iface.cni.as_ref().map(|c| c.network.clone()).unwrap_or_default()
-}
-
 /// One stale attachment, as DEL would remove it, with the configuration its
 /// ADD had.
 async fn collect(env: &Env, store: &Store, id: &str, netns: &str, iface: &Interface) -> CniResult<()> {
@@ -117,6 +113,7 @@ async fn collect(env: &Env, store: &Store, id: &str, netns: &str, iface: &Interf
         Ipam::find(name, &env.path)?.call(Command::Del, &attachment, config.to_string().as_bytes())?;
     }
     remove_links(netns, &iface.name, iface.host_side.as_deref()).await?;
-    netfilter::remove(&conf_network(iface), id, &iface.name, &netfilter::recorded_hooks(config))?;
+    let network = iface.cni.as_ref().map_or("", |c| c.network.as_str());
+    netfilter::remove(network, id, &iface.name, &netfilter::recorded_hooks(config))?;
     records::forget(store, id, &iface.name)
 }
