@@ -61,12 +61,14 @@ fn ip_masq_reaches_a_network_with_no_route_back() {
     for (plugin, masq) in [("pipework", false), ("bridge", true), ("pipework", true)] {
         let node = CniNode::new();
         let ctr = Netns::new("ctr");
-        let beyond = node.host.add_node(&["10.88.0.1/24"], &["10.88.0.2/24"]);
+        let beyond = node.host.add_node(&["10.88.0.1/24", "fd88::1/64"], &["10.88.0.2/24", "fd88::2/64"]);
         let at = Attach::to(&ctr, "eth0");
         let c = conf(&node, plugin, json!({"ipMasq": masq}));
         node.add(plugin, &at, &c);
         assert!(ctr.ping("10.77.0.1"), "{plugin}: the gateway answers");
-        assert_eq!(ctr.ping("10.88.0.2"), masq, "{plugin} with ipMasq {masq}: ping beyond the node");
+        for far in ["10.88.0.2", "fd88::2"] {
+            assert_eq!(ctr.ping(far), masq, "{plugin} with ipMasq {masq}: ping {far} beyond the node");
+        }
         assert_plugin_ok(plugin, "DEL", &node.call(plugin, "DEL", Some(&at), &c, &[]));
         drop(beyond);
     }
