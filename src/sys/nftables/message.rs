@@ -24,6 +24,7 @@ pub const NLMSG_DONE: u16 = 3;
 pub enum Op {
     NewTable = 0,
     NewChain = 3,
+    GetChain = 4,
     NewRule = 6,
     GetRule = 7,
     DelRule = 8,
@@ -146,10 +147,10 @@ pub fn batch(messages: &[Message], seq: u32) -> Vec<u8> {
     out
 }
 
-/// A dump request, outside any batch.
-pub fn dump(op: Op, family: u8, attrs: &Attrs, seq: u32) -> Vec<u8> {
+/// A request outside any batch: a dump, or (no `flags`) a get of one object.
+pub fn request(op: Op, flags: u16, family: u8, attrs: &Attrs, seq: u32) -> Vec<u8> {
     let mut out = Vec::new();
-    frame(&mut out, op.message_type(), NLM_F_REQUEST | NLM_F_DUMP, seq, family, 0, &attrs.bytes);
+    frame(&mut out, op.message_type(), NLM_F_REQUEST | flags, seq, family, 0, &attrs.bytes);
     out
 }
 
