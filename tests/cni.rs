@@ -293,8 +293,8 @@ fn errors_are_cni_error_objects_with_the_spec_codes() {
     assert_eq!(code, 1);
     assert!(msg.starts_with("incompatible CNI versions; config is \"0.2.0\""), "{msg}");
     assert_eq!(
-        error_of(&node, "ADD", Some(&at), &with(json!({"ipMasq": true})), &[]),
-        (2, "unsupported field \"ipMasq\": true".into())
+        error_of(&node, "ADD", Some(&at), &with(json!({"portIsolation": true})), &[]),
+        (2, "unsupported field \"portIsolation\": true".into())
     );
     assert_eq!(
         error_of(&node, "ADD", Some(&at), &with(json!({"vlan": 100})), &[]),
@@ -354,8 +354,13 @@ fn errors_are_cni_error_objects_with_the_spec_codes() {
     );
     let status = with(json!({"cniVersion": "1.1.0", "ipam": {"type": "no-such-ipam"}}));
     assert_eq!(error_of(&node, "STATUS", None, &status, &[]).0, 50);
-    let out =
-        node.call("pipework", "ADD", Some(&at), &with(json!({"cniVersion": "0.4.0", "ipMasq": true})), &[]);
+    let out = node.call(
+        "pipework",
+        "ADD",
+        Some(&at),
+        &with(json!({"cniVersion": "0.4.0", "portIsolation": true})),
+        &[],
+    );
     assert_eq!(cni_error(&out)["cniVersion"], "0.4.0", "the error answers in the request's version");
     assert!(out.stderr.is_empty(), "nothing on stderr: {}", String::from_utf8_lossy(&out.stderr));
 

@@ -15,13 +15,16 @@ IMAGE=pipework-test:latest
 # udhcpc, isc-dhcp-client, dhcpcd-base: the host DHCP clients pipework runs.
 # podman, containernetworking-plugins: the CNI tests' engine and the
 # reference plugins (/usr/lib/cni); Podman runs them with runc.
+# nftables: `nft -j`, the oracle of the CNI plugin's ipMasq and macspoofchk
+# rules, and the program the reference plugin runs for macspoofchk; iptables:
+# the reference plugin's ipMasq.
 # dpkg-dev, binutils, file: cargo-deb's computed Depends (dpkg-shlibdeps) and
 # stripping, and the package test's readelf and file.
 PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
     dnsmasq-base openvswitch-switch podman containernetworking-plugins
-    udhcpc isc-dhcp-client dhcpcd-base dpkg-dev binutils file)
+    udhcpc isc-dhcp-client dhcpcd-base nftables iptables dpkg-dev binutils file)
 COMMANDS=(dockerd docker busybox ip bridge ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
-    podman runc udhcpc dhclient dhcpcd dpkg-shlibdeps readelf file)
+    podman runc udhcpc dhclient dhcpcd nft iptables dpkg-shlibdeps readelf file)
 DOCKERD_LOG="$ROOT/target/dockerd.log"
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 # Must match tests/common/podman.rs: the tests' own Podman storage.

@@ -16,6 +16,7 @@ use crate::family::Family;
 use crate::iproute2::RuleOp;
 use crate::plan::{NewLink, Side, Step, Undo};
 use crate::sys::netlink::{address_ip, errno, nl_error, requests, Link, Netlink};
+use crate::sys::nftables::{rules, Hook, Nftables};
 use crate::sys::sysctl::Sysctl;
 
 /// Links this run made in or moved into the guest, by the name the plan
@@ -283,6 +284,18 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
                 Err(e) => Err(nl_error(e, format!("deleting rule {text}"))),
             }
         }
+        Step::Masquerade { addresses, tag } => {
+            let made: Vec<_> = addresses.iter().filter_map(|a| rules::masquerade(*a)).collect();
+            Nftables::here()?.add(Hook::Masquerade, tag, &made)?;
+            Ok(Some(Undo::DropRules { hook: Hook::Masquerade, tag: tag.clone() }))
+        }
+        Step::MacCheck { port, dev, tag } => {
+            let mac = links.get(t, Side::Guest, dev).await?.mac.ok_or_else(|| {
+                Error::new(Kind::Unsupported, format!("{dev} has no MAC address to check frames against"))
+            })?;
+            Nftables::here()?.add(Hook::MacCheck, tag, &[rules::mac_check(port, mac)])?;
+            Ok(Some(Undo::DropRules { hook: Hook::MacCheck, tag: tag.clone() }))
+        }
         Step::Announce { dev, ip, port } => {
             // Like the original's `arping ... || true`: a nudge, not a requirement.
             if let Err(e) = announce(t, links.get(t, side, dev).await?, port.as_deref()).await {
@@ -404,6 +417,9 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         Undo::AddRule { rule } => {
             let add = RouteNetlinkMessage::NewRule(rule.message());
             t.guest.talk(add, rule.flags()).await.map_err(|e| nl_error(e, "adding the rule back"))?;
+        }
+        Undo::DropRules { hook, tag } => {
+            Nftables::here()?.remove(*hook, |comment| tag.marks(comment))?;
         }
         Undo::OvsDelPort { uuid, name } => ovs::del_port(uuid, name).await?,
         Undo::NoVlanFiltering { index, .. } => {

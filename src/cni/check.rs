@@ -86,11 +86,15 @@ pub async fn check(env: &Env, conf: &NetConf) -> CniResult<()> {
             return Err(failed(format!("{} lacks its route to {}{via}", env.ifname, route.dst)));
         }
     }
-    Ok(())
+    match ctr.mac {
+        Some(mac) => super::netfilter::check(env, conf, &recorded, host_veth, mac),
+        None => Ok(()),
+    }
 }
 
-/// Ready when the IPAM plugin is there (and, if it speaks 1.1.0, says so)
-/// and the bridge, if it exists, is a bridge.
+/// Ready when the IPAM plugin is there (and, if it speaks 1.1.0, says so),
+/// nf_tables answers if rules are asked for, and the bridge, if it exists,
+/// is a bridge.
 pub async fn status(env: &Env, conf: &NetConf) -> CniResult<()> {
     let unavailable = |e: CniError| CniError::new(Code::NotAvailable, e.msg).with_details(e.details);
     if let Some(name) = &conf.ipam {
@@ -99,6 +103,7 @@ pub async fn status(env: &Env, conf: &NetConf) -> CniResult<()> {
             ipam.call(Command::Status, env, &conf.raw)?;
         }
     }
+    super::netfilter::ready(conf).map_err(unavailable)?;
     let host = Netlink::here().map_err(|e| unavailable(e.into()))?;
     match host.link(&conf.bridge).await? {
         Some(link) if link.kind != Some(InfoKind::Bridge) => {

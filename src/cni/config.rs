@@ -3,10 +3,10 @@
 //! `"type": "bridge"` works unchanged with `"type": "pipework"`.
 //!
 //! Keys are handled in three ways:
-//! - the reference's keys that pipework implements are read and checked;
-//! - the reference's keys it does not implement (`ipMasq`, `macspoofchk`:
-//!   both need iptables or nftables), and those of later bridge versions
-//!   (`vlanTrunk`, `ipMasqBackend`, `disableContainerInterface`,
+//! - the reference's keys that pipework implements are read and checked
+//!   (`ipMasq` and `macspoofchk` with nf_tables rules of its own);
+//! - the keys of later bridge versions it does not implement (`vlanTrunk`,
+//!   `ipMasqBackend` other than `nftables`, `disableContainerInterface`,
 //!   `portIsolation`, `preserveDefaultVlan`), are refused with code 2 when
 //!   they ask for anything but the default: never silently ignored;
 //! - any other key is ignored, as the reference ignores it (runtimes and
@@ -42,6 +42,10 @@ pub struct NetConf {
     pub promisc: bool,
     pub vlan: Option<u16>,
     pub enable_dad: bool,
+    /// `ipMasq`: the container's addresses masqueraded beyond their subnets.
+    pub ip_masq: bool,
+    /// `macspoofchk`: frames from the container with another source MAC dropped.
+    pub mac_spoof_check: bool,
     /// The IPAM plugin's `type`; none means a layer-2 only attachment.
     pub ipam: Option<String>,
     pub dns: Dns,
@@ -122,14 +126,11 @@ type Refusal = (&'static str, fn(&Value) -> bool, &'static str);
 
 /// Keys pipework refuses unless they hold the value that asks for nothing.
 fn refuse_unimplemented(obj: &Map<String, Value>) -> CniResult<()> {
-    const NAT: &str = "pipework does not program iptables or nftables; set up NAT on the host yourself";
-    let refusals: [Refusal; 7] = [
-        ("ipMasq", |v| *v == Value::Bool(false), NAT),
-        ("ipMasqBackend", |_| false, NAT),
+    let refusals: [Refusal; 5] = [
         (
-            "macspoofchk",
-            |v| *v == Value::Bool(false),
-            "MAC spoof checking needs nftables, which pipework does not program",
+            "ipMasqBackend",
+            |v| v.as_str() == Some("nftables"),
+            "pipework masquerades with nf_tables rules of its own, never iptables",
         ),
         (
             "vlanTrunk",
@@ -203,6 +204,8 @@ impl NetConf {
             promisc: boolean(obj, "promiscMode")?,
             vlan: number(obj, "vlan", 4094)?.map(|n| n as u16),
             enable_dad: boolean(obj, "enabledad")?,
+            ip_masq: boolean(obj, "ipMasq")?,
+            mac_spoof_check: boolean(obj, "macspoofchk")?,
             ipam,
             dns: Dns::parse(obj.get("dns").unwrap_or(&Value::Null), "network configuration")
                 .map_err(|e| invalid(e.details))?,

@@ -86,9 +86,7 @@ fn cni_args_unknown_keys_need_ignore_unknown() {
 #[test]
 fn unimplemented_keys_are_refused_with_code_2() {
     for (key, value) in [
-        ("ipMasq", json!(true)),
-        ("ipMasqBackend", json!("nftables")),
-        ("macspoofchk", json!(true)),
+        ("ipMasqBackend", json!("iptables")),
         ("vlanTrunk", json!([{"id": 5}])),
         ("preserveDefaultVlan", json!(false)),
         ("disableContainerInterface", json!(true)),
@@ -99,10 +97,19 @@ fn unimplemented_keys_are_refused_with_code_2() {
         assert!(!e.details.is_empty());
     }
     for (key, value) in
-        [("ipMasq", json!(false)), ("vlanTrunk", json!([])), ("preserveDefaultVlan", json!(true))]
+        [("ipMasqBackend", json!("nftables")), ("vlanTrunk", json!([])), ("preserveDefaultVlan", json!(true))]
     {
         assert!(parse(with(key, value)).is_ok(), "{key}");
     }
+}
+
+#[test]
+fn ip_masq_and_macspoofchk_are_read() {
+    let conf = parse(with("ipMasq", json!(true))).unwrap();
+    assert!(conf.ip_masq && !conf.mac_spoof_check);
+    let conf = parse(with("macspoofchk", json!(true))).unwrap();
+    assert!(!conf.ip_masq && conf.mac_spoof_check);
+    assert_eq!(parse(with("ipMasq", json!("yes"))).unwrap_err().code, 7);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::config::NetConf;
 use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
 use super::ipam::Ipam;
-use super::records;
+use super::{netfilter, records};
 use crate::state::{Interface, Store};
 use crate::sys::netlink::Netlink;
 
@@ -26,6 +26,8 @@ pub async fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
         return Ok(());
     }
     remove_links(&env.netns, &env.ifname, ours.and_then(|(i, _)| i.host_side.as_deref())).await?;
+    let hooks = netfilter::del_hooks(conf, ours.map(|(_, cni)| &cni.config));
+    netfilter::remove(&conf.name, &env.container_id, &env.ifname, &hooks)?;
     records::forget(&store, &env.container_id, &env.ifname)
 }
 
@@ -79,6 +81,9 @@ pub async fn gc(env: &Env, conf: &NetConf) -> CniResult<()> {
             failures.push(format!("{id} {}: {e}", iface.name));
         }
     }
+    if let Err(e) = netfilter::collect(conf) {
+        failures.push(format!("{}: {}", e.msg, e.details));
+    }
     if let Some(name) = &conf.ipam {
         let ipam = Ipam::find(name, &env.path)?;
         if ipam.versions(env)?.iter().any(|v| v == "1.1.0") {
@@ -108,5 +113,7 @@ async fn collect(env: &Env, store: &Store, id: &str, netns: &str, iface: &Interf
         Ipam::find(name, &env.path)?.call(Command::Del, &attachment, config.to_string().as_bytes())?;
     }
     remove_links(netns, &iface.name, iface.host_side.as_deref()).await?;
+    let network = iface.cni.as_ref().map_or("", |c| c.network.as_str());
+    netfilter::remove(network, id, &iface.name, &netfilter::recorded_hooks(config))?;
     records::forget(store, id, &iface.name)
 }

@@ -9,6 +9,7 @@ pub mod del;
 pub mod env;
 pub mod error;
 pub mod ipam;
+pub mod netfilter;
 pub mod records;
 pub mod result;
 pub mod steps;

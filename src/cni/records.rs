@@ -50,7 +50,12 @@ pub async fn added(
         vlan_filtering: false,
         dhcp: None,
         replaced_default: None,
-        cni: Some(CniRecord { network: conf.name.clone(), config, result: ours.to_json(LATEST) }),
+        cni: Some(CniRecord {
+            network: conf.name.clone(),
+            config,
+            result: ours.to_json(LATEST),
+            rules: super::netfilter::made(env, conf, ours, host_veth, mac),
+        }),
     };
     let find = Finder::Cni { container_id: env.container_id.clone(), netns: env.netns.clone() };
     let record_guest = GuestRecord { label: env.container_id.clone(), find, netns: guest.netns_id()? };

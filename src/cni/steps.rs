@@ -55,6 +55,7 @@ pub async fn links(env: &Env, conf: &NetConf, host_veth: &str, host: &Netlink) -
     if conf.hairpin {
         plan.push(Step::Hairpin { port: host_veth.into() });
     }
+    plan.steps.extend(super::netfilter::mac_check(env, conf, host_veth));
     plan.push(Step::LinkUp { side: Side::Host, name: host_veth.into() });
     Ok(plan)
 }
@@ -99,6 +100,7 @@ pub async fn addressing(
             plan.push(Step::Sysctl { side: Side::Host, family, dev, key: "forwarding", value: "1" });
         }
     }
+    plan.steps.extend(super::netfilter::masquerade(env, conf, out));
     for ip in out.ips.iter().filter_map(|ip| match ip.address.ip() {
         IpAddr::V4(v4) => Some(v4),
         IpAddr::V6(_) => None,

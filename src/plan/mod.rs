@@ -19,6 +19,7 @@ use crate::family::Family;
 use crate::iproute2::RuleCmd;
 use crate::mac::Mac;
 use crate::request::Dhcp;
+use crate::sys::nftables::{Hook, Tag};
 use crate::sys::vswitch::{NewPort, PortId};
 
 pub mod lease;
@@ -251,6 +252,21 @@ pub enum Step {
         side: Side,
         name: String,
     },
+    /// CNI `ipMasq`: traffic from each of `addresses` to outside its subnet
+    /// (and not multicast) masqueraded, by rules of pipework's own nf_tables
+    /// table that carry the attachment's `tag`; the tag's earlier rules go.
+    Masquerade {
+        addresses: Vec<IpNetwork>,
+        tag: Tag,
+    },
+    /// CNI `macspoofchk`: frames entering the bridge from `port` whose
+    /// source MAC is not that of the container's `dev` (read when the step
+    /// runs) are dropped, by a rule tagged as `Masquerade`'s are.
+    MacCheck {
+        port: String,
+        dev: String,
+        tag: Tag,
+    },
     /// `detach`: a lent host interface back to the host under its own name
     /// (`host` names that namespace for display).
     GiveBack {
@@ -400,6 +416,11 @@ pub enum Undo {
     AddRule {
         rule: Box<RuleCmd>,
     },
+    /// Removes the nf_tables rules of `hook`'s chain that carry `tag`.
+    DropRules {
+        hook: Hook,
+        tag: Tag,
+    },
 }
 
 #[derive(Debug)]
@@ -447,6 +468,8 @@ impl Step {
             | Step::PinMac { .. }
             | Step::Hairpin { .. }
             | Step::HostAddress { .. }
+            | Step::Masquerade { .. }
+            | Step::MacCheck { .. }
             | Step::ForgetLease { .. } => Side::Host,
             Step::LinkUp { side, .. }
             | Step::Ipv6 { side, .. }

@@ -9,6 +9,7 @@ use super::{NewLink, Plan, Side, Step, Undo};
 use crate::dhcp::{seconds, Setup};
 use crate::error::Result;
 use crate::family::Family;
+use crate::sys::nftables::{rules, Hook, Tag};
 use crate::sys::output;
 use crate::sys::sysctl::conf_name;
 use crate::sys::vswitch::NewPort;
@@ -141,6 +142,15 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
+            Step::Masquerade { addresses, tag } => {
+                let lines: Vec<String> =
+                    addresses.iter().filter_map(|a| rules::masquerade(*a)).map(|r| r.text).collect();
+                nft(f, Hook::Masquerade, &lines, tag)
+            }
+            Step::MacCheck { port, dev, tag } => {
+                let line = format!("iifname \"{port}\" ether saddr != <the MAC of {dev}> drop");
+                nft(f, Hook::MacCheck, &[line], tag)
+            }
             Step::OvsAddBridge { name } => write!(f, "ovs-vsctl add-br {name}"),
             Step::OvsDelPorts { bridge, ports } => {
                 let dels: Vec<String> =
@@ -190,8 +200,21 @@ impl fmt::Display for Undo {
                 write!(f, "ip link set dev {host_name} netns <guest> name {guest_name}")
             }
             Undo::AddRule { .. } => write!(f, "ip rule add <the rule deleted>"),
+            Undo::DropRules { hook, tag } => {
+                write!(f, "nft delete rule {} handle <each rule commented \"{}\">", hook.name(), tag.comment)
+            }
         }
     }
+}
+
+/// One `nft` command: the table and chain made if absent, then the rules,
+/// each with the attachment's tag as its comment.
+fn nft(f: &mut fmt::Formatter<'_>, hook: Hook, lines: &[String], tag: &Tag) -> fmt::Result {
+    write!(f, "nft '{}", hook.declare())?;
+    for line in lines {
+        write!(f, "; add rule {} {line} comment \"{}\"", hook.name(), tag.comment)?;
+    }
+    f.write_str("'")
 }
 
 /// The dry-run line of the native client.

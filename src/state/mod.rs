@@ -186,6 +186,10 @@ pub struct CniRecord {
     /// ADD's own result (without any prevResult), in the 1.1.0 shape: what
     /// CHECK compares the kernel with.
     pub result: serde_json::Value,
+    /// The nf_tables rules ADD made (`ipMasq`, `macspoofchk`), as `nft`
+    /// lines: chain, rule, the comment that tags them with the attachment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
 }
 
 /// A default route as it was before an attach replaced it: via `gateway`
@@ -431,6 +435,7 @@ mod tests {
             network: "testnet".into(),
             config: serde_json::json!({"type": "pipework"}),
             result: serde_json::json!({"cniVersion": "1.1.0"}),
+            rules: Vec::new(),
         });
         let json = serde_json::to_value(&cni).unwrap();
         assert_eq!(json["guest"]["find"]["kind"], "cni");

@@ -1,4 +1,4 @@
-//! System access: netlink, namespaces, sysctls, a guest's process,
+//! System access: netlink, nf_tables, namespaces, sysctls, a guest's process,
 //! running a named program in a namespace, stdout, and Open vSwitch's
 //! database (`ovsdb`, the protocol; `vswitch`, its bridges and ports).
 
@@ -6,6 +6,7 @@ pub mod exec;
 pub mod loop_control;
 pub mod netlink;
 pub mod netns;
+pub mod nftables;
 pub mod output;
 pub mod ovsdb;
 pub mod process;

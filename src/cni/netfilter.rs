@@ -1,0 +1,156 @@
+//! An attachment's nf_tables rules (`ipMasq`, `macspoofchk`): the steps
+//! ADD plans, their removal by DEL and GC, CHECK's comparison. Every rule
+//! carries its attachment's tag (network, interface, container ID) as its
+//! comment, so that DEL removes exactly its own.
+
+use serde_json::Value;
+
+use super::config::NetConf;
+use super::env::Env;
+use super::error::{CniError, CniResult, Code};
+use super::result::CniOutput;
+use crate::mac::Mac;
+use crate::plan::Step;
+use crate::sys::nftables::{rules, Hook, Nftables, Tag};
+
+pub fn tag(conf: &NetConf, env: &Env) -> Tag {
+    Tag::new(&conf.name, &env.container_id, &env.ifname)
+}
+
+/// `macspoofchk`'s step, for the links plan: before the port comes up.
+pub fn mac_check(env: &Env, conf: &NetConf, host_veth: &str) -> Option<Step> {
+    conf.mac_spoof_check.then(|| Step::MacCheck {
+        port: host_veth.into(),
+        dev: env.ifname.clone(),
+        tag: tag(conf, env),
+    })
+}
+
+/// `ipMasq`'s step, for the addressing plan: every address IPAM gave.
+pub fn masquerade(env: &Env, conf: &NetConf, out: &CniOutput) -> Option<Step> {
+    let addresses = out.ips.iter().map(|ip| ip.address).collect();
+    conf.ip_masq.then(|| Step::Masquerade { addresses, tag: tag(conf, env) })
+}
+
+/// The chains an attachment has rules in, as a configuration asks.
+fn hooks_of(ip_masq: bool, mac_spoof_check: bool) -> Vec<Hook> {
+    let mut hooks = Vec::new();
+    if ip_masq {
+        hooks.push(Hook::Masquerade);
+    }
+    if mac_spoof_check {
+        hooks.push(Hook::MacCheck);
+    }
+    hooks
+}
+
+/// The same, from a configuration on record.
+pub fn recorded_hooks(config: &Value) -> Vec<Hook> {
+    del_hooks_of(false, false, Some(config))
+}
+
+/// DEL's: what this configuration asks for, and what ADD's did (its
+/// configuration on record).
+pub fn del_hooks(conf: &NetConf, recorded: Option<&Value>) -> Vec<Hook> {
+    del_hooks_of(conf.ip_masq, conf.mac_spoof_check, recorded)
+}
+
+fn del_hooks_of(ip_masq: bool, mac_spoof_check: bool, recorded: Option<&Value>) -> Vec<Hook> {
+    let on = |key: &str| recorded.is_some_and(|c| c.get(key) == Some(&Value::Bool(true)));
+    hooks_of(ip_masq || on("ipMasq"), mac_spoof_check || on("macspoofchk"))
+}
+
+pub fn hooks(conf: &NetConf) -> Vec<Hook> {
+    hooks_of(conf.ip_masq, conf.mac_spoof_check)
+}
+
+fn kernel(e: crate::error::Error) -> CniError {
+    CniError::from(e)
+}
+
+/// STATUS: the chains the configuration's rules go in can be listed.
+pub fn ready(conf: &NetConf) -> CniResult<()> {
+    let hooks = hooks(conf);
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let mut nft = Nftables::here().map_err(kernel)?;
+    for hook in hooks {
+        nft.rules(hook).map_err(kernel)?;
+    }
+    Ok(())
+}
+
+/// DEL: the attachment's rules in `hooks`' chains go; none there is fine.
+pub fn remove(network: &str, container_id: &str, ifname: &str, hooks: &[Hook]) -> CniResult<()> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let tag = Tag::new(network, container_id, ifname);
+    let mut nft = Nftables::here().map_err(kernel)?;
+    for hook in hooks {
+        nft.remove(*hook, |comment| tag.marks(comment)).map_err(kernel)?;
+    }
+    Ok(())
+}
+
+/// GC: rules of the network whose attachment is not valid go, whether or
+/// not a record is left of it.
+pub fn collect(conf: &NetConf) -> CniResult<()> {
+    let valid: Vec<Tag> =
+        conf.valid_attachments.iter().map(|a| Tag::new(&conf.name, &a.container_id, &a.ifname)).collect();
+    let stale =
+        |comment: &str| Tag::of_network(&conf.name, comment) && !valid.iter().any(|t| t.marks(comment));
+    let hooks = hooks(conf);
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let mut nft = Nftables::here().map_err(kernel)?;
+    for hook in hooks {
+        nft.remove(hook, stale).map_err(kernel)?;
+    }
+    Ok(())
+}
+
+/// The rules ADD made, as nft lines, for the record.
+pub fn made(env: &Env, conf: &NetConf, out: &CniOutput, host_veth: &str, mac: Mac) -> Vec<String> {
+    expected(conf, out, host_veth, mac)
+        .into_iter()
+        .map(|r| format!("{} {} comment \"{}\"", r.hook.name(), r.text, tag(conf, env).comment))
+        .collect()
+}
+
+fn expected(conf: &NetConf, out: &CniOutput, host_veth: &str, mac: Mac) -> Vec<rules::Rule> {
+    let mut all = Vec::new();
+    if conf.mac_spoof_check {
+        all.push(rules::mac_check(host_veth, mac));
+    }
+    if conf.ip_masq {
+        all.extend(out.ips.iter().filter_map(|ip| rules::masquerade(ip.address)));
+    }
+    all
+}
+
+/// CHECK: each rule the attachment should have is in the kernel, tagged
+/// with it, its expressions those pipework makes.
+pub fn check(env: &Env, conf: &NetConf, recorded: &CniOutput, host_veth: &str, mac: Mac) -> CniResult<()> {
+    let wanted = expected(conf, recorded, host_veth, mac);
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let tag = tag(conf, env);
+    let mut nft = Nftables::here().map_err(kernel)?;
+    for hook in hooks(conf) {
+        let present = nft.rules(hook).map_err(kernel)?;
+        for rule in wanted.iter().filter(|r| r.hook == hook) {
+            let exprs = rule.listed();
+            if !present.iter().any(|p| tag.marks(&p.comment) && p.exprs == exprs) {
+                return Err(CniError::new(
+                    Code::Internal,
+                    format!("{} lacks the rule \"{}\" of {}", hook.name(), rule.text, env.ifname),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

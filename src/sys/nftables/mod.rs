@@ -1,0 +1,279 @@
+//! nf_tables, natively: a NETLINK_NETFILTER socket speaking the
+//! NFNL_SUBSYS_NFTABLES messages the `nft` tool sends (`message`), the
+//! expressions of pipework's rules (`expr`) and the rules themselves
+//! (`rules`). Changes go as one batch, a transaction the kernel applies
+//! whole or not at all; a refusal keeps the kernel's extended-ACK text.
+
+mod expr;
+mod message;
+pub mod rules;
+
+use std::num::NonZeroI32;
+
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
+use rtnetlink::packet_core::ErrorMessage;
+
+use crate::error::{errno_text, is_permission, needs_root, Error, KernelReply, Result};
+use crate::sys::netlink::kernel_message;
+use message::{attr, Attrs, Message, Op, NLMSG_DONE, NLMSG_ERROR, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP};
+pub use rules::{Hook, Rule, Tag, TABLE};
+
+/// NFTNL_UDATA_RULE_COMMENT: a rule's comment in its user data.
+const UDATA_COMMENT: u8 = 0;
+
+/// A rule as the kernel lists it: its handle, comment, and expressions as
+/// `nft --debug=netlink` shows them.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub handle: u64,
+    pub comment: String,
+    pub exprs: Vec<String>,
+}
+
+impl Rule {
+    /// The expressions as the kernel would list them.
+    pub fn listed(&self) -> Vec<String> {
+        expr::describe(&expr::encode_all(&self.exprs))
+    }
+}
+
+/// A connection to nf_tables in the namespace this process runs in.
+pub struct Nftables {
+    socket: Socket,
+    seq: u32,
+}
+
+fn failed(e: std::io::Error, what: &str) -> Error {
+    Error::from(e).context(what)
+}
+
+/// The kernel's refusal in an NLMSG_ERROR payload (none for an ACK): its
+/// extended-ACK text if it gave one, else the errno's.
+fn refusal(payload: &[u8], what: &str) -> Option<Error> {
+    let code = i32::from_ne_bytes(payload.get(..4)?.try_into().ok()?);
+    let mut message = ErrorMessage::default();
+    message.code = Some(NonZeroI32::new(code)?);
+    message.header = payload[4..].to_vec();
+    let errno = code.abs();
+    if is_permission(errno) {
+        return Some(needs_root(what));
+    }
+    let text = kernel_message(&rtnetlink::Error::NetlinkError(message));
+    let reason = match (&text, errno) {
+        (Some(text), _) => text.clone(),
+        // What the kernel says of a chain already there with another type or hook.
+        (None, libc::EOPNOTSUPP) => "not supported (a chain of that name with another type or hook, \
+                                     or a kernel without this nf_tables feature)"
+            .to_string(),
+        (None, _) => errno_text(errno),
+    };
+    Some(Error::kernel(format!("{what}: {reason}"), KernelReply { errno: Some(errno), text }))
+}
+
+impl Nftables {
+    pub fn here() -> Result<Nftables> {
+        let socket = Socket::new(NETLINK_NETFILTER).map_err(|e| failed(e, "opening an nf_tables socket"))?;
+        if socket.set_cap_ack(true).is_ok() {
+            let _ = socket.set_ext_ack(true);
+        }
+        Ok(Nftables { socket, seq: std::process::id().wrapping_shl(12) })
+    }
+
+    fn next_seq(&mut self, count: usize) -> u32 {
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(count as u32 + 2);
+        seq
+    }
+
+    /// One transaction. The kernel handles a batch within the send, so its
+    /// answers (an ACK or a refusal per message) are all queued when the
+    /// send returns: they are read until none is left.
+    fn transact(&mut self, messages: &[Message], what: &str) -> Result<()> {
+        let seq = self.next_seq(messages.len());
+        let bytes = message::batch(messages, seq);
+        self.socket.send(&bytes, 0).map_err(|e| failed(e, what))?;
+        let mut first = None;
+        loop {
+            let mut buf = Vec::with_capacity(1 << 16);
+            match self.socket.recv(&mut buf, libc::MSG_DONTWAIT) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(failed(e, what)),
+            }
+            for m in message::split(&buf).into_iter().filter(|m| m.kind == NLMSG_ERROR) {
+                if first.is_none() {
+                    first = refusal(m.payload, what);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// The rules of `hook`'s chain; none if the table or chain is absent.
+    pub fn rules(&mut self, hook: Hook) -> Result<Vec<Listed>> {
+        let what = format!("listing {}", hook.name());
+        let mut filter = Attrs::default();
+        filter.string(attr::RULE_TABLE, TABLE).string(attr::RULE_CHAIN, hook.chain());
+        let seq = self.next_seq(0);
+        let request = message::request(Op::GetRule, NLM_F_DUMP, hook.family(), &filter, seq);
+        self.socket.send(&request, 0).map_err(|e| failed(e, &what))?;
+        let mut listed = Vec::new();
+        loop {
+            let mut buf = Vec::with_capacity(1 << 16);
+            self.socket.recv(&mut buf, 0).map_err(|e| failed(e, &what))?;
+            for m in message::split(&buf).into_iter().filter(|m| m.seq == seq) {
+                match m.kind {
+                    NLMSG_DONE => return Ok(listed),
+                    NLMSG_ERROR => match refusal(m.payload, &what) {
+                        Some(e) if !gone(&e) => return Err(e),
+                        _ => return Ok(listed),
+                    },
+                    kind if kind == Op::NewRule.message_type() => listed.extend(decode_rule(m.payload)),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Whether `hook`'s chain exists.
+    fn has_chain(&mut self, hook: Hook) -> Result<bool> {
+        let what = format!("looking for {}", hook.name());
+        let mut name = Attrs::default();
+        name.string(attr::CHAIN_TABLE, TABLE).string(attr::CHAIN_NAME, hook.chain());
+        let seq = self.next_seq(0);
+        self.socket
+            .send(&message::request(Op::GetChain, 0, hook.family(), &name, seq), 0)
+            .map_err(|e| failed(e, &what))?;
+        loop {
+            let mut buf = Vec::with_capacity(1 << 16);
+            self.socket.recv(&mut buf, 0).map_err(|e| failed(e, &what))?;
+            // The chain (NFT_MSG_NEWCHAIN), or a refusal.
+            if let Some(m) = message::split(&buf).into_iter().find(|m| m.seq == seq) {
+                return match (m.kind, refusal(m.payload, &what)) {
+                    (NLMSG_ERROR, Some(e)) if gone(&e) => Ok(false),
+                    (NLMSG_ERROR, Some(e)) => Err(e),
+                    _ => Ok(true),
+                };
+            }
+        }
+    }
+
+    /// Makes `hook`'s table and chain if absent, removes the rules `tag`
+    /// marks there (left by an earlier run), and appends `rules`: one
+    /// transaction. The chain is declared only when absent: declaring a
+    /// base chain that exists costs its commit about 10 ms.
+    pub fn add(&mut self, hook: Hook, tag: &Tag, rules: &[Rule]) -> Result<()> {
+        let declare = !self.has_chain(hook)?;
+        let stale: Vec<u64> =
+            self.rules(hook)?.into_iter().filter(|r| tag.marks(&r.comment)).map(|r| r.handle).collect();
+        let family = hook.family();
+        let mut table = Attrs::default();
+        table.string(attr::TABLE_NAME, TABLE).u32(attr::TABLE_FLAGS, 0);
+        let mut chain = Attrs::default();
+        chain.string(attr::CHAIN_TABLE, TABLE).string(attr::CHAIN_NAME, hook.chain());
+        chain.nest(attr::CHAIN_HOOK).u32(attr::HOOK_HOOKNUM, hook.hook_number());
+        chain.u32(attr::HOOK_PRIORITY, hook.priority() as u32).end();
+        chain.u32(attr::CHAIN_POLICY, 1).string(attr::CHAIN_TYPE, hook.chain_type());
+        let mut messages = Vec::new();
+        if declare {
+            messages.push(Message { op: Op::NewTable, family, flags: NLM_F_CREATE, attrs: table });
+            messages.push(Message { op: Op::NewChain, family, flags: NLM_F_CREATE, attrs: chain });
+        }
+        messages.extend(stale.into_iter().map(|handle| delete_rule(hook, handle)));
+        for rule in rules {
+            let mut a = Attrs::default();
+            a.string(attr::RULE_TABLE, TABLE).string(attr::RULE_CHAIN, hook.chain());
+            a.nest(attr::RULE_EXPRESSIONS).raw(&expr::encode_all(&rule.exprs)).end();
+            a.bytes(attr::RULE_USERDATA, &comment(&tag.comment));
+            messages.push(Message { op: Op::NewRule, family, flags: NLM_F_CREATE | NLM_F_APPEND, attrs: a });
+        }
+        self.transact(&messages, &format!("adding rules to {}", hook.name()))
+    }
+
+    /// Removes the rules of `hook`'s chain whose comment `which` picks;
+    /// returns how many. Rules gone meanwhile are no error.
+    pub fn remove(&mut self, hook: Hook, which: impl Fn(&str) -> bool) -> Result<usize> {
+        let doomed: Vec<u64> =
+            self.rules(hook)?.into_iter().filter(|r| which(&r.comment)).map(|r| r.handle).collect();
+        let what = format!("deleting rules from {}", hook.name());
+        for handle in &doomed {
+            match self.transact(&[delete_rule(hook, *handle)], &what) {
+                Err(e) if gone(&e) => {}
+                other => other?,
+            }
+        }
+        Ok(doomed.len())
+    }
+}
+
+/// ENOENT: a table, chain or rule not there.
+fn gone(e: &Error) -> bool {
+    e.kernel_reply().is_some_and(|r| r.errno == Some(libc::ENOENT))
+}
+
+fn delete_rule(hook: Hook, handle: u64) -> Message {
+    let mut a = Attrs::default();
+    a.string(attr::RULE_TABLE, TABLE).string(attr::RULE_CHAIN, hook.chain()).u64(attr::RULE_HANDLE, handle);
+    Message { op: Op::DelRule, family: hook.family(), flags: 0, attrs: a }
+}
+
+/// A comment as nft keeps it in a rule's user data: type, length, text
+/// with its NUL.
+fn comment(text: &str) -> Vec<u8> {
+    let value = [text.as_bytes(), b"\0"].concat();
+    [vec![UDATA_COMMENT, value.len() as u8], value].concat()
+}
+
+fn decode_comment(udata: &[u8]) -> String {
+    let mut rest = udata;
+    while rest.len() >= 2 {
+        let (kind, len) = (rest[0], rest[1] as usize);
+        let Some(value) = rest.get(2..2 + len) else { break };
+        if kind == UDATA_COMMENT {
+            return message::text(value);
+        }
+        rest = &rest[2 + len..];
+    }
+    String::new()
+}
+
+/// A listed rule: the payload after `nfgenmsg`.
+fn decode_rule(payload: &[u8]) -> Option<Listed> {
+    let attrs = message::parse(payload.get(4..)?);
+    let handle = message::be_u64(&message::find(&attrs, attr::RULE_HANDLE)?)?;
+    let comment = message::find(&attrs, attr::RULE_USERDATA).map(|u| decode_comment(&u)).unwrap_or_default();
+    let exprs = expr::describe(&message::find(&attrs, attr::RULE_EXPRESSIONS).unwrap_or_default());
+    Some(Listed { handle, comment, exprs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_keep_the_kernel_words() {
+        let with_text = crate::sys::netlink::error::tests::refusal(libc::EINVAL, Some("Unknown chain type"));
+        let rtnetlink::Error::NetlinkError(m) = with_text else { unreachable!() };
+        let payload = [(-libc::EINVAL).to_ne_bytes().to_vec(), m.header].concat();
+        let e = refusal(&payload, "adding rules to inet pipework postrouting").unwrap();
+        assert_eq!(e.message(), "pipework: adding rules to inet pipework postrouting: Unknown chain type");
+        assert_eq!(e.kernel_reply().unwrap().errno, Some(libc::EINVAL));
+        let payload = [(-libc::EOPNOTSUPP).to_ne_bytes().to_vec(), vec![0; 16]].concat();
+        let e = refusal(&payload, "adding rules").unwrap();
+        assert_eq!(
+            e.message(),
+            "pipework: adding rules: not supported (a chain of that name with another type or hook, \
+             or a kernel without this nf_tables feature)"
+        );
+        assert!(refusal(&[0; 20], "an ACK").is_none());
+    }
+
+    #[test]
+    fn comments_are_user_data_as_nft_writes_it() {
+        // nft --debug=netlink: userdata = { \x00\x15abc-def net: testnet\x00 }
+        let bytes = comment("abc-def net: testnet");
+        assert_eq!(&bytes[..2], [0x00, 0x15]);
+        assert_eq!(&bytes[2..], b"abc-def net: testnet\0");
+        assert_eq!(decode_comment(&bytes), "abc-def net: testnet");
+    }
+}

@@ -1,0 +1,329 @@
+//! The CNI plugin's `ipMasq` and `macspoofchk`, made with nf_tables rules
+//! of pipework's own, judged by behaviour beside the reference bridge
+//! plugin (which uses iptables and nft for them) and by `nft -j list
+//! ruleset` run inside each test's own namespace.
+
+mod common;
+
+use common::{assert_plugin_ok, cni_error, Attach, CniNode, Netns, Ns};
+use serde_json::{json, Value};
+
+fn conf(node: &CniNode, plugin: &str, extra: Value) -> Value {
+    let mut c = json!({
+        "cniVersion": "1.0.0",
+        "name": "masqnet",
+        "type": plugin,
+        "bridge": "cni0",
+        "isDefaultGateway": true,
+        "ipam": {
+            "type": "host-local",
+            "dataDir": node.ipam_dir(),
+            "ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]],
+        },
+    });
+    for (k, v) in extra.as_object().expect("extra is an object") {
+        c[k] = v.clone();
+    }
+    c
+}
+
+/// The rules of table `family pipework` in `ns`, as `nft -j` lists them:
+/// chain, comment, expressions.
+fn rules(ns: &Netns, family: &str) -> Vec<(String, String, Value)> {
+    let out = ns.exec(&["nft", "-j", "list", "ruleset"]);
+    assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    let all: Value = serde_json::from_slice(&out.stdout).expect("nft -j is JSON");
+    let items = all["nftables"].as_array().expect("nftables").iter();
+    items
+        .filter_map(|item| item.get("rule"))
+        .filter(|r| r["family"] == family && r["table"] == "pipework")
+        .map(|r| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (text(&r["chain"]), text(&r["comment"]), r["expr"].clone())
+        })
+        .collect()
+}
+
+/// `nft -j`'s match of a payload field with an address or prefix.
+fn matches(protocol: &str, field: &str, op: &str, right: Value) -> Value {
+    json!({"match": {"op": op, "left": {"payload": {"protocol": protocol, "field": field}}, "right": right}})
+}
+
+fn prefix(addr: &str, len: u8) -> Value {
+    json!({"prefix": {"addr": addr, "len": len}})
+}
+
+/// A guest of the bridge pings a host beyond the node that has no route
+/// back to the container subnet: only a masqueraded ping comes back, with
+/// the reference plugin's iptables rules as with pipework's nf_tables ones.
+#[test]
+fn ip_masq_reaches_a_network_with_no_route_back() {
+    for (plugin, masq) in [("pipework", false), ("bridge", true), ("pipework", true)] {
+        let node = CniNode::new();
+        let ctr = Netns::new("ctr");
+        let beyond = node.host.add_node(&["10.88.0.1/24", "fd88::1/64"], &["10.88.0.2/24", "fd88::2/64"]);
+        let at = Attach::to(&ctr, "eth0");
+        let c = conf(&node, plugin, json!({"ipMasq": masq}));
+        node.add(plugin, &at, &c);
+        assert!(ctr.ping("10.77.0.1"), "{plugin}: the gateway answers");
+        for far in ["10.88.0.2", "fd88::2"] {
+            assert_eq!(ctr.ping(far), masq, "{plugin} with ipMasq {masq}: ping {far} beyond the node");
+        }
+        assert_plugin_ok(plugin, "DEL", &node.call(plugin, "DEL", Some(&at), &c, &[]));
+        drop(beyond);
+    }
+}
+
+/// One rule per container address, tagged with the network, interface and
+/// container ID; CHECK sees it go; DEL removes exactly its own, twice.
+#[test]
+fn ip_masq_rules_per_address_checked_and_deleted() {
+    let node = CniNode::new();
+    let (a, b) = (Netns::new("ctr"), Netns::new("ctr"));
+    let (at_a, at_b) = (Attach::to(&a, "eth0"), Attach::to(&b, "eth0"));
+    let c = conf(&node, "pipework", json!({"ipMasq": true}));
+    let result = node.add("pipework", &at_a, &c);
+    node.add("pipework", &at_b, &c);
+
+    let found = rules(&node.host, "inet");
+    assert_eq!(found.len(), 4, "{found:?}");
+    let of = |id: &str| -> Vec<Value> {
+        found
+            .iter()
+            .filter(|(_, comment, _)| comment.ends_with(&format!("id: {id}")))
+            .map(|r| r.2.clone())
+            .collect()
+    };
+    assert_eq!(
+        of(&a.name),
+        [
+            json!([
+                matches("ip", "saddr", "==", json!("10.77.0.2")),
+                matches("ip", "daddr", "!=", prefix("10.77.0.0", 24)),
+                matches("ip", "daddr", "!=", prefix("224.0.0.0", 4)),
+                {"masquerade": null},
+            ]),
+            json!([
+                matches("ip6", "saddr", "==", json!("fd77::2")),
+                matches("ip6", "daddr", "!=", prefix("fd77::", 64)),
+                matches("ip6", "daddr", "!=", prefix("ff00::", 8)),
+                {"masquerade": null},
+            ]),
+        ]
+    );
+    assert_eq!(of(&b.name).len(), 2);
+    for (chain, comment, _) in &found {
+        assert_eq!(chain, "postrouting");
+        assert!(comment.contains("net: masqnet, if: eth0, id: "), "{comment}");
+    }
+    let (_, record) = &node.records()[0];
+    let made = record["interfaces"][0]["cni"]["rules"].as_array().expect("rules on record");
+    assert_eq!(made.len(), 2);
+    assert!(
+        made[0].as_str().unwrap().starts_with("inet pipework postrouting ip saddr 10.77.0.2 "),
+        "{made:?}"
+    );
+
+    let mut check = c.clone();
+    check["prevResult"] = result;
+    assert_plugin_ok("pipework", "CHECK", &node.call("pipework", "CHECK", Some(&at_a), &check, &[]));
+    let listed = node.host.exec(&["nft", "-a", "list", "chain", "inet", "pipework", "postrouting"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let line =
+        listed.lines().find(|l| l.contains(&format!("id: {}\"", a.name)) && l.contains("ip6")).unwrap();
+    let handle = line.rsplit(' ').next().unwrap();
+    node.host.exec(&["nft", "delete", "rule", "inet", "pipework", "postrouting", "handle", handle]);
+    let e = cni_error(&node.call("pipework", "CHECK", Some(&at_a), &check, &[]));
+    assert_eq!(
+        e["msg"],
+        "inet pipework postrouting lacks the rule \"ip6 saddr fd77::2 ip6 daddr != fd77::/64 \
+         ip6 daddr != ff00::/8 masquerade\" of eth0"
+    );
+
+    for _ in 0..2 {
+        assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at_a), &c, &[]));
+    }
+    let left = rules(&node.host, "inet");
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|(_, comment, _)| comment.ends_with(&format!("id: {}", b.name))));
+    assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at_b), &c, &[]));
+    assert!(rules(&node.host, "inet").is_empty());
+}
+
+/// GC removes the rules of attachments not valid, record or not.
+#[test]
+fn gc_removes_rules_of_attachments_not_valid() {
+    let node = CniNode::new();
+    let (a, b) = (Netns::new("ctr"), Netns::new("ctr"));
+    let c = conf(&node, "pipework", json!({"cniVersion": "1.1.0", "ipMasq": true, "macspoofchk": true}));
+    assert_plugin_ok("pipework", "STATUS", &node.call("pipework", "STATUS", None, &c, &[]));
+    node.add("pipework", &Attach::to(&a, "eth0"), &c);
+    node.add("pipework", &Attach::to(&b, "eth0"), &c);
+    assert_eq!((rules(&node.host, "inet").len(), rules(&node.host, "bridge").len()), (4, 2));
+    let mut gc = c.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": a.name, "ifname": "eth0"}]);
+    assert_plugin_ok("pipework", "GC", &node.call("pipework", "GC", None, &gc, &[]));
+    for family in ["inet", "bridge"] {
+        let left = rules(&node.host, family);
+        assert!(!left.is_empty());
+        assert!(left.iter().all(|(_, comment, _)| comment.ends_with(&format!("id: {}", a.name))), "{left:?}");
+    }
+    // A rule whose record is gone goes too.
+    std::fs::remove_dir_all(node.state_dir()).unwrap();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    assert_plugin_ok("pipework", "GC", &node.call("pipework", "GC", None, &gc, &[]));
+    assert!(rules(&node.host, "inet").is_empty() && rules(&node.host, "bridge").is_empty());
+}
+
+/// The plan fails at every step in turn: no rule is left behind.
+#[test]
+fn a_failed_add_leaves_no_rule() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let at = Attach::to(&ctr, "eth0");
+    let c = conf(&node, "pipework", json!({"ipMasq": true, "macspoofchk": true}));
+    let mut failed = 0;
+    for step in 1..=40 {
+        let out = node.call("pipework", "ADD", Some(&at), &c, &[("PIPEWORK_FAIL_AT", &step.to_string())]);
+        if out.status.success() {
+            assert_eq!((rules(&node.host, "inet").len(), rules(&node.host, "bridge").len()), (2, 1));
+            assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at), &c, &[]));
+            break;
+        }
+        failed = step;
+        let e = cni_error(&out);
+        assert!(e["msg"].as_str().unwrap().contains("injected failure"), "{e}");
+        assert!(rules(&node.host, "inet").is_empty(), "step {step}: {:?}", rules(&node.host, "inet"));
+        assert!(rules(&node.host, "bridge").is_empty(), "step {step}: {:?}", rules(&node.host, "bridge"));
+        assert!(node.allocations().is_empty());
+        // A runtime follows a failed ADD with a DEL: with no rule, or no
+        // table yet, it succeeds.
+        assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at), &c, &[]));
+    }
+    assert!(failed > 15, "a failure was injected before each of the {failed} steps, then ADD succeeded");
+    assert!(rules(&node.host, "inet").is_empty() && rules(&node.host, "bridge").is_empty());
+}
+
+/// A container that forges its source MAC is cut off, with the reference
+/// plugin's nft rules as with pipework's (and heard without the check); its
+/// own MAC back, it is heard again. DEL removes pipework's rule.
+#[test]
+fn macspoofchk_drops_frames_with_another_source_mac() {
+    for (plugin, check) in [("pipework", false), ("bridge", true), ("pipework", true)] {
+        let node = CniNode::new();
+        let ctr = Netns::new("ctr");
+        let at = Attach::to(&ctr, "eth0");
+        let c = conf(&node, plugin, json!({"macspoofchk": check}));
+        let result = node.add(plugin, &at, &c);
+        let mac = result["interfaces"][2]["mac"].as_str().unwrap().to_string();
+        let port = result["interfaces"][1]["name"].as_str().unwrap().to_string();
+        assert!(ctr.ping("10.77.0.1"), "{plugin}: the gateway answers");
+        ctr.ip(&["link", "set", "eth0", "address", "02:00:00:00:00:99"]);
+        node.host.ip(&["neigh", "flush", "dev", "cni0"]);
+        assert_eq!(ctr.ping("10.77.0.1"), !check, "{plugin} macspoofchk {check}: a forged source MAC");
+        ctr.ip(&["link", "set", "eth0", "address", &mac]);
+        node.host.ip(&["neigh", "flush", "dev", "cni0"]);
+        assert!(ctr.ping("10.77.0.1"), "{plugin}: the gateway answers its own MAC again");
+        if plugin == "pipework" && check {
+            let found = rules(&node.host, "bridge");
+            assert_eq!(found.len(), 1, "{found:?}");
+            let (chain, comment, expr) = &found[0];
+            assert_eq!(chain, "prerouting");
+            assert!(comment.ends_with(&format!("net: masqnet, if: eth0, id: {}", ctr.name)), "{comment}");
+            assert_eq!(
+                expr,
+                &json!([
+                    {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": port}},
+                    matches("ether", "saddr", "!=", json!(mac)),
+                    {"drop": null},
+                ])
+            );
+            let mut check = c.clone();
+            check["prevResult"] = result.clone();
+            assert_plugin_ok("pipework", "CHECK", &node.call("pipework", "CHECK", Some(&at), &check, &[]));
+        }
+        for _ in 0..2 {
+            assert_plugin_ok(plugin, "DEL", &node.call(plugin, "DEL", Some(&at), &c, &[]));
+        }
+        assert!(rules(&node.host, "bridge").is_empty());
+    }
+}
+
+/// A chain of pipework's name made by someone else, of another type: ADD
+/// fails with the kernel's refusal, rolls back and gives the address back.
+#[test]
+fn a_clashing_chain_fails_the_add_and_leaves_nothing() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let at = Attach::to(&ctr, "eth0");
+    let clash = "add table inet pipework; add chain inet pipework postrouting \
+                 { type filter hook postrouting priority 0; }";
+    assert!(node.host.exec(&["nft", clash]).status.success());
+    let (host_before, ctr_before) = (node.host.snapshot(), ctr.snapshot());
+    let c = conf(&node, "pipework", json!({"ipMasq": true}));
+    let e = cni_error(&node.call("pipework", "ADD", Some(&at), &c, &[]));
+    let msg = e["msg"].as_str().unwrap();
+    assert!(
+        msg.ends_with(
+            "adding rules to inet pipework postrouting: not supported (a chain of that name with \
+             another type or hook, or a kernel without this nf_tables feature)"
+        ),
+        "{msg}"
+    );
+    assert!(node.allocations().is_empty());
+    assert!(node.records().is_empty());
+    assert!(rules(&node.host, "inet").is_empty());
+    common::assert_unchanged("host", &host_before, || node.host.snapshot());
+    common::assert_unchanged("container", &ctr_before, || ctr.snapshot());
+}
+
+/// `ipMasqBackend` (later bridge versions): nftables is what pipework
+/// does; iptables is refused, with nothing made.
+#[test]
+fn ip_masq_backend_nftables_only() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let at = Attach::to(&ctr, "eth0");
+    let refused = conf(&node, "pipework", json!({"ipMasq": true, "ipMasqBackend": "iptables"}));
+    let e = cni_error(&node.call("pipework", "ADD", Some(&at), &refused, &[]));
+    assert_eq!(
+        (e["code"].as_u64(), e["msg"].as_str()),
+        (Some(2), Some("unsupported field \"ipMasqBackend\": \"iptables\""))
+    );
+    assert!(rules(&node.host, "inet").is_empty());
+    let c = conf(&node, "pipework", json!({"ipMasq": true, "ipMasqBackend": "nftables"}));
+    node.add("pipework", &at, &c);
+    assert_eq!(rules(&node.host, "inet").len(), 2);
+    assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at), &c, &[]));
+}
+
+/// Podman's default network as `podman network create` writes it for the
+/// reference plugin (bridge with ipMasq and hairpinMode, then portmap,
+/// firewall, tuning), with `"type": "pipework"`: the container reaches a
+/// host beyond the node that has no route back; `podman rm` takes the rule.
+#[test]
+fn podman_default_conflist_masquerades() {
+    let node = CniNode::new();
+    let beyond = node.host.add_node(&["10.88.0.1/24"], &["10.88.0.2/24"]);
+    let podman = common::Podman::new(&node.host, &[&node.bin_dir(), common::CNI_PLUGINS]);
+    let network = common::owned_name("net");
+    let ipam = json!({"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}],
+        "ranges": [[{"subnet": "10.89.0.0/24", "gateway": "10.89.0.1"}]], "dataDir": node.ipam_dir()});
+    let bridge = json!({"type": "pipework", "bridge": common::unique("pwcni"), "isGateway": true,
+        "ipMasq": true, "hairpinMode": true, "ipam": ipam});
+    let conflist = json!({"cniVersion": "0.4.0", "plugins": [bridge,
+        {"type": "portmap", "capabilities": {"portMappings": true}},
+        {"type": "firewall"}, {"type": "tuning"}]});
+    podman.add_network(&network, conflist);
+
+    let ctr = podman.run("pod", &network, &[]);
+    assert!(ctr.ping("10.88.0.2"), "the container does not reach beyond the node");
+    let id = ctr.inspect("{{.Id}}");
+    let found = rules(&node.host, "inet");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].1.contains(&format!("if: eth0, id: {}", &id[..12])), "{found:?}");
+    ctr.remove();
+    assert!(rules(&node.host, "inet").is_empty(), "podman rm left the rule");
+    assert!(node.allocations().is_empty(), "podman rm kept the address");
+    drop(beyond);
+}
