@@ -2,8 +2,9 @@
 //! natively over netlink. A run goes parse (`cli`, `request`) → resolve
 //! (`resolve`) → plan (`drivers`, into a `plan`) → apply (`apply`), which
 //! rolls back on the first failure; `commands` holds one module per
-//! subcommand, `sys` the kernel access, `iproute2` the route/rule grammar.
-//! Imports run downward: commands → drivers, plan, apply → sys. `cni` is
+//! subcommand, `sys` the kernel access, `iproute2` the route/rule grammar,
+//! `dhcp` the DHCP client and its agent. Imports run downward: commands →
+//! drivers, plan, apply → dhcp → sys. `cni` is
 //! the CNI plugin the binary becomes when CNI_COMMAND is set; it sits
 //! beside `commands`.
 
@@ -11,6 +12,7 @@ pub mod apply;
 pub mod cli;
 pub mod cni;
 pub mod commands;
+pub mod dhcp;
 pub mod drivers;
 pub mod error;
 pub mod family;

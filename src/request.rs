@@ -33,6 +33,9 @@ pub enum Request {
     Mkbridge(Mkbridge),
     /// `loop free` and `loop ensure`.
     Loop(LoopRequest),
+    /// `--dhcp-agent <state file>`: the hidden agent that keeps a lease,
+    /// started by pipework itself.
+    DhcpAgent(PathBuf),
     /// `show [GUEST] [--json]`: the records, live or stale.
     Show {
         guest: Option<GuestRef>,
@@ -172,7 +175,12 @@ pub struct Dhcp {
     /// `-f`: the client stays in the foreground to renew the lease.
     pub foreground: bool,
     pub options: Option<String>,
+    /// `--timeout`: how long the native client waits for a lease.
+    pub timeout: Duration,
 }
+
+/// The native client's wait for a lease when `--timeout` is not given.
+pub const DHCP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DhcpClient {

@@ -69,19 +69,21 @@ fn unknown_host_interface() {
 }
 
 #[test]
-fn vlan_on_an_existing_linux_bridge() {
+fn vlan_on_a_linux_bridge_that_does_not_filter() {
+    // The original refused every VLAN on a Linux bridge; turning filtering
+    // on would change the bridge's other ports, so the operator does it.
     Fixture::new().refused_with(
         &["br0", "CTR", "10.0.0.5/24", "@10"],
-        "VLAN configuration currently unsupported for Linux bridge.",
+        "pipework: bridge br0 does not filter VLANs; turn it on with `ip link set br0 type bridge vlan_filtering 1` (this changes every port)",
     );
 }
 
 #[test]
-fn vlan_on_a_bridge_to_be_made() {
+fn invalid_vlan_on_a_bridge_to_be_made() {
     // Refused before the bridge is made: the snapshot shows no br7.
     Fixture::new().refused_with(
-        &["br7", "CTR", "10.0.0.5/24", "02:12:34:56:78:9a@10"],
-        "VLAN configuration currently unsupported for Linux bridge.",
+        &["br7", "CTR", "10.0.0.5/24", "02:12:34:56:78:9a@4095"],
+        "pipework: invalid VLAN ID '4095' (must be 1-4094)",
     );
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README: `sudo tests/run.sh [cargo test args]`).
+# The project's test command (README: `tests/run.sh [cargo test args]`, as root).
 #
 # Idempotent: installs what the integration tests need when it is missing,
 # starts a Docker engine that makes no network of its own and Open vSwitch
@@ -20,7 +20,7 @@ IMAGE=pipework-test:latest
 PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
     dnsmasq-base openvswitch-switch podman containernetworking-plugins
     udhcpc isc-dhcp-client dhcpcd-base dpkg-dev binutils file)
-COMMANDS=(dockerd docker busybox ip ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
+COMMANDS=(dockerd docker busybox ip bridge ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
     podman runc udhcpc dhclient dhcpcd dpkg-shlibdeps readelf file)
 DOCKERD_LOG="$ROOT/target/dockerd.log"
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
@@ -30,7 +30,7 @@ PODMAN=(podman --root /var/lib/pipework-test/podman --runroot /run/pipework-test
 
 say() { echo "tests/run.sh: $*" >&2; }
 
-[ "$(id -u)" = 0 ] || { say "needs root (network namespaces, Docker): sudo tests/run.sh"; exit 1; }
+[ "$(id -u)" = 0 ] || { say "needs root (network namespaces, Docker): run it as root"; exit 1; }
 
 install_packages() {
     local missing=() p c
@@ -57,8 +57,14 @@ install_packages() {
     fi
 }
 
+# Whether an engine answers: `docker version` asks only for its version,
+# where `docker info` can block for long on a busy engine.
+docker_answers() {
+    timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
 start_docker() {
-    docker info >/dev/null 2>&1 && return
+    docker_answers && return
     if ! awk '$3 ~ /^cgroup2?$/ { found = 1 } END { exit !found }' /proc/mounts; then
         say "mounting cgroups"
         cgroupfs-mount
@@ -70,7 +76,7 @@ start_docker() {
         --host=unix:///var/run/docker.sock >"$DOCKERD_LOG" 2>&1 </dev/null &
     local i
     for i in $(seq 60); do
-        docker info >/dev/null 2>&1 && return
+        docker_answers && return
         sleep 1
     done
     say "dockerd did not answer within 60 s; last lines of its log:"

@@ -27,7 +27,7 @@ end
 complete -c pipework -n "__fish_pipework_needs_command" -s i -d 'Interface name inside the guest [default: eth1, ib0 on IPoIB]' -r
 complete -c pipework -n "__fish_pipework_needs_command" -s l -d 'Host-side name of the veth pair [default: v<CTR_IF>pl<PID>]' -r
 complete -c pipework -n "__fish_pipework_needs_command" -s a -d 'Address family: 4, 6, inet or inet6 [default: from the address]' -r
-complete -c pipework -n "__fish_pipework_needs_command" -l timeout -d 'With --wait: give up after SECS seconds, exit 1' -r
+complete -c pipework -n "__fish_pipework_needs_command" -l timeout -d 'With --wait or DHCP: give up after SECS seconds, exit 1 [DHCP default: 10]' -r
 complete -c pipework -n "__fish_pipework_needs_command" -l direct-phys -d 'Move the host interface itself into the guest'
 complete -c pipework -n "__fish_pipework_needs_command" -l wait -d 'Inside a container: wait until CTR_IF exists, then exit 0'
 complete -c pipework -n "__fish_pipework_needs_command" -l dry-run -d 'Print the plan as iproute2 commands and change nothing'

@@ -1,4 +1,6 @@
-//! The gratuitous ARP that tells the guest's neighbours its new address.
+//! The gratuitous ARP that tells the guest's neighbours its new address,
+//! and the wait for a bridge port to forward, which the first DHCP
+//! DISCOVER needs as well.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +9,7 @@ use rtnetlink::packet_route::link::BridgePortState;
 use super::Target;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
-use crate::sys::netlink::Link;
+use crate::sys::netlink::{Link, Netlink};
 use crate::sys::sysctl::Sysctl;
 
 /// A new bridge port forwards only once the kernel's linkwatch has seen its
@@ -20,16 +22,7 @@ const PORT_WAIT: Duration = Duration::from_millis(500);
 /// gratuitous ARP: `arp_notify` on, the MAC set to itself, `arp_notify` back.
 pub async fn announce(t: &Target<'_>, link: Link, port: Option<&str>) -> Result<()> {
     if let Some(port) = port {
-        let deadline = Instant::now() + PORT_WAIT;
-        let mut pause = Duration::from_micros(50);
-        while t.host.require(port).await?.port_state != Some(BridgePortState::Forwarding) {
-            if Instant::now() > deadline {
-                return Err(Error::new(Kind::Timeout, format!("bridge port {port} is not forwarding")));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
-        tracing::debug!("bridge port {port} forwards");
+        port_forwards(t.host, port).await?;
     }
     let mac = link
         .mac
@@ -43,4 +36,19 @@ pub async fn announce(t: &Target<'_>, link: Link, port: Option<&str>) -> Result<
     let sent = t.guest.set_address(link.index, mac).await;
     notify.write(&previous)?;
     sent
+}
+
+/// Waits until the bridge port `port` forwards.
+pub async fn port_forwards(host: &Netlink, port: &str) -> Result<()> {
+    let deadline = Instant::now() + PORT_WAIT;
+    let mut pause = Duration::from_micros(50);
+    while host.require(port).await?.port_state != Some(BridgePortState::Forwarding) {
+        if Instant::now() > deadline {
+            return Err(Error::new(Kind::Timeout, format!("bridge port {port} is not forwarding")));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    tracing::debug!("bridge port {port} forwards");
+    Ok(())
 }

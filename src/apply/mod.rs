@@ -1,16 +1,20 @@
 //! Applying a plan over netlink. The first failing step stops the run and
 //! every step applied so far is undone, newest first; `step` runs and
-//! reverts one step, `signals` holds interrupts for the whole run.
+//! reverts one step (`ovs` the Open vSwitch ones, over OVSDB), `signals`
+//! holds interrupts for the whole run.
 
 mod announce;
+mod dhcp;
 pub(crate) mod failpoints;
+mod ovs;
 pub(crate) mod signals;
 mod step;
 
+use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 
 use crate::error::{Error, Result};
-use crate::plan::{Plan, Side, Undo};
+use crate::plan::{Plan, Side, Step, Undo};
 use crate::sys::netlink::Netlink;
 use failpoints::{injected_failure, injected_pause};
 use signals::HeldSignals;
@@ -72,15 +76,26 @@ impl<'t, 'a> Transaction<'t, 'a> {
     /// Applies `plan`; if a step fails, everything this transaction applied
     /// is undone.
     pub async fn apply(&mut self, plan: &Plan) -> Result<()> {
-        let total = self.done + plan.steps.len();
-        for step in &plan.steps {
+        // A DHCP step is followed by the steps its lease calls for.
+        let mut pending: VecDeque<Step> = plan.steps.iter().cloned().collect();
+        let mut total = self.done + pending.len();
+        while let Some(step) = pending.pop_front() {
             let n = self.done + 1;
-            let command = plan.command(step);
+            let command = plan.command(&step);
             tracing::info!("step {n}/{total}: {command}");
             injected_pause(n);
-            let result = match injected_failure(n) {
-                Some(e) => Err(e),
-                None => run(step, self.target, &mut self.links).await,
+            let result = match (injected_failure(n), &step) {
+                (Some(e), _) => Err(e),
+                (None, Step::Dhcp { dev, port, setup }) => {
+                    self.lease(dev, port.as_deref(), setup).await.map(|(undo, more)| {
+                        total += more.len();
+                        for s in more.into_iter().rev() {
+                            pending.push_front(s);
+                        }
+                        Some(undo)
+                    })
+                }
+                (None, _) => run(&step, self.target, &mut self.links).await,
             };
             match result {
                 Ok(Some(u)) => self.undo.push(u),
@@ -95,6 +110,17 @@ impl<'t, 'a> Transaction<'t, 'a> {
         }
         tracing::info!("all {total} steps applied");
         Ok(())
+    }
+
+    /// A DHCP step: the lease's undo, and the steps that configure it.
+    async fn lease(
+        &mut self,
+        dev: &str,
+        port: Option<&str>,
+        setup: &crate::dhcp::Setup,
+    ) -> Result<(Undo, Vec<Step>)> {
+        let link = self.links.get(self.target, Side::Guest, dev).await?;
+        dhcp::take_lease(dev, link, port, setup, self.target).await
     }
 
     /// Ends the transaction with `commit`; if it fails, everything applied

@@ -8,8 +8,10 @@ use rtnetlink::packet_route::route::RouteAttribute;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::announce::announce;
-use super::Target;
-use crate::error::{Error, Kind, Result};
+use super::{dhcp, ovs, Target};
+use crate::dhcp::state::beside;
+use crate::dhcp::{agent, host};
+use crate::error::{failed, Error, Kind, Result};
 use crate::family::Family;
 use crate::iproute2::RuleOp;
 use crate::plan::{NewLink, Side, Step, Undo};
@@ -33,7 +35,7 @@ impl GuestLinks {
 
     /// The link the plan calls `name` on `side`, by its learned ifindex
     /// whatever it is called now; other links (the host's) by name.
-    async fn get(&self, t: &Target<'_>, side: Side, name: &str) -> Result<Link> {
+    pub(super) async fn get(&self, t: &Target<'_>, side: Side, name: &str) -> Result<Link> {
         match (side, self.0.get(name)) {
             (Side::Guest, Some(&index)) => t.guest.link_by_index(index).await?.ok_or_else(|| {
                 Error::new(Kind::NotFound, format!("link {name} (ifindex {index}) is gone from the guest"))
@@ -203,6 +205,56 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             Sysctl::conf(ns, Family::V6, &dev, "disable_ipv6")?.write(if *enable { "0" } else { "1" })?;
             Ok(None)
         }
+        Step::Dhcp { .. } => Err(Error::new(Kind::Internal, "a DHCP step runs only as part of a plan")),
+        Step::SetMtu { dev, mtu } => {
+            let link = links.get(t, side, dev).await?;
+            nl.set_mtu(link.index, *mtu).await?;
+            Ok(Some(Undo::SetMtu { side, index: link.index, dev: dev.clone(), mtu: link.mtu }))
+        }
+        Step::StartAgent { dev, setup, lease, socket } => {
+            dhcp::start_agent(dev, setup, lease, socket.as_deref(), t).map(Some)
+        }
+        Step::ForgetLease { agent: pid, file } => {
+            if let Some(pid) = pid.filter(|pid| agent::running(*pid, file)) {
+                agent::stop(pid);
+            }
+            for path in [file.clone(), beside(file, "log")] {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(failed("removing", &path, e))
+                    }
+                    _ => {}
+                }
+            }
+            Ok(None)
+        }
+        Step::HostDhcp { dhcp, argv, guest, resolv } => {
+            host::run(t.guest_ns, dhcp, argv, guest, resolv)?;
+            Ok(None)
+        }
+        Step::VlanFiltering { bridge } => {
+            t.host.set_vlan_filtering(t.host.require(bridge).await?.index).await?;
+            Ok(None)
+        }
+        Step::PortVlan { port, vid, drop } => {
+            let index = t.host.require(port).await?.index;
+            t.host.port_vlan(index, *vid, true).await?;
+            if let Some(old) = drop {
+                t.host.port_vlan(index, *old, false).await?;
+            }
+            Ok(None)
+        }
+        Step::OvsAddBridge { name } => Ok(ovs::add_bridge(name)
+            .await?
+            .map(|uuid| Undo::OvsDelBridgeIfUnused { uuid, name: name.clone() })),
+        Step::OvsDelPorts { ports, .. } => {
+            ovs::del_ports(ports).await?;
+            Ok(None)
+        }
+        Step::OvsAddPort { bridge, port, replacing } => {
+            let uuid = ovs::add_port(bridge, port, replacing.as_deref()).await?;
+            Ok(Some(Undo::OvsDelPort { uuid, name: port.name.clone() }))
+        }
         Step::DeleteLink { name, .. } => {
             if let Some(link) = nl.link(name).await? {
                 nl.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
@@ -334,6 +386,14 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             }
         }
         Undo::SetMac { side, index, mac, .. } => t.side(*side).set_address(*index, *mac).await?,
+        Undo::Release { client, index, lease } => dhcp::release(client, *index, lease, t).await?,
+        Undo::StopAgent { pid } => agent::stop(*pid),
+        Undo::SetMtu { side, index, mtu, .. } => {
+            let nl = t.side(*side);
+            if nl.link_by_index(*index).await?.is_some() {
+                nl.set_mtu(*index, *mtu).await?;
+            }
+        }
         Undo::ReplaceRoute { side, route } => t.side(*side).replace_route((**route).clone()).await?,
         Undo::MoveIn { host_name, guest_name } => {
             let link = t.host.require(host_name).await?;
@@ -343,6 +403,8 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             let add = RouteNetlinkMessage::NewRule(rule.message());
             t.guest.talk(add, rule.flags()).await.map_err(|e| nl_error(e, "adding the rule back"))?;
         }
+        Undo::OvsDelPort { uuid, name } => ovs::del_port(uuid, name).await?,
+        Undo::OvsDelBridgeIfUnused { uuid, name } => ovs::del_bridge_if_unused(uuid, name).await?,
     }
     Ok(())
 }

@@ -62,6 +62,24 @@ If the host side already exists and is up, pipework prints \
 'Link LOCAL_IF exists and is up' on standard output and exits 1. If it exists and \
 is down, it is deleted and made again (only if it is a veth).
 
+With @VLAN on a Linux bridge, the port is on that VLAN untagged (its PVID) and \
+off the bridge's default VLAN, as the CNI bridge plugin does. A bridge pipework \
+creates gets VLAN filtering; an existing bridge without it is refused (turning \
+it on changes every port: 'ip link set BRIDGE type bridge vlan_filtering 1'). \
+A kernel whose bridges cannot filter VLANs is named and nothing is left behind.
+
+If HOSTIF is a bridge of Open vSwitch's database (found over OVSDB at \
+/var/run/openvswitch/db.sock, or $OVS_RUNDIR/db.sock, or $DB_SOCK; asked only \
+for a name starting with ovs, a kernel datapath device or a tap device), or \
+does not exist and starts with ovs (then it is created as 'ovs-vsctl add-br' \
+would), the host side becomes its port, with tag=VLAN and the original's \
+external-ids on its interface (pipework.interface, the host side's name; \
+.bridge, .containerid, .containername, .nspid, .vlan), one transaction per \
+change. Pipework ports whose interfaces are gone are removed on the next \
+attach to the bridge, and by detach, which removes the guest's port too. A bridge ovs-vswitchd cannot give a datapath (the kernel \
+datapath without the openvswitch module) or a port it cannot open is reported \
+and removed again; no ovsdb-server is reported before anything changes.
+
 Any other existing HOSTIF is physical: the guest gets a macvlan child in bridge \
 mode, ph<PID><CTR_IF> cut to 15 bytes, with HOSTIF's MTU, made on the host and \
 moved into the guest under its final name in one request; HOSTIF is brought up. \
@@ -79,9 +97,42 @@ interface (du<PID><CTR_IF>). An IPoIB HOSTIF (link type 32) gets a child \
 CTR_IF defaults to ib0 and a MAC is refused. Kernels without these get a message \
 naming the missing module.
 
-Open vSwitch bridges and DHCP are parsed with the original's grammar but refused \
-by this version with a message saying so. An unknown HOSTIF \
+An unknown HOSTIF \
 that does not exist: 'I do not know how to setup interface HOSTIF.'",
+    ),
+    (
+        "DHCP",
+        "\
+dhcp[:OPTS] runs a native DHCPv4 client on CTR_IF inside the guest, sending the \
+guest's name as the host name (as the original's -x hostname:GUEST). OPTS are \
+udhcpc options: -x NAME:VALUE or -x CODE:HEX, -V VENDOR, -r IP, -t N, -T SECS, \
+-O OPT, -H NAME, -B, -C, -q (no renewal), -f, -n and -R; any other is refused by \
+name. The lease gives the address with its prefix and broadcast, the MTU (option \
+26), the default route by the gateway sequence below, and the classless static \
+routes (option 121, which overrides option 3); DNS is left to the runtime. No \
+lease within --timeout SECS (default 10): 'no DHCP offer on CTR_IF within 10 s', \
+and nothing is left. Unless -q, pipework --dhcp-agent keeps the lease for the \
+guest's life: it renews at T1, rebinds at T2, removes the address of a lost \
+lease and asks again, releases it on SIGTERM and exits when the guest does. Its \
+PID, lease and DNS servers are in $PIPEWORK_STATE_DIR/dhcp (default \
+/var/lib/pipework).
+
+udhcpc[-f][:OPTS], dhclient[-f][:OPTS] and dhcpcd run that program of the host \
+inside the guest with the original's arguments and pidfiles \
+(/var/run/udhcpc.GUEST.pid, /var/run/dhclient.GUEST.pid); without -f, dhclient \
+is stopped once it has the lease. Unlike the original's, the client runs in a \
+mount and UTS namespace of its own where $PIPEWORK_STATE_DIR/dhcp/<netns \
+inode>-<CTR_IF>.resolv.conf is bound over /etc/resolv.conf: its script writes \
+the lease's DNS servers there, never into the machine's resolv.conf, and cannot \
+change the machine's host name. A missing one: 'You asked for DHCP client \
+NAME, but I can't find it.' A client that fails: pipework exits with its \
+status. A udhcpc lease exits 0 (the original exited 1).
+
+The record of a DHCP interface holds the mode (dhcp or the host client), the \
+agent's PID and its state file (or the host client's resolv.conf): show gives \
+the mode, the address the lease holds and its DNS servers (--json: dhcp, lease, \
+dns); check reports an agent that is not running; detach stops the agent with \
+SIGTERM, which releases the lease, and removes its files.",
     ),
     (
         "ADDRESSES AND ROUTES",
@@ -236,6 +287,9 @@ standard output, as in the original. --help and --version exit 0.",
         "ENVIRONMENT",
         "\
   DOCKER_HOST    unix:///path/to/docker.sock: the Engine API socket
+  DB_SOCK        ovsdb-server's socket (unix:PATH or PATH), as ovs-ctl names it
+  OVS_RUNDIR     where ovsdb-server's db.sock is, without DB_SOCK \
+(default /var/run/openvswitch)
   RUST_LOG       tracing filter, overriding -v (e.g. RUST_LOG=pipework=debug)",
     ),
     (
@@ -271,7 +325,12 @@ solicitations or MLD from it flooding every port of the bridge.
 LXC containers are found on cgroup2 hosts too. Options may come in any order. \
 A stale host-side link is deleted only if it is a veth. A guest that shares \
 the host's own network namespace (a --net=host container) is refused; the \
-original gave the host itself an eth1 and a new default route.",
+original gave the host itself an eth1 and a new default route.
+
+@VLAN on a Linux bridge works (the original refused it). Open vSwitch is \
+spoken to over OVSDB, not through ovs-vsctl; an OVS port record left by a \
+container that is gone is collected, where the original kept it forever, and a \
+bridge that gets no datapath is removed instead of left broken.",
     ),
-    ("SEE ALSO", "ip(8), ip-link(8), ip-route(8), bridge(8), docker(1), lxc(7)"),
+    ("SEE ALSO", "ip(8), ip-link(8), ip-route(8), bridge(8), ovs-vsctl(8), docker(1), lxc(7)"),
 ];

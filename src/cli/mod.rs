@@ -14,7 +14,9 @@ use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
-use crate::request::{self, Attach, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Tool, Watch};
+use crate::request::{
+    self, Addressing, Attach, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Tool, Watch,
+};
 use crate::sys::output;
 
 /// The original's usage text, word for word (stdout, exit 1).
@@ -90,8 +92,8 @@ pub struct Cli {
     #[arg(long)]
     pub wait: bool,
 
-    /// With --wait: give up after SECS seconds, exit 1
-    #[arg(long, value_name = "SECS", requires = "wait")]
+    /// With --wait or DHCP: give up after SECS seconds, exit 1 [DHCP default: 10]
+    #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
 
     /// Print the plan as iproute2 commands and change nothing
@@ -238,6 +240,8 @@ pub enum LoopCommand {
     },
 }
 
+const TIMEOUT_WITHOUT_USE: &str = "--timeout applies to --wait and to DHCP";
+
 /// The passthrough words, matched on their prefix as the original does
 /// (`routes` and `tc0` are words too).
 pub const TOOLS: [(&str, Tool); 3] = [("route", Tool::Route), ("rule", Tool::Rule), ("tc", Tool::Tc)];
@@ -258,6 +262,11 @@ pub struct Invocation {
 /// Parses argv. `host_has(name)` tells whether the host has an interface of
 /// that name: `route`, `rule` and `tc` are words only when it does not.
 pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Invocation> {
+    // The DHCP agent, started by pipework itself: not part of the grammar.
+    if argv.len() == 3 && argv[1] == crate::dhcp::agent::WORD {
+        let request = Request::DhcpAgent(argv[2].clone().into());
+        return Ok(Invocation { request, verbose: 1, dry_run: false });
+    }
     if let Some(inv) = parse_passthrough(&argv, &host_has)? {
         return Ok(inv);
     }
@@ -278,16 +287,19 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
     if let Some(name) = &cli.container_if {
         request::check_ifname(name).map_err(words::usage)?;
     }
+    let timeout = cli
+        .timeout
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| Error::new(Kind::Usage, format!("invalid --timeout '{s}'")))
+        })
+        .transpose()?;
     if cli.wait {
-        let timeout = cli
-            .timeout
-            .map(|s| {
-                Duration::try_from_secs_f64(s)
-                    .map_err(|_| Error::new(Kind::Usage, format!("invalid --timeout '{s}'")))
-            })
-            .transpose()?;
         let ifname = cli.container_if.unwrap_or_else(|| "eth1".into());
         return Ok(Invocation { request: Request::Wait { ifname, timeout }, verbose, dry_run });
+    }
+    if timeout.is_some() && cli.ip.is_none() {
+        return Err(Error::new(Kind::Usage, TIMEOUT_WITHOUT_USE));
     }
     let (Some(host_if), Some(guest), Some(ip)) = (cli.host_if, cli.guest, cli.ip) else {
         return Err(syntax());
@@ -306,7 +318,12 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
             HostIf::Name(host_if)
         }
     };
-    let addr = words::parse_addressing(&ip, family)?;
+    let mut addr = words::parse_addressing(&ip, family)?;
+    match (&mut addr, timeout) {
+        (Addressing::Dhcp(dhcp), Some(limit)) => dhcp.timeout = limit,
+        (_, Some(_)) => return Err(Error::new(Kind::Usage, TIMEOUT_WITHOUT_USE)),
+        _ => {}
+    }
     let guest = GuestRef::parse(&guest)?;
     let (mac, tag) = match &cli.mac_vlan {
         Some(arg) => words::parse_mac_vlan(arg)?,
@@ -436,7 +453,6 @@ fn clap_error(e: clap::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::Addressing;
 
     fn parse_words(line: &str) -> Result<Invocation> {
         let argv = std::iter::once("pipework").chain(line.split_whitespace()).map(OsString::from).collect();
@@ -551,8 +567,18 @@ mod tests {
 
     #[test]
     fn clap_refusals_keep_their_detail() {
-        let e = parse_words("--timeout 1 -i eth1").unwrap_err();
+        let e = parse_words("--wait --bogus").unwrap_err();
         let first = e.message().lines().next().unwrap();
-        assert_eq!(first, "pipework: the following required arguments were not provided: --wait");
+        assert_eq!(first, "pipework: unexpected argument '--bogus' found");
+    }
+
+    #[test]
+    fn timeout_is_for_wait_and_dhcp() {
+        let e = parse_words("--timeout 1 br0 c1 10.0.0.2/24").unwrap_err();
+        assert_eq!(e.message(), "pipework: --timeout applies to --wait and to DHCP");
+        let e = parse_words("--timeout 1 -i eth1").unwrap_err();
+        assert_eq!(e.message(), "pipework: --timeout applies to --wait and to DHCP");
+        let a = attach("--timeout 2.5 br0 c1 dhcp");
+        assert!(matches!(a.addr, Addressing::Dhcp(d) if d.timeout == Duration::from_millis(2500)));
     }
 }

@@ -8,7 +8,7 @@ use ipnetwork::IpNetwork;
 use crate::error::{Error, Kind};
 use crate::family::Family;
 use crate::mac::Mac;
-use crate::request::{Addressing, Dhcp, DhcpClient, Tag};
+use crate::request::{Addressing, Dhcp, DhcpClient, Tag, DHCP_TIMEOUT};
 
 /// A refusal of the command line, in our words.
 pub fn usage(message: impl std::fmt::Display) -> Error {
@@ -85,7 +85,7 @@ fn parse_dhcp(arg: &str) -> Option<Dhcp> {
     };
     // dhcpcd takes no options in the original.
     let options = if client == DhcpClient::Dhcpcd { None } else { options };
-    Some(Dhcp { client, foreground, options })
+    Some(Dhcp { client, foreground, options, timeout: DHCP_TIMEOUT })
 }
 
 /// The fourth argument: `[mac][@vlan]`; the VLAN is what follows the first `@`.
@@ -154,12 +154,18 @@ mod tests {
             Addressing::Dhcp(Dhcp {
                 client: DhcpClient::Udhcpc,
                 foreground: true,
-                options: Some("-q".into())
+                options: Some("-q".into()),
+                timeout: DHCP_TIMEOUT
             })
         );
         assert_eq!(
             parse_addressing("dhcpcd:ignored", None).unwrap(),
-            Addressing::Dhcp(Dhcp { client: DhcpClient::Dhcpcd, foreground: false, options: None })
+            Addressing::Dhcp(Dhcp {
+                client: DhcpClient::Dhcpcd,
+                foreground: false,
+                options: None,
+                timeout: DHCP_TIMEOUT
+            })
         );
     }
 

@@ -5,14 +5,16 @@
 //! any refusal, when GUEST has no record or was attached from elsewhere.
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use serde::Serialize;
 
 use super::observe::{guest_now, host_side, select};
+use crate::dhcp::agent;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::request::GuestRef;
-use crate::state::{Attached, How, Interface, Record, Store};
+use crate::state::{Attached, DhcpRecord, How, Interface, Record, Store};
 use crate::sys::netlink::{address_ip, route_via, Netlink};
 use crate::sys::output;
 
@@ -110,6 +112,15 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                         }
                     }
                 }
+            }
+        }
+        if let Some(DhcpRecord { agent_pid: Some(pid), lease_file: Some(file), .. }) = &iface.dhcp {
+            if !agent::running(*pid, Path::new(file)) {
+                say(
+                    Some(iface),
+                    "dhcp-agent",
+                    format!("DHCP agent {pid} of {name} of {guest} is not running"),
+                );
             }
         }
         if matches!(iface.how, How::Veth | How::Macvlan | How::Ipoib) {

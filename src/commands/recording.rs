@@ -5,9 +5,10 @@
 
 use rtnetlink::packet_route::route::RouteMessage;
 
+use crate::dhcp::state::State;
 use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Step};
-use crate::request::{Addressing, Attach, GuestRef, HostIf, Tag, Tool};
+use crate::request::{Addressing, Attach, Dhcp, GuestRef, HostIf, Tag, Tool};
 use crate::resolve::guest::Guest;
 use crate::state::{
     Attached, DefaultRoute, DhcpRecord, Finder, GuestRecord, HostNs, How, Interface, Record, Store,
@@ -52,6 +53,9 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
                 (name, how, host_side) = (Some(guest.clone()), Some(How::Veth), Some(host.clone()));
             }
             Step::SetMaster { bridge, .. } => attached_to = Attached::Bridge(bridge.clone()),
+            Step::OvsAddPort { bridge, port, .. } => {
+                attached_to = Attached::Ovs { bridge: bridge.clone(), port: port.name.clone() };
+            }
             Step::CreateLink { kind: NewLink::Vlan { parent, .. }, .. } => vlan_parent = Some(parent.clone()),
             Step::CreateLink { kind: NewLink::Macvlan { parent, .. }, .. } => {
                 (how, host_side) = (Some(How::Macvlan), Some(parent.clone()));
@@ -76,7 +80,7 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
     };
     let vlan = match (&req.tag, how) {
         (Some(tag), How::Ipoib) => Some(tag.pkey()?),
-        (Some(tag), How::Macvlan | How::Moved) => Some(tag.vlan_id()?),
+        (Some(tag), How::Macvlan | How::Moved | How::Veth) => Some(tag.vlan_id()?),
         _ => None,
     };
     if matches!(how, How::Macvlan | How::Moved) {
@@ -95,17 +99,7 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
     let (addresses, gateway, dhcp) = match &req.addr {
         Addressing::Static { net, gateway } => (vec![*net], *gateway, None),
         Addressing::None => (Vec::new(), None, None),
-        Addressing::Dhcp(d) => {
-            let client = d.client.program().to_string();
-            let dhcp = DhcpRecord {
-                client,
-                foreground: d.foreground,
-                options: d.options.clone(),
-                agent_pid: None,
-                lease_file: None,
-            };
-            (Vec::new(), None, Some(dhcp))
-        }
+        Addressing::Dhcp(d) => (Vec::new(), None, Some(dhcp_record(plan, d))),
     };
     let replaced_default = match deleted_default {
         Some(route) => default_route(route, inside).await?,
@@ -126,6 +120,32 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
         replaced_default,
         cni: None,
     })
+}
+
+/// The DHCP mode, and what holds the lease: the native client's agent and
+/// its state file (`dhcp` as the client), or the host client and the
+/// guest's resolv.conf its script wrote.
+fn dhcp_record(plan: &Plan, d: &Dhcp) -> DhcpRecord {
+    let (client, agent_pid, lease_file) = plan
+        .steps
+        .iter()
+        .find_map(|step| match step {
+            Step::Dhcp { dev, setup, .. } => {
+                let path = State::path_for(setup.netns_inode, dev);
+                let agent = State::read(&path).ok().and_then(|s| s.agent);
+                Some(("dhcp", agent, Some(path)))
+            }
+            Step::HostDhcp { resolv, .. } => Some((d.client.program(), None, Some(resolv.clone()))),
+            _ => None,
+        })
+        .unwrap_or((d.client.program(), None, None));
+    DhcpRecord {
+        client: client.to_string(),
+        foreground: d.foreground,
+        options: d.options.clone(),
+        agent_pid,
+        lease_file: lease_file.map(|p| p.display().to_string()),
+    }
 }
 
 /// The default route an attach deleted, as a detach can put it back: via

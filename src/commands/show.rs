@@ -3,9 +3,12 @@
 //! attachment's guest is its container ID, shortened to 12 characters as
 //! `docker ps` shows it (in full in `--json`'s `find`, with its `network`).
 
+use std::path::Path;
+
 use serde_json::json;
 
 use super::observe::{guest_now, is_live, select};
+use crate::dhcp::state::held;
 use crate::error::{Error, Kind, Result};
 use crate::request::GuestRef;
 use crate::state::Store;
@@ -30,7 +33,21 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
         for iface in &record.interfaces {
             let live = is_live(iface, now.as_ref().map(|(_, nl)| nl), &host).await?;
             let state = if live { "live" } else { "stale" };
-            let addresses: Vec<String> = iface.addresses.iter().map(|a| a.to_string()).collect();
+            let mut addresses: Vec<String> = iface.addresses.iter().map(|a| a.to_string()).collect();
+            // DHCP: the mode, the address the lease holds now, its DNS servers.
+            let (lease, dns) = match iface.dhcp.as_ref().and_then(|d| d.lease_file.as_ref()) {
+                Some(file) => held(Path::new(file)),
+                None => (None, Vec::new()),
+            };
+            if let Some(d) = &iface.dhcp {
+                addresses.insert(
+                    0,
+                    match lease {
+                        Some(net) => format!("{}:{net}", d.client),
+                        None => d.client.clone(),
+                    },
+                );
+            }
             rows.push([
                 record.guest_name().to_string(),
                 iface.name.clone(),
@@ -57,6 +74,12 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
             });
             if let Some(cni) = &iface.cni {
                 item["network"] = json!(cni.network);
+            }
+            // Only a DHCP interface has these keys.
+            if let (Some(d), Some(fields)) = (&iface.dhcp, item.as_object_mut()) {
+                fields.insert("dhcp".into(), json!(d));
+                fields.insert("lease".into(), json!(lease));
+                fields.insert("dns".into(), json!(dns));
             }
             items.push(item);
         }

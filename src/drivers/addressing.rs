@@ -1,5 +1,5 @@
-//! Address, link up, gateway and announcement: the same steps on every
-//! driver, from the request's addressing.
+//! Address, link up, gateway and announcement, or DHCP (`dhcp`): the same
+//! steps on every driver, from the request's addressing.
 
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
@@ -11,10 +11,10 @@ use crate::plan::{Plan, Side, Step};
 use crate::request::Addressing;
 use crate::sys::sysctl::Sysctl;
 
-/// What no driver does yet, refused before the guest is looked up.
+/// The refusals of the addressing made before the guest is looked up.
 pub fn validate(addressing: &Addressing) -> Result<()> {
     match addressing {
-        Addressing::Dhcp(dhcp) => Err(super::not_yet(format!("DHCP ({})", dhcp.client.program()))),
+        Addressing::Dhcp(dhcp) => super::dhcp::validate(dhcp),
         _ => Ok(()),
     }
 }
@@ -46,8 +46,7 @@ pub async fn steps(plan: &mut Plan, ctx: &Context<'_>, dev: &str, port: Option<&
             }
         }
         Addressing::None => plan.push(Step::LinkUp { side: Side::Guest, name: dev.into() }),
-        // DHCP clients bring the link up themselves.
-        Addressing::Dhcp(_) => {}
+        Addressing::Dhcp(dhcp) => super::dhcp::steps(plan, ctx, dhcp, dev, port)?,
     }
     Ok(())
 }

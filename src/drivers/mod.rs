@@ -10,10 +10,12 @@
 
 pub mod addressing;
 pub mod bridge;
+pub mod dhcp;
 pub mod direct;
 pub mod dummy;
 pub mod ipoib;
 pub mod macvlan;
+pub mod ovs;
 
 use futures::future::BoxFuture;
 use rtnetlink::packet_route::link::InfoKind;
@@ -23,7 +25,7 @@ use crate::plan::{Plan, Side, Step};
 use crate::request::Attach;
 use crate::resolve::guest::Guest;
 use crate::resolve::host::HostKind;
-use crate::state::{How, Interface, Record};
+use crate::state::{Attached, How, Interface, Record};
 use crate::sys::netlink::{Link, Netlink};
 
 /// Everything a driver plans with: the request, the guest it names, and a
@@ -67,7 +69,7 @@ pub fn for_host(kind: HostKind, req: &Attach) -> Result<Box<dyn Driver>> {
         HostKind::Physical(link) => Box::new(macvlan::Macvlan { parent: link }),
         HostKind::Dummy { .. } => Box::new(dummy::Dummy),
         HostKind::IpoIb(link) => Box::new(ipoib::Ipoib { parent: link }),
-        HostKind::OpenVswitch { name } => return Err(not_yet(format!("Open vSwitch bridge {name}"))),
+        HostKind::OpenVswitch { name, existing } => Box::new(ovs::Ovs { name, existing }),
     })
 }
 
@@ -96,8 +98,13 @@ impl Teardown<'_> {
 /// back, into `last`, for the end of the plan. What is gone already needs
 /// nothing; shared things (bridges, VLAN devices, parents) stay.
 pub async fn teardown(t: &Teardown<'_>, plan: &mut Plan, last: &mut Vec<Step>) -> Result<()> {
+    // The lease goes first, while its link is there to release it over.
+    dhcp::teardown(t, plan);
     match t.iface.how {
-        How::Veth => bridge::teardown(t, last).await,
+        How::Veth => match &t.iface.attached_to {
+            Attached::Ovs { bridge, port } => ovs::teardown(t, bridge, port, last).await,
+            _ => bridge::teardown(t, last).await,
+        },
         How::Moved => direct::teardown(t, plan).await,
         How::Macvlan | How::Dummy | How::Ipoib => delete_in_guest(t, last).await,
     }

@@ -4,16 +4,27 @@
 //! nothing; `apply` makes the changes and rolls back on the first failure.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
+use crate::dhcp::client::Client;
+use crate::dhcp::wire::Lease;
+use crate::dhcp::Setup;
 use crate::family::Family;
 use crate::iproute2::RuleCmd;
 use crate::mac::Mac;
+use crate::request::Dhcp;
+use crate::sys::vswitch::{NewPort, PortId};
 
+pub mod lease;
 mod render;
+
+pub use render::AddPort;
 
 /// The namespace a step acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +133,37 @@ pub enum Step {
         dev: String,
         enable: bool,
     },
+    /// `ip link set <bridge> type bridge vlan_filtering 1`, on a bridge
+    /// this run made.
+    VlanFiltering {
+        bridge: String,
+    },
+    /// The bridge port on VLAN `vid` untagged (its PVID), and off the VLAN
+    /// the bridge gives new ports (`drop`), as the CNI bridge plugin does.
+    /// Undone with the port: leaving the bridge drops its VLANs.
+    PortVlan {
+        port: String,
+        vid: u16,
+        drop: Option<u16>,
+    },
+    /// `ovs-vsctl add-br`, checked with ovs-vswitchd.
+    OvsAddBridge {
+        name: String,
+    },
+    /// `ovs-vsctl del-port` of pipework's ports on a bridge, in one
+    /// transaction: those whose interfaces are gone (on attach and detach),
+    /// and the one a detach undoes. Not undone: what it removes is dead.
+    OvsDelPorts {
+        bridge: String,
+        ports: Vec<PortId>,
+    },
+    /// `ovs-vsctl add-port`, replacing a record of the same name on the same
+    /// bridge (left by a run whose veth has gone).
+    OvsAddPort {
+        bridge: String,
+        port: NewPort,
+        replacing: Option<String>,
+    },
     /// Promiscuous mode on a link (CNI `promiscMode`); kept on rollback,
     /// as the setting belongs to the bridge, not to one attachment.
     Promisc {
@@ -166,6 +208,41 @@ pub enum Step {
         dev: String,
         ip: Ipv4Addr,
         port: Option<String>,
+    },
+    /// The native DHCP client takes a lease on `dev` once the bridge port
+    /// `port` (if any) forwards; the steps that configure the lease
+    /// (`lease::steps`) follow it.
+    Dhcp {
+        dev: String,
+        port: Option<String>,
+        setup: Box<Setup>,
+    },
+    SetMtu {
+        dev: String,
+        mtu: u32,
+    },
+    /// The agent that keeps the lease for the guest's life.
+    StartAgent {
+        dev: String,
+        setup: Box<Setup>,
+        lease: Box<Lease>,
+        /// The client's packet socket, handed over so that its last close
+        /// (an RCU grace period) is the agent's, not the run's.
+        socket: Option<Arc<OwnedFd>>,
+    },
+    /// A host DHCP client (udhcpc, dhclient, dhcpcd) run in the guest, its
+    /// script writing `resolv` instead of the machine's /etc/resolv.conf.
+    HostDhcp {
+        dhcp: Dhcp,
+        argv: Vec<String>,
+        guest: String,
+        resolv: PathBuf,
+    },
+    /// `detach`: the DHCP agent that keeps the lease stopped (SIGTERM: it
+    /// releases the lease), if it still runs, and the lease's file removed.
+    ForgetLease {
+        agent: Option<u32>,
+        file: PathBuf,
     },
     /// `detach`: a link deleted if it is there (a veth takes its peer
     /// along). Nothing brings a deleted link back, so a detach deletes last.
@@ -283,6 +360,31 @@ pub enum Undo {
         side: Side,
         route: Box<RouteMessage>,
     },
+    /// Gives a DHCP lease back.
+    Release {
+        client: Box<Client>,
+        index: u32,
+        lease: Box<Lease>,
+    },
+    /// SIGTERM to the DHCP agent, which releases its lease.
+    StopAgent {
+        pid: u32,
+    },
+    SetMtu {
+        side: Side,
+        index: u32,
+        dev: String,
+        mtu: u32,
+    },
+    OvsDelPort {
+        uuid: String,
+        name: String,
+    },
+    /// Only if no other port is on it: a concurrent run may be using it.
+    OvsDelBridgeIfUnused {
+        uuid: String,
+        name: String,
+    },
     /// Lends a given-back interface to the guest again.
     MoveIn {
         host_name: String,
@@ -330,10 +432,16 @@ impl Step {
             | Step::MoveRoute { .. }
             | Step::CreateLink { .. }
             | Step::MoveToGuest { .. }
+            | Step::VlanFiltering { .. }
+            | Step::PortVlan { .. }
+            | Step::OvsAddBridge { .. }
+            | Step::OvsDelPorts { .. }
+            | Step::OvsAddPort { .. }
             | Step::Promisc { .. }
             | Step::PinMac { .. }
             | Step::Hairpin { .. }
-            | Step::HostAddress { .. } => Side::Host,
+            | Step::HostAddress { .. }
+            | Step::ForgetLease { .. } => Side::Host,
             Step::LinkUp { side, .. }
             | Step::Ipv6 { side, .. }
             | Step::Sysctl { side, .. }
@@ -343,8 +451,12 @@ impl Step {
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }
             | Step::SetMac { .. }
-            | Step::AddRoute { .. }
             | Step::Announce { .. }
+            | Step::Dhcp { .. }
+            | Step::SetMtu { .. }
+            | Step::StartAgent { .. }
+            | Step::HostDhcp { .. }
+            | Step::AddRoute { .. }
             | Step::GiveBack { .. }
             | Step::RestoreDefault { .. }
             | Step::DeleteRule { .. } => Side::Guest,

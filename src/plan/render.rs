@@ -6,10 +6,12 @@ use std::fmt;
 use ipnetwork::IpNetwork;
 
 use super::{NewLink, Plan, Side, Step, Undo};
+use crate::dhcp::{seconds, Setup};
 use crate::error::Result;
 use crate::family::Family;
 use crate::sys::output;
 use crate::sys::sysctl::conf_name;
+use crate::sys::vswitch::NewPort;
 
 impl Plan {
     /// `--dry-run`: the steps as commands, one a line.
@@ -119,6 +121,39 @@ impl fmt::Display for Step {
             Step::ReplaceDefault { gateway, dev } | Step::RestoreDefault { gateway, dev } => {
                 write!(f, "ip {} route replace default via {gateway} dev {dev}", Family::of(*gateway).flag())
             }
+            Step::Dhcp { dev, setup, .. } => describe_dhcp(f, dev, setup),
+            Step::ForgetLease { agent: Some(pid), file } => {
+                write!(f, "kill {pid} && rm -f {}  # the DHCP agent releases its lease", file.display())
+            }
+            Step::ForgetLease { agent: None, file } => write!(f, "rm -f {}", file.display()),
+            Step::SetMtu { dev, mtu } => write!(f, "ip link set dev {dev} mtu {mtu}"),
+            Step::StartAgent { dev, lease, .. } => {
+                write!(f, "pipework --dhcp-agent  # keeps {} on {dev}", lease.address)
+            }
+            Step::HostDhcp { argv, resolv, .. } => {
+                write!(f, "{}  # its /etc/resolv.conf: {}", argv.join(" "), resolv.display())
+            }
+            Step::VlanFiltering { bridge } => write!(f, "ip link set {bridge} type bridge vlan_filtering 1"),
+            Step::PortVlan { port, vid, drop } => {
+                write!(f, "bridge vlan add dev {port} vid {vid} pvid untagged")?;
+                match drop {
+                    Some(old) => write!(f, " && bridge vlan del dev {port} vid {old}"),
+                    None => Ok(()),
+                }
+            }
+            Step::OvsAddBridge { name } => write!(f, "ovs-vsctl add-br {name}"),
+            Step::OvsDelPorts { bridge, ports } => {
+                let dels: Vec<String> =
+                    ports.iter().map(|p| format!("del-port {bridge} {}", p.name)).collect();
+                write!(f, "ovs-vsctl {}", dels.join(" -- "))
+            }
+            Step::OvsAddPort { bridge, port, replacing } => {
+                if replacing.is_some() {
+                    write!(f, "ovs-vsctl --if-exists del-port {bridge} {} -- ", port.name)?;
+                }
+                let line = AddPort { bridge, port }.to_string();
+                f.write_str(if replacing.is_some() { line.trim_start_matches("ovs-vsctl ") } else { &line })
+            }
         }
     }
 }
@@ -141,10 +176,59 @@ impl fmt::Display for Undo {
             }
             Undo::SetMac { name, mac, .. } => write!(f, "ip link set dev {name} address {mac}"),
             Undo::ReplaceRoute { .. } => write!(f, "ip route replace <the route as it was>"),
+            Undo::Release { lease, .. } => write!(f, "DHCPRELEASE of {}", lease.address),
+            Undo::StopAgent { pid } => write!(f, "kill {pid}  # the DHCP agent releases its lease"),
+            Undo::SetMtu { dev, mtu, .. } => write!(f, "ip link set dev {dev} mtu {mtu}"),
+            Undo::OvsDelPort { name, .. } => write!(f, "ovs-vsctl del-port {name}"),
+            Undo::OvsDelBridgeIfUnused { name, .. } => {
+                write!(f, "ovs-vsctl del-br {name} (if it has no ports)")
+            }
             Undo::MoveIn { host_name, guest_name } => {
                 write!(f, "ip link set dev {host_name} netns <guest> name {guest_name}")
             }
             Undo::AddRule { .. } => write!(f, "ip rule add <the rule deleted>"),
         }
+    }
+}
+
+/// The dry-run line of the native client.
+fn describe_dhcp(f: &mut fmt::Formatter<'_>, dev: &str, setup: &Setup) -> fmt::Result {
+    write!(f, "dhcp {dev}")?;
+    if let Some(name) = setup.native.hostname() {
+        write!(f, " hostname {name}")?;
+    }
+    if !setup.options.is_empty() {
+        write!(f, " options '{}'", setup.options)?;
+    }
+    let agent = if setup.native.once { "" } else { "; an agent renews it for the guest's life" };
+    write!(
+        f,
+        "  # native DHCPv4 (fails after {} s): the lease's address, routes and MTU follow{agent}",
+        seconds(setup.timeout)
+    )
+}
+
+/// The `ovs-vsctl` command line of an added port, the original's: the tag on
+/// the port, the external-ids on its interface. For `--dry-run`, logs and
+/// the comment the transaction leaves in the database.
+pub struct AddPort<'a> {
+    pub bridge: &'a str,
+    pub port: &'a NewPort,
+}
+
+impl fmt::Display for AddPort<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let NewPort { name, tag, external_ids } = self.port;
+        write!(f, "ovs-vsctl add-port {} {name}", self.bridge)?;
+        if let Some(tag) = tag {
+            write!(f, " tag={tag}")?;
+        }
+        if !external_ids.is_empty() {
+            write!(f, " -- set Interface {name}")?;
+            for (k, v) in external_ids {
+                write!(f, " external-ids:{k}=\"{v}\"")?;
+            }
+        }
+        Ok(())
     }
 }

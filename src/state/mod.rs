@@ -251,7 +251,7 @@ impl Attached {
 /// A DHCP-configured interface: the client and the agent that renews.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DhcpRecord {
-    /// `udhcpc`, `dhclient` or `dhcpcd`.
+    /// `dhcp` (the native client), `udhcpc`, `dhclient` or `dhcpcd`.
     pub client: String,
     #[serde(default)]
     pub foreground: bool,
@@ -260,7 +260,8 @@ pub struct DhcpRecord {
     /// The process that holds the lease, while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_pid: Option<u32>,
-    /// Where the agent keeps its lease.
+    /// What holds the lease: the agent's state file, or the resolv.conf a
+    /// host client's script wrote for the guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_file: Option<String>,
 }

@@ -1,10 +1,12 @@
-//! Running a program the command line names (`tc`, `ip`; the DHCP clients
-//! next) inside a guest's network namespace. pipework runs as root, so the
+//! Running a program the command line names (`tc`, `ip`, the DHCP clients)
+//! inside a guest's network namespace. pipework runs as root, so the
 //! program is taken only from fixed system directories that only root can
 //! change, never through PATH, and it starts with a clean environment
 //! (`tc` would load modules from `TC_LIB_DIR`, for one).
 
+use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ pub const CHILD_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 /// The directories searched: test builds may name others in
 /// PIPEWORK_TEST_SBIN (a colon-separated list), so that a test can offer
 /// no `ip` at all; release builds carry no such hook.
-fn search_dirs() -> Vec<PathBuf> {
+pub fn search_dirs() -> Vec<PathBuf> {
     #[cfg(feature = "failpoints")]
     if let Ok(dirs) = std::env::var("PIPEWORK_TEST_SBIN") {
         return dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
@@ -96,12 +98,57 @@ pub fn command_in(ns: BorrowedFd<'_>, path: &Path, args: &[String]) -> Command {
     cmd
 }
 
+/// Has the child of `cmd` run in a mount and UTS namespace of its own,
+/// with `file` bound over /etc/resolv.conf: what a DHCP client's script
+/// writes there (or dhcpcd's hook sets as the host name) stays out of the
+/// machine's. The mounts are made private first, so none of it propagates.
+pub fn private_resolv_conf(cmd: &mut Command, file: &Path) -> Result<()> {
+    const TARGET: &str = "/etc/resolv.conf";
+    // A missing one would be created by the script, on the machine.
+    if std::fs::metadata(TARGET).is_err() {
+        return Err(Error::new(
+            Kind::NotFound,
+            format!("{TARGET} is missing: the DHCP client's script would create it on this machine"),
+        ));
+    }
+    let source = CString::new(file.as_os_str().as_bytes())
+        .map_err(|_| Error::new(Kind::Usage, format!("{} has a NUL byte", file.display())))?;
+    // SAFETY: between fork and exec the child makes only the unshare and
+    // mount system calls, on C strings made before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let none: *const libc::c_char = std::ptr::null();
+            if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS) != 0
+                || libc::mount(none, c"/".as_ptr(), none, libc::MS_PRIVATE | libc::MS_REC, none.cast()) != 0
+                || libc::mount(
+                    source.as_ptr(),
+                    c"/etc/resolv.conf".as_ptr(),
+                    none,
+                    libc::MS_BIND,
+                    none.cast(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
 /// Runs `name` of `package` inside `ns`, its stdio inherited, and passes
 /// its exit status on.
 pub fn run_in(ns: BorrowedFd<'_>, name: &str, package: &str, args: &[String]) -> Result<()> {
     let path = find(name, package)?;
+    status(command_in(ns, &path, args), &path)
+}
+
+/// Runs `cmd` (of the program at `path`) to its end: its exit status,
+/// passed on as `Kind::Exit`.
+pub fn status(mut cmd: Command, path: &Path) -> Result<()> {
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     tracing::info!("running {} {} in the guest's namespace", path.display(), args.join(" "));
-    let status = match command_in(ns, &path, args).status() {
+    let status = match cmd.status() {
         Ok(status) => status,
         // The child's setns, refused.
         Err(e) if e.raw_os_error().is_some_and(is_permission) => {

@@ -1,10 +1,13 @@
 //! System access: netlink, namespaces, sysctls, a guest's process,
-//! running a named program in a namespace, and stdout.
+//! running a named program in a namespace, stdout, and Open vSwitch's
+//! database (`ovsdb`, the protocol; `vswitch`, its bridges and ports).
 
 pub mod exec;
 pub mod loop_control;
 pub mod netlink;
 pub mod netns;
 pub mod output;
+pub mod ovsdb;
 pub mod process;
 pub mod sysctl;
+pub mod vswitch;

@@ -115,6 +115,11 @@ impl Ovs {
             .collect()
     }
 
+    /// The row of `table` named `name`, decoded as `rows` decodes it.
+    pub fn row(&self, table: &str, name: &str) -> Option<Map<String, Value>> {
+        self.rows(table).into_iter().find(|r| r["name"] == name)
+    }
+
     /// The database as far as pipework could change it, references by name
     /// and counters, ofports and states left out: equal when nothing changed.
     pub fn snapshot(&self) -> Value {

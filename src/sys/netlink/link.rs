@@ -5,8 +5,8 @@ use std::os::fd::BorrowedFd;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
-    BridgePortState, BridgeStpState, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth, InfoVlan,
-    LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
+    BridgePortState, BridgeStpState, InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth,
+    InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
 };
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
@@ -30,6 +30,9 @@ pub struct Link {
     /// The STP state of a bridge port.
     pub port_state: Option<BridgePortState>,
     pub vlan_id: Option<u16>,
+    /// A bridge's VLAN filtering, and the VLAN its new ports get (0: none).
+    pub vlan_filtering: bool,
+    pub default_pvid: u16,
 }
 
 impl Link {
@@ -46,6 +49,8 @@ impl Link {
             loopback: msg.header.link_layer_type == LinkLayerType::Loopback,
             port_state: None,
             vlan_id: None,
+            vlan_filtering: false,
+            default_pvid: 1,
         };
         for attr in msg.attributes {
             match attr {
@@ -62,6 +67,15 @@ impl Link {
                                     InfoVlan::Id(id) => Some(id),
                                     _ => None,
                                 })
+                            }
+                            LinkInfo::Data(InfoData::Bridge(bridge)) => {
+                                for option in bridge {
+                                    match option {
+                                        InfoBridge::VlanFiltering(on) => link.vlan_filtering = on,
+                                        InfoBridge::VlanDefaultPvid(vid) => link.default_pvid = vid,
+                                        _ => {}
+                                    }
+                                }
                             }
                             LinkInfo::PortData(InfoPortData::BridgePort(port)) => {
                                 link.port_state = port.into_iter().find_map(|p| match p {
@@ -227,6 +241,11 @@ impl Netlink {
 
     pub async fn set_down(&self, index: u32) -> Result<()> {
         self.set(LinkUnspec::new_with_index(index).down().build(), "bringing the link down").await
+    }
+
+    /// `ip link set <index> mtu <mtu>`.
+    pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
+        self.set(LinkUnspec::new_with_index(index).mtu(mtu).build(), format!("setting MTU {mtu}")).await
     }
 
     /// `ip link set <index> address <mac>`. Set to the address it already

@@ -1,9 +1,10 @@
 //! A netlink connection bound to one network namespace, with the few
-//! operations pipework needs, by object: `link`, `addr`, `route`; `error`
-//! decodes refusals. Every error says what was being done, and the kernel's
+//! operations pipework needs, by object: `link`, `bridge_vlan`, `addr`,
+//! `route`; `error` decodes refusals. Every error says what was being done, and the kernel's
 //! extended-ACK text, which rtnetlink alone would drop.
 
 mod addr;
+mod bridge_vlan;
 pub(crate) mod error;
 mod link;
 mod route;

@@ -1,0 +1,244 @@
+//! `pipework --dhcp-agent <state file>`: the agent that keeps a lease for
+//! the guest's life, started by an attach (`dhcp::agent::spawn`) inside the
+//! guest's network namespace. It renews at T1, rebinds at T2, removes the
+//! address when the lease is lost (and asks for a new one), releases the
+//! lease on SIGTERM, and exits when the guest's init dies (a pidfd), its
+//! namespace file goes away or the interface is gone.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use tokio::io::unix::AsyncFd;
+use tokio::time::{sleep_until, Instant};
+
+use crate::apply::{apply, Target};
+use crate::dhcp::agent::{HANDED_SOCKET, PIDFD};
+use crate::dhcp::client::{Answer, Client};
+use crate::dhcp::options::Native;
+use crate::dhcp::socket::{open_packet, open_udp, watch, PacketSocket};
+use crate::dhcp::state::State;
+use crate::dhcp::wire::Lease;
+use crate::error::{Error, Kind, Result};
+use crate::family::Family;
+use crate::plan::{lease, Plan};
+use crate::sys::netlink::{address_ip, nl_error, Netlink};
+use crate::sys::netns;
+
+/// The shortest wait for an answer while renewing or rebinding.
+const MIN_WAIT: Duration = Duration::from_secs(10);
+
+/// How the agent's watch ended.
+enum End {
+    GuestGone,
+    Terminated,
+}
+
+/// The agent's life; it runs inside the guest's namespace.
+pub async fn run(path: &Path) -> Result<()> {
+    // SAFETY: fd 4 is the run's packet socket or nothing (every other fd of
+    // the parent is close-on-exec); this closes it before anything opens.
+    unsafe { libc::close(HANDED_SOCKET) };
+    let mut state = State::read(path)?;
+    state.agent = Some(std::process::id());
+    state.write()?;
+    let native = Native::parse(Some(&state.options), state.hostname.as_deref())?;
+    let nl = Netlink::here()?;
+    let link = nl.require(&state.ifname).await?;
+    let mac = link
+        .mac
+        .ok_or_else(|| Error::new(Kind::NotFound, format!("{} has no hardware address", state.ifname)))?;
+    let client = Client { ifname: state.ifname.clone(), mac, native };
+    let term = terminations()?;
+    let age = Duration::from_secs(State::now().saturating_sub(state.bound_at));
+    let mut bound = Some((state.lease.clone(), Instant::now().checked_sub(age).unwrap_or_else(Instant::now)));
+    tracing::info!("keeping {}/{} on {}", state.lease.address, state.lease.prefix, state.ifname);
+    let end = tokio::select! {
+        () = guest_gone(state.guest_pid, state.netns_file.clone(), state.ifname.clone()) => End::GuestGone,
+        _ = term.readable() => End::Terminated,
+        e = keep(&client, &nl, &mut state, &mut bound) => return e,
+    };
+    if let Some((lease, _)) = bound {
+        release(&client, &nl, &lease).await;
+    }
+    let _ = std::fs::remove_file(&state.path);
+    let _ = std::fs::remove_file(state.log_path());
+    tracing::info!("{}", if matches!(end, End::GuestGone) { "guest gone" } else { "released" });
+    Ok(())
+}
+
+/// SIGTERM as a readable fd: blocked, then read through a signalfd.
+fn terminations() -> Result<AsyncFd<SignalFd>> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGTERM);
+    mask.thread_block().map_err(|e| Error::from(e).context("blocking SIGTERM"))?;
+    let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| Error::from(e).context("listening for SIGTERM"))?;
+    // SAFETY: the signalfd is owned and moves into the AsyncFd for good.
+    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| Error::from(e.into_parts().1))
+}
+
+/// Renews, rebinds and reacquires, for ever; returns only on an error.
+async fn keep(
+    client: &Client,
+    nl: &Netlink,
+    state: &mut State,
+    bound: &mut Option<(Lease, Instant)>,
+) -> Result<()> {
+    loop {
+        let Some((lease, since)) = bound.clone() else {
+            let packet = packet_socket(nl, &client.ifname).await?;
+            match client.acquire(&packet, Duration::from_secs(60)).await {
+                Ok(lease) => {
+                    configure(nl, &client.ifname, &lease).await?;
+                    *bound = Some((lease.clone(), Instant::now()));
+                    save(state, &lease)?;
+                }
+                Err(e) => {
+                    tracing::warn!("{}", e.message());
+                    tokio::time::sleep(MIN_WAIT).await;
+                }
+            }
+            continue;
+        };
+        sleep_until(since + lease.t1).await;
+        match extend(client, nl, &lease, since).await? {
+            Some(renewed) if renewed.address == lease.address => {
+                tracing::info!("renewed {} for {} s", renewed.address, renewed.time.as_secs());
+                *bound = Some((renewed.clone(), Instant::now()));
+                save(state, &renewed)?;
+            }
+            other => {
+                tracing::warn!("lease of {} lost", lease.address);
+                unconfigure(nl, &client.ifname, &lease).await?;
+                *bound = None;
+                if let Some(new) = other {
+                    configure(nl, &client.ifname, &new).await?;
+                    *bound = Some((new.clone(), Instant::now()));
+                    save(state, &new)?;
+                }
+            }
+        }
+    }
+}
+
+/// RENEWING until T2, then REBINDING until the lease ends: the new lease,
+/// or none if it was refused or ran out.
+async fn extend(client: &Client, nl: &Netlink, lease: &Lease, since: Instant) -> Result<Option<Lease>> {
+    let udp = open_udp(&client.ifname).and_then(tokio::net::UdpSocket::from_std);
+    let udp = udp.map_err(|e| Error::from(e).context("opening the renewal socket"))?;
+    let t2 = since + lease.t2;
+    while Instant::now() < t2 {
+        match client.renew(&udp, lease, wait_before(t2)).await? {
+            Answer::Ack(new) => return Ok(Some(new)),
+            Answer::Nak => return Ok(None),
+            Answer::Silence => {}
+        }
+    }
+    let packet = packet_socket(nl, &client.ifname).await?;
+    let end = since + lease.time;
+    while Instant::now() < end {
+        match client.rebind(&packet, lease, wait_before(end)).await? {
+            Answer::Ack(new) => return Ok(Some(new)),
+            Answer::Nak => return Ok(None),
+            Answer::Silence => {}
+        }
+    }
+    Ok(None)
+}
+
+/// RFC 2131 4.4.5: half the time left, but not less than a floor (ours is
+/// shorter than the RFC's minute, for short leases), and not past `until`.
+fn wait_before(until: Instant) -> Duration {
+    let left = until.saturating_duration_since(Instant::now());
+    (left / 2).max(MIN_WAIT).min(left).max(Duration::from_millis(1))
+}
+
+async fn packet_socket(nl: &Netlink, ifname: &str) -> Result<PacketSocket> {
+    let index = nl.require(ifname).await?.index;
+    let fd = open_packet(index).map_err(|e| Error::from(e).context("opening a packet socket"))?;
+    PacketSocket::new(fd, index).map_err(Error::from)
+}
+
+fn save(state: &mut State, lease: &Lease) -> Result<()> {
+    state.lease = lease.clone();
+    state.bound_at = State::now();
+    state.write()
+}
+
+/// A new lease's address and routes, through the same steps as an attach.
+async fn configure(nl: &Netlink, ifname: &str, lease: &Lease) -> Result<()> {
+    let link = nl.require(ifname).await?;
+    let default = nl.default_routes(Family::V4).await?.into_iter().next();
+    let mut plan = Plan::on_host();
+    plan.steps = lease::steps(lease, ifname, link.mtu, default)?;
+    let here = netns::current()?;
+    apply(&plan, &Target { host: nl, guest: nl, host_ns: here.as_fd(), guest_ns: here.as_fd() }).await
+}
+
+/// Removes the lease's address; the kernel takes the routes through it.
+async fn unconfigure(nl: &Netlink, ifname: &str, lease: &Lease) -> Result<()> {
+    let Some(link) = nl.link(ifname).await? else { return Ok(()) };
+    for addr in nl.global_addresses(link.index).await? {
+        if address_ip(&addr) == lease.address {
+            nl.del_address_msg(addr).await.map_err(|e| nl_error(e, "removing the lease's address"))?;
+        }
+    }
+    Ok(())
+}
+
+/// DHCPRELEASE, then the address goes: the server may give it to another.
+async fn release(client: &Client, nl: &Netlink, lease: &Lease) {
+    let sent = match open_udp(&client.ifname).and_then(tokio::net::UdpSocket::from_std) {
+        Ok(udp) => client.release(&udp, lease).await,
+        Err(e) => Err(Error::from(e)),
+    };
+    if let Err(e) = sent {
+        tracing::warn!("{}", e.context("releasing the lease").message());
+    }
+    if let Err(e) = unconfigure(nl, &client.ifname, lease).await {
+        tracing::warn!("{}", e.message());
+    }
+}
+
+/// Resolves when the guest is gone: its init exited (the pidfd handed over
+/// turns readable), its namespace file is gone or names another namespace,
+/// or the interface left.
+async fn guest_gone(guest_pid: Option<u64>, netns_file: Option<String>, ifname: String) {
+    let pidfd = guest_pid.and_then(|_| {
+        // SAFETY: fd 3 was handed over by the parent as the guest's pidfd.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(PIDFD) };
+        watch(fd).ok()
+    });
+    let ours = std::fs::metadata(netns::CURRENT).ok().map(|m| (m.dev(), m.ino()));
+    let exited = async {
+        match &pidfd {
+            Some(fd) => {
+                let _ = fd.readable().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let vanished = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if nix::net::if_::if_nametoindex(ifname.as_str()).is_err() {
+                return;
+            }
+            if let Some(file) = &netns_file {
+                let now = std::fs::metadata(file).ok().map(|m| (m.dev(), m.ino()));
+                if now != ours {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = exited => {},
+        () = vanished => {},
+    }
+}

@@ -1,0 +1,89 @@
+//! Starting and stopping the agent that keeps a lease for the guest's
+//! life: this binary again (`pipework --dhcp-agent <state file>`), started
+//! in the guest's network namespace in a session of its own, with the
+//! guest's pidfd and the run's packet socket handed over on fixed fds. Its
+//! life is `commands::dhcp_agent`.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::state::State;
+use crate::error::{Error, Result};
+
+/// The hidden word that runs the agent.
+pub const WORD: &str = "--dhcp-agent";
+/// The fd the guest's pidfd is handed over on.
+pub const PIDFD: i32 = 3;
+/// The fd the run's packet socket is handed over on, closed at once.
+pub const HANDED_SOCKET: i32 = 4;
+
+/// Starts the agent for `state` (already written) inside `netns`, watching
+/// `pidfd`; returns its PID.
+pub fn spawn(
+    state: &State,
+    netns: BorrowedFd<'_>,
+    pidfd: Option<BorrowedFd<'_>>,
+    socket: Option<&OwnedFd>,
+) -> Result<u32> {
+    let exe = std::env::current_exe().map_err(|e| Error::from(e).context("finding this program"))?;
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(state.log_path())
+        .map_err(|e| Error::from(e).context("opening the agent's log"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(WORD).arg(&state.path).current_dir("/");
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    let ns = netns.as_raw_fd();
+    let pidfd = pidfd.map(|fd| fd.as_raw_fd());
+    let socket = socket.map(|fd| fd.as_raw_fd());
+    // SAFETY: between fork and exec the child makes only async-signal-safe
+    // system calls (setns, setsid, dup2) on fds the parent keeps open.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(ns, libc::CLONE_NEWNET) != 0 || libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for (fd, to) in [(pidfd, PIDFD), (socket, HANDED_SOCKET)] {
+                if let Some(fd) = fd {
+                    if libc::dup2(fd, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| Error::from(e).context("starting the DHCP agent"))?;
+    Ok(child.id())
+}
+
+/// Whether `pid` is still the agent that keeps the lease of `state`: a PID
+/// is only a number, which another process may have taken since.
+pub fn running(pid: u32, state: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.get(1) == Some(&WORD.as_bytes()) && args.get(2) == Some(&state.as_os_str().as_bytes())
+}
+
+/// Asks the agent to release the lease and leave, and waits a moment for it.
+pub fn stop(pid: u32) {
+    let Ok(raw) = i32::try_from(pid) else { return };
+    let pid = nix::unistd::Pid::from_raw(raw);
+    if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_err() {
+        return;
+    }
+    for _ in 0..200 {
+        // Reaped if it is our own child (a rollback), else left to init.
+        let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        if nix::sys::signal::kill(pid, None).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,45 @@
+//! DHCPv4 for a guest's interface, as a subsystem of its own: the native
+//! client (`options` from udhcpc's syntax, `wire` for the messages,
+//! `socket`, `client` for the exchanges), the state file of the agent that
+//! keeps a lease (`state`) and how the agent is started and stopped
+//! (`agent`), and the host's own clients run in the guest (`host`). It
+//! knows nothing of plans: `drivers` plans with it, `apply` runs it, and
+//! `commands::dhcp_agent` is the agent's life.
+
+pub mod agent;
+pub mod client;
+pub mod host;
+pub mod options;
+pub mod socket;
+pub mod state;
+pub mod wire;
+
+use std::time::Duration;
+
+use options::Native;
+
+/// What the native client needs once the plan runs.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub native: Native,
+    /// OPTS as typed, for the agent.
+    pub options: String,
+    pub hostname: Option<String>,
+    pub timeout: Duration,
+    /// The guest's init, watched by the agent through a pidfd; none for a
+    /// namespace file.
+    pub guest_pid: Option<u64>,
+    /// The namespace file the agent watches when there is no process.
+    pub netns_file: Option<String>,
+    pub netns_inode: u64,
+}
+
+/// A duration as the operator typed it: "10", "2.5".
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s}")
+    }
+}

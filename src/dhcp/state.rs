@@ -1,0 +1,198 @@
+//! The state of the agent that keeps a lease: a small file of `key=value`
+//! lines, `<state dir>/dhcp/<netns inode>-<ifname>`, with what the agent
+//! needs to resume and what a record of the attachment needs to find it.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipnetwork::Ipv4Network;
+
+use super::wire::Lease;
+use crate::error::{Error, Kind, Result};
+
+/// `PIPEWORK_STATE_DIR`, by default /var/lib/pipework.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("PIPEWORK_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| "/var/lib/pipework".into())
+}
+
+/// The state of one agent: `<state dir>/dhcp/<netns inode>-<ifname>`, lines
+/// of `key=value`. Only what the agent needs to resume and what a record
+/// of the attachment needs to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub path: PathBuf,
+    pub ifname: String,
+    /// The guest's init (watched through a pidfd), or none for a namespace file.
+    pub guest_pid: Option<u64>,
+    /// The namespace file watched when there is no process.
+    pub netns_file: Option<String>,
+    pub options: String,
+    pub hostname: Option<String>,
+    pub lease: Lease,
+    /// When the lease was last acknowledged, in seconds since the epoch.
+    pub bound_at: u64,
+    pub agent: Option<u32>,
+}
+
+impl State {
+    pub fn path_for(netns_inode: u64, ifname: &str) -> PathBuf {
+        state_dir().join("dhcp").join(format!("{netns_inode}-{ifname}"))
+    }
+
+    /// The agent's log, beside its state.
+    pub fn log_path(&self) -> PathBuf {
+        beside(&self.path, "log")
+    }
+
+    pub fn now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+
+    pub fn write(&self) -> Result<()> {
+        let l = &self.lease;
+        let mut text = format!(
+            "ifname={}\noptions={}\naddress={}/{}\nserver={}\nlease={}\nt1={}\nt2={}\nbound_at={}\n",
+            self.ifname,
+            self.options,
+            l.address,
+            l.prefix,
+            l.server,
+            l.time.as_secs(),
+            l.t1.as_secs(),
+            l.t2.as_secs(),
+            self.bound_at
+        );
+        let optional = [
+            ("hostname", self.hostname.clone()),
+            ("guest_pid", self.guest_pid.map(|p| p.to_string())),
+            ("netns_file", self.netns_file.clone()),
+            ("agent", self.agent.map(|p| p.to_string())),
+            ("dns", (!l.dns.is_empty()).then(|| join(&l.dns))),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                text.push_str(&format!("{key}={value}\n"));
+            }
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::from(e).context(format!("creating {}", dir.display())))?;
+        // Written whole, then renamed: a reader never sees half a file. The
+        // run and the agent it starts may both write it: each its own temporary.
+        let tmp = beside(&self.path, &format!("new.{}", std::process::id()));
+        std::fs::write(&tmp, text)
+            .map_err(|e| Error::from(e).context(format!("writing {}", tmp.display())))?;
+        std::fs::rename(&tmp, &self.path)
+            .map_err(|e| Error::from(e).context(format!("writing {}", self.path.display())))
+    }
+
+    pub fn read(path: &Path) -> Result<State> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::from(e).context(format!("reading {}", path.display())))?;
+        let get = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+                .map(str::to_string)
+        };
+        let bad = || Error::new(Kind::Io, format!("{} is not a DHCP agent state", path.display()));
+        let need = |key: &str| get(key).ok_or_else(bad);
+        let secs = |key: &str| -> Result<Duration> {
+            Ok(Duration::from_secs(need(key)?.parse().map_err(|_| bad())?))
+        };
+        let net: Ipv4Network = need("address")?.parse().map_err(|_| bad())?;
+        let lease = Lease {
+            address: net.ip(),
+            prefix: net.prefix(),
+            server: need("server")?.parse().map_err(|_| bad())?,
+            routers: Vec::new(),
+            mtu: None,
+            routes: Vec::new(),
+            dns: get("dns")
+                .map(|list| list.split(',').filter_map(|ip| ip.parse().ok()).collect())
+                .unwrap_or_default(),
+            time: secs("lease")?,
+            t1: secs("t1")?,
+            t2: secs("t2")?,
+        };
+        Ok(State {
+            path: path.to_path_buf(),
+            ifname: need("ifname")?,
+            guest_pid: get("guest_pid").and_then(|p| p.parse().ok()),
+            netns_file: get("netns_file"),
+            options: need("options")?,
+            hostname: get("hostname"),
+            lease,
+            bound_at: need("bound_at")?.parse().map_err(|_| bad())?,
+            agent: get("agent").and_then(|p| p.parse().ok()),
+        })
+    }
+}
+
+/// What a recorded lease file says now, for `show`: the address (the
+/// agent's state) and the DNS servers (its state, or the `nameserver`
+/// lines a host client's script wrote into the guest's resolv.conf).
+pub fn held(path: &Path) -> (Option<Ipv4Network>, Vec<String>) {
+    if let Ok(state) = State::read(path) {
+        let net = Ipv4Network::new(state.lease.address, state.lease.prefix).ok();
+        return (net, state.lease.dns.iter().map(Ipv4Addr::to_string).collect());
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let dns = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(|ip| ip.trim().to_string())
+        .filter(|ip| !ip.is_empty())
+        .collect();
+    (None, dns)
+}
+
+/// `path.suffix`: an interface name may have a dot, which
+/// `with_extension` would take for an extension.
+pub fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Addresses as one `a,b` value.
+fn join(ips: &[Ipv4Addr]) -> String {
+    ips.iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips() {
+        let dir = std::env::temp_dir().join(format!("pipework-state-{}", std::process::id()));
+        let lease = Lease {
+            address: Ipv4Addr::new(10, 9, 0, 50),
+            prefix: 24,
+            server: Ipv4Addr::new(10, 9, 0, 1),
+            routers: Vec::new(),
+            mtu: None,
+            routes: Vec::new(),
+            dns: vec![Ipv4Addr::new(10, 9, 0, 53), Ipv4Addr::new(10, 9, 0, 54)],
+            time: Duration::from_secs(120),
+            t1: Duration::from_secs(60),
+            t2: Duration::from_secs(105),
+        };
+        let state = State {
+            path: dir.join("dhcp/4026-eth1"),
+            ifname: "eth1".into(),
+            guest_pid: Some(42),
+            netns_file: None,
+            options: "-V acme".into(),
+            hostname: Some("web".into()),
+            lease,
+            bound_at: 1_700_000_000,
+            agent: Some(4242),
+        };
+        state.write().unwrap();
+        assert_eq!(State::read(&state.path).unwrap(), state);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

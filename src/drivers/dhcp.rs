@@ -1,0 +1,78 @@
+//! DHCP as a guest's addressing: the native client's step, whose lease
+//! brings the steps that configure it when the plan runs, or a host
+//! client's. Bad OPTS and a missing host client are refused here, before
+//! anything changes.
+
+use std::path::PathBuf;
+
+use super::{Context, Teardown};
+use crate::dhcp::options::Native;
+use crate::dhcp::{host, Setup};
+use crate::error::{Error, Result};
+use crate::plan::{Plan, Side, Step};
+use crate::request::{Dhcp, DhcpClient, GuestRef};
+
+/// The refusal that needs no guest: a host client that is not there, as
+/// the original checked it.
+pub fn validate(dhcp: &Dhcp) -> Result<()> {
+    match dhcp.client {
+        DhcpClient::Docker => Ok(()),
+        client => host::check(client),
+    }
+}
+
+/// The steps of a DHCP word for `dev`; `port` is the bridge port that must
+/// forward before the first DISCOVER.
+pub fn steps(plan: &mut Plan, ctx: &Context<'_>, dhcp: &Dhcp, dev: &str, port: Option<&str>) -> Result<()> {
+    let netns_inode = nix::sys::stat::fstat(ctx.guest.netns()).map_err(Error::from)?.st_ino;
+    if dhcp.client != DhcpClient::Docker {
+        let label = &ctx.guest.label;
+        let argv = host::argv(dhcp, dev, label);
+        let resolv = host::resolv_conf(netns_inode, dev);
+        plan.push(Step::HostDhcp { dhcp: dhcp.clone(), argv, guest: label.clone(), resolv });
+        return Ok(());
+    }
+    let hostname = default_hostname(&ctx.req.guest);
+    let native = Native::parse(dhcp.options.as_deref(), hostname.as_deref())?;
+    let netns_file = match &ctx.req.guest {
+        GuestRef::Netns(name) => Some(PathBuf::from("/var/run/netns").join(name)),
+        GuestRef::Path(path) => Some(path.clone()),
+        GuestRef::Pid(_) | GuestRef::Name(_) => None,
+    };
+    let setup = Setup {
+        native,
+        options: dhcp.options.clone().unwrap_or_default(),
+        hostname,
+        timeout: dhcp.timeout,
+        guest_pid: match netns_file {
+            None => ctx.guest.process().map(|p| p.pid()),
+            Some(_) => None,
+        },
+        netns_file: netns_file.map(|p| p.display().to_string()),
+        netns_inode,
+    };
+    plan.push(Step::LinkUp { side: Side::Guest, name: dev.into() });
+    plan.push(Step::Dhcp { dev: dev.into(), port: port.map(String::from), setup: Box::new(setup) });
+    Ok(())
+}
+
+/// The guest's name as the original sent it (`-x hostname:<guest>`), when
+/// it can be a host name: not for `pid:N` or a path.
+fn default_hostname(guest: &GuestRef) -> Option<String> {
+    let name = match guest {
+        GuestRef::Netns(name) | GuestRef::Name(name) => name,
+        GuestRef::Pid(_) | GuestRef::Path(_) => return None,
+    };
+    let fits = !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    fits.then(|| name.to_string())
+}
+
+/// `detach`: the agent stopped (it releases the lease) and the lease's file
+/// removed.
+pub fn teardown(t: &Teardown<'_>, plan: &mut Plan) {
+    let Some(dhcp) = &t.iface.dhcp else { return };
+    if let Some(file) = &dhcp.lease_file {
+        plan.push(Step::ForgetLease { agent: dhcp.agent_pid, file: PathBuf::from(file) });
+    }
+}

@@ -1,0 +1,135 @@
+//! `@VLAN` on a Linux bridge: the port on that VLAN untagged (its PVID),
+//! off the bridge's default VLAN, as the CNI bridge plugin's `vlan` does,
+//! with `bridge -j vlan show` and `ip -d -j link` as the oracles.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// `bridge -j vlan show dev <port>` in `host`: (vid, flags) pairs.
+fn port_vlans(host: &Netns, port: &str) -> Vec<(u64, Vec<String>)> {
+    let out = run(&["bridge", "-n", &host.name, "-j", "vlan", "show", "dev", port]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let entries = v.as_array().unwrap().iter().find(|e| e["ifname"] == port).map(|e| e["vlans"].clone());
+    let entries = entries.unwrap_or(Value::Array(vec![]));
+    entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let flags = e["flags"].as_array().into_iter().flatten().map(|f| f.as_str().unwrap().to_string());
+            (e["vlan"].as_u64().unwrap(), flags.collect())
+        })
+        .collect()
+}
+
+fn vlan_filtering(host: &Netns, bridge: &str) -> u64 {
+    let v = host.ip_j(&["-d", "link", "show", bridge]);
+    v[0]["linkinfo"]["info_data"]["vlan_filtering"].as_u64().unwrap()
+}
+
+/// Whether this kernel's bridges can filter VLANs (CONFIG_BRIDGE_VLAN_FILTERING):
+/// tried on a bridge of a throwaway namespace.
+fn kernel_filters_vlans() -> bool {
+    let ns = Netns::new("vprobe");
+    ns.ip(&["link", "add", "br0", "type", "bridge"]);
+    let out = quiet(&["ip", "-n", &ns.name, "link", "set", "br0", "type", "bridge", "vlan_filtering", "1"]);
+    if !out.status.success() {
+        eprintln!("skipped: this kernel's bridges cannot filter VLANs ({})", stderr(&out).trim());
+    }
+    out.status.success()
+}
+
+fn attach(host: &Netns, bridge: &str, c: &Container, ip: &str, vlan: &str) {
+    assert_success(&pipework(host, &[bridge, &c.name, ip, vlan]));
+}
+
+#[test]
+fn vlans_separate_guests_on_a_bridge_pipework_makes() {
+    if !kernel_filters_vlans() {
+        return;
+    }
+    let host = Netns::new("vlan");
+    let (a, b, c) = (Container::run("a"), Container::run("b"), Container::run("c"));
+    attach(&host, "br5", &a, "10.31.0.1/24", "02:12:34:56:78:9b@10");
+    attach(&host, "br5", &b, "10.31.0.2/24", "@10");
+    attach(&host, "br5", &c, "10.31.0.3/24", "@20");
+
+    assert_eq!(vlan_filtering(&host, "br5"), 1);
+    let port = host_side("eth1", a.pid);
+    assert_eq!(port_vlans(&host, &port), vec![(10, vec!["PVID".to_string(), "Egress Untagged".to_string()])]);
+    assert_eq!(port_vlans(&host, &host_side("eth1", c.pid))[0].0, 20);
+    assert_eq!(a.must_link("eth1").address, "02:12:34:56:78:9b");
+
+    assert!(a.ping("10.31.0.2"), "VLAN 10 to VLAN 10");
+    assert!(
+        !a.exec(&["ping", "-c", "2", "-W", "1", "10.31.0.3"]).status.success(),
+        "VLAN 10 reached VLAN 20"
+    );
+}
+
+#[test]
+fn an_existing_filtering_bridge_takes_vlan_and_untagged_ports() {
+    if !kernel_filters_vlans() {
+        return;
+    }
+    let host = Netns::new("vlan");
+    host.add_bridge("br0", None);
+    host.ip(&["link", "set", "br0", "type", "bridge", "vlan_filtering", "1"]);
+    let (a, b, c) = (Container::run("a"), Container::run("b"), Container::run("c"));
+    attach(&host, "br0", &a, "10.31.0.1/24", "@30");
+    assert_success(&pipework(&host, &["br0", &b.name, "10.31.0.2/24"]));
+    assert_success(&pipework(&host, &["br0", &c.name, "10.31.0.3/24"]));
+
+    assert_eq!(
+        port_vlans(&host, &host_side("eth1", a.pid)),
+        vec![(30, vec!["PVID".into(), "Egress Untagged".into()])]
+    );
+    // Untagged ports are left as the bridge makes them: on its default VLAN 1.
+    assert_eq!(
+        port_vlans(&host, &host_side("eth1", b.pid)),
+        vec![(1, vec!["PVID".into(), "Egress Untagged".into()])]
+    );
+    assert!(b.ping("10.31.0.3"), "untagged to untagged");
+    assert!(!a.exec(&["ping", "-c", "2", "-W", "1", "10.31.0.2"]).status.success(), "VLAN 30 reached VLAN 1");
+}
+
+/// Without the kernel's support the run fails at the filtering step and
+/// rolls back; the bridge it made goes again.
+#[test]
+fn a_kernel_without_vlan_filtering_is_named() {
+    if kernel_filters_vlans() {
+        eprintln!("skipped: this kernel's bridges filter VLANs");
+        return;
+    }
+    let host = Netns::new("vlan");
+    let a = Container::run("a");
+    let out = assert_refused(pipework, &host, Some(&a), &["br5", &a.name, "10.31.0.1/24", "@10"]);
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "pipework: step 2/10 failed (ip link set br5 type bridge vlan_filtering 1): this kernel's bridges cannot filter VLANs (it lacks CONFIG_BRIDGE_VLAN_FILTERING)"
+    );
+}
+
+#[test]
+fn every_step_rolls_back_on_a_bridge_pipework_makes() {
+    let host = Netns::new("vlan");
+    let a = Container::run("a");
+    let args = ["br6", a.name.as_str(), "10.31.0.1/24", "@10"];
+    let dry = pipework(&host, &[&["--dry-run"], &args[..]].concat());
+    let text = stdout(&dry);
+    assert!(text.contains("ip link set br6 type bridge vlan_filtering 1\n"), "{text}");
+    let port = host_side("eth1", a.pid);
+    let want =
+        format!("bridge vlan add dev {port} vid 10 pvid untagged && bridge vlan del dev {port} vid 1\n");
+    assert!(text.contains(&want), "{text}");
+    let (host_before, guest_before) = (settled_snapshot(&host), a.snapshot());
+    for at in 1..=text.lines().count() {
+        let at = at.to_string();
+        let out = pipework_env(&host, &args, &[("PIPEWORK_FAIL_AT", &at)]);
+        assert_eq!(out.status.code(), Some(1), "fail at {at}: {}", stderr(&out));
+        assert_unchanged(&format!("host after step {at}"), &host_before, || host.snapshot());
+        assert_unchanged(&format!("guest after step {at}"), &guest_before, || a.snapshot());
+    }
+}

@@ -1,0 +1,341 @@
+//! DHCP: `dhcp[:OPTS]` (native client and its agent) and the host clients,
+//! against a real dnsmasq on the test's bridge; dnsmasq's log is the oracle.
+
+mod common;
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// dnsmasq serving `br0` (10.33.0.1/24) in the test's "docker host".
+fn dnsmasq() -> DhcpConfig {
+    DhcpConfig::new("br0", "10.33.0.1/24", "10.33.0.50", "10.33.0.99")
+}
+
+/// pipework with its agents' state in `state`.
+fn pipework_in(host: &Netns, state: &TempDir, args: &[&str]) -> std::process::Output {
+    pipework_env(host, args, &[("PIPEWORK_STATE_DIR", state.arg())])
+}
+
+/// The PID of the one agent whose state is in `state`.
+fn agent_pid(state: &TempDir) -> u32 {
+    let dir = std::path::Path::new(state.arg()).join("dhcp");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).collect();
+    let file = files.iter().find(|e| e.path().extension().is_none()).expect("an agent state file");
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    text.lines().find_map(|l| l.strip_prefix("agent=")).expect("agent=").parse().unwrap()
+}
+
+/// The agents' files (state, log, resolv.conf) in `state`: the records of
+/// the attachments are beside them.
+fn dhcp_files(state: &TempDir) -> Vec<String> {
+    let dir = std::path::Path::new(state.arg()).join("dhcp");
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into()).collect()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // Signal 0 tests for existence; a zombie has no /proc/<pid>/ns.
+    std::path::Path::new(&format!("/proc/{pid}/ns/net")).exists()
+}
+
+#[track_caller]
+fn wait_until(what: &str, timeout: Duration, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        sleep(Duration::from_millis(50));
+    }
+}
+
+fn v4(ns: &dyn Ns, dev: &str) -> Vec<Addr> {
+    ns.addrs(dev).into_iter().filter(|a| a.family == "inet").collect()
+}
+
+#[test]
+fn lease_configures_address_routes_and_mtu_and_the_agent_dies_with_the_container() {
+    let host = Netns::new("host");
+    let server = dnsmasq()
+        .mtu(1400)
+        .router("10.33.0.9")
+        .route("192.168.50.0/24", "10.33.0.254")
+        .route("0.0.0.0/0", "10.33.0.1")
+        .start_in(&host);
+    let ctr = Container::run("ctr");
+    let state = TempDir::new("state");
+    let started = Instant::now();
+    let out = pipework_in(&host, &state, &["br0", &ctr.name, "dhcp"]);
+    let took = started.elapsed();
+    assert_success(&out);
+    eprintln!("native DHCP attach, end to end: {} ms", took.as_millis());
+
+    let addrs = v4(&ctr, "eth1");
+    assert_eq!(addrs.len(), 1, "{addrs:?}");
+    assert_eq!((addrs[0].prefixlen, addrs[0].broadcast.as_deref()), (24, Some("10.33.0.255")));
+    // The hostname went out as the original's `-x hostname:<guest>`.
+    let ack = server.wait_log(&["DHCPACK(br0)", &ctr.name], Duration::from_secs(1));
+    assert!(ack.contains(&addrs[0].local), "{ack}");
+    assert_eq!(ctr.must_link("eth1").mtu, 1400);
+    // Option 121 wins over option 3 (RFC 3442).
+    assert_default_via(&ctr, Family::V4, "10.33.0.1", "eth1");
+    let routes = ctr.routes(Family::V4);
+    assert!(
+        routes.iter().any(|r| r.dst == "192.168.50.0/24" && r.gateway.as_deref() == Some("10.33.0.254")),
+        "{routes:?}"
+    );
+
+    let agent = agent_pid(&state);
+    assert!(alive(agent));
+    run(&["docker", "rm", "-f", &ctr.name]);
+    wait_until("the agent to exit with its guest", Duration::from_secs(5), || !alive(agent));
+    wait_until("its state to go", Duration::from_secs(1), || dhcp_files(&state).is_empty());
+}
+
+#[test]
+fn sigterm_releases_the_lease() {
+    let host = Netns::new("host");
+    let server = dnsmasq().start_in(&host);
+    let guest = Netns::new("guest");
+    let state = TempDir::new("state");
+    assert_success(&pipework_in(
+        &host,
+        &state,
+        &["br0", &format!("netns:{}", guest.name), "dhcp:-V acme -x hostname:other"],
+    ));
+    let ip = v4(&guest, "eth1")[0].local.clone();
+    server.wait_log(&["vendor class: acme"], Duration::from_secs(1));
+    server.wait_log(&["client provides name: other"], Duration::from_secs(1));
+    let agent = agent_pid(&state);
+    run(&["kill", "-TERM", &agent.to_string()]);
+    server.wait_log(&["DHCPRELEASE(br0)", &ip], Duration::from_secs(5));
+    wait_until("the agent to exit", Duration::from_secs(5), || !alive(agent));
+    assert!(v4(&guest, "eth1").is_empty(), "a released address stays in use");
+}
+
+/// `pipework show --json GUEST`: the one recorded interface.
+fn shown(host: &Netns, state: &TempDir, guest: &str) -> serde_json::Value {
+    let out = pipework_in(host, state, &["show", "--json", guest]);
+    assert_success(&out);
+    let all: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    all[0].clone()
+}
+
+#[test]
+fn the_record_holds_the_agent_and_detach_releases_the_lease() {
+    let host = Netns::new("host");
+    let server = dnsmasq().option("option:dns-server,10.33.0.53").start_in(&host);
+    let guest = Netns::new("guest");
+    let state = TempDir::new("state");
+    let label = format!("netns:{}", guest.name);
+    assert_success(&pipework_in(&host, &state, &["br0", &label, "dhcp"]));
+    let ip = v4(&guest, "eth1")[0].local.clone();
+    let agent = agent_pid(&state);
+    // show: the mode, the agent, the lease's address and DNS server.
+    let item = shown(&host, &state, &label);
+    assert_eq!(item["dhcp"]["client"], "dhcp", "{item}");
+    assert_eq!(item["dhcp"]["agent_pid"], agent, "{item}");
+    assert_eq!(item["lease"], format!("{ip}/24"), "{item}");
+    assert_eq!(item["dns"], serde_json::json!(["10.33.0.53"]), "{item}");
+    assert_success(&pipework_in(&host, &state, &["check", &label]));
+    // detach: the agent releases the lease and goes, with its files.
+    assert_success(&pipework_in(&host, &state, &["detach", &label]));
+    server.wait_log(&["DHCPRELEASE(br0)", &ip], Duration::from_secs(5));
+    wait_until("the agent to exit", Duration::from_secs(5), || !alive(agent));
+    assert!(dhcp_files(&state).is_empty(), "{:?}", dhcp_files(&state));
+    assert!(guest.link("eth1").is_none(), "eth1 left in the guest");
+    let out = pipework_in(&host, &state, &["show", &label]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+#[test]
+fn check_reports_a_dead_agent() {
+    let host = Netns::new("host");
+    let _server = dnsmasq().start_in(&host);
+    let guest = Netns::new("guest");
+    let state = TempDir::new("state");
+    let label = format!("netns:{}", guest.name);
+    assert_success(&pipework_in(&host, &state, &["br0", &label, "dhcp"]));
+    let agent = agent_pid(&state);
+    run(&["kill", "-KILL", &agent.to_string()]);
+    wait_until("the agent to die", Duration::from_secs(5), || !alive(agent));
+    let out = pipework_in(&host, &state, &["check", &label]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), format!("DHCP agent {agent} of eth1 of {label} is not running\n"));
+    // detach still goes: nothing to stop, the agent's files removed.
+    assert_success(&pipework_in(&host, &state, &["detach", &label]));
+    assert!(dhcp_files(&state).is_empty(), "{:?}", dhcp_files(&state));
+}
+
+#[test]
+fn no_server_fails_after_the_timeout_and_leaves_nothing() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    let state = TempDir::new("state");
+    let started = Instant::now();
+    let out = assert_refused(
+        |h, a| pipework_in(h, &state, a),
+        &host,
+        Some(&ctr),
+        &["--timeout", "1", "br0", &ctr.name, "dhcp"],
+    );
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    let err = stderr(&out);
+    assert!(err.contains("no DHCP offer on eth1 within 1 s"), "{err}");
+    assert!(dhcp_files(&state).is_empty(), "{:?}", dhcp_files(&state));
+}
+
+#[test]
+fn unsupported_options_are_refused_by_name() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    let out = assert_refused(pipework, &host, Some(&ctr), &["br0", &ctr.name, "dhcp:-s /bin/script"]);
+    assert_eq!(
+        stderr(&out),
+        "pipework: DHCP option -s is not supported by the native client \
+         (it takes -x, -V, -r, -t, -T, -O, -H, -B, -C, -f, -q, -n, -R)\n"
+    );
+}
+
+#[test]
+fn dry_run_shows_the_dhcp_step() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    let out = pipework(&host, &["--dry-run", "br0", &ctr.name, "dhcp"]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("dhcp eth1 hostname {}", ctr.name)), "{text}");
+    assert!(text.contains("ip link set eth1 up"), "{text}");
+}
+
+/// Two-minute leases (dnsmasq's shortest): T1 after a minute.
+#[test]
+fn renews_at_t1_and_replaces_a_refused_lease() {
+    let host = Netns::new("host");
+    let server = dnsmasq().lease("2m").start_in(&host);
+    let (kept, lost) = (Netns::new("kept"), Netns::new("lost"));
+    let state = TempDir::new("state");
+    for guest in [&kept, &lost] {
+        let args = ["-i", "eth1", "br0", &format!("netns:{}", guest.name), "dhcp"];
+        let out = pipework_in(&host, &state, &args);
+        assert_success(&out);
+    }
+    let kept_ip = v4(&kept, "eth1")[0].local.clone();
+    let lost_ip = v4(&lost, "eth1")[0].local.clone();
+    let kept_mac = kept.must_link("eth1").address;
+    // A server whose range no longer holds the lost guest's address: its
+    // renewal is refused (DHCPNAK); the kept guest's address is its own.
+    drop(server);
+    let config = DhcpConfig::new("br0", "10.33.0.2/24", "10.33.0.100", "10.33.0.149");
+    let server = config.lease("2m").host(&kept_mac, &kept_ip).start_in(&host);
+    wait_until("a renewal at T1", Duration::from_secs(90), || server.log().contains("DHCPACK(br0)"));
+    assert_eq!(v4(&kept, "eth1")[0].local, kept_ip);
+    // Refused: the address goes, and the agent asks again (DISCOVER) for
+    // one the new server has.
+    server.wait_log(&["DHCPNAK(br0)", &lost_ip], Duration::from_secs(30));
+    let new_ip = server.wait_ack(&lost.name, Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while v4(&lost, "eth1").iter().map(|a| a.local.clone()).collect::<Vec<_>>() != [new_ip.clone()] {
+        assert!(Instant::now() < deadline, "{lost_ip} not replaced by {new_ip}: {:?}", v4(&lost, "eth1"));
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// The machine's /etc/resolv.conf, byte for byte, and when it last changed.
+fn machine_resolv_conf() -> (Vec<u8>, std::time::SystemTime) {
+    let path = "/etc/resolv.conf";
+    (std::fs::read(path).unwrap(), std::fs::metadata(path).unwrap().modified().unwrap())
+}
+
+/// The resolv.conf files pipework gave the host clients, under `state`.
+fn guest_resolv_confs(state: &TempDir) -> Vec<String> {
+    let dir = std::path::Path::new(state.arg()).join("dhcp");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut texts: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".resolv.conf"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    texts.sort();
+    texts
+}
+
+#[test]
+fn host_clients_run_in_the_guest_and_keep_off_the_machines_resolv_conf() {
+    let host = Netns::new("host");
+    // dnsmasq serves no DNS here (--port=0), so option 6 is set by hand.
+    let server = dnsmasq().option("option:dns-server,10.33.0.53").start_in(&host);
+    let before = machine_resolv_conf();
+    for client in ["udhcpc", "dhclient", "dhcpcd"] {
+        let ctr = Container::run("ctr");
+        let state = TempDir::new("state");
+        let out = pipework_in(&host, &state, &["br0", &ctr.name, client]);
+        assert_success(&out);
+        assert_eq!(v4(&ctr, "eth1").len(), 1, "{client}: {:?}", ctr.addrs("eth1"));
+        // dhclient sends the machine's name, as the original's did.
+        let mac = ctr.must_link("eth1").address;
+        server.wait_log(&["DHCPACK(br0)", &mac], Duration::from_secs(1));
+        // Without -f no client stays behind (the original's dhclient kill).
+        let left = quiet(&["pgrep", "-f", &format!("{client}.*{}", ctr.name)]);
+        assert!(stdout(&left).trim().is_empty(), "{client} left running: {}", stdout(&left));
+        let _ = std::fs::remove_file(format!("/etc/dhclient/dhclient.{}.leases", ctr.name));
+        // The client's script wrote the lease's DNS server into the guest's
+        // own file (bound over /etc/resolv.conf for it alone), and the
+        // machine's file is as it was: the original's scripts rewrote it.
+        let files = guest_resolv_confs(&state);
+        assert_eq!(files.len(), 1, "{client}: {files:?}");
+        assert!(files[0].contains("nameserver 10.33.0.53"), "{client}: {:?}", files[0]);
+        assert!(machine_resolv_conf() == before, "{client} changed the machine's /etc/resolv.conf");
+        // show names the client and the DNS server its lease gave.
+        let item = shown(&host, &state, &ctr.name);
+        assert_eq!(
+            (&item["dhcp"]["client"], &item["dns"][0]),
+            (&client.into(), &"10.33.0.53".into()),
+            "{item}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_host_client_is_refused_as_the_original_did() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    // pipework finds programs only where PIPEWORK_TEST_SBIN says: no udhcpc.
+    let path = path_with(&["ip"]);
+    for (word, program) in [("udhcpc", "udhcpc"), ("dhclient-f", "dhclient"), ("dhcpcd", "dhcpcd")] {
+        let out = assert_refused(
+            |h, a| pipework_with_path(h, path.arg(), a),
+            &host,
+            Some(&ctr),
+            &["br0", &ctr.name, word],
+        );
+        assert_eq!(stderr(&out), format!("You asked for DHCP client {program}, but I can't find it.\n"));
+    }
+}
+
+#[test]
+fn a_failing_host_client_passes_its_status_on_and_leaves_nothing() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    let state = TempDir::new("state");
+    // No server: udhcpc -n gives up after one try and exits 1.
+    let out = assert_refused(
+        |h, a| pipework_in(h, &state, a),
+        &host,
+        Some(&ctr),
+        &["br0", &ctr.name, "udhcpc:-n -t 1 -T 1"],
+    );
+    let err = stderr(&out);
+    assert!(err.ends_with("udhcpc exited with status 1\n"), "{err}");
+    assert!(guest_resolv_confs(&state).is_empty(), "{:?}", state.names());
+}
