@@ -301,3 +301,136 @@ fn sigterm_and_sigint_stop_it_within_a_second_and_it_idles_without_cpu() {
         assert!(took < Duration::from_secs(1), "stopped {took:?} after signal {signal}");
     }
 }
+
+/// The DHCP agents whose state is in `host`'s state directory, as /proc
+/// shows them (`pipework --dhcp-agent <state>`): PID and network namespace.
+fn dhcp_agents(host: &Netns) -> Vec<(u32, String)> {
+    let prefix = format!("{}/", host.state_dir());
+    let mut agents = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> =
+            cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.get(1).map(String::as_str) == Some("--dhcp-agent")
+            && args.get(2).is_some_and(|state| state.starts_with(&prefix))
+        {
+            let ns = std::fs::read_link(entry.path().join("ns/net")).unwrap_or_default();
+            agents.push((pid, ns.display().to_string()));
+        }
+    }
+    agents
+}
+
+fn netns_of(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap().display().to_string()
+}
+
+/// dnsmasq's DHCPACK lines for `mac`: (address, hostname).
+fn acks(server: &DhcpServer, mac: &str) -> Vec<(String, String)> {
+    let log = server.log();
+    log.lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| w.starts_with("DHCPACK("))?;
+            (words.get(at + 2) == Some(&mac))
+                .then(|| (words[at + 1].to_string(), words.get(at + 3).copied().unwrap_or("").to_string()))
+        })
+        .collect()
+}
+
+/// A container of its own watcher attached with DHCP word `word` to
+/// dnsmasq serving `10.<net>.0.0/24` on `br0` of its own host.
+struct Leased {
+    host: Netns,
+    server: DhcpServer,
+    w: Watcher,
+    c: Container,
+    mac: String,
+    cidrs: Vec<String>,
+    ip: String,
+}
+
+impl Leased {
+    fn attach(prefix: &str, net: u8, word: &str) -> Leased {
+        let host = Netns::new("host");
+        let at = |last: u8| format!("10.{net}.0.{last}");
+        let server = DhcpConfig::new("br0", &format!("{}/24", at(1)), &at(50), &at(99)).start_in(&host);
+        let w = Watcher::start(&host, &unique(prefix), &[]);
+        let c = container(&w, prefix, &[]);
+        assert_success(&pipework(&host, &["br0", &c.name, word]));
+        let mac = c.must_link("eth1").address;
+        let cidrs = c.cidrs("eth1", Family::V4);
+        assert_eq!(cidrs.len(), 1, "{cidrs:?}");
+        let ip = cidrs[0].split('/').next().unwrap().to_string();
+        Leased { host, server, w, c, mac, cidrs, ip }
+    }
+
+    /// Restarts the container; the watcher plumbs it again with the same
+    /// MAC and address, which dnsmasq acknowledged twice, to the
+    /// container's name (not its ID).
+    fn restart_and_lease_again(&mut self) {
+        restart(&mut self.c);
+        let c = &self.c;
+        self.w.wait_log(&format!("{}: plumbed eth1", c.name), SETTLE);
+        assert_eq!(wait_eth1(c).address, self.mac, "another MAC after the restart");
+        assert_eq!(c.cidrs("eth1", Family::V4), self.cidrs, "another address after the restart");
+        let acked = acks(&self.server, &self.mac);
+        assert_eq!(acked, vec![(self.ip.clone(), c.name.clone()); 2], "{}", self.server.log());
+    }
+
+    fn record(&self) -> serde_json::Value {
+        let file = record_file(&self.host, &id(&self.c));
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    }
+}
+
+#[test]
+fn a_restarted_dhcp_container_leases_its_address_again_with_one_agent() {
+    let mut l = Leased::attach("dh", 33, "dhcp:-V acme");
+    let [(first_agent, _)] = dhcp_agents(&l.host)[..] else { panic!("{:?}", dhcp_agents(&l.host)) };
+    let before = l.server.log().len();
+
+    l.restart_and_lease_again();
+    assert_default_via(&l.c, Family::V4, "10.33.0.1", "eth1");
+    // With the recorded options, and dnsmasq holds one lease.
+    let since = l.server.log()[before..].to_string();
+    assert!(since.contains("vendor class: acme") && since.contains("DHCPACK("), "{since}");
+    let leases = l.server.leases();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!((leases[0].mac.as_str(), leases[0].ip.as_str()), (l.mac.as_str(), l.ip.as_str()));
+
+    // One agent keeps it, in the container's new namespace; the old one is gone.
+    let agents = wait_for("one agent, in the new namespace", SETTLE, || {
+        let agents = dhcp_agents(&l.host);
+        (agents.len() == 1 && agents[0].1 == netns_of(l.c.pid)).then_some(agents)
+    });
+    assert_ne!(agents[0].0, first_agent);
+    // And the record says which.
+    let record = l.record();
+    let dhcp = &record["interfaces"][0]["dhcp"];
+    assert_eq!((&dhcp["client"], &dhcp["options"]), (&"dhcp".into(), &"-V acme".into()), "{record}");
+    assert_eq!(dhcp["agent_pid"], agents[0].0, "{record}");
+    let state = dhcp["lease_file"].as_str().unwrap();
+    assert!(std::fs::read_to_string(state).unwrap().contains(&format!("agent={}", agents[0].0)));
+
+    // The new agent is the service's child: once it exits with its
+    // container, the service reaps it (no zombie).
+    run(&["docker", "rm", "-f", &l.c.name]);
+    l.w.wait_log(&format!("{}: removed", l.c.name), SETTLE);
+    wait_for("the agent to be reaped", SETTLE, || {
+        let children = format!("/proc/{0}/task/{0}/children", l.w.pid());
+        std::fs::read_to_string(children).unwrap().trim().is_empty().then_some(())
+    });
+    assert!(dhcp_agents(&l.host).is_empty());
+}
+
+#[test]
+fn a_restarted_host_client_container_leases_again_through_its_client() {
+    let mut l = Leased::attach("hc", 34, "udhcpc");
+    l.restart_and_lease_again();
+    assert_eq!(l.record()["interfaces"][0]["dhcp"]["client"], "udhcpc");
+    // As after an attach without -f, no client stays behind.
+    let left = quiet(&["pgrep", "-f", &format!("udhcpc.*{}", l.c.name)]);
+    assert!(stdout(&left).trim().is_empty(), "udhcpc left running: {}", stdout(&left));
+}
