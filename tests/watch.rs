@@ -434,3 +434,40 @@ fn a_restarted_host_client_container_leases_again_through_its_client() {
     let left = quiet(&["pgrep", "-f", &format!("udhcpc.*{}", l.c.name)]);
     assert!(stdout(&left).trim().is_empty(), "udhcpc left running: {}", stdout(&left));
 }
+
+/// Removal on Open vSwitch: the container's port leaves the bridge, with
+/// the bridge's dead pipework ports; a port that is not pipework's stays.
+#[test]
+fn a_removed_container_takes_its_ovs_port_and_the_bridges_dead_ones_along() {
+    let host = Netns::new("host");
+    let ovs = Ovs::new(&host);
+    let br = ovs.add_bridge();
+    let ovs_env = ovs.env();
+    let env: Vec<(&str, &str)> = ovs_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let w = Watcher::start(&host, &unique("ov"), &env);
+    let plumb = format!("pipework.eth1={} 10.30.0.1/24", br.name);
+    let c = container(&w, "ov", &["--label", &plumb]);
+    w.wait_log(&format!("{}: plumbed eth1", c.name), SETTLE);
+    let port = host_side("eth1", c.pid);
+    // A container this watcher does not look after, attached by hand and
+    // removed: its port stays behind, dead.
+    let other = Container::run("ovd");
+    assert_success(&pipework_env(&host, &[&br.name, &other.name, "10.30.0.2/24"], &env));
+    let dead = host_side("eth1", other.pid);
+    drop(other);
+    wait_for(&format!("{dead} to go with its container"), SETTLE, || {
+        host.link(&dead).is_none().then_some(())
+    });
+    ovs.vsctl(&["add-port", &br.name, "foreign0"]);
+    let names = |ports: Vec<OvsPort>| ports.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    let mut all = vec![port.clone(), dead.clone(), "foreign0".to_string()];
+    all.sort();
+    assert_eq!(names(br.ports()), all);
+    let record = record_file(&host, &id(&c));
+
+    run(&["docker", "rm", "-f", &c.name]);
+    w.wait_log(&format!("{}: removed", c.name), SETTLE);
+    assert_eq!(names(br.ports()), ["foreign0"]);
+    assert!(ovs.row("Port", &port).is_none() && ovs.row("Port", &dead).is_none());
+    assert!(!record.exists(), "{} is still there", record.display());
+}
