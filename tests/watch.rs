@@ -471,3 +471,48 @@ fn a_removed_container_takes_its_ovs_port_and_the_bridges_dead_ones_along() {
     assert!(ovs.row("Port", &port).is_none() && ovs.row("Port", &dead).is_none());
     assert!(!record.exists(), "{} is still there", record.display());
 }
+
+/// A record a container runtime made through pipework as a CNI plugin is
+/// the runtime's: no catch-up drops it (not even when its container is
+/// gone), no start replays it, no removal collects it.
+#[test]
+fn cni_records_are_left_to_their_runtime() {
+    let node = CniNode::new();
+    let state = node.state_dir();
+    let env = [("PIPEWORK_STATE_DIR", state.as_str()), ("RUST_LOG", "pipework=debug")];
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "watchnet",
+        "type": "pipework",
+        "bridge": "cni0",
+        "ipam": {"type": "host-local", "dataDir": node.ipam_dir(), "ranges": [[{"subnet": "10.78.0.0/24"}]]},
+    });
+    let scope = unique("cn");
+    let label = format!("{SCOPE}={scope}");
+    let mut c = Container::run_with("cn", &["--label", &label]);
+    let cid = id(&c);
+    node.add(
+        "pipework",
+        &Attach { id: cid.clone(), netns: format!("/proc/{}/ns/net", c.pid), ifname: "eth0".into() },
+        &conf,
+    );
+    // And one of a container no engine knows.
+    let elsewhere = Netns::new("ctr");
+    node.add("pipework", &Attach::to(&elsewhere, "eth0"), &conf);
+    let records = || node.records();
+    let before = records();
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    let w = Watcher::start(&node.host, &scope, &env);
+    assert!(w.wait_log("caught up", SETTLE).contains("caught up: 0 running containers"), "{}", w.log());
+    restart(&mut c);
+    w.wait_log(&format!("{}: started; nothing recorded or labelled", c.name), SETTLE);
+    assert!(c.link("eth0").is_none(), "a CNI attachment was made again");
+    run(&["docker", "rm", "-f", &c.name]);
+    w.wait_log(&format!("{}: removed; it had no record", c.name), SETTLE);
+    // Another watcher catching up, the container gone.
+    let again = Watcher::start(&node.host, &scope, &env);
+    again.wait_log("caught up", SETTLE);
+    assert_eq!(records(), before);
+    assert!(!w.log().contains("dropped") && !again.log().contains("dropped"), "{}", again.log());
+}

@@ -41,7 +41,8 @@ impl<'a> Reconciler<'a> {
     }
 
     /// The containers that have a record: ID and name. An unreadable
-    /// record is reported and left alone.
+    /// record is reported and left alone, and so is a CNI record
+    /// (`Finder::Cni`): its runtime makes it again (ADD) and removes it (DEL).
     pub fn recorded(&self) -> HashMap<String, String> {
         let listing = match self.store.load_all() {
             Ok(listing) => listing,
@@ -113,6 +114,7 @@ impl<'a> Reconciler<'a> {
             }
         }
         if wanted.is_empty() {
+            tracing::debug!("{name}: started; nothing recorded or labelled");
             return Ok(());
         }
         guest.refuse_here("there is nothing to connect")?;
