@@ -516,3 +516,49 @@ fn cni_records_are_left_to_their_runtime() {
     assert_eq!(records(), before);
     assert!(!w.log().contains("dropped") && !again.log().contains("dropped"), "{}", again.log());
 }
+
+/// A Docker watch and a Podman watch (Podman's Docker-compatible socket)
+/// sharing one state directory: each records its own engine's containers
+/// under that engine's name, and reconciles, replays and drops only those.
+#[test]
+fn docker_and_podman_watches_share_a_state_directory() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let podman = Podman::new(&host, &[CNI_PLUGINS]);
+    let service = podman.service();
+    let on_podman = [("DOCKER_HOST", service.host())];
+    let on_podman: Vec<(&str, &str)> = on_podman.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let scope = unique("pd");
+    let label = format!("{SCOPE}={scope}");
+    let d = Container::run_with("pd", &["--label", &label]);
+    assert_success(&pipework(&host, &["br0", &d.name, "10.5.107.1/24"]));
+    let mut p = podman.run("pd", "none", &["--label", &label]);
+    assert_success(&pipework_env(&host, &["br0", &p.name, "10.5.107.2/24"], &on_podman));
+    let state = PathBuf::from(host.state_dir());
+    let docker_record = state.join(format!("docker-{}.json", id(&d)));
+    let podman_record = state.join(format!("podman-{}.json", p.inspect("{{.Id}}")));
+    let text = std::fs::read_to_string(&podman_record).expect("the Podman container's record");
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(record["guest"]["find"]["runtime"], "podman", "{record}");
+    assert!(docker_record.exists());
+
+    let wd = Watcher::start(&host, &scope, &[]);
+    let wp = Watcher::start(&host, &scope, &on_podman);
+    for w in [&wd, &wp] {
+        assert!(w.wait_log("caught up", SETTLE).contains("caught up: 1 running container"), "{}", w.log());
+    }
+    assert!(docker_record.exists() && podman_record.exists(), "a watch dropped the other engine's record");
+
+    // Podman's restart is Podman's watch's to re-plumb.
+    podman.must(&["restart", "-t", "0", &p.name]);
+    p.pid = p.inspect("{{.State.Pid}}").parse().unwrap();
+    wp.wait_log(&format!("{}: plumbed eth1", p.name), SETTLE);
+    assert_connected(&host, "br0", &host_side("eth1", p.pid), &p, "eth1", "10.5.107.2/24");
+    assert!(!wd.log().contains(&p.name), "{}", wd.log());
+
+    // Its removal drops its record only.
+    podman.must(&["rm", "-f", "-t", "0", &p.name]);
+    wp.wait_log(&format!("{}: removed", p.name), SETTLE);
+    assert!(!podman_record.exists() && docker_record.exists());
+    assert!(wd.is_running() && wp.is_running());
+}

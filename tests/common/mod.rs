@@ -49,7 +49,7 @@ pub use pipework::{
     assert_one_line_naming, assert_refused, path_with, pipework, pipework_env, pipework_keeping_mounts,
     pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK, STATE_DIR_ENV,
 };
-pub use podman::{Podman, PodmanContainer, CNI_PLUGINS};
+pub use podman::{Podman, PodmanContainer, PodmanService, CNI_PLUGINS};
 pub use readback::{all_routes, link_detail, link_info_data, Addr, Family, Link, Ns, Route};
 pub use snapshot::{assert_unchanged, made_routes, made_routes_to, rules, settled_snapshot};
 pub use tempdir::TempDir;

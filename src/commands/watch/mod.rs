@@ -46,7 +46,7 @@ pub async fn watch(req: &Watch) -> Result<()> {
     let mut said_down = false;
     loop {
         let session = async {
-            let engine = Engine::connect(&req.only)?;
+            let engine = Engine::connect(&req.only).await?;
             let reconciler = Reconciler::new(&engine, &host, &store)?;
             serve(&engine, &reconciler, &mut signals, &mut said_down, &mut backoff).await
         };
