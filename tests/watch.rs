@@ -211,21 +211,7 @@ fn watch_reconnects_after_its_dockerd_restarts() {
     let label = w.label();
     let run_one = |docker: &PrivateDocker, name: &str, cidr: &str| -> u32 {
         let plumb = format!("pipework.eth1=br0 {cidr}");
-        docker.cli(&[
-            "run",
-            "-d",
-            "--net=none",
-            "--cap-add=NET_ADMIN",
-            "--name",
-            name,
-            "--label",
-            &label,
-            "--label",
-            &plumb,
-            IMAGE,
-            "/bin/sleep",
-            "1000000",
-        ]);
+        docker.cli(&docker_run(name, &["--label", &label, "--label", &plumb]));
         docker.cli(&["inspect", "-f", "{{.State.Pid}}", name]).trim().parse().unwrap()
     };
     let first = unique("pwdra");
