@@ -548,3 +548,30 @@ fn docker_and_podman_watches_share_a_state_directory() {
     assert!(!podman_record.exists() && docker_record.exists());
     assert!(wd.is_running() && wp.is_running());
 }
+
+/// A host DHCP client waiting for a server that does not answer holds up
+/// its own container only: the service plumbs the next one meanwhile.
+#[test]
+fn a_waiting_host_client_holds_up_its_container_only() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let w = Watcher::start(&host, &unique("hw"), &[]);
+    // udhcpc: 3 discovers 3 s apart, then it gives up (-n).
+    let waiting = container(&w, "hw", &["--label", "pipework.eth1=br0 udhcpc:-n"]);
+    until_its_client_runs(&waiting, &w);
+    let next = container(&w, "hw", &["--label", "pipework.eth1=br0 10.5.106.107/24"]);
+    let started = Instant::now();
+    w.wait_log(&format!("{}: plumbed eth1", next.name), SETTLE);
+    let took = started.elapsed();
+    assert!(!w.log().contains(&format!("{}: eth1 not plumbed", waiting.name)), "{}", w.log());
+    assert!(took < Duration::from_secs(5), "plumbed {took:?} after its start, behind the waiting client");
+    w.wait_log(&format!("{}: eth1 not plumbed", waiting.name), Duration::from_secs(30));
+}
+
+/// Until `c`'s DHCP client runs in it (pgrep names the container).
+fn until_its_client_runs(c: &Container, w: &Watcher) {
+    wait_for(&format!("udhcpc to run:\n{}", w.log()), SETTLE, || {
+        let found = quiet(&["pgrep", "-f", &format!("udhcpc.*{}", c.name)]);
+        found.status.success().then_some(())
+    });
+}
