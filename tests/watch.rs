@@ -211,21 +211,7 @@ fn watch_reconnects_after_its_dockerd_restarts() {
     let label = w.label();
     let run_one = |docker: &PrivateDocker, name: &str, cidr: &str| -> u32 {
         let plumb = format!("pipework.eth1=br0 {cidr}");
-        docker.cli(&[
-            "run",
-            "-d",
-            "--net=none",
-            "--cap-add=NET_ADMIN",
-            "--name",
-            name,
-            "--label",
-            &label,
-            "--label",
-            &plumb,
-            IMAGE,
-            "/bin/sleep",
-            "1000000",
-        ]);
+        docker.cli(&docker_run(name, &["--label", &label, "--label", &plumb]));
         docker.cli(&["inspect", "-f", "{{.State.Pid}}", name]).trim().parse().unwrap()
     };
     let first = unique("pwdra");
@@ -300,4 +286,292 @@ fn sigterm_and_sigint_stop_it_within_a_second_and_it_idles_without_cpu() {
         assert!(status.success(), "{status}");
         assert!(took < Duration::from_secs(1), "stopped {took:?} after signal {signal}");
     }
+}
+
+/// The DHCP agents whose state is in `host`'s state directory, as /proc
+/// shows them (`pipework --dhcp-agent <state>`): PID and network namespace.
+fn dhcp_agents(host: &Netns) -> Vec<(u32, String)> {
+    let prefix = format!("{}/", host.state_dir());
+    let mut agents = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> =
+            cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.get(1).map(String::as_str) == Some("--dhcp-agent")
+            && args.get(2).is_some_and(|state| state.starts_with(&prefix))
+        {
+            let ns = std::fs::read_link(entry.path().join("ns/net")).unwrap_or_default();
+            agents.push((pid, ns.display().to_string()));
+        }
+    }
+    agents
+}
+
+fn netns_of(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap().display().to_string()
+}
+
+/// dnsmasq's DHCPACK lines for `mac`: (address, hostname).
+fn acks(server: &DhcpServer, mac: &str) -> Vec<(String, String)> {
+    let log = server.log();
+    log.lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| w.starts_with("DHCPACK("))?;
+            (words.get(at + 2) == Some(&mac))
+                .then(|| (words[at + 1].to_string(), words.get(at + 3).copied().unwrap_or("").to_string()))
+        })
+        .collect()
+}
+
+/// A container of its own watcher attached with DHCP word `word` to
+/// dnsmasq serving `10.<net>.0.0/24` on `br0` of its own host.
+struct Leased {
+    host: Netns,
+    server: DhcpServer,
+    w: Watcher,
+    c: Container,
+    mac: String,
+    cidrs: Vec<String>,
+    ip: String,
+}
+
+impl Leased {
+    fn attach(prefix: &str, net: u8, word: &str) -> Leased {
+        let host = Netns::new("host");
+        let at = |last: u8| format!("10.{net}.0.{last}");
+        let server = DhcpConfig::new("br0", &format!("{}/24", at(1)), &at(50), &at(99)).start_in(&host);
+        let w = Watcher::start(&host, &unique(prefix), &[]);
+        let c = container(&w, prefix, &[]);
+        assert_success(&pipework(&host, &["br0", &c.name, word]));
+        let mac = c.must_link("eth1").address;
+        let cidrs = c.cidrs("eth1", Family::V4);
+        assert_eq!(cidrs.len(), 1, "{cidrs:?}");
+        let ip = cidrs[0].split('/').next().unwrap().to_string();
+        Leased { host, server, w, c, mac, cidrs, ip }
+    }
+
+    /// Restarts the container; the watcher plumbs it again with the same
+    /// MAC and address, which dnsmasq acknowledged twice, to the
+    /// container's name (not its ID).
+    fn restart_and_lease_again(&mut self) {
+        restart(&mut self.c);
+        let c = &self.c;
+        self.w.wait_log(&format!("{}: plumbed eth1", c.name), SETTLE);
+        assert_eq!(wait_eth1(c).address, self.mac, "another MAC after the restart");
+        assert_eq!(c.cidrs("eth1", Family::V4), self.cidrs, "another address after the restart");
+        let acked = acks(&self.server, &self.mac);
+        assert_eq!(acked, vec![(self.ip.clone(), c.name.clone()); 2], "{}", self.server.log());
+    }
+
+    fn record(&self) -> serde_json::Value {
+        let file = record_file(&self.host, &id(&self.c));
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    }
+}
+
+#[test]
+fn a_restarted_dhcp_container_leases_its_address_again_with_one_agent() {
+    let mut l = Leased::attach("dh", 33, "dhcp:-V acme");
+    let [(first_agent, _)] = dhcp_agents(&l.host)[..] else { panic!("{:?}", dhcp_agents(&l.host)) };
+    let before = l.server.log().len();
+
+    l.restart_and_lease_again();
+    assert_default_via(&l.c, Family::V4, "10.33.0.1", "eth1");
+    // With the recorded options, and dnsmasq holds one lease.
+    let since = l.server.log()[before..].to_string();
+    assert!(since.contains("vendor class: acme") && since.contains("DHCPACK("), "{since}");
+    let leases = l.server.leases();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!((leases[0].mac.as_str(), leases[0].ip.as_str()), (l.mac.as_str(), l.ip.as_str()));
+
+    // One agent keeps it, in the container's new namespace; the old one is gone.
+    let agents = wait_for("one agent, in the new namespace", SETTLE, || {
+        let agents = dhcp_agents(&l.host);
+        (agents.len() == 1 && agents[0].1 == netns_of(l.c.pid)).then_some(agents)
+    });
+    assert_ne!(agents[0].0, first_agent);
+    // And the record says which.
+    let record = l.record();
+    let dhcp = &record["interfaces"][0]["dhcp"];
+    assert_eq!((&dhcp["client"], &dhcp["options"]), (&"dhcp".into(), &"-V acme".into()), "{record}");
+    assert_eq!(dhcp["agent_pid"], agents[0].0, "{record}");
+    let state = dhcp["lease_file"].as_str().unwrap();
+    assert!(std::fs::read_to_string(state).unwrap().contains(&format!("agent={}", agents[0].0)));
+
+    // The new agent is the service's child: once it exits with its
+    // container, the service reaps it (no zombie).
+    run(&["docker", "rm", "-f", &l.c.name]);
+    l.w.wait_log(&format!("{}: removed", l.c.name), SETTLE);
+    wait_for("the agent to be reaped", SETTLE, || {
+        let children = format!("/proc/{0}/task/{0}/children", l.w.pid());
+        std::fs::read_to_string(children).unwrap().trim().is_empty().then_some(())
+    });
+    assert!(dhcp_agents(&l.host).is_empty());
+}
+
+#[test]
+fn a_restarted_host_client_container_leases_again_through_its_client() {
+    let mut l = Leased::attach("hc", 34, "udhcpc");
+    l.restart_and_lease_again();
+    assert_eq!(l.record()["interfaces"][0]["dhcp"]["client"], "udhcpc");
+    // As after an attach without -f, no client stays behind.
+    let left = quiet(&["pgrep", "-f", &format!("udhcpc.*{}", l.c.name)]);
+    assert!(stdout(&left).trim().is_empty(), "udhcpc left running: {}", stdout(&left));
+}
+
+/// Removal on Open vSwitch: the container's port leaves the bridge, with
+/// the bridge's dead pipework ports; a port that is not pipework's stays.
+#[test]
+fn a_removed_container_takes_its_ovs_port_and_the_bridges_dead_ones_along() {
+    let host = Netns::new("host");
+    let ovs = Ovs::new(&host);
+    let br = ovs.add_bridge();
+    let ovs_env = ovs.env();
+    let env: Vec<(&str, &str)> = ovs_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let w = Watcher::start(&host, &unique("ov"), &env);
+    let plumb = format!("pipework.eth1={} 10.30.0.1/24", br.name);
+    let c = container(&w, "ov", &["--label", &plumb]);
+    w.wait_log(&format!("{}: plumbed eth1", c.name), SETTLE);
+    let port = host_side("eth1", c.pid);
+    // A container this watcher does not look after, attached by hand and
+    // removed: its port stays behind, dead.
+    let other = Container::run("ovd");
+    assert_success(&pipework_env(&host, &[&br.name, &other.name, "10.30.0.2/24"], &env));
+    let dead = host_side("eth1", other.pid);
+    drop(other);
+    wait_for(&format!("{dead} to go with its container"), SETTLE, || {
+        host.link(&dead).is_none().then_some(())
+    });
+    ovs.vsctl(&["add-port", &br.name, "foreign0"]);
+    let names = |ports: Vec<OvsPort>| ports.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    let mut all = vec![port.clone(), dead.clone(), "foreign0".to_string()];
+    all.sort();
+    assert_eq!(names(br.ports()), all);
+    let record = record_file(&host, &id(&c));
+
+    run(&["docker", "rm", "-f", &c.name]);
+    w.wait_log(&format!("{}: removed", c.name), SETTLE);
+    assert_eq!(names(br.ports()), ["foreign0"]);
+    assert!(ovs.row("Port", &port).is_none() && ovs.row("Port", &dead).is_none());
+    assert!(!record.exists(), "{} is still there", record.display());
+}
+
+/// A record a container runtime made through pipework as a CNI plugin is
+/// the runtime's: no catch-up drops it (not even when its container is
+/// gone), no start replays it, no removal collects it.
+#[test]
+fn cni_records_are_left_to_their_runtime() {
+    let node = CniNode::new();
+    let state = node.state_dir();
+    let env = [("PIPEWORK_STATE_DIR", state.as_str()), ("RUST_LOG", "pipework=debug")];
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "watchnet",
+        "type": "pipework",
+        "bridge": "cni0",
+        "ipam": {"type": "host-local", "dataDir": node.ipam_dir(), "ranges": [[{"subnet": "10.78.0.0/24"}]]},
+    });
+    let scope = unique("cn");
+    let label = format!("{SCOPE}={scope}");
+    let mut c = Container::run_with("cn", &["--label", &label]);
+    let cid = id(&c);
+    node.add(
+        "pipework",
+        &Attach { id: cid.clone(), netns: format!("/proc/{}/ns/net", c.pid), ifname: "eth0".into() },
+        &conf,
+    );
+    // And one of a container no engine knows.
+    let elsewhere = Netns::new("ctr");
+    node.add("pipework", &Attach::to(&elsewhere, "eth0"), &conf);
+    let records = || node.records();
+    let before = records();
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    let w = Watcher::start(&node.host, &scope, &env);
+    assert!(w.wait_log("caught up", SETTLE).contains("caught up: 0 running containers"), "{}", w.log());
+    restart(&mut c);
+    w.wait_log(&format!("{}: started; nothing recorded or labelled", c.name), SETTLE);
+    assert!(c.link("eth0").is_none(), "a CNI attachment was made again");
+    run(&["docker", "rm", "-f", &c.name]);
+    w.wait_log(&format!("{}: removed; it had no record", c.name), SETTLE);
+    // Another watcher catching up, the container gone.
+    let again = Watcher::start(&node.host, &scope, &env);
+    again.wait_log("caught up", SETTLE);
+    assert_eq!(records(), before);
+    assert!(!w.log().contains("dropped") && !again.log().contains("dropped"), "{}", again.log());
+}
+
+/// A Docker watch and a Podman watch (Podman's Docker-compatible socket)
+/// sharing one state directory: each records its own engine's containers
+/// under that engine's name, and reconciles, replays and drops only those.
+#[test]
+fn docker_and_podman_watches_share_a_state_directory() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let podman = Podman::new(&host, &[CNI_PLUGINS]);
+    let service = podman.service();
+    let on_podman = [("DOCKER_HOST", service.host())];
+    let on_podman: Vec<(&str, &str)> = on_podman.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let scope = unique("pd");
+    let label = format!("{SCOPE}={scope}");
+    let d = Container::run_with("pd", &["--label", &label]);
+    assert_success(&pipework(&host, &["br0", &d.name, "10.5.107.1/24"]));
+    let mut p = podman.run("pd", "none", &["--label", &label]);
+    assert_success(&pipework_env(&host, &["br0", &p.name, "10.5.107.2/24"], &on_podman));
+    let state = PathBuf::from(host.state_dir());
+    let docker_record = state.join(format!("docker-{}.json", id(&d)));
+    let podman_record = state.join(format!("podman-{}.json", p.inspect("{{.Id}}")));
+    let text = std::fs::read_to_string(&podman_record).expect("the Podman container's record");
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(record["guest"]["find"]["runtime"], "podman", "{record}");
+    assert!(docker_record.exists());
+
+    let wd = Watcher::start(&host, &scope, &[]);
+    let wp = Watcher::start(&host, &scope, &on_podman);
+    for w in [&wd, &wp] {
+        assert!(w.wait_log("caught up", SETTLE).contains("caught up: 1 running container"), "{}", w.log());
+    }
+    assert!(docker_record.exists() && podman_record.exists(), "a watch dropped the other engine's record");
+
+    // Podman's restart is Podman's watch's to re-plumb.
+    podman.must(&["restart", "-t", "0", &p.name]);
+    p.pid = p.inspect("{{.State.Pid}}").parse().unwrap();
+    wp.wait_log(&format!("{}: plumbed eth1", p.name), SETTLE);
+    assert_connected(&host, "br0", &host_side("eth1", p.pid), &p, "eth1", "10.5.107.2/24");
+    assert!(!wd.log().contains(&p.name), "{}", wd.log());
+
+    // Its removal drops its record only.
+    podman.must(&["rm", "-f", "-t", "0", &p.name]);
+    wp.wait_log(&format!("{}: removed", p.name), SETTLE);
+    assert!(!podman_record.exists() && docker_record.exists());
+    assert!(wd.is_running() && wp.is_running());
+}
+
+/// A host DHCP client waiting for a server that does not answer holds up
+/// its own container only: the service plumbs the next one meanwhile.
+#[test]
+fn a_waiting_host_client_holds_up_its_container_only() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let w = Watcher::start(&host, &unique("hw"), &[]);
+    // udhcpc: 3 discovers 3 s apart, then it gives up (-n).
+    let waiting = container(&w, "hw", &["--label", "pipework.eth1=br0 udhcpc:-n"]);
+    until_its_client_runs(&waiting, &w);
+    let next = container(&w, "hw", &["--label", "pipework.eth1=br0 10.5.106.107/24"]);
+    let started = Instant::now();
+    w.wait_log(&format!("{}: plumbed eth1", next.name), SETTLE);
+    let took = started.elapsed();
+    assert!(!w.log().contains(&format!("{}: eth1 not plumbed", waiting.name)), "{}", w.log());
+    assert!(took < Duration::from_secs(5), "plumbed {took:?} after its start, behind the waiting client");
+    w.wait_log(&format!("{}: eth1 not plumbed", waiting.name), Duration::from_secs(30));
+}
+
+/// Until `c`'s DHCP client runs in it (pgrep names the container).
+fn until_its_client_runs(c: &Container, w: &Watcher) {
+    wait_for(&format!("udhcpc to run:\n{}", w.log()), SETTLE, || {
+        let found = quiet(&["pgrep", "-f", &format!("udhcpc.*{}", c.name)]);
+        found.status.success().then_some(())
+    });
 }

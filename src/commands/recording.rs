@@ -8,7 +8,7 @@ use rtnetlink::packet_route::route::RouteMessage;
 use crate::dhcp::state::State;
 use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Step};
-use crate::request::{Addressing, Attach, Dhcp, GuestRef, HostIf, Tag, Tool};
+use crate::request::{Addressing, Attach, Dhcp, DhcpClient, GuestRef, HostIf, Tag, Tool, DHCP_TIMEOUT};
 use crate::resolve::guest::Guest;
 use crate::state::{
     Attached, DefaultRoute, DhcpRecord, Finder, GuestRecord, HostNs, How, Interface, Record, Store,
@@ -178,9 +178,11 @@ pub fn command_applied(guest: &Guest, tool: Tool, args: &[String]) -> Result<()>
 }
 
 /// The attach that makes `iface` again as recorded (same names, MAC,
-/// address, gateway, VLAN): for re-plumbing a restarted guest. The guest is
-/// named as it can be found again (a container by its ID). Only the first
-/// address is made again, as an attach makes one. A CNI attachment is the
+/// address, gateway, VLAN, DHCP mode and options): for re-plumbing a
+/// restarted guest. The guest is named as it can be found again (a
+/// container by its ID). Only the first address is made again, as an
+/// attach makes one; a DHCP interface leases again with its MAC, so the
+/// server gives it the same address. A CNI attachment is the
 /// runtime's to make again (it runs ADD when it restarts the container):
 /// its replay names the namespace path it was made in.
 pub fn replay(record: &Record, iface: &Interface) -> Attach {
@@ -199,8 +201,9 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         Attached::None => iface.host_side.clone().unwrap_or_else(|| "dummy".into()),
     };
     let addr = match (&iface.dhcp, iface.addresses.first()) {
+        (Some(dhcp), _) => redone(dhcp).map_or(Addressing::None, Addressing::Dhcp),
         (None, Some(net)) => Addressing::Static { net: *net, gateway: iface.gateway },
-        _ => Addressing::None,
+        (None, None) => Addressing::None,
     };
     Attach {
         host: HostIf::Name(host),
@@ -215,42 +218,105 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
     }
 }
 
+/// The DHCP word a record's mode was (`dhcp` is the native client), with
+/// its options; the wait for a lease is the default one.
+fn redone(d: &DhcpRecord) -> Option<Dhcp> {
+    let client = match d.client.as_str() {
+        "dhcp" => DhcpClient::Docker,
+        "udhcpc" => DhcpClient::Udhcpc,
+        "dhclient" => DhcpClient::Dhclient,
+        "dhcpcd" => DhcpClient::Dhcpcd,
+        _ => return None,
+    };
+    Some(Dhcp { client, foreground: d.foreground, options: d.options.clone(), timeout: DHCP_TIMEOUT })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::state::NsId;
 
-    #[test]
-    fn a_record_replays_as_the_attach_that_made_it() {
+    /// Container `abc`'s record, with `iface` its one interface.
+    fn record_of(iface: &Interface) -> Record {
         let guest = GuestRecord {
             label: "xcatmn".into(),
             find: Finder::Container { runtime: "docker".into(), id: "abc".into(), name: "xcatmn".into() },
             netns: NsId { ino: 1, dev: 2 },
         };
         let mut record = Record::new(guest, HostNs { id: NsId { ino: 3, dev: 4 }, netns: None });
-        let net = "10.5.106.101/24".parse().unwrap();
-        let iface = Interface {
+        record.put_interface(iface.clone());
+        record
+    }
+
+    /// eth1, a veth on br0 with no addressing.
+    fn veth() -> Interface {
+        Interface {
             name: "eth1".into(),
             ifindex: 9,
-            how: How::Macvlan,
-            host_side: Some("eth0.10".into()),
-            attached_to: Attached::Parent("eth0".into()),
+            how: How::Veth,
+            host_side: Some("veth1pl77".into()),
+            attached_to: Attached::Bridge("br0".into()),
             mac: "02:00:00:00:00:09".parse().unwrap(),
             mtu: 1500,
-            addresses: vec![net],
-            gateway: Some("10.5.106.1".parse().unwrap()),
-            vlan: Some(10),
+            addresses: Vec::new(),
+            gateway: None,
+            vlan: None,
             vlan_filtering: false,
             dhcp: None,
             replaced_default: None,
             cni: None,
+        }
+    }
+
+    #[test]
+    fn a_record_replays_as_the_attach_that_made_it() {
+        let net = "10.5.106.101/24".parse().unwrap();
+        let iface = Interface {
+            how: How::Macvlan,
+            host_side: Some("eth0.10".into()),
+            attached_to: Attached::Parent("eth0".into()),
+            addresses: vec![net],
+            gateway: Some("10.5.106.1".parse().unwrap()),
+            vlan: Some(10),
+            ..veth()
         };
-        record.put_interface(iface.clone());
-        let req = replay(&record, &iface);
+        let req = replay(&record_of(&iface), &iface);
         assert_eq!(req.host, HostIf::Name("eth0".into()));
         assert_eq!(req.guest, GuestRef::Name("abc".into()));
         assert_eq!((req.container_if.as_deref(), req.tag), (Some("eth1"), Some(Tag("10".into()))));
         assert_eq!(req.addr, Addressing::Static { net, gateway: Some("10.5.106.1".parse().unwrap()) });
         assert_eq!((req.mac, req.local_if, req.direct_phys), (Some(iface.mac), None, false));
+    }
+
+    #[test]
+    fn a_dhcp_interface_replays_as_its_dhcp_word() {
+        let mut iface = Interface {
+            dhcp: Some(DhcpRecord {
+                client: "dhcp".into(),
+                foreground: false,
+                options: Some("-V acme".into()),
+                agent_pid: Some(4242),
+                lease_file: Some("/var/lib/pipework/dhcp/1-eth1".into()),
+            }),
+            ..veth()
+        };
+        let record = record_of(&iface);
+        let req = replay(&record, &iface);
+        let native = Dhcp {
+            client: DhcpClient::Docker,
+            foreground: false,
+            options: Some("-V acme".into()),
+            timeout: DHCP_TIMEOUT,
+        };
+        assert_eq!((req.addr, req.mac), (Addressing::Dhcp(native), Some(iface.mac)));
+        iface.dhcp = Some(DhcpRecord {
+            client: "dhclient".into(),
+            foreground: true,
+            options: None,
+            agent_pid: None,
+            lease_file: None,
+        });
+        let Addressing::Dhcp(host) = replay(&record, &iface).addr else { panic!("not DHCP") };
+        assert_eq!((host.client, host.foreground), (DhcpClient::Dhclient, true));
     }
 }

@@ -10,7 +10,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 
 use super::state::State;
 use crate::error::{Error, Result};
@@ -21,6 +25,11 @@ pub const WORD: &str = "--dhcp-agent";
 pub const PIDFD: i32 = 3;
 /// The fd the run's packet socket is handed over on, closed at once.
 pub const HANDED_SOCKET: i32 = 4;
+
+/// The agents this process started and has not reaped. A run ends long
+/// before its agents and leaves them to init; the watch service lives on
+/// and reaps them as they exit (`reap`), or they would stay zombies.
+static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// Starts the agent for `state` (already written) inside `netns`, watching
 /// `pidfd`; returns its PID.
@@ -60,7 +69,17 @@ pub fn spawn(
         });
     }
     let child = cmd.spawn().map_err(|e| Error::from(e).context("starting the DHCP agent"))?;
+    STARTED.lock().unwrap_or_else(PoisonError::into_inner).push(child.id());
     Ok(child.id())
+}
+
+/// Reaps the agents this process started that have exited (at SIGCHLD).
+pub fn reap() {
+    let mut started = STARTED.lock().unwrap_or_else(PoisonError::into_inner);
+    started.retain(|&pid| {
+        let Ok(raw) = i32::try_from(pid) else { return false };
+        matches!(waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive))
+    });
 }
 
 /// Whether `pid` is still the agent that keeps the lease of `state`: a PID
@@ -74,13 +93,13 @@ pub fn running(pid: u32, state: &Path) -> bool {
 /// Asks the agent to release the lease and leave, and waits a moment for it.
 pub fn stop(pid: u32) {
     let Ok(raw) = i32::try_from(pid) else { return };
-    let pid = nix::unistd::Pid::from_raw(raw);
+    let pid = Pid::from_raw(raw);
     if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_err() {
         return;
     }
     for _ in 0..200 {
         // Reaped if it is our own child (a rollback), else left to init.
-        let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
         if nix::sys::signal::kill(pid, None).is_err() {
             return;
         }

@@ -32,7 +32,7 @@ pub fn steps(plan: &mut Plan, ctx: &Context<'_>, dhcp: &Dhcp, dev: &str, port: O
         plan.push(Step::HostDhcp { dhcp: dhcp.clone(), argv, guest: label.clone(), resolv });
         return Ok(());
     }
-    let hostname = default_hostname(&ctx.req.guest);
+    let hostname = default_hostname(&ctx.req.guest, &ctx.guest.label);
     let native = Native::parse(dhcp.options.as_deref(), hostname.as_deref())?;
     let netns_file = match &ctx.req.guest {
         GuestRef::Netns(name) => Some(PathBuf::from("/var/run/netns").join(name)),
@@ -57,10 +57,13 @@ pub fn steps(plan: &mut Plan, ctx: &Context<'_>, dhcp: &Dhcp, dev: &str, port: O
 }
 
 /// The guest's name as the original sent it (`-x hostname:<guest>`), when
-/// it can be a host name: not for `pid:N` or a path.
-fn default_hostname(guest: &GuestRef) -> Option<String> {
+/// it can be a host name: not for `pid:N` or a path. A container goes by
+/// its label, the name it was found by: the name typed, or the
+/// container's own where the watch service names it by its ID.
+fn default_hostname(guest: &GuestRef, label: &str) -> Option<String> {
     let name = match guest {
-        GuestRef::Netns(name) | GuestRef::Name(name) => name,
+        GuestRef::Netns(name) => name.as_str(),
+        GuestRef::Name(_) => label,
         GuestRef::Pid(_) | GuestRef::Path(_) => return None,
     };
     let fits = !name.is_empty()

@@ -148,11 +148,9 @@ pub async fn teardown(t: &Teardown<'_>, bridge: &str, port: &str, last: &mut Vec
 /// container's name as `docker inspect` gives `.Name`, with its `/`.
 fn new_port(bridge: &str, local: &str, vlan: Option<u16>, guest: &Guest) -> NewPort {
     let mut ids = vec![("pipework.interface", local.to_string()), (MARK, bridge.to_string())];
-    if let Finder::Container { runtime, id, name } = &guest.find {
-        if runtime == "docker" {
-            ids.push(("pipework.containerid", id.clone()));
-            ids.push(("pipework.containername", format!("/{name}")));
-        }
+    if let Finder::Container { id, name, .. } = &guest.find {
+        ids.push(("pipework.containerid", id.clone()));
+        ids.push(("pipework.containername", format!("/{name}")));
     }
     ids.push(("pipework.nspid", guest.name_number.to_string()));
     if let Some(vid) = vlan {

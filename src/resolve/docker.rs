@@ -14,7 +14,7 @@ use crate::error::{is_permission, needs_root, Error, Kind, Result};
 use crate::state::Finder;
 
 /// API 1.41 (Docker 20.10) is understood by every engine from 20.10 on and
-/// by Podman's compatibility layer, and costs no version round trip.
+/// by Podman's compatibility layer, and needs no negotiation round trip.
 const DOCKER_API: ClientVersion = ClientVersion { major_version: 1, minor_version: 41 };
 
 /// The Engine API socket: `DOCKER_HOST=unix://…`, else Docker's, else Podman's.
@@ -65,21 +65,25 @@ fn trusted_socket(socket: PathBuf) -> Result<PathBuf> {
 /// A Docker container: `docker inspect`'s `.State.Pid`, retried while it is
 /// 0 (the container is not running yet) three times a second apart, as the
 /// original did; then, its namespace open, asked again, in case the
-/// container stopped and its PID went to another process meanwhile.
+/// container stopped and its PID went to another process meanwhile. Which
+/// engine answers is asked at the same time.
 pub async fn guest(label: &str) -> Result<Guest> {
     let (docker, socket) = client(label)?;
     let no_such = || Error::original(Kind::NotFound, format!("Error: No such object: {label}"));
+    let (runtime, mut inspected) = tokio::join!(runtime(&docker, &socket), inspect(&docker, label, &socket));
+    let runtime = runtime?;
     for attempt in 1..=3 {
-        let Inspected { pid, find, .. } = inspect(&docker, label, &socket).await?.ok_or_else(no_such)?;
-        if pid != 0 {
-            let guest = Guest::from_pid(label, pid, find)?;
+        let found = inspected?.ok_or_else(no_such)?;
+        if found.pid != 0 {
+            let guest = Guest::from_pid(label, found.pid, found.find(runtime))?;
             let again = inspect(&docker, label, &socket).await?.ok_or_else(no_such)?.pid;
-            return guest.confirm(again == pid);
+            return guest.confirm(again == found.pid);
         }
         tracing::debug!(attempt, "container {label} has PID 0 (not running)");
         if attempt < 3 {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        inspected = inspect(&docker, label, &socket).await;
     }
     Err(Error::original(Kind::NotFound, "Docker inspect returned invalid PID 0"))
 }
@@ -88,21 +92,24 @@ pub async fn guest(label: &str) -> Result<Guest> {
 /// no waiting (`None` when it is stopped or gone).
 pub async fn running(label: &str, id: &str) -> Result<Option<Guest>> {
     let (docker, socket) = client(label)?;
-    Ok(running_with(&docker, &socket, label, id).await?.map(|(guest, _)| guest))
+    let runtime = runtime(&docker, &socket).await?;
+    Ok(running_with(&docker, &socket, runtime, label, id).await?.map(|(guest, _)| guest))
 }
 
-/// The same through a client already open (the watch service keeps one),
-/// with the container's labels.
+/// The same through a client already open (the watch service keeps one,
+/// and knows its engine's `runtime`), with the container's labels.
 pub async fn running_with(
     docker: &Docker,
     socket: &Path,
+    runtime: &str,
     label: &str,
     id: &str,
 ) -> Result<Option<(Guest, HashMap<String, String>)>> {
     match inspect(docker, id, socket).await? {
         None | Some(Inspected { pid: 0, .. }) => Ok(None),
-        Some(Inspected { pid, find, labels }) => {
-            let guest = Guest::from_pid(label, pid, find)?;
+        Some(found) => {
+            let pid = found.pid;
+            let guest = Guest::from_pid(label, pid, found.find(runtime))?;
             // A process in a cgroup named after the container (Docker's
             // `docker-<id>.scope` or `/docker/<id>`, Podman's `libpod-<id>`)
             // is the container's; else the engine is asked again.
@@ -110,10 +117,25 @@ pub async fn running_with(
                 true => true,
                 false => inspect(docker, id, socket).await?.map(|i| i.pid) == Some(pid),
             };
-            Ok(Some((guest.confirm(still)?, labels)))
+            Ok(Some((guest.confirm(still)?, found.labels)))
         }
     }
 }
+
+/// The engine behind the socket, as records name it: `podman` when its
+/// `/version` lists a "Podman Engine" component (Podman's
+/// Docker-compatible socket), else `docker`.
+pub async fn runtime(docker: &Docker, socket: &Path) -> Result<&'static str> {
+    let version = docker
+        .version()
+        .await
+        .map_err(|e| Error::new(Kind::Io, format!("cannot reach Docker at {}: {e}", socket.display())))?;
+    let podman = version.components.unwrap_or_default().iter().any(|c| c.name == PODMAN_COMPONENT);
+    Ok(if podman { "podman" } else { "docker" })
+}
+
+/// The component Podman's `/version` names itself by.
+const PODMAN_COMPONENT: &str = "Podman Engine";
 
 /// Whether process `pid` is in a cgroup whose path holds container `id`
 /// (the full 64-digit ID; a shorter one is not trusted).
@@ -146,9 +168,17 @@ pub fn client(label: &str) -> Result<(Docker, PathBuf)> {
 struct Inspected {
     /// `.State.Pid`, 0 when not running.
     pid: u64,
-    /// Its ID and name (without Docker's leading `/`).
-    find: Finder,
+    id: String,
+    /// Its name, without Docker's leading `/`.
+    name: String,
     labels: HashMap<String, String>,
+}
+
+impl Inspected {
+    /// How a record finds it again: by `runtime` and ID.
+    fn find(&self, runtime: &str) -> Finder {
+        Finder::Container { runtime: runtime.into(), id: self.id.clone(), name: self.name.clone() }
+    }
 }
 
 /// `None` for no such container.
@@ -164,9 +194,8 @@ async fn inspect(docker: &Docker, label: &str, socket: &Path) -> Result<Option<I
             let (id, name) = (info.id.unwrap_or_default(), info.name.unwrap_or_default());
             tracing::debug!(id, name, pid, "docker inspect");
             let name = name.trim_start_matches('/').to_string();
-            let find = Finder::Container { runtime: "docker".into(), id, name };
             let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
-            Ok(Some(Inspected { pid: u64::try_from(pid).unwrap_or(0), find, labels }))
+            Ok(Some(Inspected { pid: u64::try_from(pid).unwrap_or(0), id, name, labels }))
         }
         Err(E::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
         // An ID prefix that several containers share.

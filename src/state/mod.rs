@@ -52,8 +52,9 @@ pub struct GuestRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Finder {
-    /// A container of an engine (`docker` for the Engine API, which Podman
-    /// speaks too). The ID survives restarts.
+    /// A container of an engine: `docker`, or `podman` when the Engine API
+    /// socket is Podman's (its `/version` says so); records written before
+    /// that was asked say `docker` for both. The ID survives restarts.
     Container {
         runtime: String,
         id: String,

@@ -12,9 +12,15 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+// The integration tests' harness: the benches' containers are made as the
+// tests' are (`docker_run`).
+#[path = "../common/mod.rs"]
+mod common;
+
+pub use common::docker_run;
+
 pub const PIPEWORK: &str = env!("CARGO_BIN_EXE_pipework");
 pub const NETNS_DIR: &str = "/var/run/netns";
-pub const IMAGE: &str = "pipework-test:latest";
 /// Marks what the benches own; the integration tests use `pwt`.
 pub const TAG: &str = "pwb";
 pub const BRIDGE: &str = "br0";
@@ -233,9 +239,8 @@ impl Container {
     pub fn run_with(name: &str, docker_args: &[&str]) -> Result<Container, String> {
         // Guard first: `docker run` may fail after creating the container.
         let ctr = Container { name: name.to_string() };
-        let mut argv = vec!["docker", "run", "-d", "--net=none", "--cap-add=NET_ADMIN", "--name", name];
-        argv.extend_from_slice(docker_args);
-        argv.extend([IMAGE, "/bin/sleep", "1000000"]);
+        let mut argv = vec!["docker"];
+        argv.extend(docker_run(name, docker_args));
         run(&argv)?;
         Ok(ctr)
     }
@@ -243,10 +248,60 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        if let Err(e) = run(&["docker", "rm", "-f", &self.name]) {
+        if let Err(e) = remove_containers(std::slice::from_ref(&self.name)) {
             eprintln!("bench: cleanup: {e}");
         }
     }
+}
+
+/// How many containers one `docker rm -f` removes, and how long it may
+/// take: one `docker rm -f` of 200 kept the shared dockerd busy for
+/// minutes, and other work waited behind it.
+const RM_BATCH: usize = 8;
+const RM_WAIT: Duration = Duration::from_secs(60);
+
+/// Removes containers `names` a batch at a time, each `docker rm -f` killed
+/// if it takes longer than `RM_WAIT`; goes on past a failed batch and says
+/// which failed. A name already gone is no failure.
+pub fn remove_containers(names: &[String]) -> Result<(), String> {
+    let mut failed = Vec::new();
+    for batch in names.chunks(RM_BATCH) {
+        let mut argv = vec!["docker", "rm", "-f"];
+        argv.extend(batch.iter().map(String::as_str));
+        if let Err(e) = run_within(&argv, RM_WAIT) {
+            // Docker's words for each name it did not find, one a line.
+            let said: Vec<&str> = e.lines().skip(1).collect();
+            let gone = !said.is_empty() && said.iter().all(|l| l.contains("No such container"));
+            if !gone {
+                failed.push(e);
+            }
+        }
+    }
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(failed.join("\n")),
+    }
+}
+
+/// `run`, with the command killed after `limit`.
+pub fn run_within(argv: &[&str], limit: Duration) -> Result<String, String> {
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    let deadline = Instant::now() + limit;
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("`{}` did not end within {limit:?}: killed", argv.join(" ")));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stdout_of(argv, child.wait_with_output().map_err(|e| e.to_string())?)
 }
 
 /// Runs a helper command that must succeed; returns its stdout.
@@ -256,9 +311,15 @@ pub fn run(argv: &[&str]) -> Result<String, String> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    stdout_of(argv, out)
+}
+
+/// A command's stdout if it succeeded, else its status and stderr (from
+/// the next line on).
+fn stdout_of(argv: &[&str], out: std::process::Output) -> Result<String, String> {
     if !out.status.success() {
         return Err(format!(
-            "`{}` exited with {}: {}",
+            "`{}` exited with {}:\n{}",
             argv.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim_end()
@@ -299,7 +360,9 @@ pub fn sweep_stale() {
         .collect();
     let _ = ip_batch("netns del", &netns, true);
     let listed = run(&["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", &format!("name=^{TAG}")]);
-    for name in listed.unwrap_or_default().lines().filter(|n| is_stale(n)) {
-        let _ = run(&["docker", "rm", "-f", name]);
+    let stale: Vec<String> =
+        listed.unwrap_or_default().lines().filter(|n| is_stale(n)).map(String::from).collect();
+    if let Err(e) = remove_containers(&stale) {
+        eprintln!("bench: sweeping: {e}");
     }
 }

@@ -1,7 +1,7 @@
 //! `pipework watch`: how fast it catches up, how soon it re-plumbs a
 //! restarted container, how much memory it keeps, and that it idles.
 //!
-//! Run as root: `cargo bench --bench watch` (`-- 100` for one size). For N = 100 and 200 running
+//! Run as root: `cargo bench --bench watch` (`-- 100` for one size, any N). For N = 100 and 200 running
 //! containers, each attached to one bridge by pipework (so each has a
 //! record), all restarted while no watch runs (so each lost its eth1):
 //!
@@ -46,9 +46,10 @@ fn main() -> ExitCode {
     }
     sweep_stale();
     let mut failed = false;
-    // `cargo bench --bench watch -- 200`: the sizes named alone.
+    // `cargo bench --bench watch -- 200`: the sizes named alone (any N).
     let named: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    for n in SIZES.into_iter().filter(|n| named.is_empty() || named.contains(n)) {
+    let sizes = if named.is_empty() { SIZES.to_vec() } else { named };
+    for n in sizes {
         match bench(n) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
@@ -272,11 +273,14 @@ impl Drop for Watch {
     }
 }
 
-/// The containers, started four at a time, removed in one `docker rm` on drop.
+/// The containers, started four at a time; removed on drop a few at a
+/// time, each batch with a bounded wait (see `remove_containers`), also
+/// when the bench fails or panics halfway.
 struct Containers(Vec<String>);
 
 impl Containers {
     fn run(names: &[String], scope: &str) -> Result<Containers, String> {
+        // Guard first: a failed `docker run` may have created its container.
         let guard = Containers(names.to_vec());
         for chunk in names.chunks(4) {
             std::thread::scope(|s| {
@@ -284,23 +288,11 @@ impl Containers {
                     .iter()
                     .map(|name| {
                         s.spawn(move || {
-                            let argv = [
-                                "docker",
-                                "run",
-                                "-d",
-                                "--net=none",
-                                "--cap-add=NET_ADMIN",
-                                "--name",
-                                name,
-                                "--label",
-                                scope,
-                                IMAGE,
-                                "/bin/sleep",
-                                "1000000",
-                            ];
+                            let mut argv = vec!["docker"];
+                            argv.extend(docker_run(name, &["--label", scope]));
                             // Under load, runc now and then fails to start one: once more.
                             run(&argv).or_else(|_| {
-                                let _ = run(&["docker", "rm", "-f", name]);
+                                let _ = remove_containers(std::slice::from_ref(name));
                                 run(&argv)
                             })
                         })
@@ -315,10 +307,12 @@ impl Containers {
 
 impl Drop for Containers {
     fn drop(&mut self) {
-        let mut argv = vec!["docker", "rm", "-f"];
-        argv.extend(self.0.iter().map(String::as_str));
-        if let Err(e) = run(&argv) {
-            eprintln!("watch bench: cleanup: {e}");
+        let began = Instant::now();
+        match remove_containers(&self.0) {
+            Ok(()) => {
+                eprintln!("watch bench: {} containers removed in {:.1?}", self.0.len(), began.elapsed())
+            }
+            Err(e) => eprintln!("watch bench: cleanup: {e}"),
         }
     }
 }

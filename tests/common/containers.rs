@@ -31,9 +31,8 @@ impl Container {
     pub fn run_with(prefix: &str, docker_args: &[&str]) -> Container {
         init();
         let mut c = Container { name: owned_name(prefix), pid: 0 };
-        let mut argv = vec!["docker", "run", "-d", "--net=none", "--cap-add=NET_ADMIN", "--name", &c.name];
-        argv.extend_from_slice(docker_args);
-        argv.extend([IMAGE, "/bin/sleep", "1000000"]);
+        let mut argv = vec!["docker"];
+        argv.extend(docker_run(&c.name, docker_args));
         run(&argv);
         c.pid = c.inspect_pid();
         c
@@ -96,6 +95,17 @@ impl Drop for Container {
     fn drop(&mut self) {
         let _ = quiet(&["docker", "rm", "-f", &self.name]);
     }
+}
+
+/// The words after `docker` (or `docker -H <host>`) that run the test image
+/// as container `name`: detached, no network of its own, NET_ADMIN, with
+/// `docker_args` (`--label`s...), sleeping until removed. The tests' and
+/// the benches' containers are all made so.
+pub fn docker_run<'a>(name: &'a str, docker_args: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec!["run", "-d", "--net=none", "--cap-add=NET_ADMIN", "--name", name];
+    argv.extend_from_slice(docker_args);
+    argv.extend([IMAGE, "/bin/sleep", "1000000"]);
+    argv
 }
 
 /// Docker run options that give a container IPv6: Docker 20.10 turns it off

@@ -38,7 +38,7 @@ pub use assertions::{assert_connected, assert_default_via, assert_macvlan_on};
 pub use cgroups::{Cgroup, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
 pub use cni::{assert_plugin_ok, cni_error, Attach, CniNode};
 pub use commands::{assert_success, quiet, run, stderr, stdout, which};
-pub use containers::{host_side, Container, DOCKER_IPV6, IMAGE};
+pub use containers::{docker_run, host_side, Container, DOCKER_IPV6, IMAGE};
 pub use daemons::wait_for;
 pub use dhcp::{DhcpConfig, DhcpServer, Lease};
 pub use loops::{disk_gid, kernel_loops, loop_index, loop_nodes, node_info, KernelLoops, NodeInfo};
@@ -50,7 +50,7 @@ pub use pipework::{
     pipework_keeping_mounts, pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK,
     STATE_DIR_ENV,
 };
-pub use podman::{Podman, PodmanContainer, CNI_PLUGINS};
+pub use podman::{Podman, PodmanContainer, PodmanService, CNI_PLUGINS};
 pub use readback::{all_routes, link_detail, link_info_data, Addr, Family, Link, Ns, Route};
 pub use snapshot::{assert_unchanged, made_routes, made_routes_to, rules, settled_snapshot};
 pub use tempdir::TempDir;

@@ -11,10 +11,13 @@
 
 use std::path::PathBuf;
 use std::process::Output;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::commands::quiet;
 use super::containers::{enter_pid, IMAGE};
+use super::daemons::wait_for;
 use super::names::owned_name;
 use super::netns::Netns;
 use super::readback::Ns;
@@ -112,6 +115,24 @@ impl Podman {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `podman system service`: its Docker-compatible Engine API on a
+    /// socket of this test's, until dropped.
+    pub fn service(&self) -> PodmanService {
+        let socket = self.dir.join("podman.sock");
+        let argv = self.argv(&["system", "service", "--time=0", &format!("unix://{socket}")]);
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]).env("CONTAINERS_CONF", self.dir.join("containers.conf"));
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+        cmd.stderr(std::process::Stdio::null());
+        let child = cmd.spawn().expect("spawn podman system service");
+        let service = PodmanService { child, socket };
+        wait_for("podman's socket to answer", Duration::from_secs(30), || {
+            let argv = ["docker", "-H", &service.host(), "version", "--format", "{{.Server.Version}}"];
+            quiet(&argv).status.success().then_some(())
+        });
+        service
+    }
+
     /// `podman run -d --network <network> <extra> <test image> sleep`: a
     /// container that lives until dropped.
     pub fn run(&self, prefix: &str, network: &str, extra: &[&str]) -> PodmanContainer<'_> {
@@ -174,6 +195,26 @@ pub(crate) fn sweep(stale: &dyn Fn(&str) -> bool) {
     let names = podman(&["ps", "-a", "--format", "{{.Names}}"]);
     for name in names.lines().filter(|n| stale(n)) {
         podman(&["rm", "-f", "-t", "0", name]);
+    }
+}
+
+/// Podman's Engine API service, killed on drop.
+pub struct PodmanService {
+    child: std::process::Child,
+    socket: String,
+}
+
+impl PodmanService {
+    /// `unix://<socket>`, for DOCKER_HOST.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket)
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -34,6 +34,9 @@ pub struct Event {
 pub struct Engine {
     pub docker: Docker,
     pub socket: PathBuf,
+    /// `docker` or `podman`: the records of this engine's containers are
+    /// the ones looked after (another watch may look after the others').
+    pub runtime: &'static str,
     only: Vec<String>,
 }
 
@@ -46,10 +49,12 @@ pub struct Containers {
 }
 
 impl Engine {
-    /// The engine's socket, found and trusted as for an attach.
-    pub fn connect(only: &[String]) -> Result<Engine> {
+    /// The engine's socket, found and trusted as for an attach, and which
+    /// engine it is.
+    pub async fn connect(only: &[String]) -> Result<Engine> {
         let (docker, socket) = docker::client("the watch service")?;
-        Ok(Engine { docker, socket, only: only.to_vec() })
+        let runtime = docker::runtime(&docker, &socket).await?;
+        Ok(Engine { docker, socket, runtime, only: only.to_vec() })
     }
 
     pub async fn containers(&self) -> Result<Containers> {
@@ -85,7 +90,7 @@ impl Engine {
         let since = since.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
         let mut filters = HashMap::from([
             ("type".to_string(), vec!["container".to_string()]),
-            ("event".to_string(), ["start", "die", "destroy"].map(String::from).to_vec()),
+            ("event".to_string(), ["start", "die", "destroy", "remove"].map(String::from).to_vec()),
         ]);
         if !self.only.is_empty() {
             filters.insert("label".to_string(), self.only.clone());
@@ -105,7 +110,8 @@ impl Engine {
                 let what = match message.action.as_deref()? {
                     "start" => Happened::Start,
                     "die" => Happened::Die,
-                    "destroy" => Happened::Destroy,
+                    // Podman's socket says `remove` where Docker says `destroy`.
+                    "destroy" | "remove" => Happened::Destroy,
                     _ => return None,
                 };
                 let actor = message.actor?;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::StreamExt;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::dhcp::agent;
 use crate::error::{Error, Kind, Result};
 use crate::request::Watch;
 use crate::state::Store;
@@ -45,7 +46,7 @@ pub async fn watch(req: &Watch) -> Result<()> {
     let mut said_down = false;
     loop {
         let session = async {
-            let engine = Engine::connect(&req.only)?;
+            let engine = Engine::connect(&req.only).await?;
             let reconciler = Reconciler::new(&engine, &host, &store)?;
             serve(&engine, &reconciler, &mut signals, &mut said_down, &mut backoff).await
         };
@@ -67,21 +68,31 @@ pub async fn watch(req: &Watch) -> Result<()> {
 }
 
 /// SIGTERM and SIGINT, caught from the start: the service stops between
-/// jobs, not in the middle of one.
+/// jobs, not in the middle of one. SIGCHLD too: the DHCP agents it starts
+/// are its children, reaped as they exit.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    child: tokio::signal::unix::Signal,
 }
 
 impl Signals {
     fn new() -> Result<Signals> {
-        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            child: signal(SignalKind::child())?,
+        })
     }
 
+    /// The next signal that stops the service; children reaped meanwhile.
     async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.child.recv() => agent::reap(),
+            }
         }
     }
 }

@@ -16,9 +16,6 @@ use crate::resolve::docker;
 use crate::state::{Finder, HostNs, Interface, NsId, Record, Store};
 use crate::sys::netlink::Netlink;
 
-/// The engine the records' containers belong to (`Finder::Container`).
-const RUNTIME: &str = "docker";
-
 pub struct Reconciler<'a> {
     engine: &'a Engine,
     host: &'a Netlink,
@@ -41,7 +38,8 @@ impl<'a> Reconciler<'a> {
     }
 
     /// The containers that have a record: ID and name. An unreadable
-    /// record is reported and left alone.
+    /// record is reported and left alone, and so is a CNI record
+    /// (`Finder::Cni`): its runtime makes it again (ADD) and removes it (DEL).
     pub fn recorded(&self) -> HashMap<String, String> {
         let listing = match self.store.load_all() {
             Ok(listing) => listing,
@@ -58,12 +56,17 @@ impl<'a> Reconciler<'a> {
             .into_iter()
             .filter(|r| r.host.id == self.here)
             .filter_map(|r| match &r.guest.find {
-                Finder::Container { runtime, id, .. } if runtime == RUNTIME => {
+                Finder::Container { runtime, id, .. } if runtime == self.engine.runtime => {
                     Some((id.clone(), r.guest_name().to_string()))
                 }
                 _ => None,
             })
             .collect()
+    }
+
+    /// The key of the record of this engine's container `id`.
+    fn key(&self, id: &str) -> String {
+        Finder::Container { runtime: self.engine.runtime.into(), id: id.into(), name: String::new() }.key()
     }
 
     pub async fn run(&self, id: &str, job: Job) {
@@ -80,7 +83,9 @@ impl<'a> Reconciler<'a> {
         let began = Instant::now();
         let (docker, socket) = (&self.engine.docker, &self.engine.socket);
         let label = if name.is_empty() { id } else { name };
-        let Some((guest, found_labels)) = docker::running_with(docker, socket, label, id).await? else {
+        let Some((guest, found_labels)) =
+            docker::running_with(docker, socket, self.engine.runtime, label, id).await?
+        else {
             tracing::debug!("{name}: not running");
             return Ok(());
         };
@@ -88,7 +93,7 @@ impl<'a> Reconciler<'a> {
         if !self.engine.lets_in(&found_labels) {
             return Ok(());
         }
-        let record = self.store.load(&key(id))?.filter(|r| {
+        let record = self.store.load(&self.key(id))?.filter(|r| {
             let here = r.host.id == self.here;
             if !here {
                 tracing::warn!(
@@ -113,6 +118,7 @@ impl<'a> Reconciler<'a> {
             }
         }
         if wanted.is_empty() {
+            tracing::debug!("{name}: started; nothing recorded or labelled");
             return Ok(());
         }
         guest.refuse_here("there is nothing to connect")?;
@@ -159,7 +165,7 @@ impl<'a> Reconciler<'a> {
     /// DHCP agent may remain) is undone as `detach` undoes it, then the
     /// record goes.
     async fn forget(&self, id: &str, name: &str) -> Result<()> {
-        let key = key(id);
+        let key = self.key(id);
         let Some(record) = self.store.load(&key)?.filter(|r| r.host.id == self.here) else {
             tracing::debug!("{name}: removed; it had no record");
             return Ok(());
@@ -169,10 +175,6 @@ impl<'a> Reconciler<'a> {
         tracing::info!("{name}: removed; its record of {} interfaces dropped", record.interfaces.len());
         Ok(())
     }
-}
-
-fn key(id: &str) -> String {
-    Finder::Container { runtime: RUNTIME.into(), id: id.into(), name: String::new() }.key()
 }
 
 /// The attach that makes a recorded interface again. A host side named
