@@ -27,9 +27,13 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
             "cannot set hairpin mode and promiscuous mode at the same time",
         ));
     }
-    if let Some(vid) = conf.vlan {
+    if let (Some(vid), true) = (conf.vlan, conf.is_gateway) {
+        let why = format!(
+            "a gateway on a VLAN (the reference's interface {}.{vid} for the gateway address) is not implemented",
+            conf.bridge
+        );
         return Err(CniError::new(Code::UnsupportedField, format!("unsupported field \"vlan\": {vid}"))
-            .with_details("VLAN filtering on the Linux bridge is not in this version of pipework"));
+            .with_details(why));
     }
     let netns = open_netns(&env.netns).await?;
     let host = Netlink::here()?;

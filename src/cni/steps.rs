@@ -37,6 +37,11 @@ pub async fn links(env: &Env, conf: &NetConf, host_veth: &str, host: &Netlink) -
         ));
     }
     plan.push(Step::CreateBridge { name: br.into(), mtu: conf.mtu });
+    // As the reference: a bridge it makes for a VLAN filters VLANs; one
+    // that exists is left as it is.
+    if existing.is_none() && conf.vlan.is_some() {
+        plan.push(Step::VlanFiltering { bridge: br.into() });
+    }
     if conf.promisc {
         plan.push(Step::Promisc { name: br.into() });
     }
@@ -54,6 +59,11 @@ pub async fn links(env: &Env, conf: &NetConf, host_veth: &str, host: &Netlink) -
     }
     if conf.hairpin {
         plan.push(Step::Hairpin { port: host_veth.into() });
+    }
+    // The port untagged on the VLAN, its PVID; bridge 1.1.1 keeps the
+    // bridge's default VLAN on it too.
+    if let Some(vid) = conf.vlan {
+        plan.push(Step::PortVlan { port: host_veth.into(), vid, drop: None });
     }
     plan.push(Step::LinkUp { side: Side::Host, name: host_veth.into() });
     Ok(plan)

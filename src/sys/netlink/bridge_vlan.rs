@@ -9,6 +9,18 @@ use super::error::{errno, nl_error};
 use super::Netlink;
 use crate::error::{Error, Kind, Result};
 
+/// A kernel built without CONFIG_BRIDGE_VLAN_FILTERING answers both
+/// requests with EOPNOTSUPP and no text of its own: its words, and why.
+fn refused(e: rtnetlink::Error, what: String) -> Error {
+    match errno(&e) {
+        Some(libc::EOPNOTSUPP) => Error::new(
+            Kind::Unsupported,
+            format!("{what}: Operation not supported (it lacks CONFIG_BRIDGE_VLAN_FILTERING)"),
+        ),
+        _ => nl_error(e, what),
+    }
+}
+
 impl Netlink {
     /// `ip link set <bridge> type bridge vlan_filtering 1`.
     pub async fn set_vlan_filtering(&self, index: u32) -> Result<()> {
@@ -16,13 +28,12 @@ impl Netlink {
         // which RTM_SETLINK does not take.
         let mut msg = LinkBridge::new("").index(index).vlan_filtering(true).build();
         msg.attributes.retain(|a| !matches!(a, LinkAttribute::IfName(_)));
-        self.handle.link().change(msg).execute().await.map_err(|e| match errno(&e) {
-            Some(libc::EOPNOTSUPP) => Error::new(
-                Kind::Unsupported,
-                "this kernel's bridges cannot filter VLANs (it lacks CONFIG_BRIDGE_VLAN_FILTERING)",
-            ),
-            _ => nl_error(e, "turning on VLAN filtering"),
-        })
+        self.handle
+            .link()
+            .change(msg)
+            .execute()
+            .await
+            .map_err(|e| refused(e, "this kernel's bridges cannot filter VLANs".into()))
     }
 
     /// `bridge vlan add dev <port> vid <vid> pvid untagged`, or with
@@ -37,6 +48,6 @@ impl Netlink {
             true => (RouteNetlinkMessage::SetLink(msg), format!("putting the port on VLAN {vid}")),
             false => (RouteNetlinkMessage::DelLink(msg), format!("taking the port off VLAN {vid}")),
         };
-        self.talk(msg, 0).await.map_err(|e| nl_error(e, what))
+        self.talk(msg, 0).await.map_err(|e| refused(e, what))
     }
 }
