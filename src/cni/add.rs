@@ -11,14 +11,16 @@ use std::os::fd::AsFd;
 use super::config::NetConf;
 use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
-use super::ipam::{Ipam, PendingAdd};
+use super::ipam::{Exit, Ipam, PendingAdd};
 use super::records;
 use super::result::{CniOutput, Interface};
 use super::steps;
 use crate::apply::{Target, Transaction};
+use crate::family::Family;
 use crate::request::GuestRef;
 use crate::resolve::guest::Guest;
 use crate::sys::netlink::{Link, Netlink};
+use crate::sys::sysctl::Sysctl;
 
 pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
     tracing::debug!("ADD {} {}", env.container_id, env.ifname);
@@ -47,7 +49,7 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
     let pending = ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose()?;
     tracing::debug!("IPAM started");
     let answer = |pending: Option<PendingAdd>| {
-        let out = pending.map(|p| p.result()).transpose();
+        let out = pending.map(|p| p.answer()).transpose();
         tracing::debug!("IPAM answered");
         out
     };
@@ -62,8 +64,9 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
         Err(e) => Err(e.into()),
     };
     let allocated = answer(pending);
-    let (mut out, early) = match (linked, allocated) {
-        (Ok(early), Ok(out)) => (out.unwrap_or_default(), early),
+    let (mut out, exit, mut early) = match (linked, allocated) {
+        (Ok(early), Ok(Some((out, exit)))) => (out, Some(exit), early),
+        (Ok(early), Ok(None)) => (CniOutput::default(), None, early),
         // The links are rolled back; an address IPAM handed out goes back.
         (Err(e), allocated) => {
             let e = with_undo(e, tx.roll_back().await);
@@ -80,9 +83,11 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
             return Err(CniError::new(Code::Internal, "IPAM plugin returned missing IP config"));
         }
         let gateways = steps::gateways(conf, &mut out);
-        let addressing =
-            steps::addressing(env, conf, &host_veth, &out, &gateways, &host, early.v6_off).await?;
+        let addressing = steps::addressing(env, conf, &out, &gateways, &host, early.v6_off).await?;
         tx.apply(&addressing).await?;
+        if out.ips.iter().any(|ip| ip.address.is_ipv4()) {
+            announce(&host, &host_veth, &inside, early.arp_notify.take(), &early.ctr).await;
+        }
         result(env, conf, &host, &early, out).await
     }
     .await;
@@ -90,9 +95,12 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
         Some(ipam) => release(ipam, env, conf, e),
         None => e,
     };
-    let ours = match made {
-        Ok(ours) => ours,
-        Err(e) => return Err(released(with_undo(e, tx.roll_back().await))),
+    // IPAM's exit, waited for while the addressing was made; a plugin that
+    // answered but did not exit with 0 failed after all.
+    let confirmed = exit.map(Exit::confirm).transpose();
+    let ours = match (made, confirmed) {
+        (Ok(ours), Ok(_)) => ours,
+        (Err(e), _) | (Ok(_), Err(e)) => return Err(released(with_undo(e, tx.roll_back().await))),
     };
     let recorded = async || early.draft.commit(&ours);
     tx.commit(recorded).await.map_err(|e| released(e.into()))?;
@@ -122,27 +130,34 @@ async fn connect(
     Ok((host, inside, links))
 }
 
-/// A failure with IPAM's answer in hand: an address it handed out goes back.
+/// A failure with IPAM's answer in hand: once the plugin has exited, an
+/// address it handed out goes back.
 fn refused(
     ipam: &Option<Ipam>,
     env: &Env,
     conf: &NetConf,
     e: CniError,
-    allocated: CniResult<Option<CniOutput>>,
+    allocated: CniResult<Option<(CniOutput, Exit)>>,
 ) -> CniError {
     match (ipam, allocated) {
-        (Some(ipam), Ok(Some(_))) => release(ipam, env, conf, e),
+        (Some(ipam), Ok(Some((_, exit)))) => {
+            // Its exit status does not matter: DEL releases what there is.
+            let _ = exit.confirm();
+            release(ipam, env, conf, e)
+        }
         _ => e,
     }
 }
 
 /// What ADD's end needs and IPAM's answer does not change, read while IPAM
 /// runs: the links as made, whether the container's IPv6 is off by
-/// default, the record but for the addresses.
+/// default, its `arp_notify` (for an attachment with addresses), the record
+/// but for the addresses.
 struct Early {
     veth: Link,
     ctr: Link,
     v6_off: bool,
+    arp_notify: Option<Sysctl>,
     draft: records::Draft,
 }
 
@@ -157,8 +172,25 @@ impl Early {
     ) -> CniResult<Early> {
         let (veth, ctr) = (host.require(host_veth).await?, inside.require(&env.ifname).await?);
         let v6_off = crate::drivers::addressing::ipv6_off_by_default(netns.netns())?;
+        let arp_notify = match conf.ipam {
+            Some(_) => Some(Sysctl::conf(Some(netns.netns()), Family::V4, &env.ifname, "arp_notify")?),
+            None => None,
+        };
         let draft = records::Draft::new(env, conf, netns, host_veth, &ctr)?;
-        Ok(Early { veth, ctr, v6_off, draft })
+        Ok(Early { veth, ctr, v6_off, arp_notify, draft })
+    }
+}
+
+/// The gratuitous ARP of the container's new addresses, once its bridge
+/// port forwards: as the reference's, a nudge, not a requirement.
+async fn announce(host: &Netlink, host_veth: &str, inside: &Netlink, notify: Option<Sysctl>, ctr: &Link) {
+    let Some(notify) = notify else { return };
+    let sent = async {
+        crate::apply::port_forwards(host, host_veth).await?;
+        crate::apply::gratuitous_arp(notify, inside, ctr.clone()).await
+    };
+    if let Err(e) = sent.await {
+        tracing::warn!("{} not announced: {e}", ctr.name);
     }
 }
 

@@ -79,12 +79,12 @@ pub async fn links(env: &Env, conf: &NetConf, host_veth: &str, host: &Netlink) -
 }
 
 /// What the IPAM result asks for: gateway addresses on the bridge, the
-/// container's addresses and routes, forwarding, the announcement.
+/// container's addresses and routes, forwarding (the announcement follows:
+/// `add`).
 /// `v6_off`: the container's IPv6 is off by default, read beforehand.
 pub async fn addressing(
     env: &Env,
     conf: &NetConf,
-    host_veth: &str,
     out: &CniOutput,
     gateways: &[IpNetwork],
     host: &Netlink,
@@ -112,12 +112,6 @@ pub async fn addressing(
             let dev = "all".to_string();
             plan.push(Step::Sysctl { side: Side::Host, family, dev, key: "forwarding", value: "1" });
         }
-    }
-    for ip in out.ips.iter().filter_map(|ip| match ip.address.ip() {
-        IpAddr::V4(v4) => Some(v4),
-        IpAddr::V6(_) => None,
-    }) {
-        plan.push(Step::Announce { dev: ifname.into(), ip, port: Some(host_veth.into()) });
     }
     Ok(plan)
 }
