@@ -289,6 +289,39 @@ mod tests {
         assert_eq!((e.code, e.details.as_str()), (999, "boom"));
     }
 
+    fn sh(script: &str) -> Child {
+        Process::new("/bin/sh")
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh")
+    }
+
+    /// The result is taken as soon as it is whole, before the exit, which
+    /// still decides: here, a failure after all.
+    #[test]
+    fn takes_the_result_once_whole_and_the_exit_still_decides() {
+        let start = std::time::Instant::now();
+        let mut child = sh("printf '{\"ips\":'; echo oops >&2; sleep 0.1; printf '[]}'; sleep 1; exit 3");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let value = whole_result(&mut child, &mut out, &mut err).unwrap();
+        assert_eq!(value, Some(serde_json::json!({"ips": []})));
+        assert!(start.elapsed() < std::time::Duration::from_millis(900), "{:?}", start.elapsed());
+        let e = finish("x", child, out, err).unwrap_err();
+        assert_eq!((e.code, e.details.as_str()), (999, "oops"));
+    }
+
+    /// An error object is not a result: read to the end, judged by the exit.
+    #[test]
+    fn an_error_object_waits_for_the_exit() {
+        let mut child = sh("printf '{\"code\": 11, \"msg\": \"busy\"}'; exit 1");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(whole_result(&mut child, &mut out, &mut err).unwrap(), None);
+        let e = finish("x", child, out, err).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (11, "IPAM plugin x: busy"));
+    }
+
     #[test]
     fn finds_only_executables() {
         let e =
