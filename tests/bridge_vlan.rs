@@ -5,28 +5,11 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-
-/// `bridge -j vlan show dev <port>` in `host`: (vid, flags) pairs.
-fn port_vlans(host: &Netns, port: &str) -> Vec<(u64, Vec<String>)> {
-    let out = run(&["bridge", "-n", &host.name, "-j", "vlan", "show", "dev", port]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let entries = v.as_array().unwrap().iter().find(|e| e["ifname"] == port).map(|e| e["vlans"].clone());
-    let entries = entries.unwrap_or(Value::Array(vec![]));
-    entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let flags = e["flags"].as_array().into_iter().flatten().map(|f| f.as_str().unwrap().to_string());
-            (e["vlan"].as_u64().unwrap(), flags.collect())
-        })
-        .collect()
-}
 
 /// What a kernel without CONFIG_BRIDGE_VLAN_FILTERING answers (EOPNOTSUPP,
 /// no extended ACK), and why.
-const NO_FILTERING: &str = "Operation not supported: this kernel's bridges cannot filter VLANs (it lacks CONFIG_BRIDGE_VLAN_FILTERING)";
+const NO_FILTERING: &str =
+    "this kernel's bridges cannot filter VLANs: Operation not supported (it lacks CONFIG_BRIDGE_VLAN_FILTERING)";
 
 fn vlan_filtering(host: &Netns, bridge: &str) -> u64 {
     let v = host.ip_j(&["-d", "link", "show", bridge]);
@@ -62,8 +45,11 @@ fn vlans_separate_guests_on_a_bridge_pipework_makes() {
 
     assert_eq!(vlan_filtering(&host, "br5"), 1);
     let port = host_side("eth1", a.pid);
-    assert_eq!(port_vlans(&host, &port), vec![(10, vec!["PVID".to_string(), "Egress Untagged".to_string()])]);
-    assert_eq!(port_vlans(&host, &host_side("eth1", c.pid))[0].0, 20);
+    assert_eq!(
+        port_vlans(&host.name, &port),
+        vec![(10, vec!["PVID".to_string(), "Egress Untagged".to_string()])]
+    );
+    assert_eq!(port_vlans(&host.name, &host_side("eth1", c.pid))[0].0, 20);
     assert_eq!(a.must_link("eth1").address, "02:12:34:56:78:9b");
 
     assert!(a.ping("10.31.0.2"), "VLAN 10 to VLAN 10");
@@ -87,12 +73,12 @@ fn an_existing_filtering_bridge_takes_vlan_and_untagged_ports() {
     assert_success(&pipework(&host, &["br0", &c.name, "10.31.0.3/24"]));
 
     assert_eq!(
-        port_vlans(&host, &host_side("eth1", a.pid)),
+        port_vlans(&host.name, &host_side("eth1", a.pid)),
         vec![(30, vec!["PVID".into(), "Egress Untagged".into()])]
     );
     // Untagged ports are left as the bridge makes them: on its default VLAN 1.
     assert_eq!(
-        port_vlans(&host, &host_side("eth1", b.pid)),
+        port_vlans(&host.name, &host_side("eth1", b.pid)),
         vec![(1, vec!["PVID".into(), "Egress Untagged".into()])]
     );
     assert!(b.ping("10.31.0.3"), "untagged to untagged");
@@ -196,9 +182,10 @@ fn vlan_filtering_on_request_is_applied_recorded_and_undone() {
     assert_success(&pipework(&host, &args));
     assert_eq!(vlan_filtering(&host, "br0"), 1);
     let port = host_side("eth1", a.pid);
-    assert_eq!(port_vlans(&host, &port), vec![(10, vec!["PVID".into(), "Egress Untagged".into()])]);
+    assert_eq!(port_vlans(&host.name, &port), vec![(10, vec!["PVID".into(), "Egress Untagged".into()])]);
     assert!(!a.exec(&["ping", "-c", "2", "-W", "1", "10.31.0.2"]).status.success(), "VLAN 10 reached VLAN 1");
-    let show: Value = serde_json::from_str(&stdout(&pipework(&host, &["show", &a.name, "--json"]))).unwrap();
+    let show: serde_json::Value =
+        serde_json::from_str(&stdout(&pipework(&host, &["show", &a.name, "--json"]))).unwrap();
     assert_eq!(show[0]["vlan_filtering"], true, "{show}");
     assert_success(&pipework(&host, &["check", &a.name]));
 

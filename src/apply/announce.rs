@@ -24,16 +24,22 @@ pub async fn announce(t: &Target<'_>, link: Link, port: Option<&str>) -> Result<
     if let Some(port) = port {
         port_forwards(t.host, port).await?;
     }
+    let notify = Sysctl::conf(Some(t.guest_ns), Family::V4, &link.name, "arp_notify")?;
+    gratuitous_arp(notify, t.guest, link).await
+}
+
+/// The gratuitous ARP of `link`, seen by `guest`, with `notify` its
+/// `arp_notify`, opened beforehand (in the guest, on a thread of its own).
+pub async fn gratuitous_arp(mut notify: Sysctl, guest: &Netlink, link: Link) -> Result<()> {
     let mac = link
         .mac
         .ok_or_else(|| Error::new(Kind::NotFound, format!("{} has no hardware address", link.name)))?;
     // With arp_notify, the kernel answers a (same) MAC being set with a
     // gratuitous ARP for the interface's addresses; no packet socket, whose
     // close would wait for an RCU grace period.
-    let mut notify = Sysctl::conf(Some(t.guest_ns), Family::V4, &link.name, "arp_notify")?;
     let previous = notify.read()?;
     notify.write("1")?;
-    let sent = t.guest.set_address(link.index, mac).await;
+    let sent = guest.set_address(link.index, mac).await;
     notify.write(&previous)?;
     sent
 }

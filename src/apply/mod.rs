@@ -16,6 +16,7 @@ use std::os::fd::BorrowedFd;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Side, Step, Undo};
 use crate::sys::netlink::Netlink;
+pub use announce::{gratuitous_arp, port_forwards};
 use failpoints::{injected_failure, injected_pause};
 use signals::HeldSignals;
 use step::{revert, run, GuestLinks};

@@ -1,6 +1,7 @@
 //! ADD: the reference bridge plugin's attachment as a pipework
-//! transaction. Every check first; then the IPAM plugin runs while the
-//! links are made, and the addressing follows its answer. If anything fails
+//! transaction. The checks that need no lookup first; then the IPAM plugin
+//! starts, and while it runs the links are checked and made and what the
+//! end needs is read; the addressing follows its answer. If anything fails
 //! after IPAM allocated, IPAM DEL gives the address back; the links go with
 //! the transaction's rollback. The record is the transaction's commit: an
 //! ADD that cannot record what it made leaves nothing.
@@ -10,14 +11,16 @@ use std::os::fd::AsFd;
 use super::config::NetConf;
 use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
-use super::ipam::Ipam;
+use super::ipam::{Exit, Ipam, PendingAdd};
 use super::records;
 use super::result::{CniOutput, Interface};
 use super::steps;
 use crate::apply::{Target, Transaction};
+use crate::family::Family;
 use crate::request::GuestRef;
 use crate::resolve::guest::Guest;
-use crate::sys::netlink::Netlink;
+use crate::sys::netlink::{Link, Netlink};
+use crate::sys::sysctl::Sysctl;
 
 pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
     tracing::debug!("ADD {} {}", env.container_id, env.ifname);
@@ -27,44 +30,50 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
             "cannot set hairpin mode and promiscuous mode at the same time",
         ));
     }
-    if let Some(vid) = conf.vlan {
+    if let (Some(vid), true) = (conf.vlan, conf.is_gateway) {
+        let why = format!(
+            "a gateway on a VLAN (the reference's interface {}.{vid} for the gateway address) is not implemented",
+            conf.bridge
+        );
         return Err(CniError::new(Code::UnsupportedField, format!("unsupported field \"vlan\": {vid}"))
-            .with_details("VLAN filtering on the Linux bridge is not in this version of pipework"));
+            .with_details(why));
     }
     let netns = open_netns(&env.netns).await?;
-    let host = Netlink::here()?;
-    let inside = Netlink::inside(netns.netns())?;
-    if inside.link(&env.ifname).await?.is_some() {
-        return Err(CniError::new(
-            Code::Internal,
-            format!("container interface {} already exists", env.ifname),
-        ));
-    }
-    let host_veth = steps::veth_name()?;
-    let links = steps::links(env, conf, &host_veth, &host).await?;
     let ipam = conf.ipam.as_deref().map(|name| Ipam::find(name, &env.path)).transpose()?;
-
-    // Started before the transaction holds signals, which a child inherits.
-    tracing::debug!("IPAM started");
-    let pending = ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose()?;
+    let host_veth = steps::veth_name()?;
     let own = crate::sys::netns::current()?;
+
+    // IPAM is the slowest part of ADD: it starts before anything else is
+    // looked at, and runs while the links are made. Started before the
+    // transaction holds signals, which a child inherits.
+    let pending = ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose()?;
+    tracing::debug!("IPAM started");
+    let answer = |pending: Option<PendingAdd>| {
+        let out = pending.map(|p| p.answer()).transpose();
+        tracing::debug!("IPAM answered");
+        out
+    };
+    let (host, inside, links) = match connect(env, conf, &netns, &host_veth).await {
+        Ok(ready) => ready,
+        Err(e) => return Err(refused(&ipam, env, conf, e, answer(pending))),
+    };
     let target = Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: netns.netns() };
     let mut tx = Transaction::begin(&target);
-    let linked = tx.apply(&links).await;
-    let allocated = pending.map(|p| p.result()).transpose();
-    tracing::debug!("IPAM answered");
-    let mut out = match (linked, allocated) {
-        (Ok(()), Ok(out)) => out.unwrap_or_default(),
+    let linked = match tx.apply(&links).await {
+        Ok(()) => Early::gather(env, conf, &netns, &host_veth, &host, &inside).await,
+        Err(e) => Err(e.into()),
+    };
+    let allocated = answer(pending);
+    let (mut out, exit, mut early) = match (linked, allocated) {
+        (Ok(early), Ok(Some((out, exit)))) => (out, Some(exit), early),
+        (Ok(early), Ok(None)) => (CniOutput::default(), None, early),
         // The links are rolled back; an address IPAM handed out goes back.
         (Err(e), allocated) => {
-            drop(tx);
-            return Err(match (&ipam, allocated) {
-                (Some(ipam), Ok(Some(_))) => release(ipam, env, conf, e.into()),
-                _ => e.into(),
-            });
+            let e = with_undo(e, tx.roll_back().await);
+            return Err(refused(&ipam, env, conf, e, allocated));
         }
         // IPAM's own failure: it allocated nothing.
-        (Ok(()), Err(e)) => {
+        (Ok(_), Err(e)) => {
             let undo = tx.roll_back().await;
             return Err(with_undo(e, undo));
         }
@@ -74,26 +83,115 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
             return Err(CniError::new(Code::Internal, "IPAM plugin returned missing IP config"));
         }
         let gateways = steps::gateways(conf, &mut out);
-        let addressing =
-            steps::addressing(env, conf, &host_veth, &out, &gateways, &host, netns.netns()).await?;
+        let addressing = steps::addressing(env, conf, &out, &gateways, &host, early.v6_off).await?;
         tx.apply(&addressing).await?;
-        result(env, conf, &host_veth, &host, &inside, out).await
+        if out.ips.iter().any(|ip| ip.address.is_ipv4()) {
+            announce(&host, &host_veth, &inside, early.arp_notify.take(), &early.ctr).await;
+        }
+        result(env, conf, &host, &early, out).await
     }
     .await;
     let released = |e: CniError| match &ipam {
         Some(ipam) => release(ipam, env, conf, e),
         None => e,
     };
-    let ours = match made {
-        Ok(ours) => ours,
-        Err(e) => return Err(released(with_undo(e, tx.roll_back().await))),
+    // IPAM's exit, waited for while the addressing was made; a plugin that
+    // answered but did not exit with 0 failed after all.
+    let confirmed = exit.map(Exit::confirm).transpose();
+    let ours = match (made, confirmed) {
+        (Ok(ours), Ok(_)) => ours,
+        (Err(e), _) | (Ok(_), Err(e)) => return Err(released(with_undo(e, tx.roll_back().await))),
     };
-    let recorded = async || records::added(env, conf, &netns, &host_veth, &inside, &ours).await;
+    let recorded = async || early.draft.commit(env, conf, &ours);
     tx.commit(recorded).await.map_err(|e| released(e.into()))?;
     Ok(match &conf.prev_result {
         Some(prev) => prev.clone().chain(ours),
         None => ours,
     })
+}
+
+/// The connections to both namespaces and the plan of the links, checked
+/// against what is there: the work done while IPAM runs, before any change.
+async fn connect(
+    env: &Env,
+    conf: &NetConf,
+    netns: &Guest,
+    host_veth: &str,
+) -> CniResult<(Netlink, Netlink, crate::plan::Plan)> {
+    let host = Netlink::here()?;
+    let inside = Netlink::inside(netns.netns())?;
+    if inside.link(&env.ifname).await?.is_some() {
+        return Err(CniError::new(
+            Code::Internal,
+            format!("container interface {} already exists", env.ifname),
+        ));
+    }
+    let links = steps::links(env, conf, host_veth, &host).await?;
+    Ok((host, inside, links))
+}
+
+/// A failure with IPAM's answer in hand: once the plugin has exited, an
+/// address it handed out goes back.
+fn refused(
+    ipam: &Option<Ipam>,
+    env: &Env,
+    conf: &NetConf,
+    e: CniError,
+    allocated: CniResult<Option<(CniOutput, Exit)>>,
+) -> CniError {
+    match (ipam, allocated) {
+        (Some(ipam), Ok(Some((_, exit)))) => {
+            // Its exit status does not matter: DEL releases what there is.
+            let _ = exit.confirm();
+            release(ipam, env, conf, e)
+        }
+        _ => e,
+    }
+}
+
+/// What ADD's end needs and IPAM's answer does not change, read while IPAM
+/// runs: the links as made, whether the container's IPv6 is off by
+/// default, its `arp_notify` (for an attachment with addresses), the record
+/// but for the addresses.
+struct Early {
+    veth: Link,
+    ctr: Link,
+    v6_off: bool,
+    arp_notify: Option<Sysctl>,
+    draft: records::Draft,
+}
+
+impl Early {
+    async fn gather(
+        env: &Env,
+        conf: &NetConf,
+        netns: &Guest,
+        host_veth: &str,
+        host: &Netlink,
+        inside: &Netlink,
+    ) -> CniResult<Early> {
+        let (veth, ctr) = (host.require(host_veth).await?, inside.require(&env.ifname).await?);
+        let v6_off = crate::drivers::addressing::ipv6_off_by_default(netns.netns())?;
+        let arp_notify = match conf.ipam {
+            Some(_) => Some(Sysctl::conf(Some(netns.netns()), Family::V4, &env.ifname, "arp_notify")?),
+            None => None,
+        };
+        let draft = records::Draft::new(env, conf, netns, host_veth, &ctr)?;
+        Ok(Early { veth, ctr, v6_off, arp_notify, draft })
+    }
+}
+
+/// The gratuitous ARP of the container's new addresses, once its bridge
+/// port forwards: as the reference's, a nudge, not a requirement.
+async fn announce(host: &Netlink, host_veth: &str, inside: &Netlink, notify: Option<Sysctl>, ctr: &Link) {
+    let Some(notify) = notify else { return };
+    let sent = async {
+        crate::apply::port_forwards(host, host_veth).await?;
+        crate::apply::gratuitous_arp(notify, inside, ctr.clone()).await
+    };
+    if let Err(e) = sent.await {
+        tracing::warn!("{} not announced: {e}", ctr.name);
+    }
 }
 
 /// Undo steps that failed, added to the error's details.
@@ -136,17 +234,12 @@ pub async fn open_netns(path: &str) -> CniResult<Guest> {
 async fn result(
     env: &Env,
     conf: &NetConf,
-    host_veth: &str,
     host: &Netlink,
-    inside: &Netlink,
+    early: &Early,
     out: CniOutput,
 ) -> CniResult<CniOutput> {
-    let (bridge, veth, ctr) = (
-        host.require(&conf.bridge).await?,
-        host.require(host_veth).await?,
-        inside.require(&env.ifname).await?,
-    );
-    let interface = |name: &str, link: &crate::sys::netlink::Link, sandbox: &str| Interface {
+    let bridge = host.require(&conf.bridge).await?;
+    let interface = |name: &str, link: &Link, sandbox: &str| Interface {
         name: name.to_string(),
         mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
         sandbox: sandbox.to_string(),
@@ -156,8 +249,8 @@ async fn result(
     Ok(CniOutput {
         interfaces: vec![
             interface(&conf.bridge, &bridge, ""),
-            interface(host_veth, &veth, ""),
-            interface(&env.ifname, &ctr, &env.netns),
+            interface(&early.veth.name, &early.veth, ""),
+            interface(&env.ifname, &early.ctr, &env.netns),
         ],
         dns: if conf.dns.is_empty() { out.dns.clone() } else { conf.dns.clone() },
         ..out

@@ -4,7 +4,8 @@
 //! one of the places pipework runs one: directly, no shell, with only the
 //! CNI variables and a fixed PATH, and only if root alone can change it.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
@@ -140,14 +141,21 @@ impl Ipam {
     }
 
     fn finish(&self, child: Child) -> CniResult<Vec<u8>> {
-        let output = child.wait_with_output().map_err(|e| {
-            CniError::new(Code::Io, format!("failed to wait for IPAM plugin {}", self.name))
-                .with_details(e.to_string())
-        })?;
-        if output.status.success() {
-            return Ok(output.stdout);
-        }
-        Err(plugin_error(&self.name, &output.stdout, &output.stderr))
+        finish(&self.name, child, Vec::new(), Vec::new())
+    }
+}
+
+/// Waits for the plugin's exit; its stdout, or its error. `out` and `err`
+/// are what was read of its stdout and stderr already.
+fn finish(name: &str, child: Child, mut out: Vec<u8>, mut err: Vec<u8>) -> CniResult<Vec<u8>> {
+    let output = child.wait_with_output().map_err(|e| {
+        CniError::new(Code::Io, format!("failed to wait for IPAM plugin {name}")).with_details(e.to_string())
+    })?;
+    out.extend_from_slice(&output.stdout);
+    err.extend_from_slice(&output.stderr);
+    match output.status.success() {
+        true => Ok(out),
+        false => Err(plugin_error(name, &out, &err)),
     }
 }
 
@@ -160,16 +168,93 @@ pub struct PendingAdd<'i> {
 }
 
 impl PendingAdd<'_> {
-    /// Waits for the plugin: the addresses, routes and DNS it allocated.
-    pub fn result(self) -> CniResult<CniOutput> {
-        let ipam = self.ipam;
-        let out = ipam.or_older(Command::Add, self.env, self.stdin, ipam.finish(self.child))?;
+    /// Waits for the plugin's answer: the addresses, routes and DNS it
+    /// allocated, as soon as its result is whole on stdout. Its exit, which
+    /// a busy kernel takes its time over (a Go program's threads each end
+    /// in turn), is left to `Exit::confirm`, before anything is committed.
+    pub fn answer(self) -> CniResult<(CniOutput, Exit)> {
+        let PendingAdd { ipam, env, stdin, mut child } = self;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let what = format!("result of IPAM plugin {}", ipam.name);
+        if let Ok(Some(value)) = whole_result(&mut child, &mut out, &mut err) {
+            let exit = Exit { name: ipam.name.clone(), child: Some(child), out, err };
+            return Ok((CniOutput::parse(&value, &what)?, exit));
+        }
+        let first = finish(&ipam.name, child, out, err);
+        let out = ipam.or_older(Command::Add, env, stdin, first)?;
         let value: Value = serde_json::from_slice(&out).map_err(|e| {
-            CniError::new(Code::Decoding, format!("failed to decode the result of IPAM plugin {}", ipam.name))
-                .with_details(e.to_string())
+            CniError::new(Code::Decoding, format!("failed to decode the {what}")).with_details(e.to_string())
         })?;
-        CniOutput::parse(&value, &format!("result of IPAM plugin {}", ipam.name))
+        let exited = Exit { name: ipam.name.clone(), child: None, out: Vec::new(), err: Vec::new() };
+        Ok((CniOutput::parse(&value, &what)?, exited))
     }
+}
+
+/// An IPAM plugin that has answered, until its exit status is known.
+pub struct Exit {
+    name: String,
+    /// None once it has exited.
+    child: Option<Child>,
+    out: Vec<u8>,
+    err: Vec<u8>,
+}
+
+impl Exit {
+    /// Waits for the exit: a plugin succeeded only if it exits with 0.
+    pub fn confirm(self) -> CniResult<()> {
+        match self.child {
+            Some(child) => finish(&self.name, child, self.out, self.err).map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads the plugin's stdout until it holds one whole JSON object that is
+/// not an error object, and stderr meanwhile (a plugin that writes much
+/// there would stall otherwise). None: stdout ended first, or held
+/// something else; the exit status and all the output will tell.
+fn whole_result(child: &mut Child, out: &mut Vec<u8>, err: &mut Vec<u8>) -> std::io::Result<Option<Value>> {
+    let (Some(stdout), Some(stderr)) = (child.stdout.as_mut(), child.stderr.as_mut()) else {
+        return Ok(None);
+    };
+    let raw = [stdout.as_raw_fd(), stderr.as_raw_fd()];
+    let mut open = [true, true];
+    let mut buf = [0u8; 4096];
+    while open[0] {
+        let mut fds = [0, 1].map(|i| libc::pollfd {
+            fd: if open[i] { raw[i] } else { -1 },
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: poll reads and writes the two pollfds it is given, no more.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                _ => return Err(e),
+            }
+        }
+        if fds[1].revents != 0 {
+            match stderr.read(&mut buf)? {
+                0 => open[1] = false,
+                n => err.extend_from_slice(&buf[..n]),
+            }
+        }
+        if fds[0].revents != 0 {
+            match stdout.read(&mut buf)? {
+                0 => open[0] = false,
+                n => {
+                    out.extend_from_slice(&buf[..n]);
+                    match serde_json::from_slice::<Value>(out) {
+                        Ok(v) if v.is_object() && v.get("code").is_none() => return Ok(Some(v)),
+                        Err(e) if e.is_eof() => {}
+                        _ => return Ok(None),
+                    }
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -202,6 +287,39 @@ mod tests {
         assert_eq!((e.code, e.msg.as_str(), e.details.as_str()), (11, "IPAM plugin host-local: busy", "d"));
         let e = plugin_error("x", b"", b"boom\n");
         assert_eq!((e.code, e.details.as_str()), (999, "boom"));
+    }
+
+    fn sh(script: &str) -> Child {
+        Process::new("/bin/sh")
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh")
+    }
+
+    /// The result is taken as soon as it is whole, before the exit, which
+    /// still decides: here, a failure after all.
+    #[test]
+    fn takes_the_result_once_whole_and_the_exit_still_decides() {
+        let start = std::time::Instant::now();
+        let mut child = sh("printf '{\"ips\":'; echo oops >&2; sleep 0.1; printf '[]}'; sleep 1; exit 3");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let value = whole_result(&mut child, &mut out, &mut err).unwrap();
+        assert_eq!(value, Some(serde_json::json!({"ips": []})));
+        assert!(start.elapsed() < std::time::Duration::from_millis(900), "{:?}", start.elapsed());
+        let e = finish("x", child, out, err).unwrap_err();
+        assert_eq!((e.code, e.details.as_str()), (999, "oops"));
+    }
+
+    /// An error object is not a result: read to the end, judged by the exit.
+    #[test]
+    fn an_error_object_waits_for_the_exit() {
+        let mut child = sh("printf '{\"code\": 11, \"msg\": \"busy\"}'; exit 1");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(whole_result(&mut child, &mut out, &mut err).unwrap(), None);
+        let e = finish("x", child, out, err).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (11, "IPAM plugin x: busy"));
     }
 
     #[test]

@@ -13,61 +13,84 @@ use super::version::LATEST;
 use crate::error::{Error, Kind, Result};
 use crate::resolve::guest::Guest;
 use crate::state::{Attached, CniRecord, Finder, GuestRecord, HostNs, How, Interface, Record, Store};
-use crate::sys::netlink::Netlink;
 
 /// The record of container `container_id`, if it has one.
 pub fn load(store: &Store, container_id: &str) -> CniResult<Option<Record>> {
     Ok(store.load(&Finder::cni_key(container_id))?)
 }
 
-/// Records what ADD made: the container's interface as the kernel has it
-/// now, beside the container's attachments to other networks. Run as the
-/// transaction's commit: if it fails, the links go and the address with them.
-pub async fn added(
-    env: &Env,
-    conf: &NetConf,
-    guest: &Guest,
-    host_veth: &str,
-    inside: &Netlink,
-    ours: &CniOutput,
-) -> Result<()> {
-    let link = inside.require(&env.ifname).await?;
-    let mac = link.mac.ok_or_else(|| {
-        Error::new(Kind::Internal, format!("{} has no hardware address to record", env.ifname))
-    })?;
-    let config = serde_json::from_slice(&conf.raw).map_err(|e| Error::new(Kind::Internal, e))?;
-    let iface = Interface {
-        name: env.ifname.clone(),
-        ifindex: link.index,
-        how: How::Veth,
-        host_side: Some(host_veth.to_string()),
-        attached_to: Attached::Bridge(conf.bridge.clone()),
-        mac,
-        mtu: link.mtu,
-        addresses: ours.ips.iter().map(|ip| ip.address).collect(),
-        gateway: default_gateway(ours),
-        vlan: None,
-        vlan_filtering: false,
-        dhcp: None,
-        replaced_default: None,
-        cni: Some(CniRecord {
-            network: conf.name.clone(),
-            config,
-            result: ours.to_json(LATEST),
-            rules: super::netfilter::made(env, conf, ours, host_veth, mac),
-        }),
-    };
-    let find = Finder::Cni { container_id: env.container_id.clone(), netns: env.netns.clone() };
-    let record_guest = GuestRecord { label: env.container_id.clone(), find, netns: guest.netns_id()? };
-    let host = HostNs::current()?;
-    Store::from_env()
-        .update(&record_guest.find.key(), |slot| {
-            let record = slot.get_or_insert_with(|| Record::new(record_guest.clone(), host.clone()));
-            record.guest = record_guest;
-            record.host = host;
-            record.put_interface(iface);
-        })
-        .map_err(|e| e.context(format!("recording the attachment of container {}", env.container_id)))
+/// ADD's record but for what IPAM answers: gathered while IPAM runs, so
+/// that only the write is left once it has.
+pub struct Draft {
+    iface: Interface,
+    guest: GuestRecord,
+    host: HostNs,
+    container_id: String,
+}
+
+impl Draft {
+    /// The container's interface as the kernel has it now (`link`, just
+    /// made), the host namespace's identity, the configuration as JSON.
+    pub fn new(
+        env: &Env,
+        conf: &NetConf,
+        guest: &Guest,
+        host_veth: &str,
+        link: &crate::sys::netlink::Link,
+    ) -> Result<Draft> {
+        let mac = link.mac.ok_or_else(|| {
+            Error::new(Kind::Internal, format!("{} has no hardware address to record", env.ifname))
+        })?;
+        let config = serde_json::from_slice(&conf.raw).map_err(|e| Error::new(Kind::Internal, e))?;
+        let iface = Interface {
+            name: env.ifname.clone(),
+            ifindex: link.index,
+            how: How::Veth,
+            host_side: Some(host_veth.to_string()),
+            attached_to: Attached::Bridge(conf.bridge.clone()),
+            mac,
+            mtu: link.mtu,
+            addresses: Vec::new(),
+            gateway: None,
+            vlan: None,
+            vlan_filtering: false,
+            dhcp: None,
+            replaced_default: None,
+            cni: Some(CniRecord {
+                network: conf.name.clone(),
+                config,
+                result: serde_json::Value::Null,
+                rules: Vec::new(),
+            }),
+        };
+        let find = Finder::Cni { container_id: env.container_id.clone(), netns: env.netns.clone() };
+        let guest = GuestRecord { label: env.container_id.clone(), find, netns: guest.netns_id()? };
+        Ok(Draft { iface, guest, host: HostNs::current()?, container_id: env.container_id.clone() })
+    }
+
+    /// Records what ADD made, beside the container's attachments to other
+    /// networks. Run as the transaction's commit: if it fails, the links go
+    /// and the address with them. Unsynced: see README, "Speed".
+    pub fn commit(self, env: &Env, conf: &NetConf, ours: &CniOutput) -> Result<()> {
+        let Draft { mut iface, guest, host, container_id } = self;
+        iface.addresses = ours.ips.iter().map(|ip| ip.address).collect();
+        iface.gateway = default_gateway(ours);
+        let host_veth = iface.host_side.clone().unwrap_or_default();
+        let rules = super::netfilter::made(env, conf, ours, &host_veth, iface.mac);
+        if let Some(cni) = iface.cni.as_mut() {
+            cni.result = ours.to_json(LATEST);
+            cni.rules = rules;
+        }
+        Store::from_env()
+            .unsynced()
+            .update(&guest.find.key(), |slot| {
+                let record = slot.get_or_insert_with(|| Record::new(guest.clone(), host.clone()));
+                record.guest = guest;
+                record.host = host;
+                record.put_interface(iface);
+            })
+            .map_err(|e| e.context(format!("recording the attachment of container {container_id}")))
+    }
 }
 
 /// The gateway of the first default route ADD made, as `pipework check`

@@ -1,9 +1,11 @@
 //! The steps of a CNI bridge attachment, in two plans: the links, which
 //! are made while the IPAM plugin runs, then the addressing, which needs
-//! its answer. Planning looks at the system but changes nothing.
+//! its answer. Everything that does not need it is in the first: the
+//! container side comes up there, so that its bridge port forwards by the
+//! time the address is announced. Planning looks at the system but changes
+//! nothing.
 
 use std::net::IpAddr;
-use std::os::fd::BorrowedFd;
 
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::link::InfoKind;
@@ -37,6 +39,11 @@ pub async fn links(env: &Env, conf: &NetConf, host_veth: &str, host: &Netlink) -
         ));
     }
     plan.push(Step::CreateBridge { name: br.into(), mtu: conf.mtu });
+    // As the reference: a bridge it makes for a VLAN filters VLANs; one
+    // that exists is left as it is.
+    if existing.is_none() && conf.vlan.is_some() {
+        plan.push(Step::VlanFiltering { bridge: br.into() });
+    }
     if conf.promisc {
         plan.push(Step::Promisc { name: br.into() });
     }
@@ -56,20 +63,33 @@ pub async fn links(env: &Env, conf: &NetConf, host_veth: &str, host: &Netlink) -
         plan.push(Step::Hairpin { port: host_veth.into() });
     }
     plan.steps.extend(super::netfilter::mac_check(env, conf, host_veth));
+    // The port untagged on the VLAN, its PVID; bridge 1.1.1 keeps the
+    // bridge's default VLAN on it too.
+    if let Some(vid) = conf.vlan {
+        plan.push(Step::PortVlan { port: host_veth.into(), vid, drop: None });
+    }
     plan.push(Step::LinkUp { side: Side::Host, name: host_veth.into() });
+    // As the reference: DAD off on every layer-3 attachment unless asked
+    // for; before the link comes up, which starts it.
+    if conf.ipam.is_some() && !conf.enable_dad {
+        let (family, dev) = (Family::V6, ifname.to_string());
+        plan.push(Step::Sysctl { side: Side::Guest, family, dev, key: "accept_dad", value: "0" });
+    }
+    plan.push(Step::LinkUp { side: Side::Guest, name: ifname.into() });
     Ok(plan)
 }
 
 /// What the IPAM result asks for: gateway addresses on the bridge, the
-/// container's addresses and routes, forwarding, the announcement.
+/// container's addresses and routes, forwarding (the announcement follows:
+/// `add`).
+/// `v6_off`: the container's IPv6 is off by default, read beforehand.
 pub async fn addressing(
     env: &Env,
     conf: &NetConf,
-    host_veth: &str,
     out: &CniOutput,
     gateways: &[IpNetwork],
     host: &Netlink,
-    guest_ns: BorrowedFd<'_>,
+    v6_off: bool,
 ) -> CniResult<Plan> {
     let mut plan = empty_plan(env);
     let ifname = env.ifname.as_str();
@@ -77,18 +97,12 @@ pub async fn addressing(
         bridge_addresses(&mut plan, conf, host, bridge.index, gateways).await?;
     }
     let has_v6 = out.ips.iter().any(|ip| ip.address.is_ipv6());
-    if has_v6 && crate::drivers::addressing::ipv6_off_by_default(guest_ns)? {
+    if has_v6 && v6_off {
         plan.push(Step::Ipv6 { side: Side::Guest, dev: ifname.into(), enable: true });
-    }
-    // As the reference: DAD off on every layer-3 attachment unless asked for.
-    if conf.ipam.is_some() && !conf.enable_dad {
-        let (family, dev) = (Family::V6, ifname.to_string());
-        plan.push(Step::Sysctl { side: Side::Guest, family, dev, key: "accept_dad", value: "0" });
     }
     for ip in &out.ips {
         plan.push(Step::AddAddress { dev: ifname.into(), net: ip.address });
     }
-    plan.push(Step::LinkUp { side: Side::Guest, name: ifname.into() });
     for route in &out.routes {
         let gw = route.gw.or_else(|| family_gateway(&out.ips, route.dst.is_ipv4()));
         plan.push(Step::AddRoute { dst: route.dst, gw, dev: ifname.into() });
@@ -101,12 +115,6 @@ pub async fn addressing(
         }
     }
     plan.steps.extend(super::netfilter::masquerade(env, conf, out));
-    for ip in out.ips.iter().filter_map(|ip| match ip.address.ip() {
-        IpAddr::V4(v4) => Some(v4),
-        IpAddr::V6(_) => None,
-    }) {
-        plan.push(Step::Announce { dev: ifname.into(), ip, port: Some(host_veth.into()) });
-    }
     Ok(plan)
 }
 

@@ -6,7 +6,10 @@
 //! keep each other's interfaces. A write goes to a temporary file in the
 //! same directory, is fsync'd, renamed over the record, and the directory is
 //! fsync'd: a crash leaves the old record or the new one, never half of one.
-//! Readers take no lock; a rename is atomic to them.
+//! Readers take no lock; a rename is atomic to them. A store opened
+//! `unsynced` (the CNI plugin's ADD: see README, "Speed") keeps the rename
+//! but not the fsyncs; a crash may then leave an empty file where its record
+//! was being written, which reads as no record.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -27,6 +30,7 @@ const SUFFIX: &str = ".json";
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    sync: bool,
 }
 
 /// The store's lock, held until dropped.
@@ -60,7 +64,13 @@ impl Store {
     }
 
     pub fn at(dir: impl Into<PathBuf>) -> Store {
-        Store { dir: dir.into() }
+        Store { dir: dir.into(), sync: true }
+    }
+
+    /// The same store, written without fsyncs: what it writes may be lost
+    /// in a crash, never half-written.
+    pub fn unsynced(self) -> Store {
+        Store { sync: false, ..self }
     }
 
     pub fn dir(&self) -> &Path {
@@ -206,9 +216,14 @@ impl Lock<'_> {
             let mut file =
                 OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
             file.write_all(&text)?;
-            file.sync_all()?;
+            if self.store.sync {
+                file.sync_all()?;
+            }
             fs::rename(&tmp, &path)?;
-            sync_dir(&self.store.dir)
+            match self.store.sync {
+                true => sync_dir(&self.store.dir),
+                false => Ok(()),
+            }
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -240,6 +255,11 @@ fn read(path: &Path) -> Result<Option<Record>> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::from(e).context(format!("reading {}", path.display()))),
     };
+    // pipework writes no empty record: an empty file is an unsynced write
+    // a crash cut short, whose record never was.
+    if text.is_empty() {
+        return Ok(None);
+    }
     let bad = |what: String| Error::new(Kind::Io, format!("{}: {what}", path.display()));
     // The version first, so a newer record is named as such, not as garbage.
     #[derive(serde::Deserialize)]

@@ -51,7 +51,7 @@ pub use pipework::{
     STATE_DIR_ENV,
 };
 pub use podman::{Podman, PodmanContainer, PodmanService, CNI_PLUGINS};
-pub use readback::{all_routes, link_detail, link_info_data, Addr, Family, Link, Ns, Route};
+pub use readback::{all_routes, link_detail, link_info_data, port_vlans, Addr, Family, Link, Ns, Route};
 pub use snapshot::{assert_unchanged, made_routes, made_routes_to, rules, settled_snapshot};
 pub use tempdir::TempDir;
 pub use watch::{PrivateDocker, Watcher, SCOPE};

@@ -287,3 +287,20 @@ pub fn link_info_data(ns: &dyn Ns, name: &str) -> Value {
 pub fn link_detail(ns: &dyn Ns, name: &str) -> Value {
     ns.ip_j(&["-d", "link", "show", "dev", name])[0].clone()
 }
+
+/// `bridge -j vlan show dev <port>` in the namespace named `ns`: (vid,
+/// flags) pairs, flags as `bridge` prints them ("PVID", "Egress Untagged").
+pub fn port_vlans(ns: &str, port: &str) -> Vec<(u64, Vec<String>)> {
+    let out = run(&["bridge", "-n", ns, "-j", "vlan", "show", "dev", port]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("bridge -j vlan show: {e}: {out}"));
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let entries = list(&v).into_iter().find(|e| e["ifname"] == port).map(|e| list(&e["vlans"]));
+    entries
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let flags = list(&e["flags"]).iter().filter_map(|f| f.as_str().map(String::from)).collect();
+            (e["vlan"].as_u64().unwrap_or_default(), flags)
+        })
+        .collect()
+}

@@ -191,3 +191,19 @@ fn fifty_processes_lose_nothing() {
     }
     assert_all_kept(&t.0, 50);
 }
+
+/// Unsynced, a write is the same rename; the empty file a crash may leave
+/// of it reads as no record, in one record and in the listing.
+#[test]
+fn unsynced_writes_and_the_empty_file_of_a_crash() {
+    let t = TempStore::new("unsynced");
+    let store = t.0.clone().unsynced();
+    let record = sample("u");
+    store.write(&record).unwrap();
+    assert_eq!(t.0.load("docker-u").unwrap(), Some(record));
+    assert_eq!(files(&t.0), [".lock", "docker-u.json"]);
+    fs::write(t.0.dir().join("docker-u.json"), b"").unwrap();
+    assert_eq!(t.0.load("docker-u").unwrap(), None);
+    let listing = t.0.load_all().unwrap();
+    assert!(listing.records.is_empty() && listing.broken.is_empty(), "{listing:?}");
+}

@@ -9,6 +9,18 @@ use super::error::{errno, kernel_message, nl_error};
 use super::Netlink;
 use crate::error::{Error, Kind, Result};
 
+/// A kernel built without CONFIG_BRIDGE_VLAN_FILTERING answers both
+/// requests with EOPNOTSUPP and no text of its own: its words, and why.
+fn refused(e: rtnetlink::Error, what: String) -> Error {
+    match errno(&e) {
+        Some(libc::EOPNOTSUPP) => Error::new(
+            Kind::Unsupported,
+            format!("{what}: Operation not supported (it lacks CONFIG_BRIDGE_VLAN_FILTERING)"),
+        ),
+        _ => nl_error(e, what),
+    }
+}
+
 impl Netlink {
     /// `ip link set <bridge> type bridge vlan_filtering 1` (or `0`). A
     /// kernel without the feature says only EOPNOTSUPP: that, and why.
@@ -19,12 +31,9 @@ impl Netlink {
         msg.attributes.retain(|a| !matches!(a, LinkAttribute::IfName(_)));
         let what = if on { "turning on VLAN filtering" } else { "turning off VLAN filtering" };
         self.handle.link().change(msg).execute().await.map_err(|e| match errno(&e) {
-            // EOPNOTSUPP as `ip` words it (nix's text is another errno's).
-            Some(libc::EOPNOTSUPP) if kernel_message(&e).is_none() => Error::new(
-                Kind::Unsupported,
-                "Operation not supported: this kernel's bridges cannot filter VLANs \
-                 (it lacks CONFIG_BRIDGE_VLAN_FILTERING)",
-            ),
+            Some(libc::EOPNOTSUPP) if kernel_message(&e).is_none() => {
+                refused(e, "this kernel's bridges cannot filter VLANs".into())
+            }
             _ => nl_error(e, what),
         })
     }
@@ -41,6 +50,6 @@ impl Netlink {
             true => (RouteNetlinkMessage::SetLink(msg), format!("putting the port on VLAN {vid}")),
             false => (RouteNetlinkMessage::DelLink(msg), format!("taking the port off VLAN {vid}")),
         };
-        self.talk(msg, 0).await.map_err(|e| nl_error(e, what))
+        self.talk(msg, 0).await.map_err(|e| refused(e, what))
     }
 }
