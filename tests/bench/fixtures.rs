@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -55,12 +55,12 @@ impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "median {:.2} ms, p90 {:.2} ms, min {:.2} ms ({} attach{})",
+            "median {:.2} ms, p90 {:.2} ms, min {:.2} ms ({} run{})",
             ms(self.median),
             ms(self.p90),
             ms(self.min),
             self.count,
-            if self.count == 1 { "" } else { "es" }
+            if self.count == 1 { "" } else { "s" }
         )
     }
 }
@@ -105,10 +105,9 @@ impl Host {
         Ok(Host { netns, _ns: ns, state })
     }
 
-    /// Runs pipework inside this namespace; returns how long it took from
-    /// spawn to exit.
-    pub fn pipework(&self, args: &[&str]) -> Result<Duration, String> {
-        self.time(PIPEWORK, args, &[], b"").map(|(took, _)| took)
+    /// Runs pipework inside this namespace.
+    pub fn pipework(&self, args: &[&str]) -> Result<Ran, String> {
+        self.measure(PIPEWORK, args, &[], b"")
     }
 
     /// Runs `program` inside this namespace with `env` added and `stdin`
@@ -120,29 +119,46 @@ impl Host {
         env: &[(&str, &str)],
         stdin: &[u8],
     ) -> Result<(Duration, Vec<u8>), String> {
+        self.measure(program, args, env, stdin).map(|r| (r.took, r.stdout))
+    }
+
+    /// The same, with the child's own CPU time and peak RSS (wait4's rusage).
+    pub fn measure(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: &[u8],
+    ) -> Result<Ran, String> {
         let mut cmd = self.command(program, args);
         cmd.envs(env.iter().copied());
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let cannot = |e: std::io::Error| format!("cannot run {program}: {e}");
         let start = Instant::now();
-        let out = cmd
-            .spawn()
-            .and_then(|mut child| {
-                // Small enough for the pipe: written whole before the child reads.
-                child.stdin.take().map(|mut input| input.write_all(stdin)).transpose()?;
-                child.wait_with_output()
-            })
-            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        let mut child = cmd.spawn().map_err(cannot)?;
+        // Small enough for the pipes: written whole before the child reads,
+        // and its output fits them, so reading one after the other is safe.
+        child.stdin.take().map(|mut input| input.write_all(stdin)).transpose().map_err(cannot)?;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        child.stdout.take().map(|mut s| s.read_to_end(&mut stdout)).transpose().map_err(cannot)?;
+        child.stderr.take().map(|mut s| s.read_to_end(&mut stderr)).transpose().map_err(cannot)?;
+        let (status, usage) = wait4(child.id()).map_err(cannot)?;
         let took = start.elapsed();
-        if !out.status.success() {
+        if !status.success() {
             return Err(format!(
                 "`{program} {}` exited with {}; stdout:\n{}\nstderr:\n{}",
                 args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim_end(),
-                String::from_utf8_lossy(&out.stderr).trim_end()
+                status,
+                String::from_utf8_lossy(&stdout).trim_end(),
+                String::from_utf8_lossy(&stderr).trim_end()
             ));
         }
-        Ok((took, out.stdout))
+        let cpu = |t: libc::timeval| {
+            Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_usec).unwrap_or(0) * 1000)
+        };
+        let cpu = cpu(usage.ru_utime) + cpu(usage.ru_stime);
+        // ru_maxrss is in KiB on Linux.
+        Ok(Ran { took, cpu, stdout, max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0) })
     }
 
     /// `program args`, to be run inside this namespace, with its records.
@@ -160,6 +176,33 @@ impl Host {
             });
         }
         cmd
+    }
+}
+
+/// One run of a program: from spawn to exit, its CPU time, its stdout, its
+/// peak RSS.
+pub struct Ran {
+    pub took: Duration,
+    /// User plus system CPU time: less at the mercy of a busy machine.
+    pub cpu: Duration,
+    pub stdout: Vec<u8>,
+    pub max_rss_kib: u64,
+}
+
+/// Reaps `pid` with its own resource usage (not the sum RUSAGE_CHILDREN keeps).
+fn wait4(pid: u32) -> std::io::Result<(std::process::ExitStatus, libc::rusage)> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers are to live locals.
+        match unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } {
+            -1 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => continue,
+            -1 => return Err(std::io::Error::last_os_error()),
+            _ => return Ok((std::process::ExitStatus::from_raw(status), usage)),
+        }
     }
 }
 
