@@ -214,8 +214,7 @@ fn cgroup_pid(label: &str) -> Result<Option<(u64, PathBuf, &'static str)>> {
     if label.is_empty() || label.contains('/') || label.starts_with('.') {
         return Ok(None);
     }
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    for (root, procs) in cgroup_roots(&mounts) {
+    for (root, procs) in cgroup_roots() {
         let mut found = lxc_groups(&root, label, procs);
         match found.len() {
             0 => continue,
@@ -299,8 +298,40 @@ fn one_netns(group: &Path, pids: &[u64]) -> Result<()> {
 }
 
 /// The v1 `devices` hierarchy (as the original) and then the v2 one, each
-/// with the file that lists its processes.
-fn cgroup_roots(mounts: &str) -> Vec<(PathBuf, &'static str)> {
+/// with the file that lists its processes: where systemd mounts them if they
+/// are there, else from the mount table. Reading that table costs a Docker
+/// host about 0.7 ms of CPU (the kernel renders every overlay mount's
+/// options), a quarter of what a dry run by container name costs.
+fn cgroup_roots() -> Vec<(PathBuf, &'static str)> {
+    standard_cgroup_roots()
+        .unwrap_or_else(|| cgroup_roots_in(&std::fs::read_to_string("/proc/self/mounts").unwrap_or_default()))
+}
+
+/// systemd's layouts: unified (cgroup2 on /sys/fs/cgroup, no v1 hierarchy)
+/// and hybrid (a tmpfs there, `devices` and the cgroup2 `unified` in it).
+/// Each hierarchy is one tree wherever it is mounted. `None` for anything
+/// else (a legacy layout, a container's own mounts), which the mount table
+/// decides.
+fn standard_cgroup_roots() -> Option<Vec<(PathBuf, &'static str)>> {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
+    const BASE: &str = "/sys/fs/cgroup";
+    let fs_of = |path: &Path| statfs(path).ok().map(|fs| fs.filesystem_type());
+    let base = Path::new(BASE);
+    match fs_of(base)? {
+        CGROUP2_SUPER_MAGIC => Some(vec![(base.to_path_buf(), "cgroup.procs")]),
+        TMPFS_MAGIC => {
+            let (devices, unified) = (base.join("devices"), base.join("unified"));
+            let v1 = fs_of(&devices) == Some(CGROUP_SUPER_MAGIC) && devices.join("devices.list").exists();
+            let v2 = fs_of(&unified) == Some(CGROUP2_SUPER_MAGIC);
+            (v1 && v2).then(|| vec![(devices, "tasks"), (unified, "cgroup.procs")])
+        }
+        _ => None,
+    }
+}
+
+/// The same from the mount table: its last v1 `devices` mount, its first
+/// cgroup2 mount.
+fn cgroup_roots_in(mounts: &str) -> Vec<(PathBuf, &'static str)> {
     let mut v1 = None;
     let mut v2 = None;
     for line in mounts.lines() {
