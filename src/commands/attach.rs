@@ -3,6 +3,7 @@
 //! an applied plan's record is written before the run ends, or the plan is
 //! rolled back.
 
+use super::recording::Writer;
 use crate::drivers::{self, addressing, Context, Driver};
 use crate::error::Result;
 use crate::request::Attach;
@@ -16,14 +17,14 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
     let guest = guest::resolve(&req.guest).await?;
     guest.refuse_here("there is nothing to connect")?;
     let inside = Netlink::inside(guest.netns())?;
-    plan_and_apply(&*driver, req, &guest, &host, &inside, dry_run).await
+    plan_and_apply(&*driver, req, &guest, &host, &inside, dry_run, Writer::Inline).await
 }
 
 /// An attach to a guest already found, from netlink connections already
 /// open: the watch service's, which keeps one on the host.
 pub async fn connect(req: &Attach, guest: &Guest, host: &Netlink, inside: &Netlink) -> Result<()> {
     let driver = driver_for(host, req).await?;
-    plan_and_apply(&*driver, req, guest, host, inside, false).await
+    plan_and_apply(&*driver, req, guest, host, inside, false, Writer::OffThread).await
 }
 
 /// The driver for the host interface, and the original's refusals, which
@@ -42,8 +43,9 @@ async fn plan_and_apply(
     host: &Netlink,
     inside: &Netlink,
     dry_run: bool,
+    writer: Writer,
 ) -> Result<()> {
     let plan = driver.plan(&Context { req, guest, host, inside }).await?;
-    let record = async || super::recording::attached(&plan, req, guest, inside).await;
+    let record = async || super::recording::attached(&plan, req, guest, inside, writer).await;
     super::print_or_apply_then(&plan, dry_run, host, Some((inside, guest.netns())), record).await
 }

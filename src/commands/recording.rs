@@ -15,17 +15,32 @@ use crate::state::{
 };
 use crate::sys::netlink::{route_via, Netlink};
 
+/// Where a record's write (and its two fsyncs) runs.
+#[derive(Clone, Copy)]
+pub enum Writer {
+    /// On this thread: a command run has nothing else to do meanwhile, and a
+    /// thread would cost it more than the wait.
+    Inline,
+    /// On a blocking thread: the watch service has other containers' work
+    /// to do while the disk syncs.
+    OffThread,
+}
+
 /// Records the interface a wholly applied `plan` made in `guest`, beside
 /// the guest's other interfaces.
-pub async fn attached(plan: &Plan, req: &Attach, guest: &Guest, inside: &Netlink) -> Result<()> {
+pub async fn attached(
+    plan: &Plan,
+    req: &Attach,
+    guest: &Guest,
+    inside: &Netlink,
+    writer: Writer,
+) -> Result<()> {
     let iface = describe(plan, req, inside).await?;
     let host = HostNs::current()?;
     let record_guest =
         GuestRecord { label: guest.label.clone(), find: guest.find.clone(), netns: guest.netns_id()? };
     let key = guest.find.key();
-    // Off this thread: its fsyncs wait for the disk, and the watch service
-    // has other containers' work to do meanwhile.
-    let write = tokio::task::spawn_blocking(move || {
+    let write = move || {
         Store::from_env().update(&key, |slot| {
             let record = slot.get_or_insert_with(|| Record::new(record_guest.clone(), host.clone()));
             // A restarted container has a new namespace; the rest stays.
@@ -33,9 +48,13 @@ pub async fn attached(plan: &Plan, req: &Attach, guest: &Guest, inside: &Netlink
             record.host = host;
             record.put_interface(iface);
         })
-    });
-    let written =
-        write.await.unwrap_or_else(|e| Err(Error::new(Kind::Internal, format!("record writer: {e}"))));
+    };
+    let written = match writer {
+        Writer::Inline => write(),
+        Writer::OffThread => tokio::task::spawn_blocking(write)
+            .await
+            .unwrap_or_else(|e| Err(Error::new(Kind::Internal, format!("record writer: {e}")))),
+    };
     written.map_err(|e| e.context(format!("recording what was made in {}", guest.label)))
 }
 
