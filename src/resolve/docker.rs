@@ -64,9 +64,10 @@ fn trusted_socket(socket: PathBuf) -> Result<PathBuf> {
 
 /// A Docker container: `docker inspect`'s `.State.Pid`, retried while it is
 /// 0 (the container is not running yet) three times a second apart, as the
-/// original did; then, its namespace open, asked again, in case the
-/// container stopped and its PID went to another process meanwhile. Which
-/// engine answers is asked at the same time.
+/// original did; then, its namespace open, confirmed as the container's (its
+/// cgroup, else the engine asked again), in case the container stopped and
+/// its PID went to another process meanwhile. Which engine answers is asked
+/// at the same time.
 pub async fn guest(label: &str) -> Result<Guest> {
     let (docker, socket) = client(label)?;
     let no_such = || Error::original(Kind::NotFound, format!("Error: No such object: {label}"));
@@ -76,8 +77,11 @@ pub async fn guest(label: &str) -> Result<Guest> {
         let found = inspected?.ok_or_else(no_such)?;
         if found.pid != 0 {
             let guest = Guest::from_pid(label, found.pid, found.find(runtime))?;
-            let again = inspect(&docker, label, &socket).await?.ok_or_else(no_such)?.pid;
-            return guest.confirm(again == found.pid);
+            let still = match in_cgroup_of(found.pid, &found.id) {
+                true => true,
+                false => inspect(&docker, label, &socket).await?.ok_or_else(no_such)?.pid == found.pid,
+            };
+            return guest.confirm(still);
         }
         tracing::debug!(attempt, "container {label} has PID 0 (not running)");
         if attempt < 3 {
