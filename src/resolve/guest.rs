@@ -201,7 +201,7 @@ pub async fn find(label: &str, find: &Finder) -> Result<Option<Guest>> {
         }
         Finder::Path { path } => by_path(path, format!("nsenter --net={path}"), path.clone()),
         Finder::Lxc { name } => lxc_guest(label, name),
-        Finder::Container { id, .. } => docker::running(label, id).await,
+        Finder::Container { runtime, id, .. } => docker::running(label, runtime, id).await,
         Finder::Cni { netns, .. } => by_path(netns, format!("nsenter --net={netns}"), netns.clone()),
     }
 }
