@@ -5,7 +5,10 @@
 //! CNI variables and a fixed PATH, and only if root alone can change it.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
@@ -178,7 +181,14 @@ impl PendingAdd<'_> {
         let what = format!("result of IPAM plugin {}", ipam.name);
         if let Ok(Some(value)) = whole_result(&mut child, &mut out, &mut err) {
             let exit = Exit { name: ipam.name.clone(), child: Some(child), out, err };
-            return Ok((CniOutput::parse(&value, &what)?, exit));
+            return match CniOutput::parse(&value, &what) {
+                Ok(parsed) => Ok((parsed, exit)),
+                // Not left a zombie: its exit, whatever it is, changes nothing.
+                Err(e) => {
+                    let _ = exit.confirm();
+                    Err(e)
+                }
+            };
         }
         let first = finish(&ipam.name, child, out, err);
         let out = ipam.or_older(Command::Add, env, stdin, first)?;
@@ -217,30 +227,29 @@ fn whole_result(child: &mut Child, out: &mut Vec<u8>, err: &mut Vec<u8>) -> std:
     let (Some(stdout), Some(stderr)) = (child.stdout.as_mut(), child.stderr.as_mut()) else {
         return Ok(None);
     };
-    let raw = [stdout.as_raw_fd(), stderr.as_raw_fd()];
     let mut open = [true, true];
     let mut buf = [0u8; 4096];
     while open[0] {
-        let mut fds = [0, 1].map(|i| libc::pollfd {
-            fd: if open[i] { raw[i] } else { -1 },
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        // SAFETY: poll reads and writes the two pollfds it is given, no more.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::Interrupted => continue,
-                _ => return Err(e),
+        let (out_ready, err_ready) = {
+            let mut fds = vec![PollFd::new(stdout.as_fd(), PollFlags::POLLIN)];
+            if open[1] {
+                fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
             }
-        }
-        if fds[1].revents != 0 {
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), fds.get(1).is_some_and(ready))
+        };
+        if err_ready {
             match stderr.read(&mut buf)? {
                 0 => open[1] = false,
                 n => err.extend_from_slice(&buf[..n]),
             }
         }
-        if fds[0].revents != 0 {
+        if out_ready {
             match stdout.read(&mut buf)? {
                 0 => open[0] = false,
                 n => {
