@@ -421,6 +421,22 @@ fn a_restarted_host_client_container_leases_again_through_its_client() {
     assert!(stdout(&left).trim().is_empty(), "udhcpc left running: {}", stdout(&left));
 }
 
+/// A label's words are split as a shell splits them: a quoted option with
+/// spaces reaches the DHCP client as its words (dnsmasq sees the vendor
+/// class it sets).
+#[test]
+fn a_quoted_dhcp_option_in_a_label_reaches_the_client() {
+    let host = Netns::new("host");
+    let server = DhcpConfig::new("br0", "10.35.0.1/24", "10.35.0.50", "10.35.0.99").start_in(&host);
+    let w = Watcher::start(&host, &unique("qo"), &[]);
+    let c = container(&w, "qo", &["--label", "pipework.eth1=br0 'udhcpc:-V quoted -t 3'"]);
+    w.wait_log(&format!("{}: plumbed eth1", c.name), SETTLE);
+    let [cidr] = &c.cidrs("eth1", Family::V4)[..] else { panic!("{}", w.log()) };
+    assert!(cidr.starts_with("10.35.0."), "{cidr}");
+    let log = server.log();
+    assert!(log.contains("vendor class: quoted") && log.contains("DHCPACK("), "{log}");
+}
+
 /// Removal on Open vSwitch: the container's port leaves the bridge, with
 /// the bridge's dead pipework ports; a port that is not pipework's stays.
 #[test]

@@ -225,7 +225,11 @@ MAC, address, gateway and VLAN they had, through the same plan, apply and \
 rollback as an attach, then the pipework route and rule lines recorded for it; \
 the record is updated. A container labelled pipework.CTR_IF=LINE gets CTR_IF as \
 if pipework HOSTIF -i CTR_IF CONTAINER ... had been run, LINE being the rest of \
-the command line after the guest; each such label makes one interface. An \
+the command line after the guest; each such label makes one interface. LINE is \
+split into words as a shell splits them, quoting only: single quotes, double \
+quotes and backslashes group and escape, nothing is expanded ($, globs and ~ stay \
+as written), so pipework.eth1=br0 'udhcpc:-t 10 -T 1' passes one option word; an \
+unterminated quote makes the label malformed. An \
 interface already there with the recorded MAC is left alone. A malformed label \
 is logged with the container's name and the others are plumbed.
 

@@ -3,12 +3,14 @@
 //! chose); after a `route` or `rule` passthrough, its words. `replay` is the
 //! way back: the attach that makes a recorded interface again.
 
+use std::time::Duration;
+
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::dhcp::state::State;
 use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Step};
-use crate::request::{Addressing, Attach, Dhcp, DhcpClient, GuestRef, HostIf, Tag, Tool, DHCP_TIMEOUT};
+use crate::request::{Addressing, Attach, Dhcp, DhcpClient, GuestRef, HostIf, Tag, Tool};
 use crate::resolve::guest::Guest;
 use crate::state::{
     Attached, DefaultRoute, DhcpRecord, Finder, GuestRecord, HostNs, How, Interface, Record, Store,
@@ -163,6 +165,7 @@ fn dhcp_record(plan: &Plan, d: &Dhcp) -> DhcpRecord {
         client: client.to_string(),
         foreground: d.foreground,
         options: d.options.clone(),
+        timeout_ms: u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX),
         agent_pid,
         lease_file: lease_file.map(|p| p.display().to_string()),
     }
@@ -238,7 +241,7 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
 }
 
 /// The DHCP word a record's mode was (`dhcp` is the native client), with
-/// its options; the wait for a lease is the default one.
+/// its options and its wait for a lease.
 fn redone(d: &DhcpRecord) -> Option<Dhcp> {
     let client = match d.client.as_str() {
         "dhcp" => DhcpClient::Docker,
@@ -247,12 +250,14 @@ fn redone(d: &DhcpRecord) -> Option<Dhcp> {
         "dhcpcd" => DhcpClient::Dhcpcd,
         _ => return None,
     };
-    Some(Dhcp { client, foreground: d.foreground, options: d.options.clone(), timeout: DHCP_TIMEOUT })
+    let timeout = Duration::from_millis(d.timeout_ms);
+    Some(Dhcp { client, foreground: d.foreground, options: d.options.clone(), timeout })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::DHCP_TIMEOUT;
     use crate::state::NsId;
 
     /// Container `abc`'s record, with `iface` its one interface.
@@ -314,6 +319,7 @@ mod tests {
                 client: "dhcp".into(),
                 foreground: false,
                 options: Some("-V acme".into()),
+                timeout_ms: 2500,
                 agent_pid: Some(4242),
                 lease_file: Some("/var/lib/pipework/dhcp/1-eth1".into()),
             }),
@@ -325,17 +331,37 @@ mod tests {
             client: DhcpClient::Docker,
             foreground: false,
             options: Some("-V acme".into()),
-            timeout: DHCP_TIMEOUT,
+            timeout: Duration::from_millis(2500),
         };
         assert_eq!((req.addr, req.mac), (Addressing::Dhcp(native), Some(iface.mac)));
         iface.dhcp = Some(DhcpRecord {
             client: "dhclient".into(),
             foreground: true,
             options: None,
+            timeout_ms: 10_000,
             agent_pid: None,
             lease_file: None,
         });
         let Addressing::Dhcp(host) = replay(&record, &iface).addr else { panic!("not DHCP") };
         assert_eq!((host.client, host.foreground), (DhcpClient::Dhclient, true));
+    }
+
+    #[test]
+    fn the_wait_for_a_lease_is_recorded_and_old_records_wait_the_default() {
+        // A host client (a plan with no native client's step).
+        let d = Dhcp {
+            client: DhcpClient::Udhcpc,
+            foreground: false,
+            options: None,
+            timeout: Duration::from_millis(3500),
+        };
+        let json = serde_json::to_string(&dhcp_record(&Plan::new(""), &d)).unwrap();
+        assert!(json.contains(r#""timeout_ms":3500"#), "{json}");
+        let recorded: DhcpRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(redone(&recorded), Some(d));
+        // A record written before the timeout was kept.
+        let old: DhcpRecord = serde_json::from_str(r#"{"client":"udhcpc","options":"-n"}"#).unwrap();
+        let Some(Dhcp { client, timeout, .. }) = redone(&old) else { panic!("{old:?}") };
+        assert_eq!((client, timeout), (DhcpClient::Udhcpc, DHCP_TIMEOUT));
     }
 }

@@ -17,6 +17,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use crate::mac::Mac;
+use crate::request::DHCP_TIMEOUT;
 
 pub use store::{Broken, Listing, Lock, Store, DEFAULT_DIR, DIR_ENV};
 
@@ -267,6 +268,10 @@ pub struct DhcpRecord {
     pub foreground: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<String>,
+    /// `--timeout`, the wait for a lease, in milliseconds (records from
+    /// before it was kept waited the default).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
     /// The process that holds the lease, while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_pid: Option<u32>,
@@ -274,6 +279,10 @@ pub struct DhcpRecord {
     /// host client's script wrote for the guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_file: Option<String>,
+}
+
+fn default_timeout_ms() -> u64 {
+    DHCP_TIMEOUT.as_millis() as u64
 }
 
 impl Finder {

@@ -1,7 +1,9 @@
 //! Container labels that ask for an interface:
 //! `pipework.<CTR_IF>=<HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]`, the rest of a
-//! pipework command line after the guest. They are read by the command
-//! line's own parser, so every form an attach takes works in a label.
+//! pipework command line after the guest. Its words are split as a POSIX
+//! shell splits them (quotes and backslashes, no expansion), then read by
+//! the command line's own parser, so every form an attach takes works in a
+//! label.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -46,14 +48,14 @@ pub fn any(labels: &HashMap<String, String>) -> bool {
 }
 
 fn attach(id: &str, ifname: &str, value: &str, host_has: &impl Fn(&str) -> bool) -> Result<Attach, String> {
-    let words: Vec<&str> = value.split_whitespace().collect();
+    let words = words(value)?;
     let Some((host_if, rest)) = words.split_first() else {
         return Err("no host interface and address".into());
     };
     // `pipework HOSTIF -i CTR_IF GUEST ...`: the label is the line after the guest.
     let argv: Vec<OsString> = ["pipework", host_if, "-i", ifname, id]
         .into_iter()
-        .chain(rest.iter().copied())
+        .chain(rest.iter().map(String::as_str))
         .map(OsString::from)
         .collect();
     let inv = cli::parse(argv, host_has).map_err(|e| {
@@ -67,6 +69,56 @@ fn attach(id: &str, ifname: &str, value: &str, host_has: &impl Fn(&str) -> bool)
         Request::Attach(req) if !inv.dry_run => Ok(req),
         _ => Err("not an attach: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]".into()),
     }
+}
+
+/// `value`'s words as a POSIX shell splits them, for quoting only: single
+/// quotes, double quotes (where a backslash escapes `"`, `\`, `$` and a
+/// backquote), a backslash outside quotes. Nothing is expanded: `$`, globs
+/// and `~` stay as written.
+fn words(value: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut chars = value.chars();
+    // The word being read; `None` between words (`Some("")` is `''`).
+    let mut word: Option<String> = None;
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => words.extend(word.take()),
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => return Err("unterminated single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => w.push(c),
+                            Some('\n') => {}
+                            Some(c) => w.extend(['\\', c]),
+                            None => return Err("unterminated double quote".into()),
+                        },
+                        Some(c) => w.push(c),
+                        None => return Err("unterminated double quote".into()),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some('\n') => {}
+                // A trailing backslash stays, as in sh.
+                next => word.get_or_insert_with(String::new).extend(next.or(Some('\\'))),
+            },
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    Ok(words)
 }
 
 #[cfg(test)]
@@ -118,6 +170,33 @@ mod tests {
     }
 
     #[test]
+    fn words_split_as_a_shell_splits_them_without_expanding() {
+        let split = |s: &str| words(s).unwrap();
+        assert_eq!(split("  br0\tdhcp  "), ["br0", "dhcp"]);
+        assert_eq!(split("br0 'udhcpc:-t 10 -T 1'"), ["br0", "udhcpc:-t 10 -T 1"]);
+        assert_eq!(split("a\"b \\\" \\$x \\q\"c"), ["ab \" $x \\qc"]);
+        assert_eq!(split("a\\ b '' \"\" 'it'\\''s'"), ["a b", "", "", "it's"]);
+        assert_eq!(split("$HOME ~ * '$x' \"$y\" end\\"), ["$HOME", "~", "*", "$x", "$y", "end\\"]);
+        assert_eq!(words("br0 'udhcpc:-t 10"), Err("unterminated single quote".into()));
+        assert_eq!(words("br0 \"dhcp\\\""), Err("unterminated double quote".into()));
+    }
+
+    #[test]
+    fn a_quoted_option_is_one_word() {
+        let (wanted, bad) = attaches(
+            "c1",
+            &labels(&[("pipework.eth1", "br0 'udhcpc:-t 10 -T 1'"), ("pipework.eth2", "br0 \"dhcp:-x a\"")]),
+            |_| false,
+        );
+        assert_eq!(bad, vec![]);
+        let [Addressing::Dhcp(a), Addressing::Dhcp(b)] = [&wanted[0].addr, &wanted[1].addr] else {
+            panic!("{wanted:?}")
+        };
+        assert_eq!(a.options.as_deref(), Some("-t 10 -T 1"));
+        assert_eq!(b.options.as_deref(), Some("-x a"));
+    }
+
+    #[test]
     fn malformed_labels_say_why_and_spare_the_others() {
         let (wanted, bad) = attaches(
             "c1",
@@ -129,6 +208,7 @@ mod tests {
                 ("pipework.abcdefghijklmnop", "br0 10.0.0.5/24"),
                 ("pipework.eth5", "route 10.0.0.0/8"),
                 ("pipework.eth6", "br0 10.0.0.6/24"),
+                ("pipework.eth7", "br0 'udhcpc:-t 10"),
             ]),
             |_| false,
         );
@@ -144,6 +224,7 @@ mod tests {
                 "pipework.eth3=br0",
                 "pipework.eth4=br0 -i eth9 10.0.0.4/24",
                 "pipework.eth5=route 10.0.0.0/8",
+                "pipework.eth7=br0 'udhcpc:-t 10",
             ]
         );
         assert_eq!(bad[0].why, "interface name 'abcdefghijklmnop' is longer than 15 bytes");
@@ -151,5 +232,6 @@ mod tests {
         assert_eq!(bad[3].why, "not a pipework command line: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]");
         assert!(bad[4].why.contains("cannot be used multiple times"), "{}", bad[4].why);
         assert_eq!(bad[5].why, "not an attach: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]");
+        assert_eq!(bad[6].why, "unterminated single quote");
     }
 }
