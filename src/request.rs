@@ -195,6 +195,18 @@ pub enum DhcpClient {
 }
 
 impl DhcpClient {
+    /// The command line's word for it, without `-f` (`dhcp` is the native
+    /// client), as records keep it.
+    pub fn from_word(word: &str) -> Option<DhcpClient> {
+        match word {
+            "dhcp" => Some(DhcpClient::Docker),
+            "udhcpc" => Some(DhcpClient::Udhcpc),
+            "dhclient" => Some(DhcpClient::Dhclient),
+            "dhcpcd" => Some(DhcpClient::Dhcpcd),
+            _ => None,
+        }
+    }
+
     pub fn program(self) -> &'static str {
         match self {
             DhcpClient::Docker | DhcpClient::Udhcpc => "udhcpc",

@@ -75,13 +75,9 @@ fn parse_dhcp(arg: &str) -> Option<Dhcp> {
         None => (arg, None),
     };
     let (client, foreground) = match word {
-        "dhcp" => (DhcpClient::Docker, false),
-        "udhcpc" => (DhcpClient::Udhcpc, false),
         "udhcpc-f" => (DhcpClient::Udhcpc, true),
-        "dhclient" => (DhcpClient::Dhclient, false),
         "dhclient-f" => (DhcpClient::Dhclient, true),
-        "dhcpcd" => (DhcpClient::Dhcpcd, false),
-        _ => return None,
+        word => (DhcpClient::from_word(word)?, false),
     };
     // dhcpcd takes no options in the original.
     let options = if client == DhcpClient::Dhcpcd { None } else { options };

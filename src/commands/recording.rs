@@ -243,13 +243,7 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
 /// The DHCP word a record's mode was (`dhcp` is the native client), with
 /// its options and its wait for a lease.
 fn redone(d: &DhcpRecord) -> Option<Dhcp> {
-    let client = match d.client.as_str() {
-        "dhcp" => DhcpClient::Docker,
-        "udhcpc" => DhcpClient::Udhcpc,
-        "dhclient" => DhcpClient::Dhclient,
-        "dhcpcd" => DhcpClient::Dhcpcd,
-        _ => return None,
-    };
+    let client = DhcpClient::from_word(&d.client)?;
     let timeout = Duration::from_millis(d.timeout_ms);
     Some(Dhcp { client, foreground: d.foreground, options: d.options.clone(), timeout })
 }
