@@ -7,29 +7,28 @@
 
 mod common;
 
-use common::{assert_plugin_ok, assert_unchanged, cni_error, Attach, CniNode, Netns, Ns};
+use common::{assert_plugin_ok, assert_unchanged, cni_error, with_keys, Attach, CniNode, Netns, Ns};
 use serde_json::{json, Value};
 
 /// A bridge-plugin configuration; `plugin` is "bridge" or "pipework".
 fn conf(node: &CniNode, plugin: &str, version: &str, extra: Value) -> Value {
-    let mut c = json!({
-        "cniVersion": version,
-        "name": "testnet",
-        "type": plugin,
-        "bridge": "cni0",
-        "isGateway": true,
-        "isDefaultGateway": true,
-        "ipam": {
-            "type": "host-local",
-            "dataDir": node.ipam_dir(),
-            "ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]],
-        },
-        "dns": {"nameservers": ["10.77.0.1"], "search": ["example.org"]},
-    });
-    for (k, v) in extra.as_object().expect("extra is an object") {
-        c[k] = v.clone();
-    }
-    c
+    with_keys(
+        json!({
+            "cniVersion": version,
+            "name": "testnet",
+            "type": plugin,
+            "bridge": "cni0",
+            "isGateway": true,
+            "isDefaultGateway": true,
+            "ipam": {
+                "type": "host-local",
+                "dataDir": node.ipam_dir(),
+                "ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]],
+            },
+            "dns": {"nameservers": ["10.77.0.1"], "search": ["example.org"]},
+        }),
+        extra,
+    )
 }
 
 /// Strings that differ between two runs by nature: MACs and the random

@@ -5,26 +5,25 @@
 
 mod common;
 
-use common::{assert_plugin_ok, cni_error, Attach, CniNode, Netns, Ns};
+use common::{assert_plugin_ok, cni_error, with_keys, Attach, CniNode, Netns, Ns};
 use serde_json::{json, Value};
 
 fn conf(node: &CniNode, plugin: &str, extra: Value) -> Value {
-    let mut c = json!({
-        "cniVersion": "1.0.0",
-        "name": "masqnet",
-        "type": plugin,
-        "bridge": "cni0",
-        "isDefaultGateway": true,
-        "ipam": {
-            "type": "host-local",
-            "dataDir": node.ipam_dir(),
-            "ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]],
-        },
-    });
-    for (k, v) in extra.as_object().expect("extra is an object") {
-        c[k] = v.clone();
-    }
-    c
+    with_keys(
+        json!({
+            "cniVersion": "1.0.0",
+            "name": "masqnet",
+            "type": plugin,
+            "bridge": "cni0",
+            "isDefaultGateway": true,
+            "ipam": {
+                "type": "host-local",
+                "dataDir": node.ipam_dir(),
+                "ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]],
+            },
+        }),
+        extra,
+    )
 }
 
 /// The rules of table `family pipework` in `ns`, as `nft -j` lists them:

@@ -7,23 +7,22 @@
 
 mod common;
 
-use common::{assert_unchanged, cni_error, port_vlans, quiet, stderr, Attach, CniNode, Netns, Ns};
+use common::{assert_unchanged, cni_error, port_vlans, quiet, stderr, with_keys, Attach, CniNode, Netns, Ns};
 use serde_json::{json, Value};
 
 /// A layer-2-and-address configuration on VLAN `vlan`.
 fn conf(node: &CniNode, plugin: &str, extra: Value) -> Value {
-    let mut c = json!({
-        "cniVersion": "1.0.0",
-        "name": "vlannet",
-        "type": plugin,
-        "bridge": "cni0",
-        "vlan": 100,
-        "ipam": {"type": "host-local", "dataDir": node.ipam_dir(), "ranges": [[{"subnet": "10.78.0.0/24"}]]},
-    });
-    for (k, v) in extra.as_object().expect("extra is an object") {
-        c[k] = v.clone();
-    }
-    c
+    with_keys(
+        json!({
+            "cniVersion": "1.0.0",
+            "name": "vlannet",
+            "type": plugin,
+            "bridge": "cni0",
+            "vlan": 100,
+            "ipam": {"type": "host-local", "dataDir": node.ipam_dir(), "ranges": [[{"subnet": "10.78.0.0/24"}]]},
+        }),
+        extra,
+    )
 }
 
 /// The kernel's refusal of a VLAN-filtering bridge (no

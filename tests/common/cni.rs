@@ -177,3 +177,12 @@ pub fn cni_error(out: &Output) -> Value {
         panic!("stdout is not a CNI error object ({e}): {}", String::from_utf8_lossy(&out.stdout))
     })
 }
+
+/// `conf` with `extra`'s keys set over its own (a test's variation on a
+/// base configuration).
+pub fn with_keys(mut conf: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().expect("extra is an object") {
+        conf[k] = v.clone();
+    }
+    conf
+}
