@@ -627,11 +627,9 @@ fn show_and_check_see_cni_attachments() {
     let lines: Vec<Vec<String>> =
         common::stdout(&out).lines().map(|l| l.split_whitespace().map(String::from).collect()).collect();
     let short = &at.id[..12];
-    let row = [short, "eth0", host_veth, "bridge:cni0", "10.77.0.2/24,fd77::2/64", mac, "live"];
-    assert_eq!(
-        lines,
-        [vec!["GUEST", "INTERFACE", "HOST-SIDE", "ATTACHED-TO", "ADDRESSES", "MAC", "STATE"], row.to_vec()]
-    );
+    let row = [short, "eth0", host_veth, "bridge:cni0", "10.77.0.2/24,fd77::2/64", mac, "-", "live"];
+    let header = ["GUEST", "INTERFACE", "HOST-SIDE", "ATTACHED-TO", "ADDRESSES", "MAC", "RULES", "STATE"];
+    assert_eq!(lines, [header.to_vec(), row.to_vec()]);
     let out = node.pipework(&["show", short, "--json"]);
     common::assert_success(&out);
     let rows: Value = serde_json::from_str(&common::stdout(&out)).unwrap();

@@ -43,6 +43,17 @@ fn rules(ns: &Netns, family: &str) -> Vec<(String, String, Value)> {
         .collect()
 }
 
+/// Deletes, with `nft`, the rule of `family pipework chain` whose listed
+/// line contains every one of `words`.
+fn delete_rule(ns: &Netns, family: &str, chain: &str, words: &[&str]) {
+    let listed = ns.exec(&["nft", "-a", "list", "chain", family, "pipework", chain]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let line = listed.lines().find(|l| words.iter().all(|w| l.contains(w))).expect("the rule to delete");
+    let handle = line.rsplit(' ').next().unwrap();
+    let out = ns.exec(&["nft", "delete", "rule", family, "pipework", chain, "handle", handle]);
+    assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// `nft -j`'s match of a payload field with an address or prefix.
 fn matches(protocol: &str, field: &str, op: &str, right: Value) -> Value {
     json!({"match": {"op": op, "left": {"payload": {"protocol": protocol, "field": field}}, "right": right}})
@@ -126,12 +137,7 @@ fn ip_masq_rules_per_address_checked_and_deleted() {
     let mut check = c.clone();
     check["prevResult"] = result;
     assert_plugin_ok("pipework", "CHECK", &node.call("pipework", "CHECK", Some(&at_a), &check, &[]));
-    let listed = node.host.exec(&["nft", "-a", "list", "chain", "inet", "pipework", "postrouting"]);
-    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
-    let line =
-        listed.lines().find(|l| l.contains(&format!("id: {}\"", a.name)) && l.contains("ip6")).unwrap();
-    let handle = line.rsplit(' ').next().unwrap();
-    node.host.exec(&["nft", "delete", "rule", "inet", "pipework", "postrouting", "handle", handle]);
+    delete_rule(&node.host, "inet", "postrouting", &[&format!("id: {}\"", a.name), "ip6"]);
     let e = cni_error(&node.call("pipework", "CHECK", Some(&at_a), &check, &[]));
     assert_eq!(
         e["msg"],
@@ -325,4 +331,66 @@ fn podman_default_conflist_masquerades() {
     assert!(rules(&node.host, "inet").is_empty(), "podman rm left the rule");
     assert!(node.allocations().is_empty(), "podman rm kept the address");
     drop(beyond);
+}
+
+/// `pipework show` lists the kinds of rules a CNI attachment has on
+/// record (`--json`: the rules); `pipework check` reports each that the
+/// kernel lacks, as CNI CHECK compares them.
+#[test]
+fn show_and_check_see_the_rules() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let at = Attach::to(&ctr, "eth0");
+    let c = conf(&node, "pipework", json!({"ipMasq": true, "macspoofchk": true}));
+    let result = node.add("pipework", &at, &c);
+    let port = result["interfaces"][1]["name"].as_str().unwrap();
+    let mac = result["interfaces"][2]["mac"].as_str().unwrap();
+    let short = &at.id[..at.id.len().min(12)];
+
+    let out = node.pipework(&["show"]);
+    common::assert_success(&out);
+    let lines: Vec<Vec<String>> =
+        common::stdout(&out).lines().map(|l| l.split_whitespace().map(String::from).collect()).collect();
+    assert_eq!(
+        lines[0],
+        ["GUEST", "INTERFACE", "HOST-SIDE", "ATTACHED-TO", "ADDRESSES", "MAC", "RULES", "STATE"]
+    );
+    assert_eq!(lines[1][6..], ["masquerade,macspoofchk", "live"]);
+    let out = node.pipework(&["show", "--json"]);
+    let rows: Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    let listed: Vec<&str> =
+        rows[0]["rules"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(listed[0].starts_with(&format!("bridge pipework prerouting iifname \"{port}\" ")), "{listed:?}");
+    assert!(listed[1].starts_with("inet pipework postrouting ip saddr 10.77.0.2 "), "{listed:?}");
+    assert!(listed[2].starts_with("inet pipework postrouting ip6 saddr fd77::2 "), "{listed:?}");
+
+    let check = |args: &[&str]| {
+        let out = node.pipework(&[&["check"], args].concat());
+        (out.status.code().unwrap(), common::stdout(&out))
+    };
+    assert_eq!(check(&[]), (0, String::new()));
+    delete_rule(&node.host, "inet", "postrouting", &["ip6 saddr fd77::2"]);
+    delete_rule(&node.host, "bridge", "prerouting", &[port]);
+    assert_eq!(
+        check(&[]),
+        (
+            1,
+            format!(
+                "missing rule \"ip6 saddr fd77::2 ip6 daddr != fd77::/64 ip6 daddr != ff00::/8 masquerade\" \
+                 in inet pipework postrouting for eth0 of {short}\n\
+                 missing rule \"iifname \"{port}\" ether saddr != {mac} drop\" \
+                 in bridge pipework prerouting for eth0 of {short}\n"
+            )
+        )
+    );
+    let (code, out) = check(&["--json"]);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((code, &json["ok"]), (1, &json!(false)));
+    let kinds: Vec<(&Value, &Value)> =
+        json["differences"].as_array().unwrap().iter().map(|d| (&d["kind"], &d["interface"])).collect();
+    assert_eq!(kinds, [(&json!("nft-rule"), &json!("eth0")); 2]);
+    // Only what is missing: the IPv4 rule is there.
+    assert!(!out.contains("ip saddr 10.77.0.2"), "{out}");
+    assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at), &c, &[]));
 }

@@ -79,8 +79,11 @@ fn show_lists_live_interfaces_and_check_passes() {
     assert_success(&out);
     let lines: Vec<Vec<String>> =
         stdout(&out).lines().map(|l| l.split_whitespace().map(String::from).collect()).collect();
-    assert_eq!(lines[0], ["GUEST", "INTERFACE", "HOST-SIDE", "ATTACHED-TO", "ADDRESSES", "MAC", "STATE"]);
-    assert_eq!(lines[1], [ctr.name.as_str(), "eth1", &side, "bridge:br0", ADDR, &eth1.address, "live"]);
+    assert_eq!(
+        lines[0],
+        ["GUEST", "INTERFACE", "HOST-SIDE", "ATTACHED-TO", "ADDRESSES", "MAC", "RULES", "STATE"]
+    );
+    assert_eq!(lines[1], [ctr.name.as_str(), "eth1", &side, "bridge:br0", ADDR, &eth1.address, "-", "live"]);
     assert_eq!(lines.len(), 2);
 
     let out = pipework(&host, &["show", &ctr.name, "--json"]);

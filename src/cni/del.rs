@@ -26,7 +26,7 @@ pub async fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
         return Ok(());
     }
     remove_links(&env.netns, &env.ifname, ours.and_then(|(i, _)| i.host_side.as_deref())).await?;
-    let hooks = netfilter::del_hooks(conf, ours.map(|(_, cni)| &cni.config));
+    let hooks = netfilter::del_hooks(conf, ours.map(|(_, cni)| cni));
     netfilter::remove(&conf.name, &env.container_id, &env.ifname, &hooks)?;
     records::forget(&store, &env.container_id, &env.ifname)
 }
@@ -114,6 +114,6 @@ async fn collect(env: &Env, store: &Store, id: &str, netns: &str, iface: &Interf
     }
     remove_links(netns, &iface.name, iface.host_side.as_deref()).await?;
     let network = iface.cni.as_ref().map_or("", |c| c.network.as_str());
-    netfilter::remove(network, id, &iface.name, &netfilter::recorded_hooks(config))?;
+    netfilter::remove(network, id, &iface.name, &netfilter::recorded_hooks(iface.cni.as_ref()))?;
     records::forget(store, id, &iface.name)
 }

@@ -3,14 +3,13 @@
 //! carries its attachment's tag (network, interface, container ID) as its
 //! comment, so that DEL removes exactly its own.
 
-use serde_json::Value;
-
 use super::config::NetConf;
 use super::env::Env;
 use super::error::{CniError, CniResult, Code};
 use super::result::CniOutput;
 use crate::mac::Mac;
 use crate::plan::Step;
+use crate::state::CniRecord;
 use crate::sys::nftables::{rules, Hook, Nftables, Tag};
 
 pub fn tag(conf: &NetConf, env: &Env) -> Tag {
@@ -44,19 +43,19 @@ fn hooks_of(ip_masq: bool, mac_spoof_check: bool) -> Vec<Hook> {
     hooks
 }
 
-/// The same, from a configuration on record.
-pub fn recorded_hooks(config: &Value) -> Vec<Hook> {
-    del_hooks_of(false, false, Some(config))
+/// The same, from an attachment on record.
+pub fn recorded_hooks(recorded: Option<&CniRecord>) -> Vec<Hook> {
+    del_hooks_of(false, false, recorded)
 }
 
 /// DEL's: what this configuration asks for, and what ADD's did (its
 /// configuration on record).
-pub fn del_hooks(conf: &NetConf, recorded: Option<&Value>) -> Vec<Hook> {
+pub fn del_hooks(conf: &NetConf, recorded: Option<&CniRecord>) -> Vec<Hook> {
     del_hooks_of(conf.ip_masq, conf.mac_spoof_check, recorded)
 }
 
-fn del_hooks_of(ip_masq: bool, mac_spoof_check: bool, recorded: Option<&Value>) -> Vec<Hook> {
-    let on = |key: &str| recorded.is_some_and(|c| c.get(key) == Some(&Value::Bool(true)));
+fn del_hooks_of(ip_masq: bool, mac_spoof_check: bool, recorded: Option<&CniRecord>) -> Vec<Hook> {
+    let on = |key: &str| recorded.is_some_and(|c| c.asks(key));
     hooks_of(ip_masq || on("ipMasq"), mac_spoof_check || on("macspoofchk"))
 }
 
@@ -121,14 +120,8 @@ pub fn made(env: &Env, conf: &NetConf, out: &CniOutput, host_veth: &str, mac: Ma
 }
 
 fn expected(conf: &NetConf, out: &CniOutput, host_veth: &str, mac: Mac) -> Vec<rules::Rule> {
-    let mut all = Vec::new();
-    if conf.mac_spoof_check {
-        all.push(rules::mac_check(host_veth, mac));
-    }
-    if conf.ip_masq {
-        all.extend(out.ips.iter().filter_map(|ip| rules::masquerade(ip.address)));
-    }
-    all
+    let addresses: Vec<_> = out.ips.iter().map(|ip| ip.address).collect();
+    rules::of_attachment(conf.ip_masq, conf.mac_spoof_check, &addresses, host_veth, mac)
 }
 
 /// CHECK: each rule the attachment should have is in the kernel, tagged
@@ -138,19 +131,13 @@ pub fn check(env: &Env, conf: &NetConf, recorded: &CniOutput, host_veth: &str, m
     if wanted.is_empty() {
         return Ok(());
     }
-    let tag = tag(conf, env);
-    let mut nft = Nftables::here().map_err(kernel)?;
-    for hook in hooks(conf) {
-        let present = nft.rules(hook).map_err(kernel)?;
-        for rule in wanted.iter().filter(|r| r.hook == hook) {
-            let exprs = rule.listed();
-            if !present.iter().any(|p| tag.marks(&p.comment) && p.exprs == exprs) {
-                return Err(CniError::new(
-                    Code::Internal,
-                    format!("{} lacks the rule \"{}\" of {}", hook.name(), rule.text, env.ifname),
-                ));
-            }
-        }
+    let missing =
+        Nftables::here().and_then(|mut nft| nft.missing(&tag(conf, env), &wanted)).map_err(kernel)?;
+    match missing.first() {
+        None => Ok(()),
+        Some(rule) => Err(CniError::new(
+            Code::Internal,
+            format!("{} lacks the rule \"{}\" of {}", rule.hook.name(), rule.text, env.ifname),
+        )),
     }
-    Ok(())
 }

@@ -14,8 +14,9 @@ use crate::dhcp::agent;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::request::GuestRef;
-use crate::state::{Attached, DhcpRecord, How, Interface, Record, Store};
+use crate::state::{Attached, CniRecord, DhcpRecord, Finder, How, Interface, Record, Store};
 use crate::sys::netlink::{address_ip, route_via, Netlink};
+use crate::sys::nftables::{rules, Nftables, Tag};
 use crate::sys::output;
 use crate::sys::ovsdb::Ovsdb;
 
@@ -26,7 +27,7 @@ struct Difference {
     interface: Option<String>,
     /// A stable word for scripts: guest-gone, interface-missing, mac, mtu,
     /// down, address, default-route, host-side, master, vlan-filtering,
-    /// ovs-port, broken-record.
+    /// ovs-port, nft-rule, broken-record.
     kind: &'static str,
     message: String,
 }
@@ -130,6 +131,11 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                 say(Some(iface), "ovs-port", text);
             }
         }
+        if let (Some(cni), Finder::Cni { container_id, .. }) = (&iface.cni, &record.guest.find) {
+            for text in nft_rules(container_id, iface, cni, guest) {
+                say(Some(iface), "nft-rule", text);
+            }
+        }
         if matches!(iface.how, How::Veth | How::Macvlan | How::Ipoib) {
             let side = iface.host_side.as_deref().unwrap_or_default();
             match host_side(host, iface).await? {
@@ -178,6 +184,31 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
         }
     }
     Ok(out)
+}
+
+/// The nf_tables rules a CNI attachment's ADD made (`ipMasq`,
+/// `macspoofchk`, as its configuration on record asks) that the kernel
+/// lacks, compared as CNI CHECK compares them. nf_tables that cannot be
+/// asked is a difference too: nothing is verified.
+fn nft_rules(container_id: &str, iface: &Interface, cni: &CniRecord, guest: &str) -> Vec<String> {
+    let port = iface.host_side.as_deref().unwrap_or_default();
+    let wanted =
+        rules::of_attachment(cni.asks("ipMasq"), cni.asks("macspoofchk"), &iface.addresses, port, iface.mac);
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let tag = Tag::new(&cni.network, container_id, &iface.name);
+    let name = &iface.name;
+    match Nftables::here().and_then(|mut nft| nft.missing(&tag, &wanted)) {
+        Err(e) => {
+            let why = e.message().trim_start_matches("pipework: ");
+            vec![format!("nf_tables rules of {name} of {guest} unverified: {why}")]
+        }
+        Ok(missing) => missing
+            .iter()
+            .map(|r| format!("missing rule \"{}\" in {} for {name} of {guest}", r.text, r.hook.name()))
+            .collect(),
+    }
 }
 
 /// What is wrong with a recorded Open vSwitch port, if anything: it must be

@@ -1,7 +1,9 @@
 //! `pipework show [GUEST] [--json]`: one line per recorded interface, live
 //! when the kernel still has it (both ends), stale when not. A CNI
 //! attachment's guest is its container ID, shortened to 12 characters as
-//! `docker ps` shows it (in full in `--json`'s `find`, with its `network`).
+//! `docker ps` shows it (in full in `--json`'s `find`, with its `network`),
+//! and RULES the kinds of nf_tables rules its ADD made (in full, as `nft`
+//! lines, in `--json`'s `rules`).
 
 use std::path::Path;
 
@@ -11,11 +13,14 @@ use super::observe::{guest_now, is_live, select};
 use crate::dhcp::state::held;
 use crate::error::{Error, Kind, Result};
 use crate::request::GuestRef;
-use crate::state::Store;
+use crate::state::{Interface, Store};
 use crate::sys::netlink::Netlink;
+use crate::sys::nftables::Hook;
 use crate::sys::output;
 
-const HEADER: [&str; 7] = ["GUEST", "INTERFACE", "HOST-SIDE", "ATTACHED-TO", "ADDRESSES", "MAC", "STATE"];
+const HEADER: [&str; COLUMNS] =
+    ["GUEST", "INTERFACE", "HOST-SIDE", "ATTACHED-TO", "ADDRESSES", "MAC", "RULES", "STATE"];
+const COLUMNS: usize = 8;
 
 pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
     let selected = select(&Store::from_env(), guest).await?;
@@ -55,6 +60,7 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
                 iface.attached_to.describe(),
                 if addresses.is_empty() { "-".into() } else { addresses.join(",") },
                 iface.mac.to_string(),
+                rule_kinds(iface).join(","),
                 state.to_string(),
             ]);
             let mut item = json!({
@@ -74,6 +80,9 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
             });
             if let Some(cni) = &iface.cni {
                 item["network"] = json!(cni.network);
+                if !cni.rules.is_empty() {
+                    item["rules"] = json!(cni.rules);
+                }
             }
             if iface.vlan_filtering {
                 item["vlan_filtering"] = json!(true);
@@ -96,11 +105,28 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
     }
 }
 
+/// The kinds of nf_tables rules on record for a CNI attachment:
+/// `masquerade` (`ipMasq`), `macspoofchk`; `-` for none.
+fn rule_kinds(iface: &Interface) -> Vec<&'static str> {
+    let recorded = iface.cni.as_ref().map_or(&[][..], |c| &c.rules[..]);
+    let kinds: Vec<&str> = [(Hook::Masquerade, "masquerade"), (Hook::MacCheck, "macspoofchk")]
+        .into_iter()
+        .filter(|(hook, _)| recorded.iter().any(|line| line.starts_with(&format!("{} ", hook.name()))))
+        .map(|(_, word)| word)
+        .collect();
+    if kinds.is_empty() {
+        vec!["-"]
+    } else {
+        kinds
+    }
+}
+
 /// Columns as wide as their widest cell, the last one unpadded.
-fn table(rows: &[[String; 7]]) -> Vec<String> {
+fn table(rows: &[[String; COLUMNS]]) -> Vec<String> {
     let header = HEADER.map(String::from);
-    let all: Vec<&[String; 7]> = std::iter::once(&header).chain(rows).collect();
-    let widths: Vec<usize> = (0..7).map(|c| all.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let all: Vec<&[String; COLUMNS]> = std::iter::once(&header).chain(rows).collect();
+    let widths: Vec<usize> =
+        (0..COLUMNS).map(|c| all.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     all.iter()
         .map(|row| {
             let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();

@@ -194,6 +194,14 @@ pub struct CniRecord {
     pub rules: Vec<String>,
 }
 
+impl CniRecord {
+    /// Whether the configuration on record turns `key` on (`ipMasq`,
+    /// `macspoofchk`).
+    pub fn asks(&self, key: &str) -> bool {
+        self.config.get(key) == Some(&serde_json::Value::Bool(true))
+    }
+}
+
 /// A default route as it was before an attach replaced it: via `gateway`
 /// out of the guest's link `dev` (one without either is not recorded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -204,6 +204,27 @@ impl Nftables {
         }
         Ok(doomed.len())
     }
+
+    /// The rules of `wanted` (an attachment's, all tagged `tag`) that the
+    /// kernel does not list with that tag and those expressions: what CNI
+    /// CHECK and `pipework check` both compare.
+    pub fn missing(&mut self, tag: &Tag, wanted: &[Rule]) -> Result<Vec<Rule>> {
+        let mut missing = Vec::new();
+        for hook in [Hook::Masquerade, Hook::MacCheck] {
+            let ours: Vec<&Rule> = wanted.iter().filter(|r| r.hook == hook).collect();
+            if ours.is_empty() {
+                continue;
+            }
+            let present = self.rules(hook)?;
+            for rule in ours {
+                let exprs = rule.listed();
+                if !present.iter().any(|p| tag.marks(&p.comment) && p.exprs == exprs) {
+                    missing.push(rule.clone());
+                }
+            }
+        }
+        Ok(missing)
+    }
 }
 
 /// ENOENT: a table, chain or rule not there.

@@ -175,6 +175,27 @@ pub fn mac_check(port: &str, mac: Mac) -> Rule {
     Rule { hook: Hook::MacCheck, exprs, text }
 }
 
+/// An attachment's rules: with `masquerade`, one per address of
+/// `addresses`; with `mac_check`, one for its bridge port `port` and the
+/// container's `mac`. What ADD makes, and CHECK and `pipework check` look
+/// for.
+pub fn of_attachment(
+    masquerade: bool,
+    mac_check: bool,
+    addresses: &[IpNetwork],
+    port: &str,
+    mac: Mac,
+) -> Vec<Rule> {
+    let mut all = Vec::new();
+    if mac_check {
+        all.push(self::mac_check(port, mac));
+    }
+    if masquerade {
+        all.extend(addresses.iter().filter_map(|a| self::masquerade(*a)));
+    }
+    all
+}
+
 fn hash(text: &str) -> String {
     let digest = Md5::new().chain_update(text.as_bytes()).finalize();
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
