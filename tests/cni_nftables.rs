@@ -43,6 +43,23 @@ fn rules(ns: &Netns, family: &str) -> Vec<(String, String, Value)> {
         .collect()
 }
 
+/// pipework's tables in `ns` (`inet`, `bridge`), as `nft -j` lists them.
+fn tables(ns: &Netns) -> Vec<String> {
+    let out = ns.exec(&["nft", "-j", "list", "tables"]);
+    assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    let all: Value = serde_json::from_slice(&out.stdout).expect("nft -j is JSON");
+    let mut found: Vec<String> = all["nftables"]
+        .as_array()
+        .expect("nftables")
+        .iter()
+        .filter_map(|item| item.get("table"))
+        .filter(|t| t["name"] == "pipework")
+        .map(|t| t["family"].as_str().unwrap_or_default().to_string())
+        .collect();
+    found.sort();
+    found
+}
+
 /// Deletes, with `nft`, the rule of `family pipework chain` whose listed
 /// line contains every one of `words`.
 fn delete_rule(ns: &Netns, family: &str, chain: &str, words: &[&str]) {
@@ -153,6 +170,7 @@ fn ip_masq_rules_per_address_checked_and_deleted() {
     assert!(left.iter().all(|(_, comment, _)| comment.ends_with(&format!("id: {}", b.name))));
     assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at_b), &c, &[]));
     assert!(rules(&node.host, "inet").is_empty());
+    assert!(tables(&node.host).is_empty(), "{:?}", tables(&node.host));
 }
 
 /// GC removes the rules of attachments not valid, record or not.
@@ -178,6 +196,7 @@ fn gc_removes_rules_of_attachments_not_valid() {
     gc["cni.dev/valid-attachments"] = json!([]);
     assert_plugin_ok("pipework", "GC", &node.call("pipework", "GC", None, &gc, &[]));
     assert!(rules(&node.host, "inet").is_empty() && rules(&node.host, "bridge").is_empty());
+    assert!(tables(&node.host).is_empty(), "{:?}", tables(&node.host));
 }
 
 /// The plan fails at every step in turn: no rule is left behind.
@@ -200,6 +219,7 @@ fn a_failed_add_leaves_no_rule() {
         assert!(e["msg"].as_str().unwrap().contains("injected failure"), "{e}");
         assert!(rules(&node.host, "inet").is_empty(), "step {step}: {:?}", rules(&node.host, "inet"));
         assert!(rules(&node.host, "bridge").is_empty(), "step {step}: {:?}", rules(&node.host, "bridge"));
+        assert!(tables(&node.host).is_empty(), "step {step}: {:?}", tables(&node.host));
         assert!(node.allocations().is_empty());
         // A runtime follows a failed ADD with a DEL: with no rule, or no
         // table yet, it succeeds.
@@ -329,6 +349,7 @@ fn podman_default_conflist_masquerades() {
     assert!(found[0].1.contains(&format!("if: eth0, id: {}", &id[..12])), "{found:?}");
     ctr.remove();
     assert!(rules(&node.host, "inet").is_empty(), "podman rm left the rule");
+    assert!(tables(&node.host).is_empty(), "podman rm left {:?}", tables(&node.host));
     assert!(node.allocations().is_empty(), "podman rm kept the address");
     drop(beyond);
 }
@@ -393,4 +414,119 @@ fn show_and_check_see_the_rules() {
     // Only what is missing: the IPv4 rule is there.
     assert!(!out.contains("ip saddr 10.77.0.2"), "{out}");
     assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at), &c, &[]));
+    assert!(tables(&node.host).is_empty(), "{:?}", tables(&node.host));
+}
+
+/// The last attachment's DEL takes the chains and tables with its rules;
+/// one before it leaves them to the other's rules, and a rule that is not
+/// pipework's keeps its chain and table.
+#[test]
+fn the_last_rule_takes_its_chain_and_table() {
+    let node = CniNode::new();
+    let (a, b) = (Netns::new("ctr"), Netns::new("ctr"));
+    let (at_a, at_b) = (Attach::to(&a, "eth0"), Attach::to(&b, "eth0"));
+    let c = conf(&node, "pipework", json!({"ipMasq": true, "macspoofchk": true}));
+    node.add("pipework", &at_a, &c);
+    node.add("pipework", &at_b, &c);
+    assert_eq!(tables(&node.host), ["bridge", "inet"]);
+    assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at_a), &c, &[]));
+    assert_eq!(tables(&node.host), ["bridge", "inet"]);
+    assert_eq!((rules(&node.host, "inet").len(), rules(&node.host, "bridge").len()), (2, 1));
+
+    let foreign =
+        node.host.exec(&["nft", "add rule bridge pipework prerouting counter comment \"not ours\""]);
+    assert!(foreign.status.success(), "nft: {}", String::from_utf8_lossy(&foreign.stderr));
+    assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at_b), &c, &[]));
+    assert_eq!(tables(&node.host), ["bridge"]);
+    let left = rules(&node.host, "bridge");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!((left[0].0.as_str(), left[0].1.as_str()), ("prerouting", "not ours"));
+}
+
+/// ADDs and DELs of many attachments at once, with ipMasq, on one bridge:
+/// a DEL that empties the chain may drop it and its table just as an ADD
+/// adds to it. Every attachment left has its rules, CHECK holds, and the
+/// last DELs leave no table.
+#[test]
+fn concurrent_adds_and_dels_keep_every_live_rule() {
+    let node = CniNode::new();
+    let ctrs: Vec<Netns> = (0..16).map(|_| Netns::new("ctr")).collect();
+    let c = conf(&node, "pipework", json!({"ipMasq": true}));
+    let del = |ctr: &Netns| {
+        let out = node.call("pipework", "DEL", Some(&Attach::to(ctr, "eth0")), &c, &[]);
+        assert_plugin_ok("pipework", "DEL", &out);
+    };
+    // Even ones stay attached, odd ones end detached.
+    let results: Vec<Option<Value>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ctrs
+            .iter()
+            .enumerate()
+            .map(|(i, ctr)| {
+                let (node, c, del) = (&node, &c, &del);
+                s.spawn(move || {
+                    for _ in 0..3 {
+                        node.add("pipework", &Attach::to(ctr, "eth0"), c);
+                        del(ctr);
+                    }
+                    (i % 2 == 0).then(|| node.add("pipework", &Attach::to(ctr, "eth0"), c))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("ADD/DEL thread")).collect()
+    });
+    let found = rules(&node.host, "inet");
+    assert_eq!(found.len(), 16, "{found:?}");
+    for (ctr, result) in ctrs.iter().zip(&results) {
+        let ours = found.iter().filter(|(_, comment, _)| comment.ends_with(&format!("id: {}", ctr.name)));
+        assert_eq!(ours.count(), if result.is_some() { 2 } else { 0 }, "rules of {}", ctr.name);
+        if let Some(result) = result {
+            let mut check = c.clone();
+            check["prevResult"] = result.clone();
+            let out = node.call("pipework", "CHECK", Some(&Attach::to(ctr, "eth0")), &check, &[]);
+            assert_plugin_ok("pipework", "CHECK", &out);
+        }
+    }
+    std::thread::scope(|s| {
+        for (ctr, _) in ctrs.iter().zip(&results).filter(|(_, r)| r.is_some()) {
+            s.spawn(|| del(ctr));
+        }
+    });
+    assert!(tables(&node.host).is_empty(), "{:?}", tables(&node.host));
+    assert!(node.allocations().is_empty());
+}
+
+/// The race itself, made to happen: an ADD finds the chain, then the last
+/// other attachment's DEL drops the chain and its table before the ADD's
+/// rules go in (the failpoint holds it there). The ADD declares them again:
+/// it succeeds with its rules, and CHECK holds.
+#[test]
+fn an_add_survives_its_chain_dropped_under_it() {
+    let node = CniNode::new();
+    let (a, b) = (Netns::new("ctr"), Netns::new("ctr"));
+    let (at_a, at_b) = (Attach::to(&a, "eth0"), Attach::to(&b, "eth0"));
+    let c = conf(&node, "pipework", json!({"ipMasq": true}));
+    node.add("pipework", &at_a, &c);
+    let go = node.dir.join("go");
+    let reached = std::path::PathBuf::from(format!("{go}.reached"));
+    let out = std::thread::scope(|s| {
+        let adding = s.spawn(|| node.call("pipework", "ADD", Some(&at_b), &c, &[("PIPEWORK_NFT_WAIT", &go)]));
+        let start = std::time::Instant::now();
+        while !reached.exists() {
+            assert!(start.elapsed().as_secs() < 20, "the ADD never reached its chain lookup");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at_a), &c, &[]));
+        assert!(tables(&node.host).is_empty(), "{:?}", tables(&node.host));
+        std::fs::write(&go, b"").unwrap();
+        adding.join().expect("ADD thread")
+    });
+    assert_plugin_ok("pipework", "ADD", &out);
+    let found = rules(&node.host, "inet");
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.iter().all(|(_, comment, _)| comment.ends_with(&format!("id: {}", b.name))), "{found:?}");
+    let mut check = c.clone();
+    check["prevResult"] = serde_json::from_slice(&out.stdout).unwrap();
+    assert_plugin_ok("pipework", "CHECK", &node.call("pipework", "CHECK", Some(&at_b), &check, &[]));
+    assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at_b), &c, &[]));
+    assert!(tables(&node.host).is_empty(), "{:?}", tables(&node.host));
 }

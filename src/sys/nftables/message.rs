@@ -14,6 +14,8 @@ const BATCH_END: u16 = 0x11;
 pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP: u16 = 0x300;
+/// On a delete: refuse (EBUSY) rather than take what is inside along.
+pub const NLM_F_NONREC: u16 = 0x100;
 pub const NLM_F_APPEND: u16 = 0x800;
 pub const NLM_F_CREATE: u16 = 0x400;
 pub const NLMSG_ERROR: u16 = 2;
@@ -23,8 +25,10 @@ pub const NLMSG_DONE: u16 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     NewTable = 0,
+    DelTable = 2,
     NewChain = 3,
     GetChain = 4,
+    DelChain = 5,
     NewRule = 6,
     GetRule = 7,
     DelRule = 8,

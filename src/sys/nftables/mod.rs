@@ -15,7 +15,9 @@ use rtnetlink::packet_core::ErrorMessage;
 
 use crate::error::{errno_text, is_permission, needs_root, Error, KernelReply, Result};
 use crate::sys::netlink::kernel_message;
-use message::{attr, Attrs, Message, Op, NLMSG_DONE, NLMSG_ERROR, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP};
+use message::{
+    attr, Attrs, Message, Op, NLMSG_DONE, NLMSG_ERROR, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_NONREC,
+};
 pub use rules::{Hook, Rule, Tag, TABLE};
 
 /// NFTNL_UDATA_RULE_COMMENT: a rule's comment in its user data.
@@ -138,11 +140,9 @@ impl Nftables {
     /// Whether `hook`'s chain exists.
     fn has_chain(&mut self, hook: Hook) -> Result<bool> {
         let what = format!("looking for {}", hook.name());
-        let mut name = Attrs::default();
-        name.string(attr::CHAIN_TABLE, TABLE).string(attr::CHAIN_NAME, hook.chain());
         let seq = self.next_seq(0);
         self.socket
-            .send(&message::request(Op::GetChain, 0, hook.family(), &name, seq), 0)
+            .send(&message::request(Op::GetChain, 0, hook.family(), &chain_name(hook), seq), 0)
             .map_err(|e| failed(e, &what))?;
         loop {
             let mut buf = Vec::with_capacity(1 << 16);
@@ -161,21 +161,31 @@ impl Nftables {
     /// Makes `hook`'s table and chain if absent, removes the rules `tag`
     /// marks there (left by an earlier run), and appends `rules`: one
     /// transaction. The chain is declared only when absent: declaring a
-    /// base chain that exists costs its commit about 10 ms.
+    /// base chain that exists costs its commit about 10 ms. A DEL may drop
+    /// the chain, empty, between the lookup and the transaction
+    /// (`drop_if_empty`): the rules then find no chain (ENOENT) and are
+    /// sent again with the table and chain declared.
     pub fn add(&mut self, hook: Hook, tag: &Tag, rules: &[Rule]) -> Result<()> {
         let declare = !self.has_chain(hook)?;
+        injected_wait();
+        match self.add_once(hook, tag, rules, declare) {
+            Err(e) if !declare && gone(&e) => self.add_once(hook, tag, rules, true),
+            done => done,
+        }
+    }
+
+    fn add_once(&mut self, hook: Hook, tag: &Tag, rules: &[Rule], declare: bool) -> Result<()> {
         let stale: Vec<u64> =
             self.rules(hook)?.into_iter().filter(|r| tag.marks(&r.comment)).map(|r| r.handle).collect();
         let family = hook.family();
-        let mut table = Attrs::default();
-        table.string(attr::TABLE_NAME, TABLE).u32(attr::TABLE_FLAGS, 0);
-        let mut chain = Attrs::default();
-        chain.string(attr::CHAIN_TABLE, TABLE).string(attr::CHAIN_NAME, hook.chain());
-        chain.nest(attr::CHAIN_HOOK).u32(attr::HOOK_HOOKNUM, hook.hook_number());
-        chain.u32(attr::HOOK_PRIORITY, hook.priority() as u32).end();
-        chain.u32(attr::CHAIN_POLICY, 1).string(attr::CHAIN_TYPE, hook.chain_type());
         let mut messages = Vec::new();
         if declare {
+            let mut chain = chain_name(hook);
+            chain.nest(attr::CHAIN_HOOK).u32(attr::HOOK_HOOKNUM, hook.hook_number());
+            chain.u32(attr::HOOK_PRIORITY, hook.priority() as u32).end();
+            chain.u32(attr::CHAIN_POLICY, 1).string(attr::CHAIN_TYPE, hook.chain_type());
+            let mut table = table_name();
+            table.u32(attr::TABLE_FLAGS, 0);
             messages.push(Message { op: Op::NewTable, family, flags: NLM_F_CREATE, attrs: table });
             messages.push(Message { op: Op::NewChain, family, flags: NLM_F_CREATE, attrs: chain });
         }
@@ -191,7 +201,10 @@ impl Nftables {
     }
 
     /// Removes the rules of `hook`'s chain whose comment `which` picks;
-    /// returns how many. Rules gone meanwhile are no error.
+    /// returns how many. Rules gone meanwhile are no error. Then the chain
+    /// and table go if nothing is left in them, also when no rule was
+    /// removed: a DEL run again after one that stopped in between (or after
+    /// a rule deleted by hand) still leaves nothing behind.
     pub fn remove(&mut self, hook: Hook, which: impl Fn(&str) -> bool) -> Result<usize> {
         let doomed: Vec<u64> =
             self.rules(hook)?.into_iter().filter(|r| which(&r.comment)).map(|r| r.handle).collect();
@@ -202,7 +215,29 @@ impl Nftables {
                 other => other?,
             }
         }
+        self.drop_if_empty(hook)?;
         Ok(doomed.len())
+    }
+
+    /// Deletes `hook`'s chain, then its table, in one transaction that the
+    /// kernel refuses whole (EBUSY) if a rule is left in the chain or
+    /// another chain in the table: NLM_F_NONREC asks it to check, under
+    /// the same mutex that orders every nf_tables transaction, so a rule a
+    /// concurrent ADD commits first is never taken along (a plain
+    /// NFT_MSG_DELTABLE flushes what is inside), and an ADD that commits
+    /// after finds no chain and declares it again (`add`). No lock of
+    /// pipework's is needed, nor would one cover `nft` or a GC without
+    /// records. Gone already (ENOENT) is as good.
+    fn drop_if_empty(&mut self, hook: Hook) -> Result<()> {
+        let family = hook.family();
+        let messages = [
+            Message { op: Op::DelChain, family, flags: NLM_F_NONREC, attrs: chain_name(hook) },
+            Message { op: Op::DelTable, family, flags: NLM_F_NONREC, attrs: table_name() },
+        ];
+        match self.transact(&messages, &format!("deleting the empty {}", hook.name())) {
+            Err(e) if gone(&e) || busy(&e) => Ok(()),
+            done => done,
+        }
     }
 
     /// The rules of `wanted` (an attachment's, all tagged `tag`) that the
@@ -226,6 +261,42 @@ impl Nftables {
         Ok(missing)
     }
 }
+
+fn table_name() -> Attrs {
+    let mut a = Attrs::default();
+    a.string(attr::TABLE_NAME, TABLE);
+    a
+}
+
+fn chain_name(hook: Hook) -> Attrs {
+    let mut a = Attrs::default();
+    a.string(attr::CHAIN_TABLE, TABLE).string(attr::CHAIN_NAME, hook.chain());
+    a
+}
+
+/// EBUSY: a chain or table not empty.
+fn busy(e: &Error) -> bool {
+    e.kernel_reply().is_some_and(|r| r.errno == Some(libc::EBUSY))
+}
+
+/// Test builds only: with `PIPEWORK_NFT_WAIT=<file>`, `add` stops between
+/// its chain lookup and its transaction, says so with `<file>.reached` and
+/// goes on once `<file>` exists (10 s at most), so that a test can drop
+/// the chain in between.
+#[cfg(feature = "failpoints")]
+fn injected_wait() {
+    let Some(file) = std::env::var_os("PIPEWORK_NFT_WAIT").map(std::path::PathBuf::from) else { return };
+    let _ = std::fs::write(file.with_extension("reached"), b"");
+    for _ in 0..1000 {
+        if file.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn injected_wait() {}
 
 /// ENOENT: a table, chain or rule not there.
 fn gone(e: &Error) -> bool {
