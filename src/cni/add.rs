@@ -151,8 +151,8 @@ fn refused(
 
 /// What ADD's end needs and IPAM's answer does not change, read while IPAM
 /// runs: the links as made, whether the container's IPv6 is off by
-/// default, its `arp_notify` (for an attachment with addresses), the record
-/// but for the addresses.
+/// default (as its new link has it), its `arp_notify` (for an attachment
+/// with addresses), the record but for the addresses.
 struct Early {
     veth: Link,
     ctr: Link,
@@ -171,7 +171,10 @@ impl Early {
         inside: &Netlink,
     ) -> CniResult<Early> {
         let (veth, ctr) = (host.require(host_veth).await?, inside.require(&env.ifname).await?);
-        let v6_off = crate::drivers::addressing::ipv6_off_by_default(netns.netns())?;
+        // A link just made has its namespace's default (no thread to read
+        // that namespace's sysctl); without IPv6 at all, the kernel refuses
+        // an IPv6 address itself.
+        let v6_off = ctr.ipv6_disabled == Some(true);
         let arp_notify = match conf.ipam {
             Some(_) => Some(Sysctl::conf(Some(netns.netns()), Family::V4, &env.ifname, "arp_notify")?),
             None => None,
