@@ -157,6 +157,25 @@ fn add_matches_the_reference_bridge_plugin() {
     }
 }
 
+/// A container whose interfaces start without IPv6 (Docker's and Podman's
+/// `--net=none`): both plugins turn it on for the interface that gets an
+/// IPv6 address, and leave the namespace's default alone.
+#[test]
+fn ipv6_off_by_default_in_the_container() {
+    let mut seen = Vec::new();
+    for plugin in ["bridge", "pipework"] {
+        let node = CniNode::new();
+        let ctr = Netns::new("ctr");
+        ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        node.add(plugin, &Attach::to(&ctr, "eth0"), &conf(&node, plugin, "1.0.0", json!({})));
+        assert_eq!(ctr.cidrs("eth0", common::Family::V6), ["fd77::2/64"], "{plugin}");
+        assert_eq!(sysctl(&ctr, "net.ipv6.conf.eth0.disable_ipv6"), "0", "{plugin}");
+        assert_eq!(sysctl(&ctr, "net.ipv6.conf.default.disable_ipv6"), "1", "{plugin}");
+        seen.push(kernel_state(&node, &ctr, "eth0"));
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
 #[test]
 fn result_at_1_1_0_has_interface_mtu() {
     let node = CniNode::new();

@@ -135,7 +135,7 @@ fn vlan_on_an_existing_bridge_without_the_kernels_filtering_rolls_back() {
     let e = cni_error(&node.call("pipework", "ADD", Some(&at), &conf(&node, "pipework", json!({})), &[]));
     assert_eq!(e["code"], 999, "{e}");
     let msg = e["msg"].as_str().expect("msg");
-    assert!(msg.contains("putting the port on VLAN 100: Operation not supported"), "{why}: {e}");
+    assert!(msg.ends_with(&format!("vid 100 pvid untagged): {PIPEWORK_REFUSAL}")), "{why}: {e}");
     assert_left_nothing(&node, &ctr, &before, "pipework");
 }
 

@@ -8,6 +8,9 @@
 
 use std::os::fd::AsFd;
 
+use rtnetlink::packet_route::address::AddressMessage;
+use rtnetlink::packet_route::link::BridgePortState;
+
 use super::config::NetConf;
 use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
@@ -83,12 +86,12 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
             return Err(CniError::new(Code::Internal, "IPAM plugin returned missing IP config"));
         }
         let gateways = steps::gateways(conf, &mut out);
-        let addressing = steps::addressing(env, conf, &out, &gateways, &host, early.v6_off).await?;
+        let addressing = steps::addressing(env, conf, &out, &gateways, &early.bridge_addrs, early.v6_off)?;
         tx.apply(&addressing).await?;
         if out.ips.iter().any(|ip| ip.address.is_ipv4()) {
-            announce(&host, &host_veth, &inside, early.arp_notify.take(), &early.ctr).await;
+            announce(&host, &early.veth, &inside, early.arp_notify.take(), &early.ctr).await;
         }
-        result(env, conf, &host, &early, out).await
+        Ok(result(env, conf, &early, out))
     }
     .await;
     let released = |e: CniError| match &ipam {
@@ -151,11 +154,14 @@ fn refused(
 
 /// What ADD's end needs and IPAM's answer does not change, read while IPAM
 /// runs: the links as made, whether the container's IPv6 is off by
-/// default, its `arp_notify` (for an attachment with addresses), the record
-/// but for the addresses.
+/// default (as its new link has it), its `arp_notify` (for an attachment
+/// with addresses), the record but for the addresses.
 struct Early {
     veth: Link,
     ctr: Link,
+    bridge: Link,
+    /// The bridge's global addresses, for its gateway addresses.
+    bridge_addrs: Vec<AddressMessage>,
     v6_off: bool,
     arp_notify: Option<Sysctl>,
     draft: records::Draft,
@@ -171,22 +177,30 @@ impl Early {
         inside: &Netlink,
     ) -> CniResult<Early> {
         let (veth, ctr) = (host.require(host_veth).await?, inside.require(&env.ifname).await?);
-        let v6_off = crate::drivers::addressing::ipv6_off_by_default(netns.netns())?;
+        let bridge = host.require(&conf.bridge).await?;
+        let bridge_addrs = host.global_addresses(bridge.index).await?;
+        // A link just made has its namespace's default (no thread to read
+        // that namespace's sysctl); without IPv6 at all, the kernel refuses
+        // an IPv6 address itself.
+        let v6_off = ctr.ipv6_disabled == Some(true);
         let arp_notify = match conf.ipam {
             Some(_) => Some(Sysctl::conf(Some(netns.netns()), Family::V4, &env.ifname, "arp_notify")?),
             None => None,
         };
         let draft = records::Draft::new(env, conf, netns, host_veth, &ctr)?;
-        Ok(Early { veth, ctr, v6_off, arp_notify, draft })
+        Ok(Early { veth, ctr, bridge, bridge_addrs, v6_off, arp_notify, draft })
     }
 }
 
 /// The gratuitous ARP of the container's new addresses, once its bridge
-/// port forwards: as the reference's, a nudge, not a requirement.
-async fn announce(host: &Netlink, host_veth: &str, inside: &Netlink, notify: Option<Sysctl>, ctr: &Link) {
+/// port forwards (a port seen forwarding already is not asked again): as
+/// the reference's, a nudge, not a requirement.
+async fn announce(host: &Netlink, port: &Link, inside: &Netlink, notify: Option<Sysctl>, ctr: &Link) {
     let Some(notify) = notify else { return };
     let sent = async {
-        crate::apply::port_forwards(host, host_veth).await?;
+        if port.port_state != Some(BridgePortState::Forwarding) {
+            crate::apply::port_forwards(host, &port.name).await?;
+        }
         crate::apply::gratuitous_arp(notify, inside, ctr.clone()).await
     };
     if let Err(e) = sent.await {
@@ -229,16 +243,9 @@ pub async fn open_netns(path: &str) -> CniResult<Guest> {
     Ok(guest)
 }
 
-/// What this plugin made, as the result lists it; the bridge's MAC read
-/// after the fact, since it may change with its first port.
-async fn result(
-    env: &Env,
-    conf: &NetConf,
-    host: &Netlink,
-    early: &Early,
-    out: CniOutput,
-) -> CniResult<CniOutput> {
-    let bridge = host.require(&conf.bridge).await?;
+/// What this plugin made, as the result lists it; the bridge's MAC as read
+/// after its port was added, since it may change with its first port.
+fn result(env: &Env, conf: &NetConf, early: &Early, out: CniOutput) -> CniOutput {
     let interface = |name: &str, link: &Link, sandbox: &str| Interface {
         name: name.to_string(),
         mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
@@ -246,13 +253,13 @@ async fn result(
         mtu: Some(link.mtu),
         ..Interface::default()
     };
-    Ok(CniOutput {
+    CniOutput {
         interfaces: vec![
-            interface(&conf.bridge, &bridge, ""),
+            interface(&conf.bridge, &early.bridge, ""),
             interface(&early.veth.name, &early.veth, ""),
             interface(&env.ifname, &early.ctr, &env.netns),
         ],
         dns: if conf.dns.is_empty() { out.dns.clone() } else { conf.dns.clone() },
         ..out
-    })
+    }
 }

@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::link::InfoKind;
 
 use super::config::NetConf;
@@ -83,19 +84,17 @@ pub async fn links(env: &Env, conf: &NetConf, host_veth: &str, host: &Netlink) -
 /// container's addresses and routes, forwarding (the announcement follows:
 /// `add`).
 /// `v6_off`: the container's IPv6 is off by default, read beforehand.
-pub async fn addressing(
+pub fn addressing(
     env: &Env,
     conf: &NetConf,
     out: &CniOutput,
     gateways: &[IpNetwork],
-    host: &Netlink,
+    bridge_addrs: &[AddressMessage],
     v6_off: bool,
 ) -> CniResult<Plan> {
     let mut plan = empty_plan(env);
     let ifname = env.ifname.as_str();
-    if let Some(bridge) = host.link(&conf.bridge).await? {
-        bridge_addresses(&mut plan, conf, host, bridge.index, gateways).await?;
-    }
+    bridge_addresses(&mut plan, conf, bridge_addrs, gateways)?;
     let has_v6 = out.ips.iter().any(|ip| ip.address.is_ipv6());
     if has_v6 && v6_off {
         plan.push(Step::Ipv6 { side: Side::Guest, dev: ifname.into(), enable: true });
@@ -190,14 +189,15 @@ fn family_gateway(ips: &[IpConfig], v4: bool) -> Option<IpAddr> {
 /// The reference's `ensureAddr`: an address already there is kept; another
 /// IPv4 address, or an overlapping IPv6 one, is refused unless
 /// `forceAddress`, which replaces it.
-async fn bridge_addresses(
+/// The bridge's gateway addresses; `present`, its addresses as read while
+/// IPAM ran (the step looks again before it adds one: a concurrent ADD may
+/// have added it meanwhile).
+fn bridge_addresses(
     plan: &mut Plan,
     conf: &NetConf,
-    host: &Netlink,
-    index: u32,
+    present: &[AddressMessage],
     gateways: &[IpNetwork],
 ) -> CniResult<()> {
-    let present = host.global_addresses(index).await?;
     for net in gateways {
         let mine = |a: &&rtnetlink::packet_route::address::AddressMessage| {
             address_ip(a) == net.ip() && a.header.prefix_len == net.prefix()
@@ -205,7 +205,7 @@ async fn bridge_addresses(
         if present.iter().any(|a| mine(&a)) {
             continue;
         }
-        for other in &present {
+        for other in present {
             let ip = address_ip(other);
             let theirs = IpNetwork::new(ip, other.header.prefix_len)
                 .map_err(|e| crate::error::Error::new(crate::error::Kind::Internal, e))?;

@@ -2,7 +2,6 @@
 //! steps on every driver, from the request's addressing.
 
 use std::net::IpAddr;
-use std::os::fd::BorrowedFd;
 
 use super::Context;
 use crate::error::Result;
@@ -54,10 +53,5 @@ pub async fn steps(plan: &mut Plan, ctx: &Context<'_>, dev: &str, port: Option<&
 /// Whether interfaces made in the guest start with IPv6 disabled (Docker's
 /// `--net=none` containers).
 fn guest_lacks_ipv6(ctx: &Context<'_>) -> Result<bool> {
-    ipv6_off_by_default(ctx.guest.netns())
-}
-
-/// Whether interfaces made in the namespace `ns` start with IPv6 disabled.
-pub fn ipv6_off_by_default(ns: BorrowedFd<'_>) -> Result<bool> {
-    Ok(Sysctl::conf(Some(ns), Family::V6, "default", "disable_ipv6")?.read()? == "1")
+    Ok(Sysctl::conf(Some(ctx.guest.netns()), Family::V6, "default", "disable_ipv6")?.read()? == "1")
 }

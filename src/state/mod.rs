@@ -117,11 +117,18 @@ pub struct HostNs {
 }
 
 const NETNS_DIR: &str = "/var/run/netns";
+const INIT_NETNS: &str = "/proc/1/ns/net";
 
 impl HostNs {
-    /// The namespace this thread is in, named if a /var/run/netns entry is it.
+    /// The namespace this thread is in, named if a /var/run/netns entry is
+    /// it. PID 1's namespace, where pipework mostly runs, is not looked for
+    /// there: `1` names it already (`pid:1`), and a host with a pod per
+    /// entry would stat them all at every attach.
     pub fn current() -> std::io::Result<HostNs> {
         let id = NsId::of_path("/proc/thread-self/ns/net")?;
+        if NsId::of_path(INIT_NETNS).is_ok_and(|init| init == id) {
+            return Ok(HostNs { id, netns: None });
+        }
         let netns = std::fs::read_dir(NETNS_DIR).ok().and_then(|dir| {
             dir.flatten()
                 .find(|e| NsId::of_path(e.path()).is_ok_and(|other| other == id))
@@ -134,6 +141,9 @@ impl HostNs {
     pub fn describe(&self) -> String {
         match &self.netns {
             Some(name) => format!("netns:{name}"),
+            None if NsId::of_path(INIT_NETNS).is_ok_and(|init| init == self.id) => {
+                "the host's own network namespace (PID 1's)".to_string()
+            }
             None => format!("the network namespace with inode {}", self.id.ino),
         }
     }

@@ -12,6 +12,9 @@
 //!   `pid:` and a `/bin/true` started the same way in the same namespace:
 //!   the ratios of the medians (issue 13: at most 1.5x by name, 1.3x by
 //!   `pid:`) and the peak RSS of an attach (at most 8 MiB, from wait4).
+//!   Also beside each, iproute2 making the same links and address (two
+//!   `ip -batch` runs, host then container): the kernel's share of an
+//!   attach, with a process start per namespace, as another program pays it.
 //!   Skipped if Docker is unreachable; `-- docker` runs this part alone.
 //!
 //! - CNI ADD: the reference bridge plugin and pipework, the same
@@ -39,6 +42,11 @@ const DOCKER_ATTACHES: usize = 30;
 const DOCKER_TARGET: Duration = Duration::from_millis(5);
 /// The trivial process an attach is compared with.
 const TRUE: &str = "/bin/true";
+/// iproute2, which makes the same links and address for comparison.
+const IP: &str = "/bin/ip";
+/// The bridge of iproute2's veths, apart from pipework's: their ports
+/// would have every announcement of pipework's flooded to them as well.
+const IP_BRIDGE: &str = "br1";
 /// An attach against starting `/bin/true` the same way (issue 13): by
 /// Docker name, and by `pid:`, which skips the Docker lookup.
 const NAME_RATIO_TARGET: f64 = 1.5;
@@ -171,16 +179,24 @@ fn bench_docker() -> Outcome<DockerFigures> {
         let pid = run(&["docker", "inspect", "--format", "{{.State.Pid}}", &ctr.name])?;
         let by_pid = format!("pid:{}", pid.trim());
         let host = Host::new(&id)?;
-        let (mut floor, mut name, mut pid) = (Vec::new(), Vec::new(), Vec::new());
-        // Interleaved, so that a slower moment of the machine hits all three.
+        let guest = Entered::open(&format!("/proc/{}/ns/net", pid.trim()))?;
+        host.measure(IP, &["link", "add", IP_BRIDGE, "up", "type", "bridge"], &[], b"")?;
+        let (mut floor, mut name, mut pid, mut iproute2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // Interleaved, so that a slower moment of the machine hits them all.
         for k in 1..=DOCKER_ATTACHES {
             floor.push(host.measure(TRUE, &[], &[], b"")?);
             let ifname = format!("e{k}");
             name.push(host.pipework(&[BRIDGE, "-i", &ifname, &ctr.name, &address(k)])?);
             let ifname = format!("p{k}");
             pid.push(host.pipework(&[BRIDGE, "-i", &ifname, &by_pid, &address(DOCKER_ATTACHES + k)])?);
+            iproute2.push(iproute2_attach(&host, &guest, &by_pid[4..], k)?);
         }
-        Ok(DockerFigures { floor: Runs::of(floor), name: Runs::of(name), pid: Runs::of(pid) })
+        Ok(DockerFigures {
+            floor: Runs::of(floor),
+            name: Runs::of(name),
+            pid: Runs::of(pid),
+            iproute2: Runs::of(iproute2),
+        })
     };
     match attach() {
         Ok(figures) => Outcome::Measured(figures),
@@ -188,11 +204,35 @@ fn bench_docker() -> Outcome<DockerFigures> {
     }
 }
 
-/// The Docker rows: `/bin/true`, by name, by `pid:`, each with its peak RSS.
+/// The kernel work of an attach by `pid:`, done by iproute2: the veth pair
+/// with its peer made in the container, the bridge port, up, then the
+/// address and up inside, as two `ip -batch` runs (one per namespace). No
+/// lookup, record, IPv6 setting nor announcement: less than an attach does.
+fn iproute2_attach(host: &Host, guest: &Entered, pid: &str, k: usize) -> Result<Ran, String> {
+    let (port, ifname) = (format!("v{k}"), format!("i{k}"));
+    let outside = format!(
+        "link add {port} mtu 1500 type veth peer name {ifname} mtu 1500 netns {pid}\n\
+         link set {port} master {IP_BRIDGE}\nlink set {port} up\n"
+    );
+    let inside =
+        format!("addr add {} dev {ifname}\nlink set {ifname} up\n", address(2 * DOCKER_ATTACHES + k));
+    let made = host.measure(IP, &["-batch", "-"], &[], outside.as_bytes())?;
+    let addressed = guest.measure(IP, &["-batch", "-"], inside.as_bytes())?;
+    Ok(Ran {
+        took: made.took + addressed.took,
+        cpu: made.cpu + addressed.cpu,
+        stdout: Vec::new(),
+        max_rss_kib: made.max_rss_kib.max(addressed.max_rss_kib),
+    })
+}
+
+/// The Docker rows: `/bin/true`, by name, by `pid:`, iproute2, each with its
+/// peak RSS.
 struct DockerFigures {
     floor: Runs,
     name: Runs,
     pid: Runs,
+    iproute2: Runs,
 }
 
 /// Times, CPU times and the largest peak RSS of a series of runs.
@@ -238,6 +278,7 @@ fn docker_report(outcome: Outcome<DockerFigures>, failed: &mut bool) -> Option<D
     println!("start {TRUE} (the floor): {}", figures.floor);
     println!("{LABEL}: {}", figures.name);
     println!("{LABEL} by pid: {}", figures.pid);
+    println!("the same links and address by iproute2 (two `ip -batch`): {}", figures.iproute2);
     let _ = std::io::stdout().flush();
     Some(figures)
 }
@@ -261,6 +302,11 @@ impl DockerFigures {
                 verdict(wall <= target)
             );
         }
+        let (wall, cpu) = (
+            ratio(self.pid.stats.median, self.iproute2.stats.median),
+            ratio(self.pid.cpu.median, self.iproute2.cpu.median),
+        );
+        println!("attach by pid: / iproute2 (medians): {wall:.2}x; CPU time {cpu:.2}x");
         let rss = self.name.max_rss_kib.max(self.pid.max_rss_kib);
         println!(
             "target: peak RSS of an attach <= {} MiB: {} ({:.1} MiB)",

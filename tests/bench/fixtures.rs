@@ -132,51 +132,77 @@ impl Host {
     ) -> Result<Ran, String> {
         let mut cmd = self.command(program, args);
         cmd.envs(env.iter().copied());
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let cannot = |e: std::io::Error| format!("cannot run {program}: {e}");
-        let start = Instant::now();
-        let mut child = cmd.spawn().map_err(cannot)?;
-        // Small enough for the pipes: written whole before the child reads,
-        // and its output fits them, so reading one after the other is safe.
-        child.stdin.take().map(|mut input| input.write_all(stdin)).transpose().map_err(cannot)?;
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        child.stdout.take().map(|mut s| s.read_to_end(&mut stdout)).transpose().map_err(cannot)?;
-        child.stderr.take().map(|mut s| s.read_to_end(&mut stderr)).transpose().map_err(cannot)?;
-        let (status, usage) = wait4(child.id()).map_err(cannot)?;
-        let took = start.elapsed();
-        if !status.success() {
-            return Err(format!(
-                "`{program} {}` exited with {}; stdout:\n{}\nstderr:\n{}",
-                args.join(" "),
-                status,
-                String::from_utf8_lossy(&stdout).trim_end(),
-                String::from_utf8_lossy(&stderr).trim_end()
-            ));
-        }
-        let cpu = |t: libc::timeval| {
-            Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_usec).unwrap_or(0) * 1000)
-        };
-        let cpu = cpu(usage.ru_utime) + cpu(usage.ru_stime);
-        // ru_maxrss is in KiB on Linux.
-        Ok(Ran { took, cpu, stdout, max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0) })
+        measure(cmd, program, args, stdin)
     }
 
     /// `program args`, to be run inside this namespace, with its records.
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
-        let fd = self.netns.as_raw_fd();
-        let mut cmd = Command::new(program);
-        cmd.args(args).env("PIPEWORK_STATE_DIR", &self.state);
-        // SAFETY: between fork and exec only async-signal-safe calls are
-        // allowed; setns is a bare syscall and this closure allocates nothing.
-        // The fd stays open in the child until exec (O_CLOEXEC).
-        unsafe {
-            cmd.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNET) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            });
-        }
+        let mut cmd = command_in(&self.netns, program, args);
+        cmd.env("PIPEWORK_STATE_DIR", &self.state);
         cmd
     }
+}
+
+/// A network namespace that is not the bench's (a container's), entered the
+/// same way as the host: `setns` between fork and exec.
+pub struct Entered(File);
+
+impl Entered {
+    pub fn open(path: &str) -> Result<Entered, String> {
+        File::open(path).map(Entered).map_err(|e| format!("opening {path}: {e}"))
+    }
+
+    /// Runs `program` inside it with `stdin` fed: time, CPU time, peak RSS.
+    pub fn measure(&self, program: &str, args: &[&str], stdin: &[u8]) -> Result<Ran, String> {
+        measure(command_in(&self.0, program, args), program, args, stdin)
+    }
+}
+
+fn measure(mut cmd: Command, program: &str, args: &[&str], stdin: &[u8]) -> Result<Ran, String> {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let cannot = |e: std::io::Error| format!("cannot run {program}: {e}");
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(cannot)?;
+    // Small enough for the pipes: written whole before the child reads,
+    // and its output fits them, so reading one after the other is safe.
+    child.stdin.take().map(|mut input| input.write_all(stdin)).transpose().map_err(cannot)?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    child.stdout.take().map(|mut s| s.read_to_end(&mut stdout)).transpose().map_err(cannot)?;
+    child.stderr.take().map(|mut s| s.read_to_end(&mut stderr)).transpose().map_err(cannot)?;
+    let (status, usage) = wait4(child.id()).map_err(cannot)?;
+    let took = start.elapsed();
+    if !status.success() {
+        return Err(format!(
+            "`{program} {}` exited with {}; stdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            status,
+            String::from_utf8_lossy(&stdout).trim_end(),
+            String::from_utf8_lossy(&stderr).trim_end()
+        ));
+    }
+    let cpu = |t: libc::timeval| {
+        Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_usec).unwrap_or(0) * 1000)
+    };
+    let cpu = cpu(usage.ru_utime) + cpu(usage.ru_stime);
+    // ru_maxrss is in KiB on Linux.
+    Ok(Ran { took, cpu, stdout, max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0) })
+}
+
+/// `program args`, to be run inside the network namespace `netns`.
+fn command_in(netns: &File, program: &str, args: &[&str]) -> Command {
+    let fd = netns.as_raw_fd();
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    // SAFETY: between fork and exec only async-signal-safe calls are
+    // allowed; setns is a bare syscall and this closure allocates nothing.
+    // The fd stays open in the child until exec (O_CLOEXEC).
+    unsafe {
+        cmd.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNET) {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        });
+    }
+    cmd
 }
 
 /// One run of a program: from spawn to exit, its CPU time, its stdout, its

@@ -5,8 +5,9 @@ use std::os::fd::BorrowedFd;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
-    BridgePortState, BridgeStpState, InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth,
-    InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, BridgePortState, BridgeStpState, InfoBridge, InfoBridgePort, InfoData,
+    InfoKind, InfoPortData, InfoVeth, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType,
+    LinkMessage,
 };
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
@@ -33,6 +34,9 @@ pub struct Link {
     /// A bridge's VLAN filtering, and the VLAN its new ports get (0: none).
     pub vlan_filtering: bool,
     pub default_pvid: u16,
+    /// Its `net.ipv6.conf.<dev>.disable_ipv6`, when the kernel has IPv6:
+    /// for a link just made, the namespace's default.
+    pub ipv6_disabled: Option<bool>,
 }
 
 impl Link {
@@ -51,6 +55,7 @@ impl Link {
             vlan_id: None,
             vlan_filtering: false,
             default_pvid: 1,
+            ipv6_disabled: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -58,6 +63,7 @@ impl Link {
                 LinkAttribute::Mtu(mtu) => link.mtu = mtu,
                 LinkAttribute::Controller(master) => link.master = Some(master),
                 LinkAttribute::Address(a) if a.len() == 6 => link.mac = Some(Mac(a.try_into().unwrap())),
+                LinkAttribute::AfSpecUnspec(families) => link.read_settings(families),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         match info {
@@ -91,6 +97,19 @@ impl Link {
             }
         }
         link
+    }
+
+    /// `net.ipv6.conf.<dev>.*`, which every link message carries.
+    fn read_settings(&mut self, families: Vec<AfSpecUnspec>) {
+        for family in families {
+            if let AfSpecUnspec::Inet6(settings) = family {
+                for setting in settings {
+                    if let AfSpecInet6::DevConf(conf) = setting {
+                        self.ipv6_disabled = Some(conf.disable_ipv6 != 0);
+                    }
+                }
+            }
+        }
     }
 
     pub fn is_bridge(&self) -> bool {
