@@ -7,29 +7,8 @@
 
 mod common;
 
-use common::{assert_plugin_ok, assert_unchanged, cni_error, with_keys, Attach, CniNode, Netns, Ns};
+use common::{assert_plugin_ok, assert_unchanged, cni_error, testnet_conf, Attach, CniNode, Netns, Ns};
 use serde_json::{json, Value};
-
-/// A bridge-plugin configuration; `plugin` is "bridge" or "pipework".
-fn conf(node: &CniNode, plugin: &str, version: &str, extra: Value) -> Value {
-    with_keys(
-        json!({
-            "cniVersion": version,
-            "name": "testnet",
-            "type": plugin,
-            "bridge": "cni0",
-            "isGateway": true,
-            "isDefaultGateway": true,
-            "ipam": {
-                "type": "host-local",
-                "dataDir": node.ipam_dir(),
-                "ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]],
-            },
-            "dns": {"nameservers": ["10.77.0.1"], "search": ["example.org"]},
-        }),
-        extra,
-    )
-}
 
 /// Strings that differ between two runs by nature: MACs and the random
 /// host-side veth names.
@@ -146,8 +125,11 @@ fn add_matches_the_reference_bridge_plugin() {
             let node = CniNode::new();
             let ctr = Netns::new("ctr");
             let path = ctr.path();
-            let result =
-                node.add(plugin, &Attach::to(&ctr, "eth0"), &conf(&node, plugin, version, extra.clone()));
+            let result = node.add(
+                plugin,
+                &Attach::to(&ctr, "eth0"),
+                &testnet_conf(&node, plugin, version, extra.clone()),
+            );
             let result: Value =
                 serde_json::from_str(&result.to_string().replace(&path, "NETNS")).expect("json");
             seen.push((normalise(&result), kernel_state(&node, &ctr, "eth0")));
@@ -167,7 +149,7 @@ fn ipv6_off_by_default_in_the_container() {
         let node = CniNode::new();
         let ctr = Netns::new("ctr");
         ctr.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
-        node.add(plugin, &Attach::to(&ctr, "eth0"), &conf(&node, plugin, "1.0.0", json!({})));
+        node.add(plugin, &Attach::to(&ctr, "eth0"), &testnet_conf(&node, plugin, "1.0.0", json!({})));
         assert_eq!(ctr.cidrs("eth0", common::Family::V6), ["fd77::2/64"], "{plugin}");
         assert_eq!(sysctl(&ctr, "net.ipv6.conf.eth0.disable_ipv6"), "0", "{plugin}");
         assert_eq!(sysctl(&ctr, "net.ipv6.conf.default.disable_ipv6"), "1", "{plugin}");
@@ -184,7 +166,7 @@ fn result_at_1_1_0_has_interface_mtu() {
     let result = node.add(
         "pipework",
         &Attach::to(&ctr, "eth0"),
-        &conf(&node, "pipework", "1.1.0", json!({"mtu": 1400})),
+        &testnet_conf(&node, "pipework", "1.1.0", json!({"mtu": 1400})),
     );
     assert_eq!(result["cniVersion"], "1.1.0");
     assert_eq!(result["interfaces"][2]["mtu"], 1400);
@@ -200,7 +182,7 @@ fn runtime_config_mac_and_ips() {
     let node = CniNode::new();
     let ctr = Netns::new("ctr");
     let at = Attach::to(&ctr, "eth0");
-    let c = conf(
+    let c = testnet_conf(
         &node,
         "pipework",
         "1.0.0",
@@ -219,7 +201,7 @@ fn del_releases_the_address_and_is_idempotent() {
     let node = CniNode::new();
     let ctr = Netns::new("ctr");
     let at = Attach::to(&ctr, "eth0");
-    let c = conf(&node, "pipework", "1.0.0", json!({}));
+    let c = testnet_conf(&node, "pipework", "1.0.0", json!({}));
     node.add("pipework", &at, &c);
     assert_eq!(node.allocations(), ["10.77.0.2", "fd77::2"]);
     assert_eq!(node.host.ports("cni0").len(), 1);
@@ -245,7 +227,7 @@ fn del_after_the_netns_is_gone() {
     let node = CniNode::new();
     let ctr = Netns::new("ctr");
     let path = ctr.path();
-    let c = conf(&node, "pipework", "1.0.0", json!({}));
+    let c = testnet_conf(&node, "pipework", "1.0.0", json!({}));
     let at = Attach::to(&ctr, "eth0");
     node.add("pipework", &at, &c);
     drop(ctr);
@@ -265,7 +247,7 @@ fn a_failed_add_leaks_no_address() {
     let node = CniNode::new();
     let ctr = Netns::new("ctr");
     let at = Attach::to(&ctr, "eth0");
-    let c = conf(&node, "pipework", "1.0.0", json!({"hairpinMode": true}));
+    let c = testnet_conf(&node, "pipework", "1.0.0", json!({"hairpinMode": true}));
     let (host_before, ctr_before) = (node.host.snapshot(), ctr.snapshot());
     let mut failed = 0;
     for step in 1..=40 {
@@ -303,9 +285,9 @@ fn errors_are_cni_error_objects_with_the_spec_codes() {
     let node = CniNode::new();
     let ctr = Netns::new("ctr");
     let at = Attach::to(&ctr, "eth0");
-    let good = conf(&node, "pipework", "1.0.0", json!({}));
+    let good = testnet_conf(&node, "pipework", "1.0.0", json!({}));
     let (host_before, ctr_before) = (node.host.snapshot(), ctr.snapshot());
-    let with = |extra: Value| conf(&node, "pipework", "1.0.0", extra);
+    let with = |extra: Value| testnet_conf(&node, "pipework", "1.0.0", extra);
 
     let (code, msg) = error_of(&node, "ADD", Some(&at), &with(json!({"cniVersion": "0.2.0"})), &[]);
     assert_eq!(code, 1);
@@ -390,7 +372,7 @@ fn errors_are_cni_error_objects_with_the_spec_codes() {
 #[test]
 fn status_says_ready_when_ipam_is_there() {
     let node = CniNode::new();
-    let c = conf(&node, "pipework", "1.1.0", json!({}));
+    let c = testnet_conf(&node, "pipework", "1.1.0", json!({}));
     let out = node.call("pipework", "STATUS", None, &c, &[]);
     assert_plugin_ok("pipework", "STATUS", &out);
     assert!(out.stdout.is_empty());
@@ -404,7 +386,7 @@ fn chained_with_tuning() {
     let node = CniNode::new();
     let ctr = Netns::new("ctr");
     let at = Attach::to(&ctr, "eth0");
-    let first = conf(&node, "pipework", "1.0.0", json!({}));
+    let first = testnet_conf(&node, "pipework", "1.0.0", json!({}));
     let ours = node.add("pipework", &at, &first);
     let mut tuning = json!({"cniVersion": "1.0.0", "name": "testnet", "type": "tuning",
         "sysctl": {"net.ipv4.conf.eth0.arp_filter": "1"}, "mtu": 1280});
@@ -438,7 +420,7 @@ fn prev_result_is_kept_in_front() {
     let path = ctr.path();
     let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "lo", "sandbox": path}],
         "ips": [{"interface": 0, "address": "127.0.0.1/8"}], "dns": {}});
-    let mut c = conf(&node, "pipework", "1.0.0", json!({}));
+    let mut c = testnet_conf(&node, "pipework", "1.0.0", json!({}));
     c["prevResult"] = prev;
     let result = node.add("pipework", &Attach::to(&ctr, "eth0"), &c);
     let names: Vec<&str> =
@@ -454,7 +436,7 @@ fn prev_result_is_kept_in_front() {
 fn gc_removes_what_is_not_valid() {
     let node = CniNode::new();
     let (a, b) = (Netns::new("ctr"), Netns::new("ctr"));
-    let c = conf(&node, "pipework", "1.1.0", json!({}));
+    let c = testnet_conf(&node, "pipework", "1.1.0", json!({}));
     node.add("pipework", &Attach::to(&a, "eth0"), &c);
     node.add("pipework", &Attach::to(&b, "eth0"), &c);
     assert_eq!(node.allocations().len(), 4);
@@ -472,7 +454,7 @@ fn gc_removes_what_is_not_valid() {
 fn fifty_concurrent_adds_on_one_bridge() {
     let node = CniNode::new();
     let ctrs: Vec<Netns> = (0..50).map(|_| Netns::new("ctr")).collect();
-    let c = conf(&node, "pipework", "1.0.0", json!({}));
+    let c = testnet_conf(&node, "pipework", "1.0.0", json!({}));
     let results: Vec<Value> = std::thread::scope(|s| {
         let handles: Vec<_> = ctrs
             .iter()
@@ -529,7 +511,8 @@ fn podman_end_to_end() {
     let podman = common::Podman::new(&node.host, &[&node.bin_dir(), common::CNI_PLUGINS]);
     let bridge = common::unique("pwcni");
     let network = common::owned_name("net");
-    let mut plugin = conf(&node, "pipework", "1.0.0", json!({"bridge": bridge, "isDefaultGateway": false}));
+    let mut plugin =
+        testnet_conf(&node, "pipework", "1.0.0", json!({"bridge": bridge, "isDefaultGateway": false}));
     plugin["ipam"] = json!({"type": "host-local", "dataDir": node.ipam_dir(),
         "ranges": [[{"subnet": "10.78.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]});
     let tuning = json!({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_filter": "1"}});
@@ -562,203 +545,4 @@ fn answer_to_a_full_stdout() {
     let out = cmd.stderr(std::process::Stdio::piped()).output().expect("run pipework");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "pipework: write error: No space left on device\n");
-}
-
-#[test]
-fn check_compares_record_prev_result_and_kernel() {
-    let node = CniNode::new();
-    let ctr = Netns::new("ctr");
-    let at = Attach::to(&ctr, "eth0");
-    let c = conf(&node, "pipework", "1.0.0", json!({}));
-    let result = node.add("pipework", &at, &c);
-    let mut check = c.clone();
-    check["prevResult"] = result.clone();
-    assert_plugin_ok("pipework", "CHECK", &node.call("pipework", "CHECK", Some(&at), &check, &[]));
-
-    let other = Attach { id: "no-such-container".into(), ..at.clone() };
-    let e = cni_error(&node.call("pipework", "CHECK", Some(&other), &check, &[]));
-    assert_eq!(e["code"], 3, "{e}");
-    assert_eq!(e["msg"], "no attachment recorded for container no-such-container interface eth0");
-
-    let mut foreign = check.clone();
-    foreign["prevResult"]["interfaces"] = json!([{"name": "other0"}]);
-    foreign["prevResult"]["ips"] = json!([]);
-    let e = cni_error(&node.call("pipework", "CHECK", Some(&at), &foreign, &[]));
-    assert!(
-        e["msg"].as_str().unwrap().starts_with("prevResult does not list this attachment's interfaces"),
-        "{e}"
-    );
-
-    ctr.ip(&["link", "set", "eth0", "address", "02:00:00:00:00:99"]);
-    let e = cni_error(&node.call("pipework", "CHECK", Some(&at), &check, &[]));
-    assert_eq!(
-        e["msg"],
-        format!(
-            "eth0 has MAC 02:00:00:00:00:99, prevResult says {}",
-            result["interfaces"][2]["mac"].as_str().unwrap()
-        )
-    );
-    let host_veth = result["interfaces"][1]["name"].as_str().unwrap();
-    node.host.ip(&["link", "set", host_veth, "nomaster"]);
-    let e = cni_error(&node.call("pipework", "CHECK", Some(&at), &check, &[]));
-    assert_eq!(e["msg"], format!("{host_veth} is missing or not a port of cni0"));
-}
-
-/// A container ID as runtimes make them: long, shortened in `show`.
-fn long_id(ctr: &Netns) -> Attach {
-    Attach { id: format!("{}0123456789abcdef0123456789abcdef", ctr.name), ..Attach::to(ctr, "eth0") }
-}
-
-/// The record of an ADD, on disk, is what the kernel and the result say;
-/// `pipework show` lists it, `check` holds until the kernel drifts.
-#[test]
-fn show_and_check_see_cni_attachments() {
-    let node = CniNode::new();
-    let ctr = Netns::new("ctr");
-    let at = long_id(&ctr);
-    let result = node.add("pipework", &at, &conf(&node, "pipework", "1.0.0", json!({})));
-    let host_veth = result["interfaces"][1]["name"].as_str().unwrap();
-    let eth0 = &ctr.ip_j(&["-d", "link", "show", "eth0"])[0];
-    let mac = eth0["address"].as_str().unwrap();
-
-    let records = node.records();
-    assert_eq!(records.len(), 1);
-    let (file, record) = &records[0];
-    assert_eq!(file, &format!("cni-{}.json", at.id));
-    assert_eq!(record["version"], 1);
-    assert_eq!(record["guest"]["find"], json!({"kind": "cni", "container_id": at.id, "netns": at.netns}));
-    assert_eq!(record["host"]["netns"], node.host.name.as_str());
-    let iface = &record["interfaces"][0];
-    assert_eq!(iface["name"], "eth0");
-    assert_eq!(iface["ifindex"], eth0["ifindex"]);
-    assert_eq!((&iface["how"], &iface["host_side"]), (&json!("veth"), &json!(host_veth)));
-    assert_eq!(iface["attached_to"], json!({"bridge": "cni0"}));
-    assert_eq!((&iface["mac"], &iface["mtu"]), (&json!(mac), &eth0["mtu"]));
-    assert_eq!(iface["addresses"], json!(["10.77.0.2/24", "fd77::2/64"]));
-    assert_eq!(iface["gateway"], "10.77.0.1");
-    assert_eq!(iface["cni"]["network"], "testnet");
-    assert_eq!(iface["cni"]["config"]["ipam"]["dataDir"], node.ipam_dir().as_str());
-    assert_eq!(iface["cni"]["result"]["cniVersion"], "1.1.0");
-    assert_eq!(iface["cni"]["result"]["ips"], result["ips"]);
-
-    let out = node.pipework(&["show"]);
-    common::assert_success(&out);
-    let lines: Vec<Vec<String>> =
-        common::stdout(&out).lines().map(|l| l.split_whitespace().map(String::from).collect()).collect();
-    let short = &at.id[..12];
-    let row = [short, "eth0", host_veth, "bridge:cni0", "10.77.0.2/24,fd77::2/64", mac, "-", "live"];
-    let header = ["GUEST", "INTERFACE", "HOST-SIDE", "ATTACHED-TO", "ADDRESSES", "MAC", "RULES", "STATE"];
-    assert_eq!(lines, [header.to_vec(), row.to_vec()]);
-    let out = node.pipework(&["show", short, "--json"]);
-    common::assert_success(&out);
-    let rows: Value = serde_json::from_str(&common::stdout(&out)).unwrap();
-    assert_eq!((&rows[0]["network"], &rows[0]["key"]), (&json!("testnet"), &json!(format!("cni-{}", at.id))));
-
-    let check = |args: &[&str]| {
-        let out = node.pipework(&[&["check"], args].concat());
-        (out.status.code().unwrap(), common::stdout(&out))
-    };
-    assert_eq!(check(&[]), (0, String::new()));
-    assert_eq!(check(&[&at.id]), (0, String::new()));
-    node.host.ip(&["link", "set", host_veth, "nomaster"]);
-    ctr.ip(&["addr", "del", "10.77.0.2/24", "dev", "eth0"]);
-    assert_eq!(
-        check(&[]),
-        (
-            1,
-            format!(
-                "missing address 10.77.0.2/24 on eth0 of {short}\n\
-                 default route of {short}: none, recorded via 10.77.0.1 dev eth0\n\
-                 host side {host_veth} has no master, recorded cni0\n"
-            )
-        )
-    );
-}
-
-/// `pipework detach` leaves a CNI attachment to the runtime, saying so.
-#[test]
-fn detach_refuses_a_cni_attachment() {
-    let node = CniNode::new();
-    let ctr = Netns::new("ctr");
-    let at = long_id(&ctr);
-    node.add("pipework", &at, &conf(&node, "pipework", "1.0.0", json!({})));
-    let (host_before, ctr_before) = (common::settled_snapshot(&node.host), common::settled_snapshot(&ctr));
-    let records = node.records();
-    for args in [vec!["detach", &at.id], vec!["detach", &at.id[..12], "-i", "eth0"]] {
-        let out = node.pipework(&args);
-        assert_eq!(out.status.code(), Some(1));
-        assert_eq!(
-            common::stderr(&out),
-            format!(
-                "pipework: eth0 of {} is a CNI attachment of network testnet: \
-                 the container runtime removes it (CNI DEL)\n",
-                &at.id[..12]
-            )
-        );
-        assert_unchanged("host", &host_before, || node.host.snapshot());
-        assert_unchanged("container", &ctr_before, || ctr.snapshot());
-        assert_eq!(node.records(), records);
-    }
-}
-
-/// A record that cannot be written fails ADD with an I/O error: the links
-/// are rolled back and the address goes back to IPAM.
-#[test]
-fn an_add_that_cannot_record_leaves_nothing() {
-    let node = CniNode::new();
-    let ctr = Netns::new("ctr");
-    let at = Attach::to(&ctr, "eth0");
-    let c = conf(&node, "pipework", "1.0.0", json!({}));
-    let (host_before, ctr_before) = (node.host.snapshot(), ctr.snapshot());
-    // A file where the state directory should be.
-    let not_a_dir = node.dir.join("state-file");
-    std::fs::write(&not_a_dir, b"").unwrap();
-    let e = cni_error(&node.call("pipework", "ADD", Some(&at), &c, &[("PIPEWORK_STATE_DIR", &not_a_dir)]));
-    assert_eq!(e["code"], 5, "{e}");
-    assert_eq!(
-        e["msg"],
-        format!("recording the attachment of container {}: creating {not_a_dir}: File exists", at.id)
-    );
-    assert!(node.allocations().is_empty(), "{:?}", node.allocations());
-    assert_unchanged("host", &host_before, || node.host.snapshot());
-    assert_unchanged("container", &ctr_before, || ctr.snapshot());
-}
-
-/// One container on two networks: one record, an interface per network;
-/// a DEL of one network leaves the other's interface, even by its name.
-#[test]
-fn two_networks_share_the_container_record() {
-    let node = CniNode::new();
-    let ctr = Netns::new("ctr");
-    let a = conf(&node, "pipework", "1.1.0", json!({}));
-    let mut b = conf(&node, "pipework", "1.1.0", json!({"name": "othernet", "bridge": "cni1"}));
-    b["ipam"]["ranges"] = json!([[{"subnet": "10.79.0.0/24"}]]);
-    node.add("pipework", &Attach::to(&ctr, "eth0"), &a);
-    node.add("pipework", &Attach::to(&ctr, "net1"), &b);
-    let file = format!("cni-{}.json", ctr.name);
-    let both = vec![
-        (file.clone(), "eth0".into(), "testnet".into()),
-        (file.clone(), "net1".into(), "othernet".into()),
-    ];
-    assert_eq!(node.attachments(), both);
-
-    // othernet has no eth0: its DEL of eth0 leaves testnet's alone.
-    assert_plugin_ok(
-        "pipework",
-        "DEL",
-        &node.call("pipework", "DEL", Some(&Attach::to(&ctr, "eth0")), &b, &[]),
-    );
-    assert!(ctr.link("eth0").is_some());
-    assert_eq!(node.attachments(), both);
-    // GC of othernet with nothing valid collects net1 only.
-    assert_plugin_ok("pipework", "GC", &node.call("pipework", "GC", None, &b, &[]));
-    assert!(ctr.link("net1").is_none() && ctr.link("eth0").is_some());
-    assert_eq!(node.attachments(), [(file, "eth0".into(), "testnet".into())]);
-    assert_plugin_ok(
-        "pipework",
-        "DEL",
-        &node.call("pipework", "DEL", Some(&Attach::to(&ctr, "eth0")), &a, &[]),
-    );
-    assert!(node.records().is_empty());
-    assert!(node.allocations().is_empty());
 }

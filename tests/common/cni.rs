@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::commands::command;
 use super::netns::Netns;
@@ -185,4 +185,27 @@ pub fn with_keys(mut conf: Value, extra: Value) -> Value {
         conf[k] = v.clone();
     }
     conf
+}
+
+/// The tests' bridge-plugin configuration ("testnet": gateway, default
+/// route, host-local with an IPv4 and an IPv6 range, DNS) with `extra`
+/// merged in; `plugin` is "bridge" or "pipework".
+pub fn testnet_conf(node: &CniNode, plugin: &str, version: &str, extra: Value) -> Value {
+    with_keys(
+        json!({
+            "cniVersion": version,
+            "name": "testnet",
+            "type": plugin,
+            "bridge": "cni0",
+            "isGateway": true,
+            "isDefaultGateway": true,
+            "ipam": {
+                "type": "host-local",
+                "dataDir": node.ipam_dir(),
+                "ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]],
+            },
+            "dns": {"nameservers": ["10.77.0.1"], "search": ["example.org"]},
+        }),
+        extra,
+    )
 }

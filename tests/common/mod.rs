@@ -36,7 +36,7 @@ mod watch;
 
 pub use assertions::{assert_connected, assert_default_via, assert_macvlan_on};
 pub use cgroups::{Cgroup, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
-pub use cni::{assert_plugin_ok, cni_error, with_keys, Attach, CniNode};
+pub use cni::{assert_plugin_ok, cni_error, testnet_conf, with_keys, Attach, CniNode};
 pub use commands::{assert_success, quiet, run, stderr, stdout, which};
 pub use containers::{docker_run, host_side, Container, DOCKER_IPV6, IMAGE};
 pub use daemons::wait_for;
