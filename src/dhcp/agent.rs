@@ -26,6 +26,16 @@ pub const PIDFD: i32 = 3;
 /// The fd the run's packet socket is handed over on, closed at once.
 pub const HANDED_SOCKET: i32 = 4;
 
+/// Closes the run's packet socket, handed over on fd 4 (a DHCPDISCOVER's
+/// replies would queue on it for nothing), before anything else opens an
+/// fd: with no socket handed over, fd 4 is free, and the next fd opened,
+/// the async runtime's own, would be it.
+pub fn close_handed_socket() {
+    // SAFETY: fd 4 is the handed socket or nothing (every other fd of the
+    // parent is close-on-exec), and nothing of this process uses it yet.
+    unsafe { libc::close(HANDED_SOCKET) };
+}
+
 /// The agents this process started and has not reaped. A run ends long
 /// before its agents and leaves them to init; the watch service lives on
 /// and reaps them as they exit (`reap`), or they would stay zombies.
@@ -52,13 +62,26 @@ pub fn spawn(
     let pidfd = pidfd.map(|fd| fd.as_raw_fd());
     let socket = socket.map(|fd| fd.as_raw_fd());
     // SAFETY: between fork and exec the child makes only async-signal-safe
-    // system calls (setns, setsid, dup2) on fds the parent keeps open.
+    // system calls (setns, setsid, fcntl, dup2) on fds the parent keeps open.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setns(ns, libc::CLONE_NEWNET) != 0 || libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            for (fd, to) in [(pidfd, PIDFD), (socket, HANDED_SOCKET)] {
+            // Each fd is first copied above the fixed ones (close-on-exec):
+            // it may be fd 3 or 4 already, where dup2 onto itself would
+            // leave it close-on-exec, or onto the other would overwrite it.
+            let mut moved = [None, None];
+            for (slot, fd) in moved.iter_mut().zip([pidfd, socket]) {
+                if let Some(fd) = fd {
+                    let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                    if high < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    *slot = Some(high);
+                }
+            }
+            for (fd, to) in moved.into_iter().zip([PIDFD, HANDED_SOCKET]) {
                 if let Some(fd) = fd {
                     if libc::dup2(fd, to) < 0 {
                         return Err(std::io::Error::last_os_error());
