@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::{sleep_until, Instant};
 
 use crate::apply::{apply, Target};
-use crate::dhcp::agent::PIDFD;
+use crate::dhcp::agent::{AgentId, PIDFD};
 use crate::dhcp::client::{Answer, Client};
 use crate::dhcp::options::Native;
 use crate::dhcp::socket::{open_packet, open_udp, watch, PacketSocket};
@@ -40,7 +40,7 @@ enum End {
 /// The agent's life; it runs inside the guest's namespace.
 pub async fn run(path: &Path) -> Result<()> {
     let mut state = State::read(path)?;
-    state.agent = Some(std::process::id());
+    state.agent = Some(AgentId::of(std::process::id()));
     state.write()?;
     let native = Native::parse(Some(&state.options), state.hostname.as_deref())?;
     let nl = Netlink::here()?;

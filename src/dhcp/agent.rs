@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -42,13 +43,13 @@ pub fn close_handed_socket() {
 static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// Starts the agent for `state` (already written) inside `netns`, watching
-/// `pidfd`; returns its PID.
+/// `pidfd`; returns it.
 pub fn spawn(
     state: &State,
     netns: BorrowedFd<'_>,
     pidfd: Option<BorrowedFd<'_>>,
     socket: Option<&OwnedFd>,
-) -> Result<u32> {
+) -> Result<AgentId> {
     let exe = std::env::current_exe().map_err(|e| Error::from(e).context("finding this program"))?;
     let log = File::options()
         .create(true)
@@ -93,7 +94,8 @@ pub fn spawn(
     }
     let child = cmd.spawn().map_err(|e| Error::from(e).context("starting the DHCP agent"))?;
     STARTED.lock().unwrap_or_else(PoisonError::into_inner).push(child.id());
-    Ok(child.id())
+    // Not reaped yet: the PID is still the child's own.
+    Ok(AgentId::of(child.id()))
 }
 
 /// Reaps the agents this process started that have exited (at SIGCHLD).
@@ -105,12 +107,48 @@ pub fn reap() {
     });
 }
 
-/// Whether `pid` is still the agent that keeps the lease of `state`: a PID
-/// is only a number, which another process may have taken since.
-pub fn running(pid: u32, state: &Path) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    args.get(1) == Some(&WORD.as_bytes()) && args.get(2) == Some(&state.as_os_str().as_bytes())
+/// An agent process as a record names it: its PID, and when it started
+/// (clock ticks after boot, /proc/PID/stat's 22nd field), which tells it
+/// from a later process that got the same number. Records from before the
+/// start time was kept have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentId {
+    pub pid: u32,
+    pub started: Option<u64>,
+}
+
+impl AgentId {
+    /// The process `pid` now, with its start time.
+    pub fn of(pid: u32) -> AgentId {
+        AgentId { pid, started: started_at(pid) }
+    }
+
+    /// Whether this is still the agent that keeps the lease of `state`: the
+    /// same program line and, where known, the same start time.
+    pub fn running(&self, state: &Path) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else { return false };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        args.get(1) == Some(&WORD.as_bytes())
+            && args.get(2) == Some(&state.as_os_str().as_bytes())
+            && self.started.is_none_or(|t| started_at(self.pid) == Some(t))
+    }
+
+    /// `running`, and inside the network namespace `netns`: a guest's
+    /// current one, which a restarted guest's old agent is not in, even if
+    /// the new namespace got the old one's inode (and so its state path).
+    pub fn keeps(&self, state: &Path, netns: BorrowedFd<'_>) -> bool {
+        let Ok(theirs) = std::fs::metadata(format!("/proc/{}/ns/net", self.pid)) else { return false };
+        let Ok(guest) = nix::sys::stat::fstat(netns) else { return false };
+        (theirs.dev(), theirs.ino()) == (guest.st_dev, guest.st_ino) && self.running(state)
+    }
+}
+
+/// When process `pid` started, in clock ticks after boot.
+fn started_at(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name (field 2) may hold spaces and parentheses: count after its end.
+    let rest = stat.rsplit_once(") ")?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Asks the agent to release the lease and leave, and waits a moment for it.
