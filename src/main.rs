@@ -20,6 +20,11 @@ fn main() -> ExitCode {
         return pipework::cni::main();
     }
     let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {
+        if matches!(inv.request, pipework::request::Request::DhcpAgent(_)) {
+            // Before the runtime opens its own fds, which would take fd 4
+            // when nothing was handed over on it.
+            pipework::dhcp::agent::close_handed_socket();
+        }
         init_logging(inv.verbose, matches!(inv.request, pipework::request::Request::Watch(_)));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         runtime.block_on(pipework::commands::run(inv))

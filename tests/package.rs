@@ -276,6 +276,8 @@ fn unit_is_valid(tree: &Path) {
         "After=docker.service network.target",
         "Wants=docker.service",
         "Restart=on-failure",
+        // DHCP agents outlive a stop or restart of the service (see the unit).
+        "KillMode=process",
         "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE CAP_SYS_ADMIN CAP_SYS_PTRACE",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",

@@ -20,11 +20,13 @@ IMAGE=pipework-test:latest
 # the reference plugin's ipMasq.
 # dpkg-dev, binutils, file: cargo-deb's computed Depends (dpkg-shlibdeps) and
 # stripping, and the package test's readelf and file.
+# systemd: the package test's `systemd-analyze verify` of the watch unit
+# (only the tools: this machine's init stays as it is).
 PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
     dnsmasq-base openvswitch-switch podman containernetworking-plugins
-    udhcpc isc-dhcp-client dhcpcd-base nftables iptables dpkg-dev binutils file)
+    udhcpc isc-dhcp-client dhcpcd-base nftables iptables dpkg-dev binutils file systemd)
 COMMANDS=(dockerd docker busybox ip bridge ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
-    podman runc udhcpc dhclient dhcpcd nft iptables dpkg-shlibdeps readelf file)
+    podman runc udhcpc dhclient dhcpcd nft iptables dpkg-shlibdeps readelf file systemd-analyze)
 DOCKERD_LOG="$ROOT/target/dockerd.log"
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 # Must match tests/common/podman.rs: the tests' own Podman storage.

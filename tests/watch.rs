@@ -411,6 +411,122 @@ fn a_restarted_dhcp_container_leases_its_address_again_with_one_agent() {
     assert!(dhcp_agents(&l.host).is_empty());
 }
 
+/// A DHCP container whose agent the watcher started (at a restart of the
+/// container), and that agent's PID.
+fn leased_by_the_watch(prefix: &str, net: u8) -> (Leased, u32) {
+    let mut l = Leased::attach(prefix, net, "dhcp");
+    l.restart_and_lease_again();
+    let agents = wait_for("one agent, in the new namespace", SETTLE, || {
+        let agents = dhcp_agents(&l.host);
+        (agents.len() == 1 && agents[0].1 == netns_of(l.c.pid)).then_some(agents)
+    });
+    (l, agents[0].0)
+}
+
+impl Leased {
+    /// The watcher stopped as systemd stops it with KillMode=process
+    /// (SIGTERM to it alone), `meanwhile` done, and a new watcher started.
+    fn restart_watch(&mut self, meanwhile: impl FnOnce(&Leased)) {
+        let (_, status) = self.w.stop(libc::SIGTERM);
+        assert!(status.success(), "{status}");
+        meanwhile(self);
+        let scope = self.w.scope.clone();
+        self.w = Watcher::start(&self.host, &scope, &[]);
+    }
+
+    /// dnsmasq's log from byte `from` on.
+    fn server_log_since(&self, from: usize) -> String {
+        self.server.log()[from..].to_string()
+    }
+}
+
+/// Kills process `pid` with `signal` and waits until /proc no longer shows
+/// it running (gone, or a zombie of whoever adopted it).
+fn kill_and_wait(pid: u32, signal: i32) {
+    // SAFETY: kill(2) on the agent this test found by its command line.
+    unsafe { libc::kill(pid as i32, signal) };
+    wait_for(&format!("process {pid} to end"), SETTLE, || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit_once(") ").is_none_or(|(_, rest)| rest.starts_with('Z')).then_some(())
+    });
+}
+
+#[test]
+fn a_restarted_watch_adopts_the_dhcp_agent_still_running() {
+    let (mut l, agent) = leased_by_the_watch("ad", 35);
+    let before = l.server.log().len();
+
+    l.restart_watch(|_| {});
+    // The same agent, still in the container's namespace, and no other.
+    assert_eq!(dhcp_agents(&l.host), vec![(agent, netns_of(l.c.pid))]);
+    assert_eq!(l.c.cidrs("eth1", Family::V4), l.cidrs);
+    let since = l.server_log_since(before);
+    assert!(!since.contains("DHCPDISCOVER"), "a second client asked:\n{since}");
+    assert_eq!(l.record()["interfaces"][0]["dhcp"]["agent_pid"], agent);
+    assert!(!l.w.log().contains("plumbed eth1"), "{}", l.w.log());
+    // Stopped (SIGTERM: it releases) by a removal seen by the new watcher.
+    run(&["docker", "rm", "-f", &l.c.name]);
+    l.w.wait_log(&format!("{}: removed", l.c.name), SETTLE);
+    wait_for("no agent", SETTLE, || dhcp_agents(&l.host).is_empty().then_some(()));
+}
+
+#[test]
+fn a_crashed_dhcp_agent_is_replaced_by_one_that_resumes_its_lease() {
+    let (mut l, agent) = leased_by_the_watch("kr", 36);
+    let before = l.server.log().len();
+
+    // SIGKILL: the agent leaves its state and the address behind.
+    l.restart_watch(|_| kill_and_wait(agent, libc::SIGKILL));
+    let line = l.w.wait_log("resumes its lease", SETTLE);
+    let agents = dhcp_agents(&l.host);
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    let (new, ns) = &agents[0];
+    assert_ne!(*new, agent);
+    assert_eq!(*ns, netns_of(l.c.pid), "the new agent is not in the container's namespace");
+    assert!(line.contains(&format!("agent {new} ")), "{line}");
+    assert_eq!(l.c.cidrs("eth1", Family::V4), l.cidrs);
+    // It took no new lease: the server heard nothing.
+    let since = l.server_log_since(before);
+    assert!(!since.contains("DHCPDISCOVER") && !since.contains("DHCPREQUEST"), "{since}");
+    let record = l.record();
+    let dhcp = &record["interfaces"][0]["dhcp"];
+    assert_eq!(dhcp["agent_pid"], *new, "{record}");
+    let started = std::fs::read_to_string(format!("/proc/{new}/stat")).unwrap();
+    let started = started.rsplit_once(") ").unwrap().1.split_whitespace().nth(19).unwrap().to_string();
+    assert_eq!(dhcp["agent_started"].to_string(), started, "{record}");
+    assert_success(&pipework(&l.host, &["check", &l.c.name]));
+
+    // A second restart adopts it: still one agent.
+    l.restart_watch(|_| {});
+    assert_eq!(dhcp_agents(&l.host), vec![(*new, netns_of(l.c.pid))]);
+}
+
+#[test]
+fn a_dhcp_agent_that_released_its_lease_is_replaced_by_one_that_leases_again() {
+    let (mut l, agent) = leased_by_the_watch("kl", 37);
+    let before = l.server.log().len();
+
+    // SIGTERM, as a KillMode=control-group stop sends it: the agent
+    // releases the lease, takes the address off and removes its state.
+    l.restart_watch(|l| {
+        kill_and_wait(agent, libc::SIGTERM);
+        assert!(l.c.cidrs("eth1", Family::V4).is_empty());
+    });
+    l.w.wait_log("leased again", SETTLE);
+    let agents = dhcp_agents(&l.host);
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert_ne!(agents[0].0, agent);
+    assert_eq!(agents[0].1, netns_of(l.c.pid));
+    // The same address, from one new exchange.
+    assert_eq!(l.c.cidrs("eth1", Family::V4), l.cidrs);
+    assert_default_via(&l.c, Family::V4, "10.37.0.1", "eth1");
+    let since = l.server_log_since(before);
+    assert!(since.contains("DHCPRELEASE("), "{since}");
+    assert_eq!(since.matches("DHCPDISCOVER(").count(), 1, "{since}");
+    assert_eq!(acks(&l.server, &l.mac).len(), 3, "{}", l.server.log());
+    assert_eq!(l.record()["interfaces"][0]["dhcp"]["agent_pid"], agents[0].0);
+}
+
 #[test]
 fn a_restarted_host_client_container_leases_again_through_its_client() {
     let mut l = Leased::attach("hc", 34, "udhcpc");

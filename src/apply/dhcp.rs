@@ -93,9 +93,9 @@ pub fn start_agent(
         }
         None => None,
     };
-    let pid = agent::spawn(&state, t.guest_ns, guest.as_ref().map(Process::pidfd), socket)?;
-    state.agent = Some(pid);
+    let agent = agent::spawn(&state, t.guest_ns, guest.as_ref().map(Process::pidfd), socket)?;
+    state.agent = Some(agent);
     state.write()?;
-    tracing::info!("DHCP agent {pid} keeps {} ({})", lease.address, state.path.display());
-    Ok(Undo::StopAgent { pid })
+    tracing::info!("DHCP agent {} keeps {} ({})", agent.pid, lease.address, state.path.display());
+    Ok(Undo::StopAgent { pid: agent.pid })
 }

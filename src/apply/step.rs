@@ -216,9 +216,9 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
         Step::StartAgent { dev, setup, lease, socket } => {
             dhcp::start_agent(dev, setup, lease, socket.as_deref(), t).map(Some)
         }
-        Step::ForgetLease { agent: pid, file } => {
-            if let Some(pid) = pid.filter(|pid| agent::running(*pid, file)) {
-                agent::stop(pid);
+        Step::ForgetLease { agent, file } => {
+            if let Some(agent) = agent.filter(|a| a.running(file)) {
+                agent::stop(agent.pid);
             }
             for path in [file.clone(), beside(file, "log")] {
                 match std::fs::remove_file(&path) {

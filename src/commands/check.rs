@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::observe::{guest_now, host_side, select};
-use crate::dhcp::agent;
+use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::request::GuestRef;
@@ -117,8 +117,11 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                 }
             }
         }
-        if let Some(DhcpRecord { agent_pid: Some(pid), lease_file: Some(file), .. }) = &iface.dhcp {
-            if !agent::running(*pid, Path::new(file)) {
+        if let Some(DhcpRecord { agent_pid: Some(pid), agent_started, lease_file: Some(file), .. }) =
+            &iface.dhcp
+        {
+            let agent = AgentId { pid: *pid, started: *agent_started };
+            if !agent.running(Path::new(file)) {
                 say(
                     Some(iface),
                     "dhcp-agent",

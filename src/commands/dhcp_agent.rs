@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::{sleep_until, Instant};
 
 use crate::apply::{apply, Target};
-use crate::dhcp::agent::{HANDED_SOCKET, PIDFD};
+use crate::dhcp::agent::{AgentId, PIDFD};
 use crate::dhcp::client::{Answer, Client};
 use crate::dhcp::options::Native;
 use crate::dhcp::socket::{open_packet, open_udp, watch, PacketSocket};
@@ -39,11 +39,8 @@ enum End {
 
 /// The agent's life; it runs inside the guest's namespace.
 pub async fn run(path: &Path) -> Result<()> {
-    // SAFETY: fd 4 is the run's packet socket or nothing (every other fd of
-    // the parent is close-on-exec); this closes it before anything opens.
-    unsafe { libc::close(HANDED_SOCKET) };
     let mut state = State::read(path)?;
-    state.agent = Some(std::process::id());
+    state.agent = Some(AgentId::of(std::process::id()));
     state.write()?;
     let native = Native::parse(Some(&state.options), state.hostname.as_deref())?;
     let nl = Netlink::here()?;

@@ -148,7 +148,7 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
 /// its state file (`dhcp` as the client), or the host client and the
 /// guest's resolv.conf its script wrote.
 fn dhcp_record(plan: &Plan, d: &Dhcp) -> DhcpRecord {
-    let (client, agent_pid, lease_file) = plan
+    let (client, agent, lease_file) = plan
         .steps
         .iter()
         .find_map(|step| match step {
@@ -166,7 +166,8 @@ fn dhcp_record(plan: &Plan, d: &Dhcp) -> DhcpRecord {
         foreground: d.foreground,
         options: d.options.clone(),
         timeout_ms: u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX),
-        agent_pid,
+        agent_pid: agent.map(|a| a.pid),
+        agent_started: agent.and_then(|a| a.started),
         lease_file: lease_file.map(|p| p.display().to_string()),
     }
 }
@@ -315,6 +316,7 @@ mod tests {
                 options: Some("-V acme".into()),
                 timeout_ms: 2500,
                 agent_pid: Some(4242),
+                agent_started: Some(123_456),
                 lease_file: Some("/var/lib/pipework/dhcp/1-eth1".into()),
             }),
             ..veth()
@@ -334,6 +336,7 @@ mod tests {
             options: None,
             timeout_ms: 10_000,
             agent_pid: None,
+            agent_started: None,
             lease_file: None,
         });
         let Addressing::Dhcp(host) = replay(&record, &iface).addr else { panic!("not DHCP") };

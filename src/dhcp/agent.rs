@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -26,19 +27,29 @@ pub const PIDFD: i32 = 3;
 /// The fd the run's packet socket is handed over on, closed at once.
 pub const HANDED_SOCKET: i32 = 4;
 
+/// Closes the run's packet socket, handed over on fd 4 (a DHCPDISCOVER's
+/// replies would queue on it for nothing), before anything else opens an
+/// fd: with no socket handed over, fd 4 is free, and the next fd opened,
+/// the async runtime's own, would be it.
+pub fn close_handed_socket() {
+    // SAFETY: fd 4 is the handed socket or nothing (every other fd of the
+    // parent is close-on-exec), and nothing of this process uses it yet.
+    unsafe { libc::close(HANDED_SOCKET) };
+}
+
 /// The agents this process started and has not reaped. A run ends long
 /// before its agents and leaves them to init; the watch service lives on
 /// and reaps them as they exit (`reap`), or they would stay zombies.
 static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// Starts the agent for `state` (already written) inside `netns`, watching
-/// `pidfd`; returns its PID.
+/// `pidfd`; returns it.
 pub fn spawn(
     state: &State,
     netns: BorrowedFd<'_>,
     pidfd: Option<BorrowedFd<'_>>,
     socket: Option<&OwnedFd>,
-) -> Result<u32> {
+) -> Result<AgentId> {
     let exe = std::env::current_exe().map_err(|e| Error::from(e).context("finding this program"))?;
     let log = File::options()
         .create(true)
@@ -52,13 +63,26 @@ pub fn spawn(
     let pidfd = pidfd.map(|fd| fd.as_raw_fd());
     let socket = socket.map(|fd| fd.as_raw_fd());
     // SAFETY: between fork and exec the child makes only async-signal-safe
-    // system calls (setns, setsid, dup2) on fds the parent keeps open.
+    // system calls (setns, setsid, fcntl, dup2) on fds the parent keeps open.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setns(ns, libc::CLONE_NEWNET) != 0 || libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            for (fd, to) in [(pidfd, PIDFD), (socket, HANDED_SOCKET)] {
+            // Each fd is first copied above the fixed ones (close-on-exec):
+            // it may be fd 3 or 4 already, where dup2 onto itself would
+            // leave it close-on-exec, or onto the other would overwrite it.
+            let mut moved = [None, None];
+            for (slot, fd) in moved.iter_mut().zip([pidfd, socket]) {
+                if let Some(fd) = fd {
+                    let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                    if high < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    *slot = Some(high);
+                }
+            }
+            for (fd, to) in moved.into_iter().zip([PIDFD, HANDED_SOCKET]) {
                 if let Some(fd) = fd {
                     if libc::dup2(fd, to) < 0 {
                         return Err(std::io::Error::last_os_error());
@@ -70,7 +94,8 @@ pub fn spawn(
     }
     let child = cmd.spawn().map_err(|e| Error::from(e).context("starting the DHCP agent"))?;
     STARTED.lock().unwrap_or_else(PoisonError::into_inner).push(child.id());
-    Ok(child.id())
+    // Not reaped yet: the PID is still the child's own.
+    Ok(AgentId::of(child.id()))
 }
 
 /// Reaps the agents this process started that have exited (at SIGCHLD).
@@ -82,12 +107,48 @@ pub fn reap() {
     });
 }
 
-/// Whether `pid` is still the agent that keeps the lease of `state`: a PID
-/// is only a number, which another process may have taken since.
-pub fn running(pid: u32, state: &Path) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    args.get(1) == Some(&WORD.as_bytes()) && args.get(2) == Some(&state.as_os_str().as_bytes())
+/// An agent process as a record names it: its PID, and when it started
+/// (clock ticks after boot, /proc/PID/stat's 22nd field), which tells it
+/// from a later process that got the same number. Records from before the
+/// start time was kept have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentId {
+    pub pid: u32,
+    pub started: Option<u64>,
+}
+
+impl AgentId {
+    /// The process `pid` now, with its start time.
+    pub fn of(pid: u32) -> AgentId {
+        AgentId { pid, started: started_at(pid) }
+    }
+
+    /// Whether this is still the agent that keeps the lease of `state`: the
+    /// same program line and, where known, the same start time.
+    pub fn running(&self, state: &Path) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else { return false };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        args.get(1) == Some(&WORD.as_bytes())
+            && args.get(2) == Some(&state.as_os_str().as_bytes())
+            && self.started.is_none_or(|t| started_at(self.pid) == Some(t))
+    }
+
+    /// `running`, and inside the network namespace `netns`: a guest's
+    /// current one, which a restarted guest's old agent is not in, even if
+    /// the new namespace got the old one's inode (and so its state path).
+    pub fn keeps(&self, state: &Path, netns: BorrowedFd<'_>) -> bool {
+        let Ok(theirs) = std::fs::metadata(format!("/proc/{}/ns/net", self.pid)) else { return false };
+        let Ok(guest) = nix::sys::stat::fstat(netns) else { return false };
+        (theirs.dev(), theirs.ino()) == (guest.st_dev, guest.st_ino) && self.running(state)
+    }
+}
+
+/// When process `pid` started, in clock ticks after boot.
+fn started_at(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name (field 2) may hold spaces and parentheses: count after its end.
+    let rest = stat.rsplit_once(") ")?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Asks the agent to release the lease and leave, and waits a moment for it.

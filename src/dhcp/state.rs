@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnetwork::Ipv4Network;
 
+use super::agent::AgentId;
 use super::wire::Lease;
 use crate::error::{Error, Kind, Result};
 
@@ -32,7 +33,8 @@ pub struct State {
     pub lease: Lease,
     /// When the lease was last acknowledged, in seconds since the epoch.
     pub bound_at: u64,
-    pub agent: Option<u32>,
+    /// The agent that keeps it, as it wrote itself in.
+    pub agent: Option<AgentId>,
 }
 
 impl State {
@@ -67,7 +69,8 @@ impl State {
             ("hostname", self.hostname.clone()),
             ("guest_pid", self.guest_pid.map(|p| p.to_string())),
             ("netns_file", self.netns_file.clone()),
-            ("agent", self.agent.map(|p| p.to_string())),
+            ("agent", self.agent.map(|a| a.pid.to_string())),
+            ("agent_started", self.agent.and_then(|a| a.started).map(|t| t.to_string())),
             ("dns", (!l.dns.is_empty()).then(|| join(&l.dns))),
         ];
         for (key, value) in optional {
@@ -124,7 +127,9 @@ impl State {
             hostname: get("hostname"),
             lease,
             bound_at: need("bound_at")?.parse().map_err(|_| bad())?,
-            agent: get("agent").and_then(|p| p.parse().ok()),
+            agent: get("agent")
+                .and_then(|p| p.parse().ok())
+                .map(|pid| AgentId { pid, started: get("agent_started").and_then(|t| t.parse().ok()) }),
         })
     }
 }
@@ -189,7 +194,7 @@ mod tests {
             hostname: Some("web".into()),
             lease,
             bound_at: 1_700_000_000,
-            agent: Some(4242),
+            agent: Some(AgentId { pid: 4242, started: Some(123_456) }),
         };
         state.write().unwrap();
         assert_eq!(State::read(&state.path).unwrap(), state);

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::{Context, Teardown};
+use crate::dhcp::agent::AgentId;
 use crate::dhcp::options::Native;
 use crate::dhcp::{host, Setup};
 use crate::error::{Error, Result};
@@ -76,6 +77,7 @@ fn default_hostname(guest: &GuestRef, label: &str) -> Option<String> {
 pub fn teardown(t: &Teardown<'_>, plan: &mut Plan) {
     let Some(dhcp) = &t.iface.dhcp else { return };
     if let Some(file) = &dhcp.lease_file {
-        plan.push(Step::ForgetLease { agent: dhcp.agent_pid, file: PathBuf::from(file) });
+        let agent = dhcp.agent_pid.map(|pid| AgentId { pid, started: dhcp.agent_started });
+        plan.push(Step::ForgetLease { agent, file: PathBuf::from(file) });
     }
 }

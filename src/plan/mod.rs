@@ -12,6 +12,7 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
+use crate::dhcp::agent::AgentId;
 use crate::dhcp::client::Client;
 use crate::dhcp::wire::Lease;
 use crate::dhcp::Setup;
@@ -243,7 +244,7 @@ pub enum Step {
     /// `detach`: the DHCP agent that keeps the lease stopped (SIGTERM: it
     /// releases the lease), if it still runs, and the lease's file removed.
     ForgetLease {
-        agent: Option<u32>,
+        agent: Option<AgentId>,
         file: PathBuf,
     },
     /// `detach`: a link deleted if it is there (a veth takes its peer

@@ -123,8 +123,13 @@ impl fmt::Display for Step {
                 write!(f, "ip {} route replace default via {gateway} dev {dev}", Family::of(*gateway).flag())
             }
             Step::Dhcp { dev, setup, .. } => describe_dhcp(f, dev, setup),
-            Step::ForgetLease { agent: Some(pid), file } => {
-                write!(f, "kill {pid} && rm -f {}  # the DHCP agent releases its lease", file.display())
+            Step::ForgetLease { agent: Some(agent), file } => {
+                write!(
+                    f,
+                    "kill {} && rm -f {}  # the DHCP agent releases its lease",
+                    agent.pid,
+                    file.display()
+                )
             }
             Step::ForgetLease { agent: None, file } => write!(f, "rm -f {}", file.display()),
             Step::SetMtu { dev, mtu } => write!(f, "ip link set dev {dev} mtu {mtu}"),

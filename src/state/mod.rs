@@ -293,6 +293,10 @@ pub struct DhcpRecord {
     /// The process that holds the lease, while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_pid: Option<u32>,
+    /// When that process started (clock ticks after boot): a later process
+    /// with the same PID is not the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_started: Option<u64>,
     /// What holds the lease: the agent's state file, or the resolv.conf a
     /// host client's script wrote for the guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@
 //! the engine says something, a signal comes, or (disconnected) the next
 //! reconnection is due.
 
+mod agents;
 mod events;
 mod labels;
 mod queue;

@@ -1,11 +1,13 @@
 //! What the watch service does for one container: at its start, make the
 //! interfaces its record and its labels ask for, those that are not there
-//! already; at its removal, drop its record and collect what is left.
+//! already (and see that those there keep their DHCP agents); at its
+//! removal, drop its record and collect what is left.
 //! Failures are logged with the container's name; the service carries on.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::agents::{self, Kept};
 use super::events::Engine;
 use super::labels;
 use super::queue::Job;
@@ -13,7 +15,8 @@ use crate::commands::{attach, detach, passthrough, recording};
 use crate::error::{Error, Result};
 use crate::request::Attach;
 use crate::resolve::docker;
-use crate::state::{Finder, HostNs, Interface, NsId, Record, Store};
+use crate::resolve::guest::Guest;
+use crate::state::{DhcpRecord, Finder, HostNs, Interface, NsId, Record, Store};
 use crate::sys::netlink::Netlink;
 
 pub struct Reconciler<'a> {
@@ -30,6 +33,8 @@ pub struct Reconciler<'a> {
 struct Wanted {
     req: Attach,
     mac: Option<crate::mac::Mac>,
+    /// A recorded interface's DHCP, whose agent must run.
+    dhcp: Option<DhcpRecord>,
 }
 
 impl<'a> Reconciler<'a> {
@@ -114,7 +119,7 @@ impl<'a> Reconciler<'a> {
         for req in asked {
             // A recorded interface is made as it was, with the MAC it had.
             if !wanted.iter().any(|w| w.req.container_if == req.container_if) {
-                wanted.push(Wanted { req, mac: None });
+                wanted.push(Wanted { req, mac: None, dhcp: None });
             }
         }
         if wanted.is_empty() {
@@ -127,7 +132,12 @@ impl<'a> Reconciler<'a> {
         for w in &wanted {
             let ifname = w.req.container_if.as_deref().unwrap_or("eth1");
             match inside.link(ifname).await? {
-                Some(link) if w.mac.is_none_or(|mac| link.mac == Some(mac)) => there += 1,
+                Some(link) if w.mac.is_none_or(|mac| link.mac == Some(mac)) => {
+                    there += 1;
+                    if let Some(dhcp) = &w.dhcp {
+                        self.keep_agent(id, &name, w, dhcp, &guest, &inside).await;
+                    }
+                }
                 Some(link) => tracing::warn!(
                     "{name}: {ifname} is there with MAC {} instead of the recorded {}: left alone",
                     link.mac.map_or("none".into(), |m| m.to_string()),
@@ -160,6 +170,34 @@ impl<'a> Reconciler<'a> {
         Ok(())
     }
 
+    /// The agent of a DHCP interface that is there, adopted or replaced.
+    async fn keep_agent(
+        &self,
+        id: &str,
+        name: &str,
+        w: &Wanted,
+        dhcp: &DhcpRecord,
+        guest: &Guest,
+        inside: &Netlink,
+    ) {
+        let ifname = w.req.container_if.as_deref().unwrap_or("eth1");
+        match agents::keep(&self.key(id), &w.req, dhcp, guest, self.host, inside).await {
+            Ok(Some(Kept::Adopted(pid))) => {
+                tracing::debug!("{name}: {ifname}'s DHCP agent {pid} still keeps its lease: adopted");
+            }
+            Ok(Some(Kept::Resumed(pid))) => {
+                tracing::info!("{name}: {ifname}'s DHCP agent was gone: agent {pid} resumes its lease");
+            }
+            Ok(Some(Kept::Leased(pid))) => {
+                tracing::info!(
+                    "{name}: {ifname}'s DHCP agent was gone with its lease: leased again, agent {pid}"
+                );
+            }
+            Ok(None) => {}
+            Err(e) => report(&format!("{name}: {ifname}'s DHCP agent not replaced"), &e),
+        }
+    }
+
     /// A removed container: whatever its interfaces left on the host
     /// (bridge ports of veths are gone with its namespace; an OVS port or a
     /// DHCP agent may remain) is undone as `detach` undoes it, then the
@@ -185,7 +223,7 @@ fn replayed(record: &Record, iface: &Interface) -> Wanted {
     if req.local_if.as_deref().is_some_and(|l| is_default_host_side(l, &iface.name)) {
         req.local_if = None;
     }
-    Wanted { req, mac: Some(iface.mac) }
+    Wanted { req, mac: Some(iface.mac), dhcp: iface.dhcp.clone() }
 }
 
 fn is_default_host_side(host_side: &str, ifname: &str) -> bool {
