@@ -3,8 +3,9 @@
 # a "docker host" namespace owning br0 (10.5.106.1/24), a guest namespace
 # standing in for the xcatmn container, and a compute node on the bridge.
 # Builds pipework, runs `pipework br0 <guest> 10.5.106.101/24@10.5.106.1`,
-# shows the result through ip(8), pings the guest from the node, and
-# removes every namespace it made, even on failure.
+# shows the result through ip(8) and the record pipework keeps, pings the
+# guest from the node, and removes every namespace it made and its records
+# (kept in a directory of its own, not /var/lib/pipework), even on failure.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +18,12 @@ PIPEWORK="$ROOT/target/release/pipework"
 
 tag="pwdemo$$"
 HOST="$tag-host" GUEST="$tag-xcatmn" NODE="$tag-node"
-cleanup() { for ns in "$HOST" "$GUEST" "$NODE"; do ip netns del "$ns" 2>/dev/null || true; done; }
+PIPEWORK_STATE_DIR="$(mktemp -d -t pwdemo.XXXXXX)"
+export PIPEWORK_STATE_DIR
+cleanup() {
+    for ns in "$HOST" "$GUEST" "$NODE"; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -rf "$PIPEWORK_STATE_DIR"
+}
 trap cleanup EXIT
 
 for ns in "$HOST" "$GUEST" "$NODE"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
@@ -43,6 +49,8 @@ run ip -n "$GUEST" -br addr show dev eth1
 run ip -n "$GUEST" route
 echo "== on the docker host"
 run ip -n "$HOST" -br link show master br0
+echo "== what pipework remembers of it"
+run ip netns exec "$HOST" "$PIPEWORK" show
 echo "== the compute node and the docker host reach the guest"
 run ip netns exec "$NODE" ping -c 2 -W 2 10.5.106.101
 run ip netns exec "$HOST" ping -c 1 -W 2 10.5.106.101
