@@ -186,12 +186,11 @@ fn family_gateway(ips: &[IpConfig], v4: bool) -> Option<IpAddr> {
     ips.iter().filter(|ip| ip.address.is_ipv4() == v4).find_map(|ip| ip.gateway)
 }
 
-/// The reference's `ensureAddr`: an address already there is kept; another
-/// IPv4 address, or an overlapping IPv6 one, is refused unless
-/// `forceAddress`, which replaces it.
-/// The bridge's gateway addresses; `present`, its addresses as read while
-/// IPAM ran (the step looks again before it adds one: a concurrent ADD may
-/// have added it meanwhile).
+/// The bridge's gateway addresses, as the reference's `ensureAddr` makes
+/// them: an address already there is kept; another IPv4 address, or an
+/// overlapping IPv6 one, is refused unless `forceAddress`, which replaces
+/// it. `present` is the bridge's addresses as read while IPAM ran (the step
+/// looks again before it adds one: a concurrent ADD may have added it).
 fn bridge_addresses(
     plan: &mut Plan,
     conf: &NetConf,
