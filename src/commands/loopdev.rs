@@ -345,8 +345,7 @@ impl DevDir {
         // A default ACL on the directory overrides the umask.
         let st = fstat(&made.fd).map_err(|e| failed("reading", &path, e.into()))?;
         if st.st_mode & 0o7777 != NODE_MODE {
-            fchmod_path_fd(&made.fd, NODE_MODE)
-                .map_err(|e| failed("setting the mode of", &path, e.into()))?;
+            fchmod_path_fd(&made.fd, NODE_MODE).map_err(|e| failed("setting the mode of", &path, e))?;
         }
         // The name must still lead to this node, or the report would lie.
         if self.holds(made) {

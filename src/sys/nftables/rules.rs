@@ -113,7 +113,7 @@ fn destination(net: IpNetwork, op: CmpOp) -> Vec<Expr> {
     let (offset, len) = if net.is_ipv4() { (16, 4) } else { (24, 16) };
     let network = octets(net.network());
     let prefix = net.prefix() as usize;
-    if prefix % 8 == 0 {
+    if prefix.is_multiple_of(8) {
         let n = prefix / 8;
         return vec![
             Expr::Payload { base: Base::Network, offset, len: n as u32 },
