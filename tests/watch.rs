@@ -379,6 +379,8 @@ fn a_restarted_dhcp_container_leases_its_address_again_with_one_agent() {
 
     l.restart_and_lease_again();
     assert_default_via(&l.c, Family::V4, "10.33.0.1", "eth1");
+    // The old agent left with the old namespace: not taken for a death.
+    assert!(!l.w.log().contains("replacing it"), "{}", l.w.log());
     // With the recorded options, and dnsmasq holds one lease.
     let since = l.server.log()[before..].to_string();
     assert!(since.contains("vendor class: acme") && since.contains("DHCPACK("), "{since}");
@@ -582,6 +584,34 @@ fn a_dhcp_agent_killed_under_a_running_container_is_replaced_at_once() {
     run(&["docker", "stop", "-t", "1", &l.c.name]);
     none_replaces(&l);
     assert!(l.server_log_since(before).contains("DHCPRELEASE("), "{}", l.server.log());
+}
+
+/// An attach by hand into a container that ran before the watch started
+/// (its catch-up had nothing to do for it): the agent is watched from the
+/// writing of its record on, and replaced when it dies.
+#[test]
+fn an_agent_attached_by_hand_while_watch_runs_is_watched_too() {
+    let host = Netns::new("host");
+    let server = DhcpConfig::new("br0", "10.40.0.1/24", "10.40.0.50", "10.40.0.99").start_in(&host);
+    let scope = unique("kh");
+    let c = Container::run_with("kh", &["--label", &format!("{SCOPE}={scope}")]);
+    let w = Watcher::start(&host, &scope, &[]);
+    assert!(w.log().contains("caught up: 0 running containers"), "{}", w.log());
+    assert_success(&pipework(&host, &["br0", &c.name, "dhcp"]));
+    let cidrs = c.cidrs("eth1", Family::V4);
+    let [(agent, _)] = dhcp_agents(&host)[..] else { panic!("{:?}", dhcp_agents(&host)) };
+    let before = server.log().len();
+
+    kill_and_wait(agent, libc::SIGKILL);
+    let line = w.wait_log("resumes its lease", SETTLE);
+    let agents = dhcp_agents(&host);
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert_ne!(agents[0].0, agent);
+    assert_eq!(agents[0].1, netns_of(c.pid));
+    assert!(line.contains(&format!("agent {} ", agents[0].0)), "{line}");
+    assert_eq!(c.cidrs("eth1", Family::V4), cidrs);
+    let since = server.log()[before..].to_string();
+    assert!(!since.contains("DHCPDISCOVER") && !since.contains("DHCPREQUEST"), "{since}");
 }
 
 /// The container's agent leaves, and for two seconds none replaces it.

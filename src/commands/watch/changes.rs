@@ -78,3 +78,31 @@ fn names(mut buf: &[u8]) -> Vec<String> {
     }
     names
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events as the kernel lays them out: header, then the name padded
+    /// with NULs to a multiple of the header's alignment.
+    fn event(name: &str, padded: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&1i32.to_ne_bytes());
+        bytes.extend_from_slice(&(libc::IN_MOVED_TO).to_ne_bytes());
+        bytes.extend_from_slice(&7u32.to_ne_bytes());
+        bytes.extend_from_slice(&(padded as u32).to_ne_bytes());
+        let mut name = name.as_bytes().to_vec();
+        name.resize(padded, 0);
+        bytes.extend(name);
+        bytes
+    }
+
+    #[test]
+    fn names_of_the_events_in_a_read() {
+        let mut buf = event("docker-ab12.json", 32);
+        buf.extend(event("x", 16));
+        buf.extend(event("", 0));
+        assert_eq!(names(&buf), ["docker-ab12.json", "x", ""]);
+        assert!(names(&buf[..10]).is_empty());
+    }
+}
