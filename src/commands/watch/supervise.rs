@@ -9,7 +9,7 @@
 //! when the process exits, whether or not it is the service's child: most
 //! are not (an attach or an earlier watch started them, in a session of
 //! their own), so waitpid cannot tell, and a periodic look at /proc would
-//! be late by its period and wake an idle service for nothing. One fd a
+//! be late by its period and wake an idle service for nothing. One fd an
 //! agent, polled by the event loop with the rest; `watch` raises its soft
 //! limit on open files to the hard one for hosts with many.
 //!
