@@ -379,6 +379,8 @@ fn a_restarted_dhcp_container_leases_its_address_again_with_one_agent() {
 
     l.restart_and_lease_again();
     assert_default_via(&l.c, Family::V4, "10.33.0.1", "eth1");
+    // The old agent left with the old namespace: not taken for a death.
+    assert!(!l.w.log().contains("replacing it"), "{}", l.w.log());
     // With the recorded options, and dnsmasq holds one lease.
     let since = l.server.log()[before..].to_string();
     assert!(since.contains("vendor class: acme") && since.contains("DHCPACK("), "{since}");
@@ -491,9 +493,7 @@ fn a_crashed_dhcp_agent_is_replaced_by_one_that_resumes_its_lease() {
     let record = l.record();
     let dhcp = &record["interfaces"][0]["dhcp"];
     assert_eq!(dhcp["agent_pid"], *new, "{record}");
-    let started = std::fs::read_to_string(format!("/proc/{new}/stat")).unwrap();
-    let started = started.rsplit_once(") ").unwrap().1.split_whitespace().nth(19).unwrap().to_string();
-    assert_eq!(dhcp["agent_started"].to_string(), started, "{record}");
+    assert_eq!(dhcp["agent_started"].to_string(), start_time(*new), "{record}");
     assert_success(&pipework(&l.host, &["check", &l.c.name]));
 
     // A second restart adopts it: still one agent.
@@ -525,6 +525,130 @@ fn a_dhcp_agent_that_released_its_lease_is_replaced_by_one_that_leases_again() {
     assert_eq!(since.matches("DHCPDISCOVER(").count(), 1, "{since}");
     assert_eq!(acks(&l.server, &l.mac).len(), 3, "{}", l.server.log());
     assert_eq!(l.record()["interfaces"][0]["dhcp"]["agent_pid"], agents[0].0);
+}
+
+/// The one DHCP agent of `l`'s container other than `old`, once there,
+/// and how long it took to come.
+fn the_agent_after(l: &Leased, old: u32) -> (u32, Duration) {
+    let since = Instant::now();
+    let agent =
+        wait_for(&format!("a new agent:\n{}", l.w.log()), SETTLE, || match dhcp_agents(&l.host)[..] {
+            [(pid, ref ns)] if pid != old && *ns == netns_of(l.c.pid) => Some(pid),
+            _ => None,
+        });
+    (agent, since.elapsed())
+}
+
+/// /proc/PID/stat's start time (clock ticks after boot), as the record
+/// keeps it beside the PID.
+fn start_time(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(") ").unwrap().1.split_whitespace().nth(19).unwrap().to_string()
+}
+
+/// A running watch replaces an agent killed under a running container
+/// (an attach started it: not the watch's child) with one that resumes
+/// the lease; a container's stop, where the agent leaves on purpose,
+/// starts none.
+#[test]
+fn a_dhcp_agent_killed_under_a_running_container_is_replaced_at_once() {
+    let l = Leased::attach("kw", 38, "dhcp");
+    let [(agent, _)] = dhcp_agents(&l.host)[..] else { panic!("{:?}", dhcp_agents(&l.host)) };
+    let before = l.server.log().len();
+
+    kill_and_wait(agent, libc::SIGKILL);
+    let (new, took) = the_agent_after(&l, agent);
+    assert!(took < Duration::from_secs(3), "replaced after {took:?}:\n{}", l.w.log());
+    let line = l.w.wait_log("resumes its lease", SETTLE);
+    assert!(line.contains(&format!("agent {new} ")), "{line}");
+    assert!(l.w.log().contains(&format!("DHCP agent {agent} died: replacing it")), "{}", l.w.log());
+    // Still exactly one, a moment later.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(dhcp_agents(&l.host), vec![(new, netns_of(l.c.pid))]);
+    // The record names it, PID and start time, and so does its state.
+    let record = l.record();
+    let dhcp = &record["interfaces"][0]["dhcp"];
+    assert_eq!(dhcp["agent_pid"], new, "{record}");
+    assert_eq!(dhcp["agent_started"].to_string(), start_time(new), "{record}");
+    let state = std::fs::read_to_string(dhcp["lease_file"].as_str().unwrap()).unwrap();
+    assert!(state.contains(&format!("agent={new}\n")), "{state}");
+    // No new exchange: the lease, the address and the route stand.
+    let since = l.server_log_since(before);
+    assert!(!since.contains("DHCPDISCOVER") && !since.contains("DHCPREQUEST"), "{since}");
+    assert_eq!(l.c.cidrs("eth1", Family::V4), l.cidrs);
+    assert_default_via(&l.c, Family::V4, "10.38.0.1", "eth1");
+    assert!(!l.w.log().contains("plumbed eth1"), "{}", l.w.log());
+    assert_success(&pipework(&l.host, &["check", &l.c.name]));
+
+    // A stop: the agent releases the lease and leaves; none replaces it.
+    run(&["docker", "stop", "-t", "1", &l.c.name]);
+    none_replaces(&l);
+    assert!(l.server_log_since(before).contains("DHCPRELEASE("), "{}", l.server.log());
+}
+
+/// An attach by hand into a container that ran before the watch started
+/// (its catch-up had nothing to do for it): the agent is watched from the
+/// writing of its record on, and replaced when it dies.
+#[test]
+fn an_agent_attached_by_hand_while_watch_runs_is_watched_too() {
+    let host = Netns::new("host");
+    let server = DhcpConfig::new("br0", "10.40.0.1/24", "10.40.0.50", "10.40.0.99").start_in(&host);
+    let scope = unique("kh");
+    let c = Container::run_with("kh", &["--label", &format!("{SCOPE}={scope}")]);
+    let w = Watcher::start(&host, &scope, &[]);
+    assert!(w.log().contains("caught up: 0 running containers"), "{}", w.log());
+    assert_success(&pipework(&host, &["br0", &c.name, "dhcp"]));
+    let cidrs = c.cidrs("eth1", Family::V4);
+    let [(agent, _)] = dhcp_agents(&host)[..] else { panic!("{:?}", dhcp_agents(&host)) };
+    let before = server.log().len();
+
+    kill_and_wait(agent, libc::SIGKILL);
+    let line = w.wait_log("resumes its lease", SETTLE);
+    let agents = dhcp_agents(&host);
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert_ne!(agents[0].0, agent);
+    assert_eq!(agents[0].1, netns_of(c.pid));
+    assert!(line.contains(&format!("agent {} ", agents[0].0)), "{line}");
+    assert_eq!(c.cidrs("eth1", Family::V4), cidrs);
+    let since = server.log()[before..].to_string();
+    assert!(!since.contains("DHCPDISCOVER") && !since.contains("DHCPREQUEST"), "{since}");
+}
+
+/// The container's agent leaves, and for two seconds none replaces it.
+fn none_replaces(l: &Leased) {
+    let replacing = l.w.log().matches("replacing it").count();
+    wait_for("the agent to leave", SETTLE, || dhcp_agents(&l.host).is_empty().then_some(()));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(dhcp_agents(&l.host).is_empty(), "{:?}\n{}", dhcp_agents(&l.host), l.w.log());
+    assert_eq!(l.w.log().matches("replacing it").count(), replacing, "{}", l.w.log());
+}
+
+/// A replacement that dies at once is replaced again after a wait that
+/// doubles (1 s, 2 s), said in the log; a `detach`, where the agent
+/// leaves on purpose, starts none.
+#[test]
+fn a_dhcp_agent_that_keeps_dying_is_replaced_with_backoff() {
+    let l = Leased::attach("kb", 39, "dhcp");
+    let [(mut agent, _)] = dhcp_agents(&l.host)[..] else { panic!("{:?}", dhcp_agents(&l.host)) };
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        kill_and_wait(agent, libc::SIGKILL);
+        let (new, after) = the_agent_after(&l, agent);
+        took.push(after);
+        agent = new;
+    }
+    let log = l.w.log();
+    assert!(took[0] < Duration::from_secs(1), "{took:?}\n{log}");
+    assert!(took[1] >= Duration::from_millis(900) && took[1] < Duration::from_secs(2), "{took:?}\n{log}");
+    assert!(took[2] >= Duration::from_millis(1900) && took[2] < Duration::from_secs(3), "{took:?}\n{log}");
+    assert!(log.contains("is gone again within 30s of its last replacement: replacing it in 1s"), "{log}");
+    assert!(log.contains("replacing it in 2s"), "{log}");
+    assert_eq!(l.record()["interfaces"][0]["dhcp"]["agent_pid"], agent);
+    assert_eq!(l.c.cidrs("eth1", Family::V4), l.cidrs);
+
+    assert_success(&pipework(&l.host, &["detach", &l.c.name]));
+    none_replaces(&l);
+    assert!(l.c.link("eth1").is_none());
 }
 
 #[test]

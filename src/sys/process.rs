@@ -51,6 +51,18 @@ impl Process {
         r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }
 
+    /// Resolves once the process has exited: its pidfd turns readable
+    /// then, whether or not it is our child. Needs the async runtime's IO.
+    pub async fn exited(self) -> io::Result<()> {
+        use tokio::io::{unix::AsyncFd, Interest};
+        // SAFETY: the pidfd is owned and moves into the AsyncFd, which keeps
+        // it open and unchanged until it is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(self.fd, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        let _ready = fd.readable().await?;
+        Ok(())
+    }
+
     /// `/proc/PID/ns/<kind>` (`net`, `mnt`) of this very process: ESRCH if it
     /// exited, even if its PID now belongs to another one.
     pub fn namespace(&self, kind: &str) -> io::Result<File> {

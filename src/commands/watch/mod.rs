@@ -3,19 +3,23 @@
 //! its recorded interfaces again (same names, MAC, addresses, routes) and
 //! those its `pipework.<CTR_IF>` labels ask for; at its removal it drops
 //! its record and collects what is left. At its own start, and after every
-//! reconnection, it catches up with what happened while it was away.
+//! reconnection, it catches up with what happened while it was away. While
+//! it runs, it replaces a DHCP agent that dies under a running container
+//! (`supervise`).
 //!
 //! One thread, one host netlink connection, one engine client: the work
 //! for different containers overlaps (`queue`), the work for one container
 //! runs in order. Nothing polls: the service sleeps in the kernel until
-//! the engine says something, a signal comes, or (disconnected) the next
-//! reconnection is due.
+//! the engine says something, a signal comes, an agent exits, or
+//! (disconnected) the next reconnection is due.
 
 mod agents;
+mod changes;
 mod events;
 mod labels;
 mod queue;
 mod reconcile;
+mod supervise;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,9 +31,11 @@ use crate::error::{Error, Kind, Result};
 use crate::request::Watch;
 use crate::state::Store;
 use crate::sys::netlink::Netlink;
+use changes::Changes;
 use events::{Engine, Happened};
 use queue::{Job, Queue};
 use reconcile::Reconciler;
+use supervise::Supervisor;
 
 /// The first wait before reconnecting, doubled at each failure up to the cap.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -42,6 +48,7 @@ pub async fn watch(req: &Watch) -> Result<()> {
     let mut signals = Signals::new()?;
     let host = Netlink::here()?;
     let store = Store::from_env();
+    supervise::raise_fd_limit();
     tracing::info!("watching containers; records in {}", store.dir().display());
     let mut backoff = FIRST_BACKOFF;
     let mut said_down = false;
@@ -115,6 +122,10 @@ async fn serve(
 ) -> Result<&'static str> {
     let since = SystemTime::now() - REPLAY_MARGIN;
     let began = Instant::now();
+    // Before the listing: no record written after it goes unnoticed.
+    let changes = Changes::watch(reconciler.store_dir())
+        .inspect_err(|e| tracing::warn!("DHCP agents of attaches made from now on are not watched: {e}"))
+        .ok();
     let containers = tokio::select! {
         listed = engine.containers() => listed?,
         signal = signals.next() => return Ok(signal),
@@ -125,6 +136,7 @@ async fn serve(
     }
     *backoff = FIRST_BACKOFF;
     let mut queue = Queue::new(reconciler);
+    let mut supervisor = Supervisor::default();
     let recorded = reconciler.recorded();
     for (id, name) in recorded.iter().filter(|(id, _)| !containers.all.contains(*id)) {
         queue.submit(id.clone(), Job::Forget { name: name.clone() });
@@ -138,7 +150,7 @@ async fn serve(
     }
     while !queue.is_idle() {
         tokio::select! {
-            () = queue.next_done() => {}
+            done = queue.next_done() => watch_agents(&mut supervisor, reconciler, done),
             signal = signals.next() => {
                 queue.finish_running().await;
                 return Ok(signal);
@@ -166,17 +178,42 @@ async fn serve(
                     Happened::Start => Job::Start { name: event.name },
                     Happened::Die => {
                         tracing::debug!("{} stopped", event.name);
+                        supervisor.forget(&event.id);
                         continue;
                     }
                     Happened::Destroy => Job::Forget { name: event.name },
                 };
                 queue.submit(event.id, job);
             }
-            () = queue.next_done() => {}
+            done = queue.next_done() => watch_agents(&mut supervisor, reconciler, done),
+            (id, job) = supervisor.next() => queue.submit(id, job),
+            written = async {
+                match &changes {
+                    Some(changes) => changes.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                // A record written: an attach or detach by hand, or a job's.
+                for id in written.iter().filter_map(|name| reconciler.container_of(name)) {
+                    let (name, agents) = reconciler.agents(&id);
+                    if let Some((id, job)) = supervisor.written(id, name, agents) {
+                        queue.submit(id, job);
+                    }
+                }
+            }
             signal = signals.next() => {
                 queue.finish_running().await;
                 return Ok(signal);
             }
         }
+    }
+}
+
+/// Once a container's jobs are over, its DHCP agents as its record names
+/// them now are the ones watched.
+fn watch_agents(supervisor: &mut Supervisor, reconciler: &Reconciler<'_>, done: Option<(String, bool)>) {
+    if let Some((id, runs)) = done {
+        let (name, agents) = if runs { reconciler.agents(&id) } else { Default::default() };
+        supervisor.refresh(&id, runs, name, agents);
     }
 }

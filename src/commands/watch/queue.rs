@@ -1,7 +1,8 @@
 //! The work of the watch service, one job a container at a time: jobs for
 //! different containers overlap (a few at once, on the service's one
 //! thread), a container's next job waits for its last, and a job that
-//! waits behind another is merged with it (a removal beats a start).
+//! waits behind another is merged with it (a removal beats a start, a
+//! start beats keeping the agents, which it does too).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -19,13 +20,17 @@ const PARALLEL: usize = 8;
 pub enum Job {
     /// The container runs: make what it should have.
     Start { name: String },
+    /// The container runs and one of its DHCP agents died: adopt or
+    /// replace its agents, nothing else.
+    Agents { name: String },
     /// The container is gone: drop its record, collect what is left.
     Forget { name: String },
 }
 
 pub struct Queue<'a> {
     reconciler: &'a Reconciler<'a>,
-    running: FuturesUnordered<LocalBoxFuture<'a, String>>,
+    /// Each ends with its container's ID and whether the job saw it running.
+    running: FuturesUnordered<LocalBoxFuture<'a, (String, bool)>>,
     /// The containers with a job running, and the job waiting behind it.
     busy: HashMap<String, Option<Job>>,
     ready: VecDeque<(String, Job)>,
@@ -38,8 +43,14 @@ impl<'a> Queue<'a> {
 
     pub fn submit(&mut self, id: String, job: Job) {
         if let Some(waiting) = self.busy.get_mut(&id) {
-            // A removal stands; a later start replaces an earlier one.
-            if !matches!(waiting, Some(Job::Forget { .. })) {
+            // A removal stands, a start stands against keeping the agents;
+            // otherwise the later job replaces the earlier one.
+            let stands = match (&waiting, &job) {
+                (Some(Job::Forget { .. }), _) => true,
+                (Some(Job::Start { .. }), Job::Agents { .. }) => true,
+                _ => false,
+            };
+            if !stands {
                 *waiting = Some(job);
             }
         } else if self.running.len() < PARALLEL {
@@ -54,26 +65,32 @@ impl<'a> Queue<'a> {
         let reconciler = self.reconciler;
         self.running.push(
             async move {
-                reconciler.run(&id, job).await;
-                id
+                let runs = reconciler.run(&id, job).await;
+                (id, runs)
             }
             .boxed_local(),
         );
     }
 
     /// Waits until a job ends, then starts what waited for it; never ends
-    /// while nothing runs.
-    pub async fn next_done(&mut self) {
-        let Some(id) = self.running.next().await else {
+    /// while nothing runs. A container none of whose jobs runs or waits
+    /// any more is returned, with whether its last job saw it running.
+    pub async fn next_done(&mut self) -> Option<(String, bool)> {
+        let Some((id, runs)) = self.running.next().await else {
             return std::future::pending().await;
         };
-        if let Some(Some(next)) = self.busy.remove(&id) {
-            self.start(id, next);
-        }
+        let done = match self.busy.remove(&id) {
+            Some(Some(next)) => {
+                self.start(id, next);
+                None
+            }
+            _ => Some((id, runs)),
+        };
         while self.running.len() < PARALLEL {
             let Some((id, job)) = self.ready.pop_front() else { break };
             self.submit(id, job);
         }
+        done.filter(|(id, _)| !self.busy.contains_key(id))
     }
 
     pub fn is_idle(&self) -> bool {

@@ -1,10 +1,12 @@
 //! What the watch service does for one container: at its start, make the
 //! interfaces its record and its labels ask for, those that are not there
-//! already (and see that those there keep their DHCP agents); at its
-//! removal, drop its record and collect what is left.
+//! already (and see that those there keep their DHCP agents); after one
+//! of its agents died, keep its agents alone; at its removal, drop its
+//! record and collect what is left.
 //! Failures are logged with the container's name; the service carries on.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::agents::{self, Kept};
@@ -12,6 +14,7 @@ use super::events::Engine;
 use super::labels;
 use super::queue::Job;
 use crate::commands::{attach, detach, passthrough, recording};
+use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Result};
 use crate::request::Attach;
 use crate::resolve::docker;
@@ -74,30 +77,35 @@ impl<'a> Reconciler<'a> {
         Finder::Container { runtime: self.engine.runtime.into(), id: id.into(), name: String::new() }.key()
     }
 
-    pub async fn run(&self, id: &str, job: Job) {
+    /// Runs `job`; whether the container is still one to look after
+    /// (running, and let in by `--only`), as far as the job saw.
+    pub async fn run(&self, id: &str, job: Job) -> bool {
         let (outcome, name) = match &job {
             Job::Start { name } => (self.start(id, name).await, name),
-            Job::Forget { name } => (self.forget(id, name).await, name),
+            Job::Agents { name } => (self.keep_agents(id, name).await, name),
+            Job::Forget { name } => (self.forget(id, name).await.map(|()| false), name),
         };
-        if let Err(e) = outcome {
+        outcome.unwrap_or_else(|e| {
             report(if name.is_empty() { id } else { name }, &e);
-        }
+            !matches!(job, Job::Forget { .. })
+        })
     }
 
-    async fn start(&self, id: &str, name: &str) -> Result<()> {
-        let began = Instant::now();
+    /// The container `id`, if it runs and `--only` lets it in.
+    async fn running(&self, id: &str, name: &str) -> Result<Option<(Guest, HashMap<String, String>)>> {
         let (docker, socket) = (&self.engine.docker, &self.engine.socket);
         let label = if name.is_empty() { id } else { name };
-        let Some((guest, found_labels)) =
-            docker::running_with(docker, socket, self.engine.runtime, label, id).await?
-        else {
-            tracing::debug!("{name}: not running");
-            return Ok(());
-        };
-        let name = guest.label.clone();
-        if !self.engine.lets_in(&found_labels) {
-            return Ok(());
+        let found = docker::running_with(docker, socket, self.engine.runtime, label, id).await?;
+        if found.is_none() {
+            tracing::debug!("{label}: not running");
         }
+        Ok(found.filter(|(_, labels)| self.engine.lets_in(labels)))
+    }
+
+    async fn start(&self, id: &str, name: &str) -> Result<bool> {
+        let began = Instant::now();
+        let Some((guest, found_labels)) = self.running(id, name).await? else { return Ok(false) };
+        let name = guest.label.clone();
         let record = self.store.load(&self.key(id))?.filter(|r| {
             let here = r.host.id == self.here;
             if !here {
@@ -124,7 +132,7 @@ impl<'a> Reconciler<'a> {
         }
         if wanted.is_empty() {
             tracing::debug!("{name}: started; nothing recorded or labelled");
-            return Ok(());
+            return Ok(true);
         }
         guest.refuse_here("there is nothing to connect")?;
         let inside = Netlink::inside_async(guest.netns()).await?;
@@ -167,7 +175,67 @@ impl<'a> Reconciler<'a> {
         } else {
             tracing::debug!("{name}: all {there} interfaces there already");
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// After one of its DHCP agents died: the agents of the container's
+    /// recorded DHCP interfaces that are there (with their MAC), adopted or
+    /// replaced as at a catch-up; nothing else is made or changed.
+    async fn keep_agents(&self, id: &str, name: &str) -> Result<bool> {
+        let Some((guest, _)) = self.running(id, name).await? else { return Ok(false) };
+        let Some(record) = self.store.load(&self.key(id))?.filter(|r| r.host.id == self.here) else {
+            return Ok(true);
+        };
+        guest.refuse_here("there is nothing to connect")?;
+        let inside = Netlink::inside_async(guest.netns()).await?;
+        for iface in &record.interfaces {
+            let Some(dhcp) = &iface.dhcp else { continue };
+            match inside.link(&iface.name).await? {
+                Some(link) if link.mac == Some(iface.mac) => {
+                    let w = replayed(&record, iface);
+                    self.keep_agent(id, &guest.label, &w, dhcp, &guest, &inside).await;
+                }
+                _ => tracing::info!(
+                    "{}: {} is not there as recorded: its DHCP agent is not replaced",
+                    guest.label,
+                    iface.name
+                ),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The container whose record is the file `name`, if it is this engine's.
+    pub fn container_of(&self, name: &str) -> Option<String> {
+        let id = name.strip_prefix(self.engine.runtime)?.strip_prefix('-')?.strip_suffix(".json")?;
+        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
+    }
+
+    pub fn store_dir(&self) -> &std::path::Path {
+        self.store.dir()
+    }
+
+    /// The name and native DHCP agents (interface, agent, state file) that
+    /// the record of container `id` names, if it was made here.
+    pub fn agents(&self, id: &str) -> (String, Vec<(String, AgentId, PathBuf)>) {
+        let record = match self.store.load(&self.key(id)) {
+            Ok(record) => record.filter(|r| r.host.id == self.here),
+            Err(e) => {
+                tracing::warn!("{}", plain(&e));
+                None
+            }
+        };
+        let Some(record) = record else { return (String::new(), Vec::new()) };
+        let agents = record
+            .interfaces
+            .iter()
+            .filter_map(|i| {
+                let dhcp = i.dhcp.as_ref().filter(|d| d.client == "dhcp")?;
+                let agent = AgentId { pid: dhcp.agent_pid?, started: dhcp.agent_started };
+                Some((i.name.clone(), agent, PathBuf::from(dhcp.lease_file.as_ref()?)))
+            })
+            .collect();
+        (record.guest_name().to_string(), agents)
     }
 
     /// The agent of a DHCP interface that is there, adopted or replaced.
