@@ -54,4 +54,7 @@ pub use podman::{Podman, PodmanContainer, PodmanService, CNI_PLUGINS};
 pub use readback::{all_routes, link_detail, link_info_data, port_vlans, Addr, Family, Link, Ns, Route};
 pub use snapshot::{assert_unchanged, made_routes, made_routes_to, rules, settled_snapshot};
 pub use tempdir::TempDir;
-pub use watch::{PrivateDocker, Watcher, SCOPE};
+pub use watch::{
+    container_id, record_file, restart_container, wait_eth1, watched_container, PrivateDocker, Watcher,
+    SCOPE, SETTLE,
+};

@@ -5,15 +5,17 @@
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use super::commands::{quiet, run};
-use super::containers::IMAGE;
+use super::containers::{Container, IMAGE};
 use super::daemons::wait_for;
 use super::netns::Netns;
 use super::pipework::PIPEWORK;
+use super::readback::{Link, Ns};
 use super::tempdir::TempDir;
 
 /// The label every container of a test carries, so that its watcher looks
@@ -244,4 +246,36 @@ impl Drop for PrivateDocker {
             }
         }
     }
+}
+
+/// How long a watch test waits for what the service does.
+pub const SETTLE: Duration = Duration::from_secs(20);
+
+/// A container of the test's watcher (`--only` lets it in), with `docker run` options `extra`.
+pub fn watched_container(w: &Watcher, prefix: &str, extra: &[&str]) -> Container {
+    let label = w.label();
+    let mut args = vec!["--label", label.as_str()];
+    args.extend_from_slice(extra);
+    Container::run_with(prefix, &args)
+}
+
+/// Its full ID.
+pub fn container_id(c: &Container) -> String {
+    c.inspect("{{.Id}}")
+}
+
+/// Where `host`'s record of container `id` lives.
+pub fn record_file(host: &Netns, id: &str) -> PathBuf {
+    PathBuf::from(host.state_dir()).join(format!("docker-{id}.json"))
+}
+
+/// Restarted with `docker restart`; its new PID.
+pub fn restart_container(c: &mut Container) {
+    run(&["docker", "restart", "-t", "0", &c.name]);
+    c.pid = c.inspect("{{.State.Pid}}").parse().unwrap();
+}
+
+/// `eth1` of `c`, once it is there.
+pub fn wait_eth1(c: &Container) -> Link {
+    wait_for(&format!("eth1 in {}", c.name), SETTLE, || c.link("eth1"))
 }
