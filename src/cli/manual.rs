@@ -238,6 +238,13 @@ detach undoes it, and its record is dropped. At its own start, and after each \
 reconnection, watch catches up: every running container with a record or a label \
 is reconciled, and records of containers that no longer exist are dropped.
 
+A native DHCP interface keeps one agent while its container runs. An agent still \
+running when watch starts (after a restart of the service, which leaves agents \
+running: KillMode=process) is adopted; one that is gone is replaced, resuming its \
+lease from its state. An agent that dies while watch runs (a crash, kill -9) is \
+replaced at once, then after 1 s, doubling up to a minute, if it keeps dying; one \
+that leaves on purpose (its container stops, detach) is not.
+
 If the engine goes away, watch reconnects after 0.1 s, doubling up to 3 s. It logs \
 what it did for each container at info level (-v adds each step), failures as \
 warnings, and never exits because of one container. SIGTERM or SIGINT stops it \
