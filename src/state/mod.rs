@@ -104,6 +104,11 @@ impl NsId {
         let meta = file.metadata()?;
         Ok(NsId { ino: meta.ino(), dev: meta.dev() })
     }
+
+    /// Whether this is PID 1's network namespace, the host's own.
+    fn is_init(self) -> bool {
+        NsId::of_path(INIT_NETNS).is_ok_and(|init| init == self)
+    }
 }
 
 /// The host network namespace: its identity, and its name under
@@ -126,7 +131,7 @@ impl HostNs {
     /// entry would stat them all at every attach.
     pub fn current() -> std::io::Result<HostNs> {
         let id = NsId::of_path("/proc/thread-self/ns/net")?;
-        if NsId::of_path(INIT_NETNS).is_ok_and(|init| init == id) {
+        if id.is_init() {
             return Ok(HostNs { id, netns: None });
         }
         let netns = std::fs::read_dir(NETNS_DIR).ok().and_then(|dir| {
@@ -141,9 +146,7 @@ impl HostNs {
     pub fn describe(&self) -> String {
         match &self.netns {
             Some(name) => format!("netns:{name}"),
-            None if NsId::of_path(INIT_NETNS).is_ok_and(|init| init == self.id) => {
-                "the host's own network namespace (PID 1's)".to_string()
-            }
+            None if self.id.is_init() => "the host's own network namespace (PID 1's)".to_string(),
             None => format!("the network namespace with inode {}", self.id.ino),
         }
     }
