@@ -45,6 +45,16 @@ impl GuestLinks {
             _ => t.side(side).require(name).await,
         }
     }
+
+    /// The ifindex of that link, for a step that needs nothing else: a
+    /// learned guest link's without asking the kernel again (on a link gone
+    /// since, the step itself fails with ENODEV, as it would after a lookup).
+    pub(super) async fn index(&self, t: &Target<'_>, side: Side, name: &str) -> Result<u32> {
+        match (side, self.0.get(name)) {
+            (Side::Guest, Some(&index)) => Ok(index),
+            _ => Ok(t.side(side).require(name).await?.index),
+        }
+    }
 }
 
 pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<Option<Undo>> {
@@ -77,7 +87,7 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
         }
         Step::HostAddress { dev, net } => host_address(t.host, dev, *net).await,
         Step::AddRoute { dst, gw, dev } => {
-            match t.guest.add_route(*dst, *gw, links.get(t, side, dev).await?.index).await {
+            match t.guest.add_route(*dst, *gw, links.index(t, side, dev).await?).await {
                 Err(e) if errno(&e) != Some(libc::EEXIST) => {
                     Err(nl_error(e, format!("adding route to {dst}")))
                 }
@@ -140,7 +150,7 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             Ok(Some(Undo::ReplaceRoute { side: Side::Host, route: route.clone() }))
         }
         Step::AddAddress { dev, net } => {
-            nl.add_address(links.get(t, side, dev).await?.index, net.ip(), net.prefix()).await?;
+            nl.add_address(links.index(t, side, dev).await?, net.ip(), net.prefix()).await?;
             Ok(None)
         }
         Step::DeleteDefault { route, .. } => {
@@ -151,11 +161,11 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             if nl.reachable(*gateway).await? {
                 return Ok(None);
             }
-            let route = nl.add_host_route(*gateway, links.get(t, side, dev).await?.index).await?;
+            let route = nl.add_host_route(*gateway, links.index(t, side, dev).await?).await?;
             Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
         Step::ReplaceDefault { gateway, dev } => {
-            let route = nl.replace_default(*gateway, links.get(t, side, dev).await?.index).await?;
+            let route = nl.replace_default(*gateway, links.index(t, side, dev).await?).await?;
             Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
         Step::CreateLink { name, kind } => {
