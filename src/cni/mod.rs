@@ -32,7 +32,8 @@ pub fn is_plugin_call() -> bool {
 
 /// The plugin's whole run: its answer on stdout, its status as exit code.
 pub fn main() -> ExitCode {
-    let mut stdin = Vec::new();
+    // A configuration is a few KiB: read in one call, not grown from 32 bytes.
+    let mut stdin = Vec::with_capacity(64 * 1024);
     let read = std::io::stdin().read_to_end(&mut stdin);
     let outcome = read
         .map_err(|e| {

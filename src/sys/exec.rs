@@ -61,7 +61,10 @@ pub fn trusted(path: &Path) -> std::result::Result<(), String> {
 /// as /tmp only by the owners of its entries, who cannot touch root's).
 pub fn root_only_dirs(path: &Path) -> std::result::Result<(), String> {
     let real = std::fs::canonicalize(path.parent().unwrap_or(path)).map_err(|e| e.to_string())?;
-    for dir in path.ancestors().skip(1).chain(real.ancestors()).filter(|p| !p.as_os_str().is_empty()) {
+    // Without links on the way, both name the same directories: each once.
+    let mut seen = std::collections::HashSet::new();
+    let dirs = path.ancestors().skip(1).chain(real.ancestors());
+    for dir in dirs.filter(|p| !p.as_os_str().is_empty() && seen.insert(*p)) {
         let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         root_only(dir, &meta)?;
     }
