@@ -45,11 +45,10 @@ impl<'a> Queue<'a> {
         if let Some(waiting) = self.busy.get_mut(&id) {
             // A removal stands, a start stands against keeping the agents;
             // otherwise the later job replaces the earlier one.
-            let stands = match (&waiting, &job) {
-                (Some(Job::Forget { .. }), _) => true,
-                (Some(Job::Start { .. }), Job::Agents { .. }) => true,
-                _ => false,
-            };
+            let stands = matches!(
+                (&waiting, &job),
+                (Some(Job::Forget { .. }), _) | (Some(Job::Start { .. }), Job::Agents { .. })
+            );
             if !stands {
                 *waiting = Some(job);
             }
