@@ -420,6 +420,32 @@ fn a_waiting_host_client_holds_up_its_container_only() {
     w.wait_log(&format!("{}: eth1 not plumbed", waiting.name), Duration::from_secs(30));
 }
 
+/// watch raises its own open-files soft limit (a pidfd per DHCP agent);
+/// the DHCP client it starts gets the limit the service started with: a
+/// program that closes every fd up to its limit, or uses select(),
+/// expects that one.
+#[test]
+fn a_host_client_gets_the_open_files_limit_the_service_started_with() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let w = Watcher::start_with_nofile(&host, &unique("fl"), 1024, 4096);
+    let c = watched_container(&w, "fl", &["--label", "pipework.eth1=br0 udhcpc:-n"]);
+    until_its_client_runs(&c, &w);
+    let found = quiet(&["pgrep", "-f", &format!("udhcpc.*{}", c.name)]);
+    let client: u32 =
+        stdout(&found).lines().next().and_then(|p| p.trim().parse().ok()).expect("udhcpc's PID");
+    assert_eq!(nofile(w.pid()), (4096, 4096), "the service's own");
+    assert_eq!(nofile(client), (1024, 4096), "the client's");
+}
+
+/// A process's open-files limits (soft, hard), from /proc/PID/limits.
+fn nofile(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("Max open files");
+    let words: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    (words[0], words[1])
+}
+
 /// Until `c`'s DHCP client runs in it (pgrep names the container).
 fn until_its_client_runs(c: &Container, w: &Watcher) {
     wait_for(&format!("udhcpc to run:\n{}", w.log()), SETTLE, || {

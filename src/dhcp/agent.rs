@@ -63,12 +63,14 @@ pub fn spawn(
     let pidfd = pidfd.map(|fd| fd.as_raw_fd());
     let socket = socket.map(|fd| fd.as_raw_fd());
     // SAFETY: between fork and exec the child makes only async-signal-safe
-    // system calls (setns, setsid, fcntl, dup2) on fds the parent keeps open.
+    // system calls (setns, setsid, setrlimit, fcntl, dup2) on fds the
+    // parent keeps open.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setns(ns, libc::CLONE_NEWNET) != 0 || libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            crate::sys::exec::restore_fd_limit()?;
             // Each fd is first copied above the fixed ones (close-on-exec):
             // it may be fd 3 or 4 already, where dup2 onto itself would
             // leave it close-on-exec, or onto the other would overwrite it.

@@ -11,6 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use crate::error::{is_permission, needs_root, Error, Kind, Result};
 
@@ -82,20 +83,55 @@ fn root_only(path: &Path, meta: &std::fs::Metadata) -> std::result::Result<(), S
     Ok(())
 }
 
+/// The open-files soft limit this process had before `raise_fd_limit`:
+/// what the programs it starts get back.
+static STARTED_WITH: OnceLock<libc::rlimit> = OnceLock::new();
+
+/// Room for an fd per watched thing (watch holds a pidfd per DHCP agent):
+/// the soft limit on open files (1024 under systemd and most shells)
+/// raised to the hard one. Programs started afterwards get the soft limit
+/// back (`restore_fd_limit`): one that closes every fd up to its limit, or
+/// uses select(), expects the usual one.
+pub fn raise_fd_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            let _ = STARTED_WITH.set(limit);
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, ..limit };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
+        }
+    }
+}
+
+/// In a child, between fork and exec: the soft limit on open files its
+/// parent started with. Async-signal-safe: a load and a system call.
+pub fn restore_fd_limit() -> std::io::Result<()> {
+    match STARTED_WITH.get() {
+        // SAFETY: setrlimit reads the struct we pass.
+        Some(limit) if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, limit) } != 0 => {
+            Err(std::io::Error::last_os_error())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `path args` to be run inside the network namespace `ns`, with nothing
-/// of pipework's environment but a fixed PATH.
+/// of pipework's environment but a fixed PATH, and the open-files limit
+/// pipework started with.
 pub fn command_in(ns: BorrowedFd<'_>, path: &Path, args: &[String]) -> Command {
     let fd = ns.as_raw_fd();
     let mut cmd = Command::new(path);
     cmd.args(args).env_clear().env("PATH", CHILD_PATH);
-    // SAFETY: between fork and exec the child only makes the setns system
-    // call on an fd the parent keeps open; it allocates nothing.
+    // SAFETY: between fork and exec the child only makes the setns and
+    // setrlimit system calls, on an fd the parent keeps open; it allocates
+    // nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
+            restore_fd_limit()
         });
     }
     cmd

@@ -39,8 +39,20 @@ impl Watcher {
         w
     }
 
+    /// `start` with the service's open-files limits at `soft` and `hard`
+    /// (as systemd starts services: 1024, and a higher hard limit).
+    pub fn start_with_nofile(host: &Netns, scope: &str, soft: u64, hard: u64) -> Watcher {
+        let w = Watcher::launch(host, scope, &[], Some((soft, hard)));
+        w.wait_log("caught up", Duration::from_secs(30));
+        w
+    }
+
     /// The same, without waiting for anything.
     pub fn spawn(host: &Netns, scope: &str, env: &[(&str, &str)]) -> Watcher {
+        Watcher::launch(host, scope, env, None)
+    }
+
+    fn launch(host: &Netns, scope: &str, env: &[(&str, &str)], nofile: Option<(u64, u64)>) -> Watcher {
         let dir = TempDir::new("watch");
         let log = File::create(dir.path.join("watch.log")).expect("watch log");
         let only = format!("{SCOPE}={scope}");
@@ -55,11 +67,18 @@ impl Watcher {
             .env_remove("PIPEWORK_PAUSE_AT")
             .env("PIPEWORK_STATE_DIR", host.state_dir())
             .envs(env.iter().copied());
-        // SAFETY: prctl only, between fork and exec. The service dies with
-        // the test's thread, even when the test panics or is killed.
+        // SAFETY: prctl and setrlimit only, between fork and exec. The
+        // service dies with the test's thread, even when the test panics or
+        // is killed.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some((rlim_cur, rlim_max)) = nofile {
+                    let limit = libc::rlimit { rlim_cur, rlim_max };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }

@@ -48,7 +48,7 @@ pub async fn watch(req: &Watch) -> Result<()> {
     let mut signals = Signals::new()?;
     let host = Netlink::here()?;
     let store = Store::from_env();
-    supervise::raise_fd_limit();
+    crate::sys::exec::raise_fd_limit();
     tracing::info!("watching containers; records in {}", store.dir().display());
     let mut backoff = FIRST_BACKOFF;
     let mut said_down = false;
