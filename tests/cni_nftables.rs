@@ -413,6 +413,25 @@ fn show_and_check_see_the_rules() {
     assert_eq!(kinds, [(&json!("nft-rule"), &json!("eth0")); 2]);
     // Only what is missing: the IPv4 rule is there.
     assert!(!out.contains("ip saddr 10.77.0.2"), "{out}");
+
+    // Without CAP_NET_ADMIN, nf_tables answers no one: nothing is verified,
+    // which is a difference, not a pass.
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", node.host.path()))
+        .args(["setpriv", "--bounding-set", "-net_admin", "--", common::PIPEWORK, "check"])
+        .env(common::STATE_DIR_ENV, node.state_dir())
+        .output()
+        .expect("pipework check without CAP_NET_ADMIN");
+    assert_eq!(
+        (out.status.code(), common::stdout(&out)),
+        (
+            Some(1),
+            format!(
+                "nf_tables rules of eth0 of {short} unverified: listing inet pipework postrouting: \
+             permission denied: pipework needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)\n"
+            )
+        )
+    );
     assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at), &c, &[]));
     assert!(tables(&node.host).is_empty(), "{:?}", tables(&node.host));
 }
