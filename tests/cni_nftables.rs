@@ -428,7 +428,7 @@ fn show_and_check_see_the_rules() {
             Some(1),
             format!(
                 "nf_tables rules of eth0 of {short} unverified: listing inet pipework postrouting: \
-             permission denied: pipework needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)\n"
+                 permission denied: pipework needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)\n"
             )
         )
     );
