@@ -195,3 +195,44 @@ fn vlan_filtering_on_request_is_applied_recorded_and_undone() {
     assert_eq!(stdout(&out), format!("bridge br0 does not filter VLANs, recorded {port} on VLAN 10\n"));
     drop(b);
 }
+
+/// `check` against the port's VLANs as `bridge vlan show` lists them: its
+/// PVID moved, its VLAN left tagged, its VLAN gone are each named; put
+/// back, the port passes again.
+#[test]
+fn check_names_a_port_whose_vlan_changed() {
+    if !kernel_filters_vlans() {
+        return;
+    }
+    let host = Netns::new("vlan");
+    let a = Container::run("a");
+    attach(&host, "br5", &a, "10.31.0.1/24", "@10");
+    let port = host_side("eth1", a.pid);
+    let bridge_vlan =
+        |args: &[&str]| run(&[&["bridge", "-n", &host.name, "vlan"], args, &["dev", &port]].concat());
+    let check = || {
+        let out = pipework(&host, &["check", &a.name]);
+        (out.status.code(), stdout(&out))
+    };
+    assert_eq!(check(), (Some(0), String::new()));
+
+    bridge_vlan(&["add", "vid", "200", "pvid", "untagged"]);
+    assert_eq!(port_vlans(&host.name, &port)[0], (10, vec!["Egress Untagged".into()]));
+    assert_eq!(check(), (Some(1), format!("host side {port} has PVID 200, recorded VLAN 10\n")));
+    let out = pipework(&host, &["check", &a.name, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["differences"][0]["kind"], "vlan", "{json}");
+    assert_eq!(json["differences"][0]["interface"], "eth1", "{json}");
+
+    bridge_vlan(&["add", "vid", "10", "pvid"]);
+    assert_eq!(port_vlans(&host.name, &port)[0], (10, vec!["PVID".into()]));
+    assert_eq!(check(), (Some(1), format!("host side {port} sends VLAN 10 tagged, recorded untagged\n")));
+
+    bridge_vlan(&["del", "vid", "10"]);
+    assert_eq!(check(), (Some(1), format!("host side {port} is not on VLAN 10\n")));
+
+    bridge_vlan(&["add", "vid", "10", "pvid", "untagged"]);
+    bridge_vlan(&["del", "vid", "200"]);
+    assert_eq!(port_vlans(&host.name, &port), vec![(10, vec!["PVID".into(), "Egress Untagged".into()])]);
+    assert_eq!(check(), (Some(0), String::new()));
+}

@@ -15,7 +15,7 @@ use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::request::GuestRef;
 use crate::state::{Attached, CniRecord, DhcpRecord, Finder, How, Interface, Record, Store};
-use crate::sys::netlink::{address_ip, route_via, Netlink};
+use crate::sys::netlink::{address_ip, route_via, Link, Netlink, PortVlan};
 use crate::sys::nftables::{rules, Nftables, Tag};
 use crate::sys::output;
 use crate::sys::ovsdb::Ovsdb;
@@ -27,7 +27,7 @@ struct Difference {
     interface: Option<String>,
     /// A stable word for scripts: guest-gone, interface-missing, mac, mtu,
     /// down, address, default-route, host-side, master, vlan-filtering,
-    /// ovs-port, nft-rule, broken-record.
+    /// vlan, ovs-port, nft-rule, broken-record.
     kind: &'static str,
     message: String,
 }
@@ -148,35 +148,8 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                 None => say(Some(iface), "host-side", format!("parent {side} of {name} of {guest} gone")),
                 Some(link) => {
                     if let Attached::Bridge(bridge) = &iface.attached_to {
-                        let found = host.link(bridge).await?;
-                        let want = found.as_ref().map(|b| b.index);
-                        let master = match link.master {
-                            Some(index) => host.link_by_index(index).await?,
-                            None => None,
-                        };
-                        match (master, want) {
-                            (_, None) => {
-                                say(Some(iface), "master", format!("bridge {bridge} of {side} gone"))
-                            }
-                            (None, _) => say(
-                                Some(iface),
-                                "master",
-                                format!("host side {side} has no master, recorded {bridge}"),
-                            ),
-                            (Some(m), Some(want)) if m.index != want => say(
-                                Some(iface),
-                                "master",
-                                format!("wrong master {} of host side {side}, recorded {bridge}", m.name),
-                            ),
-                            _ => {}
-                        }
-                        if let (Some(vid), Some(b)) = (iface.vlan, &found) {
-                            if !b.vlan_filtering {
-                                let text = format!(
-                                    "bridge {bridge} does not filter VLANs, recorded {side} on VLAN {vid}"
-                                );
-                                say(Some(iface), "vlan-filtering", text);
-                            }
+                        for (kind, text) in bridge_port(host, &link, bridge, side, iface.vlan).await? {
+                            say(Some(iface), kind, text);
                         }
                     }
                     if iface.how == How::Veth && !link.up {
@@ -187,6 +160,60 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
         }
     }
     Ok(out)
+}
+
+/// What is wrong with host side `side` (`port`) as a port of `bridge`, by
+/// kind: it must have that bridge as its master; with a recorded VLAN the
+/// bridge must filter VLANs and the port have that VLAN as its PVID,
+/// untagged, as the attach's `PortVlan` step made it.
+async fn bridge_port(
+    host: &Netlink,
+    port: &Link,
+    bridge: &str,
+    side: &str,
+    vlan: Option<u16>,
+) -> Result<Vec<(&'static str, String)>> {
+    let Some(found) = host.link(bridge).await? else {
+        return Ok(vec![("master", format!("bridge {bridge} of {side} gone"))]);
+    };
+    let master = match port.master {
+        Some(index) => host.link_by_index(index).await?,
+        None => None,
+    };
+    let wrong = match master {
+        None => Some(format!("host side {side} has no master, recorded {bridge}")),
+        Some(m) if m.index != found.index => {
+            Some(format!("wrong master {} of host side {side}, recorded {bridge}", m.name))
+        }
+        Some(_) => None,
+    };
+    let mut out: Vec<_> = wrong.map(|w| ("master", w)).into_iter().collect();
+    let Some(vid) = vlan else { return Ok(out) };
+    if !found.vlan_filtering {
+        let text = format!("bridge {bridge} does not filter VLANs, recorded {side} on VLAN {vid}");
+        out.push(("vlan-filtering", text));
+    } else if out.is_empty() {
+        let have = host.port_vlans(port.index).await?;
+        out.extend(port_vlan(&have, side, vid).into_iter().map(|t| ("vlan", t)));
+    }
+    Ok(out)
+}
+
+/// What is wrong with a port's VLANs `have` against recorded VLAN `vid`:
+/// it must be the port's PVID and leave the port untagged.
+fn port_vlan(have: &[PortVlan], side: &str, vid: u16) -> Vec<String> {
+    let Some(on) = have.iter().find(|v| v.vid == vid) else {
+        return vec![format!("host side {side} is not on VLAN {vid}")];
+    };
+    let mut out = Vec::new();
+    if !on.pvid {
+        let pvid = have.iter().find(|v| v.pvid).map_or("no PVID".to_string(), |v| format!("PVID {}", v.vid));
+        out.push(format!("host side {side} has {pvid}, recorded VLAN {vid}"));
+    }
+    if !on.untagged {
+        out.push(format!("host side {side} sends VLAN {vid} tagged, recorded untagged"));
+    }
+    out
 }
 
 /// The nf_tables rules a CNI attachment's ADD made (`ipMasq`,
@@ -264,4 +291,30 @@ async fn default_route(inside: &Netlink, gw: IpAddr, index: u32, dev: &str) -> R
         text += &format!("dev {} ", name.unwrap_or_else(|| index.to_string()));
     }
     Ok(Some(format!("{text}, {recorded}").replace(" ,", ",")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port_vlan;
+    use crate::sys::netlink::PortVlan;
+
+    #[test]
+    fn a_port_must_have_its_vlan_as_pvid_untagged() {
+        let vlan = |vid, pvid, untagged| PortVlan { vid, pvid, untagged };
+        let diff = |have: &[PortVlan]| port_vlan(have, "veth1", 100);
+        assert!(diff(&[vlan(1, false, true), vlan(100, true, true)]).is_empty());
+        assert_eq!(diff(&[vlan(1, true, true)]), ["host side veth1 is not on VLAN 100"]);
+        assert_eq!(diff(&[]), ["host side veth1 is not on VLAN 100"]);
+        assert_eq!(
+            diff(&[vlan(100, false, true), vlan(200, true, true)]),
+            ["host side veth1 has PVID 200, recorded VLAN 100"]
+        );
+        assert_eq!(
+            diff(&[vlan(100, false, false)]),
+            [
+                "host side veth1 has no PVID, recorded VLAN 100",
+                "host side veth1 sends VLAN 100 tagged, recorded untagged"
+            ]
+        );
+    }
 }

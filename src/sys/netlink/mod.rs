@@ -17,6 +17,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::Handle;
 
 pub use addr::address_ip;
+pub use bridge_vlan::PortVlan;
 pub use error::{errno, kernel_message, nl_error};
 pub use link::{requests, Link};
 pub use route::{route_text, route_via};
