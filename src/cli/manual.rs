@@ -69,7 +69,7 @@ creates gets VLAN filtering; an existing bridge without it is refused unless \
 type bridge vlan_filtering 1'), which turns it on as the run's first step, off \
 again if the run fails, and is recorded (a replay asks again; detach leaves the \
 bridge filtering; check names a recorded VLAN port whose bridge no longer \
-filters). A kernel whose bridges cannot filter VLANs is named and nothing is \
+filters, or whose PVID is no longer its VLAN, untagged). A kernel whose bridges cannot filter VLANs is named and nothing is \
 left behind.
 
 If HOSTIF is a bridge of Open vSwitch's database (found over OVSDB at \

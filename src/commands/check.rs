@@ -26,8 +26,8 @@ struct Difference {
     #[serde(skip_serializing_if = "Option::is_none")]
     interface: Option<String>,
     /// A stable word for scripts: guest-gone, interface-missing, mac, mtu,
-    /// down, address, default-route, host-side, master, vlan-filtering,
-    /// vlan, ovs-port, nft-rule, broken-record.
+    /// down, address, default-route, dhcp-agent, host-side, master,
+    /// vlan-filtering, vlan, ovs-port, nft-rule, broken-record.
     kind: &'static str,
     message: String,
 }

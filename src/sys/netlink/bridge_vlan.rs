@@ -12,9 +12,6 @@ use super::error::{errno, kernel_message, nl_error};
 use super::Netlink;
 use crate::error::{Error, Kind, Result};
 
-/// A kernel built without CONFIG_BRIDGE_VLAN_FILTERING answers both
-/// requests with EOPNOTSUPP and no text of its own: that, and why. Any
-/// other refusal is `what` failing, with the kernel's words.
 /// One VLAN of a bridge port, as `bridge vlan show` lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortVlan {
@@ -43,6 +40,9 @@ fn vlans_of(msg: &LinkMessage) -> Vec<PortVlan> {
         .collect()
 }
 
+/// A kernel built without CONFIG_BRIDGE_VLAN_FILTERING answers both
+/// requests with EOPNOTSUPP and no text of its own: that, and why. Any
+/// other refusal is `what` failing, with the kernel's words.
 fn refused(e: rtnetlink::Error, what: &str) -> Error {
     match errno(&e) {
         Some(libc::EOPNOTSUPP) if kernel_message(&e).is_none() => Error::new(
