@@ -3,6 +3,8 @@
 //! default route, host-local IPv4), each on a host namespace of its own,
 //! calls alternating so that both see the same machine. host-local ADD
 //! alone is timed too: both plugins run it, and its share bounds the ratio.
+//! PIPEWORK_BENCH_ALSO=label=path,... adds other pipework builds to the
+//! rotation, for an A/B of a change.
 
 use std::path::PathBuf;
 
@@ -13,30 +15,64 @@ const IPAM: &str = "/usr/lib/cni/host-local";
 const CNI_PATH: &str = "/usr/lib/cni";
 const ADDS: usize = 30;
 const TARGET: f64 = 0.5;
+/// `label=path,...`: other pipework builds, in the same rotation (A/B).
+const ALSO: &str = "PIPEWORK_BENCH_ALSO";
 
-struct Figures {
-    reference: Outcome,
-    pipework: Outcome,
-    ipam: Outcome,
-    /// CPU time (user + system) of each call, its children included.
-    cpu: Option<[Stats; 3]>,
+/// One program in the rotation, and the `type` its configuration names.
+struct Contender {
+    label: String,
+    program: String,
+    plugin: &'static str,
 }
 
-/// Both rows and the target's line.
+/// The reference, pipework, host-local alone, then the builds of `ALSO`.
+fn contenders() -> Result<Vec<Contender>, String> {
+    let one = |label: &str, program: &str, plugin| Contender {
+        label: label.into(),
+        program: program.into(),
+        plugin,
+    };
+    let mut all = vec![
+        one("reference bridge plugin", REFERENCE, "bridge"),
+        one("pipework", PIPEWORK, "pipework"),
+        one("host-local IPAM alone", IPAM, "host-local"),
+    ];
+    for item in std::env::var(ALSO).unwrap_or_default().split(',').filter(|i| !i.is_empty()) {
+        let (label, program) = item.split_once('=').ok_or(format!("{ALSO}: {item}: not label=path"))?;
+        all.push(one(&format!("pipework {label}"), program, "pipework"));
+    }
+    Ok(all)
+}
+
+/// What each contender measured.
+struct Figures {
+    labels: Vec<String>,
+    times: Vec<Outcome>,
+    /// CPU time (user + system) of each call, its children included.
+    cpu: Option<Vec<Stats>>,
+}
+
+/// Each contender's row and the target's line (and the ratio of every
+/// other pipework build).
 pub fn report_all(failed: &mut bool) {
     let figures = bench();
-    let reference = report("CNI ADD, reference bridge plugin", figures.reference, failed);
-    let ours = report("CNI ADD, pipework", figures.pipework, failed);
-    let ipam = report("CNI ADD, host-local IPAM alone", figures.ipam, failed);
-    if let Some([r, p, i]) = figures.cpu {
-        println!(
-            "CPU per ADD (user + system, IPAM included), median: reference {:.2} ms, pipework {:.2} ms, host-local {:.2} ms",
-            ms(r.median),
-            ms(p.median),
-            ms(i.median)
-        );
+    let stats: Vec<Option<Stats>> = figures
+        .labels
+        .iter()
+        .zip(figures.times)
+        .map(|(label, outcome)| report(&format!("CNI ADD, {label}"), outcome, failed))
+        .collect();
+    if let Some(cpu) = &figures.cpu {
+        let each: Vec<String> =
+            figures.labels.iter().zip(cpu).map(|(l, c)| format!("{l} {:.2} ms", ms(c.median))).collect();
+        println!("CPU per ADD (user + system, IPAM included), median: {}", each.join(", "));
     }
-    verdict_line(reference, ours, ipam);
+    verdict_line(stats[0], stats[1], stats[2]);
+    for (label, other) in figures.labels.iter().zip(&stats).skip(3) {
+        if let (Some(r), Some(o)) = (stats[0], other) {
+            println!("{label}: {:.2}x of the reference", o.median.as_secs_f64() / r.median.as_secs_f64());
+        }
+    }
 }
 
 /// CPU time the waited-for children of this process have used so far.
@@ -61,42 +97,46 @@ impl Drop for Scratch {
 }
 
 fn bench() -> Figures {
+    let all = match contenders() {
+        Ok(all) => all,
+        Err(e) => {
+            return Figures { labels: vec!["setup".into()], times: vec![Outcome::Failed(e)], cpu: None };
+        }
+    };
+    let labels: Vec<String> = all.iter().map(|c| c.label.clone()).collect();
+    let every = |outcome: &dyn Fn() -> Outcome| labels.iter().map(|_| outcome()).collect();
     if !std::path::Path::new(REFERENCE).exists() {
-        let why = || Outcome::Skipped(format!("{REFERENCE} is not installed (containernetworking-plugins)"));
-        return Figures { reference: why(), pipework: why(), ipam: why(), cpu: None };
+        let why = format!("{REFERENCE} is not installed (containernetworking-plugins)");
+        return Figures { times: every(&|| Outcome::Skipped(why.clone())), labels, cpu: None };
     }
-    match measure() {
-        Ok(([reference, pipework, ipam], cpu)) => Figures {
-            reference: Outcome::Measured(reference),
-            pipework: Outcome::Measured(pipework),
-            ipam: Outcome::Measured(ipam),
-            cpu: Some(cpu),
-        },
-        Err(e) => Figures {
-            reference: Outcome::Failed(e.clone()),
-            pipework: Outcome::Failed(e.clone()),
-            ipam: Outcome::Failed(e),
-            cpu: None,
-        },
+    match measure(&all) {
+        Ok((times, cpu)) => {
+            Figures { times: times.into_iter().map(Outcome::Measured).collect(), labels, cpu: Some(cpu) }
+        }
+        Err(e) => Figures { times: every(&|| Outcome::Failed(e.clone())), labels, cpu: None },
     }
 }
 
-/// Wall-clock and CPU times of each plugin's ADDs.
-fn measure() -> Result<([Stats; 3], [Stats; 3]), String> {
+/// Wall-clock and CPU times of each contender's ADDs, one of each in turn.
+fn measure(all: &[Contender]) -> Result<(Vec<Stats>, Vec<Stats>), String> {
     let id = unique();
     let scratch = Scratch(std::env::temp_dir().join(format!("{id}-cni")));
     std::fs::create_dir(&scratch.0).map_err(|e| format!("mkdir {}: {e}", scratch.0.display()))?;
-    let hosts = [Host::new(&format!("{id}r"))?, Host::new(&format!("{id}p"))?, Host::new(&format!("{id}i"))?];
-    let ctrs = Namespaces::add((0..3 * ADDS).map(|i| format!("{id}-c{i}")).collect())?;
+    let n = all.len();
+    let hosts = (0..n).map(|k| Host::new(&format!("{id}h{k}"))).collect::<Result<Vec<_>, _>>()?;
+    let ctrs = Namespaces::add((0..n * ADDS).map(|i| format!("{id}-c{i}")).collect())?;
     let state = scratch.0.join("state").to_string_lossy().into_owned();
-    let mut times = [Vec::new(), Vec::new(), Vec::new()];
-    let mut cpu = [Vec::new(), Vec::new(), Vec::new()];
-    let plugins = [(REFERENCE, "bridge"), (PIPEWORK, "pipework"), (IPAM, "host-local")];
+    let mut times = vec![Vec::new(); n];
+    let mut cpu = vec![Vec::new(); n];
     for i in 0..ADDS {
-        for (k, (program, plugin)) in plugins.into_iter().enumerate() {
-            let ctr = &ctrs.names()[3 * i + k];
+        // Each round starts one further on: the call after the reference's
+        // finds the machine still busy with what that one left (its exit,
+        // the kernel's work on its links), so no contender always follows it.
+        for k in (0..n).map(|j| (i + j) % n) {
+            let c = &all[k];
+            let ctr = &ctrs.names()[n * i + k];
             let netns = format!("{NETNS_DIR}/{ctr}");
-            let conf = config(plugin, &scratch.0.join(format!("ipam-{plugin}")));
+            let conf = config(c.plugin, &scratch.0.join(format!("ipam-{k}")));
             let env = [
                 ("CNI_COMMAND", "ADD"),
                 ("CNI_CONTAINERID", ctr.as_str()),
@@ -106,12 +146,12 @@ fn measure() -> Result<([Stats; 3], [Stats; 3]), String> {
                 ("PIPEWORK_STATE_DIR", state.as_str()),
             ];
             let before = children_cpu();
-            let (took, _) = hosts[k].time(program, &[], &env, conf.as_bytes())?;
+            let (took, _) = hosts[k].time(&c.program, &[], &env, conf.as_bytes())?;
             times[k].push(took);
             cpu[k].push(children_cpu().saturating_sub(before));
         }
     }
-    Ok((times.map(Stats::of), cpu.map(Stats::of)))
+    Ok((times.into_iter().map(Stats::of).collect(), cpu.into_iter().map(Stats::of).collect()))
 }
 
 fn config(plugin: &str, ipam_dir: &std::path::Path) -> String {
