@@ -67,9 +67,10 @@ pub fn report_all(failed: &mut bool) {
             figures.labels.iter().zip(cpu).map(|(l, c)| format!("{l} {:.2} ms", ms(c.median))).collect();
         println!("CPU per ADD (user + system, IPAM included), median: {}", each.join(", "));
     }
-    verdict_line(stats[0], stats[1], stats[2]);
+    let [reference, ours, ipam, ..] = stats[..] else { return };
+    verdict_line(reference, ours, ipam);
     for (label, other) in figures.labels.iter().zip(&stats).skip(3) {
-        if let (Some(r), Some(o)) = (stats[0], other) {
+        if let (Some(r), Some(o)) = (reference, other) {
             println!("{label}: {:.2}x of the reference", o.median.as_secs_f64() / r.median.as_secs_f64());
         }
     }
