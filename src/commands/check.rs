@@ -14,7 +14,7 @@ use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::request::GuestRef;
-use crate::state::{Attached, CniRecord, DhcpRecord, Finder, How, Interface, Record, Store};
+use crate::state::{Attached, CniRecord, Finder, How, Interface, Record, Store};
 use crate::sys::netlink::{address_ip, route_via, Link, Netlink, PortVlan};
 use crate::sys::nftables::{rules, Nftables, Tag};
 use crate::sys::output;
@@ -117,10 +117,9 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                 }
             }
         }
-        if let Some(DhcpRecord { agent_pid: Some(pid), agent_started, lease_file: Some(file), .. }) =
-            &iface.dhcp
-        {
-            let agent = AgentId { pid: *pid, started: *agent_started };
+        let agent = iface.dhcp.as_ref().and_then(|d| Some((AgentId::recorded(d)?, d.lease_file.as_deref()?)));
+        if let Some((agent, file)) = agent {
+            let pid = agent.pid;
             if !agent.running(Path::new(file)) {
                 say(
                     Some(iface),

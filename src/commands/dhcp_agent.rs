@@ -64,9 +64,7 @@ pub async fn run(path: &Path) -> Result<()> {
     // Only while the state still names this agent: a restarted guest whose
     // new namespace got the old one's inode has the same state path, which
     // its own new agent may hold by now.
-    let mine =
-        State::read(&state.path).ok().and_then(|s| s.agent).is_some_and(|a| a.pid == std::process::id());
-    if mine {
+    if State::names_agent(&state.path, std::process::id()) {
         let _ = std::fs::remove_file(&state.path);
         let _ = std::fs::remove_file(state.log_path());
     }

@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 
 use super::state::State;
 use crate::error::{Error, Result};
+use crate::state::DhcpRecord;
 
 /// The hidden word that runs the agent.
 pub const WORD: &str = "--dhcp-agent";
@@ -123,6 +124,11 @@ impl AgentId {
     /// The process `pid` now, with its start time.
     pub fn of(pid: u32) -> AgentId {
         AgentId { pid, started: started_at(pid) }
+    }
+
+    /// The agent a record names, if it names one.
+    pub fn recorded(dhcp: &DhcpRecord) -> Option<AgentId> {
+        dhcp.agent_pid.map(|pid| AgentId { pid, started: dhcp.agent_started })
     }
 
     /// Whether this is still the agent that keeps the lease of `state`: the

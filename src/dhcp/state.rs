@@ -90,6 +90,12 @@ impl State {
             .map_err(|e| Error::from(e).context(format!("writing {}", self.path.display())))
     }
 
+    /// Whether the state file at `path` names agent `pid` as its keeper: a
+    /// file a leaving agent removed, or a new agent's, does not.
+    pub fn names_agent(path: &Path, pid: u32) -> bool {
+        State::read(path).ok().and_then(|s| s.agent).is_some_and(|a| a.pid == pid)
+    }
+
     pub fn read(path: &Path) -> Result<State> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::from(e).context(format!("reading {}", path.display())))?;

@@ -77,7 +77,6 @@ fn default_hostname(guest: &GuestRef, label: &str) -> Option<String> {
 pub fn teardown(t: &Teardown<'_>, plan: &mut Plan) {
     let Some(dhcp) = &t.iface.dhcp else { return };
     if let Some(file) = &dhcp.lease_file {
-        let agent = dhcp.agent_pid.map(|pid| AgentId { pid, started: dhcp.agent_started });
-        plan.push(Step::ForgetLease { agent, file: PathBuf::from(file) });
+        plan.push(Step::ForgetLease { agent: AgentId::recorded(dhcp), file: PathBuf::from(file) });
     }
 }

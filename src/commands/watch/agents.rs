@@ -10,7 +10,7 @@ use crate::dhcp::options::Native;
 use crate::dhcp::state::State;
 use crate::drivers::{dhcp as dhcp_steps, Context};
 use crate::error::{Error, Kind, Result};
-use crate::request::{Addressing, Attach};
+use crate::request::{Addressing, Attach, Dhcp};
 use crate::resolve::guest::Guest;
 use crate::state::{DhcpRecord, Store};
 use crate::sys::netlink::Netlink;
@@ -46,7 +46,7 @@ pub async fn keep(
     let netns = guest.netns();
     let path = State::path_for(nix::sys::stat::fstat(netns).map_err(Error::from)?.st_ino, ifname);
     let state = State::read(&path).ok().filter(|s| s.ifname == ifname);
-    let recorded = dhcp.agent_pid.map(|pid| AgentId { pid, started: dhcp.agent_started });
+    let recorded = AgentId::recorded(dhcp);
     let running = [state.as_ref().and_then(|s| s.agent), recorded]
         .into_iter()
         .flatten()
@@ -58,7 +58,7 @@ pub async fn keep(
             (Kept::Resumed(agent.pid), agent)
         }
         (None, None) => {
-            lease_again(req, ifname, guest, host, inside).await?;
+            lease_again(req, asked, ifname, guest, host, inside).await?;
             let agent = State::read(&path)?
                 .agent
                 .ok_or_else(|| Error::new(Kind::Internal, format!("{} names no agent", path.display())))?;
@@ -89,12 +89,12 @@ fn resume(mut state: State, guest: &Guest) -> Result<AgentId> {
 /// and a new agent; rolled back whole if any fails.
 async fn lease_again(
     req: &Attach,
+    dhcp: &Dhcp,
     ifname: &str,
     guest: &Guest,
     host: &Netlink,
     inside: &Netlink,
 ) -> Result<()> {
-    let Addressing::Dhcp(dhcp) = &req.addr else { return Ok(()) };
     let ctx = Context { req, guest, host, inside };
     let mut plan = ctx.new_plan();
     dhcp_steps::steps(&mut plan, &ctx, dhcp, ifname, None)?;

@@ -231,8 +231,7 @@ impl<'a> Reconciler<'a> {
             .iter()
             .filter_map(|i| {
                 let dhcp = i.dhcp.as_ref().filter(|d| d.client == "dhcp")?;
-                let agent = AgentId { pid: dhcp.agent_pid?, started: dhcp.agent_started };
-                Some((i.name.clone(), agent, PathBuf::from(dhcp.lease_file.as_ref()?)))
+                Some((i.name.clone(), AgentId::recorded(dhcp)?, PathBuf::from(dhcp.lease_file.as_ref()?)))
             })
             .collect();
         (record.guest_name().to_string(), agents)

@@ -198,8 +198,7 @@ impl Supervisor {
     /// the same state file name).
     fn gone(&mut self, key: Key, name: &str, agent: AgentId, state: &Path) {
         let (ifname, pid) = (&key.1, agent.pid);
-        let died = State::read(state).is_ok_and(|s| s.agent.is_some_and(|a| a.pid == pid));
-        if !died {
+        if !State::names_agent(state, pid) {
             tracing::info!(
                 "{name}: {ifname}'s DHCP agent {pid} left on purpose (it removed its state): not replaced"
             );
