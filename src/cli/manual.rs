@@ -390,7 +390,7 @@ client, .resolv.conf is the file bound over its /etc/resolv.conf.
 The pipework-watch unit's environment file: the options it passes to pipework \
 watch.
 
-= /lib/systemd/system/pipework-watch.service
+= /usr/lib/systemd/system/pipework-watch.service
 The unit (installed, not enabled) that runs pipework watch.
 
 = /usr/lib/cni/pipework
