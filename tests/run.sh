@@ -22,11 +22,12 @@ IMAGE=pipework-test:latest
 # stripping, and the package test's readelf and file.
 # systemd: the package test's `systemd-analyze verify` of the watch unit
 # (only the tools: this machine's init stays as it is).
+# man-db: tests/man.rs renders the manual with `man -l` to check its layout.
 PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
     dnsmasq-base openvswitch-switch podman containernetworking-plugins
-    udhcpc isc-dhcp-client dhcpcd-base nftables iptables dpkg-dev binutils file systemd)
+    udhcpc isc-dhcp-client dhcpcd-base nftables iptables dpkg-dev binutils file systemd man-db)
 COMMANDS=(dockerd docker busybox ip bridge ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
-    podman runc udhcpc dhclient dhcpcd nft iptables dpkg-shlibdeps readelf file systemd-analyze)
+    podman runc udhcpc dhclient dhcpcd nft iptables dpkg-shlibdeps readelf file systemd-analyze man)
 DOCKERD_LOG="$ROOT/target/dockerd.log"
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 # Must match tests/common/podman.rs: the tests' own Podman storage.

@@ -3,7 +3,9 @@
 //! `tests/man.rs` keeps the file current.
 //!
 //! Format: paragraphs separated by blank lines; lines indented by two
-//! spaces are shown verbatim (commands, tables).
+//! spaces are shown verbatim (commands, tables); a paragraph whose first
+//! line is `= TAG` is a tagged item (its tag in bold, the rest indented
+//! under it), as ENVIRONMENT and FILES list theirs.
 
 pub const DESCRIPTION: &str = "\
 pipework connects a container or a network namespace (the guest) to a network of \
@@ -255,6 +257,75 @@ to containers carrying that label.
   pipework watch --only com.example.plumb",
     ),
     (
+        "RECORDS",
+        "\
+Every attach records what it made (see FILES): the guest and how to find it \
+again (a container by its ID, which survives restarts), the host network \
+namespace it was plumbed from, and per interface its name, kind (veth, macvlan, \
+moved, dummy, ipoib), host side, bridge or parent, MAC, MTU, addresses, gateway, \
+VLAN and DHCP mode, and the default route the gateway replaced. pipework route \
+and rule lines that change something are added to the guest's record. The \
+record is written once every step is applied; if it cannot be written, the \
+attach is rolled back. Records are acted on only from the network namespace \
+they were made in.
+
+pipework show [GUEST] [--json] lists the recorded interfaces and whether each \
+is live or stale (gone from the kernel). pipework check [GUEST] [--json] prints \
+one line a difference between a record and the kernel (a missing interface or \
+address, MAC, MTU, link down, default route, host side gone or on another \
+master, a bridge port's VLAN, an Open vSwitch port, a DHCP agent not running, \
+a CNI attachment's nf_tables rule) and exits 1 if there is any, or if a record \
+cannot be read; --json gives {\"ok\", \"differences\": [{\"guest\", \"interface\", \
+\"kind\", \"message\"}]}. pipework detach GUEST [-i CTR_IF] [--dry-run] undoes \
+what the record says, as a plan with rollback: veths and children deleted, a \
+--direct-phys interface given back to the host, the replaced default route put \
+back, a DHCP agent stopped (it releases its lease); bridges, VLAN devices and \
+parents are shared and stay. A second detach does nothing and exits 0. CNI \
+attachments are listed and checked, but only their runtime removes them (CNI \
+DEL).",
+    ),
+    (
+        "CNI PLUGIN",
+        "\
+With CNI_COMMAND set, pipework is a CNI plugin (specification 1.1.0: ADD, DEL, \
+CHECK, STATUS, GC, VERSION; configurations of 0.3.0 to 1.1.0, results shaped \
+for the version asked). Put it (or a link to it) in the runtime's CNI bin \
+directory as pipework and write \"type\": \"pipework\" where a configuration \
+had \"type\": \"bridge\": it reads the reference bridge plugin's configuration \
+and makes what that plugin makes, a bridge (bridge, default cni0) made if \
+absent and a veth veth<8 hex> on it whose container side is born in the \
+container as CNI_IFNAME.
+
+Configuration keys: bridge, isGateway, isDefaultGateway, forceAddress, mtu, \
+hairpinMode, promiscMode, enabledad, dns, vlan, ipMasq, ipMasqBackend \
+(nftables), macspoofchk, ipam, and the MAC from runtimeConfig.mac, args.cni.mac \
+or CNI_ARGS MAC. Keys the reference ignores are ignored. Refused with code 2: \
+vlan with isGateway, vlanTrunk, ipMasqBackend iptables, \
+disableContainerInterface, portIsolation and preserveDefaultVlan false.
+
+Addresses come from the IPAM plugin the configuration names, found in CNI_PATH, \
+run with the CNI variables and a fixed PATH only, and only if root alone can \
+change it and its directories. If the ADD fails after IPAM answered, IPAM DEL \
+gives the address back and the links are rolled back. ipMasq and macspoofchk \
+are nf_tables rules of pipework's own (tables inet pipework and bridge \
+pipework), each tagged with its attachment. FORWARD is left to the chain's \
+firewall plugin, as the reference bridge plugin leaves it.
+
+Each ADD is recorded as cni-<container ID> (see FILES): pipework show and \
+check list CNI attachments with their rules; detach refuses them. CHECK compares \
+the kernel with the record and prevResult. DEL releases the address, removes \
+the links and rules, drops the interface from the record, and succeeds again \
+when they are gone. GC removes every attachment of the network not in \
+cni.dev/valid-attachments. STATUS says whether the IPAM plugin is there, and \
+asks it.
+
+Every failure is a CNI error object on standard output (cniVersion, code, msg, \
+details) and exit status 1. Codes: 1 incompatible version, 2 unsupported \
+field, 3 no such network namespace, 4 bad environment, 5 I/O, 6 undecodable \
+JSON, 7 invalid configuration, 11 try again later, 50 not available (STATUS), \
+999 anything else.",
+    ),
+    (
         "COMPANION WORDS",
         "\
 mkbridge, loop and watch, like route, rule and tc, are taken as words only when the host \
@@ -300,13 +371,64 @@ error; the usage text (no IP given) and 'Link ... exists and is up' go to \
 standard output, as in the original. --help and --version exit 0.",
     ),
     (
+        "FILES",
+        "\
+= /var/lib/pipework
+The records' directory ($PIPEWORK_STATE_DIR overrides it), mode 0700. One JSON \
+file a guest: docker-<container ID>.json (podman-<ID>.json for Podman's \
+engine), netns-<name>.json, lxc-<name>.json, pid-<PID>.json, \
+path-<path>.json, cni-<container ID>.json. Each carries a version. Writers \
+take an flock on .lock there and replace a record by a temporary file, fsync \
+and rename.
+
+= /var/lib/pipework/dhcp/<netns inode>-<CTR_IF>
+A native DHCP interface's state: its agent's PID and start time, the lease \
+and its DNS servers. Beside it, .log is the agent's log and, for a host DHCP \
+client, .resolv.conf is the file bound over its /etc/resolv.conf.
+
+= /etc/default/pipework
+The pipework-watch unit's environment file: the options it passes to pipework \
+watch.
+
+= /usr/lib/systemd/system/pipework-watch.service
+The unit (installed, not enabled) that runs pipework watch.
+
+= /usr/lib/cni/pipework
+The CNI plugin, a link to /usr/bin/pipework (Debian's CNI directory).",
+    ),
+    (
         "ENVIRONMENT",
         "\
-  DOCKER_HOST    unix:///path/to/docker.sock: the Engine API socket
-  DB_SOCK        ovsdb-server's socket (unix:PATH or PATH), as ovs-ctl names it
-  OVS_RUNDIR     where ovsdb-server's db.sock is, without DB_SOCK \
-(default /var/run/openvswitch)
-  RUST_LOG       tracing filter, overriding -v (e.g. RUST_LOG=pipework=debug)",
+= DOCKER_HOST
+The Engine API socket, unix:///path/to/docker.sock (unix:// only). Without it: \
+/var/run/docker.sock, then Podman's /run/podman/podman.sock, then \
+$XDG_RUNTIME_DIR/podman/podman.sock.
+
+= XDG_RUNTIME_DIR
+Where a rootless Podman's socket is looked for, without DOCKER_HOST.
+
+= DB_SOCK
+ovsdb-server's socket (unix:PATH or PATH), as ovs-ctl names it.
+
+= OVS_RUNDIR
+Where ovsdb-server's db.sock is, without DB_SOCK (default /var/run/openvswitch).
+
+= PIPEWORK_STATE_DIR
+The records' directory (default /var/lib/pipework); see FILES.
+
+= RUST_LOG
+A tracing filter, overriding -v (e.g. RUST_LOG=pipework=debug). For the CNI \
+plugin, set in the runtime's environment, it logs the steps to the plugin's \
+standard error.
+
+= CNI_COMMAND
+When set, the binary is a CNI plugin (see CNI PLUGIN): ADD, DEL, CHECK, STATUS, \
+GC or VERSION.
+
+= CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS, CNI_PATH
+The CNI call's container ID, network namespace path, interface name, extra \
+arguments (MAC=... is honoured) and the directories searched for the IPAM \
+plugin, as the CNI specification defines them.",
     ),
     (
         "DIFFERENCES FROM THE ORIGINAL",

@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         eprintln!("attach bench: needs root (it creates namespaces and bridges)");
         return ExitCode::FAILURE;
     }
+    print_header("attach");
     sweep_stale();
     let mut failed = false;
 

@@ -25,6 +25,44 @@ pub const NETNS_DIR: &str = "/var/run/netns";
 pub const TAG: &str = "pwb";
 pub const BRIDGE: &str = "br0";
 
+// ---------------------------------------------------------------- header
+
+/// The lines every bench prints first, so that its output pasted into
+/// docs/performance.md says when, on what and under what load it ran.
+pub fn print_header(bench: &str) {
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let date = run(&["date", "-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    println!(
+        "bench: cargo bench --bench {bench}{}",
+        if args.is_empty() { String::new() } else { format!(" -- {}", args.join(" ")) }
+    );
+    println!("date: {}", date.trim());
+    println!("commit: {commit}{}", if dirty { " (with uncommitted changes)" } else { "" });
+    println!("machine: {cores} cores, {cpu}, Linux {}", kernel.trim());
+    println!("load average (1, 5, 15 min): {}", load.join(" "));
+    println!("build: {}", if cfg!(debug_assertions) { "debug" } else { "release" });
+    println!();
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 // ---------------------------------------------------------------- stats
 
 #[derive(Clone, Copy)]

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         println!("watch bench: skipped: Docker is not reachable: {why}");
         return ExitCode::SUCCESS;
     }
+    print_header("watch");
     sweep_stale();
     let mut failed = false;
     // `cargo bench --bench watch -- 200`: the sizes named alone (any N).
