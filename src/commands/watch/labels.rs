@@ -14,7 +14,7 @@ use std::fmt;
 
 use crate::cli;
 use crate::mac::Mac;
-use crate::request::{Addressing, Attach, DhcpClient, HostIf, Request};
+use crate::request::{Addressing, Attach, DhcpClient, GuestRef, HostIf, Request};
 
 pub const PREFIX: &str = "pipework.";
 
@@ -123,7 +123,8 @@ fn attach(id: &str, ifname: &str, value: &str, host_has: &impl Fn(&str) -> bool)
         }
     })?;
     match inv.request {
-        Request::Attach(req) if !inv.dry_run => Ok(req),
+        // An option first would shift the words: the guest must be this container.
+        Request::Attach(req) if !inv.dry_run && req.guest == GuestRef::Name(id.into()) => Ok(req),
         _ => Err("not an attach: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]".into()),
     }
 }
@@ -347,6 +348,7 @@ mod tests {
                 ("pipework.eth5", "route 10.0.0.0/8"),
                 ("pipework.eth6", "br0 10.0.0.6/24"),
                 ("pipework.eth7", "br0 'udhcpc:-t 10"),
+                ("pipework.eth8", "-v victim 10.0.0.8/24"),
             ]),
             |_| false,
         );
@@ -363,6 +365,7 @@ mod tests {
                 "pipework.eth4=br0 -i eth9 10.0.0.4/24",
                 "pipework.eth5=route 10.0.0.0/8",
                 "pipework.eth7=br0 'udhcpc:-t 10",
+                "pipework.eth8=-v victim 10.0.0.8/24",
             ]
         );
         assert_eq!(bad[0].why, "interface name 'abcdefghijklmnop' is longer than 15 bytes");
@@ -371,6 +374,8 @@ mod tests {
         assert!(bad[4].why.contains("cannot be used multiple times"), "{}", bad[4].why);
         assert_eq!(bad[5].why, "not an attach: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]");
         assert_eq!(bad[6].why, "unterminated single quote");
+        // `pipework -v -i eth8 c1 victim ...`: c1 the host interface, victim the guest.
+        assert_eq!(bad[7].why, "not an attach: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]");
     }
 
     /// `labels` of container c1 through `sift` with `--allow` `allow`; the
