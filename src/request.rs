@@ -62,6 +62,9 @@ pub struct Watch {
     /// `--only`: Docker label filters (`KEY` or `KEY=VALUE`) a container
     /// must match to be looked after.
     pub only: Vec<String>,
+    /// `--allow`: the host interfaces labels may plumb into; none, and
+    /// labels are not plumbed (records are).
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

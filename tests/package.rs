@@ -22,6 +22,8 @@ const COMPLETIONS: [(&str, &str, &str); 3] = [
     ("fish", "pipework.fish", "usr/share/fish/vendor_completions.d/pipework.fish"),
 ];
 const UNIT: &str = "usr/lib/systemd/system/pipework-watch.service";
+/// The unit's options (`watch --allow ...`), the operator's to edit.
+const DEFAULTS: &str = "etc/default/pipework";
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// The target directory the test binary was built in (CARGO_TARGET_DIR honoured).
@@ -219,6 +221,8 @@ fn the_package_holds_binary_manual_completions_unit_and_cni_link() {
     let manual = run(&["gzip", "-dc", &tree.join("usr/share/man/man8/pipework.8.gz").to_string_lossy()]);
     assert!(manual.as_bytes() == read(Path::new(ROOT).join("man/pipework.8")));
     assert!(read(tree.join(UNIT)) == read(Path::new(ROOT).join("packaging/pipework-watch.service")));
+    assert!(entry(DEFAULTS).starts_with("-rw-r--r-- 0/0"));
+    assert!(read(tree.join(DEFAULTS)) == read(Path::new(ROOT).join("packaging/pipework.default")));
 
     // The CNI link reaches the packaged binary, which runs.
     let cni = std::fs::canonicalize(tree.join("usr/lib/cni/pipework")).expect("CNI link resolves");
@@ -236,8 +240,30 @@ fn the_package_holds_binary_manual_completions_unit_and_cni_link() {
     assert!(postinst.contains("was-enabled pipework-watch.service"), "{postinst}");
     assert!(!postinst.contains("deb-systemd-invoke start"), "{postinst}");
     assert!(script("prerm").contains("deb-systemd-invoke stop pipework-watch.service"));
+    // An upgrade keeps the operator's options: a conffile, listed once.
+    let conffiles = script("conffiles");
+    assert_eq!(
+        conffiles.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>(),
+        ["/etc/default/pipework"]
+    );
 
     unit_is_valid(tree);
+    defaults_are_valid(tree);
+}
+
+/// The options file as shipped: comments saying what --allow lets labels
+/// do, and one setting that leaves labels unplumbed; read as systemd's
+/// EnvironmentFile= (and a shell) reads it.
+fn defaults_are_valid(tree: &Path) {
+    let file = tree.join(DEFAULTS);
+    let text = String::from_utf8(read(&file)).unwrap();
+    let settings: Vec<&str> = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
+    assert_eq!(settings, ["PIPEWORK_WATCH_OPTS=\"\""], "{text}");
+    for said in ["--allow HOSTIF", "not plumbed at all", "--direct-phys", "udhcpc", "Records"] {
+        assert!(text.contains(said), "{said:?} not said in {DEFAULTS}:\n{text}");
+    }
+    let script = format!(". '{}'; printf '[%s]' \"$PIPEWORK_WATCH_OPTS\"", file.display());
+    assert_eq!(run(&["sh", "-c", &script]), "[]");
 }
 
 /// The shared libraries `binary` loads, by path, as ldd resolves them.
@@ -272,7 +298,9 @@ fn unit_is_valid(tree: &Path) {
     let unit = String::from_utf8(read(tree.join(UNIT))).unwrap();
     let settings: Vec<&str> = unit.lines().filter(|l| !l.starts_with('#') && l.contains('=')).collect();
     for wanted in [
-        "ExecStart=/usr/bin/pipework watch",
+        // The operator's --allow and --only, split into words by systemd.
+        "EnvironmentFile=-/etc/default/pipework",
+        "ExecStart=/usr/bin/pipework watch $PIPEWORK_WATCH_OPTS",
         "After=docker.service network.target",
         "Wants=docker.service",
         "Restart=on-failure",

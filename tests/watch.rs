@@ -46,7 +46,7 @@ fn a_restarted_container_gets_its_interface_back_with_its_mac_and_address() {
 fn a_start_is_replumbed_within_200_ms() {
     let host = Netns::new("host");
     host.add_bridge("br0", None);
-    let w = Watcher::start(&host, &unique("lt"), &[]);
+    let w = Watcher::allowing(&host, &unique("lt"), &["br0"], &[]);
     let c = watched_container(&w, "lt", &["--label", "pipework.eth1=br0 10.5.106.102/24"]);
     wait_eth1(&c);
     run(&["docker", "stop", "-t", "0", &c.name]);
@@ -70,7 +70,7 @@ fn a_start_is_replumbed_within_200_ms() {
 #[test]
 fn a_labelled_container_is_plumbed_at_start() {
     let host = Netns::new("host");
-    let w = Watcher::start(&host, &unique("lb"), &[]);
+    let w = Watcher::allowing(&host, &unique("lb"), &["br0", "br1"], &[]);
     let c = watched_container(
         &w,
         "lb",
@@ -93,7 +93,7 @@ fn a_labelled_container_is_plumbed_at_start() {
 #[test]
 fn a_malformed_label_is_logged_with_the_container_name_and_the_others_plumbed() {
     let host = Netns::new("host");
-    let w = Watcher::start(&host, &unique("ml"), &[]);
+    let w = Watcher::allowing(&host, &unique("ml"), &["br0"], &[]);
     let c = watched_container(
         &w,
         "ml",
@@ -112,7 +112,7 @@ fn a_removed_container_leaves_no_record_and_nothing_on_the_host() {
     let host = Netns::new("host");
     host.add_bridge("br0", None);
     let before = host.snapshot();
-    let w = Watcher::start(&host, &unique("rm"), &[]);
+    let w = Watcher::allowing(&host, &unique("rm"), &["br0"], &[]);
     let c = watched_container(&w, "rm", &["--label", "pipework.eth1=br0 10.5.106.103/24"]);
     wait_eth1(&c);
     let record = record_file(&host, &container_id(&c));
@@ -177,7 +177,7 @@ fn watch_reconnects_after_its_dockerd_restarts() {
     host.add_bridge("br0", None);
     let mut docker = PrivateDocker::start();
     let docker_host = docker.host();
-    let w = Watcher::start(&host, &unique("dr"), &[("DOCKER_HOST", &docker_host)]);
+    let w = Watcher::allowing(&host, &unique("dr"), &["br0"], &[("DOCKER_HOST", &docker_host)]);
     let label = w.label();
     let run_one = |docker: &PrivateDocker, name: &str, cidr: &str| -> u32 {
         let plumb = format!("pipework.eth1=br0 {cidr}");
@@ -211,7 +211,7 @@ fn a_failed_plumb_is_rolled_back_and_the_service_carries_on() {
     let host = Netns::new("host");
     host.add_bridge("br0", None);
     let before = host.snapshot();
-    let w = Watcher::start(&host, &unique("rb"), &[("PIPEWORK_FAIL_AT", "3")]);
+    let w = Watcher::allowing(&host, &unique("rb"), &["br0"], &[("PIPEWORK_FAIL_AT", "3")]);
     let c = watched_container(&w, "rb", &["--label", "pipework.eth1=br0 10.5.106.104/24"]);
     let warning = w.wait_log(&format!("{}: eth1 not plumbed", c.name), SETTLE);
     assert!(warning.contains("injected failure"), "{warning}");
@@ -228,7 +228,7 @@ fn a_container_killed_mid_plumb_leaves_no_litter() {
     let before = host.snapshot();
     // Steps shown, and half a second's pause before step 3 to kill it in.
     let env = [("PIPEWORK_PAUSE_AT", "3"), ("RUST_LOG", "pipework=debug")];
-    let w = Watcher::start(&host, &unique("kp"), &env);
+    let w = Watcher::allowing(&host, &unique("kp"), &["br0"], &env);
     let c = watched_container(&w, "kp", &["--label", "pipework.eth1=br0 10.5.106.105/24"]);
     let record = record_file(&host, &container_id(&c));
     w.wait_log("step 2/", SETTLE);
@@ -267,7 +267,7 @@ fn a_removed_container_takes_its_ovs_port_and_the_bridges_dead_ones_along() {
     let br = ovs.add_bridge();
     let ovs_env = ovs.env();
     let env: Vec<(&str, &str)> = ovs_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let w = Watcher::start(&host, &unique("ov"), &env);
+    let w = Watcher::allowing(&host, &unique("ov"), &[&br.name], &env);
     let plumb = format!("pipework.eth1={} 10.30.0.1/24", br.name);
     let c = watched_container(&w, "ov", &["--label", &plumb]);
     w.wait_log(&format!("{}: plumbed eth1", c.name), SETTLE);

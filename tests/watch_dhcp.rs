@@ -387,13 +387,13 @@ fn a_restarted_host_client_container_leases_again_through_its_client() {
 
 /// A label's words are split as a shell splits them: a quoted option with
 /// spaces reaches the DHCP client as its words (dnsmasq sees the vendor
-/// class it sets).
+/// class it sets). Labels take the native client only.
 #[test]
 fn a_quoted_dhcp_option_in_a_label_reaches_the_client() {
     let host = Netns::new("host");
     let server = DhcpConfig::new("br0", "10.35.0.1/24", "10.35.0.50", "10.35.0.99").start_in(&host);
-    let w = Watcher::start(&host, &unique("qo"), &[]);
-    let c = watched_container(&w, "qo", &["--label", "pipework.eth1=br0 'udhcpc:-V quoted -t 3'"]);
+    let w = Watcher::allowing(&host, &unique("qo"), &["br0"], &[]);
+    let c = watched_container(&w, "qo", &["--label", "pipework.eth1=br0 'dhcp:-V quoted -t 3'"]);
     w.wait_log(&format!("{}: plumbed eth1", c.name), SETTLE);
     let [cidr] = &c.cidrs("eth1", Family::V4)[..] else { panic!("{}", w.log()) };
     assert!(cidr.starts_with("10.35.0."), "{cidr}");
@@ -406,10 +406,8 @@ fn a_quoted_dhcp_option_in_a_label_reaches_the_client() {
 #[test]
 fn a_waiting_host_client_holds_up_its_container_only() {
     let host = Netns::new("host");
-    host.add_bridge("br0", None);
-    let w = Watcher::start(&host, &unique("hw"), &[]);
-    // udhcpc: 3 discovers 3 s apart, then it gives up (-n).
-    let waiting = watched_container(&w, "hw", &["--label", "pipework.eth1=br0 udhcpc:-n"]);
+    let w = Watcher::allowing(&host, &unique("hw"), &["br0"], &[]);
+    let waiting = a_recorded_client_waiting(&host, &w, "hw", 36);
     until_its_client_runs(&waiting, &w);
     let next = watched_container(&w, "hw", &["--label", "pipework.eth1=br0 10.5.106.107/24"]);
     let started = Instant::now();
@@ -427,9 +425,8 @@ fn a_waiting_host_client_holds_up_its_container_only() {
 #[test]
 fn a_host_client_gets_the_open_files_limit_the_service_started_with() {
     let host = Netns::new("host");
-    host.add_bridge("br0", None);
     let w = Watcher::start_with_nofile(&host, &unique("fl"), 1024, 4096);
-    let c = watched_container(&w, "fl", &["--label", "pipework.eth1=br0 udhcpc:-n"]);
+    let c = a_recorded_client_waiting(&host, &w, "fl", 41);
     until_its_client_runs(&c, &w);
     let found = quiet(&["pgrep", "-f", &format!("udhcpc.*{}", c.name)]);
     let client: u32 =
@@ -444,6 +441,20 @@ fn nofile(pid: u32) -> (u64, u64) {
     let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("Max open files");
     let words: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     (words[0], words[1])
+}
+
+/// A container of `w` whose record has udhcpc (`udhcpc:-n`, leased by hand
+/// while dnsmasq served on `host`'s br0), restarted once the server is gone:
+/// its client, started again by watch, waits (3 discovers 3 s apart, then
+/// it gives up). Records start host clients; labels never do.
+fn a_recorded_client_waiting(host: &Netns, w: &Watcher, prefix: &str, net: u8) -> Container {
+    let at = |last: u8| format!("10.{net}.0.{last}");
+    let server = DhcpConfig::new("br0", &format!("{}/24", at(1)), &at(50), &at(99)).start_in(host);
+    let mut c = watched_container(w, prefix, &[]);
+    assert_success(&pipework(host, &["br0", &c.name, "udhcpc:-n"]));
+    drop(server);
+    restart_container(&mut c);
+    c
 }
 
 /// Until `c`'s DHCP client runs in it (pgrep names the container).

@@ -65,4 +65,5 @@ complete -c pipework -n "__fish_pipework_using_subcommand detach" -s i -d 'Only 
 complete -c pipework -n "__fish_pipework_using_subcommand detach" -l dry-run -d 'Print the plan as iproute2 commands and change nothing'
 complete -c pipework -n "__fish_pipework_using_subcommand detach" -s h -l help -d 'Print help'
 complete -c pipework -n "__fish_pipework_using_subcommand watch" -l only -d 'Only containers carrying this label (with this value): as docker ps --filter label=...' -r
+complete -c pipework -n "__fish_pipework_using_subcommand watch" -l allow -d 'A host interface labels may plumb into: a bridge (made if absent), an ovs* bridge or a macvlan parent; without any, labels are ignored' -r
 complete -c pipework -n "__fish_pipework_using_subcommand watch" -s h -l help -d 'Print help'

@@ -222,6 +222,23 @@ restarts; run it under a service manager or with &. It follows the Docker Engine
 API's event stream (Podman's Docker-compatible socket too; the socket is found and \
 trusted as for an attach, DOCKER_HOST included).
 
+Labels are input from whoever may run a container (a CI job, a Portainer user, \
+anyone the Docker socket or an authorization plugin lets start one), and watch \
+acts on them as root. So a label may name only a host interface allowed with \
+--allow HOSTIF (repeatable; the pipework-watch unit takes its options from \
+PIPEWORK_WATCH_OPTS in /etc/default/pipework): a Linux bridge (made if absent, as \
+an attach makes one), an ovs* bridge, or a physical parent for macvlan children. \
+Without any --allow no label is plumbed: watch logs, for each labelled container, \
+what it ignored and the --allow that would let it. Whatever is allowed, a label \
+never gets --direct-phys, -l, --vlan-filtering, a host DHCP client (udhcpc, \
+dhclient, dhcpcd, whose options name files, scripts and programs: labels use \
+dhcp, the native client, and its options) or a mac: that is not an allowed \
+interface's; such a label is refused and logged with why, and the container's \
+other labels are served. A container that does not own its network namespace \
+(NetworkMode host or container:...) gets no label plumbed. Records are written \
+by the operator's own pipework commands and are trusted: they are re-applied \
+whatever --allow says.
+
 When a container starts, its recorded interfaces are made again with the names, \
 MAC, address, gateway and VLAN they had, through the same plan, apply and \
 rollback as an attach, then the pipework route and rule lines recorded for it; \
@@ -230,7 +247,7 @@ if pipework HOSTIF -i CTR_IF CONTAINER ... had been run, LINE being the rest of 
 the command line after the guest; each such label makes one interface. LINE is \
 split into words as a shell splits them, quoting only: single quotes, double \
 quotes and backslashes group and escape, nothing is expanded ($, globs and ~ stay \
-as written), so pipework.eth1=br0 'udhcpc:-t 10 -T 1' passes one option word; an \
+as written), so pipework.eth1=br0 'dhcp:-V acme -t 3' passes one option word; an \
 unterminated quote makes the label malformed. An \
 interface already there with the recorded MAC is left alone. A malformed label \
 is logged with the container's name and the others are plumbed.
@@ -254,7 +271,7 @@ within a second, never in the middle of an attach. --only LABEL[=VALUE] limits i
 to containers carrying that label.
 
   docker run -d --net=none --label 'pipework.eth1=br0 10.5.106.101/24@10.5.106.1' IMAGE
-  pipework watch --only com.example.plumb",
+  pipework watch --allow br0 --only com.example.plumb",
     ),
     (
         "RECORDS",

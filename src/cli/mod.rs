@@ -38,7 +38,7 @@ pipework <HOSTIF> [-i CTR_IF] [-l LOCAL_IF] [-a FAMILY] <GUEST> <IP>/<LEN>[@GW] 
        pipework mkbridge [--stp on|off] [--forward-delay SECS] [--dry-run] <BRIDGE> <IFACE>
        pipework loop free [--dev DIR] | pipework loop ensure [--count N] [--dev DIR | --container GUEST]
        pipework show|check [GUEST] [--json] | pipework detach [--dry-run] <GUEST> [-i CTR_IF]
-       pipework watch [--only LABEL[=VALUE]]...";
+       pipework watch [--only LABEL[=VALUE]]... [--allow HOSTIF]...";
 
 const GUESTS: &str = "\
 GUEST is a Docker (or Podman) container name or ID, an LXC container name,
@@ -196,6 +196,11 @@ pub struct WatchArgs {
     /// Only containers carrying this label (with this value): as docker ps --filter label=...
     #[arg(long, value_name = "LABEL[=VALUE]")]
     pub only: Vec<String>,
+
+    /// A host interface labels may plumb into: a bridge (made if absent), an
+    /// ovs* bridge or a macvlan parent; without any, labels are ignored
+    #[arg(long, value_name = "HOSTIF")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -421,7 +426,12 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
             }
             (Request::Detach { guest: GuestRef::parse(&guest)?, ifname: container_if }, dry_run)
         }
-        Companion::Watch(w) => (Request::Watch(Watch { only: w.only }), false),
+        Companion::Watch(WatchArgs { only, allow }) => {
+            for name in &allow {
+                request::check_ifname(name).map_err(words::usage)?;
+            }
+            (Request::Watch(Watch { only, allow }), false)
+        }
     };
     Ok(Invocation { request, verbose: cli.verbose, dry_run })
 }
@@ -470,6 +480,22 @@ mod tests {
             Request::Attach(a) => a,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn watch_takes_the_host_interfaces_labels_may_use() {
+        let watch = |line: &str| match parse_words(line).map(|inv| inv.request) {
+            Ok(Request::Watch(w)) => Ok(w),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        let w = watch("watch --allow br0 --only a=b --allow ovs1").unwrap();
+        assert_eq!((w.only, w.allow), (vec!["a=b".to_string()], vec!["br0".to_string(), "ovs1".to_string()]));
+        assert_eq!(watch("watch").unwrap().allow, Vec::<String>::new());
+        assert_eq!(
+            watch("watch --allow abcdefghijklmnop").unwrap_err(),
+            "pipework: interface name 'abcdefghijklmnop' is longer than 15 bytes"
+        );
     }
 
     #[test]

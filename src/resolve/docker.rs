@@ -100,18 +100,27 @@ pub async fn guest(label: &str) -> Result<Guest> {
 /// record's.
 pub async fn running(label: &str, runtime: &str, id: &str) -> Result<Option<Guest>> {
     let (docker, socket) = client(label)?;
-    Ok(running_with(&docker, &socket, runtime, label, id).await?.map(|(guest, _)| guest))
+    Ok(running_with(&docker, &socket, runtime, label, id).await?.map(|found| found.guest))
+}
+
+/// A running container as the watch service sees it.
+pub struct Running {
+    pub guest: Guest,
+    pub labels: HashMap<String, String>,
+    /// `.HostConfig.NetworkMode`: `host` or `container:<ID>` (Podman's
+    /// `ns:<PATH>` too) when it does not own its network namespace.
+    pub network_mode: String,
 }
 
 /// The same through a client already open (the watch service keeps one,
-/// and knows its engine's `runtime`), with the container's labels.
+/// and knows its engine's `runtime`), with what else the service needs.
 pub async fn running_with(
     docker: &Docker,
     socket: &Path,
     runtime: &str,
     label: &str,
     id: &str,
-) -> Result<Option<(Guest, HashMap<String, String>)>> {
+) -> Result<Option<Running>> {
     match inspect(docker, id, socket).await? {
         None | Some(Inspected { pid: 0, .. }) => Ok(None),
         Some(found) => {
@@ -124,7 +133,8 @@ pub async fn running_with(
                 true => true,
                 false => inspect(docker, id, socket).await?.map(|i| i.pid) == Some(pid),
             };
-            Ok(Some((guest.confirm(still)?, found.labels)))
+            let (labels, network_mode) = (found.labels, found.network_mode);
+            Ok(Some(Running { guest: guest.confirm(still)?, labels, network_mode }))
         }
     }
 }
@@ -193,6 +203,8 @@ struct Inspected {
     /// Its name, without Docker's leading `/`.
     name: String,
     labels: HashMap<String, String>,
+    /// `.HostConfig.NetworkMode`.
+    network_mode: String,
 }
 
 impl Inspected {
@@ -216,7 +228,9 @@ async fn inspect(docker: &Docker, label: &str, socket: &Path) -> Result<Option<I
             tracing::debug!(id, name, pid, "docker inspect");
             let name = name.trim_start_matches('/').to_string();
             let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
-            Ok(Some(Inspected { pid: u64::try_from(pid).unwrap_or(0), id, name, labels }))
+            let network_mode = info.host_config.and_then(|h| h.network_mode).unwrap_or_default();
+            let pid = u64::try_from(pid).unwrap_or(0);
+            Ok(Some(Inspected { pid, id, name, labels, network_mode }))
         }
         Err(E::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
         // An ID prefix that several containers share.

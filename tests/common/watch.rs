@@ -34,7 +34,13 @@ impl Watcher {
     /// `pipework watch --only pwt.watch=<scope>` in `host`, with `host`'s
     /// records and `env`; returns once it has caught up.
     pub fn start(host: &Netns, scope: &str, env: &[(&str, &str)]) -> Watcher {
-        let w = Watcher::spawn(host, scope, env);
+        Watcher::allowing(host, scope, &[], env)
+    }
+
+    /// `start` with `--allow` each of `allowed`: the host interfaces its
+    /// containers' labels may plumb into.
+    pub fn allowing(host: &Netns, scope: &str, allowed: &[&str], env: &[(&str, &str)]) -> Watcher {
+        let w = Watcher::launch(host, scope, allowed, env, None);
         w.wait_log("caught up", Duration::from_secs(30));
         w
     }
@@ -42,23 +48,30 @@ impl Watcher {
     /// `start` with the service's open-files limits at `soft` and `hard`
     /// (as systemd starts services: 1024, and a higher hard limit).
     pub fn start_with_nofile(host: &Netns, scope: &str, soft: u64, hard: u64) -> Watcher {
-        let w = Watcher::launch(host, scope, &[], Some((soft, hard)));
+        let w = Watcher::launch(host, scope, &[], &[], Some((soft, hard)));
         w.wait_log("caught up", Duration::from_secs(30));
         w
     }
 
     /// The same, without waiting for anything.
     pub fn spawn(host: &Netns, scope: &str, env: &[(&str, &str)]) -> Watcher {
-        Watcher::launch(host, scope, env, None)
+        Watcher::launch(host, scope, &[], env, None)
     }
 
-    fn launch(host: &Netns, scope: &str, env: &[(&str, &str)], nofile: Option<(u64, u64)>) -> Watcher {
+    fn launch(
+        host: &Netns,
+        scope: &str,
+        allowed: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<(u64, u64)>,
+    ) -> Watcher {
         let dir = TempDir::new("watch");
         let log = File::create(dir.path.join("watch.log")).expect("watch log");
         let only = format!("{SCOPE}={scope}");
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", host.path()))
             .args([PIPEWORK, "watch", "--only", &only])
+            .args(allowed.iter().flat_map(|a| ["--allow", a]))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -50,12 +50,16 @@ pub async fn watch(req: &Watch) -> Result<()> {
     let store = Store::from_env();
     crate::sys::exec::raise_fd_limit();
     tracing::info!("watching containers; records in {}", store.dir().display());
+    match &req.allow[..] {
+        [] => tracing::info!("labels are ignored: no --allow names a host interface they may use"),
+        allowed => tracing::info!("labels may use host interfaces {}", allowed.join(", ")),
+    }
     let mut backoff = FIRST_BACKOFF;
     let mut said_down = false;
     loop {
         let session = async {
             let engine = Engine::connect(&req.only).await?;
-            let reconciler = Reconciler::new(&engine, &host, &store)?;
+            let reconciler = Reconciler::new(&engine, &host, &store, labels::Trust::new(&req.allow))?;
             serve(&engine, &reconciler, &mut signals, &mut said_down, &mut backoff).await
         };
         // Connecting and listing are cut short by a signal: they change nothing.

@@ -11,13 +11,13 @@ use std::time::Instant;
 
 use super::agents::{self, Kept};
 use super::events::Engine;
-use super::labels;
+use super::labels::{self, Trust};
 use super::queue::Job;
 use crate::commands::{attach, detach, passthrough, recording};
 use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Result};
-use crate::request::Attach;
-use crate::resolve::docker;
+use crate::request::{Attach, HostIf};
+use crate::resolve::docker::{self, Running};
 use crate::resolve::guest::Guest;
 use crate::state::{DhcpRecord, Finder, HostNs, Interface, NsId, Record, Store};
 use crate::sys::netlink::Netlink;
@@ -29,6 +29,8 @@ pub struct Reconciler<'a> {
     /// This network namespace: records made from another are left to a
     /// watch running there.
     here: NsId,
+    /// What labels may ask of the host (`--allow`).
+    trust: Trust,
 }
 
 /// One interface a container should have, and the MAC it must have if it
@@ -41,8 +43,13 @@ struct Wanted {
 }
 
 impl<'a> Reconciler<'a> {
-    pub fn new(engine: &'a Engine, host: &'a Netlink, store: &'a Store) -> Result<Reconciler<'a>> {
-        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id })
+    pub fn new(
+        engine: &'a Engine,
+        host: &'a Netlink,
+        store: &'a Store,
+        trust: Trust,
+    ) -> Result<Reconciler<'a>> {
+        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id, trust })
     }
 
     /// The containers that have a record: ID and name. An unreadable
@@ -92,19 +99,22 @@ impl<'a> Reconciler<'a> {
     }
 
     /// The container `id`, if it runs and `--only` lets it in.
-    async fn running(&self, id: &str, name: &str) -> Result<Option<(Guest, HashMap<String, String>)>> {
+    async fn running(&self, id: &str, name: &str) -> Result<Option<Running>> {
         let (docker, socket) = (&self.engine.docker, &self.engine.socket);
         let label = if name.is_empty() { id } else { name };
         let found = docker::running_with(docker, socket, self.engine.runtime, label, id).await?;
         if found.is_none() {
             tracing::debug!("{label}: not running");
         }
-        Ok(found.filter(|(_, labels)| self.engine.lets_in(labels)))
+        Ok(found.filter(|found| self.engine.lets_in(&found.labels)))
     }
 
     async fn start(&self, id: &str, name: &str) -> Result<bool> {
         let began = Instant::now();
-        let Some((guest, found_labels)) = self.running(id, name).await? else { return Ok(false) };
+        let Some(Running { guest, labels: found_labels, network_mode }) = self.running(id, name).await?
+        else {
+            return Ok(false);
+        };
         let name = guest.label.clone();
         let record = self.store.load(&self.key(id))?.filter(|r| {
             let here = r.host.id == self.here;
@@ -124,11 +134,13 @@ impl<'a> Reconciler<'a> {
         for m in malformed {
             tracing::warn!("{name}: label {} ignored: {}", m.label, m.why);
         }
-        for req in asked {
-            // A recorded interface is made as it was, with the MAC it had.
-            if !wanted.iter().any(|w| w.req.container_if == req.container_if) {
-                wanted.push(Wanted { req, mac: None, dhcp: None });
-            }
+        // A recorded interface is made as it was, with the MAC it had.
+        let asked: Vec<_> = asked
+            .into_iter()
+            .filter(|a| !wanted.iter().any(|w| w.req.container_if == a.req.container_if))
+            .collect();
+        for req in self.trusted(&name, &network_mode, asked).await? {
+            wanted.push(Wanted { req, mac: None, dhcp: None });
         }
         if wanted.is_empty() {
             tracing::debug!("{name}: started; nothing recorded or labelled");
@@ -178,11 +190,42 @@ impl<'a> Reconciler<'a> {
         Ok(true)
     }
 
+    /// The labels' attaches that `--allow` lets through; the others logged.
+    /// A container in another's network namespace, or the host's, gets none.
+    async fn trusted(
+        &self,
+        name: &str,
+        network_mode: &str,
+        asked: Vec<labels::Asked>,
+    ) -> Result<Vec<Attach>> {
+        if asked.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !labels::owns_netns(network_mode) {
+            tracing::warn!(
+                "{name}: labels ignored: NetworkMode {network_mode}: it does not own its network namespace, \
+                 and labels plumb only a container's own"
+            );
+            return Ok(Vec::new());
+        }
+        let links = match asked.iter().any(|a| matches!(a.req.host, HostIf::Mac(..))) {
+            true => self.host.links().await?,
+            false => Vec::new(),
+        };
+        let mac_owner =
+            |mac: &crate::mac::Mac| links.iter().find(|l| l.mac == Some(*mac)).map(|l| l.name.clone());
+        let (trusted, said) = labels::sift(asked, &self.trust, mac_owner);
+        for line in said {
+            tracing::warn!("{name}: {line}");
+        }
+        Ok(trusted)
+    }
+
     /// After one of its DHCP agents died: the agents of the container's
     /// recorded DHCP interfaces that are there (with their MAC), adopted or
     /// replaced as at a catch-up; nothing else is made or changed.
     async fn keep_agents(&self, id: &str, name: &str) -> Result<bool> {
-        let Some((guest, _)) = self.running(id, name).await? else { return Ok(false) };
+        let Some(Running { guest, .. }) = self.running(id, name).await? else { return Ok(false) };
         let Some(record) = self.store.load(&self.key(id))?.filter(|r| r.host.id == self.here) else {
             return Ok(true);
         };
