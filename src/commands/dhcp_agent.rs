@@ -18,6 +18,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::apply::{apply, Target};
 use crate::dhcp::agent::{AgentId, PIDFD};
 use crate::dhcp::client::{Answer, Client};
+use crate::dhcp::log;
 use crate::dhcp::options::Native;
 use crate::dhcp::socket::{open_packet, open_udp, watch, PacketSocket};
 use crate::dhcp::state::State;
@@ -64,7 +65,9 @@ pub async fn run(path: &Path) -> Result<()> {
     // its own new agent may hold by now.
     if State::names_agent(&state.path, std::process::id()) {
         let _ = std::fs::remove_file(&state.path);
-        let _ = std::fs::remove_file(state.log_path());
+        for log in log::files(&state.path) {
+            let _ = std::fs::remove_file(log);
+        }
     }
     tracing::info!("{}", if matches!(end, End::GuestGone) { "guest gone" } else { "released" });
     Ok(())

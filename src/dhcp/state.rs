@@ -45,7 +45,7 @@ impl State {
 
     /// The agent's log, beside its state.
     pub fn log_path(&self) -> PathBuf {
-        beside(&self.path, "log")
+        super::log::path(&self.path)
     }
 
     pub fn now() -> u64 {
