@@ -70,7 +70,7 @@ impl Client {
                 Ok(Ok((MessageType::Ack, lease))) => return Ok(lease),
                 Ok(Ok(_)) => {
                     tracing::info!("{} refused {} (DHCPNAK)", offer.server, offer.address);
-                    // A server that refuses at once does not set the pace.
+                    // Not at once: a server that refuses at once would set the pace.
                     next = tokio::time::Instant::now() + MIN_INTERVAL;
                 }
                 Ok(Err(e)) => return Err(e),

@@ -11,9 +11,10 @@ use tokio::time::{sleep_until, Instant};
 /// from what may be its only server, and ask that server again at once. A
 /// server that wants the address back says so with a DHCPNAK at renewal.
 pub const MIN_LEASE: Duration = Duration::from_secs(60);
-/// The least time between the starts of two exchanges with a server (and
-/// the least wait for an answer while renewing or rebinding): no answer
-/// drives more than six a minute.
+/// The least time between the starts of two exchanges with a server,
+/// renewals or tries for a lease (save the try right after a lease is
+/// lost), and the least wait for an answer while renewing or rebinding:
+/// whatever a server answers, a few exchanges a minute.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 /// How long the agent tries for a new lease before it backs off.
 pub const ACQUIRE_FOR: Duration = Duration::from_secs(60);
