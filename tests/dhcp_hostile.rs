@@ -136,4 +136,7 @@ fn the_agents_log_stays_under_its_cap_under_a_flood() {
     let renewals = server.extensions();
     assert!((1..=2).contains(&renewals.len()), "{} renewals: {renewals:?}", renewals.len());
     assert_eq!(v4(&guest, "eth1"), [format!("{HOSTILE_OFFER}/24")]);
+    // The copies and the answers to nobody are not logged, one by one or at all.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().count() <= 2, "{text}");
 }
