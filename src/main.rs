@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     }
     if plugin {
         // Runtimes keep a plugin's stderr: RUST_LOG shows the steps there.
-        init_logging(0, false);
+        init_logging(0, false, None);
         return pipework::cni::main();
     }
     let outcome = cli::parse(std::env::args_os().collect(), host_has).and_then(|inv| {
@@ -25,7 +25,11 @@ fn main() -> ExitCode {
             // when nothing was handed over on it.
             pipework::dhcp::agent::close_handed_socket();
         }
-        init_logging(inv.verbose, matches!(inv.request, pipework::request::Request::Watch(_)));
+        let agent_log = match &inv.request {
+            pipework::request::Request::DhcpAgent(state) => Some(pipework::dhcp::log::Log::of_agent(state)),
+            _ => None,
+        };
+        init_logging(inv.verbose, matches!(inv.request, pipework::request::Request::Watch(_)), agent_log);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         runtime.block_on(pipework::commands::run(inv))
     });
@@ -69,7 +73,8 @@ fn host_has(name: &str) -> bool {
 /// `-v` shows the steps, `-vv` the detail; RUST_LOG overrides both. Quiet
 /// runs install nothing, which keeps an attach fast. The watch service
 /// says what it did for each container, without each step, by default.
-fn init_logging(verbose: u8, service: bool) {
+/// The DHCP agent writes to its log, kept under a cap.
+fn init_logging(verbose: u8, service: bool, agent_log: Option<pipework::dhcp::log::Log>) {
     let level = match (verbose, service) {
         (0, true) => Some("pipework=info,pipework::apply=warn"),
         (0, false) => None,
@@ -81,8 +86,12 @@ fn init_logging(verbose: u8, service: bool) {
         (_, Some(level)) => level.to_string(),
         _ => return,
     };
+    let writer = match agent_log {
+        Some(log) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(log),
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
         .with_timer(tracing_subscriber::fmt::time::uptime())

@@ -10,8 +10,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::announce::announce;
 use super::{dhcp, ovs, Target};
-use crate::dhcp::state::beside;
-use crate::dhcp::{agent, host};
+use crate::dhcp::{agent, host, log as agent_log};
 use crate::error::{failed, Error, Kind, Result};
 use crate::family::Family;
 use crate::iproute2::RuleOp;
@@ -230,7 +229,7 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             if let Some(agent) = agent.filter(|a| a.running(file)) {
                 agent::stop(agent.pid);
             }
-            for path in [file.clone(), beside(file, "log")] {
+            for path in std::iter::once(file.clone()).chain(agent_log::files(file)) {
                 match std::fs::remove_file(&path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                         return Err(failed("removing", &path, e))

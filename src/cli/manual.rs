@@ -122,7 +122,11 @@ and nothing is left. Unless -q, pipework --dhcp-agent keeps the lease for the \
 guest's life: it renews at T1, rebinds at T2, removes the address of a lost \
 lease and asks again, releases it on SIGTERM and exits when the guest does. Its \
 PID, lease and DNS servers are in $PIPEWORK_STATE_DIR/dhcp (default \
-/var/lib/pipework).
+/var/lib/pipework). A lease is taken for at least 60 s, T1 and T2 outside \
+T1 < T2 < lease are 1/2 and 7/8 of it, two exchanges with a server are at least \
+10 s apart, a subnet mask that is no prefix refuses the lease ('refused the \
+lease of IP from SERVER on CTR_IF: non-contiguous subnet mask MASK'), and the \
+agent's log moves to .log.1 at 1 MiB.
 
 udhcpc[-f][:OPTS], dhclient[-f][:OPTS] and dhcpcd run that program of the host \
 inside the guest with the original's arguments and pidfiles \

@@ -18,18 +18,17 @@ use tokio::time::{sleep_until, Instant};
 use crate::apply::{apply, Target};
 use crate::dhcp::agent::{AgentId, PIDFD};
 use crate::dhcp::client::{Answer, Client};
+use crate::dhcp::log;
 use crate::dhcp::options::Native;
 use crate::dhcp::socket::{open_packet, open_udp, watch, PacketSocket};
 use crate::dhcp::state::State;
+use crate::dhcp::timing::{self, Pace};
 use crate::dhcp::wire::Lease;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::plan::{lease, Plan};
 use crate::sys::netlink::{address_ip, nl_error, Netlink};
 use crate::sys::netns;
-
-/// The shortest wait for an answer while renewing or rebinding.
-const MIN_WAIT: Duration = Duration::from_secs(10);
 
 /// How the agent's watch ended.
 enum End {
@@ -66,7 +65,9 @@ pub async fn run(path: &Path) -> Result<()> {
     // its own new agent may hold by now.
     if State::names_agent(&state.path, std::process::id()) {
         let _ = std::fs::remove_file(&state.path);
-        let _ = std::fs::remove_file(state.log_path());
+        for log in log::files(&state.path) {
+            let _ = std::fs::remove_file(log);
+        }
     }
     tracing::info!("{}", if matches!(end, End::GuestGone) { "guest gone" } else { "released" });
     Ok(())
@@ -91,23 +92,37 @@ async fn keep(
     state: &mut State,
     bound: &mut Option<(Lease, Instant)>,
 ) -> Result<()> {
+    // Whatever the server answers, its answers set no faster pace.
+    let mut pace = Pace::new();
+    let mut failing = false;
     loop {
         let Some((lease, since)) = bound.clone() else {
+            // A lost lease is asked for again at once (its renewal waited
+            // its turn); a failed try waits, longer each time.
+            if failing {
+                pace.turn().await;
+            } else {
+                pace.skip();
+            }
             let packet = packet_socket(nl, &client.ifname).await?;
-            match client.acquire(&packet, Duration::from_secs(60)).await {
+            match client.acquire(&packet, timing::ACQUIRE_FOR).await {
                 Ok(lease) => {
+                    failing = false;
+                    pace.succeeded();
                     configure(nl, &client.ifname, &lease).await?;
                     *bound = Some((lease.clone(), Instant::now()));
                     save(state, &lease)?;
                 }
                 Err(e) => {
                     tracing::warn!("{}", e.message());
-                    tokio::time::sleep(MIN_WAIT).await;
+                    failing = true;
+                    pace.failed();
                 }
             }
             continue;
         };
         sleep_until(since + lease.t1).await;
+        pace.turn().await;
         match extend(client, nl, &lease, since).await? {
             Some(renewed) if renewed.address == lease.address => {
                 tracing::info!("renewed {} for {} s", renewed.address, renewed.time.as_secs());
@@ -157,7 +172,7 @@ async fn extend(client: &Client, nl: &Netlink, lease: &Lease, since: Instant) ->
 /// shorter than the RFC's minute, for short leases), and not past `until`.
 fn wait_before(until: Instant) -> Duration {
     let left = until.saturating_duration_since(Instant::now());
-    (left / 2).max(MIN_WAIT).min(left).max(Duration::from_millis(1))
+    (left / 2).max(timing::MIN_INTERVAL).min(left).max(Duration::from_millis(1))
 }
 
 async fn packet_socket(nl: &Netlink, ifname: &str) -> Result<PacketSocket> {

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use dhcproto::v4::MessageType;
 use tokio::net::UdpSocket;
-use tokio::time::timeout_at;
+use tokio::time::{sleep_until, timeout_at};
 
 use super::options::Native;
 use super::socket::{unicast, PacketSocket};
-use super::wire::{self, Kind, Lease};
+use super::timing::MIN_INTERVAL;
+use super::wire::{self, Kind, Lease, Refused};
 use crate::error::{self, Error, Result};
 use crate::mac::Mac;
 
@@ -42,14 +43,20 @@ impl Client {
         };
         let deadline = tokio::time::Instant::now() + limit;
         let mut offered_by = None;
+        // The last lease refused, which a good offer of another server may follow.
+        let mut refused = None;
         // One transaction: a late offer (a server that pings the address
         // first) still answers a DISCOVER sent again.
         let xid = random_xid();
-        while tokio::time::Instant::now() < deadline {
+        let mut next = tokio::time::Instant::now();
+        while next < deadline {
+            sleep_until(next).await;
             let round = (tokio::time::Instant::now() + every).min(deadline);
+            next = round;
             self.send(socket, Ipv4Addr::UNSPECIFIED, Kind::Discover, xid)?;
             tracing::debug!("DHCPDISCOVER on {} (xid {xid:#x})", self.ifname);
-            let offer = match timeout_at(round, self.answer(socket, xid, &[MessageType::Offer])).await {
+            let offers = self.answer(socket, xid, &[MessageType::Offer], &mut refused);
+            let offer = match timeout_at(round, offers).await {
                 Ok(reply) => reply?.1,
                 Err(_) => continue,
             };
@@ -59,12 +66,19 @@ impl Client {
             self.send(socket, Ipv4Addr::UNSPECIFIED, select, xid)?;
             let round = (tokio::time::Instant::now() + every).min(deadline);
             let wanted = [MessageType::Ack, MessageType::Nak];
-            match timeout_at(round, self.answer(socket, xid, &wanted)).await {
+            match timeout_at(round, self.answer(socket, xid, &wanted, &mut refused)).await {
                 Ok(Ok((MessageType::Ack, lease))) => return Ok(lease),
-                Ok(Ok(_)) => tracing::info!("{} refused {} (DHCPNAK)", offer.server, offer.address),
+                Ok(Ok(_)) => {
+                    tracing::info!("{} refused {} (DHCPNAK)", offer.server, offer.address);
+                    // Not at once: a server that refuses at once would set the pace.
+                    next = tokio::time::Instant::now() + MIN_INTERVAL;
+                }
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {}
             }
+        }
+        if let Some(refused) = refused {
+            return Err(refused.on(&self.ifname));
         }
         let within = super::seconds(limit);
         Err(Error::new(
@@ -83,15 +97,17 @@ impl Client {
         let xid = random_xid();
         let msg = wire::request(Kind::Extend { bound: lease.address }, xid, self.mac, &self.native);
         unicast(udp, lease.server, &msg).await.map_err(|e| Error::from(e).context("sending DHCPREQUEST"))?;
+        let mut refused_here = None;
         let heard = async {
             let mut buf = vec![0u8; 1600];
             loop {
                 let n = udp.recv(&mut buf).await?;
                 match wire::reply(&buf[..n], xid, self.mac) {
-                    Some(r) if r.kind == MessageType::Ack => {
+                    Some(Ok(r)) if r.kind == MessageType::Ack => {
                         return Ok::<_, std::io::Error>(Answer::Ack(r.lease))
                     }
-                    Some(r) if r.kind == MessageType::Nak => return Ok(Answer::Nak),
+                    Some(Ok(r)) if r.kind == MessageType::Nak => return Ok(Answer::Nak),
+                    Some(Err(refused)) => warn_once(&mut refused_here, refused, &self.ifname),
                     _ => {}
                 }
             }
@@ -107,7 +123,7 @@ impl Client {
         let xid = random_xid();
         self.send(socket, lease.address, Kind::Extend { bound: lease.address }, xid)?;
         let wanted = [MessageType::Ack, MessageType::Nak];
-        match tokio::time::timeout(wait, self.answer(socket, xid, &wanted)).await {
+        match tokio::time::timeout(wait, self.answer(socket, xid, &wanted, &mut None)).await {
             Ok(Ok((MessageType::Ack, lease))) => Ok(Answer::Ack(lease)),
             Ok(Ok(_)) => Ok(Answer::Nak),
             Ok(Err(e)) => Err(e),
@@ -136,22 +152,37 @@ impl Client {
             .map_err(|e| Error::from(e).context(format!("sending DHCP on {}", self.ifname)))
     }
 
+    /// The first answer of a `wanted` kind; leases refused on the way are
+    /// logged (the first time) and kept in `refused`.
     async fn answer(
         &self,
         socket: &PacketSocket,
         xid: u32,
         wanted: &[MessageType],
+        refused: &mut Option<Refused>,
     ) -> Result<(MessageType, Lease)> {
         loop {
             let payload = socket.recv().await.map_err(|e| Error::from(e).context("receiving DHCP"))?;
-            if let Some(reply) = wire::reply(&payload, xid, self.mac) {
-                if wanted.contains(&reply.kind) && reply.lease.address != Ipv4Addr::UNSPECIFIED
-                    || reply.kind == MessageType::Nak && wanted.contains(&MessageType::Nak)
+            match wire::reply(&payload, xid, self.mac) {
+                Some(Ok(reply))
+                    if wanted.contains(&reply.kind) && reply.lease.address != Ipv4Addr::UNSPECIFIED
+                        || reply.kind == MessageType::Nak && wanted.contains(&MessageType::Nak) =>
                 {
                     return Ok((reply.kind, reply.lease));
                 }
+                Some(Err(new)) => warn_once(refused, new, &self.ifname),
+                _ => {}
             }
         }
+    }
+}
+
+/// Keeps the refusal, logged unless it is the one kept already: a server
+/// repeating it does not grow the log.
+fn warn_once(kept: &mut Option<Refused>, new: Refused, ifname: &str) {
+    if kept.as_ref() != Some(&new) {
+        tracing::warn!("{}", new.on(ifname).message());
+        *kept = Some(new);
     }
 }
 

@@ -1,17 +1,20 @@
 //! DHCPv4 for a guest's interface, as a subsystem of its own: the native
 //! client (`options` from udhcpc's syntax, `wire` for the messages,
-//! `socket`, `client` for the exchanges), the state file of the agent that
-//! keeps a lease (`state`) and how the agent is started and stopped
-//! (`agent`), and the host's own clients run in the guest (`host`). It
+//! `socket`, `client` for the exchanges, `timing` for how often), the
+//! state file and log of the agent that keeps a lease (`state`, `log`) and
+//! how the agent is started and stopped (`agent`), and the host's own
+//! clients run in the guest (`host`). It
 //! knows nothing of plans: `drivers` plans with it, `apply` runs it, and
 //! `commands::dhcp_agent` is the agent's life.
 
 pub mod agent;
 pub mod client;
 pub mod host;
+pub mod log;
 pub mod options;
 pub mod socket;
 pub mod state;
+pub mod timing;
 pub mod wire;
 
 use std::time::Duration;

@@ -4,11 +4,12 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnetwork::Ipv4Network;
 
 use super::agent::AgentId;
+use super::timing::Times;
 use super::wire::Lease;
 use crate::error::{Error, Kind, Result};
 
@@ -44,7 +45,7 @@ impl State {
 
     /// The agent's log, beside its state.
     pub fn log_path(&self) -> PathBuf {
-        beside(&self.path, "log")
+        super::log::path(&self.path)
     }
 
     pub fn now() -> u64 {
@@ -106,9 +107,9 @@ impl State {
         };
         let bad = || Error::new(Kind::Io, format!("{} is not a DHCP agent state", path.display()));
         let need = |key: &str| get(key).ok_or_else(bad);
-        let secs = |key: &str| -> Result<Duration> {
-            Ok(Duration::from_secs(need(key)?.parse().map_err(|_| bad())?))
-        };
+        let secs = |key: &str| -> Result<u64> { need(key)?.parse().map_err(|_| bad()) };
+        // Clamped again: a file written before the clamp, or by hand.
+        let times = Times::clamped(Some(secs("lease")?), Some(secs("t1")?), Some(secs("t2")?));
         let net: Ipv4Network = need("address")?.parse().map_err(|_| bad())?;
         let lease = Lease {
             address: net.ip(),
@@ -120,9 +121,9 @@ impl State {
             dns: get("dns")
                 .map(|list| list.split(',').filter_map(|ip| ip.parse().ok()).collect())
                 .unwrap_or_default(),
-            time: secs("lease")?,
-            t1: secs("t1")?,
-            t2: secs("t2")?,
+            time: times.lease,
+            t1: times.t1,
+            t2: times.t2,
         };
         Ok(State {
             path: path.to_path_buf(),
@@ -174,6 +175,8 @@ fn join(ips: &[Ipv4Addr]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

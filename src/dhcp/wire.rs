@@ -9,6 +9,8 @@ use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode, UnknownO
 use dhcproto::{Decodable, Encodable};
 
 use super::options::{Native, CLIENT_ID};
+use super::timing::Times;
+use crate::error::{self, Error};
 use crate::mac::Mac;
 
 pub const CLIENT_PORT: u16 = 68;
@@ -114,8 +116,27 @@ pub struct Lease {
     pub t2: Duration,
 }
 
-/// A DHCP payload, if it answers `xid` for `mac`.
-pub fn reply(payload: &[u8], xid: u32, mac: Mac) -> Option<Reply> {
+/// A lease a server offered or acknowledged that is not taken, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub address: Ipv4Addr,
+    pub server: Ipv4Addr,
+    pub why: String,
+}
+
+impl Refused {
+    pub fn on(&self, ifname: &str) -> Error {
+        let Refused { address, server, why } = self;
+        Error::new(
+            error::Kind::Io,
+            format!("refused the lease of {address} from {server} on {ifname}: {why}"),
+        )
+    }
+}
+
+/// A DHCP payload, if it answers `xid` for `mac`; refused if it does but
+/// cannot be taken as it is.
+pub fn reply(payload: &[u8], xid: u32, mac: Mac) -> Option<Result<Reply, Refused>> {
     let msg = Message::from_bytes(payload).ok()?;
     if msg.xid() != xid || msg.chaddr().get(..6) != Some(&mac.0[..]) {
         return None;
@@ -127,7 +148,14 @@ pub fn reply(payload: &[u8], xid: u32, mac: Mac) -> Option<Reply> {
         _ => msg.siaddr(),
     };
     let prefix = match opts.get(OptionCode::SubnetMask) {
-        Some(DhcpOption::SubnetMask(mask)) => u32::from(*mask).leading_ones() as u8,
+        Some(DhcpOption::SubnetMask(mask)) => match prefix_of(*mask) {
+            Some(prefix) => prefix,
+            None => {
+                let what = if mask.is_unspecified() { "empty" } else { "non-contiguous" };
+                let why = format!("{what} subnet mask {mask}");
+                return Some(Err(Refused { address: msg.yiaddr(), server, why }));
+            }
+        },
         _ => natural_prefix(msg.yiaddr()),
     };
     let routers = match opts.get(OptionCode::Router) {
@@ -149,13 +177,16 @@ pub fn reply(payload: &[u8], xid: u32, mac: Mac) -> Option<Reply> {
         _ => Vec::new(),
     };
     let secs = |code| match opts.get(code) {
-        Some(DhcpOption::AddressLeaseTime(s) | DhcpOption::Renewal(s) | DhcpOption::Rebinding(s)) => Some(*s),
+        Some(DhcpOption::AddressLeaseTime(s) | DhcpOption::Renewal(s) | DhcpOption::Rebinding(s)) => {
+            Some(u64::from(*s))
+        }
         _ => None,
     };
-    let time = secs(OptionCode::AddressLeaseTime).unwrap_or(u32::MAX);
-    // RFC 2131 4.4.5: T1 at half the lease, T2 at seven eighths.
-    let t1 = secs(OptionCode::Renewal).unwrap_or(time / 2);
-    let t2 = secs(OptionCode::Rebinding).unwrap_or((u64::from(time) * 7 / 8) as u32);
+    let times = Times::clamped(
+        secs(OptionCode::AddressLeaseTime),
+        secs(OptionCode::Renewal),
+        secs(OptionCode::Rebinding),
+    );
     let lease = Lease {
         address: msg.yiaddr(),
         prefix,
@@ -164,11 +195,20 @@ pub fn reply(payload: &[u8], xid: u32, mac: Mac) -> Option<Reply> {
         mtu,
         routes,
         dns,
-        time: Duration::from_secs(time.into()),
-        t1: Duration::from_secs(t1.into()),
-        t2: Duration::from_secs(t2.into()),
+        time: times.lease,
+        t1: times.t1,
+        t2: times.t2,
     };
-    Some(Reply { kind, lease })
+    Some(Ok(Reply { kind, lease }))
+}
+
+/// The prefix length of a subnet mask, if it is one: some ones, then only
+/// zeros. 255.0.255.0 is none (not /0); 0.0.0.0 would put all of IPv4 on
+/// the link.
+fn prefix_of(mask: Ipv4Addr) -> Option<u8> {
+    let bits = u32::from(mask);
+    let ones = bits.leading_ones();
+    (ones > 0 && bits.count_ones() == ones).then_some(ones as u8)
 }
 
 /// The class prefix, for a server that sends no subnet mask.
@@ -256,6 +296,49 @@ mod tests {
         back[22..24].copy_from_slice(&CLIENT_PORT.to_be_bytes());
         assert_eq!(unframe(&back), Some(&payload[..]));
         assert_eq!(unframe(&packet), None, "a packet to the server is not ours");
+    }
+
+    /// An ACK from 10.9.0.1 of 10.9.0.50 for `mac`, xid 7, with `mask`.
+    fn ack(mac: Mac, mask: Option<Ipv4Addr>) -> Vec<u8> {
+        let zero = Ipv4Addr::UNSPECIFIED;
+        let mut msg = Message::new_with_id(7, zero, Ipv4Addr::new(10, 9, 0, 50), zero, zero, &mac.0);
+        msg.opts_mut().insert(DhcpOption::MessageType(MessageType::Ack));
+        msg.opts_mut().insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 9, 0, 1)));
+        msg.opts_mut().insert(DhcpOption::AddressLeaseTime(0));
+        if let Some(mask) = mask {
+            msg.opts_mut().insert(DhcpOption::SubnetMask(mask));
+        }
+        msg.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_mask_that_is_no_prefix_is_refused() {
+        let mac: Mac = "02:00:00:00:00:07".parse().unwrap();
+        let prefix = |mask: Option<Ipv4Addr>| reply(&ack(mac, mask), 7, mac).unwrap().map(|r| r.lease.prefix);
+        assert_eq!(prefix(Some(Ipv4Addr::new(255, 255, 255, 0))), Ok(24));
+        assert_eq!(prefix(Some(Ipv4Addr::BROADCAST)), Ok(32));
+        assert_eq!(prefix(None), Ok(8));
+        for (mask, why) in [
+            (Ipv4Addr::new(255, 0, 255, 0), "non-contiguous subnet mask 255.0.255.0"),
+            (Ipv4Addr::new(0, 255, 255, 255), "non-contiguous subnet mask 0.255.255.255"),
+            (Ipv4Addr::UNSPECIFIED, "empty subnet mask 0.0.0.0"),
+        ] {
+            let refused = prefix(Some(mask)).unwrap_err();
+            assert_eq!(
+                refused.on("eth1").message(),
+                format!("pipework: refused the lease of 10.9.0.50 from 10.9.0.1 on eth1: {why}")
+            );
+        }
+    }
+
+    #[test]
+    fn lease_times_are_clamped() {
+        let mac: Mac = "02:00:00:00:00:07".parse().unwrap();
+        let lease = reply(&ack(mac, None), 7, mac).unwrap().unwrap().lease;
+        assert_eq!(
+            (lease.time, lease.t1, lease.t2),
+            (Duration::from_secs(60), Duration::from_secs(30), Duration::from_secs(52))
+        );
     }
 
     #[test]
