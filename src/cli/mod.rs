@@ -294,9 +294,13 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
     }
     let timeout = cli
         .timeout
-        .map(|s| {
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| Error::new(Kind::Usage, format!("invalid --timeout '{s}'")))
+        .map(|s| match Duration::try_from_secs_f64(s) {
+            Ok(d) if d <= request::MAX_WAIT => Ok(d),
+            Ok(_) => Err(Error::new(
+                Kind::Usage,
+                format!("--timeout {s} is out of range (at most {} s)", request::MAX_WAIT.as_secs()),
+            )),
+            Err(_) => Err(Error::new(Kind::Usage, format!("invalid --timeout '{s}'"))),
         })
         .transpose()?;
     if cli.wait {
