@@ -453,3 +453,65 @@ fn until_its_client_runs(c: &Container, w: &Watcher) {
         found.status.success().then_some(())
     });
 }
+
+/// An operator's `udhcpc` attach (a record, not a label), its server gone
+/// since: a container of scope `scope` in `host`, restarted, whose record
+/// the service makes again with a client that waits in vain (udhcpc
+/// without -n tries for ever). The service is not running yet.
+fn unanswered_host_client(prefix: &str, net: u8, scope: &str, timeout: &str) -> (Netns, Container) {
+    let host = Netns::new("host");
+    let at = |last: u8| format!("10.{net}.0.{last}");
+    let server = DhcpConfig::new("br0", &format!("{}/24", at(1)), &at(50), &at(99)).start_in(&host);
+    let c = Container::run_with(prefix, &["--label", &format!("{SCOPE}={scope}")]);
+    assert_success(&pipework(&host, &["--timeout", timeout, "br0", &c.name, "udhcpc"]));
+    drop(server);
+    (host, c)
+}
+
+fn client_left(c: &Container) -> String {
+    stdout(&quiet(&["pgrep", "-f", &format!("udhcpc.*{}", c.name)])).trim().to_string()
+}
+
+/// A recorded host client whose server never answers is stopped at its
+/// attach's `--timeout`: the service's catch-up ends, that job rolled back.
+#[test]
+fn a_host_client_that_gets_no_answer_is_stopped_at_its_timeout() {
+    let scope = unique("na");
+    let (host, mut c) = unanswered_host_client("na", 37, &scope, "2");
+    restart_container(&mut c);
+    // Out of the events the service asks for again (a second past): its
+    // catch-up alone makes it.
+    std::thread::sleep(Duration::from_secs(2));
+    let w = Watcher::spawn(&host, &scope, &[]);
+    w.wait_log("caught up", Duration::from_secs(30));
+    let log = w.log();
+    assert!(
+        log.contains(&format!("{}: eth1 not plumbed", c.name))
+            && log.contains("udhcpc did not finish within 2 s: stopped"),
+        "{log}"
+    );
+    assert_eq!(client_left(&c), "", "udhcpc left running");
+    assert!(c.link("eth1").is_none(), "{log}");
+    assert!(host.link(&host_side("eth1", c.pid)).is_none(), "{log}");
+}
+
+/// SIGTERM ends the service within a second while a host client it
+/// started waits for a server: the client is killed and its job rolled
+/// back (the record, the operator's, stays).
+#[test]
+fn sigterm_ends_watch_at_once_while_a_host_client_waits() {
+    let scope = unique("st");
+    let (host, mut c) = unanswered_host_client("st", 38, &scope, "60");
+    let mut w = Watcher::start(&host, &scope, &[]);
+    restart_container(&mut c);
+    until_its_client_runs(&c, &w);
+    let (took, status) = w.stop(libc::SIGTERM);
+    let log = w.log();
+    assert!(took < Duration::from_millis(1500), "{took:?}\n{log}");
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains(&format!("{}: eth1 not plumbed", c.name)) && log.contains("cut short"), "{log}");
+    assert_eq!(client_left(&c), "", "udhcpc left running");
+    assert!(c.link("eth1").is_none(), "{log}");
+    assert!(host.link(&host_side("eth1", c.pid)).is_none(), "{log}");
+    assert!(record_file(&host, &container_id(&c)).exists());
+}
