@@ -265,16 +265,6 @@ fn waits_that_would_overflow_are_out_of_range() {
     }
 }
 
-/// `-t` times `-T` beyond any clock is the attach's own `--timeout`: the
-/// run fails when that wait ends, with no server, and undoes everything.
-#[test]
-fn tries_times_the_retry_wait_is_bounded_by_the_timeout() {
-    let f = Fixture::new();
-    let out = f.refused(&["--timeout", "1", "br0", "CTR", "dhcp:-t 4294967295 -T 86400"]);
-    let err = stderr(&out);
-    assert!(err.contains("no DHCP offer on eth1 within 1 s"), "{err}");
-}
-
 /// A control character in DHCP options would reach the DHCP agent's state
 /// file (a newline there is a key of its own) or a host client's command
 /// line: refused by name, before anything changes.
