@@ -272,6 +272,10 @@ fn waits_that_would_overflow_are_out_of_range() {
 fn control_characters_in_dhcp_options() {
     let f = Fixture::new();
     f.refused_with(
+        &["br0", "CTR", "dhcp:-H\nagent=1"],
+        r"pipework: control character '\n' in the DHCP options of 'dhcp:-H\nagent=1'",
+    );
+    f.refused_with(
         &["br0", "CTR", "dhcp:-H a\nagent=1"],
         r"pipework: control character '\n' in the DHCP options of 'dhcp:-H a\nagent=1'",
     );
