@@ -259,7 +259,8 @@ what it did for each container at info level (-v adds each step), failures as \
 warnings, and never exits because of one container. What it waits for has a \
 deadline: a host DHCP client an attach's --timeout (default 10 s), then it is \
 killed and that attach rolled back, so one container's silent DHCP server holds \
-up neither the others nor the service. SIGTERM or SIGINT stops it within a \
+up neither the others nor the service; ip making a recorded route or rule again \
+10 s, then it is killed and the line logged as not made again. SIGTERM or SIGINT stops it within a \
 second: a DHCP client or lease it waits for is cut short (a client killed) and \
 that attach rolled back whole, never left half-made. --only LABEL[=VALUE] \
 limits it to containers carrying that label.

@@ -96,7 +96,7 @@ pub async fn run(ns: BorrowedFd<'_>, dhcp: &Dhcp, argv: &[String], guest: &str, 
     let path = exec::find(&argv[0], package(dhcp.client))?;
     let mut cmd = exec::command_in(ns, &path, &argv[1..]);
     exec::private_resolv_conf(&mut cmd, resolv)?;
-    if let Err(e) = exec::status_within(cmd, &path, dhcp.timeout).await {
+    if let Err(e) = exec::status_within(cmd, &path, Some(dhcp.timeout)).await {
         let _ = std::fs::remove_file(resolv);
         // A client stopped before its lease leaves its pidfile.
         match dhcp.client {

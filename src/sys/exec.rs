@@ -205,31 +205,30 @@ pub fn private_resolv_conf(cmd: &mut Command, file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `name` of `package` inside `ns`, its stdio inherited, and passes
-/// its exit status on.
-pub fn run_in(ns: BorrowedFd<'_>, name: &str, package: &str, args: &[String]) -> Result<()> {
+/// Runs `name` of `package` inside `ns`, its stdio inherited, within
+/// `limit` if any, and passes its exit status on.
+pub async fn run_in(
+    ns: BorrowedFd<'_>,
+    name: &str,
+    package: &str,
+    args: &[String],
+    limit: Option<Duration>,
+) -> Result<()> {
     let path = find(name, package)?;
-    status(command_in(ns, &path, args), &path)
+    status_within(command_in(ns, &path, args), &path, limit).await
 }
 
-/// Runs `cmd` (of the program at `path`) to its end: its exit status,
-/// passed on as `Kind::Exit`.
-pub fn status(mut cmd: Command, path: &Path) -> Result<()> {
-    log_run(&cmd, path);
-    let status = cmd.status().map_err(|e| spawn_failed(e, path))?;
-    passed_on(status)
-}
-
-/// Runs `cmd` (of the program at `path`) to its end within `limit`, and
-/// not past a stop of the service (`shutdown`): a program still running
-/// then is killed and reaped, and the run fails (`Kind::Timeout`,
-/// `Kind::Interrupted`). Its exit status is passed on as `status` does.
-pub async fn status_within(mut cmd: Command, path: &Path, limit: Duration) -> Result<()> {
+/// Runs `cmd` (of the program at `path`) to its end, within `limit` if
+/// any, and not past a stop of the service (`shutdown`): a program still
+/// running then is killed and reaped, and the run fails (`Kind::Timeout`,
+/// `Kind::Interrupted`). Its exit status is passed on as `Kind::Exit`.
+pub async fn status_within(mut cmd: Command, path: &Path, limit: Option<Duration>) -> Result<()> {
     log_run(&cmd, path);
     let mut child = cmd.spawn().map_err(|e| spawn_failed(e, path))?;
     let name = path.file_name().unwrap_or(path.as_os_str()).to_string_lossy().into_owned();
     let ran = async {
         let process = Process::open(child.id().into()).map_err(Error::from)?;
+        let Some(limit) = limit else { return process.exited().await.map_err(Error::from) };
         match tokio::time::timeout(limit, process.exited()).await {
             Ok(exited) => exited.map_err(Error::from),
             Err(_) => Err(Error::new(
