@@ -253,6 +253,10 @@ fn waits_that_would_overflow_are_out_of_range() {
             "pipework: --timeout 10000000000000000000 is out of range (at most 86400 s)",
         ),
         (
+            &["--timeout", "1e20", "br0", "CTR", "dhcp"],
+            "pipework: --timeout 100000000000000000000 is out of range (at most 86400 s)",
+        ),
+        (
             &["--timeout", "86401", "br0", "CTR", "udhcpc"],
             "pipework: --timeout 86401 is out of range (at most 86400 s)",
         ),

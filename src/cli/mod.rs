@@ -296,11 +296,12 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         .timeout
         .map(|s| match Duration::try_from_secs_f64(s) {
             Ok(d) if d <= request::MAX_WAIT => Ok(d),
-            Ok(_) => Err(Error::new(
+            // Beyond a Duration (1e20) as well: out of range, not malformed.
+            Ok(_) | Err(_) if s.is_finite() && s > 0.0 => Err(Error::new(
                 Kind::Usage,
                 format!("--timeout {s} is out of range (at most {} s)", request::MAX_WAIT.as_secs()),
             )),
-            Err(_) => Err(Error::new(Kind::Usage, format!("invalid --timeout '{s}'"))),
+            Ok(_) | Err(_) => Err(Error::new(Kind::Usage, format!("invalid --timeout '{s}'"))),
         })
         .transpose()?;
     if cli.wait {
