@@ -134,9 +134,10 @@ bound over /etc/resolv.conf: a script that writes /etc/resolv.conf writes the \
 lease's DNS servers there, and the client cannot change the machine's host \
 name. That is all the namespace covers: the client's script and its hooks run \
 as root with the rest of the machine's files, services and /run as they are. \
-Debian's dhclient exit hooks give the server's NTP servers to the machine's \
-timesyncd and restart it; udhcpc's and dhcpcd's scripts hand the DNS servers to \
-resolvconf where it is installed, which rewrites the machine's resolv.conf. A \
+Debian's dhclient exit hooks and dhcpcd's hooks give the server's NTP servers \
+to the machine's timesyncd (or chrony) and restart it; udhcpc's and dhcpcd's \
+scripts hand the DNS servers to resolvconf where it is installed, which \
+rewrites the machine's resolv.conf. A \
 guest whose DHCP server is not the machine's own belongs on the native client \
 (dhcp), which runs no script. A missing one: 'You asked for DHCP client NAME, \
 but I can't find it.' A client that fails: pipework exits with its status. A \
