@@ -393,3 +393,37 @@ fn a_host_client_starts_with_no_signal_blocked_or_ignored() {
     // Signals 1 to 31 (the C library keeps the real-time ones it uses).
     assert_eq!(mask("SigIgn:") & 0x7fff_ffff, 0, "{seen}");
 }
+
+/// Ctrl-C during an attach whose host client waits reaches the client (its
+/// signals are a normal process's), which ends; the run rolls back and
+/// pipework ends by the interrupt, leaving nothing.
+#[test]
+fn ctrl_c_while_a_host_client_waits_ends_the_attach_and_leaves_nothing() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    let state = TempDir::new("state");
+    let (host_before, ctr_before) = (host.snapshot(), ctr.snapshot());
+    // A terminal's foreground group: pipework and what it starts.
+    let mut attach = std::process::Command::new("ip")
+        .args(["netns", "exec", &host.name, PIPEWORK, "--timeout", "60", "br0", &ctr.name, "udhcpc"])
+        .env("PIPEWORK_STATE_DIR", state.arg())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_for("udhcpc to run", Duration::from_secs(20), || {
+        quiet(&["pgrep", "-f", &format!("udhcpc.*{}", ctr.name)]).status.success().then_some(())
+    });
+    let began = Instant::now();
+    // SAFETY: kill(2) on the group of our own child, not reaped yet.
+    unsafe { libc::kill(-(attach.id() as i32), libc::SIGINT) };
+    let status = wait_for("pipework to end", Duration::from_secs(10), || attach.try_wait().unwrap());
+    assert!(began.elapsed() < Duration::from_secs(3), "{:?}", began.elapsed());
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    assert_unchanged("host", &host_before, || host.snapshot());
+    assert_unchanged("container", &ctr_before, || ctr.snapshot());
+    assert!(guest_resolv_confs(&state).is_empty(), "{:?}", state.names());
+}
