@@ -25,6 +25,8 @@ pub enum Kind {
     Permission,
     /// Waited for something that did not happen in time.
     Timeout,
+    /// A wait cut short because the service is stopping (`sys::shutdown`).
+    Interrupted,
     /// A failure of pipework itself (or one injected by a test build).
     Internal,
     /// `check` found the kernel differing from the records; each difference

@@ -188,6 +188,11 @@ pub struct Dhcp {
 /// The native client's wait for a lease when `--timeout` is not given.
 pub const DHCP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest wait a command line or a label may ask for (`--timeout`,
+/// `dhcp:-T`): a day. Far beyond any lease's wait, and far below what
+/// would overflow a clock's arithmetic.
+pub const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DhcpClient {
     /// `dhcp`: busybox udhcpc run by Docker beside the guest.

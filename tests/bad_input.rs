@@ -232,3 +232,63 @@ fn setuid_copy_refuses_to_run() {
         assert_eq!(stdout(&out), "");
     }
 }
+
+/// A wait too long for a clock's arithmetic is refused before anything is
+/// made (these panicked once the bridge, the veth and the guest's
+/// interface were there, and left them behind).
+#[test]
+fn waits_that_would_overflow_are_out_of_range() {
+    let f = Fixture::new();
+    for (args, message) in [
+        (
+            &["br0", "CTR", "dhcp:-T 18446744073709551615"][..],
+            "pipework: DHCP option -T 18446744073709551615 is out of range (at most 86400 s)",
+        ),
+        (
+            &["br0", "CTR", "dhcp:-t 2 -T 18446744073709551615"],
+            "pipework: DHCP option -T 18446744073709551615 is out of range (at most 86400 s)",
+        ),
+        (
+            &["--timeout", "1e19", "br0", "CTR", "dhcp"],
+            "pipework: --timeout 10000000000000000000 is out of range (at most 86400 s)",
+        ),
+        (
+            &["--timeout", "1e20", "br0", "CTR", "dhcp"],
+            "pipework: --timeout 100000000000000000000 is out of range (at most 86400 s)",
+        ),
+        (
+            &["--timeout", "86401", "br0", "CTR", "udhcpc"],
+            "pipework: --timeout 86401 is out of range (at most 86400 s)",
+        ),
+        (
+            &["--wait", "--timeout", "1e19"],
+            "pipework: --timeout 10000000000000000000 is out of range (at most 86400 s)",
+        ),
+    ] {
+        f.refused_with(args, message);
+    }
+}
+
+/// A control character in DHCP options would reach the DHCP agent's state
+/// file (a newline there is a key of its own) or a host client's command
+/// line: refused by name, before anything changes.
+#[test]
+fn control_characters_in_dhcp_options() {
+    let f = Fixture::new();
+    f.refused_with(
+        &["br0", "CTR", "dhcp:-H\nagent=1"],
+        r"pipework: control character '\n' in the DHCP options of 'dhcp:-H\nagent=1'",
+    );
+    f.refused_with(
+        &["br0", "CTR", "dhcp:-H a\nagent=1"],
+        r"pipework: control character '\n' in the DHCP options of 'dhcp:-H a\nagent=1'",
+    );
+    f.refused_with(
+        &["br0", "CTR", "dhcp:-x hostname:web\r"],
+        r"pipework: control character '\r' in the DHCP options of 'dhcp:-x hostname:web\r'",
+    );
+    f.refused_with(
+        &["br0", "CTR", "udhcpc:-V a\u{1b}b"],
+        r"pipework: control character '\u{1b}' in the DHCP options of 'udhcpc:-V a\u{1b}b'",
+    );
+}

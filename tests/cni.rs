@@ -546,3 +546,36 @@ fn answer_to_a_full_stdout() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "pipework: write error: No space left on device\n");
 }
+
+/// An IPAM plugin that does not answer is killed at the deadline (60 s; a
+/// test build takes PIPEWORK_TEST_IPAM_DEADLINE), with what it started,
+/// and the ADD fails with code 11 and leaves nothing.
+#[test]
+fn an_ipam_plugin_that_does_not_answer_is_killed_at_the_deadline() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let at = Attach::to(&ctr, "eth0");
+    let pids = node.dir.join("slow-ipam.pid");
+    let plugin = node.dir.join("bin/slow-ipam");
+    std::fs::write(&plugin, format!("#!/bin/sh\necho $$ >{pids}\nsleep 30 &\necho $! >>{pids}\nwait\n"))
+        .unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let conf = testnet_conf(&node, "pipework", "1.0.0", json!({"ipam": {"type": "slow-ipam"}}));
+    let (host_before, ctr_before) = (node.host.snapshot(), ctr.snapshot());
+    let began = std::time::Instant::now();
+    let out = node.call("pipework", "ADD", Some(&at), &conf, &[("PIPEWORK_TEST_IPAM_DEADLINE", "1")]);
+    let took = began.elapsed();
+    let e = cni_error(&out);
+    assert_eq!(
+        (&e["code"], &e["msg"]),
+        (&json!(11), &json!("IPAM plugin slow-ipam did not answer within 1 s: killed"))
+    );
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    for pid in std::fs::read_to_string(&pids).unwrap().split_whitespace() {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(state.is_empty() || state.contains(") Z "), "{pid} still runs: {state}");
+    }
+    assert!(node.records().is_empty());
+    assert_unchanged("host", &host_before, || node.host.snapshot());
+    assert_unchanged("container", &ctr_before, || ctr.snapshot());
+}

@@ -339,3 +339,91 @@ fn a_failing_host_client_passes_its_status_on_and_leaves_nothing() {
     assert!(err.ends_with("udhcpc exited with status 1\n"), "{err}");
     assert!(guest_resolv_confs(&state).is_empty(), "{:?}", state.names());
 }
+
+/// A host client whose server never answers is stopped at the attach's
+/// `--timeout` (udhcpc without -n would try for ever), and the run rolls
+/// back with no client left running.
+#[test]
+fn a_host_client_with_no_server_is_stopped_at_the_timeout() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    let state = TempDir::new("state");
+    let began = Instant::now();
+    let out = assert_refused(
+        |h, a| pipework_in(h, &state, a),
+        &host,
+        Some(&ctr),
+        &["--timeout", "2", "br0", &ctr.name, "udhcpc"],
+    );
+    let err = stderr(&out);
+    assert!(err.ends_with("udhcpc did not finish within 2 s: stopped\n"), "{err}");
+    assert!(began.elapsed() < Duration::from_secs(30), "{:?}", began.elapsed());
+    let left = quiet(&["pgrep", "-f", &format!("udhcpc.*{}", ctr.name)]);
+    assert!(stdout(&left).trim().is_empty(), "udhcpc left running: {}", stdout(&left));
+    assert!(guest_resolv_confs(&state).is_empty(), "{:?}", state.names());
+}
+
+/// A host client starts as a shell starts a program: no signal blocked
+/// (the run holds SIGINT, SIGTERM, SIGHUP and SIGQUIT meanwhile) and none
+/// ignored (pipework ignores SIGPIPE). The client, a script here, reads its
+/// own /proc status while it runs.
+#[test]
+fn a_host_client_starts_with_no_signal_blocked_or_ignored() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    let path = path_with(&["ip"]);
+    let seen = path.join("seen");
+    let client = path.join("udhcpc");
+    // Read by the shell itself: while it waits for a child, it blocks
+    // signals of its own.
+    let script = format!(
+        "#!/bin/sh\nwhile read -r k v; do case $k in Sig*) echo \"$k $v\";; esac; done </proc/$$/status >{seen}\n"
+    );
+    std::fs::write(&client, script).unwrap();
+    std::fs::set_permissions(&client, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert_success(&pipework_with_path(&host, path.arg(), &["br0", &ctr.name, "udhcpc"]));
+    let seen = std::fs::read_to_string(&seen).expect("the client's signals");
+    let mask = |name: &str| -> u64 {
+        let line = seen.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("{seen}"));
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    };
+    assert_eq!(mask("SigBlk:"), 0, "{seen}");
+    // Signals 1 to 31 (the C library keeps the real-time ones it uses).
+    assert_eq!(mask("SigIgn:") & 0x7fff_ffff, 0, "{seen}");
+}
+
+/// Ctrl-C during an attach whose host client waits reaches the client (its
+/// signals are a normal process's), which ends; the run rolls back and
+/// pipework ends by the interrupt, leaving nothing.
+#[test]
+fn ctrl_c_while_a_host_client_waits_ends_the_attach_and_leaves_nothing() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    let state = TempDir::new("state");
+    let (host_before, ctr_before) = (host.snapshot(), ctr.snapshot());
+    // A terminal's foreground group: pipework and what it starts.
+    let mut attach = std::process::Command::new("ip")
+        .args(["netns", "exec", &host.name, PIPEWORK, "--timeout", "60", "br0", &ctr.name, "udhcpc"])
+        .env("PIPEWORK_STATE_DIR", state.arg())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_for("udhcpc to run", Duration::from_secs(20), || {
+        quiet(&["pgrep", "-f", &format!("udhcpc.*{}", ctr.name)]).status.success().then_some(())
+    });
+    let began = Instant::now();
+    // SAFETY: kill(2) on the group of our own child, not reaped yet.
+    unsafe { libc::kill(-(attach.id() as i32), libc::SIGINT) };
+    let status = wait_for("pipework to end", Duration::from_secs(10), || attach.try_wait().unwrap());
+    assert!(began.elapsed() < Duration::from_secs(3), "{:?}", began.elapsed());
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    assert_unchanged("host", &host_before, || host.snapshot());
+    assert_unchanged("container", &ctr_before, || ctr.snapshot());
+    assert!(guest_resolv_confs(&state).is_empty(), "{:?}", state.names());
+}

@@ -385,3 +385,31 @@ fn docker_and_podman_watches_share_a_state_directory() {
     assert!(!podman_record.exists() && docker_record.exists());
     assert!(wd.is_running() && wp.is_running());
 }
+
+/// A recorded `pipework route` line that runs `ip` (pipework makes no
+/// `realm` itself) is made again within an attach's default timeout: an
+/// `ip` that hangs is killed at 10 s and the service carries on.
+#[test]
+fn a_recorded_line_whose_ip_hangs_is_stopped_at_10_s() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let sbin = TempDir::new("sbin");
+    let ip = sbin.join("ip");
+    std::fs::write(&ip, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(&ip, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let w = Watcher::start(&host, &unique("ih"), &[("PIPEWORK_TEST_SBIN", sbin.arg())]);
+    let mut c = watched_container(&w, "ih", &[]);
+    assert_success(&pipework(&host, &["br0", &c.name, "10.5.106.103/24"]));
+    let line = ["route", &c.name, "add", "10.9.0.0/16", "dev", "eth1", "realm", "5"];
+    assert_success(&pipework(&host, &line));
+
+    restart_container(&mut c);
+    let logged = w.wait_log(&format!("{}: pipework route add 10.9.0.0/16 dev eth1 realm 5", c.name), SETTLE);
+    assert!(logged.ends_with("not made again: ip did not finish within 10 s: stopped"), "{logged}");
+    w.wait_log(&format!("{}: plumbed eth1", c.name), SETTLE);
+    // No `ip` left in the container's namespace.
+    let netns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let sleeping = stdout(&quiet(&["pgrep", "-f", "^sleep 60$"]));
+    let ours: Vec<&str> = sleeping.lines().filter(|pid| netns(pid) == netns(&c.pid.to_string())).collect();
+    assert!(ours.is_empty(), "ip left running in the container: {ours:?}");
+}

@@ -464,3 +464,87 @@ fn until_its_client_runs(c: &Container, w: &Watcher) {
         found.status.success().then_some(())
     });
 }
+
+/// An operator's DHCP attach with `word` (a record, not a label), its
+/// server gone since: a container of scope `scope` in `host`, whose record
+/// the service makes again, once it is restarted, with a client that waits
+/// in vain (udhcpc without -n tries for ever). The service is not running
+/// yet.
+fn unanswered(word: &str, prefix: &str, net: u8, scope: &str, timeout: &str) -> (Netns, Container) {
+    let host = Netns::new("host");
+    let at = |last: u8| format!("10.{net}.0.{last}");
+    let server = DhcpConfig::new("br0", &format!("{}/24", at(1)), &at(50), &at(99)).start_in(&host);
+    let c = Container::run_with(prefix, &["--label", &format!("{SCOPE}={scope}")]);
+    assert_success(&pipework(&host, &["--timeout", timeout, "br0", &c.name, word]));
+    drop(server);
+    (host, c)
+}
+
+fn client_left(c: &Container) -> String {
+    stdout(&quiet(&["pgrep", "-f", &format!("udhcpc.*{}", c.name)])).trim().to_string()
+}
+
+/// A recorded host client whose server never answers is stopped at its
+/// attach's `--timeout`: the service's catch-up ends, that job rolled back.
+#[test]
+fn a_host_client_that_gets_no_answer_is_stopped_at_its_timeout() {
+    let scope = unique("na");
+    let (host, mut c) = unanswered("udhcpc", "na", 37, &scope, "2");
+    restart_container(&mut c);
+    // Out of the events the service asks for again (a second past): its
+    // catch-up alone makes it.
+    std::thread::sleep(Duration::from_secs(2));
+    let w = Watcher::spawn(&host, &scope, &[]);
+    w.wait_log("caught up", Duration::from_secs(30));
+    let log = w.log();
+    assert!(
+        log.contains(&format!("{}: eth1 not plumbed", c.name))
+            && log.contains("udhcpc did not finish within 2 s: stopped"),
+        "{log}"
+    );
+    assert_eq!(client_left(&c), "", "udhcpc left running");
+    assert!(c.link("eth1").is_none(), "{log}");
+    assert!(host.link(&host_side("eth1", c.pid)).is_none(), "{log}");
+}
+
+/// SIGTERM ends the service within a second while a host client it
+/// started waits for a server: the client is killed and its job rolled
+/// back (the record, the operator's, stays).
+#[test]
+fn sigterm_ends_watch_at_once_while_a_host_client_waits() {
+    let scope = unique("st");
+    let (host, mut c) = unanswered("udhcpc", "st", 38, &scope, "60");
+    let w = Watcher::start(&host, &scope, &[]);
+    restart_container(&mut c);
+    until_its_client_runs(&c, &w);
+    stops_at_once_rolling_back(w, &host, &c, "udhcpc: cut short");
+    assert_eq!(client_left(&c), "", "udhcpc left running");
+}
+
+/// The same for the native client's lease: SIGTERM cuts its wait short.
+#[test]
+fn sigterm_ends_watch_at_once_while_a_lease_is_waited_for() {
+    let scope = unique("sl");
+    let (host, mut c) = unanswered("dhcp", "sl", 39, &scope, "60");
+    let w = Watcher::start(&host, &scope, &[]);
+    restart_container(&mut c);
+    // eth1 is made before the lease is asked for, which takes 60 s here.
+    wait_eth1(&c);
+    std::thread::sleep(Duration::from_millis(500));
+    stops_at_once_rolling_back(w, &host, &c, "DHCP: cut short");
+}
+
+/// SIGTERM to `w` while it plumbs `c`: it exits 0 within 1.5 s, having
+/// logged `c`'s eth1 as not plumbed (`why`) and rolled it back; the
+/// record stays.
+#[track_caller]
+fn stops_at_once_rolling_back(mut w: Watcher, host: &Netns, c: &Container, why: &str) {
+    let (took, status) = w.stop(libc::SIGTERM);
+    let log = w.log();
+    assert!(took < Duration::from_millis(1500), "{took:?}\n{log}");
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains(&format!("{}: eth1 not plumbed", c.name)) && log.contains(why), "{log}");
+    assert!(c.link("eth1").is_none(), "{log}");
+    assert!(host.link(&host_side("eth1", c.pid)).is_none(), "{log}");
+    assert!(record_file(host, &container_id(c)).exists());
+}

@@ -17,6 +17,7 @@ use crate::plan::{lease, Step, Undo};
 use crate::sys::netlink::Link;
 use crate::sys::netns;
 use crate::sys::process::Process;
+use crate::sys::shutdown;
 
 /// Takes a lease on `dev` (the plan's name of `link`) once the bridge port `port` (if any) forwards: a
 /// DISCOVER sent before that is dropped. Returns the undo that gives the
@@ -35,7 +36,7 @@ pub async fn take_lease(
     let fd = netns::within(t.guest_ns, || socket::open_packet(link.index))?;
     let packet = socket::PacketSocket::new(fd, link.index)?;
     let client = Client { ifname: dev.into(), mac, native: setup.native.clone() };
-    let lease = client.acquire(&packet, setup.timeout).await?;
+    let lease = shutdown::unless_stopping("DHCP", client.acquire(&packet, setup.timeout)).await?;
     tracing::info!(
         "lease of {}/{} from {} for {} s",
         lease.address,

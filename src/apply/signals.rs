@@ -2,6 +2,7 @@
 //! is always whole.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 
@@ -28,10 +29,24 @@ impl HeldSignals {
     }
 }
 
+/// Set by a service that catches SIGINT and SIGTERM itself (`watch`): it
+/// stops between steps by its own means, cutting short what it waits for
+/// (`sys::shutdown`), so holding them back would only make it deaf.
+static CAUGHT: AtomicBool = AtomicBool::new(false);
+
+/// SIGINT and SIGTERM are caught by this process from now on: holds leave
+/// them through.
+pub fn caught_here() {
+    CAUGHT.store(true, Ordering::SeqCst);
+}
+
 fn block() -> Option<SigSet> {
     let mut set = SigSet::empty();
+    let caught = CAUGHT.load(Ordering::SeqCst);
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
-        set.add(signal);
+        if !(caught && matches!(signal, Signal::SIGINT | Signal::SIGTERM)) {
+            set.add(signal);
+        }
     }
     let mut old = SigSet::empty();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)).is_ok().then_some(old)

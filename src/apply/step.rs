@@ -1,7 +1,6 @@
 //! One step applied over netlink, returning its undo; one undo reverted.
 
 use std::collections::HashMap;
-use std::os::fd::AsFd;
 
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::link::InfoKind;
@@ -240,13 +239,9 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             Ok(None)
         }
         Step::HostDhcp { dhcp, argv, guest, resolv } => {
-            // The client runs for seconds: off this thread, where the watch
+            // Waited for without holding this thread, where the watch
             // service has other containers' work to do meanwhile.
-            let ns = t.guest_ns.try_clone_to_owned().map_err(Error::from)?;
-            let (dhcp, argv, guest, resolv) = (dhcp.clone(), argv.clone(), guest.clone(), resolv.clone());
-            let client =
-                tokio::task::spawn_blocking(move || host::run(ns.as_fd(), &dhcp, &argv, &guest, &resolv));
-            client.await.map_err(|e| Error::new(Kind::Internal, format!("DHCP client runner: {e}")))??;
+            host::run(t.guest_ns, dhcp, argv, guest, resolv).await?;
             Ok(None)
         }
         Step::VlanFiltering { bridge } => {

@@ -131,13 +131,23 @@ agent's log moves to .log.1 at 1 MiB.
 udhcpc[-f][:OPTS], dhclient[-f][:OPTS] and dhcpcd run that program of the host \
 inside the guest with the original's arguments and pidfiles \
 (/var/run/udhcpc.GUEST.pid, /var/run/dhclient.GUEST.pid); without -f, dhclient \
-is stopped once it has the lease. Unlike the original's, the client runs in a \
-mount and UTS namespace of its own where $PIPEWORK_STATE_DIR/dhcp/<netns \
-inode>-<CTR_IF>.resolv.conf is bound over /etc/resolv.conf: its script writes \
-the lease's DNS servers there, never into the machine's resolv.conf, and cannot \
-change the machine's host name. A missing one: 'You asked for DHCP client \
-NAME, but I can't find it.' A client that fails: pipework exits with its \
-status. A udhcpc lease exits 0 (the original exited 1).
+is stopped once it has the lease. The client must have its lease within \
+--timeout SECS (default 10): then it is killed, 'udhcpc did not finish within \
+10 s: stopped', and nothing is left. It starts with no signal blocked or \
+ignored. Unlike the original's, the client runs in a mount and UTS namespace of \
+its own where $PIPEWORK_STATE_DIR/dhcp/<netns inode>-<CTR_IF>.resolv.conf is \
+bound over /etc/resolv.conf: a script that writes /etc/resolv.conf writes the \
+lease's DNS servers there, and the client cannot change the machine's host \
+name. That is all the namespace covers: the client's script and its hooks run \
+as root with the rest of the machine's files, services and /run as they are. \
+Debian's dhclient exit hooks and dhcpcd's hooks give the server's NTP servers \
+to the machine's timesyncd (or chrony) and restart it; udhcpc's and dhcpcd's \
+scripts hand the DNS servers to resolvconf where it is installed, which \
+rewrites the machine's resolv.conf. A \
+guest whose DHCP server is not the machine's own belongs on the native client \
+(dhcp), which runs no script. A missing one: 'You asked for DHCP client NAME, \
+but I can't find it.' A client that fails: pipework exits with its status. A \
+udhcpc lease exits 0 (the original exited 1).
 
 The record of a DHCP interface holds the mode (dhcp or the host client), the \
 agent's PID and its state file (or the host client's resolv.conf): show gives \
@@ -270,9 +280,14 @@ that leaves on purpose (its container stops, detach) is not.
 
 If the engine goes away, watch reconnects after 0.1 s, doubling up to 3 s. It logs \
 what it did for each container at info level (-v adds each step), failures as \
-warnings, and never exits because of one container. SIGTERM or SIGINT stops it \
-within a second, never in the middle of an attach. --only LABEL[=VALUE] limits it \
-to containers carrying that label.
+warnings, and never exits because of one container. What it waits for has a \
+deadline: a host DHCP client an attach's --timeout (default 10 s), then it is \
+killed and that attach rolled back, so one container's silent DHCP server holds \
+up neither the others nor the service; ip making a recorded route or rule again \
+10 s, then it is killed and the line logged as not made again. SIGTERM or SIGINT stops it within a \
+second: a DHCP client or lease it waits for is cut short (a client killed) and \
+that attach rolled back whole, never left half-made. --only LABEL[=VALUE] \
+limits it to containers carrying that label.
 
   docker run -d --net=none --label 'pipework.eth1=br0 10.5.106.101/24@10.5.106.1' IMAGE
   pipework watch --allow br0 --only com.example.plumb",

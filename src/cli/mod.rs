@@ -299,9 +299,14 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
     }
     let timeout = cli
         .timeout
-        .map(|s| {
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| Error::new(Kind::Usage, format!("invalid --timeout '{s}'")))
+        .map(|s| match Duration::try_from_secs_f64(s) {
+            Ok(d) if d <= request::MAX_WAIT => Ok(d),
+            // Beyond a Duration (1e20) as well: out of range, not malformed.
+            Ok(_) | Err(_) if s.is_finite() && s > 0.0 => Err(Error::new(
+                Kind::Usage,
+                format!("--timeout {s} is out of range (at most {} s)", request::MAX_WAIT.as_secs()),
+            )),
+            Ok(_) | Err(_) => Err(Error::new(Kind::Usage, format!("invalid --timeout '{s}'"))),
         })
         .transpose()?;
     if cli.wait {

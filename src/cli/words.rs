@@ -18,6 +18,13 @@ pub fn usage(message: impl std::fmt::Display) -> Error {
 /// The third argument: a static address, `0/0`, or a DHCP word.
 pub fn parse_addressing(arg: &str, family: Option<Family>) -> Result<Addressing, Error> {
     if let Some(dhcp) = parse_dhcp(arg) {
+        if let Some(c) = dhcp.options.as_deref().and_then(|o| o.chars().find(|c| c.is_control())) {
+            // A newline would end a line of the DHCP agent's state file early.
+            return Err(usage(format!(
+                "control character {c:?} in the DHCP options of '{}'",
+                arg.escape_debug()
+            )));
+        }
         return Ok(Addressing::Dhcp(dhcp));
     }
     // The gateway is what lies between the first and a second `@`.

@@ -6,6 +6,9 @@
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -19,6 +22,45 @@ use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
 use super::result::CniOutput;
 use super::version::SUPPORTED;
+
+/// How long an IPAM plugin may take to answer and exit: 60 s, well within
+/// the few minutes a runtime gives the whole ADD, so that a plugin that
+/// hangs (a DHCP IPAM daemon with no server) fails the ADD with an error
+/// of our own, code 11, try again later, and is killed, not left behind.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The deadline: test builds may shorten it (PIPEWORK_TEST_IPAM_DEADLINE,
+/// seconds); release builds carry no such hook.
+fn deadline() -> Duration {
+    #[cfg(feature = "failpoints")]
+    if let Some(secs) = std::env::var("PIPEWORK_TEST_IPAM_DEADLINE").ok().and_then(|s| s.parse().ok()) {
+        return Duration::from_secs_f64(secs);
+    }
+    DEADLINE
+}
+
+/// A plugin started, and when it must have answered and exited.
+struct Running {
+    child: Child,
+    limit: Duration,
+    deadline: Instant,
+}
+
+impl Running {
+    fn new(child: Child, limit: Duration) -> Running {
+        Running { child, limit, deadline: Instant::now() + limit }
+    }
+
+    fn timeout(&self) -> PollTimeout {
+        until(self.deadline)
+    }
+}
+
+/// poll()'s wait until `deadline`.
+fn until(deadline: Instant) -> PollTimeout {
+    let left = deadline.saturating_duration_since(Instant::now());
+    PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+}
 
 /// An IPAM plugin found on CNI_PATH.
 #[derive(Debug, Clone)]
@@ -113,11 +155,11 @@ impl Ipam {
 
     /// The plugin started, its stdin written and closed. Configurations are
     /// far below a pipe's capacity, so the write does not wait for it.
-    fn start(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Child> {
+    fn start(&self, command: Command, env: &Env, stdin: &[u8]) -> CniResult<Running> {
         let args: Vec<String> = env.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let path: Vec<String> = env.path.iter().map(|d| d.display().to_string()).collect();
-        let mut child = Process::new(&self.program)
-            .env_clear()
+        let mut cmd = Process::new(&self.program);
+        cmd.env_clear()
             .env("PATH", crate::sys::exec::CHILD_PATH)
             .env("CNI_COMMAND", command.as_str())
             .env("CNI_CONTAINERID", &env.container_id)
@@ -128,37 +170,96 @@ impl Ipam {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                CniError::new(Code::Io, format!("failed to run IPAM plugin {}", self.program.display()))
-                    .with_details(
-                        crate::error::Error::from(e).message().trim_start_matches("pipework: ").to_string(),
-                    )
-            })?;
+            // Its own group: killed at the deadline with what it started.
+            .process_group(0);
+        // Not with the signals the transaction holds.
+        crate::sys::exec::default_signals(&mut cmd);
+        let mut child = cmd.spawn().map_err(|e| {
+            CniError::new(Code::Io, format!("failed to run IPAM plugin {}", self.program.display()))
+                .with_details(
+                    crate::error::Error::from(e).message().trim_start_matches("pipework: ").to_string(),
+                )
+        })?;
         // A plugin that exits without reading stdin closes the pipe: its
         // exit status and output tell what happened, not the write error.
         if let Some(mut input) = child.stdin.take() {
             let _ = input.write_all(stdin);
         }
-        Ok(child)
+        Ok(Running::new(child, deadline()))
     }
 
-    fn finish(&self, child: Child) -> CniResult<Vec<u8>> {
-        finish(&self.name, child, Vec::new(), Vec::new())
+    fn finish(&self, run: Running) -> CniResult<Vec<u8>> {
+        finish(&self.name, run, Vec::new(), Vec::new())
     }
 }
 
-/// Waits for the plugin's exit; its stdout, or its error. `out` and `err`
-/// are what was read of its stdout and stderr already.
-fn finish(name: &str, child: Child, mut out: Vec<u8>, mut err: Vec<u8>) -> CniResult<Vec<u8>> {
-    let output = child.wait_with_output().map_err(|e| {
+/// Waits for the plugin's exit, until its deadline; its stdout, or its
+/// error. `out` and `err` are what was read of its stdout and stderr
+/// already. One past its deadline is killed and reaped.
+fn finish(name: &str, mut run: Running, mut out: Vec<u8>, mut err: Vec<u8>) -> CniResult<Vec<u8>> {
+    let status = exit_by_deadline(&mut run, &mut out, &mut err).map_err(|e| {
         CniError::new(Code::Io, format!("failed to wait for IPAM plugin {name}")).with_details(e.to_string())
     })?;
-    out.extend_from_slice(&output.stdout);
-    err.extend_from_slice(&output.stderr);
-    match output.status.success() {
-        true => Ok(out),
-        false => Err(plugin_error(name, &out, &err)),
+    match status {
+        Some(status) if status.success() => Ok(out),
+        Some(_) => Err(plugin_error(name, &out, &err)),
+        None => {
+            let pgid = run.child.id() as libc::pid_t;
+            // SAFETY: kill takes a process group and a signal.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let _ = run.child.wait();
+            let within = crate::dhcp::seconds(run.limit);
+            Err(CniError::new(
+                Code::TryAgainLater,
+                format!("IPAM plugin {name} did not answer within {within} s: killed"),
+            ))
+        }
+    }
+}
+
+/// Reads the rest of the plugin's stdout and stderr, then waits for its
+/// exit: its status, or None when the deadline came first.
+fn exit_by_deadline(
+    run: &mut Running,
+    out: &mut Vec<u8>,
+    err: &mut Vec<u8>,
+) -> std::io::Result<Option<ExitStatus>> {
+    let (mut stdout, mut stderr) = (run.child.stdout.take(), run.child.stderr.take());
+    while stdout.is_some() || stderr.is_some() {
+        let (out_ready, err_ready) = {
+            let mut fds = Vec::new();
+            let pipes = [stdout.as_ref().map(AsFd::as_fd), stderr.as_ref().map(AsFd::as_fd)];
+            for fd in pipes.iter().flatten() {
+                fds.push(PollFd::new(*fd, PollFlags::POLLIN));
+            }
+            match poll(&mut fds, run.timeout()) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready =
+                |fd: Option<&PollFd>| fd.is_some_and(|fd| fd.revents().is_some_and(|r| !r.is_empty()));
+            let out_ready = stdout.is_some() && ready(fds.first());
+            let err_ready = stderr.is_some() && ready(fds.get(usize::from(stdout.is_some())));
+            (out_ready, err_ready)
+        };
+        if out_ready {
+            read_some(&mut stdout, out)?;
+        }
+        if err_ready {
+            read_some(&mut stderr, err)?;
+        }
+    }
+    // Both closed: the exit is near, but a plugin may close them and hang.
+    let process = crate::sys::process::Process::open(run.child.id().into())?;
+    loop {
+        match poll(&mut [PollFd::new(process.pidfd(), PollFlags::POLLIN)], run.timeout()) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return run.child.wait().map(Some),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -167,7 +268,7 @@ pub struct PendingAdd<'i> {
     ipam: &'i Ipam,
     env: &'i Env,
     stdin: &'i [u8],
-    child: Child,
+    child: Running,
 }
 
 impl PendingAdd<'_> {
@@ -204,7 +305,7 @@ impl PendingAdd<'_> {
 pub struct Exit {
     name: String,
     /// None once it has exited.
-    child: Option<Child>,
+    child: Option<Running>,
     out: Vec<u8>,
     err: Vec<u8>,
 }
@@ -223,8 +324,9 @@ impl Exit {
 /// not an error object, and stderr meanwhile (a plugin that writes much
 /// there would stall otherwise). None: stdout ended first, or held
 /// something else; the exit status and all the output will tell.
-fn whole_result(child: &mut Child, out: &mut Vec<u8>, err: &mut Vec<u8>) -> std::io::Result<Option<Value>> {
-    let (Some(stdout), Some(stderr)) = (child.stdout.as_mut(), child.stderr.as_mut()) else {
+fn whole_result(run: &mut Running, out: &mut Vec<u8>, err: &mut Vec<u8>) -> std::io::Result<Option<Value>> {
+    let deadline = run.deadline;
+    let (Some(stdout), Some(stderr)) = (run.child.stdout.as_mut(), run.child.stderr.as_mut()) else {
         return Ok(None);
     };
     let mut open = [true, true];
@@ -235,7 +337,9 @@ fn whole_result(child: &mut Child, out: &mut Vec<u8>, err: &mut Vec<u8>) -> std:
             if open[1] {
                 fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
             }
-            match poll(&mut fds, PollTimeout::NONE) {
+            match poll(&mut fds, until(deadline)) {
+                // The deadline: `finish` kills it.
+                Ok(0) => return Ok(None),
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -264,6 +368,18 @@ fn whole_result(child: &mut Child, out: &mut Vec<u8>, err: &mut Vec<u8>) -> std:
         }
     }
     Ok(None)
+}
+
+/// What `pipe` has ready, into `into`; at its end, the pipe dropped.
+fn read_some(pipe: &mut Option<impl Read>, into: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut buf = [0u8; 4096];
+    if let Some(reader) = pipe.as_mut() {
+        match reader.read(&mut buf)? {
+            0 => *pipe = None,
+            n => into.extend_from_slice(&buf[..n]),
+        }
+    }
+    Ok(())
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -298,13 +414,21 @@ mod tests {
         assert_eq!((e.code, e.details.as_str()), (999, "boom"));
     }
 
-    fn sh(script: &str) -> Child {
-        Process::new("/bin/sh")
-            .args(["-c", script])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sh")
+    fn sh(script: &str) -> Running {
+        sh_within(script, DEADLINE)
+    }
+
+    fn sh_within(script: &str, limit: Duration) -> Running {
+        Running::new(
+            Process::new("/bin/sh")
+                .args(["-c", script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .spawn()
+                .expect("sh"),
+            limit,
+        )
     }
 
     /// The result is taken as soon as it is whole, before the exit, which
@@ -329,6 +453,21 @@ mod tests {
         assert_eq!(whole_result(&mut child, &mut out, &mut err).unwrap(), None);
         let e = finish("x", child, out, err).unwrap_err();
         assert_eq!((e.code, e.msg.as_str()), (11, "IPAM plugin x: busy"));
+    }
+
+    /// A plugin that does not answer by the deadline is killed, with what
+    /// it started (the sleep holds its stdout), and reaped: code 11.
+    #[test]
+    fn a_plugin_past_its_deadline_is_killed() {
+        let start = Instant::now();
+        let mut run = sh_within("echo started >&2; sleep 30", Duration::from_millis(300));
+        let pid = run.child.id();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(whole_result(&mut run, &mut out, &mut err).unwrap(), None);
+        let e = finish("slow", run, out, err).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (11, "IPAM plugin slow did not answer within 0.3 s: killed"));
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "reaped");
     }
 
     #[test]

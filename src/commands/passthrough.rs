@@ -4,6 +4,7 @@
 //! and `tc`, run the real program there (see `iproute2` for the grammar).
 
 use std::os::fd::BorrowedFd;
+use std::time::Duration;
 
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
@@ -20,11 +21,15 @@ use crate::sys::netlink::Netlink;
 const IPROUTE2: &str = "iproute2";
 /// `ip` options that take no value, which may precede the object word.
 const IP_FLAGS: &[&str] = &["-4", "-6", "-d", "-s", "-j", "-p", "-o", "-r", "-N"];
+/// How long the watch service waits for `ip` making a recorded line again:
+/// an attach's default --timeout. One that hangs holds up nothing more.
+const REPLAY_WAIT: Duration = crate::request::DHCP_TIMEOUT;
 
 pub async fn run(tool: Tool, label: &GuestRef, args: &[String]) -> Result<()> {
     let guest = resolve(label).await?;
     guest.refuse_here("this would change the host's own network; run ip or tc directly")?;
-    in_guest(tool, guest.netns(), args).await?;
+    // The operator waits for it as for the original's `ip` (`ip monitor`).
+    in_guest(tool, guest.netns(), args, None).await?;
     // The line stands even if its record cannot be kept; the operator is told.
     if let Err(e) = super::recording::command_applied(&guest, tool, args) {
         crate::sys::output::warn(e.context(format!("applied, but not recorded for {label}")));
@@ -37,28 +42,29 @@ pub async fn run(tool: Tool, label: &GuestRef, args: &[String]) -> Result<()> {
 /// the watch service after a restart.
 pub async fn replay(ns: BorrowedFd<'_>, line: &[String]) -> Result<()> {
     match line.split_first() {
-        Some((word, args)) if word == "route" => in_guest(Tool::Route, ns, args).await,
-        Some((word, args)) if word == "rule" => in_guest(Tool::Rule, ns, args).await,
+        Some((word, args)) if word == "route" => in_guest(Tool::Route, ns, args, Some(REPLAY_WAIT)).await,
+        Some((word, args)) if word == "rule" => in_guest(Tool::Rule, ns, args, Some(REPLAY_WAIT)).await,
         _ => Err(Error::new(Kind::Usage, format!("not a route or rule line: {}", line.join(" ")))),
     }
 }
 
-async fn in_guest(tool: Tool, ns: BorrowedFd<'_>, args: &[String]) -> Result<()> {
+/// `limit`: how long the program it runs may take, if it runs one.
+async fn in_guest(tool: Tool, ns: BorrowedFd<'_>, args: &[String], limit: Option<Duration>) -> Result<()> {
     match tool {
-        Tool::Tc => run_in(ns, "tc", IPROUTE2, args),
+        Tool::Tc => run_in(ns, "tc", IPROUTE2, args, limit).await,
         Tool::Route => match parse_route(args) {
             Some(cmd) => {
                 tracing::info!("ip route {}: native", args.join(" "));
                 route(ns, &cmd).await
             }
-            None => run_in(ns, "ip", IPROUTE2, &ip_argv("route", args)),
+            None => run_in(ns, "ip", IPROUTE2, &ip_argv("route", args), limit).await,
         },
         Tool::Rule => match parse_rule(args) {
             Some(cmd) => {
                 tracing::info!("ip rule {}: native", args.join(" "));
                 rule(ns, &cmd).await
             }
-            None => run_in(ns, "ip", IPROUTE2, &ip_argv("rule", args)),
+            None => run_in(ns, "ip", IPROUTE2, &ip_argv("rule", args), limit).await,
         },
     }
 }

@@ -245,7 +245,8 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
 /// its options and its wait for a lease.
 fn redone(d: &DhcpRecord) -> Option<Dhcp> {
     let client = DhcpClient::from_word(&d.client)?;
-    let timeout = Duration::from_millis(d.timeout_ms);
+    // A record edited by hand cannot make a wait that overflows.
+    let timeout = Duration::from_millis(d.timeout_ms).min(crate::request::MAX_WAIT);
     Some(Dhcp { client, foreground: d.foreground, options: d.options.clone(), timeout })
 }
 

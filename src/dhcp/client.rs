@@ -38,7 +38,8 @@ impl Client {
     pub async fn acquire(&self, socket: &PacketSocket, limit: Duration) -> Result<Lease> {
         let every = self.native.retry_every;
         let limit = match self.native.tries {
-            Some(tries) => limit.min(every * tries),
+            // -t 4294967295 -T 86400 would overflow: the limit is less anyway.
+            Some(tries) => limit.min(every.saturating_mul(tries)),
             None => limit,
         };
         let deadline = tokio::time::Instant::now() + limit;

@@ -78,11 +78,13 @@ pub fn resolv_conf(netns_inode: u64, ifname: &str) -> PathBuf {
     beside(&State::path_for(netns_inode, ifname), "resolv.conf")
 }
 
-/// Runs the client to its lease, with `resolv` over /etc/resolv.conf, then
-/// does what the original did after it: without `-f`, udhcpc's pidfile
-/// goes and dhclient is stopped. A client that fails passes its exit status
-/// on, as the original's `set -e` did.
-pub fn run(ns: BorrowedFd<'_>, dhcp: &Dhcp, argv: &[String], guest: &str, resolv: &Path) -> Result<()> {
+/// Runs the client to its lease, with `resolv` over /etc/resolv.conf,
+/// within the attach's `--timeout` (a server that never answers would
+/// hold the run, and the watch service, forever), then does what the
+/// original did after it: without `-f`, udhcpc's pidfile goes and dhclient
+/// is stopped. A client that fails passes its exit status on, as the
+/// original's `set -e` did.
+pub async fn run(ns: BorrowedFd<'_>, dhcp: &Dhcp, argv: &[String], guest: &str, resolv: &Path) -> Result<()> {
     if dhcp.client == DhcpClient::Dhclient {
         // dhclient cannot write its lease file into a missing directory.
         std::fs::create_dir_all("/etc/dhclient")
@@ -94,8 +96,14 @@ pub fn run(ns: BorrowedFd<'_>, dhcp: &Dhcp, argv: &[String], guest: &str, resolv
     let path = exec::find(&argv[0], package(dhcp.client))?;
     let mut cmd = exec::command_in(ns, &path, &argv[1..]);
     exec::private_resolv_conf(&mut cmd, resolv)?;
-    if let Err(e) = exec::status(cmd, &path) {
+    if let Err(e) = exec::status_within(cmd, &path, Some(dhcp.timeout)).await {
         let _ = std::fs::remove_file(resolv);
+        // A client stopped before its lease leaves its pidfile.
+        match dhcp.client {
+            DhcpClient::Udhcpc => drop(std::fs::remove_file(udhcpc_pidfile(guest))),
+            DhcpClient::Dhclient => drop(std::fs::remove_file(dhclient_pidfile(guest))),
+            DhcpClient::Dhcpcd | DhcpClient::Docker => {}
+        }
         return Err(match e.kind() {
             Kind::Exit(code) => {
                 Error::new(Kind::Exit(code), format!("{} exited with status {code}", argv[0]))
@@ -121,7 +129,7 @@ pub fn run(ns: BorrowedFd<'_>, dhcp: &Dhcp, argv: &[String], guest: &str, resolv
                 if pid.is_some() || std::time::Instant::now() > deadline {
                     break pid;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             };
             if let Some(pid) = pid {
                 let _ = nix::sys::signal::kill(

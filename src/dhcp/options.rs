@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::error::{self, Error, Result};
+use crate::request::MAX_WAIT;
 
 /// Option 12, the host name.
 pub const HOSTNAME: u8 = 12;
@@ -146,6 +147,12 @@ impl Native {
             't' => self.tries = Some(value.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?),
             'T' => {
                 let secs: u64 = value.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+                if secs > MAX_WAIT.as_secs() {
+                    return Err(usage(format!(
+                        "DHCP option -T {value} is out of range (at most {} s)",
+                        MAX_WAIT.as_secs()
+                    )));
+                }
                 self.retry_every = Duration::from_secs(secs);
             }
             'O' => {

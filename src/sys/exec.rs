@@ -12,7 +12,10 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
+use super::process::Process;
+use super::shutdown;
 use crate::error::{is_permission, needs_root, Error, Kind, Result};
 
 /// Where programs are looked for, in this order.
@@ -117,12 +120,13 @@ pub fn restore_fd_limit() -> std::io::Result<()> {
 }
 
 /// `path args` to be run inside the network namespace `ns`, with nothing
-/// of pipework's environment but a fixed PATH, and the open-files limit
-/// pipework started with.
+/// of pipework's environment but a fixed PATH, the open-files limit
+/// pipework started with, and the signals of a process started by a shell.
 pub fn command_in(ns: BorrowedFd<'_>, path: &Path, args: &[String]) -> Command {
     let fd = ns.as_raw_fd();
     let mut cmd = Command::new(path);
     cmd.args(args).env_clear().env("PATH", CHILD_PATH);
+    default_signals(&mut cmd);
     // SAFETY: between fork and exec the child only makes the setns and
     // setrlimit system calls, on an fd the parent keeps open; it allocates
     // nothing.
@@ -135,6 +139,32 @@ pub fn command_in(ns: BorrowedFd<'_>, path: &Path, args: &[String]) -> Command {
         });
     }
     cmd
+}
+
+/// Has the child of `cmd` start with no signal blocked and every one at its
+/// default action: not with the signals a transaction holds (a client
+/// that ignored SIGTERM could not be stopped), nor with an ignored one.
+pub fn default_signals(cmd: &mut Command) {
+    let last = libc::SIGRTMAX();
+    // SAFETY: between fork and exec the child makes only the sigprocmask
+    // and sigaction system calls, on structs on its stack; it allocates
+    // nothing. SIGKILL and SIGSTOP refuse a new action: nothing to reset.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut action.sa_mask);
+            for signal in 1..=last {
+                libc::sigaction(signal, &action, std::ptr::null_mut());
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Has the child of `cmd` run in a mount and UTS namespace of its own,
@@ -175,26 +205,61 @@ pub fn private_resolv_conf(cmd: &mut Command, file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `name` of `package` inside `ns`, its stdio inherited, and passes
-/// its exit status on.
-pub fn run_in(ns: BorrowedFd<'_>, name: &str, package: &str, args: &[String]) -> Result<()> {
+/// Runs `name` of `package` inside `ns`, its stdio inherited, within
+/// `limit` if any, and passes its exit status on.
+pub async fn run_in(
+    ns: BorrowedFd<'_>,
+    name: &str,
+    package: &str,
+    args: &[String],
+    limit: Option<Duration>,
+) -> Result<()> {
     let path = find(name, package)?;
-    status(command_in(ns, &path, args), &path)
+    status_within(command_in(ns, &path, args), &path, limit).await
 }
 
-/// Runs `cmd` (of the program at `path`) to its end: its exit status,
-/// passed on as `Kind::Exit`.
-pub fn status(mut cmd: Command, path: &Path) -> Result<()> {
+/// Runs `cmd` (of the program at `path`) to its end, within `limit` if
+/// any, and not past a stop of the service (`shutdown`): a program still
+/// running then is killed and reaped, and the run fails (`Kind::Timeout`,
+/// `Kind::Interrupted`). Its exit status is passed on as `Kind::Exit`.
+pub async fn status_within(mut cmd: Command, path: &Path, limit: Option<Duration>) -> Result<()> {
+    log_run(&cmd, path);
+    let mut child = cmd.spawn().map_err(|e| spawn_failed(e, path))?;
+    let name = path.file_name().unwrap_or(path.as_os_str()).to_string_lossy().into_owned();
+    let ran = async {
+        let process = Process::open(child.id().into()).map_err(Error::from)?;
+        let Some(limit) = limit else { return process.exited().await.map_err(Error::from) };
+        match tokio::time::timeout(limit, process.exited()).await {
+            Ok(exited) => exited.map_err(Error::from),
+            Err(_) => Err(Error::new(
+                Kind::Timeout,
+                format!("{name} did not finish within {} s: stopped", crate::dhcp::seconds(limit)),
+            )),
+        }
+    };
+    if let Err(e) = shutdown::unless_stopping(&name, ran).await {
+        // Not left running, nor a zombie.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    passed_on(child.wait().map_err(|e| Error::from(e).context(format!("waiting for {name}")))?)
+}
+
+fn log_run(cmd: &Command, path: &Path) {
     let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     tracing::info!("running {} {} in the guest's namespace", path.display(), args.join(" "));
-    let status = match cmd.status() {
-        Ok(status) => status,
+}
+
+fn spawn_failed(e: std::io::Error, path: &Path) -> Error {
+    match e.raw_os_error() {
         // The child's setns, refused.
-        Err(e) if e.raw_os_error().is_some_and(is_permission) => {
-            return Err(needs_root("entering the namespace"))
-        }
-        Err(e) => return Err(Error::from(e).context(format!("running {}", path.display()))),
-    };
+        Some(errno) if is_permission(errno) => needs_root("entering the namespace"),
+        _ => Error::from(e).context(format!("running {}", path.display())),
+    }
+}
+
+fn passed_on(status: std::process::ExitStatus) -> Result<()> {
     match (status.code(), status.signal()) {
         (Some(0), _) => Ok(()),
         (Some(code), _) => Err(Error::exit(code)),

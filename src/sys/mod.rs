@@ -10,5 +10,6 @@ pub mod nftables;
 pub mod output;
 pub mod ovsdb;
 pub mod process;
+pub mod shutdown;
 pub mod sysctl;
 pub mod vswitch;

@@ -46,6 +46,7 @@ const REPLAY_MARGIN: Duration = Duration::from_secs(1);
 
 pub async fn watch(req: &Watch) -> Result<()> {
     let mut signals = Signals::new()?;
+    crate::apply::signals::caught_here();
     let host = Netlink::here()?;
     let store = Store::from_env();
     crate::sys::exec::raise_fd_limit();
@@ -156,7 +157,7 @@ async fn serve(
         tokio::select! {
             done = queue.next_done() => watch_agents(&mut supervisor, reconciler, done),
             signal = signals.next() => {
-                queue.finish_running().await;
+                queue.stop().await;
                 return Ok(signal);
             }
         }
@@ -206,7 +207,7 @@ async fn serve(
                 }
             }
             signal = signals.next() => {
-                queue.finish_running().await;
+                queue.stop().await;
                 return Ok(signal);
             }
         }

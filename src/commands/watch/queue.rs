@@ -96,6 +96,13 @@ impl<'a> Queue<'a> {
         self.running.is_empty() && self.ready.is_empty()
     }
 
+    /// At a stop of the service: what the jobs running wait for (a DHCP
+    /// client, a lease) is cut short, and they end, rolled back whole.
+    pub async fn stop(&mut self) {
+        crate::sys::shutdown::begin();
+        self.finish_running().await;
+    }
+
     /// Lets the jobs running end (a job is never cut in the middle: an
     /// attach is applied or rolled back whole) and drops the others.
     pub async fn finish_running(&mut self) {
