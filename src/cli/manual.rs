@@ -341,7 +341,8 @@ disableContainerInterface, portIsolation and preserveDefaultVlan false.
 
 Addresses come from the IPAM plugin the configuration names, found in CNI_PATH, \
 run with the CNI variables and a fixed PATH only, and only if root alone can \
-change it and its directories. If the ADD fails after IPAM answered, IPAM DEL \
+change it and its directories; a call that has not answered and exited \
+within 60 s is killed and fails with code 11. If the ADD fails after IPAM answered, IPAM DEL \
 gives the address back and the links are rolled back. ipMasq and macspoofchk \
 are nf_tables rules of pipework's own (tables inet pipework and bridge \
 pipework), each tagged with its attachment. FORWARD is left to the chain's \
