@@ -7,6 +7,7 @@
 //! run needs: names on both sides, what it hangs off and how, MAC, MTU,
 //! addresses, gateway, VLAN, DHCP, and the `route`/`rule` lines applied since.
 
+pub mod private_files;
 mod store;
 
 use std::net::IpAddr;

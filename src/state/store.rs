@@ -13,12 +13,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::{Record, VERSION};
+use super::{private_files, Record, VERSION};
 use crate::error::{Error, Kind, Result};
 
 pub const DIR_ENV: &str = "PIPEWORK_STATE_DIR";
@@ -84,18 +83,10 @@ impl Store {
     /// Takes the store's lock, making the directory (0700) if need be.
     /// Hold it across a read-modify-write that `update` cannot express.
     pub fn lock(&self) -> Result<Lock<'_>> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
+        private_files::make_dir(&self.dir)
             .map_err(|e| Error::from(e).context(format!("creating {}", self.dir.display())))?;
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
+        let file = private_files::open(OpenOptions::new().create(true).truncate(false).write(true), &path)
             .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
         let flock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::from(e).context(format!("locking {}", path.display())))?;
@@ -214,7 +205,7 @@ impl Lock<'_> {
         text.push(b'\n');
         let result = (|| {
             let mut file =
-                OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+                private_files::open(OpenOptions::new().create(true).truncate(true).write(true), &tmp)?;
             file.write_all(&text)?;
             if self.store.sync {
                 file.sync_all()?;
