@@ -8,6 +8,7 @@ use std::time::Duration;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::dhcp::state::State;
+use crate::drivers::link_id;
 use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Step};
 use crate::request::{Addressing, Attach, Dhcp, DhcpClient, GuestRef, HostIf, Tag, Tool};
@@ -34,10 +35,10 @@ pub async fn attached(
     plan: &Plan,
     req: &Attach,
     guest: &Guest,
-    inside: &Netlink,
+    (host_nl, inside): (&Netlink, &Netlink),
     writer: Writer,
 ) -> Result<()> {
-    let iface = describe(plan, req, inside).await?;
+    let iface = describe(plan, req, host_nl, inside).await?;
     let host = HostNs::current()?;
     let record_guest =
         GuestRecord { label: guest.label.clone(), find: guest.find.clone(), netns: guest.netns_id()? };
@@ -60,8 +61,9 @@ pub async fn attached(
     written.map_err(|e| e.context(format!("recording what was made in {}", guest.label)))
 }
 
-/// The interface as the plan made it; MAC, MTU and index read back.
-async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interface> {
+/// The interface as the plan made it; MAC, MTU and index read back, and
+/// a veth's host side as the host has it.
+async fn describe(plan: &Plan, req: &Attach, host: &Netlink, inside: &Netlink) -> Result<Interface> {
     let mut name = None;
     let mut how = None;
     let mut host_side = None;
@@ -126,6 +128,10 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
         Some(route) => default_route(route, inside).await?,
         None => None,
     };
+    let host_link = match (how, &host_side) {
+        (How::Veth, Some(name)) => host.link(name).await?.as_ref().and_then(link_id),
+        _ => None,
+    };
     Ok(Interface {
         name,
         ifindex: link.index,
@@ -141,6 +147,7 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
         dhcp,
         replaced_default,
         cni: None,
+        host_link,
     })
 }
 
@@ -284,6 +291,7 @@ mod tests {
             dhcp: None,
             replaced_default: None,
             cni: None,
+            host_link: None,
         }
     }
 

@@ -189,6 +189,20 @@ pub struct Interface {
     /// Set for an interface a CNI ADD made: what DEL, GC and CHECK need.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni: Option<CniRecord>,
+    /// The link made on the host (a veth's host side) as it was made: a
+    /// later link that took its name is not deleted for it. None for the
+    /// other kinds, and in records of before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_link: Option<LinkId>,
+}
+
+/// What tells a link from another that took its name: its index, kind
+/// (`veth`) and MAC, in its own namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkId {
+    pub ifindex: u32,
+    pub kind: String,
+    pub mac: Mac,
 }
 
 /// A CNI attachment's own facts, beside the interface's.
@@ -427,6 +441,7 @@ mod tests {
             dhcp: None,
             replaced_default: None,
             cni: None,
+            host_link: None,
         });
         record
     }
