@@ -236,7 +236,13 @@ is logged with the container's name and the others are plumbed.
 When a container is removed, what its interfaces left on the host is undone as \
 detach undoes it, and its record is dropped. At its own start, and after each \
 reconnection, watch catches up: every running container with a record or a label \
-is reconciled, and records of containers that no longer exist are dropped.
+is reconciled, and records of containers that no longer exist are dropped: only \
+those that name this engine (its ID, as docker info gives it: a record names the \
+engine its container ran on), so that a watch on another DOCKER_HOST drops none. \
+A record of an older pipework names no engine: it is never dropped for its \
+container's absence (detach drops it), and names this engine from the first \
+catch-up that finds its container. A host link is deleted only if it is still \
+the one made (its index, kind, MAC and veth peer, as recorded).
 
 A native DHCP interface keeps one agent while its container runs. An agent still \
 running when watch starts (after a restart of the service, which leaves agents \

@@ -90,7 +90,7 @@ impl Draft {
         };
         let find = Finder::Cni { container_id: env.container_id.clone(), netns: env.netns.clone() };
         let netns = guest.netns_id()?;
-        let guest = GuestRecord { label: env.container_id.clone(), find, netns };
+        let guest = GuestRecord { label: env.container_id.clone(), find, netns, engine: None };
         Ok(Draft { iface, guest, host: HostNs::current()?, container_id: env.container_id.clone() })
     }
 

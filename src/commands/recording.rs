@@ -40,14 +40,21 @@ pub async fn attached(
 ) -> Result<()> {
     let iface = describe(plan, req, host_nl, inside).await?;
     let host = HostNs::current()?;
-    let record_guest =
-        GuestRecord { label: guest.label.clone(), find: guest.find.clone(), netns: guest.netns_id()? };
+    let record_guest = GuestRecord {
+        label: guest.label.clone(),
+        find: guest.find.clone(),
+        netns: guest.netns_id()?,
+        engine: guest.engine.get().await,
+    };
     let key = guest.find.key();
     let write = move || {
         Store::from_env().update(&key, |slot| {
             let record = slot.get_or_insert_with(|| Record::new(record_guest.clone(), host.clone()));
             // A restarted container has a new namespace; the rest stays.
             record.guest.netns = record_guest.netns;
+            if record_guest.engine.is_some() {
+                record.guest.engine = record_guest.engine;
+            }
             record.host = host;
             record.put_interface(iface);
         })
@@ -268,6 +275,7 @@ mod tests {
             label: "xcatmn".into(),
             find: Finder::Container { runtime: "docker".into(), id: "abc".into(), name: "xcatmn".into() },
             netns: NsId { ino: 1, dev: 2 },
+            engine: None,
         };
         let mut record = Record::new(guest, HostNs { id: NsId { ino: 3, dev: 4 }, netns: None });
         record.put_interface(iface.clone());

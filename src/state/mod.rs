@@ -48,6 +48,12 @@ pub struct GuestRecord {
     /// Its network namespace when the record was written; a restarted
     /// container has a new one.
     pub netns: NsId,
+    /// For a container, the ID of the engine that runs it (Docker's
+    /// `/info` ID): only that engine's word that the container is gone
+    /// counts. None in records of before it was kept, or when the engine
+    /// did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// How to find a guest again, also after a restart where that is possible.
@@ -424,6 +430,7 @@ mod tests {
             label: "xcatmn".into(),
             find: Finder::Container { runtime: "docker".into(), id: id.into(), name: "/xcatmn".into() },
             netns: NsId { ino: 4026532900, dev: 4 },
+            engine: None,
         };
         let mut record = Record::new(guest, HostNs { id: NsId { ino: 4026531840, dev: 4 }, netns: None });
         record.put_interface(Interface {
