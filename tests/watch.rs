@@ -435,3 +435,15 @@ fn a_catch_up_drops_only_the_records_of_its_own_engine() {
     );
     assert!(log.contains(&other) && log.contains(&older), "{log}");
 }
+
+/// The state directory the service makes (to watch it for records) is
+/// root's alone, 0700, though the service's umask (the tests' 022) would
+/// open it.
+#[test]
+fn the_state_directory_watch_makes_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = Netns::new("host");
+    let _w = Watcher::start(&host, &unique("pm"), &[]);
+    let mode = std::fs::metadata(host.state_dir()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}

@@ -151,13 +151,19 @@ pub struct Recorded {
     pub iface: Interface,
 }
 
-/// Every attachment recorded from this network namespace.
+/// Every attachment recorded from this network namespace; a file that
+/// cannot be read is named on stderr (DEL moves it aside), not collected.
 pub fn all(store: &Store) -> CniResult<Vec<Recorded>> {
     let here = HostNs::current().map_err(|e| {
         CniError::new(Code::Io, "failed to identify this network namespace").with_details(e.to_string())
     })?;
+    let listing = store.load_all()?;
+    for broken in &listing.broken {
+        let said = broken.error.to_string();
+        output::warn(format!("pipework: not collected: {}", said.trim_start_matches("pipework: ")));
+    }
     let mut found = Vec::new();
-    for record in store.load_all()?.records.into_iter().filter(|r| r.host.id == here.id) {
+    for record in listing.records.into_iter().filter(|r| r.host.id == here.id) {
         let Finder::Cni { container_id, netns } = record.guest.find else { continue };
         for iface in record.interfaces.into_iter().filter(|i| i.cni.is_some()) {
             let (id, netns, netns_id) = (container_id.clone(), netns.clone(), record.guest.netns);
