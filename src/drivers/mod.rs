@@ -146,12 +146,14 @@ impl Teardown<'_> {
 }
 
 /// Whether `link`, the host's link of `iface`'s host-side name, is the veth
-/// the attach made: a veth whose peer has the guest side's recorded index
-/// and, where the record keeps it (`host_link`; records of before it was
-/// kept have only the rest), the index, kind and MAC it had. The peer's
-/// namespace is the guest's: a veth goes with its namespace.
+/// the attach made: a veth whose peer is in another namespace (the guest
+/// side is never on the host) with the guest side's recorded index, and,
+/// where the record
+/// keeps it (`host_link`; records of before it was kept have only the
+/// rest), the index, kind and MAC it had.
 pub fn made_on_host(iface: &Interface, link: &Link) -> bool {
-    let veth = link.kind == Some(InfoKind::Veth) && link.peer.is_none_or(|p| p == iface.ifindex);
+    let elsewhere = link.peer_netnsid.is_some() && link.peer == Some(iface.ifindex);
+    let veth = link.kind == Some(InfoKind::Veth) && elsewhere;
     veth && iface.host_link.as_ref().is_none_or(|id| link_id(link).as_ref() == Some(id))
 }
 

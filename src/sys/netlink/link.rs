@@ -29,6 +29,8 @@ pub struct Link {
     /// IFLA_LINK: a veth's peer (its index in the peer's namespace), a
     /// VLAN's or macvlan's parent.
     pub peer: Option<u32>,
+    /// IFLA_LINK_NETNSID: set when `peer` is in another namespace.
+    pub peer_netnsid: Option<i32>,
     pub infiniband: bool,
     pub loopback: bool,
     /// The STP state of a bridge port.
@@ -53,6 +55,7 @@ impl Link {
             mac: None,
             master: None,
             peer: None,
+            peer_netnsid: None,
             infiniband: msg.header.link_layer_type == LinkLayerType::Infiniband,
             loopback: msg.header.link_layer_type == LinkLayerType::Loopback,
             port_state: None,
@@ -67,6 +70,7 @@ impl Link {
                 LinkAttribute::Mtu(mtu) => link.mtu = mtu,
                 LinkAttribute::Controller(master) => link.master = Some(master),
                 LinkAttribute::Link(peer) => link.peer = Some(peer),
+                LinkAttribute::LinkNetNsId(id) => link.peer_netnsid = Some(id),
                 LinkAttribute::Address(a) if a.len() == 6 => link.mac = Some(Mac(a.try_into().unwrap())),
                 LinkAttribute::AfSpecUnspec(families) => link.read_settings(families),
                 LinkAttribute::LinkInfo(infos) => {
