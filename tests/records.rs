@@ -543,3 +543,24 @@ fn the_state_directory_and_records_are_private_whatever_the_umask() {
         );
     }
 }
+
+/// A record of an older version, without the host side's identity: its
+/// veth is still told by its kind and peer, and detached.
+#[test]
+fn an_older_record_without_the_host_sides_identity_still_detaches() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let guest = Netns::new("guest");
+    let target = format!("netns:{}", guest.name);
+    let (host_before, guest_before) = (settled_snapshot(&host), settled_snapshot(&guest));
+    assert_success(&pipework(&host, &["br0", &target, ADDR]));
+    let (name, mut rec) = record_files(&host).remove(0);
+    rec["interfaces"][0].as_object_mut().unwrap().remove("host_link").expect("host_link recorded");
+    let path = Path::new(&host.state_dir()).join(name);
+    std::fs::write(&path, rec.to_string()).unwrap();
+    let out = pipework(&host, &["detach", &target]);
+    assert_eq!((out.status.code(), stderr(&out)), (Some(0), String::new()));
+    assert_unchanged("host", &host_before, || host.snapshot());
+    assert_unchanged("guest", &guest_before, || guest.snapshot());
+    assert!(record_files(&host).is_empty());
+}
