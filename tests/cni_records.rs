@@ -206,3 +206,90 @@ fn two_networks_share_the_container_record() {
     assert!(node.records().is_empty());
     assert!(node.allocations().is_empty());
 }
+
+/// `ctr`'s namespace deleted and made again under the same name, with an
+/// `eth0` of its own (a veth, `p0` its peer): not the namespace ADD recorded.
+fn made_again(ctr: &Netns) {
+    common::run(&["ip", "netns", "del", &ctr.name]);
+    common::run(&["ip", "netns", "add", &ctr.name]);
+    ctr.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "p0"]);
+}
+
+/// GC and DEL act on a namespace only if it is the one ADD recorded: one
+/// made again at the recorded path keeps its links; the address is
+/// released and the record dropped all the same.
+#[test]
+fn gc_and_del_leave_a_namespace_made_again_at_the_recorded_path() {
+    let node = CniNode::new();
+    let c = testnet_conf(&node, "pipework", "1.1.0", json!({}));
+    let (by_gc, by_del) = (Netns::new("ctr"), Netns::new("ctr"));
+    node.add("pipework", &Attach::to(&by_gc, "eth0"), &c);
+    node.add("pipework", &Attach::to(&by_del, "eth0"), &c);
+    made_again(&by_gc);
+    made_again(&by_del);
+    let left_alone = |ns: &Netns| {
+        format!(
+            "pipework: {} is not the network namespace ADD recorded for container {} (made again since): \
+             its links are left alone\n",
+            ns.path(),
+            ns.name
+        )
+    };
+
+    let mut gc = c.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": by_del.name, "ifname": "eth0"}]);
+    let out = node.call("pipework", "GC", None, &gc, &[]);
+    assert_plugin_ok("pipework", "GC", &out);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), left_alone(&by_gc));
+    assert!(by_gc.link("eth0").is_some() && by_gc.link("p0").is_some());
+    assert_eq!(node.attachments().len(), 1);
+    assert_eq!(node.allocations().len(), 2, "{:?}", node.allocations());
+
+    let out = node.call("pipework", "DEL", Some(&Attach::to(&by_del, "eth0")), &c, &[]);
+    assert_plugin_ok("pipework", "DEL", &out);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), left_alone(&by_del));
+    assert!(by_del.link("eth0").is_some() && by_del.link("p0").is_some());
+    assert!(node.records().is_empty());
+    assert!(node.allocations().is_empty(), "{:?}", node.allocations());
+}
+
+/// A record that cannot be read does not stop GC collecting the others
+/// (it is named); DEL of its container moves it aside, reports it, removes
+/// what it finds by name and releases the address.
+#[test]
+fn a_damaged_record_is_moved_aside_and_del_goes_on() {
+    let node = CniNode::new();
+    let c = testnet_conf(&node, "pipework", "1.1.0", json!({}));
+    let (damaged, other) = (Netns::new("ctr"), Netns::new("ctr"));
+    node.add("pipework", &Attach::to(&damaged, "eth0"), &c);
+    node.add("pipework", &Attach::to(&other, "eth0"), &c);
+    let file = std::path::Path::new(&node.state_dir()).join(format!("cni-{}.json", damaged.name));
+    std::fs::write(&file, b"{\"version\": 1, \"gu").unwrap();
+    // GC names it and goes on with the others.
+    let out = node.call("pipework", "GC", None, &c, &[]);
+    assert_plugin_ok("pipework", "GC", &out);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        said.starts_with(&format!("pipework: not collected: {}: not a record: ", file.display())),
+        "{said}"
+    );
+    assert!(other.link("eth0").is_none() && damaged.link("eth0").is_some());
+    assert!(!file.with_file_name(format!("cni-{}.json", other.name)).exists());
+
+    let out = node.call("pipework", "DEL", Some(&Attach::to(&damaged, "eth0")), &c, &[]);
+    assert_plugin_ok("pipework", "DEL", &out);
+    let aside = format!("{}.damaged", file.display());
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let head = format!(
+        "pipework: the record of container {} cannot be read ({}: not a record: ",
+        damaged.name,
+        file.display()
+    );
+    let tail = format!("): moved to {aside}; removing what is found without it\n");
+    assert!(said.starts_with(&head) && said.ends_with(&tail), "{said}");
+    assert!(!file.exists());
+    assert_eq!(std::fs::read(&aside).unwrap(), b"{\"version\": 1, \"gu");
+    assert!(damaged.link("eth0").is_none());
+    assert!(node.records().is_empty());
+    assert!(node.allocations().is_empty(), "{:?}", node.allocations());
+}

@@ -427,3 +427,25 @@ fn ctrl_c_while_a_host_client_waits_ends_the_attach_and_leaves_nothing() {
     assert_unchanged("container", &ctr_before, || ctr.snapshot());
     assert!(guest_resolv_confs(&state).is_empty(), "{:?}", state.names());
 }
+
+/// The agent's `dhcp/` directory, its state and its log are root's alone
+/// (0700, 0600), though the run's umask (the tests' 022) would open them.
+#[test]
+fn the_agents_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = Netns::new("host");
+    let _server = dnsmasq().start_in(&host);
+    let guest = Netns::new("guest");
+    let state = TempDir::new("state");
+    let label = format!("netns:{}", guest.name);
+    assert_success(&pipework_in(&host, &state, &["br0", &label, "dhcp"]));
+    let dir = std::path::Path::new(state.arg()).join("dhcp");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mut modes: Vec<(String, u32)> =
+        dhcp_files(&state).iter().map(|f| (f.clone(), mode(&dir.join(f)))).collect();
+    modes.sort();
+    assert_eq!(modes.len(), 2, "{modes:?}");
+    assert!(modes.iter().all(|(_, m)| *m == 0o600), "{modes:?}");
+    assert_eq!(mode(&dir), 0o700);
+    assert_success(&pipework_in(&host, &state, &["detach", &label]));
+}

@@ -451,3 +451,116 @@ fn host_side_of(guest: &Netns) -> String {
     let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(guest.path()).unwrap());
     host_side("eth1", u32::try_from(ino - 0xF000_0000).unwrap())
 }
+
+/// The number in a netns guest's interface names: its inode's offset.
+fn name_number(ns: &Netns) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(ns.path()).unwrap().ino() - 0xF000_0000
+}
+
+/// A guest whose namespace went (its veth with it), and a bridge made
+/// since under the host side's recorded name: detach leaves the bridge,
+/// says why, and drops the record of what is gone.
+#[test]
+fn detach_leaves_a_link_that_took_the_recorded_name() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let guest = Netns::new("guest");
+    let target = format!("netns:{}", guest.name);
+    assert_success(&pipework(&host, &["br0", &target, ADDR]));
+    let (_, rec) = &record_files(&host)[0];
+    let side = rec["interfaces"][0]["host_side"].as_str().unwrap().to_string();
+    assert_eq!(rec["interfaces"][0]["host_link"]["ifindex"], host.must_link(&side).ifindex);
+    run(&["ip", "netns", "del", &guest.name]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while host.link(&side).is_some() {
+        assert!(std::time::Instant::now() < deadline, "{side} outlived its peer's namespace");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    host.ip(&["link", "add", &side, "type", "bridge"]);
+    let index = host.must_link(&side).ifindex;
+
+    let out = pipework(&host, &["detach", &target]);
+    assert_eq!(
+        (out.status.code(), stdout(&out), stderr(&out)),
+        (
+            Some(0),
+            String::new(),
+            format!(
+                "pipework: {side} on the host is not the link pipework made for eth1 of {target} \
+                 (it is a bridge with index {index} now): left alone\n"
+            )
+        )
+    );
+    let bridge = host.must_link(&side);
+    assert_eq!((bridge.kind.as_deref(), bridge.ifindex), (Some("bridge"), index));
+    assert!(record_files(&host).is_empty());
+}
+
+/// Without a record, a veth `eth1` that is not paired with the host side
+/// pipework would have named is not pipework's: refused, left as it is.
+#[test]
+fn detach_without_a_record_leaves_a_veth_pipework_did_not_make() {
+    let host = Netns::new("host");
+    let guest = Netns::new("guest");
+    guest.ip(&["link", "add", "eth1", "type", "veth", "peer", "name", "p1"]);
+    let target = format!("netns:{}", guest.name);
+    let out = assert_refused(pipework, &host, Some(&guest), &["detach", &target]);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pipework: eth1 of {target} has no record, and is no veth paired with veth1pl{} (veth): \
+             nothing says pipework made it; delete it by hand if it should go\n",
+            name_number(&guest)
+        )
+    );
+    assert!(guest.link("eth1").is_some() && guest.link("p1").is_some());
+}
+
+/// The state directory and the records are root's alone, 0700 and 0600,
+/// whatever the umask of the run that makes them.
+#[test]
+fn the_state_directory_and_records_are_private_whatever_the_umask() {
+    for umask in ["0000", "0277"] {
+        let host = Netns::new("host");
+        host.add_bridge("br0", None);
+        let guest = Netns::new("guest");
+        let state = format!("{}/deeper", host.state_dir());
+        let script = format!("umask {umask} && exec \"$@\"");
+        let target = format!("netns:{}", guest.name);
+        let argv = ["netns", "exec", &host.name, "sh", "-c", &script, "sh", PIPEWORK, "br0", &target, ADDR];
+        let out = std::process::Command::new("ip").args(argv).env(STATE_DIR_ENV, &state).output().unwrap();
+        assert_success(&out);
+        let mode = |p: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        };
+        let record = format!("{state}/netns-{}.json", guest.name);
+        assert_eq!(
+            [mode(&host.state_dir()), mode(&state), mode(&record), mode(&format!("{state}/.lock"))],
+            [0o700, 0o700, 0o600, 0o600],
+            "umask {umask}"
+        );
+    }
+}
+
+/// A record of an older version, without the host side's identity: its
+/// veth is still told by its kind and peer, and detached.
+#[test]
+fn an_older_record_without_the_host_sides_identity_still_detaches() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let guest = Netns::new("guest");
+    let target = format!("netns:{}", guest.name);
+    let (host_before, guest_before) = (settled_snapshot(&host), settled_snapshot(&guest));
+    assert_success(&pipework(&host, &["br0", &target, ADDR]));
+    let (name, mut rec) = record_files(&host).remove(0);
+    rec["interfaces"][0].as_object_mut().unwrap().remove("host_link").expect("host_link recorded");
+    let path = Path::new(&host.state_dir()).join(name);
+    std::fs::write(&path, rec.to_string()).unwrap();
+    let out = pipework(&host, &["detach", &target]);
+    assert_eq!((out.status.code(), stderr(&out)), (Some(0), String::new()));
+    assert_unchanged("host", &host_before, || host.snapshot());
+    assert_unchanged("guest", &guest_before, || guest.snapshot());
+    assert!(record_files(&host).is_empty());
+}

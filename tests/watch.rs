@@ -413,3 +413,65 @@ fn a_recorded_line_whose_ip_hangs_is_stopped_at_10_s() {
     let ours: Vec<&str> = sleeping.lines().filter(|pid| netns(pid) == netns(&c.pid.to_string())).collect();
     assert!(ours.is_empty(), "ip left running in the container: {ours:?}");
 }
+
+/// A record names its engine (Docker's `/info` ID); a catch-up drops only
+/// the records of its own engine's containers that are gone. One naming
+/// another engine (a watch on another DOCKER_HOST) stays, and so does one
+/// naming none (an older pipework's: which engine made it is unknown).
+#[test]
+fn a_catch_up_drops_only_the_records_of_its_own_engine() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let scope = unique("en");
+    let label = format!("{SCOPE}={scope}");
+    let engine = run(&["docker", "info", "-f", "{{.ID}}"]).trim().to_string();
+    let mut gone = Vec::new();
+    for (i, names) in [Some(engine.as_str()), Some("ANOTHER:ENGINE"), None].into_iter().enumerate() {
+        let c = Container::run_with("en", &["--label", &label]);
+        assert_success(&pipework(&host, &["br0", &c.name, &format!("10.5.108.{}/24", i + 1)]));
+        let id = container_id(&c);
+        let file = record_file(&host, &id);
+        let mut record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(record["guest"]["engine"], engine.as_str(), "{record}");
+        match names {
+            Some(id) => record["guest"]["engine"] = id.into(),
+            None => drop(record["guest"].as_object_mut().unwrap().remove("engine")),
+        }
+        std::fs::write(&file, record.to_string()).unwrap();
+        run(&["docker", "rm", "-f", &c.name]);
+        gone.push((c, file, id));
+    }
+    // The removals' events older than the catch-up's replay margin (1 s):
+    // the catch-up alone decides (an event of this engine's would drop an
+    // older pipework's record, rightly).
+    std::thread::sleep(Duration::from_secs(2));
+
+    let w = Watcher::start(&host, &scope, &[]);
+    w.wait_log(&format!("{}: removed; its record of 1 interfaces dropped", gone[0].0.name), SETTLE);
+    assert!(!gone[0].1.exists());
+    assert!(gone[1].1.exists() && gone[2].1.exists(), "{}", w.log());
+    let log = w.log();
+    let other = format!(
+        "{}: not in this engine, whose ID is {engine}; its record names engine ANOTHER:ENGINE: left to it",
+        gone[1].0.name
+    );
+    let older = format!(
+        "{}: not in this engine, and its record names no engine (an older pipework's): left alone; \
+         `pipework detach {}` drops it",
+        gone[2].0.name, gone[2].2
+    );
+    assert!(log.contains(&other) && log.contains(&older), "{log}");
+}
+
+/// The state directory the service makes (to watch it for records) is
+/// root's alone, 0700, though the service's umask (the tests' 022) would
+/// open it.
+#[test]
+fn the_state_directory_watch_makes_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = Netns::new("host");
+    let _w = Watcher::start(&host, &unique("pm"), &[]);
+    let mode = std::fs::metadata(host.state_dir()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}

@@ -269,7 +269,13 @@ is logged with the container's name and the others are plumbed.
 When a container is removed, what its interfaces left on the host is undone as \
 detach undoes it, and its record is dropped. At its own start, and after each \
 reconnection, watch catches up: every running container with a record or a label \
-is reconciled, and records of containers that no longer exist are dropped.
+is reconciled, and records of containers that no longer exist are dropped: only \
+those that name this engine (its ID, as docker info gives it: a record names the \
+engine its container ran on), so that a watch on another DOCKER_HOST drops none. \
+A record of an older pipework names no engine: it is never dropped for its \
+container's absence (detach drops it), and names this engine from the first \
+catch-up that finds its container. A host link is deleted only if it is still \
+the one made (its index, kind, MAC and veth peer, as recorded).
 
 A native DHCP interface keeps one agent while its container runs. An agent still \
 running when watch starts (after a restart of the service, which leaves agents \
@@ -316,7 +322,10 @@ cannot be read; --json gives {\"ok\", \"differences\": [{\"guest\", \"interface\
 what the record says, as a plan with rollback: veths and children deleted, a \
 --direct-phys interface given back to the host, the replaced default route put \
 back, a DHCP agent stopped (it releases its lease); bridges, VLAN devices and \
-parents are shared and stay. A second detach does nothing and exits 0. CNI \
+parents are shared and stay. A link is deleted only if it is still the one \
+made (its recorded index, kind, MAC and veth peer): one that took its name \
+since is left alone, with a message. Without a record, detach deletes the \
+guest's eth1 only if it is a veth paired with the host's v<CTR_IF>pl<PID>. A second detach does nothing and exits 0. CNI \
 attachments are listed and checked, but only their runtime removes them (CNI \
 DEL).",
     ),

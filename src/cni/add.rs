@@ -187,7 +187,7 @@ impl Early {
             Some(_) => Some(Sysctl::conf(Some(netns.netns()), Family::V4, &env.ifname, "arp_notify")?),
             None => None,
         };
-        let draft = records::Draft::new(env, conf, netns, host_veth, &ctr)?;
+        let draft = records::Draft::new(env, conf, netns, &veth, &ctr)?;
         Ok(Early { veth, ctr, bridge, bridge_addrs, v6_off, arp_notify, draft })
     }
 }

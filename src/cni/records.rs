@@ -10,13 +10,43 @@ use super::env::Env;
 use super::error::{CniError, CniResult, Code};
 use super::result::CniOutput;
 use super::version::LATEST;
+use crate::drivers::link_id;
 use crate::error::{Error, Kind, Result};
 use crate::resolve::guest::Guest;
-use crate::state::{Attached, CniRecord, Finder, GuestRecord, HostNs, How, Interface, Record, Store};
+use crate::state::{Attached, CniRecord, Finder, GuestRecord, HostNs, How, Interface, NsId, Record, Store};
+use crate::sys::netlink::Link;
+use crate::sys::output;
 
 /// The record of container `container_id`, if it has one.
 pub fn load(store: &Store, container_id: &str) -> CniResult<Option<Record>> {
     Ok(store.load(&Finder::cni_key(container_id))?)
+}
+
+/// The record DEL goes by. One that cannot be read would fail every DEL
+/// of the container, and the runtime retries DEL until it succeeds: it is
+/// reported (stderr) and moved aside (`<file>.damaged`), and DEL goes on
+/// as without a record (what the runtime names, by name; IPAM releases).
+pub fn load_for_del(store: &Store, container_id: &str) -> Option<Record> {
+    let key = Finder::cni_key(container_id);
+    let error = match store.load(&key) {
+        Ok(record) => return record,
+        Err(e) => e,
+    };
+    let said = error.to_string();
+    let said = said.trim_start_matches("pipework: ");
+    match store.set_aside(&key) {
+        Ok(aside) => output::warn(format!(
+            "pipework: the record of container {container_id} cannot be read ({said}): moved to {}; \
+             removing what is found without it",
+            aside.display()
+        )),
+        Err(e) => output::warn(format!(
+            "pipework: the record of container {container_id} cannot be read ({said}), \
+             nor moved aside ({}); removing what is found without it",
+            e.to_string().trim_start_matches("pipework: ")
+        )),
+    }
+    None
 }
 
 /// ADD's record but for what IPAM answers: gathered while IPAM runs, so
@@ -31,13 +61,7 @@ pub struct Draft {
 impl Draft {
     /// The container's interface as the kernel has it now (`link`, just
     /// made), the host namespace's identity, the configuration as JSON.
-    pub fn new(
-        env: &Env,
-        conf: &NetConf,
-        guest: &Guest,
-        host_veth: &str,
-        link: &crate::sys::netlink::Link,
-    ) -> Result<Draft> {
+    pub fn new(env: &Env, conf: &NetConf, guest: &Guest, host_veth: &Link, link: &Link) -> Result<Draft> {
         let mac = link.mac.ok_or_else(|| {
             Error::new(Kind::Internal, format!("{} has no hardware address to record", env.ifname))
         })?;
@@ -46,7 +70,7 @@ impl Draft {
             name: env.ifname.clone(),
             ifindex: link.index,
             how: How::Veth,
-            host_side: Some(host_veth.to_string()),
+            host_side: Some(host_veth.name.clone()),
             attached_to: Attached::Bridge(conf.bridge.clone()),
             mac,
             mtu: link.mtu,
@@ -62,15 +86,19 @@ impl Draft {
                 result: serde_json::Value::Null,
                 rules: Vec::new(),
             }),
+            host_link: link_id(host_veth),
         };
         let find = Finder::Cni { container_id: env.container_id.clone(), netns: env.netns.clone() };
-        let guest = GuestRecord { label: env.container_id.clone(), find, netns: guest.netns_id()? };
+        let netns = guest.netns_id()?;
+        let guest = GuestRecord { label: env.container_id.clone(), find, netns, engine: None };
         Ok(Draft { iface, guest, host: HostNs::current()?, container_id: env.container_id.clone() })
     }
 
     /// Records what ADD made, beside the container's attachments to other
     /// networks. Run as the transaction's commit: if it fails, the links go
-    /// and the address with them. Unsynced: see README, "Speed".
+    /// and the address with them. Synced as every record is: a record lost
+    /// or emptied in a crash would drop the container's other attachments
+    /// at its next ADD.
     pub fn commit(self, env: &Env, conf: &NetConf, ours: &CniOutput) -> Result<()> {
         let Draft { mut iface, guest, host, container_id } = self;
         iface.addresses = ours.ips.iter().map(|ip| ip.address).collect();
@@ -82,7 +110,6 @@ impl Draft {
             cni.rules = rules;
         }
         Store::from_env()
-            .unsynced()
             .update(&guest.find.key(), |slot| {
                 let record = slot.get_or_insert_with(|| Record::new(guest.clone(), host.clone()));
                 record.guest = guest;
@@ -115,17 +142,32 @@ pub fn forget(store: &Store, container_id: &str, ifname: &str) -> CniResult<()> 
     store.forget(&Finder::cni_key(container_id), &[ifname]).map(drop).map_err(CniError::from)
 }
 
-/// Every attachment recorded from this network namespace: container ID,
-/// netns path, interface.
-pub fn all(store: &Store) -> CniResult<Vec<(String, String, Interface)>> {
+/// An attachment as GC finds it on record: its container ID, the netns
+/// path and the namespace that was there at ADD, its interface.
+pub struct Recorded {
+    pub id: String,
+    pub netns: String,
+    pub netns_id: NsId,
+    pub iface: Interface,
+}
+
+/// Every attachment recorded from this network namespace; a file that
+/// cannot be read is named on stderr (DEL moves it aside), not collected.
+pub fn all(store: &Store) -> CniResult<Vec<Recorded>> {
     let here = HostNs::current().map_err(|e| {
         CniError::new(Code::Io, "failed to identify this network namespace").with_details(e.to_string())
     })?;
+    let listing = store.load_all()?;
+    for broken in &listing.broken {
+        let said = broken.error.to_string();
+        output::warn(format!("pipework: not collected: {}", said.trim_start_matches("pipework: ")));
+    }
     let mut found = Vec::new();
-    for record in store.load_all()?.records.into_iter().filter(|r| r.host.id == here.id) {
+    for record in listing.records.into_iter().filter(|r| r.host.id == here.id) {
         let Finder::Cni { container_id, netns } = record.guest.find else { continue };
         for iface in record.interfaces.into_iter().filter(|i| i.cni.is_some()) {
-            found.push((container_id.clone(), netns.clone(), iface));
+            let (id, netns, netns_id) = (container_id.clone(), netns.clone(), record.guest.netns);
+            found.push(Recorded { id, netns, netns_id, iface });
         }
     }
     Ok(found)

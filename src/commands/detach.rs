@@ -3,15 +3,18 @@
 //! interface's driver plans its teardown (`drivers::teardown`); the default
 //! route an attach replaced is put back while the one it set still holds,
 //! and once the guest's last recorded interface goes, the rules its
-//! `pipework rule GUEST add ...` lines made go too. Without a record it
-//! goes by the names pipework gives (`v<IF>pl<PID>`) and the kinds of link
-//! it makes. Bridges, VLAN devices and parents are shared and stay. What is
-//! already gone is no error: a second detach does nothing and exits 0.
+//! `pipework rule GUEST add ...` lines made go too. A link is deleted only
+//! if it is still the one made (its recorded identity: see
+//! `drivers::made_on_host`); one that took its name since stays, with a
+//! message. Without a record it goes by the names pipework gives
+//! (`v<IF>pl<PID>`, the veth pair it names). Bridges, VLAN devices and
+//! parents are shared and stay. What is already gone is no error: a second
+//! detach does nothing and exits 0.
 //! An interface a CNI runtime attached is refused: the runtime removes it.
 
 use super::observe::{guest_now, select};
 use super::print_or_apply;
-use crate::drivers::{self, made_by_pipework, Teardown};
+use crate::drivers::{self, Teardown};
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::iproute2::{parse_rule, RuleOp};
@@ -19,8 +22,9 @@ use crate::plan::{Plan, Side, Step};
 use crate::request::GuestRef;
 use crate::resolve::guest::{self, Guest};
 use crate::state::{Interface, Record, Store};
-use crate::sys::netlink::{route_via, Netlink};
+use crate::sys::netlink::{route_via, Link, Netlink};
 use crate::sys::output;
+use rtnetlink::packet_route::link::InfoKind;
 
 pub async fn detach(label: &GuestRef, ifname: Option<&str>, dry_run: bool) -> Result<()> {
     let store = Store::from_env();
@@ -156,25 +160,33 @@ fn forget(store: &Store, record: &Record, chosen: &[&Interface]) -> Result<()> {
     })
 }
 
-/// Without a record: the guest's `ctr_if` if pipework makes links of its
-/// kind, else the host side `v<IF>pl<PID>` a bridge attach names.
+/// Without a record, only what pipework's own names say is its own: the
+/// guest's `ctr_if` if it is a veth whose peer is the host's `v<IF>pl<PID>`
+/// (the name a bridge attach gives its host side, each end the other's
+/// peer), else that host side alone. A link of any other kind, or a veth
+/// paired with anything else, has nothing to say pipework made it (Docker's
+/// own networks make veths `eth1`): refused, changing nothing. The original
+/// had no detach; its users deleted the link by hand, as the message says.
 async fn by_names(guest: &Guest, host: &Netlink, inside: &Netlink, ctr_if: &str) -> Result<Plan> {
     let mut plan = Plan::new(&guest.enter);
     let veth = format!("v{ctr_if}pl{}", guest.name_number);
-    let host_veth =
-        host.link(&veth).await?.filter(|l| l.kind == Some(rtnetlink::packet_route::link::InfoKind::Veth));
+    let host_veth = host.link(&veth).await?.filter(|l| l.kind == Some(InfoKind::Veth));
+    let paired = |link: &Link| {
+        host_veth.as_ref().is_some_and(|h| h.peer == Some(link.index) && link.peer == Some(h.index))
+    };
     match inside.link(ctr_if).await? {
-        Some(link) if made_by_pipework(&link) => {
+        Some(link) if link.kind == Some(InfoKind::Veth) && paired(&link) => {
             plan.push(Step::DeleteLink { side: Side::Guest, name: ctr_if.into() })
         }
         Some(link) => {
             return Err(Error::new(
                 Kind::Conflict,
                 format!(
-                "{ctr_if} of {} is no link pipework makes ({}) and has no record to say where it came from",
-                guest.label,
-                link.kind.map_or("unknown kind".to_string(), |k| format!("{k:?}").to_lowercase())
-            ),
+                    "{ctr_if} of {} has no record, and is no veth paired with {veth} ({}): \
+                     nothing says pipework made it; delete it by hand if it should go",
+                    guest.label,
+                    link.kind_word()
+                ),
             ))
         }
         None if host_veth.is_some() => plan.push(Step::DeleteLink { side: Side::Host, name: veth }),

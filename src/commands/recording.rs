@@ -8,6 +8,7 @@ use std::time::Duration;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::dhcp::state::State;
+use crate::drivers::link_id;
 use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Step};
 use crate::request::{Addressing, Attach, Dhcp, DhcpClient, GuestRef, HostIf, Tag, Tool};
@@ -34,19 +35,26 @@ pub async fn attached(
     plan: &Plan,
     req: &Attach,
     guest: &Guest,
-    inside: &Netlink,
+    (host_nl, inside): (&Netlink, &Netlink),
     writer: Writer,
 ) -> Result<()> {
-    let iface = describe(plan, req, inside).await?;
+    let iface = describe(plan, req, host_nl, inside).await?;
     let host = HostNs::current()?;
-    let record_guest =
-        GuestRecord { label: guest.label.clone(), find: guest.find.clone(), netns: guest.netns_id()? };
+    let record_guest = GuestRecord {
+        label: guest.label.clone(),
+        find: guest.find.clone(),
+        netns: guest.netns_id()?,
+        engine: guest.engine.get().await,
+    };
     let key = guest.find.key();
     let write = move || {
         Store::from_env().update(&key, |slot| {
             let record = slot.get_or_insert_with(|| Record::new(record_guest.clone(), host.clone()));
             // A restarted container has a new namespace; the rest stays.
             record.guest.netns = record_guest.netns;
+            if record_guest.engine.is_some() {
+                record.guest.engine = record_guest.engine;
+            }
             record.host = host;
             record.put_interface(iface);
         })
@@ -60,8 +68,9 @@ pub async fn attached(
     written.map_err(|e| e.context(format!("recording what was made in {}", guest.label)))
 }
 
-/// The interface as the plan made it; MAC, MTU and index read back.
-async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interface> {
+/// The interface as the plan made it; MAC, MTU and index read back, and
+/// a veth's host side as the host has it.
+async fn describe(plan: &Plan, req: &Attach, host: &Netlink, inside: &Netlink) -> Result<Interface> {
     let mut name = None;
     let mut how = None;
     let mut host_side = None;
@@ -126,6 +135,10 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
         Some(route) => default_route(route, inside).await?,
         None => None,
     };
+    let host_link = match (how, &host_side) {
+        (How::Veth, Some(name)) => host.link(name).await?.as_ref().and_then(link_id),
+        _ => None,
+    };
     Ok(Interface {
         name,
         ifindex: link.index,
@@ -141,6 +154,7 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
         dhcp,
         replaced_default,
         cni: None,
+        host_link,
     })
 }
 
@@ -262,6 +276,7 @@ mod tests {
             label: "xcatmn".into(),
             find: Finder::Container { runtime: "docker".into(), id: "abc".into(), name: "xcatmn".into() },
             netns: NsId { ino: 1, dev: 2 },
+            engine: None,
         };
         let mut record = Record::new(guest, HostNs { id: NsId { ino: 3, dev: 4 }, netns: None });
         record.put_interface(iface.clone());
@@ -285,6 +300,7 @@ mod tests {
             dhcp: None,
             replaced_default: None,
             cni: None,
+            host_link: None,
         }
     }
 

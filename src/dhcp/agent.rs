@@ -52,10 +52,7 @@ pub fn spawn(
     socket: Option<&OwnedFd>,
 ) -> Result<AgentId> {
     let exe = std::env::current_exe().map_err(|e| Error::from(e).context("finding this program"))?;
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(state.log_path())
+    let log = crate::state::private_files::open(File::options().create(true).append(true), &state.log_path())
         .map_err(|e| Error::from(e).context("opening the agent's log"))?;
     let mut cmd = Command::new(exe);
     cmd.arg(WORD).arg(&state.path).current_dir("/");

@@ -91,8 +91,8 @@ pub async fn run(ns: BorrowedFd<'_>, dhcp: &Dhcp, argv: &[String], guest: &str, 
             .map_err(|e| Error::from(e).context("creating /etc/dhclient"))?;
     }
     let dir = resolv.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).map_err(|e| failed("creating", dir, e))?;
-    std::fs::write(resolv, "").map_err(|e| failed("writing", resolv, e))?;
+    crate::state::private_files::make_dir(dir).map_err(|e| failed("creating", dir, e))?;
+    crate::state::private_files::write(resolv, b"").map_err(|e| failed("writing", resolv, e))?;
     let path = exec::find(&argv[0], package(dhcp.client))?;
     let mut cmd = exec::command_in(ns, &path, &argv[1..]);
     exec::private_resolv_conf(&mut cmd, resolv)?;

@@ -12,6 +12,7 @@ use super::agent::AgentId;
 use super::timing::Times;
 use super::wire::Lease;
 use crate::error::{Error, Kind, Result};
+use crate::state::private_files;
 
 /// `PIPEWORK_STATE_DIR`, by default /var/lib/pipework.
 pub fn state_dir() -> PathBuf {
@@ -80,12 +81,12 @@ impl State {
             }
         }
         let dir = self.path.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(dir)
+        private_files::make_dir(dir)
             .map_err(|e| Error::from(e).context(format!("creating {}", dir.display())))?;
         // Written whole, then renamed: a reader never sees half a file. The
         // run and the agent it starts may both write it: each its own temporary.
         let tmp = beside(&self.path, &format!("new.{}", std::process::id()));
-        std::fs::write(&tmp, text)
+        private_files::write(&tmp, text.as_bytes())
             .map_err(|e| Error::from(e).context(format!("writing {}", tmp.display())))?;
         std::fs::rename(&tmp, &self.path)
             .map_err(|e| Error::from(e).context(format!("writing {}", self.path.display())))

@@ -26,8 +26,9 @@ use crate::plan::{Plan, Side, Step};
 use crate::request::Attach;
 use crate::resolve::guest::Guest;
 use crate::resolve::host::HostKind;
-use crate::state::{Attached, How, Interface, Record};
+use crate::state::{Attached, How, Interface, LinkId, Record};
 use crate::sys::netlink::{Link, Netlink};
+use crate::sys::output;
 
 /// Everything a driver plans with: the request, the guest it names, and a
 /// netlink connection on each side.
@@ -88,19 +89,85 @@ pub struct Teardown<'a> {
 }
 
 impl Teardown<'_> {
-    /// The recorded interface in the guest now, if there is one.
+    /// The recorded interface in the guest now, if there is one and it is
+    /// still the one made (see `made_in_guest`); one that is not is left
+    /// alone, saying so.
     async fn in_guest(&self) -> Result<Option<Link>> {
-        match self.inside {
-            Some(nl) => nl.link(&self.iface.name).await,
-            None => Ok(None),
-        }
+        let Some(nl) = self.inside else { return Ok(None) };
+        Ok(nl.link(&self.iface.name).await?.filter(|link| {
+            let made = self.made_in_guest(link);
+            if !made {
+                output::warn(format!(
+                    "pipework: {} of {} is not the link pipework made there ({}, MAC {}; recorded: {}, MAC {}): left alone",
+                    self.iface.name,
+                    self.record.guest_name(),
+                    link.kind_word(),
+                    link.mac.map_or("none".into(), |m| m.to_string()),
+                    self.iface.how.word(),
+                    self.iface.mac,
+                ));
+            }
+            made
+        }))
     }
+
+    /// Whether `link`, the guest's link of the recorded name, is the one the
+    /// attach made: of the kind it made and with the MAC read back then (an
+    /// IPoIB child's 20-byte address is not kept: its kind alone).
+    fn made_in_guest(&self, link: &Link) -> bool {
+        let kind = match self.iface.how {
+            How::Veth => InfoKind::Veth,
+            How::Macvlan => InfoKind::MacVlan,
+            How::Dummy => InfoKind::Dummy,
+            How::Ipoib => return link.kind == Some(InfoKind::Ipoib),
+            How::Moved => return true,
+        };
+        link.kind == Some(kind) && link.mac == Some(self.iface.mac)
+    }
+
+    /// The host's link of the recorded host-side name, if it is the one the
+    /// attach made; one that took the name since (a bridge, another veth)
+    /// is left alone, saying so.
+    async fn host_side(&self) -> Result<Option<Link>> {
+        let Some(name) = self.iface.host_side.as_deref().filter(|n| !n.is_empty()) else { return Ok(None) };
+        let Some(link) = self.host.link(name).await? else { return Ok(None) };
+        if made_on_host(self.iface, &link) {
+            return Ok(Some(link));
+        }
+        output::warn(format!(
+            "pipework: {name} on the host is not the link pipework made for {} of {} (it is a {} with index {} now): left alone",
+            self.iface.name,
+            self.record.guest_name(),
+            link.kind_word(),
+            link.index,
+        ));
+        Ok(None)
+    }
+}
+
+/// Whether `link`, the host's link of `iface`'s host-side name, is the veth
+/// the attach made: a veth whose peer is in another namespace (the guest
+/// side is never on the host) with the guest side's recorded index, and,
+/// where the record
+/// keeps it (`host_link`; records of before it was kept have only the
+/// rest), the index, kind and MAC it had.
+pub fn made_on_host(iface: &Interface, link: &Link) -> bool {
+    let elsewhere = link.peer_netnsid.is_some() && link.peer == Some(iface.ifindex);
+    let veth = link.kind == Some(InfoKind::Veth) && elsewhere;
+    veth && iface.host_link.as_ref().is_none_or(|id| link_id(link).as_ref() == Some(id))
+}
+
+/// What a record keeps of a link to tell it from one that takes its name
+/// later (a link without a MAC is not kept).
+pub fn link_id(link: &Link) -> Option<LinkId> {
+    Some(LinkId { ifindex: link.index, kind: link.kind_word(), mac: link.mac? })
 }
 
 /// The steps that undo one recorded interface: what can be undone into
 /// `plan` (a lent interface given back), deletions, which nothing brings
 /// back, into `last`, for the end of the plan. What is gone already needs
-/// nothing; shared things (bridges, VLAN devices, parents) stay.
+/// nothing; shared things (bridges, VLAN devices, parents) stay, and so
+/// does a link that took a recorded name since.
 pub async fn teardown(t: &Teardown<'_>, plan: &mut Plan, last: &mut Vec<Step>) -> Result<()> {
     // The lease goes first, while its link is there to release it over.
     dhcp::teardown(t, plan);
@@ -115,17 +182,12 @@ pub async fn teardown(t: &Teardown<'_>, plan: &mut Plan, last: &mut Vec<Step>) -
 }
 
 /// A link made on the host and moved in: deleted in the guest, if it is
-/// still of a kind pipework makes.
+/// still the one made.
 async fn delete_in_guest(t: &Teardown<'_>, last: &mut Vec<Step>) -> Result<()> {
-    if t.in_guest().await?.is_some_and(|l| made_by_pipework(&l)) {
+    if t.in_guest().await?.is_some() {
         last.push(Step::DeleteLink { side: Side::Guest, name: t.iface.name.clone() });
     }
     Ok(())
-}
-
-/// The kinds of link pipework makes in a guest, which a detach may delete.
-pub fn made_by_pipework(link: &Link) -> bool {
-    matches!(link.kind, Some(InfoKind::Veth | InfoKind::MacVlan | InfoKind::Dummy | InfoKind::Ipoib))
 }
 
 pub fn not_yet(what: String) -> Error {

@@ -6,7 +6,7 @@
 
 use rtnetlink::packet_route::link::InfoKind;
 
-use super::{addressing, made_by_pipework, Context, Teardown};
+use super::{addressing, Context, Teardown};
 use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::request::{check_ifname, Attach};
@@ -102,13 +102,12 @@ async fn veth(plan: &mut Plan, ctx: &Context<'_>, local: &str, ctr_if: &str, mtu
     Ok(())
 }
 
-/// A veth goes whole with either end: the host side, ours by name, else
-/// the guest's end if the host side is gone already.
+/// A veth goes whole with either end: the host side, if it is still the
+/// one made, else the guest's end if that is.
 pub async fn teardown(t: &Teardown<'_>, last: &mut Vec<Step>) -> Result<()> {
-    let host_side = t.iface.host_side.as_deref().unwrap_or_default();
-    if !host_side.is_empty() && t.host.link(host_side).await?.is_some() {
-        last.push(Step::DeleteLink { side: Side::Host, name: host_side.to_string() });
-    } else if t.in_guest().await?.is_some_and(|l| made_by_pipework(&l)) {
+    if let Some(link) = t.host_side().await? {
+        last.push(Step::DeleteLink { side: Side::Host, name: link.name });
+    } else if t.in_guest().await?.is_some() {
         last.push(Step::DeleteLink { side: Side::Guest, name: t.iface.name.clone() });
     }
     Ok(())

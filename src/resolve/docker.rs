@@ -85,6 +85,7 @@ pub async fn guest(label: &str) -> Result<Guest> {
                 }
             };
             guest.find = found.find(engine);
+            guest.engine = EngineId::of(&docker);
             return guest.confirm(still);
         }
         tracing::debug!(attempt, "container {label} has PID 0 (not running)");
@@ -149,6 +150,53 @@ pub async fn runtime(docker: &Docker, socket: &Path) -> Result<&'static str> {
         .map_err(|e| Error::new(Kind::Io, format!("cannot reach Docker at {}: {e}", socket.display())))?;
     let podman = version.components.unwrap_or_default().iter().any(|c| c.name == PODMAN_COMPONENT);
     Ok(if podman { "podman" } else { DOCKER })
+}
+
+/// The engine of a container guest, as its record names it
+/// (`GuestRecord::engine`): Docker's `/info` ID. Asked only for an attach
+/// that records (`ask`, while its plan is applied: dockerd takes tens of
+/// milliseconds over `/info`), or known already (the watch service's).
+#[derive(Debug, Default)]
+pub struct EngineId {
+    client: Option<Docker>,
+    known: Option<String>,
+    asking: std::sync::Mutex<Option<tokio::task::JoinHandle<Option<String>>>>,
+}
+
+impl EngineId {
+    pub fn known(id: &str) -> EngineId {
+        EngineId { known: Some(id.to_string()), ..Default::default() }
+    }
+
+    fn of(docker: &Docker) -> EngineId {
+        EngineId { client: Some(docker.clone()), ..Default::default() }
+    }
+
+    /// Starts asking the engine, if there is one to ask.
+    pub fn ask(&self) {
+        let (Some(docker), None) = (&self.client, &self.known) else { return };
+        let mut asking = self.asking.lock().unwrap_or_else(|e| e.into_inner());
+        if asking.is_none() {
+            let docker = docker.clone();
+            *asking = Some(tokio::spawn(async move { engine_id(&docker).await }));
+        }
+    }
+
+    /// The engine's ID; None for a guest that is no container, or an
+    /// engine that does not answer.
+    pub async fn get(&self) -> Option<String> {
+        if self.known.is_some() {
+            return self.known.clone();
+        }
+        self.ask();
+        let asking = self.asking.lock().unwrap_or_else(|e| e.into_inner()).take();
+        asking?.await.ok().flatten()
+    }
+}
+
+/// The engine's ID, as its `/info` gives it (none when it gives none).
+pub async fn engine_id(docker: &Docker) -> Option<String> {
+    docker.info().await.ok()?.id.filter(|id| !id.is_empty())
 }
 
 /// The component Podman's `/version` names itself by.

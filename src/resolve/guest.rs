@@ -39,6 +39,8 @@ pub struct Guest {
     /// Held open for the whole run, so the namespace cannot vanish or be
     /// swapped under us even if the process exits.
     netns: File,
+    /// The engine of a container, for its record.
+    pub engine: docker::EngineId,
 }
 
 impl Guest {
@@ -89,6 +91,7 @@ impl Guest {
             netns_arg: pid.to_string(),
             find,
             netns,
+            engine: Default::default(),
         })
     }
 
@@ -108,7 +111,17 @@ impl Guest {
     fn from_file(label: &str, path: &Path, enter: String, netns_arg: String, find: Finder) -> Result<Guest> {
         let netns = open_netns_file(path)?;
         let name_number = netns.metadata()?.ino().saturating_sub(PROC_DYNAMIC_FIRST);
-        Ok(Guest { label: label.to_string(), name_number, process: None, enter, netns_arg, find, netns })
+        let engine = Default::default();
+        Ok(Guest {
+            label: label.to_string(),
+            name_number,
+            process: None,
+            enter,
+            netns_arg,
+            find,
+            netns,
+            engine,
+        })
     }
 }
 

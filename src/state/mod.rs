@@ -7,6 +7,7 @@
 //! run needs: names on both sides, what it hangs off and how, MAC, MTU,
 //! addresses, gateway, VLAN, DHCP, and the `route`/`rule` lines applied since.
 
+pub mod private_files;
 mod store;
 
 use std::net::IpAddr;
@@ -47,6 +48,12 @@ pub struct GuestRecord {
     /// Its network namespace when the record was written; a restarted
     /// container has a new one.
     pub netns: NsId,
+    /// For a container, the ID of the engine that runs it (Docker's
+    /// `/info` ID): only that engine's word that the container is gone
+    /// counts. None in records of before it was kept, or when the engine
+    /// did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// How to find a guest again, also after a restart where that is possible.
@@ -188,6 +195,20 @@ pub struct Interface {
     /// Set for an interface a CNI ADD made: what DEL, GC and CHECK need.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni: Option<CniRecord>,
+    /// The link made on the host (a veth's host side) as it was made: a
+    /// later link that took its name is not deleted for it. None for the
+    /// other kinds, and in records of before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_link: Option<LinkId>,
+}
+
+/// What tells a link from another that took its name: its index, kind
+/// (`veth`) and MAC, in its own namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkId {
+    pub ifindex: u32,
+    pub kind: String,
+    pub mac: Mac,
 }
 
 /// A CNI attachment's own facts, beside the interface's.
@@ -409,6 +430,7 @@ mod tests {
             label: "xcatmn".into(),
             find: Finder::Container { runtime: "docker".into(), id: id.into(), name: "/xcatmn".into() },
             netns: NsId { ino: 4026532900, dev: 4 },
+            engine: None,
         };
         let mut record = Record::new(guest, HostNs { id: NsId { ino: 4026531840, dev: 4 }, netns: None });
         record.put_interface(Interface {
@@ -426,6 +448,7 @@ mod tests {
             dhcp: None,
             replaced_default: None,
             cni: None,
+            host_link: None,
         });
         record
     }

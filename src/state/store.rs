@@ -6,19 +6,17 @@
 //! keep each other's interfaces. A write goes to a temporary file in the
 //! same directory, is fsync'd, renamed over the record, and the directory is
 //! fsync'd: a crash leaves the old record or the new one, never half of one.
-//! Readers take no lock; a rename is atomic to them. A store opened
-//! `unsynced` (the CNI plugin's ADD: see README, "Speed") keeps the rename
-//! but not the fsyncs; a crash may then leave an empty file where its record
-//! was being written, which reads as no record.
+//! Readers take no lock; a rename is atomic to them. Every writer (the
+//! command line, watch, the CNI plugin) writes so: an empty or torn record
+//! would drop a guest's other interfaces at its next update.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::{Record, VERSION};
+use super::{private_files, Record, VERSION};
 use crate::error::{Error, Kind, Result};
 
 pub const DIR_ENV: &str = "PIPEWORK_STATE_DIR";
@@ -30,7 +28,6 @@ const SUFFIX: &str = ".json";
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
-    sync: bool,
 }
 
 /// The store's lock, held until dropped.
@@ -64,13 +61,7 @@ impl Store {
     }
 
     pub fn at(dir: impl Into<PathBuf>) -> Store {
-        Store { dir: dir.into(), sync: true }
-    }
-
-    /// The same store, written without fsyncs: what it writes may be lost
-    /// in a crash, never half-written.
-    pub fn unsynced(self) -> Store {
-        Store { sync: false, ..self }
+        Store { dir: dir.into() }
     }
 
     pub fn dir(&self) -> &Path {
@@ -84,18 +75,10 @@ impl Store {
     /// Takes the store's lock, making the directory (0700) if need be.
     /// Hold it across a read-modify-write that `update` cannot express.
     pub fn lock(&self) -> Result<Lock<'_>> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
+        private_files::make_dir(&self.dir)
             .map_err(|e| Error::from(e).context(format!("creating {}", self.dir.display())))?;
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
+        let file = private_files::open(OpenOptions::new().create(true).truncate(false).write(true), &path)
             .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
         let flock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::from(e).context(format!("locking {}", path.display())))?;
@@ -183,6 +166,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Moves the record file of `key`, one that cannot be read, aside to
+    /// `<key>.json.damaged` (no longer a record: listings skip it), where
+    /// an operator can look at it; where it went.
+    pub fn set_aside(&self, key: &str) -> Result<PathBuf> {
+        let _lock = self.lock()?;
+        let path = self.path(key);
+        let aside = self.dir.join(format!("{key}{SUFFIX}.damaged"));
+        fs::rename(&path, &aside)
+            .and_then(|()| sync_dir(&self.dir))
+            .map_err(|e| Error::from(e).context(format!("moving {} aside", path.display())))?;
+        Ok(aside)
+    }
+
     /// Drops the interfaces `names` from the record of `key`, and the
     /// record with the last of them; whether it had any of them.
     pub fn forget(&self, key: &str, names: &[&str]) -> Result<bool> {
@@ -214,16 +210,11 @@ impl Lock<'_> {
         text.push(b'\n');
         let result = (|| {
             let mut file =
-                OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+                private_files::open(OpenOptions::new().create(true).truncate(true).write(true), &tmp)?;
             file.write_all(&text)?;
-            if self.store.sync {
-                file.sync_all()?;
-            }
+            file.sync_all()?;
             fs::rename(&tmp, &path)?;
-            match self.store.sync {
-                true => sync_dir(&self.store.dir),
-                false => Ok(()),
-            }
+            sync_dir(&self.store.dir)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -256,7 +247,8 @@ fn read(path: &Path) -> Result<Option<Record>> {
         Err(e) => return Err(Error::from(e).context(format!("reading {}", path.display()))),
     };
     // pipework writes no empty record: an empty file is an unsynced write
-    // a crash cut short, whose record never was.
+    // of an older version's CNI ADD that a crash cut short, whose record
+    // never was.
     if text.is_empty() {
         return Ok(None);
     }

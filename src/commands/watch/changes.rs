@@ -22,7 +22,7 @@ impl Changes {
     /// Watches `dir`, made if it is not there yet.
     pub fn watch(dir: &Path) -> Result<Changes> {
         let failed = |e: io::Error| Error::from(e).context(format!("watching {}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(failed)?;
+        crate::state::private_files::make_dir(dir).map_err(failed)?;
         // SAFETY: inotify_init1 takes flags and returns a new fd or -1.
         let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if raw < 0 {

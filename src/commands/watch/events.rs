@@ -37,6 +37,10 @@ pub struct Engine {
     /// `docker` or `podman`: the records of this engine's containers are
     /// the ones looked after (another watch may look after the others').
     pub runtime: &'static str,
+    /// Its ID (`/info`), which the records of its containers name: only
+    /// this engine's word that a container is gone counts (another
+    /// `DOCKER_HOST` knows none of them). None if it gives none.
+    pub id: Option<String>,
     only: Vec<String>,
 }
 
@@ -53,8 +57,8 @@ impl Engine {
     /// engine it is.
     pub async fn connect(only: &[String]) -> Result<Engine> {
         let (docker, socket) = docker::client("the watch service")?;
-        let runtime = docker::runtime(&docker, &socket).await?;
-        Ok(Engine { docker, socket, runtime, only: only.to_vec() })
+        let (runtime, id) = tokio::join!(docker::runtime(&docker, &socket), docker::engine_id(&docker));
+        Ok(Engine { docker, socket, runtime: runtime?, id, only: only.to_vec() })
     }
 
     pub async fn containers(&self) -> Result<Containers> {

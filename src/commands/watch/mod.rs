@@ -143,8 +143,15 @@ async fn serve(
     let mut queue = Queue::new(reconciler);
     let mut supervisor = Supervisor::default();
     let recorded = reconciler.recorded();
-    for (id, name) in recorded.iter().filter(|(id, _)| !containers.all.contains(*id)) {
-        queue.submit(id.clone(), Job::Forget { name: name.clone() });
+    for (id, rec) in &recorded {
+        match containers.all.contains(id) {
+            true if rec.engine.is_none() => reconciler.adopt(id),
+            true => {}
+            false if reconciler.gone(id, rec) => {
+                queue.submit(id.clone(), Job::Forget { name: rec.name.clone() })
+            }
+            false => {}
+        }
     }
     let mut wanted = 0;
     for (id, name, labels) in containers.running {

@@ -33,6 +33,13 @@ pub struct Reconciler<'a> {
     trust: Trust,
 }
 
+/// A container's record, as a catch-up goes by it.
+pub struct Recorded {
+    pub name: String,
+    /// The engine the record names (`GuestRecord::engine`).
+    pub engine: Option<String>,
+}
+
 /// One interface a container should have, and the MAC it must have if it
 /// is there already (a recorded one's).
 struct Wanted {
@@ -52,10 +59,11 @@ impl<'a> Reconciler<'a> {
         Ok(Reconciler { engine, host, store, here: HostNs::current()?.id, trust })
     }
 
-    /// The containers that have a record: ID and name. An unreadable
-    /// record is reported and left alone, and so is a CNI record
-    /// (`Finder::Cni`): its runtime makes it again (ADD) and removes it (DEL).
-    pub fn recorded(&self) -> HashMap<String, String> {
+    /// The containers that have a record: ID, name and the engine the
+    /// record names. An unreadable record is reported and left alone, and
+    /// so is a CNI record (`Finder::Cni`): its runtime makes it again (ADD)
+    /// and removes it (DEL).
+    pub fn recorded(&self) -> HashMap<String, Recorded> {
         let listing = match self.store.load_all() {
             Ok(listing) => listing,
             Err(e) => {
@@ -72,11 +80,50 @@ impl<'a> Reconciler<'a> {
             .filter(|r| r.host.id == self.here)
             .filter_map(|r| match &r.guest.find {
                 Finder::Container { runtime, id, .. } if runtime == self.engine.runtime => {
-                    Some((id.clone(), r.guest_name().to_string()))
+                    let name = r.guest_name().to_string();
+                    Some((id.clone(), Recorded { name, engine: r.guest.engine.clone() }))
                 }
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether a record of a container this engine does not list is stale:
+    /// only if the record names this engine. One that names another is
+    /// that engine's (a watch on another `DOCKER_HOST`); one that names
+    /// none (written before records named their engine) is never
+    /// collected on absence: which engine made it is unknown, and dropping
+    /// it loses the only way back to what it made. It names this engine
+    /// from the first catch-up that finds its container (`adopt`); its
+    /// removal (an event) still drops it; `pipework detach` does too.
+    pub fn gone(&self, id: &str, recorded: &Recorded) -> bool {
+        let name = &recorded.name;
+        match (&recorded.engine, &self.engine.id) {
+            (Some(theirs), Some(ours)) if theirs == ours => return true,
+            (Some(theirs), _) => tracing::info!(
+                "{name}: not in this engine, whose ID is {}; its record names engine {theirs}: left to it",
+                self.engine.id.as_deref().unwrap_or("unknown")
+            ),
+            (None, _) => tracing::warn!(
+                "{name}: not in this engine, and its record names no engine (an older pipework's): \
+                 left alone; `pipework detach {id}` drops it"
+            ),
+        }
+        false
+    }
+
+    /// A record written before records named their engine, of a container
+    /// this engine lists: it names this engine from now on.
+    pub fn adopt(&self, id: &str) {
+        let Some(engine) = &self.engine.id else { return };
+        let adopted = self.store.update(&self.key(id), |slot| {
+            if let Some(record) = slot.as_mut().filter(|r| r.guest.engine.is_none()) {
+                record.guest.engine = Some(engine.clone());
+            }
+        });
+        if let Err(e) = adopted {
+            tracing::warn!("{}", plain(&e));
+        }
     }
 
     /// The key of the record of this engine's container `id`.
@@ -102,9 +149,14 @@ impl<'a> Reconciler<'a> {
     async fn running(&self, id: &str, name: &str) -> Result<Option<Running>> {
         let (docker, socket) = (&self.engine.docker, &self.engine.socket);
         let label = if name.is_empty() { id } else { name };
-        let found = docker::running_with(docker, socket, self.engine.runtime, label, id).await?;
-        if found.is_none() {
-            tracing::debug!("{label}: not running");
+        let mut found = docker::running_with(docker, socket, self.engine.runtime, label, id).await?;
+        match &mut found {
+            None => tracing::debug!("{label}: not running"),
+            Some((guest, _)) => {
+                if let Some(engine) = &self.engine.id {
+                    guest.engine = docker::EngineId::known(engine);
+                }
+            }
         }
         Ok(found.filter(|found| self.engine.lets_in(&found.labels)))
     }
@@ -318,6 +370,12 @@ impl<'a> Reconciler<'a> {
             tracing::debug!("{name}: removed; it had no record");
             return Ok(());
         };
+        if let (Some(theirs), Some(ours)) = (&record.guest.engine, &self.engine.id) {
+            if theirs != ours {
+                tracing::info!("{name}: removed here, but its record names engine {theirs}: left to it");
+                return Ok(());
+            }
+        }
         detach::collect(&record, self.host).await?;
         self.store.remove(&key)?;
         tracing::info!("{name}: removed; its record of {} interfaces dropped", record.interfaces.len());

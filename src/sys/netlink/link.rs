@@ -26,6 +26,11 @@ pub struct Link {
     pub kind: Option<InfoKind>,
     pub mac: Option<Mac>,
     pub master: Option<u32>,
+    /// IFLA_LINK: a veth's peer (its index in the peer's namespace), a
+    /// VLAN's or macvlan's parent.
+    pub peer: Option<u32>,
+    /// IFLA_LINK_NETNSID: set when `peer` is in another namespace.
+    pub peer_netnsid: Option<i32>,
     pub infiniband: bool,
     pub loopback: bool,
     /// The STP state of a bridge port.
@@ -49,6 +54,8 @@ impl Link {
             kind: None,
             mac: None,
             master: None,
+            peer: None,
+            peer_netnsid: None,
             infiniband: msg.header.link_layer_type == LinkLayerType::Infiniband,
             loopback: msg.header.link_layer_type == LinkLayerType::Loopback,
             port_state: None,
@@ -62,6 +69,8 @@ impl Link {
                 LinkAttribute::IfName(name) => link.name = name,
                 LinkAttribute::Mtu(mtu) => link.mtu = mtu,
                 LinkAttribute::Controller(master) => link.master = Some(master),
+                LinkAttribute::Link(peer) => link.peer = Some(peer),
+                LinkAttribute::LinkNetNsId(id) => link.peer_netnsid = Some(id),
                 LinkAttribute::Address(a) if a.len() == 6 => link.mac = Some(Mac(a.try_into().unwrap())),
                 LinkAttribute::AfSpecUnspec(families) => link.read_settings(families),
                 LinkAttribute::LinkInfo(infos) => {
@@ -114,6 +123,12 @@ impl Link {
 
     pub fn is_bridge(&self) -> bool {
         self.kind == Some(InfoKind::Bridge)
+    }
+
+    /// Its kind as `ip -d link` words it (`veth`, `bridge`), for records
+    /// and messages.
+    pub fn kind_word(&self) -> String {
+        self.kind.as_ref().map_or("unknown kind".to_string(), |k| format!("{k:?}").to_lowercase())
     }
 }
 
