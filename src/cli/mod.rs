@@ -101,6 +101,11 @@ pub struct Cli {
     #[arg(long)]
     pub vlan_filtering: bool,
 
+    /// Leave the firewall alone: no rule accepting a Linux bridge's own
+    /// traffic where the FORWARD hook would drop it
+    #[arg(long)]
+    pub no_firewall: bool,
+
     /// Print the plan as iproute2 commands and change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -196,6 +201,10 @@ pub struct WatchArgs {
     /// Only containers carrying this label (with this value): as docker ps --filter label=...
     #[arg(long, value_name = "LABEL[=VALUE]")]
     pub only: Vec<String>,
+
+    /// Leave the firewall alone in the attachments it makes (as attach's --no-firewall)
+    #[arg(long)]
+    pub no_firewall: bool,
 }
 
 #[derive(Args, Debug)]
@@ -215,6 +224,11 @@ pub struct MkbridgeArgs {
     /// Forward delay of the bridge, in seconds [default: 0, the kernel's with --stp on]
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(0..=30))]
     pub forward_delay: Option<u32>,
+
+    /// Leave the firewall alone: no rule accepting the bridge's own
+    /// traffic where the FORWARD hook would drop it
+    #[arg(long)]
+    pub no_firewall: bool,
 
     /// Print the plan as iproute2 commands and change nothing
     #[arg(long)]
@@ -344,6 +358,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         mac,
         tag,
         vlan_filtering: cli.vlan_filtering,
+        no_firewall: cli.no_firewall,
     };
     Ok(Invocation { request: Request::Attach(attach), verbose, dry_run })
 }
@@ -398,6 +413,7 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
                 iface: m.iface,
                 stp: m.stp == "on",
                 forward_delay: m.forward_delay,
+                no_firewall: m.no_firewall,
             };
             (Request::Mkbridge(req), m.dry_run)
         }
@@ -421,7 +437,7 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
             }
             (Request::Detach { guest: GuestRef::parse(&guest)?, ifname: container_if }, dry_run)
         }
-        Companion::Watch(w) => (Request::Watch(Watch { only: w.only }), false),
+        Companion::Watch(w) => (Request::Watch(Watch { only: w.only, no_firewall: w.no_firewall }), false),
     };
     Ok(Invocation { request, verbose: cli.verbose, dry_run })
 }
@@ -554,7 +570,8 @@ mod tests {
                 bridge: "br0".into(),
                 iface: "eth0".into(),
                 stp: false,
-                forward_delay: None
+                forward_delay: None,
+                no_firewall: false,
             })
         );
         // This host has an interface named `loop`: the line is an attach.

@@ -14,7 +14,8 @@ use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::request::GuestRef;
-use crate::state::{Attached, CniRecord, Finder, How, Interface, Record, Store};
+use crate::state::{Attached, CniRecord, Finder, HostNs, How, Interface, Record, Store};
+use crate::sys::firewall;
 use crate::sys::netlink::{address_ip, route_via, Link, Netlink, PortVlan};
 use crate::sys::nftables::{rules, Nftables, Tag};
 use crate::sys::output;
@@ -27,7 +28,7 @@ struct Difference {
     interface: Option<String>,
     /// A stable word for scripts: guest-gone, interface-missing, mac, mtu,
     /// down, address, default-route, dhcp-agent, host-side, master,
-    /// vlan-filtering, vlan, ovs-port, nft-rule, broken-record.
+    /// vlan-filtering, vlan, ovs-port, nft-rule, firewall, broken-record.
     kind: &'static str,
     message: String,
 }
@@ -150,12 +151,37 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                         for (kind, text) in bridge_port(host, &link, bridge, side, iface.vlan).await? {
                             say(Some(iface), kind, text);
                         }
+                        if iface.cni.is_none() && HostNs::current()?.id == record.host.id {
+                            for text in forward_rules(record, bridge)? {
+                                say(Some(iface), "firewall", text);
+                            }
+                        }
                     }
                     if iface.how == How::Veth && !link.up {
                         say(Some(iface), "down", format!("host side {side} is down"));
                     }
                 }
             }
+        }
+    }
+    Ok(out)
+}
+
+/// The rules `bridge`'s own traffic needs through the FORWARD hook, and
+/// those pipework recorded for it, that are not there: one line each with
+/// the command that makes it.
+fn forward_rules(record: &Record, bridge: &str) -> Result<Vec<String>> {
+    let mut wanted = firewall::needed()?;
+    if let Some(kept) = Store::from_env().bridge(record.host.id, bridge)? {
+        wanted.extend(kept.accept.into_iter().filter(|r| !wanted.contains(r)).collect::<Vec<_>>());
+    }
+    let mut out = Vec::new();
+    for rule in wanted {
+        if !rule.present(bridge)? {
+            out.push(format!(
+                "the FORWARD hook drops what {bridge} forwards between its ports: missing `{}`",
+                rule.command(bridge)
+            ));
         }
     }
     Ok(out)

@@ -238,6 +238,7 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         mac: (iface.how != How::Ipoib).then_some(iface.mac),
         tag: iface.vlan.map(|v| Tag(if iface.how == How::Ipoib { format!("{v:x}") } else { v.to_string() })),
         vlan_filtering: iface.vlan_filtering,
+        no_firewall: false,
     }
 }
 

@@ -7,6 +7,7 @@
 //! run needs: names on both sides, what it hangs off and how, MAC, MTU,
 //! addresses, gateway, VLAN, DHCP, and the `route`/`rule` lines applied since.
 
+mod bridges;
 mod store;
 
 use std::net::IpAddr;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::mac::Mac;
 use crate::request::DHCP_TIMEOUT;
 
+pub use bridges::BridgeRecord;
 pub use store::{Broken, Listing, Lock, Store, DEFAULT_DIR, DIR_ENV};
 
 /// The record format this build writes; a record from a newer build is

@@ -55,7 +55,7 @@ pub async fn watch(req: &Watch) -> Result<()> {
     loop {
         let session = async {
             let engine = Engine::connect(&req.only).await?;
-            let reconciler = Reconciler::new(&engine, &host, &store)?;
+            let reconciler = Reconciler::new(&engine, &host, &store, req.no_firewall)?;
             serve(&engine, &reconciler, &mut signals, &mut said_down, &mut backoff).await
         };
         // Connecting and listing are cut short by a signal: they change nothing.

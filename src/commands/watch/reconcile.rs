@@ -29,6 +29,8 @@ pub struct Reconciler<'a> {
     /// This network namespace: records made from another are left to a
     /// watch running there.
     here: NsId,
+    /// `--no-firewall`, for every attach it makes.
+    no_firewall: bool,
 }
 
 /// One interface a container should have, and the MAC it must have if it
@@ -41,8 +43,13 @@ struct Wanted {
 }
 
 impl<'a> Reconciler<'a> {
-    pub fn new(engine: &'a Engine, host: &'a Netlink, store: &'a Store) -> Result<Reconciler<'a>> {
-        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id })
+    pub fn new(
+        engine: &'a Engine,
+        host: &'a Netlink,
+        store: &'a Store,
+        no_firewall: bool,
+    ) -> Result<Reconciler<'a>> {
+        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id, no_firewall })
     }
 
     /// The containers that have a record: ID and name. An unreadable
@@ -151,7 +158,14 @@ impl<'a> Reconciler<'a> {
                     link.mac.map_or("none".into(), |m| m.to_string()),
                     w.mac.map_or("none".into(), |m| m.to_string()),
                 ),
-                None => match attach::connect(&w.req, &guest, self.host, &inside).await {
+                None => match attach::connect(
+                    &Attach { no_firewall: w.req.no_firewall || self.no_firewall, ..w.req.clone() },
+                    &guest,
+                    self.host,
+                    &inside,
+                )
+                .await
+                {
                     Ok(()) => made.push(ifname),
                     Err(e) => report(&format!("{name}: {ifname} not plumbed"), &e),
                 },
