@@ -242,3 +242,38 @@ fn iptables_legacy_host() {
     let listing = run(&["ip", "netns", "exec", &host.name, "iptables-legacy", "-S", "FORWARD"]);
     assert!(!listing.contains("br2"), "{listing}");
 }
+
+/// The rule lost (a flush, a reboot), the container restarted: watch makes
+/// it again with the interface. With PIPEWORK_NO_FIREWALL=1 (the service's
+/// environment file) it makes the interface only, and says what to run.
+#[test]
+fn watch_makes_the_rule_again() {
+    let Some(h) = DockerHost::start() else { return };
+    let node = h.ns.add_node(&["10.5.107.1/24"], &["10.5.107.2/24"]);
+    assert_success(&h.pipework(&["mkbridge", "br0", "eth0"]));
+    let scope = unique("fw");
+    let label = format!("{SCOPE}={scope}");
+    let ctr = h.container_with(&unique("xcat"), &["--label", &label]);
+    assert_success(&h.pipework(&["br0", &ctr, "10.5.107.101/24@10.5.107.1"]));
+    let socket = h.socket();
+    let user_rules = || h.tables("iptables", &["-S", "DOCKER-USER"]);
+    let drop_rule = || h.tables("iptables", &["-D", "DOCKER-USER", "-i", "br0", "-o", "br0", "-j", "ACCEPT"]);
+
+    for (env, made) in [
+        (vec![("DOCKER_HOST", socket.as_str())], 1),
+        (vec![("DOCKER_HOST", socket.as_str()), ("PIPEWORK_NO_FIREWALL", "1")], 0),
+    ] {
+        let w = Watcher::start(&h.ns, &scope, &env);
+        drop_rule();
+        h.docker(&["restart", "-t", "0", &ctr]);
+        w.wait_log(&format!("{ctr}: plumbed"), SETTLE);
+        assert_eq!(count(&user_rules(), ACCEPT_BR0), made, "{}", w.log());
+        if made == 1 {
+            h.docker(&["exec", &ctr, "ping", "-c", "1", "-W", "2", "10.5.107.2"]);
+            assert!(pings(&node, "10.5.107.101"));
+        } else {
+            assert!(w.log().contains("iptables -I DOCKER-USER -i br0 -o br0 -j ACCEPT"), "{}", w.log());
+            h.tables("iptables", &["-I", "DOCKER-USER", "-i", "br0", "-o", "br0", "-j", "ACCEPT"]);
+        }
+    }
+}

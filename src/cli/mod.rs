@@ -203,7 +203,7 @@ pub struct WatchArgs {
     pub only: Vec<String>,
 
     /// Leave the firewall alone in the attachments it makes (as attach's --no-firewall)
-    #[arg(long)]
+    #[arg(long, env = "PIPEWORK_NO_FIREWALL", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_firewall: bool,
 }
 

@@ -164,7 +164,15 @@ impl DockerHost {
     /// A container of the test image made as the runbook makes it
     /// (`docker create --net=none`), then started; its name.
     pub fn container(&self, name: &str) -> String {
-        self.docker(&["create", "--net=none", "--name", name, IMAGE, "sleep", "100000"]);
+        self.container_with(name, &[])
+    }
+
+    /// The same with more `docker create` options (a watcher's label).
+    pub fn container_with(&self, name: &str, extra: &[&str]) -> String {
+        let mut args = vec!["create", "--net=none", "--name", name];
+        args.extend_from_slice(extra);
+        args.extend([IMAGE, "sleep", "100000"]);
+        self.docker(&args);
         self.docker(&["start", name]);
         name.to_string()
     }
