@@ -72,7 +72,10 @@ fn xcat_runbook_on_a_stock_docker_host() {
     let node = h.ns.add_node(&["10.5.106.1/24"], &["10.5.106.2/24"]);
     assert_eq!(count(&h.tables("iptables", &["-S", "FORWARD"]), "-P FORWARD DROP"), 1);
 
+    let plan = stdout(&h.pipework(&["mkbridge", "--dry-run", "br0", "eth0"]));
+    assert!(plan.lines().any(|l| l == "iptables -I DOCKER-USER -i br0 -o br0 -j ACCEPT"), "{plan}");
     assert_success(&h.pipework(&["mkbridge", "br0", "eth0"]));
+    assert_eq!(count(&h.tables("iptables", &["-S", "DOCKER-USER"]), ACCEPT_BR0), 1, "made by mkbridge");
     let ctr = h.container(&unique("xcat"));
     assert_success(&h.pipework(&["br0", &ctr, "10.5.106.101/24@10.5.106.1"]));
 
@@ -88,9 +91,11 @@ fn xcat_runbook_on_a_stock_docker_host() {
     in_ctr("10.5.106.2");
     assert!(pings(&node, "10.5.106.101"), "the compute node reaches the container");
 
-    // Another attach on br0 adds nothing; show and check see the rule.
+    // show and check see the rule.
     let show = stdout(&h.pipework(&["show"]));
     assert!(show.contains("br0: pipework keeps `iptables -I DOCKER-USER -i br0 -o br0 -j ACCEPT`"), "{show}");
+    let json: Value = serde_json::from_str(&stdout(&h.pipework(&["show", "--json"]))).unwrap();
+    assert_eq!(json[0]["firewall"], serde_json::json!(["iptables -I DOCKER-USER -i br0 -o br0 -j ACCEPT"]));
     assert_success(&h.pipework(&["check"]));
     h.tables("iptables", &["-D", "DOCKER-USER", "-i", "br0", "-o", "br0", "-j", "ACCEPT"]);
     let check = h.pipework(&["check"]);
@@ -168,6 +173,7 @@ fn operator_drop_policy_without_docker() {
     assert!(stderr(&out).contains("ip6tables -I FORWARD 1 -i br1 -o br1 -j ACCEPT"), "{}", stderr(&out));
     assert_eq!(host.exec(&["iptables", "-S"]).stdout, before, "--no-firewall adds nothing");
     assert!(!pings(&guest, "10.6.0.3"), "dropped, as it said");
+    assert_success(&pipework(&host, &["check"])); // the operator's choice, recorded
     assert_success(&pipework(&host, &["detach", &label]));
 
     assert_success(&pipework(&host, &["br1", &label, "10.6.0.2/24"]));

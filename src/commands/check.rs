@@ -151,7 +151,8 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                         for (kind, text) in bridge_port(host, &link, bridge, side, iface.vlan).await? {
                             say(Some(iface), kind, text);
                         }
-                        if iface.cni.is_none() && HostNs::current()?.id == record.host.id {
+                        let ours = iface.cni.is_none() && !iface.no_firewall;
+                        if ours && HostNs::current()?.id == record.host.id {
                             for text in forward_rules(record, bridge)? {
                                 say(Some(iface), "firewall", text);
                             }

@@ -138,6 +138,7 @@ async fn describe(plan: &Plan, req: &Attach, inside: &Netlink) -> Result<Interfa
         gateway,
         vlan,
         vlan_filtering: req.vlan_filtering,
+        no_firewall: req.no_firewall,
         dhcp,
         replaced_default,
         cni: None,
@@ -238,7 +239,7 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         mac: (iface.how != How::Ipoib).then_some(iface.mac),
         tag: iface.vlan.map(|v| Tag(if iface.how == How::Ipoib { format!("{v:x}") } else { v.to_string() })),
         vlan_filtering: iface.vlan_filtering,
-        no_firewall: false,
+        no_firewall: iface.no_firewall,
     }
 }
 
@@ -282,6 +283,7 @@ mod tests {
             gateway: None,
             vlan: None,
             vlan_filtering: false,
+            no_firewall: false,
             dhcp: None,
             replaced_default: None,
             cni: None,

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::exec::{self, CHILD_PATH};
 use super::nftables::{listed, rules, same_exprs, Chain, Nftables, POLICY_DROP};
+use super::output;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 
@@ -166,10 +167,9 @@ pub fn needed() -> Result<Vec<Accept>> {
             needed.push(Accept { family, backend: Backend::Nft, chain: chain.into() });
         }
         if legacy_filter_table(family) && legacy_policy_drops(family)? {
-            let chain = if legacy(family, &["-S".into(), DOCKER_USER.into()])?.is_some() {
-                DOCKER_USER
-            } else {
-                FORWARD
+            let chain = match legacy(family, &["-S".into(), DOCKER_USER.into()])? {
+                Some(_) => DOCKER_USER,
+                None => FORWARD,
             };
             needed.push(Accept { family, backend: Backend::Legacy, chain: chain.into() });
         }
@@ -198,8 +198,21 @@ fn legacy_filter_table(family: Family) -> bool {
     std::fs::read_to_string(file).is_ok_and(|names| names.lines().any(|n| n == "filter"))
 }
 
+/// Whether x_tables' FORWARD drops by policy. Without iptables-legacy to
+/// ask (a table some other tool made), stderr says the hook is not looked at.
 fn legacy_policy_drops(family: Family) -> Result<bool> {
-    let listing = legacy(family, &["-S".into(), FORWARD.into()])?.unwrap_or_default();
+    let listing = match legacy(family, &["-S".into(), FORWARD.into()]) {
+        Err(e) if e.kind() == Kind::NotFound => {
+            output::warn(format!(
+                "pipework: an x_tables filter table is loaded but {}-legacy is not installed: \
+                 its FORWARD policy is not looked at ({})",
+                word(family),
+                e.message().trim_start_matches("pipework: ")
+            ));
+            return Ok(false);
+        }
+        listing => listing?.unwrap_or_default(),
+    };
     Ok(listing.lines().any(|l| l.trim() == "-P FORWARD DROP"))
 }
 
