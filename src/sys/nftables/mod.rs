@@ -226,13 +226,11 @@ impl Nftables {
         }
     }
 
-    /// Puts a rule of `exprs`, without user data, at the head of `chain`:
-    /// what `iptables -I CHAIN` sends.
+    /// Puts a rule of `exprs` at the head of `chain` as `iptables-nft -I
+    /// CHAIN` does (`iptables_rule`).
     pub fn insert(&mut self, chain: Chain<'_>, exprs: &[Expr]) -> Result<()> {
-        let mut a = Attrs::default();
-        a.string(attr::RULE_TABLE, chain.table).string(attr::RULE_CHAIN, chain.name);
-        a.nest(attr::RULE_EXPRESSIONS).raw(&expr::encode_all(exprs)).end();
-        let message = Message { op: Op::NewRule, family: chain.family, flags: NLM_F_CREATE, attrs: a };
+        let attrs = iptables_rule(chain, exprs);
+        let message = Message { op: Op::NewRule, family: chain.family, flags: NLM_F_CREATE, attrs };
         self.transact(&[message], &format!("adding a rule to {}", chain.describe()))
     }
 
@@ -353,6 +351,17 @@ impl Nftables {
     }
 }
 
+/// A new rule's attributes as iptables-nft sends them: table, chain,
+/// expressions, and the x_tables compatibility data it adds to every rule
+/// (protocol 0, no flags, for a rule without `-p`); no user data.
+fn iptables_rule(chain: Chain<'_>, exprs: &[Expr]) -> Attrs {
+    let mut a = Attrs::default();
+    a.string(attr::RULE_TABLE, chain.table).string(attr::RULE_CHAIN, chain.name);
+    a.nest(attr::RULE_EXPRESSIONS).raw(&expr::encode_all(exprs)).end();
+    a.nest(attr::RULE_COMPAT).u32(attr::COMPAT_PROTO, 0).u32(attr::COMPAT_FLAGS, 0).end();
+    a
+}
+
 fn table_name() -> Attrs {
     let mut a = Attrs::default();
     a.string(attr::TABLE_NAME, TABLE);
@@ -456,5 +465,27 @@ mod tests {
         assert_eq!(&bytes[..2], [0x00, 0x15]);
         assert_eq!(&bytes[2..], b"abc-def net: testnet\0");
         assert_eq!(decode_comment(&bytes), "abc-def net: testnet");
+    }
+
+    /// Byte for byte what `iptables-nft -I X -i br0 -o br0 -j ACCEPT` sent
+    /// (1.8.9, its sendmsg as `strace -e write=3` dumps it) after the
+    /// `nfgenmsg` of its NFT_MSG_NEWRULE.
+    #[test]
+    fn a_bridge_rule_is_the_message_iptables_nft_sends() {
+        let chain = Chain { family: 2, table: "filter", name: "X" };
+        let hex: String = iptables_rule(chain, &rules::bridge_accept("br0"))
+            .bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "0b00010066696c746572000006000200580000000001048024000180090001006d6574610000000014000280080002000000\
+             000608000100000000012c00018008000100636d700020000280080001000000000108000200000000000c00038008000100\
+             6272300024000180090001006d6574610000000014000280080002000000000708000100000000012c00018008000100636d\
+             700020000280080001000000000108000200000000000c00038008000100627230002c0001800c000100636f756e74657200\
+             1c0002800c00010000000000000000000c0002000000000000000000300001800e000100696d6d6564696174650000001c00\
+             02800800010000000000100002800c00028008000100000000011400058008000100000000000800020000000000"
+        );
     }
 }
