@@ -283,3 +283,28 @@ fn watch_makes_the_rule_again() {
         }
     }
 }
+
+/// br_netfilter off for the namespace: a bridge's own nf_call_iptables
+/// still hands its frames to the hook, and gets the rule; a bridge without
+/// it needs none and gets none.
+#[test]
+fn a_bridge_that_calls_iptables_itself() {
+    let Some((host, _peer)) = dropping_host("br4", "10.9.0.3/24", &["iptables"]) else { return };
+    for key in ["iptables", "ip6tables"] {
+        host.exec(&["sysctl", "-qw", &format!("net.bridge.bridge-nf-call-{key}=0")]);
+    }
+    host.ip(&["link", "set", "br4", "type", "bridge", "nf_call_iptables", "1"]);
+    let (guest, out) = guest_on(&host, "br4", "10.9.0.2/24", &[]);
+    assert_success(&out);
+    let listing = run(&["ip", "netns", "exec", &host.name, "iptables", "-S", "FORWARD"]);
+    assert_eq!(count(&listing, "-A FORWARD -i br4 -o br4 -j ACCEPT"), 1, "{listing}");
+    assert!(pings(&guest, "10.9.0.3"));
+
+    host.add_bridge("br5", None);
+    let other_peer = host.add_peer("br5", "10.9.1.3/24");
+    let (other, out) = guest_on(&host, "br5", "10.9.1.2/24", &[]);
+    assert_success(&out);
+    let listing = run(&["ip", "netns", "exec", &host.name, "iptables", "-S", "FORWARD"]);
+    assert!(!listing.contains("br5"), "{listing}");
+    assert!(pings(&other, "10.9.1.3") && pings(&other_peer, "10.9.1.2"), "br5's frames skip the hook");
+}

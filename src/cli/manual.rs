@@ -73,7 +73,8 @@ filters, or whose PVID is no longer its VLAN, untagged). A kernel whose bridges 
 left behind.
 
 When the FORWARD hook sees bridged frames (br_netfilter: \
-net.bridge.bridge-nf-call-iptables or -ip6tables) and a filter FORWARD chain \
+net.bridge.bridge-nf-call-iptables or -ip6tables, or the bridge's own \
+nf_call_iptables) and a filter FORWARD chain \
 drops them by policy (Docker sets DROP), an attach to a Linux bridge, and \
 mkbridge, add one rule per bridge and family accepting the bridge's own \
 traffic, 'iptables -I DOCKER-USER -i BRIDGE -o BRIDGE -j ACCEPT' (at the head \

@@ -153,7 +153,7 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                         }
                         let ours = iface.cni.is_none() && !iface.no_firewall;
                         if ours && HostNs::current()?.id == record.host.id {
-                            for text in forward_rules(record, bridge)? {
+                            for text in forward_rules(record, host, bridge).await? {
                                 say(Some(iface), "firewall", text);
                             }
                         }
@@ -171,8 +171,9 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
 /// The rules `bridge`'s own traffic needs through the FORWARD hook, and
 /// those pipework recorded for it, that are not there: one line each with
 /// the command that makes it.
-fn forward_rules(record: &Record, bridge: &str) -> Result<Vec<String>> {
-    let mut wanted = firewall::needed()?;
+async fn forward_rules(record: &Record, host: &Netlink, bridge: &str) -> Result<Vec<String>> {
+    let own = host.link(bridge).await?.map_or([false; 2], |b| b.nf_call);
+    let mut wanted = firewall::needed(own)?;
     if let Some(kept) = Store::from_env().bridge(record.host.id, bridge)? {
         wanted.extend(kept.accept.into_iter().filter(|r| !wanted.contains(r)).collect::<Vec<_>>());
     }

@@ -97,7 +97,8 @@ pub async fn plan(req: &Mkbridge, host: &Netlink) -> Result<Plan> {
         plan.steps.clear();
     }
     // Before IFACE's frames start crossing the bridge.
-    if let Some(step) = let_through(bridge, req.no_firewall)? {
+    let own = existing.as_ref().map_or([false; 2], |b| b.nf_call);
+    if let Some(step) = let_through(bridge, own, req.no_firewall)? {
         plan.steps.insert(usize::from(existing.is_none()), step);
     }
     Ok(plan)

@@ -71,7 +71,8 @@ impl Bridge {
                 NEW_BRIDGE_MTU
             }
         };
-        plan.steps.extend(let_through(&self.name, ctx.req.no_firewall)?);
+        let own = self.existing.as_ref().map_or([false; 2], |b| b.nf_call);
+        plan.steps.extend(let_through(&self.name, own, ctx.req.no_firewall)?);
         let mut attach = vec![Step::SetMaster { link: port.local.clone(), bridge: self.name.clone() }];
         if let Some(vid) = vlan {
             // The VLAN the bridge gives every new port: 1 unless changed.
@@ -86,10 +87,11 @@ impl Bridge {
 
 /// The step that lets `bridge`'s own traffic (frames it forwards to
 /// itself) through a FORWARD hook that would drop it, if a rule is
-/// missing. With `--no-firewall`, none: stderr says what is dropped and
-/// the command that would let it through.
-pub fn let_through(bridge: &str, no_firewall: bool) -> Result<Option<Step>> {
-    let missing = firewall::missing(bridge)?;
+/// missing (`own`: the bridge's own `nf_call_*`). With `--no-firewall`,
+/// none: stderr says what is dropped and the command that would let it
+/// through.
+pub fn let_through(bridge: &str, own: [bool; 2], no_firewall: bool) -> Result<Option<Step>> {
+    let missing = firewall::missing(bridge, own)?;
     if missing.is_empty() {
         return Ok(None);
     }

@@ -143,20 +143,28 @@ fn word(family: Family) -> &'static str {
     }
 }
 
-/// Whether br_netfilter hands this namespace's bridged frames of `family`
-/// to iptables (`/proc/sys/net/bridge/bridge-nf-call-ip{,6}tables`).
-fn bridged_frames_filtered(family: Family) -> bool {
+/// Whether br_netfilter hands a bridge's frames of `family` to iptables:
+/// this namespace's `/proc/sys/net/bridge/bridge-nf-call-ip{,6}tables`, or
+/// the bridge's own `nf_call_ip{,6}tables` (`own`, as netlink lists them).
+fn bridged_frames_filtered(family: Family, own: [bool; 2]) -> bool {
     let path = format!("/proc/sys/net/bridge/bridge-nf-call-{}", word(family));
-    std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1")
+    let own = match family {
+        Family::V4 => own[0],
+        Family::V6 => own[1],
+    };
+    // Without the module there is no file, and the bridge's own setting is
+    // not looked at either.
+    std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1" || own)
 }
 
-/// The accepting rules `bridge` needs in this namespace: one per family
-/// and backend whose FORWARD hook sees bridged frames and drops them by
-/// policy, whether or not the rule is there already.
-pub fn needed() -> Result<Vec<Accept>> {
+/// The accepting rules a bridge (whose own `nf_call_*` settings are `own`)
+/// needs in this namespace: one per family and backend whose FORWARD hook
+/// sees bridged frames and drops them by policy, whether or not the rule is
+/// there already.
+pub fn needed(own: [bool; 2]) -> Result<Vec<Accept>> {
     let mut needed = Vec::new();
     for family in [Family::V4, Family::V6] {
-        if !bridged_frames_filtered(family) {
+        if !bridged_frames_filtered(family, own) {
             continue;
         }
         let mut nft = Nftables::here()?;
@@ -177,10 +185,10 @@ pub fn needed() -> Result<Vec<Accept>> {
     Ok(needed)
 }
 
-/// The rules of `needed()` that are not there.
-pub fn missing(bridge: &str) -> Result<Vec<Accept>> {
+/// The rules of `needed(own)` that `bridge` lacks.
+pub fn missing(bridge: &str, own: [bool; 2]) -> Result<Vec<Accept>> {
     let mut missing = Vec::new();
-    for rule in needed()? {
+    for rule in needed(own)? {
         if !rule.present(bridge)? {
             missing.push(rule);
         }
