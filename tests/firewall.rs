@@ -193,6 +193,16 @@ fn operator_drop_policy_without_docker() {
     restores(&host, "ip6tables-save", "ip6tables-restore");
     assert!(pings(&guest, "10.6.0.3") && pings(&peer, "10.6.0.4"), "across br1 both ways");
 
+    // Docker comes later: its DOCKER-USER, jumped to first. The rule at
+    // the head of FORWARD still counts: no second one, no difference.
+    host.exec(&["iptables", "-N", "DOCKER-USER"]);
+    host.exec(&["iptables", "-I", "FORWARD", "-j", "DOCKER-USER"]);
+    let (third, out) = guest_on(&host, "br1", "10.6.0.5/24", &[]);
+    assert_success(&out);
+    assert!(!run(&["ip", "netns", "exec", &host.name, "iptables", "-S", "DOCKER-USER"]).contains("br1"));
+    assert_success(&pipework(&host, &["check"]));
+    assert_success(&pipework(&host, &["detach", &format!("netns:{}", third.name)]));
+
     assert_success(&pipework(&host, &["detach", &label]));
     assert_eq!(
         count(
@@ -252,6 +262,7 @@ fn iptables_legacy_host() {
 /// The rule lost (a flush, a reboot), the container restarted: watch makes
 /// it again with the interface. With PIPEWORK_NO_FIREWALL=1 (the service's
 /// environment file) it makes the interface only, and says what to run.
+/// The container removed, the rule goes with its record.
 #[test]
 fn watch_makes_the_rule_again() {
     let Some(h) = DockerHost::start() else { return };
@@ -282,6 +293,13 @@ fn watch_makes_the_rule_again() {
             h.tables("iptables", &["-I", "DOCKER-USER", "-i", "br0", "-o", "br0", "-j", "ACCEPT"]);
         }
     }
+
+    // The container removed: watch's removal takes br0's last attachment,
+    // and the rule with it.
+    let w = Watcher::start(&h.ns, &scope, &[("DOCKER_HOST", socket.as_str())]);
+    h.docker(&["rm", "-f", &ctr]);
+    w.wait_log(&format!("{ctr}: removed"), SETTLE);
+    assert_eq!(count(&user_rules(), ACCEPT_BR0), 0, "{}", w.log());
 }
 
 /// br_netfilter off for the namespace: a bridge's own nf_call_iptables

@@ -14,7 +14,7 @@ pub fn accept(bridge: &str, rules: &[Accept]) -> Result<Vec<Accept>> {
     Store::from_env().update_bridge(&host, bridge, |kept| {
         let mut added = Vec::new();
         for rule in rules {
-            let done = match rule.present(bridge) {
+            let done = match rule.present_in_either(bridge) {
                 Ok(true) => Ok(()),
                 Ok(false) => rule.add(bridge).map(|()| added.push(rule.clone())),
                 Err(e) => Err(e),

@@ -179,7 +179,7 @@ async fn forward_rules(record: &Record, host: &Netlink, bridge: &str) -> Result<
     }
     let mut out = Vec::new();
     for rule in wanted {
-        if !rule.present(bridge)? {
+        if !rule.present_in_either(bridge)? {
             out.push(format!(
                 "the FORWARD hook drops what {bridge} forwards between its ports: missing `{}`",
                 rule.command(bridge)

@@ -87,6 +87,14 @@ impl Accept {
         }
     }
 
+    /// Whether the rule is in its chain or the other one (DOCKER-USER,
+    /// FORWARD): one made at the head of FORWARD before Docker made its
+    /// chain still lets the bridge's traffic through.
+    pub fn present_in_either(&self, bridge: &str) -> Result<bool> {
+        let other = if self.chain == FORWARD { DOCKER_USER } else { FORWARD };
+        Ok(self.present(bridge)? || Accept { chain: other.into(), ..self.clone() }.present(bridge)?)
+    }
+
     /// The nf_tables handle of the first rule of its chain that is it.
     fn handle(&self, bridge: &str) -> Result<Option<u64>> {
         let wanted = listed(&rules::bridge_accept(bridge));
@@ -185,11 +193,11 @@ pub fn needed(own: [bool; 2]) -> Result<Vec<Accept>> {
     Ok(needed)
 }
 
-/// The rules of `needed(own)` that `bridge` lacks.
+/// The rules of `needed(own)` that `bridge` lacks, in either chain.
 pub fn missing(bridge: &str, own: [bool; 2]) -> Result<Vec<Accept>> {
     let mut missing = Vec::new();
     for rule in needed(own)? {
-        if !rule.present(bridge)? {
+        if !rule.present_in_either(bridge)? {
             missing.push(rule);
         }
     }
