@@ -36,22 +36,6 @@ impl Store {
         read(&self.bridge_path(host, bridge))
     }
 
-    /// Every bridge's record, sorted by file name; unreadable ones skipped.
-    pub fn bridges(&self) -> Result<Vec<BridgeRecord>> {
-        let dir = self.dir().join(DIR);
-        let mut paths: Vec<PathBuf> = match fs::read_dir(&dir) {
-            Ok(entries) => entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension() == Some("json".as_ref()))
-                .collect(),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::from(e).context(format!("reading {}", dir.display()))),
-        };
-        paths.sort();
-        Ok(paths.iter().filter_map(|p| read(p).ok().flatten()).collect())
-    }
-
     /// Under the lock: lets `change` edit the bridge's rules; a record
     /// left with none is removed.
     pub fn update_bridge<T>(
@@ -62,9 +46,13 @@ impl Store {
     ) -> Result<T> {
         let _lock = self.lock()?;
         let path = self.bridge_path(host.id, bridge);
-        let mut accept = read(&path)?.map(|r| r.accept).unwrap_or_default();
+        let before = read(&path)?.map(|r| r.accept).unwrap_or_default();
+        let mut accept = before.clone();
         let out = change(&mut accept);
         let failed = |e: std::io::Error| Error::from(e).context(format!("writing {}", path.display()));
+        if accept == before {
+            return Ok(out);
+        }
         if accept.is_empty() {
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != ErrorKind::NotFound => return Err(failed(e)),
