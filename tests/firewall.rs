@@ -101,10 +101,10 @@ fn xcat_runbook_on_a_stock_docker_host() {
     let check = h.pipework(&["check"]);
     assert_eq!(check.status.code(), Some(1));
     assert!(
-        stdout(&check).contains(
-            "the FORWARD hook drops what br0 forwards between its ports: missing \
-             `iptables -I DOCKER-USER -i br0 -o br0 -j ACCEPT`"
-        ),
+        stdout(&check).contains(&format!(
+            "the FORWARD hook drops what br0 (of eth1 of {ctr}) forwards between its ports: \
+                 missing `iptables -I DOCKER-USER -i br0 -o br0 -j ACCEPT`"
+        )),
         "{}",
         stdout(&check)
     );
@@ -325,4 +325,18 @@ fn a_bridge_that_calls_iptables_itself() {
     let listing = run(&["ip", "netns", "exec", &host.name, "iptables", "-S", "FORWARD"]);
     assert!(!listing.contains("br5"), "{listing}");
     assert!(pings(&other, "10.9.1.3") && pings(&other_peer, "10.9.1.2"), "br5's frames skip the hook");
+    assert_success(&pipework(&host, &["check"]));
+
+    // The hook turns on for br5 later: check names the rule it now needs.
+    host.ip(&["link", "set", "br5", "type", "bridge", "nf_call_iptables", "1"]);
+    let check = pipework(&host, &["check"]);
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    assert_eq!(
+        stdout(&check).trim(),
+        format!(
+            "the FORWARD hook drops what br5 (of eth1 of netns:{}) forwards between its ports: missing \
+             `iptables -I FORWARD 1 -i br5 -o br5 -j ACCEPT`",
+            other.name
+        )
+    );
 }

@@ -153,7 +153,11 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                         }
                         let ours = iface.cni.is_none() && !iface.no_firewall;
                         if ours && HostNs::current()?.id == record.host.id {
-                            for text in forward_rules(record, host, bridge).await? {
+                            for missing in forward_rules(record, host, bridge).await? {
+                                let text = format!(
+                                    "the FORWARD hook drops what {bridge} (of {name} of {guest}) forwards \
+                                     between its ports: missing `{missing}`"
+                                );
                                 say(Some(iface), "firewall", text);
                             }
                         }
@@ -169,8 +173,8 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
 }
 
 /// The rules `bridge`'s own traffic needs through the FORWARD hook, and
-/// those pipework recorded for it, that are not there: one line each with
-/// the command that makes it.
+/// those pipework recorded for it, that are not there: the command that
+/// makes each.
 async fn forward_rules(record: &Record, host: &Netlink, bridge: &str) -> Result<Vec<String>> {
     let own = host.link(bridge).await?.map_or([false; 2], |b| b.nf_call);
     let mut wanted = firewall::needed(own)?;
@@ -180,10 +184,7 @@ async fn forward_rules(record: &Record, host: &Netlink, bridge: &str) -> Result<
     let mut out = Vec::new();
     for rule in wanted {
         if !rule.present_in_either(bridge)? {
-            out.push(format!(
-                "the FORWARD hook drops what {bridge} forwards between its ports: missing `{}`",
-                rule.command(bridge)
-            ));
+            out.push(rule.command(bridge));
         }
     }
     Ok(out)
