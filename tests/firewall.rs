@@ -203,6 +203,23 @@ fn operator_drop_policy_without_docker() {
     assert_success(&pipework(&host, &["check"]));
     assert_success(&pipework(&host, &["detach", &format!("netns:{}", third.name)]));
 
+    // Without CAP_NET_ADMIN nf_tables answers no one: unverified is a difference.
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", host.path()))
+        .args(["setpriv", "--bounding-set", "-net_admin", "--", PIPEWORK, "check"])
+        .env(STATE_DIR_ENV, host.state_dir())
+        .output()
+        .expect("pipework check without CAP_NET_ADMIN");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(&format!(
+            "FORWARD rules of br1 (of eth1 of {label}) unverified: looking for ip filter FORWARD: \
+             permission denied"
+        )),
+        "{}",
+        stdout(&out)
+    );
+
     assert_success(&pipework(&host, &["detach", &label]));
     assert_eq!(
         count(

@@ -153,11 +153,24 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                         }
                         let ours = iface.cni.is_none() && !iface.no_firewall;
                         if ours && HostNs::current()?.id == record.host.id {
-                            for missing in forward_rules(record, host, bridge).await? {
-                                let text = format!(
-                                    "the FORWARD hook drops what {bridge} (of {name} of {guest}) forwards \
-                                     between its ports: missing `{missing}`"
-                                );
+                            let what = format!("{bridge} (of {name} of {guest})");
+                            let texts = match forward_rules(record, host, bridge).await {
+                                Ok(missing) => missing
+                                    .iter()
+                                    .map(|m| {
+                                        format!(
+                                            "the FORWARD hook drops what {what} forwards between its ports: \
+                                             missing `{m}`"
+                                        )
+                                    })
+                                    .collect(),
+                                // As for nf_tables rules: nothing verified is a difference.
+                                Err(e) => vec![format!(
+                                    "FORWARD rules of {what} unverified: {}",
+                                    e.message().trim_start_matches("pipework: ")
+                                )],
+                            };
+                            for text in texts {
                                 say(Some(iface), "firewall", text);
                             }
                         }
