@@ -175,11 +175,10 @@ pub fn needed(own: [bool; 2]) -> Result<Vec<Accept>> {
         if !bridged_frames_filtered(family, own) {
             continue;
         }
-        let mut nft = Nftables::here()?;
         let forward = Chain { family: nfproto(family), table: "filter", name: FORWARD };
-        if nft.chain(forward)? == Some(Some(POLICY_DROP)) {
+        if nft_policy(forward)? == Some(Some(POLICY_DROP)) {
             let user = Chain { name: DOCKER_USER, ..forward };
-            let chain = if nft.chain(user)?.is_some() { DOCKER_USER } else { FORWARD };
+            let chain = if nft_policy(user)?.is_some() { DOCKER_USER } else { FORWARD };
             needed.push(Accept { family, backend: Backend::Nft, chain: chain.into() });
         }
         if legacy_filter_table(family) && legacy_policy_drops(family)? {
@@ -191,6 +190,21 @@ pub fn needed(own: [bool; 2]) -> Result<Vec<Accept>> {
         }
     }
     Ok(needed)
+}
+
+/// `Nftables::chain`, on a kernel without nf_tables too: no socket for
+/// nfnetlink, or a subsystem it does not know (EINVAL, EOPNOTSUPP), is no
+/// chain.
+fn nft_policy(chain: Chain<'_>) -> Result<Option<Option<u32>>> {
+    let Ok(mut nft) = Nftables::here() else { return Ok(None) };
+    match nft.chain(chain) {
+        Err(e)
+            if e.kernel_reply().is_some_and(|r| matches!(r.errno, Some(libc::EINVAL | libc::EOPNOTSUPP))) =>
+        {
+            Ok(None)
+        }
+        other => other,
+    }
 }
 
 /// The rules of `needed(own)` that `bridge` lacks, in either chain.
