@@ -65,6 +65,8 @@ pub struct Watch {
     /// `--allow`: the host interfaces labels may plumb into; none, and
     /// labels are not plumbed (records are).
     pub allow: Vec<String>,
+    /// `--no-firewall`: the attachments it makes leave the firewall alone.
+    pub no_firewall: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +77,8 @@ pub struct Mkbridge {
     /// Seconds; unset: 0 without STP (the runbook's `setfd 0`), the
     /// kernel's default with it.
     pub forward_delay: Option<u32>,
+    /// `--no-firewall`: no FORWARD rule for the bridge's own traffic.
+    pub no_firewall: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +112,8 @@ pub struct Attach {
     /// `--vlan-filtering`: turn VLAN filtering on for an existing Linux
     /// bridge that lacks it, as part of the run (undone on rollback).
     pub vlan_filtering: bool,
+    /// `--no-firewall`: no FORWARD rule for a Linux bridge's own traffic.
+    pub no_firewall: bool,
 }
 
 /// The guest as the operator named it.

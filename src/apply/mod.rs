@@ -6,6 +6,7 @@
 mod announce;
 mod dhcp;
 pub(crate) mod failpoints;
+mod forward;
 mod ovs;
 pub(crate) mod signals;
 mod step;

@@ -8,7 +8,8 @@ use rtnetlink::packet_route::route::RouteAttribute;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::announce::announce;
-use super::{dhcp, ovs, Target};
+use super::{dhcp, forward, ovs, Target};
+use crate::dhcp::state::beside;
 use crate::dhcp::{agent, host, log as agent_log};
 use crate::error::{failed, Error, Kind, Result};
 use crate::family::Family;
@@ -307,6 +308,14 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             Nftables::here()?.add(Hook::MacCheck, tag, &[rules::mac_check(port, mac)])?;
             Ok(Some(Undo::DropRules { hook: Hook::MacCheck, tag: tag.clone() }))
         }
+        Step::ForwardAccept { bridge, rules } => {
+            let added = forward::accept(bridge, rules)?;
+            Ok((!added.is_empty()).then(|| Undo::ForwardRemove { bridge: bridge.clone(), rules: added }))
+        }
+        Step::ForwardRemove { bridge, rules } => {
+            let removed = forward::remove(bridge, rules)?;
+            Ok((!removed.is_empty()).then(|| Undo::ForwardAccept { bridge: bridge.clone(), rules: removed }))
+        }
         Step::Announce { dev, ip, port } => {
             // Like the original's `arping ... || true`: a nudge, not a requirement.
             if let Err(e) = announce(t, links.get(t, side, dev).await?, port.as_deref()).await {
@@ -432,6 +441,8 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         Undo::DropRules { hook, tag } => {
             Nftables::here()?.remove(*hook, |comment| tag.marks(comment))?;
         }
+        Undo::ForwardRemove { bridge, rules } => drop(forward::remove(bridge, rules)?),
+        Undo::ForwardAccept { bridge, rules } => drop(forward::accept(bridge, rules)?),
         Undo::OvsDelPort { uuid, name } => ovs::del_port(uuid, name).await?,
         Undo::NoVlanFiltering { index, .. } => {
             if t.host.link_by_index(*index).await?.is_some() {

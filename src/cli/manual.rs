@@ -74,6 +74,19 @@ bridge filtering; check names a recorded VLAN port whose bridge no longer \
 filters, or whose PVID is no longer its VLAN, untagged). A kernel whose bridges cannot filter VLANs is named and nothing is \
 left behind.
 
+When the FORWARD hook sees bridged frames (br_netfilter: \
+net.bridge.bridge-nf-call-iptables or -ip6tables, or the bridge's own \
+nf_call_iptables) and a filter FORWARD chain \
+drops them by policy (Docker sets DROP), an attach to a Linux bridge, and \
+mkbridge, add one rule per bridge and family accepting the bridge's own \
+traffic, 'iptables -I DOCKER-USER -i BRIDGE -o BRIDGE -j ACCEPT' (at the head \
+of FORWARD where there is no DOCKER-USER), as iptables-nft writes it, or \
+through iptables-legacy on an x_tables host. No policy nor other rule is \
+changed. The rule is the bridge's: rolled back with the run, removed when \
+the bridge's last recorded attachment is detached, shown by show, verified \
+by check (kind firewall), made again by watch. --no-firewall adds nothing and \
+prints the command that would.
+
 If HOSTIF is a bridge of Open vSwitch's database (found over OVSDB at \
 /var/run/openvswitch/db.sock, or $OVS_RUNDIR/db.sock, or $DB_SOCK; asked only \
 for a name starting with ovs, a kernel datapath device or a tap device), or \

@@ -101,6 +101,11 @@ pub struct Cli {
     #[arg(long)]
     pub vlan_filtering: bool,
 
+    /// Leave the firewall alone: no rule accepting a Linux bridge's own
+    /// traffic where the FORWARD hook would drop it
+    #[arg(long)]
+    pub no_firewall: bool,
+
     /// Print the plan as iproute2 commands and change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -201,6 +206,10 @@ pub struct WatchArgs {
     /// ovs* bridge or a macvlan parent; without any, labels are ignored
     #[arg(long, value_name = "HOSTIF")]
     pub allow: Vec<String>,
+
+    /// Leave the firewall alone in the attachments it makes (as attach's --no-firewall)
+    #[arg(long, env = "PIPEWORK_NO_FIREWALL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_firewall: bool,
 }
 
 #[derive(Args, Debug)]
@@ -220,6 +229,11 @@ pub struct MkbridgeArgs {
     /// Forward delay of the bridge, in seconds [default: 0, the kernel's with --stp on]
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(0..=30))]
     pub forward_delay: Option<u32>,
+
+    /// Leave the firewall alone: no rule accepting the bridge's own
+    /// traffic where the FORWARD hook would drop it
+    #[arg(long)]
+    pub no_firewall: bool,
 
     /// Print the plan as iproute2 commands and change nothing
     #[arg(long)]
@@ -354,6 +368,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         mac,
         tag,
         vlan_filtering: cli.vlan_filtering,
+        no_firewall: cli.no_firewall,
     };
     Ok(Invocation { request: Request::Attach(attach), verbose, dry_run })
 }
@@ -408,6 +423,7 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
                 iface: m.iface,
                 stp: m.stp == "on",
                 forward_delay: m.forward_delay,
+                no_firewall: m.no_firewall,
             };
             (Request::Mkbridge(req), m.dry_run)
         }
@@ -431,11 +447,11 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
             }
             (Request::Detach { guest: GuestRef::parse(&guest)?, ifname: container_if }, dry_run)
         }
-        Companion::Watch(WatchArgs { only, allow }) => {
+        Companion::Watch(WatchArgs { only, allow, no_firewall }) => {
             for name in &allow {
                 request::check_ifname(name).map_err(words::usage)?;
             }
-            (Request::Watch(Watch { only, allow }), false)
+            (Request::Watch(Watch { only, allow, no_firewall }), false)
         }
     };
     Ok(Invocation { request, verbose: cli.verbose, dry_run })
@@ -585,7 +601,8 @@ mod tests {
                 bridge: "br0".into(),
                 iface: "eth0".into(),
                 stp: false,
-                forward_delay: None
+                forward_delay: None,
+                no_firewall: false,
             })
         );
         // This host has an interface named `loop`: the line is an attach.

@@ -78,6 +78,7 @@ impl Draft {
             gateway: None,
             vlan: None,
             vlan_filtering: false,
+            no_firewall: false,
             dhcp: None,
             replaced_default: None,
             cni: Some(CniRecord {

@@ -14,7 +14,8 @@ use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::request::GuestRef;
-use crate::state::{Attached, CniRecord, Finder, How, Interface, Record, Store};
+use crate::state::{Attached, CniRecord, Finder, HostNs, How, Interface, Record, Store};
+use crate::sys::firewall;
 use crate::sys::netlink::{address_ip, route_via, Link, Netlink, PortVlan};
 use crate::sys::nftables::{rules, Nftables, Tag};
 use crate::sys::output;
@@ -27,7 +28,7 @@ struct Difference {
     interface: Option<String>,
     /// A stable word for scripts: guest-gone, interface-missing, mac, mtu,
     /// down, address, default-route, dhcp-agent, host-side, master,
-    /// vlan-filtering, vlan, ovs-port, nft-rule, broken-record.
+    /// vlan-filtering, vlan, ovs-port, nft-rule, firewall, broken-record.
     kind: &'static str,
     message: String,
 }
@@ -150,12 +151,53 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                         for (kind, text) in bridge_port(host, &link, bridge, side, iface.vlan).await? {
                             say(Some(iface), kind, text);
                         }
+                        let ours = iface.cni.is_none() && !iface.no_firewall;
+                        if ours && HostNs::current()?.id == record.host.id {
+                            let what = format!("{bridge} (of {name} of {guest})");
+                            let texts = match forward_rules(record, host, bridge).await {
+                                Ok(missing) => missing
+                                    .iter()
+                                    .map(|m| {
+                                        format!(
+                                            "the FORWARD hook drops what {what} forwards between its ports: \
+                                             missing `{m}`"
+                                        )
+                                    })
+                                    .collect(),
+                                // As for nf_tables rules: nothing verified is a difference.
+                                Err(e) => vec![format!(
+                                    "FORWARD rules of {what} unverified: {}",
+                                    e.message().trim_start_matches("pipework: ")
+                                )],
+                            };
+                            for text in texts {
+                                say(Some(iface), "firewall", text);
+                            }
+                        }
                     }
                     if iface.how == How::Veth && !link.up {
                         say(Some(iface), "down", format!("host side {side} is down"));
                     }
                 }
             }
+        }
+    }
+    Ok(out)
+}
+
+/// The rules `bridge`'s own traffic needs through the FORWARD hook, and
+/// those pipework recorded for it, that are not there: the command that
+/// makes each.
+async fn forward_rules(record: &Record, host: &Netlink, bridge: &str) -> Result<Vec<String>> {
+    let own = host.link(bridge).await?.map_or([false; 2], |b| b.nf_call);
+    let mut wanted = firewall::needed(own)?;
+    if let Some(kept) = Store::from_env().bridge(record.host.id, bridge)? {
+        wanted.extend(kept.accept.into_iter().filter(|r| !wanted.contains(r)).collect::<Vec<_>>());
+    }
+    let mut out = Vec::new();
+    for rule in wanted {
+        if !rule.present_in_either(bridge)? {
+            out.push(rule.command(bridge));
         }
     }
     Ok(out)

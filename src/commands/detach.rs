@@ -21,7 +21,7 @@ use crate::iproute2::{parse_rule, RuleOp};
 use crate::plan::{Plan, Side, Step};
 use crate::request::GuestRef;
 use crate::resolve::guest::{self, Guest};
-use crate::state::{Interface, Record, Store};
+use crate::state::{Attached, HostNs, Interface, Record, Store};
 use crate::sys::netlink::{route_via, Link, Netlink};
 use crate::sys::output;
 use rtnetlink::packet_route::link::InfoKind;
@@ -87,6 +87,7 @@ async fn undo(
         }
     }
     plan.steps.extend(last);
+    plan.steps.extend(forward_removals(record, chosen)?);
     // A plan for a guest that is gone acts on the host only.
     let guest_side = now.map(|(g, nl)| (nl, g.netns()));
     print_or_apply(&plan, dry_run, host, guest_side).await
@@ -148,6 +149,42 @@ fn delete_rules(plan: &mut Plan, record: &Record) {
             None => {}
         }
     }
+}
+
+/// For each bridge whose last recorded attachment (of any guest, in this
+/// host namespace) is among `chosen`: the FORWARD rules pipework added for
+/// it removed, after its ports.
+fn forward_removals(record: &Record, chosen: &[&Interface]) -> Result<Vec<Step>> {
+    let bridges: Vec<&str> = chosen
+        .iter()
+        .filter_map(|i| match &i.attached_to {
+            Attached::Bridge(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if bridges.is_empty() || HostNs::current()?.id != record.host.id {
+        return Ok(Vec::new());
+    }
+    let store = Store::from_env();
+    let listing = store.load_all()?;
+    let leaving =
+        |r: &Record, i: &Interface| r.key() == record.key() && chosen.iter().any(|c| c.name == i.name);
+    let mut steps = Vec::new();
+    for (n, bridge) in bridges.iter().enumerate() {
+        let on_it = Attached::Bridge(bridge.to_string());
+        let stays = listing
+            .records
+            .iter()
+            .filter(|r| r.host.id == record.host.id)
+            .any(|r| r.interfaces.iter().any(|i| i.attached_to == on_it && !leaving(r, i)));
+        if stays || bridges[..n].contains(bridge) {
+            continue;
+        }
+        if let Some(kept) = store.bridge(record.host.id, bridge)?.filter(|b| !b.accept.is_empty()) {
+            steps.push(Step::ForwardRemove { bridge: bridge.to_string(), rules: kept.accept });
+        }
+    }
+    Ok(steps)
 }
 
 /// Drops the detached interfaces from the record, and the record with the

@@ -7,6 +7,7 @@
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 
+use crate::drivers::bridge::let_through;
 use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::request::Mkbridge;
@@ -91,9 +92,14 @@ pub async fn plan(req: &Mkbridge, host: &Netlink) -> Result<Plan> {
         plan.push(Step::DeleteAddress { dev: name.clone(), addr: Box::new(addr), text });
     }
     // Converted already: the bridge is up and owns everything.
-    let only_up = plan.steps.len() == 1 && existing.is_some_and(|b| b.up);
+    let only_up = plan.steps.len() == 1 && existing.as_ref().is_some_and(|b| b.up);
     if only_up {
         plan.steps.clear();
+    }
+    // Before IFACE's frames start crossing the bridge.
+    let own = existing.as_ref().map_or([false; 2], |b| b.nf_call);
+    if let Some(step) = let_through(bridge, own, req.no_firewall)? {
+        plan.steps.insert(usize::from(existing.is_none()), step);
     }
     Ok(plan)
 }

@@ -151,6 +151,7 @@ async fn describe(plan: &Plan, req: &Attach, host: &Netlink, inside: &Netlink) -
         gateway,
         vlan,
         vlan_filtering: req.vlan_filtering,
+        no_firewall: req.no_firewall,
         dhcp,
         replaced_default,
         cni: None,
@@ -252,6 +253,7 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         mac: (iface.how != How::Ipoib).then_some(iface.mac),
         tag: iface.vlan.map(|v| Tag(if iface.how == How::Ipoib { format!("{v:x}") } else { v.to_string() })),
         vlan_filtering: iface.vlan_filtering,
+        no_firewall: iface.no_firewall,
     }
 }
 
@@ -297,6 +299,7 @@ mod tests {
             gateway: None,
             vlan: None,
             vlan_filtering: false,
+            no_firewall: false,
             dhcp: None,
             replaced_default: None,
             cni: None,

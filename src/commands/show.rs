@@ -13,7 +13,7 @@ use super::observe::{guest_now, is_live, select};
 use crate::dhcp::state::held;
 use crate::error::{Error, Kind, Result};
 use crate::request::GuestRef;
-use crate::state::{Interface, Store};
+use crate::state::{Attached, HostNs, Interface, Record, Store};
 use crate::sys::netlink::Netlink;
 use crate::sys::nftables::Hook;
 use crate::sys::output;
@@ -31,6 +31,7 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
         return Err(Error::new(Kind::NotFound, format!("no record of {arg}")));
     }
     let host = Netlink::here()?;
+    let kept = kept_rules(&selected.records)?;
     let mut rows = Vec::new();
     let mut items = Vec::new();
     for record in &selected.records {
@@ -87,6 +88,11 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
             if iface.vlan_filtering {
                 item["vlan_filtering"] = json!(true);
             }
+            if let Some((_, commands)) =
+                kept.iter().find(|(b, _)| iface.attached_to == Attached::Bridge(b.clone()))
+            {
+                item["firewall"] = json!(commands);
+            }
             // Only a DHCP interface has these keys.
             if let (Some(d), Some(fields)) = (&iface.dhcp, item.as_object_mut()) {
                 fields.insert("dhcp".into(), json!(d));
@@ -101,8 +107,31 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
     } else if rows.is_empty() {
         Ok(())
     } else {
-        output::lines(table(&rows))
+        let notes = kept.iter().flat_map(|(bridge, commands)| {
+            commands.iter().map(move |c| format!("{bridge}: pipework keeps `{c}` for its attachments"))
+        });
+        output::lines(table(&rows).into_iter().chain(notes))
     }
+}
+
+/// The FORWARD rules pipework keeps for the bridges the records' interfaces
+/// hang off, in this namespace: bridge, and each rule as its command.
+fn kept_rules(records: &[Record]) -> Result<Vec<(String, Vec<String>)>> {
+    let here = HostNs::current()?.id;
+    let store = Store::from_env();
+    let mut kept: Vec<(String, Vec<String>)> = Vec::new();
+    for record in records.iter().filter(|r| r.host.id == here) {
+        for iface in &record.interfaces {
+            let Attached::Bridge(bridge) = &iface.attached_to else { continue };
+            if kept.iter().any(|(b, _)| b == bridge) {
+                continue;
+            }
+            if let Some(b) = store.bridge(here, bridge)?.filter(|b| !b.accept.is_empty()) {
+                kept.push((bridge.clone(), b.accept.iter().map(|r| r.command(bridge)).collect()));
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// The kinds of nf_tables rules on record for a CNI attachment:

@@ -9,7 +9,9 @@ use super::{Context, Driver};
 use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Step};
 use crate::request::{Attach, Tag};
+use crate::sys::firewall;
 use crate::sys::netlink::Link;
+use crate::sys::output;
 
 /// An existing Linux bridge, or a `br*` name to create.
 pub struct Bridge {
@@ -69,6 +71,8 @@ impl Bridge {
                 NEW_BRIDGE_MTU
             }
         };
+        let own = self.existing.as_ref().map_or([false; 2], |b| b.nf_call);
+        plan.steps.extend(let_through(&self.name, own, ctx.req.no_firewall)?);
         let mut attach = vec![Step::SetMaster { link: port.local.clone(), bridge: self.name.clone() }];
         if let Some(vid) = vlan {
             // The VLAN the bridge gives every new port: 1 unless changed.
@@ -79,4 +83,27 @@ impl Bridge {
         port.plan(&mut plan, ctx, mtu, attach, true).await?;
         Ok(plan)
     }
+}
+
+/// The step that lets `bridge`'s own traffic (frames it forwards to
+/// itself) through a FORWARD hook that would drop it, if a rule is
+/// missing (`own`: the bridge's own `nf_call_*`). With `--no-firewall`,
+/// none: stderr says what is dropped and the command that would let it
+/// through.
+pub fn let_through(bridge: &str, own: [bool; 2], no_firewall: bool) -> Result<Option<Step>> {
+    let missing = firewall::missing(bridge, own)?;
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    if no_firewall {
+        for rule in &missing {
+            output::warn(format!(
+                "pipework: the FORWARD hook drops the traffic {bridge} forwards between its ports \
+                 (br_netfilter, policy DROP); --no-firewall leaves it so; to let it through: {}",
+                rule.command(bridge)
+            ));
+        }
+        return Ok(None);
+    }
+    Ok(Some(Step::ForwardAccept { bridge: bridge.to_string(), rules: missing }))
 }

@@ -20,6 +20,7 @@ use crate::family::Family;
 use crate::iproute2::RuleCmd;
 use crate::mac::Mac;
 use crate::request::Dhcp;
+use crate::sys::firewall::Accept;
 use crate::sys::nftables::{Hook, Tag};
 use crate::sys::vswitch::{NewPort, PortId};
 
@@ -268,6 +269,19 @@ pub enum Step {
         dev: String,
         tag: Tag,
     },
+    /// Frames a Linux bridge forwards to itself accepted by the FORWARD
+    /// hook that would drop them (`sys::firewall`): the rules of `rules`
+    /// not there yet added, and recorded as the bridge's.
+    ForwardAccept {
+        bridge: String,
+        rules: Vec<Accept>,
+    },
+    /// `detach` of a bridge's last attachment: the rules pipework added
+    /// for it removed, and from its record.
+    ForwardRemove {
+        bridge: String,
+        rules: Vec<Accept>,
+    },
     /// `detach`: a lent host interface back to the host under its own name
     /// (`host` names that namespace for display).
     GiveBack {
@@ -422,6 +436,16 @@ pub enum Undo {
         hook: Hook,
         tag: Tag,
     },
+    /// Removes a bridge's accepting rules this run added, and from its record.
+    ForwardRemove {
+        bridge: String,
+        rules: Vec<Accept>,
+    },
+    /// Adds a bridge's accepting rules again, and to its record.
+    ForwardAccept {
+        bridge: String,
+        rules: Vec<Accept>,
+    },
 }
 
 #[derive(Debug)]
@@ -471,6 +495,8 @@ impl Step {
             | Step::HostAddress { .. }
             | Step::Masquerade { .. }
             | Step::MacCheck { .. }
+            | Step::ForwardAccept { .. }
+            | Step::ForwardRemove { .. }
             | Step::ForgetLease { .. } => Side::Host,
             Step::LinkUp { side, .. }
             | Step::Ipv6 { side, .. }

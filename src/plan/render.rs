@@ -9,6 +9,7 @@ use super::{NewLink, Plan, Side, Step, Undo};
 use crate::dhcp::{seconds, Setup};
 use crate::error::Result;
 use crate::family::Family;
+use crate::sys::firewall::Accept;
 use crate::sys::nftables::{rules, Hook, Tag};
 use crate::sys::output;
 use crate::sys::sysctl::conf_name;
@@ -156,6 +157,8 @@ impl fmt::Display for Step {
                 let line = format!("iifname \"{port}\" ether saddr != <the MAC of {dev}> drop");
                 nft(f, Hook::MacCheck, &[line], tag)
             }
+            Step::ForwardAccept { bridge, rules } => add_rules(f, bridge, rules),
+            Step::ForwardRemove { bridge, rules } => delete_rules(f, bridge, rules),
             Step::OvsAddBridge { name } => write!(f, "ovs-vsctl add-br {name}"),
             Step::OvsDelPorts { bridge, ports } => {
                 let dels: Vec<String> =
@@ -205,6 +208,8 @@ impl fmt::Display for Undo {
                 write!(f, "ip link set dev {host_name} netns <guest> name {guest_name}")
             }
             Undo::AddRule { .. } => write!(f, "ip rule add <the rule deleted>"),
+            Undo::ForwardRemove { bridge, rules } => delete_rules(f, bridge, rules),
+            Undo::ForwardAccept { bridge, rules } => add_rules(f, bridge, rules),
             Undo::DropRules { hook, tag } => {
                 write!(f, "nft delete rule {} handle <each rule commented \"{}\">", hook.name(), tag.comment)
             }
@@ -220,6 +225,17 @@ fn nft(f: &mut fmt::Formatter<'_>, hook: Hook, lines: &[String], tag: &Tag) -> f
         write!(f, "; add rule {} {line} comment \"{}\"", hook.name(), tag.comment)?;
     }
     f.write_str("'")
+}
+
+/// A bridge's accepting rules as the iptables commands that add them.
+fn add_rules(f: &mut fmt::Formatter<'_>, bridge: &str, rules: &[Accept]) -> fmt::Result {
+    let commands: Vec<String> = rules.iter().map(|r| r.command(bridge)).collect();
+    f.write_str(&commands.join(" && "))
+}
+
+fn delete_rules(f: &mut fmt::Formatter<'_>, bridge: &str, rules: &[Accept]) -> fmt::Result {
+    let commands: Vec<String> = rules.iter().map(|r| r.delete_command(bridge)).collect();
+    f.write_str(&commands.join(" && "))
 }
 
 /// The dry-run line of the native client.

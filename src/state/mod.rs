@@ -8,6 +8,7 @@
 //! addresses, gateway, VLAN, DHCP, and the `route`/`rule` lines applied since.
 
 pub mod private_files;
+mod bridges;
 mod store;
 
 use std::net::IpAddr;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::mac::Mac;
 use crate::request::DHCP_TIMEOUT;
 
+pub use bridges::BridgeRecord;
 pub use store::{Broken, Listing, Lock, Store, DEFAULT_DIR, DIR_ENV};
 
 /// The record format this build writes; a record from a newer build is
@@ -186,6 +188,10 @@ pub struct Interface {
     /// after a detach (the other ports' VLANs depend on it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vlan_filtering: bool,
+    /// The attach was told to leave the firewall alone (`--no-firewall`):
+    /// a replay is told again, and check does not ask for the FORWARD rule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_firewall: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<DhcpRecord>,
     /// The guest's default route that `@GW` replaced, if it had one: a
@@ -445,6 +451,7 @@ mod tests {
             gateway: Some("10.5.106.1".parse().unwrap()),
             vlan: None,
             vlan_filtering: false,
+            no_firewall: false,
             dhcp: None,
             replaced_default: None,
             cni: None,

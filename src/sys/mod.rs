@@ -3,6 +3,7 @@
 //! database (`ovsdb`, the protocol; `vswitch`, its bridges and ports).
 
 pub mod exec;
+pub mod firewall;
 pub mod loop_control;
 pub mod netlink;
 pub mod netns;

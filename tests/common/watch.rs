@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::commands::{quiet, run};
 use super::containers::{Container, IMAGE};
 use super::daemons::wait_for;
+use super::docker_host::Dockerd;
 use super::netns::Netns;
 use super::pipework::PIPEWORK;
 use super::readback::{Link, Ns};
@@ -180,103 +181,36 @@ fn is_alive(pid: u32) -> bool {
 /// a temp dir, no bridge, no iptables, the test image loaded. Stopped (and
 /// its containers with it) on drop.
 pub struct PrivateDocker {
-    dir: TempDir,
-    daemon: Option<Child>,
+    engine: Dockerd,
 }
 
 impl PrivateDocker {
     pub fn start() -> PrivateDocker {
-        let dir = TempDir::new("dockerd");
-        let mut docker = PrivateDocker { dir, daemon: None };
-        docker.launch();
-        let saved = docker.dir.join("image.tar");
+        let options = ["--bridge=none", "--iptables=false", "--ip6tables=false", "--storage-driver=vfs"];
+        let engine = Dockerd::start("dockerd", &["dockerd"], &options);
+        let saved = engine.dir.join("image.tar");
         run(&["docker", "save", "-o", &saved, IMAGE]);
-        docker.cli(&["load", "-q", "-i", &saved]);
-        docker
+        engine.cli(&["load", "-q", "-i", &saved]);
+        PrivateDocker { engine }
     }
 
     /// `unix://<socket>`, for DOCKER_HOST.
     pub fn host(&self) -> String {
-        format!("unix://{}", self.dir.join("docker.sock"))
+        self.engine.socket()
     }
 
     /// The docker CLI against this daemon; must succeed.
     pub fn cli(&self, args: &[&str]) -> String {
-        let host = self.host();
-        let mut argv = vec!["docker", "-H", host.as_str()];
-        argv.extend_from_slice(args);
-        run(&argv)
-    }
-
-    fn launch(&mut self) {
-        let log = File::create(self.dir.path.join("dockerd.log")).expect("dockerd log");
-        let host = self.host();
-        let child = Command::new("dockerd")
-            .args([
-                "--data-root",
-                &self.dir.join("data"),
-                "--exec-root",
-                &self.dir.join("exec"),
-                "--pidfile",
-                &self.dir.join("dockerd.pid"),
-                "-H",
-                &host,
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--storage-driver=vfs",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn dockerd");
-        self.daemon = Some(child);
-        wait_for("the private dockerd to answer", Duration::from_secs(60), || {
-            let argv = ["docker", "-H", &host, "version", "--format", "{{.Server.Version}}"];
-            quiet(&argv).status.success().then_some(())
-        });
+        self.engine.cli(args)
     }
 
     /// SIGTERM, as a service manager stops it, and waits until it is gone.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.daemon.take() {
-            // SAFETY: kill(2) on our own child, which has not been reaped.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().expect("wait").is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                }
-                sleep(Duration::from_millis(20));
-            }
-        }
+        self.engine.stop();
     }
 
     pub fn restart(&mut self) {
-        self.launch();
-    }
-}
-
-impl Drop for PrivateDocker {
-    fn drop(&mut self) {
-        if self.daemon.is_some() {
-            let ids = quiet(&["docker", "-H", &self.host(), "ps", "-aq"]);
-            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-                let _ = quiet(&["docker", "-H", &self.host(), "rm", "-f", id]);
-            }
-        }
-        self.stop();
-        // Its containerd, if it outlived it; then its files.
-        let pidfile = self.dir.path.join("exec/containerd/containerd.pid");
-        if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
-            // SAFETY: kill(2) with the pid the private containerd wrote.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while is_alive(pid as u32) && Instant::now() < deadline {
-                sleep(Duration::from_millis(20));
-            }
-        }
+        self.engine.launch();
     }
 }
 

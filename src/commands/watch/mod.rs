@@ -60,7 +60,8 @@ pub async fn watch(req: &Watch) -> Result<()> {
     loop {
         let session = async {
             let engine = Engine::connect(&req.only).await?;
-            let reconciler = Reconciler::new(&engine, &host, &store, labels::Trust::new(&req.allow))?;
+            let trust = labels::Trust::new(&req.allow);
+            let reconciler = Reconciler::new(&engine, &host, &store, trust, req.no_firewall)?;
             serve(&engine, &reconciler, &mut signals, &mut said_down, &mut backoff).await
         };
         // Connecting and listing are cut short by a signal: they change nothing.

@@ -31,6 +31,8 @@ pub struct Reconciler<'a> {
     here: NsId,
     /// What labels may ask of the host (`--allow`).
     trust: Trust,
+    /// `--no-firewall`, for every attach it makes.
+    no_firewall: bool,
 }
 
 /// A container's record, as a catch-up goes by it.
@@ -55,8 +57,9 @@ impl<'a> Reconciler<'a> {
         host: &'a Netlink,
         store: &'a Store,
         trust: Trust,
+        no_firewall: bool,
     ) -> Result<Reconciler<'a>> {
-        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id, trust })
+        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id, trust, no_firewall })
     }
 
     /// The containers that have a record: ID, name and the engine the
@@ -215,7 +218,14 @@ impl<'a> Reconciler<'a> {
                     link.mac.map_or("none".into(), |m| m.to_string()),
                     w.mac.map_or("none".into(), |m| m.to_string()),
                 ),
-                None => match attach::connect(&w.req, &guest, self.host, &inside).await {
+                None => match attach::connect(
+                    &Attach { no_firewall: w.req.no_firewall || self.no_firewall, ..w.req.clone() },
+                    &guest,
+                    self.host,
+                    &inside,
+                )
+                .await
+                {
                     Ok(()) => made.push(ifname),
                     Err(e) => report(&format!("{name}: {ifname} not plumbed"), &e),
                 },

@@ -36,6 +36,7 @@ fn iface(name: &str) -> Interface {
         gateway: None,
         vlan: Some(10),
         vlan_filtering: false,
+        no_firewall: false,
         dhcp: None,
         replaced_default: None,
         cni: None,

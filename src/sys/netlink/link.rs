@@ -39,6 +39,9 @@ pub struct Link {
     /// A bridge's VLAN filtering, and the VLAN its new ports get (0: none).
     pub vlan_filtering: bool,
     pub default_pvid: u16,
+    /// A bridge's own `nf_call_iptables` and `nf_call_ip6tables`: its
+    /// bridged frames handed to iptables whatever br_netfilter's sysctls say.
+    pub nf_call: [bool; 2],
     /// Its `net.ipv6.conf.<dev>.disable_ipv6`, when the kernel has IPv6:
     /// for a link just made, the namespace's default.
     pub ipv6_disabled: Option<bool>,
@@ -62,6 +65,7 @@ impl Link {
             vlan_id: None,
             vlan_filtering: false,
             default_pvid: 1,
+            nf_call: [false; 2],
             ipv6_disabled: None,
         };
         for attr in msg.attributes {
@@ -88,6 +92,8 @@ impl Link {
                                     match option {
                                         InfoBridge::VlanFiltering(on) => link.vlan_filtering = on,
                                         InfoBridge::VlanDefaultPvid(vid) => link.default_pvid = vid,
+                                        InfoBridge::NfCallIpTables(on) => link.nf_call[0] = on,
+                                        InfoBridge::NfCallIp6Tables(on) => link.nf_call[1] = on,
                                         _ => {}
                                     }
                                 }

@@ -3,7 +3,7 @@
 //! (libnftnl) shows them: the unit tests compare the two, and CHECK
 //! compares a rule the kernel lists with the one pipework would make.
 
-use super::message::{attr, be_u32, find, parse, text, Attrs};
+use super::message::{attr, be_u32, be_u64, find, parse, text, Attrs};
 
 /// NFT_REG_1: the one data register pipework's rules need; 0 is the verdict.
 pub const REG_1: u32 = 1;
@@ -12,6 +12,7 @@ pub const REG_1: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaKey {
     IifName = 6,
+    OifName = 7,
     NfProto = 15,
 }
 
@@ -31,12 +32,26 @@ pub enum CmpOp {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr {
-    Meta { key: MetaKey },
-    Payload { base: Base, offset: u32, len: u32 },
-    Cmp { op: CmpOp, data: Vec<u8> },
-    Bitwise { mask: Vec<u8> },
+    Meta {
+        key: MetaKey,
+    },
+    Payload {
+        base: Base,
+        offset: u32,
+        len: u32,
+    },
+    Cmp {
+        op: CmpOp,
+        data: Vec<u8>,
+    },
+    Bitwise {
+        mask: Vec<u8>,
+    },
     Masquerade,
+    /// A counter starting at zero, as iptables-nft adds to every rule.
+    Counter,
     Drop,
+    Accept,
 }
 
 // NFTA_EXPR_*, and each expression's own attributes.
@@ -56,12 +71,15 @@ const BITWISE_DREG: u16 = 2;
 const BITWISE_LEN: u16 = 3;
 const BITWISE_MASK: u16 = 4;
 const BITWISE_XOR: u16 = 5;
+const COUNTER_BYTES: u16 = 1;
+const COUNTER_PACKETS: u16 = 2;
 const IMMEDIATE_DREG: u16 = 1;
 const IMMEDIATE_DATA: u16 = 2;
 const DATA_VALUE: u16 = 1;
 const DATA_VERDICT: u16 = 2;
 const VERDICT_CODE: u16 = 1;
 const NF_DROP: u32 = 0;
+const NF_ACCEPT: u32 = 1;
 
 impl Expr {
     fn name(&self) -> &'static str {
@@ -71,7 +89,8 @@ impl Expr {
             Expr::Cmp { .. } => "cmp",
             Expr::Bitwise { .. } => "bitwise",
             Expr::Masquerade => "masq",
-            Expr::Drop => "immediate",
+            Expr::Counter => "counter",
+            Expr::Drop | Expr::Accept => "immediate",
         }
     }
 
@@ -96,9 +115,14 @@ impl Expr {
                 a.nest(BITWISE_XOR).bytes(DATA_VALUE, &vec![0; mask.len()]).end();
             }
             Expr::Masquerade => {}
-            Expr::Drop => {
+            // libnftnl's order: bytes, then packets.
+            Expr::Counter => {
+                a.u64(COUNTER_BYTES, 0).u64(COUNTER_PACKETS, 0);
+            }
+            Expr::Drop | Expr::Accept => {
+                let code = if *self == Expr::Drop { NF_DROP } else { NF_ACCEPT };
                 a.u32(IMMEDIATE_DREG, 0);
-                a.nest(IMMEDIATE_DATA).nest(DATA_VERDICT).u32(VERDICT_CODE, NF_DROP).end().end();
+                a.nest(IMMEDIATE_DATA).nest(DATA_VERDICT).u32(VERDICT_CODE, code).end().end();
             }
         }
         a.end().end();
@@ -153,6 +177,7 @@ fn describe_one(name: &str, a: &[(u16, &[u8])]) -> String {
         "meta" => {
             let key = match num(META_KEY) {
                 6 => "iifname".to_string(),
+                7 => "oifname".to_string(),
                 15 => "nfproto".to_string(),
                 other => format!("key {other}"),
             };
@@ -182,13 +207,17 @@ fn describe_one(name: &str, a: &[(u16, &[u8])]) -> String {
                     let code = find(&parse(&v), VERDICT_CODE).and_then(|c| be_u32(&c));
                     let verdict = match code {
                         Some(NF_DROP) => "drop".to_string(),
-                        Some(1) => "accept".to_string(),
+                        Some(NF_ACCEPT) => "accept".to_string(),
                         other => format!("verdict {other:?}"),
                     };
                     format!("immediate reg {} {verdict}", num(IMMEDIATE_DREG))
                 }
                 None => format!("immediate reg {}", num(IMMEDIATE_DREG)),
             }
+        }
+        "counter" => {
+            let count = |kind| find(a, kind).and_then(|v| be_u64(&v)).unwrap_or_default();
+            format!("counter pkts {} bytes {}", count(COUNTER_PACKETS), count(COUNTER_BYTES))
         }
         other => other.to_string(),
     }

@@ -55,7 +55,10 @@ pub mod attr {
     pub const RULE_CHAIN: u16 = 2;
     pub const RULE_HANDLE: u16 = 3;
     pub const RULE_EXPRESSIONS: u16 = 4;
+    pub const RULE_COMPAT: u16 = 5;
     pub const RULE_USERDATA: u16 = 7;
+    pub const COMPAT_PROTO: u16 = 1;
+    pub const COMPAT_FLAGS: u16 = 2;
     pub const LIST_ELEM: u16 = 1;
 }
 

@@ -20,6 +20,57 @@ use message::{
 };
 pub use rules::{Hook, Rule, Tag, TABLE};
 
+/// A chain of any table, by family (NFPROTO_*), table and name: iptables-nft's
+/// `ip filter FORWARD` as well as pipework's own.
+#[derive(Debug, Clone, Copy)]
+pub struct Chain<'a> {
+    pub family: u8,
+    pub table: &'a str,
+    pub name: &'a str,
+}
+
+impl Chain<'_> {
+    fn describe(&self) -> String {
+        let family = match self.family {
+            2 => "ip",
+            10 => "ip6",
+            1 => "inet",
+            7 => "bridge",
+            _ => "family",
+        };
+        format!("{family} {} {}", self.table, self.name)
+    }
+
+    fn attrs(&self) -> Attrs {
+        let mut a = Attrs::default();
+        a.string(attr::CHAIN_TABLE, self.table).string(attr::CHAIN_NAME, self.name);
+        a
+    }
+}
+
+impl Hook {
+    fn as_chain(self) -> Chain<'static> {
+        Chain { family: self.family(), table: TABLE, name: self.chain() }
+    }
+}
+
+/// NF_DROP, as a base chain's policy.
+pub const POLICY_DROP: u32 = 0;
+
+/// Whether two listings of a rule's expressions are the same rule: the
+/// counters' values aside.
+pub fn same_exprs(listed: &[String], wanted: &[String]) -> bool {
+    let plain = |e: &String| if e.starts_with("[ counter ") { "[ counter ]".to_string() } else { e.clone() };
+    listed.len() == wanted.len() && listed.iter().map(plain).eq(wanted.iter().map(plain))
+}
+
+/// Expressions as the kernel would list them.
+pub fn listed(exprs: &[expr::Expr]) -> Vec<String> {
+    expr::describe(&expr::encode_all(exprs))
+}
+
+pub use expr::Expr;
+
 /// NFTNL_UDATA_RULE_COMMENT: a rule's comment in its user data.
 const UDATA_COMMENT: u8 = 0;
 
@@ -113,11 +164,16 @@ impl Nftables {
 
     /// The rules of `hook`'s chain; none if the table or chain is absent.
     pub fn rules(&mut self, hook: Hook) -> Result<Vec<Listed>> {
-        let what = format!("listing {}", hook.name());
+        self.rules_of(hook.as_chain())
+    }
+
+    /// The rules of a chain; none if the table or chain is absent.
+    pub fn rules_of(&mut self, chain: Chain<'_>) -> Result<Vec<Listed>> {
+        let what = format!("listing {}", chain.describe());
         let mut filter = Attrs::default();
-        filter.string(attr::RULE_TABLE, TABLE).string(attr::RULE_CHAIN, hook.chain());
+        filter.string(attr::RULE_TABLE, chain.table).string(attr::RULE_CHAIN, chain.name);
         let seq = self.next_seq(0);
-        let request = message::request(Op::GetRule, NLM_F_DUMP, hook.family(), &filter, seq);
+        let request = message::request(Op::GetRule, NLM_F_DUMP, chain.family, &filter, seq);
         self.socket.send(&request, 0).map_err(|e| failed(e, &what))?;
         let mut listed = Vec::new();
         loop {
@@ -139,10 +195,16 @@ impl Nftables {
 
     /// Whether `hook`'s chain exists.
     fn has_chain(&mut self, hook: Hook) -> Result<bool> {
-        let what = format!("looking for {}", hook.name());
+        Ok(self.chain(hook.as_chain())?.is_some())
+    }
+
+    /// A chain's policy if it is there: None for a chain that is not, a
+    /// policy of None for a chain on no hook (a user chain).
+    pub fn chain(&mut self, chain: Chain<'_>) -> Result<Option<Option<u32>>> {
+        let what = format!("looking for {}", chain.describe());
         let seq = self.next_seq(0);
         self.socket
-            .send(&message::request(Op::GetChain, 0, hook.family(), &chain_name(hook), seq), 0)
+            .send(&message::request(Op::GetChain, 0, chain.family, &chain.attrs(), seq), 0)
             .map_err(|e| failed(e, &what))?;
         loop {
             let mut buf = Vec::with_capacity(1 << 16);
@@ -150,11 +212,38 @@ impl Nftables {
             // The chain (NFT_MSG_NEWCHAIN), or a refusal.
             if let Some(m) = message::split(&buf).into_iter().find(|m| m.seq == seq) {
                 return match (m.kind, refusal(m.payload, &what)) {
-                    (NLMSG_ERROR, Some(e)) if gone(&e) => Ok(false),
+                    (NLMSG_ERROR, Some(e)) if gone(&e) => Ok(None),
                     (NLMSG_ERROR, Some(e)) => Err(e),
-                    _ => Ok(true),
+                    (NLMSG_ERROR, None) => Ok(Some(None)),
+                    _ => {
+                        let attrs = message::parse(m.payload.get(4..).unwrap_or_default());
+                        let policy =
+                            message::find(&attrs, attr::CHAIN_POLICY).and_then(|p| message::be_u32(&p));
+                        Ok(Some(policy))
+                    }
                 };
             }
+        }
+    }
+
+    /// Puts a rule of `exprs` at the head of `chain` as `iptables-nft -I
+    /// CHAIN` does (`iptables_rule`).
+    pub fn insert(&mut self, chain: Chain<'_>, exprs: &[Expr]) -> Result<()> {
+        let attrs = iptables_rule(chain, exprs);
+        let message = Message { op: Op::NewRule, family: chain.family, flags: NLM_F_CREATE, attrs };
+        self.transact(&[message], &format!("adding a rule to {}", chain.describe()))
+    }
+
+    /// Deletes the rule `handle` of `chain`; gone already is no error.
+    pub fn delete(&mut self, chain: Chain<'_>, handle: u64) -> Result<()> {
+        let mut a = Attrs::default();
+        a.string(attr::RULE_TABLE, chain.table)
+            .string(attr::RULE_CHAIN, chain.name)
+            .u64(attr::RULE_HANDLE, handle);
+        let message = Message { op: Op::DelRule, family: chain.family, flags: 0, attrs: a };
+        match self.transact(&[message], &format!("deleting a rule from {}", chain.describe())) {
+            Err(e) if gone(&e) => Ok(()),
+            done => done,
         }
     }
 
@@ -262,6 +351,17 @@ impl Nftables {
     }
 }
 
+/// A new rule's attributes as iptables-nft sends them: table, chain,
+/// expressions, and the x_tables compatibility data it adds to every rule
+/// (protocol 0, no flags, for a rule without `-p`); no user data.
+fn iptables_rule(chain: Chain<'_>, exprs: &[Expr]) -> Attrs {
+    let mut a = Attrs::default();
+    a.string(attr::RULE_TABLE, chain.table).string(attr::RULE_CHAIN, chain.name);
+    a.nest(attr::RULE_EXPRESSIONS).raw(&expr::encode_all(exprs)).end();
+    a.nest(attr::RULE_COMPAT).u32(attr::COMPAT_PROTO, 0).u32(attr::COMPAT_FLAGS, 0).end();
+    a
+}
+
 fn table_name() -> Attrs {
     let mut a = Attrs::default();
     a.string(attr::TABLE_NAME, TABLE);
@@ -269,9 +369,7 @@ fn table_name() -> Attrs {
 }
 
 fn chain_name(hook: Hook) -> Attrs {
-    let mut a = Attrs::default();
-    a.string(attr::CHAIN_TABLE, TABLE).string(attr::CHAIN_NAME, hook.chain());
-    a
+    hook.as_chain().attrs()
 }
 
 /// EBUSY: a chain or table not empty.
@@ -367,5 +465,27 @@ mod tests {
         assert_eq!(&bytes[..2], [0x00, 0x15]);
         assert_eq!(&bytes[2..], b"abc-def net: testnet\0");
         assert_eq!(decode_comment(&bytes), "abc-def net: testnet");
+    }
+
+    /// Byte for byte what `iptables-nft -I X -i br0 -o br0 -j ACCEPT` sent
+    /// (1.8.9, its sendmsg as `strace -e write=3` dumps it) after the
+    /// `nfgenmsg` of its NFT_MSG_NEWRULE.
+    #[test]
+    fn a_bridge_rule_is_the_message_iptables_nft_sends() {
+        let chain = Chain { family: 2, table: "filter", name: "X" };
+        let hex: String = iptables_rule(chain, &rules::bridge_accept("br0"))
+            .bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "0b00010066696c746572000006000200580000000001048024000180090001006d6574610000000014000280080002000000\
+             000608000100000000012c00018008000100636d700020000280080001000000000108000200000000000c00038008000100\
+             6272300024000180090001006d6574610000000014000280080002000000000708000100000000012c00018008000100636d\
+             700020000280080001000000000108000200000000000c00038008000100627230002c0001800c000100636f756e74657200\
+             1c0002800c00010000000000000000000c0002000000000000000000300001800e000100696d6d6564696174650000001c00\
+             02800800010000000000100002800c00028008000100000000011400058008000100000000000800020000000000"
+        );
     }
 }

@@ -175,6 +175,26 @@ pub fn mac_check(port: &str, mac: Mac) -> Rule {
     Rule { hook: Hook::MacCheck, exprs, text }
 }
 
+/// An interface name as iptables-nft compares it: the name and its NUL
+/// (a name without `+` matches whole).
+fn ifname_with_nul(name: &str) -> Vec<u8> {
+    [name.as_bytes(), b"\0"].concat()
+}
+
+/// iptables' `-i BRIDGE -o BRIDGE -j ACCEPT`, with exactly the expressions
+/// iptables-nft writes for it, so that `iptables -S` lists it as that:
+/// frames forwarded from the bridge to itself accepted.
+pub fn bridge_accept(bridge: &str) -> Vec<Expr> {
+    vec![
+        Expr::Meta { key: MetaKey::IifName },
+        Expr::Cmp { op: CmpOp::Eq, data: ifname_with_nul(bridge) },
+        Expr::Meta { key: MetaKey::OifName },
+        Expr::Cmp { op: CmpOp::Eq, data: ifname_with_nul(bridge) },
+        Expr::Counter,
+        Expr::Accept,
+    ]
+}
+
 /// An attachment's rules: with `masquerade`, one per address of
 /// `addresses`; with `mac_check`, one for its bridge port `port` and the
 /// container's `mac`. What ADD makes, and CHECK and `pipework check` look
@@ -324,6 +344,23 @@ mod tests {
                 "[ payload load 6b @ link header + 6 => reg 1 ]",
                 "[ cmp neq reg 1 0x0a000002 0x00000c0b ]",
                 "[ immediate reg 0 drop ]",
+            ]
+        );
+    }
+
+    /// What `nft --debug=netlink list ruleset` shows of the rule
+    /// `iptables-nft -A FORWARD -i br0 -o br0 -j ACCEPT` writes (1.8.9).
+    #[test]
+    fn bridge_accept_is_encoded_as_iptables_nft_encodes_it() {
+        assert_eq!(
+            describe(&encode_all(&bridge_accept("br0"))),
+            [
+                "[ meta load iifname => reg 1 ]",
+                "[ cmp eq reg 1 0x00307262 ]",
+                "[ meta load oifname => reg 1 ]",
+                "[ cmp eq reg 1 0x00307262 ]",
+                "[ counter pkts 0 bytes 0 ]",
+                "[ immediate reg 0 accept ]",
             ]
         );
     }
