@@ -443,7 +443,12 @@ and rename.
 = /var/lib/pipework/dhcp/<netns inode>-<CTR_IF>
 A native DHCP interface's state: its agent's PID and start time, the lease \
 and its DNS servers. Beside it, .log is the agent's log and, for a host DHCP \
-client, .resolv.conf is the file bound over its /etc/resolv.conf.
+client, .resolv.conf is the file bound over its /etc/resolv.conf. The log \
+moves to .log.1 at 1 MiB.
+
+= /var/lib/pipework/bridges/<netns inode>-<BRIDGE>.json
+The FORWARD rules pipework added for a bridge (see HOST INTERFACES), removed \
+with the bridge's last recorded attachment.
 
 = /etc/default/pipework
 The pipework-watch unit's environment file: the options it passes to pipework \
@@ -474,6 +479,9 @@ Where ovsdb-server's db.sock is, without DB_SOCK (default /var/run/openvswitch).
 
 = PIPEWORK_STATE_DIR
 The records' directory (default /var/lib/pipework); see FILES.
+
+= PIPEWORK_NO_FIREWALL
+1 (or true) is pipework watch's --no-firewall.
 
 = RUST_LOG
 A tracing filter, overriding -v (e.g. RUST_LOG=pipework=debug). For the CNI \
