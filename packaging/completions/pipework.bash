@@ -50,7 +50,7 @@ _pipework() {
 
     case "${cmd}" in
         pipework)
-            opts="-i -l -a -v -h -V --direct-phys --wait --timeout --vlan-filtering --dry-run --verbose --help --version mkbridge loop completions show check detach watch"
+            opts="-i -l -a -v -h -V --direct-phys --wait --timeout --vlan-filtering --no-firewall --dry-run --verbose --help --version mkbridge loop completions show check detach watch"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,7 +184,7 @@ _pipework() {
             return 0
             ;;
         pipework__subcmd__mkbridge)
-            opts="-h --stp --forward-delay --dry-run --help"
+            opts="-h --stp --forward-delay --no-firewall --dry-run --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -220,7 +220,7 @@ _pipework() {
             return 0
             ;;
         pipework__subcmd__watch)
-            opts="-h --only --allow --help"
+            opts="-h --only --allow --no-firewall --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_pipework_global_optspecs
-    string join \n i= l= a= direct-phys wait timeout= vlan-filtering dry-run v/verbose h/help V/version
+    string join \n i= l= a= direct-phys wait timeout= vlan-filtering no-firewall dry-run v/verbose h/help V/version
 end
 
 function __fish_pipework_needs_command
@@ -31,6 +31,7 @@ complete -c pipework -n "__fish_pipework_needs_command" -l timeout -d 'With --wa
 complete -c pipework -n "__fish_pipework_needs_command" -l direct-phys -d 'Move the host interface itself into the guest'
 complete -c pipework -n "__fish_pipework_needs_command" -l wait -d 'Inside a container: wait until CTR_IF exists, then exit 0'
 complete -c pipework -n "__fish_pipework_needs_command" -l vlan-filtering -d 'With @VLAN on an existing Linux bridge: turn its VLAN filtering on (this changes every port; undone if the run fails)'
+complete -c pipework -n "__fish_pipework_needs_command" -l no-firewall -d 'Leave the firewall alone: no rule accepting a Linux bridge\'s own traffic where the FORWARD hook would drop it'
 complete -c pipework -n "__fish_pipework_needs_command" -l dry-run -d 'Print the plan as iproute2 commands and change nothing'
 complete -c pipework -n "__fish_pipework_needs_command" -s v -l verbose -d 'Log each step (-vv for netlink detail); RUST_LOG works too'
 complete -c pipework -n "__fish_pipework_needs_command" -s h -l help -d 'Print help'
@@ -45,6 +46,7 @@ complete -c pipework -n "__fish_pipework_needs_command" -a "watch" -d 'Keep cont
 complete -c pipework -n "__fish_pipework_using_subcommand mkbridge" -l stp -d 'Spanning tree on the bridge' -r -f -a "on\t''
 off\t''"
 complete -c pipework -n "__fish_pipework_using_subcommand mkbridge" -l forward-delay -d 'Forward delay of the bridge, in seconds [default: 0, the kernel\'s with --stp on]' -r
+complete -c pipework -n "__fish_pipework_using_subcommand mkbridge" -l no-firewall -d 'Leave the firewall alone: no rule accepting the bridge\'s own traffic where the FORWARD hook would drop it'
 complete -c pipework -n "__fish_pipework_using_subcommand mkbridge" -l dry-run -d 'Print the plan as iproute2 commands and change nothing'
 complete -c pipework -n "__fish_pipework_using_subcommand mkbridge" -s h -l help -d 'Print help'
 complete -c pipework -n "__fish_pipework_using_subcommand loop; and not __fish_seen_subcommand_from free ensure" -s h -l help -d 'Print help'
@@ -66,4 +68,5 @@ complete -c pipework -n "__fish_pipework_using_subcommand detach" -l dry-run -d 
 complete -c pipework -n "__fish_pipework_using_subcommand detach" -s h -l help -d 'Print help'
 complete -c pipework -n "__fish_pipework_using_subcommand watch" -l only -d 'Only containers carrying this label (with this value): as docker ps --filter label=...' -r
 complete -c pipework -n "__fish_pipework_using_subcommand watch" -l allow -d 'A host interface labels may plumb into: a bridge (made if absent), an ovs* bridge or a macvlan parent; without any, labels are ignored' -r
+complete -c pipework -n "__fish_pipework_using_subcommand watch" -l no-firewall -d 'Leave the firewall alone in the attachments it makes (as attach\'s --no-firewall)'
 complete -c pipework -n "__fish_pipework_using_subcommand watch" -s h -l help -d 'Print help'

@@ -9,7 +9,6 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::announce::announce;
 use super::{dhcp, forward, ovs, Target};
-use crate::dhcp::state::beside;
 use crate::dhcp::{agent, host, log as agent_log};
 use crate::error::{failed, Error, Kind, Result};
 use crate::family::Family;

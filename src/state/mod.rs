@@ -7,8 +7,8 @@
 //! run needs: names on both sides, what it hangs off and how, MAC, MTU,
 //! addresses, gateway, VLAN, DHCP, and the `route`/`rule` lines applied since.
 
-pub mod private_files;
 mod bridges;
+pub mod private_files;
 mod store;
 
 use std::net::IpAddr;

@@ -155,7 +155,7 @@ impl<'a> Reconciler<'a> {
         let mut found = docker::running_with(docker, socket, self.engine.runtime, label, id).await?;
         match &mut found {
             None => tracing::debug!("{label}: not running"),
-            Some((guest, _)) => {
+            Some(Running { guest, .. }) => {
                 if let Some(engine) = &self.engine.id {
                     guest.engine = docker::EngineId::known(engine);
                 }
