@@ -117,6 +117,27 @@ fn sigterm_releases_the_lease() {
     assert!(v4(&guest, "eth1").is_empty(), "a released address stays in use");
 }
 
+/// The agent starts with the signals of a normal process (none ignored
+/// but SIGPIPE, which every Rust program ignores), blocking only SIGTERM,
+/// which it reads through a signalfd: not with the SIGHUP, SIGINT and
+/// SIGQUIT the attach's run held while it started it.
+#[test]
+fn the_agent_blocks_sigterm_alone() {
+    let host = Netns::new("host");
+    let _server = dnsmasq().start_in(&host);
+    let guest = Netns::new("guest");
+    let state = TempDir::new("state");
+    assert_success(&pipework_in(&host, &state, &["br0", &format!("netns:{}", guest.name), "dhcp"]));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent_pid(&state))).unwrap();
+    let mask = |name: &str| -> u64 {
+        let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("{status}"));
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    };
+    let bit = |signal: i32| 1u64 << (signal - 1);
+    assert_eq!(mask("SigBlk:"), bit(libc::SIGTERM), "{status}");
+    assert_eq!(mask("SigIgn:") & 0x7fff_ffff, bit(libc::SIGPIPE), "{status}");
+}
+
 /// `pipework show --json GUEST`: the one recorded interface.
 fn shown(host: &Netns, state: &TempDir, guest: &str) -> serde_json::Value {
     let out = pipework_in(host, state, &["show", "--json", guest]);

@@ -57,6 +57,22 @@ pub fn spawn(
     let mut cmd = Command::new(exe);
     cmd.arg(WORD).arg(&state.path).current_dir("/");
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    // The signals of a normal process, not those the run holds, but for
+    // SIGTERM: the agent reads it through a signalfd, blocked from its start
+    // so that a stop never finds it without its lease released.
+    crate::sys::exec::default_signals(&mut cmd);
+    // SAFETY: sigprocmask on a set on the child's stack, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut term: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut term);
+            libc::sigaddset(&mut term, libc::SIGTERM);
+            match libc::sigprocmask(libc::SIG_BLOCK, &term, std::ptr::null_mut()) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
     let ns = netns.as_raw_fd();
     let pidfd = pidfd.map(|fd| fd.as_raw_fd());
     let socket = socket.map(|fd| fd.as_raw_fd());
