@@ -180,7 +180,17 @@ impl DockerHost {
     /// Stops dockerd (SIGTERM, as a service manager does) and starts it
     /// again; its containers stop with it, as on a host without live-restore.
     pub fn restart_dockerd(&mut self) {
+        self.stop_dockerd();
+        self.start_dockerd();
+    }
+
+    /// Stops dockerd (SIGTERM) and waits until it is gone.
+    pub fn stop_dockerd(&mut self) {
         self.engine.stop();
+    }
+
+    /// Starts the stopped dockerd again and waits until it answers.
+    pub fn start_dockerd(&mut self) {
         self.engine.launch();
     }
 

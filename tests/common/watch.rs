@@ -11,9 +11,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use super::commands::{quiet, run};
-use super::containers::{Container, IMAGE};
+use super::containers::Container;
 use super::daemons::wait_for;
-use super::docker_host::Dockerd;
 use super::netns::Netns;
 use super::pipework::PIPEWORK;
 use super::readback::{Link, Ns};
@@ -174,43 +173,6 @@ fn is_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
         Err(_) => false,
-    }
-}
-
-/// A dockerd of a test's own: its data, exec root, pid file and socket in
-/// a temp dir, no bridge, no iptables, the test image loaded. Stopped (and
-/// its containers with it) on drop.
-pub struct PrivateDocker {
-    engine: Dockerd,
-}
-
-impl PrivateDocker {
-    pub fn start() -> PrivateDocker {
-        let options = ["--bridge=none", "--iptables=false", "--ip6tables=false", "--storage-driver=vfs"];
-        let engine = Dockerd::start("dockerd", &["dockerd"], &options);
-        let saved = engine.dir.join("image.tar");
-        run(&["docker", "save", "-o", &saved, IMAGE]);
-        engine.cli(&["load", "-q", "-i", &saved]);
-        PrivateDocker { engine }
-    }
-
-    /// `unix://<socket>`, for DOCKER_HOST.
-    pub fn host(&self) -> String {
-        self.engine.socket()
-    }
-
-    /// The docker CLI against this daemon; must succeed.
-    pub fn cli(&self, args: &[&str]) -> String {
-        self.engine.cli(args)
-    }
-
-    /// SIGTERM, as a service manager stops it, and waits until it is gone.
-    pub fn stop(&mut self) {
-        self.engine.stop();
-    }
-
-    pub fn restart(&mut self) {
-        self.engine.launch();
     }
 }
 
