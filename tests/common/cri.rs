@@ -1,0 +1,380 @@
+//! A Kubernetes node's runtime: Debian's containerd 1.6 with its built-in
+//! CRI plugin, private to a test, driven over the CRI v1 API as a kubelet
+//! drives it.
+//!
+//! containerd runs in a throwaway network namespace (the node) and in a
+//! mount namespace of its own where `/run` and `/var/lib` are the test's
+//! directories: containerd 1.6 puts its shims' sockets under
+//! /run/containerd whatever its config says, and libcni caches results
+//! under /var/lib/cni. A holder process keeps that mount namespace, so the
+//! pods' netns mounts live on across a containerd restart, as on a node.
+//! Entered with `nsenter` (not `ip netns exec`, which mounts a fresh /sys):
+//! the cgroup mounts runc needs stay visible. The CNI bin dir holds the
+//! reference plugins and pipework; the image is imported from a
+//! busybox-static root, as tests/run.sh builds it, no registry.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::commands::{run, which};
+use super::cri_api::*;
+use super::daemons::wait_for;
+use super::netns::Netns;
+use super::pipework::{PIPEWORK, STATE_DIR_ENV};
+use super::podman::{host_local_allocations, CNI_PLUGINS};
+use super::readback::Ns;
+use super::tempdir::TempDir;
+
+/// The image of the pods (sandbox and containers): busybox, `sleep` its command.
+pub const CRI_IMAGE: &str = "pipework-cri:latest";
+
+/// How long one CRI call may take (a RunPodSandbox among ten at once).
+const CALL: Duration = Duration::from_secs(120);
+
+/// A node: its namespace, containerd and the files of its plugins. Its
+/// pods are stopped and removed, containerd and everything it started
+/// killed, on drop.
+pub struct Cri {
+    holder: Child,
+    daemon: Option<Child>,
+    pub dir: TempDir,
+    pub node: Netns,
+}
+
+/// A pod sandbox: its ID and the configuration it was made with.
+pub struct Pod {
+    pub id: String,
+    pub config: PodSandboxConfig,
+}
+
+/// A pod's network namespace, entered through its sandbox's pid.
+pub struct PodNs {
+    pub pid: u32,
+}
+
+impl Ns for PodNs {
+    fn enter(&self) -> Vec<String> {
+        vec!["nsenter".into(), format!("--net=/proc/{}/ns/net", self.pid)]
+    }
+}
+
+impl Cri {
+    /// A node whose conf_dir holds `conflist` (its `ipam` dataDir is
+    /// [`Cri::ipam_dir`]'s, the caller's to set), containerd answering and
+    /// the image imported.
+    pub fn start(conflist: impl FnOnce(&Cri) -> Value) -> Cri {
+        let node = Netns::new("cri");
+        let dir = TempDir::new("cri");
+        for sub in ["run", "varlib", "bin", "net.d", "state"] {
+            std::fs::create_dir(dir.path.join(sub)).expect("mkdir");
+        }
+        for plugin in std::fs::read_dir(CNI_PLUGINS).expect("the reference plugins").flatten() {
+            std::os::unix::fs::symlink(plugin.path(), dir.path.join("bin").join(plugin.file_name()))
+                .expect("link a plugin");
+        }
+        std::os::unix::fs::symlink(PIPEWORK, dir.path.join("bin/pipework")).expect("link pipework");
+        std::fs::write(dir.path.join("config.toml"), config(&dir)).expect("config.toml");
+        // The mount namespace's holder: /run and /var/lib bound, then sleep.
+        let binds = r#"mount --bind "$0/run" /run && mount --bind "$0/varlib" /var/lib && exec sleep 1000000"#;
+        let holder = Command::new(which("nsenter"))
+            .args([&format!("--net={}", node.path()), "unshare", "--mount", "--propagation", "private"])
+            .args(["sh", "-c", binds, dir.arg()])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn the mount namespace's holder");
+        let pid = holder.id();
+        let mut cri = Cri { holder, daemon: None, dir, node };
+        wait_for("the mount namespace's holder", Duration::from_secs(10), || {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            (comm.trim() == "sleep").then_some(())
+        });
+        let list = conflist(&cri);
+        std::fs::write(cri.dir.path.join("net.d/10-test.conflist"), list.to_string()).expect("conflist");
+        cri.launch();
+        cri.import_image();
+        cri
+    }
+
+    /// containerd's socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path.join("containerd.sock")
+    }
+
+    /// host-local's `dataDir` for this node.
+    pub fn ipam_dir(&self) -> String {
+        self.dir.join("ipam")
+    }
+
+    /// pipework's PIPEWORK_STATE_DIR in containerd's environment.
+    pub fn state_dir(&self) -> String {
+        self.dir.join("state")
+    }
+
+    /// Starts containerd in the holder's namespaces; waits until the CRI answers.
+    pub fn launch(&mut self) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path.join("containerd.log"))
+            .expect("containerd log");
+        let target = self.holder.id().to_string();
+        let child = Command::new(which("nsenter"))
+            .args(["--target", &target, "--mount", "--net", "containerd", "--config", &self.dir.join("config.toml")])
+            .env(STATE_DIR_ENV, self.state_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn containerd");
+        self.daemon = Some(child);
+        wait_for("containerd's CRI to answer", Duration::from_secs(60), || {
+            self.try_call::<_, VersionResponse>("Version", &VersionRequest { version: "v1".into() }).ok()
+        });
+    }
+
+    /// SIGTERM, as a service manager stops it; its shims and pods live on.
+    pub fn stop_containerd(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            // SAFETY: kill(2) on our own child, which has not been reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().expect("wait").is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn restart_containerd(&mut self) {
+        self.stop_containerd();
+        self.launch();
+    }
+
+    fn try_call<Req: prost::Message, Resp: prost::Message + Default>(
+        &self,
+        method: &str,
+        request: &Req,
+    ) -> Result<Resp, String> {
+        call(&self.socket(), method, request, CALL)
+    }
+
+    /// A call that must succeed; containerd's log in the panic.
+    #[track_caller]
+    pub fn call<Req: prost::Message, Resp: prost::Message + Default>(&self, method: &str, request: &Req) -> Resp {
+        self.try_call(method, request).unwrap_or_else(|e| {
+            let log = std::fs::read_to_string(self.dir.path.join("containerd.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+            panic!("CRI {e}\n--- containerd.log (tail)\n{}", tail.join("\n"))
+        })
+    }
+
+    pub fn version(&self) -> VersionResponse {
+        self.call("Version", &VersionRequest { version: "v1".into() })
+    }
+
+    /// RunPodSandbox of pod `name` publishing `ports`, as a kubelet asks.
+    #[track_caller]
+    pub fn run_pod(&self, name: &str, ports: Vec<PortMapping>) -> Pod {
+        let config = PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: name.into(),
+                uid: format!("uid-{name}"),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            hostname: name.into(),
+            port_mappings: ports,
+            labels: Default::default(),
+        };
+        let made: RunPodSandboxResponse =
+            self.call("RunPodSandbox", &RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: "".into() });
+        Pod { id: made.pod_sandbox_id, config }
+    }
+
+    /// PodSandboxStatus, verbose.
+    pub fn status(&self, pod: &Pod) -> PodSandboxStatusResponse {
+        self.call("PodSandboxStatus", &PodSandboxStatusRequest { pod_sandbox_id: pod.id.clone(), verbose: true })
+    }
+
+    /// The pod's IP as the CRI reports it to the kubelet.
+    pub fn pod_ip(&self, pod: &Pod) -> String {
+        self.status(pod).status.and_then(|s| s.network).map(|n| n.ip).unwrap_or_default()
+    }
+
+    /// The pod's network namespace, through its sandbox process's pid.
+    pub fn pod_ns(&self, pod: &Pod) -> PodNs {
+        let status = self.status(pod);
+        let info: Value = serde_json::from_str(status.info.get("info").expect("verbose info")).expect("info is JSON");
+        PodNs { pid: info["pid"].as_u64().expect("the sandbox's pid") as u32 }
+    }
+
+    /// A container of the image in `pod`, running `sleep`; its ID.
+    pub fn container(&self, pod: &Pod, name: &str) -> String {
+        let config = ContainerConfig {
+            metadata: Some(ContainerMetadata { name: name.into(), attempt: 0 }),
+            image: Some(ImageSpec { image: CRI_IMAGE.into() }),
+            command: vec!["/bin/sleep".into(), "1000000".into()],
+        };
+        let made: CreateContainerResponse = self.call(
+            "CreateContainer",
+            &CreateContainerRequest {
+                pod_sandbox_id: pod.id.clone(),
+                config: Some(config),
+                sandbox_config: Some(pod.config.clone()),
+            },
+        );
+        let _: Empty = self.call("StartContainer", &ContainerIdRequest { container_id: made.container_id.clone() });
+        made.container_id
+    }
+
+    /// ExecSync of `cmd` in a container.
+    pub fn exec(&self, container: &str, cmd: &[&str]) -> ExecSyncResponse {
+        self.call(
+            "ExecSync",
+            &ExecSyncRequest {
+                container_id: container.into(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                timeout: 30,
+            },
+        )
+    }
+
+    /// StopPodSandbox then RemovePodSandbox, as a kubelet deletes a pod.
+    #[track_caller]
+    pub fn remove_pod(&self, id: &str) {
+        let _: Empty = self.call("StopPodSandbox", &PodSandboxIdRequest { pod_sandbox_id: id.into() });
+        let _: Empty = self.call("RemovePodSandbox", &PodSandboxIdRequest { pod_sandbox_id: id.into() });
+    }
+
+    pub fn pods(&self) -> Vec<PodSandbox> {
+        self.call::<_, ListPodSandboxResponse>("ListPodSandbox", &ListPodSandboxRequest {}).items
+    }
+
+    /// The addresses host-local has handed out on this node.
+    pub fn allocations(&self) -> Vec<String> {
+        host_local_allocations(Path::new(&self.ipam_dir()))
+    }
+
+    /// pipework's records (its state dir's files).
+    pub fn records(&self) -> Vec<String> {
+        names(Path::new(&self.state_dir()))
+    }
+
+    /// libcni's cached results (/var/lib/cni/results of the node).
+    pub fn cni_cache(&self) -> Vec<String> {
+        names(&self.dir.path.join("varlib/cni/results"))
+    }
+
+    /// tests/run.sh's root (busybox-static and its applets) as a docker
+    /// archive, `sleep` its command (a sandbox must stay up), imported into
+    /// containerd's k8s.io namespace.
+    fn import_image(&self) {
+        let root = self.dir.path.join("image/root");
+        std::fs::create_dir_all(root.join("bin")).expect("image root");
+        std::fs::copy(which("busybox"), root.join("bin/busybox")).expect("busybox");
+        for applet in ["sh", "ip", "ping", "sleep", "cat", "ls", "nc", "wget", "httpd"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("applet");
+        }
+        let archive = self.dir.path.join("image/archive");
+        std::fs::create_dir(&archive).expect("archive dir");
+        let layer = archive.join("layer.tar");
+        run(&["tar", "-C", &root.to_string_lossy(), "-cf", &layer.to_string_lossy(), "."]);
+        let sum = run(&["sha256sum", &layer.to_string_lossy()]);
+        let diff_id = format!("sha256:{}", sum.split_whitespace().next().expect("a digest"));
+        let config = json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sleep", "1000000"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        });
+        std::fs::write(archive.join("config.json"), config.to_string()).expect("image config");
+        let manifest = json!([{"Config": "config.json", "RepoTags": [CRI_IMAGE], "Layers": ["layer.tar"]}]);
+        std::fs::write(archive.join("manifest.json"), manifest.to_string()).expect("manifest");
+        let tar = self.dir.join("image/image.tar");
+        run(&["tar", "-C", &archive.to_string_lossy(), "-cf", &tar, "manifest.json", "config.json", "layer.tar"]);
+        let socket = self.socket();
+        let socket = socket.to_string_lossy();
+        run(&["ctr", "-a", &socket, "-n", "k8s.io", "images", "import", "--snapshotter", "native", &tar]);
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// containerd's config: everything under `dir`; the CRI with the native
+/// snapshotter (a temp dir may not take overlayfs) and without setting
+/// oom_score_adj below its own (this machine's containers refuse that).
+fn config(dir: &TempDir) -> String {
+    format!(
+        r#"version = 2
+root = "{root}"
+state = "{state}"
+[grpc]
+  address = "{socket}"
+[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+  sandbox_image = "{image}"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{bin}"
+    conf_dir = "{conf}"
+"#,
+        root = dir.join("root"),
+        state = dir.join("containerd-state"),
+        socket = dir.join("containerd.sock"),
+        image = CRI_IMAGE,
+        bin = dir.join("bin"),
+        conf = dir.join("net.d"),
+    )
+}
+
+/// The processes in the mount namespace of `pid` (its shims, sandboxes and
+/// containers), but `pid`.
+fn in_mount_ns_of(pid: u32) -> Vec<i32> {
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+    let Some(mine) = ns(&pid.to_string()) else { return Vec::new() };
+    let Ok(procs) = std::fs::read_dir("/proc") else { return Vec::new() };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| *p as u32 != pid && ns(&p.to_string()).as_ref() == Some(&mine))
+        .collect()
+}
+
+impl Drop for Cri {
+    fn drop(&mut self) {
+        if self.daemon.is_some() {
+            // Each pod's teardown, as the kubelet would: its CNI DEL runs.
+            if let Ok(list) = self.try_call::<_, ListPodSandboxResponse>("ListPodSandbox", &ListPodSandboxRequest {}) {
+                for pod in list.items {
+                    let id = PodSandboxIdRequest { pod_sandbox_id: pod.id };
+                    let _ = self.try_call::<_, Empty>("StopPodSandbox", &id);
+                    let _ = self.try_call::<_, Empty>("RemovePodSandbox", &id);
+                }
+            }
+        }
+        self.stop_containerd();
+        // What is left in its mount namespace (shims, sandboxes), then the holder.
+        for _ in 0..3 {
+            for pid in in_mount_ns_of(self.holder.id()) {
+                // SAFETY: kill(2) of a process in this fixture's own mount namespace.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            sleep(Duration::from_millis(50));
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
