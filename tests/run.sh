@@ -23,10 +23,10 @@ IMAGE=pipework-test:latest
 # systemd: the package test's `systemd-analyze verify` of the watch unit
 # (only the tools: this machine's init stays as it is).
 # man-db: tests/man.rs renders the manual with `man -l` to check its layout.
-PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
+PACKAGES=(docker.io containerd busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
     dnsmasq-base openvswitch-switch podman containernetworking-plugins
     udhcpc isc-dhcp-client dhcpcd-base nftables iptables dpkg-dev binutils file systemd man-db)
-COMMANDS=(dockerd docker busybox ip bridge ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
+COMMANDS=(dockerd docker containerd ctr busybox ip bridge ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
     podman runc udhcpc dhclient dhcpcd nft iptables dpkg-shlibdeps readelf file systemd-analyze man)
 DOCKERD_LOG="$ROOT/target/dockerd.log"
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl

@@ -17,13 +17,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::commands::{run, which};
 use super::cri_api::*;
-use super::daemons::wait_for;
+use super::daemons::{terminate, wait_for};
+use super::docker_host::busybox_root;
 use super::netns::Netns;
 use super::pipework::{PIPEWORK, STATE_DIR_ENV};
 use super::podman::{host_local_allocations, CNI_PLUGINS};
@@ -80,7 +81,8 @@ impl Cri {
         std::os::unix::fs::symlink(PIPEWORK, dir.path.join("bin/pipework")).expect("link pipework");
         std::fs::write(dir.path.join("config.toml"), config(&dir)).expect("config.toml");
         // The mount namespace's holder: /run and /var/lib bound, then sleep.
-        let binds = r#"mount --bind "$0/run" /run && mount --bind "$0/varlib" /var/lib && exec sleep 1000000"#;
+        let binds =
+            r#"mount --bind "$0/run" /run && mount --bind "$0/varlib" /var/lib && exec sleep 1000000"#;
         let holder = Command::new(which("nsenter"))
             .args([&format!("--net={}", node.path()), "unshare", "--mount", "--propagation", "private"])
             .args(["sh", "-c", binds, dir.arg()])
@@ -124,7 +126,15 @@ impl Cri {
             .expect("containerd log");
         let target = self.holder.id().to_string();
         let child = Command::new(which("nsenter"))
-            .args(["--target", &target, "--mount", "--net", "containerd", "--config", &self.dir.join("config.toml")])
+            .args([
+                "--target",
+                &target,
+                "--mount",
+                "--net",
+                "containerd",
+                "--config",
+                &self.dir.join("config.toml"),
+            ])
             .env(STATE_DIR_ENV, self.state_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -139,16 +149,8 @@ impl Cri {
 
     /// SIGTERM, as a service manager stops it; its shims and pods live on.
     pub fn stop_containerd(&mut self) {
-        if let Some(mut child) = self.daemon.take() {
-            // SAFETY: kill(2) on our own child, which has not been reaped.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().expect("wait").is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                }
-                sleep(Duration::from_millis(20));
-            }
+        if let Some(child) = self.daemon.take() {
+            terminate(child, Duration::from_secs(30));
         }
     }
 
@@ -167,7 +169,11 @@ impl Cri {
 
     /// A call that must succeed; containerd's log in the panic.
     #[track_caller]
-    pub fn call<Req: prost::Message, Resp: prost::Message + Default>(&self, method: &str, request: &Req) -> Resp {
+    pub fn call<Req: prost::Message, Resp: prost::Message + Default>(
+        &self,
+        method: &str,
+        request: &Req,
+    ) -> Resp {
         self.try_call(method, request).unwrap_or_else(|e| {
             let log = std::fs::read_to_string(self.dir.path.join("containerd.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
@@ -193,14 +199,19 @@ impl Cri {
             port_mappings: ports,
             labels: Default::default(),
         };
-        let made: RunPodSandboxResponse =
-            self.call("RunPodSandbox", &RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: "".into() });
+        let made: RunPodSandboxResponse = self.call(
+            "RunPodSandbox",
+            &RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: "".into() },
+        );
         Pod { id: made.pod_sandbox_id, config }
     }
 
     /// PodSandboxStatus, verbose.
     pub fn status(&self, pod: &Pod) -> PodSandboxStatusResponse {
-        self.call("PodSandboxStatus", &PodSandboxStatusRequest { pod_sandbox_id: pod.id.clone(), verbose: true })
+        self.call(
+            "PodSandboxStatus",
+            &PodSandboxStatusRequest { pod_sandbox_id: pod.id.clone(), verbose: true },
+        )
     }
 
     /// The pod's IP as the CRI reports it to the kubelet.
@@ -211,16 +222,17 @@ impl Cri {
     /// The pod's network namespace, through its sandbox process's pid.
     pub fn pod_ns(&self, pod: &Pod) -> PodNs {
         let status = self.status(pod);
-        let info: Value = serde_json::from_str(status.info.get("info").expect("verbose info")).expect("info is JSON");
+        let info: Value =
+            serde_json::from_str(status.info.get("info").expect("verbose info")).expect("info is JSON");
         PodNs { pid: info["pid"].as_u64().expect("the sandbox's pid") as u32 }
     }
 
-    /// A container of the image in `pod`, running `sleep`; its ID.
-    pub fn container(&self, pod: &Pod, name: &str) -> String {
+    /// A container of the image in `pod` running `command`, started; its ID.
+    pub fn container(&self, pod: &Pod, name: &str, command: &[&str]) -> String {
         let config = ContainerConfig {
             metadata: Some(ContainerMetadata { name: name.into(), attempt: 0 }),
             image: Some(ImageSpec { image: CRI_IMAGE.into() }),
-            command: vec!["/bin/sleep".into(), "1000000".into()],
+            command: command.iter().map(|s| s.to_string()).collect(),
         };
         let made: CreateContainerResponse = self.call(
             "CreateContainer",
@@ -230,7 +242,8 @@ impl Cri {
                 sandbox_config: Some(pod.config.clone()),
             },
         );
-        let _: Empty = self.call("StartContainer", &ContainerIdRequest { container_id: made.container_id.clone() });
+        let _: Empty =
+            self.call("StartContainer", &ContainerIdRequest { container_id: made.container_id.clone() });
         made.container_id
     }
 
@@ -264,7 +277,7 @@ impl Cri {
 
     /// pipework's records (its state dir's files).
     pub fn records(&self) -> Vec<String> {
-        names(Path::new(&self.state_dir()))
+        names(Path::new(&self.state_dir())).into_iter().filter(|n| n.ends_with(".json")).collect()
     }
 
     /// libcni's cached results (/var/lib/cni/results of the node).
@@ -277,11 +290,7 @@ impl Cri {
     /// containerd's k8s.io namespace.
     fn import_image(&self) {
         let root = self.dir.path.join("image/root");
-        std::fs::create_dir_all(root.join("bin")).expect("image root");
-        std::fs::copy(which("busybox"), root.join("bin/busybox")).expect("busybox");
-        for applet in ["sh", "ip", "ping", "sleep", "cat", "ls", "nc", "wget", "httpd"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("applet");
-        }
+        busybox_root(&root, &["sh", "ip", "ping", "sleep", "cat", "ls", "mkdir", "httpd"]);
         let archive = self.dir.path.join("image/archive");
         std::fs::create_dir(&archive).expect("archive dir");
         let layer = archive.join("layer.tar");
@@ -298,7 +307,16 @@ impl Cri {
         let manifest = json!([{"Config": "config.json", "RepoTags": [CRI_IMAGE], "Layers": ["layer.tar"]}]);
         std::fs::write(archive.join("manifest.json"), manifest.to_string()).expect("manifest");
         let tar = self.dir.join("image/image.tar");
-        run(&["tar", "-C", &archive.to_string_lossy(), "-cf", &tar, "manifest.json", "config.json", "layer.tar"]);
+        run(&[
+            "tar",
+            "-C",
+            &archive.to_string_lossy(),
+            "-cf",
+            &tar,
+            "manifest.json",
+            "config.json",
+            "layer.tar",
+        ]);
         let socket = self.socket();
         let socket = socket.to_string_lossy();
         run(&["ctr", "-a", &socket, "-n", "k8s.io", "images", "import", "--snapshotter", "native", &tar]);
@@ -307,7 +325,8 @@ impl Cri {
 
 fn names(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     names
 }
@@ -357,7 +376,9 @@ impl Drop for Cri {
     fn drop(&mut self) {
         if self.daemon.is_some() {
             // Each pod's teardown, as the kubelet would: its CNI DEL runs.
-            if let Ok(list) = self.try_call::<_, ListPodSandboxResponse>("ListPodSandbox", &ListPodSandboxRequest {}) {
+            if let Ok(list) =
+                self.try_call::<_, ListPodSandboxResponse>("ListPodSandbox", &ListPodSandboxRequest {})
+            {
                 for pod in list.items {
                     let id = PodSandboxIdRequest { pod_sandbox_id: pod.id };
                     let _ = self.try_call::<_, Empty>("StopPodSandbox", &id);

@@ -228,7 +228,8 @@ pub fn call<Req: Message, Resp: Message + Default>(
     request: &Req,
     timeout: Duration,
 ) -> Result<Resp, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let body = request.encode_to_vec();
     let call = async {
         let io = tokio::net::UnixStream::connect(socket).await.map_err(|e| format!("connect: {e}"))?;
