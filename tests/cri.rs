@@ -54,6 +54,10 @@ fn assert_pod_network(cri: &Cri, pod: &Pod) -> String {
     assert!(port.is_up(), "{port:?}");
     assert_eq!(cri.node.cidrs("cni0", Family::V4), vec![format!("{GATEWAY}/24")]);
     assert!(cri.node.ping(&ip), "the node cannot reach the pod at {ip}");
+    // What teardown must remove is there: libcni's cache entry, the address in host-local.
+    let cached = cri.cni_cache();
+    assert!(cached.iter().any(|n| n == &format!("k8s-pod-network-{}-eth0", pod.id)), "{cached:?}");
+    assert!(cri.allocations().contains(&ip), "{:?}", cri.allocations());
     ip
 }
 
@@ -83,6 +87,9 @@ fn pods_and_containers(plugin: &str) {
     let (ip_a, ip_b) = (assert_pod_network(&cri, &a), assert_pod_network(&cri, &b));
     assert_ne!(ip_a, ip_b);
     assert_eq!(cri.node.ports("cni0").len(), 2, "{:?}", cri.node.ports("cni0"));
+    if plugin == "pipework" {
+        assert!(!cri.records().is_empty(), "pipework kept no record of the pods");
+    }
 
     let ctr = cri.container(&a, "app", &["/bin/sleep", "1000000"]);
     let seen = cri.exec(&ctr, &["ip", "-o", "-4", "addr", "show", "dev", "eth0"]);

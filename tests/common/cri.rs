@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::cgroups::subdirs;
 use super::commands::{run, which};
 use super::cri_api::*;
 use super::daemons::{terminate, wait_for};
@@ -80,9 +81,11 @@ impl Cri {
         }
         std::os::unix::fs::symlink(PIPEWORK, dir.path.join("bin/pipework")).expect("link pipework");
         std::fs::write(dir.path.join("config.toml"), config(&dir)).expect("config.toml");
-        // The mount namespace's holder: /run and /var/lib bound, then sleep.
+        // The mount namespace's holder: /run and /var/lib bound, then it
+        // waits on a FIFO no one writes, its command line naming the dir.
+        run(&["mkfifo", &dir.join("hold")]);
         let binds =
-            r#"mount --bind "$0/run" /run && mount --bind "$0/varlib" /var/lib && exec sleep 1000000"#;
+            r#"mount --bind "$0/run" /run && mount --bind "$0/varlib" /var/lib && exec cat "$0/hold""#;
         let holder = Command::new(which("nsenter"))
             .args([&format!("--net={}", node.path()), "unshare", "--mount", "--propagation", "private"])
             .args(["sh", "-c", binds, dir.arg()])
@@ -93,7 +96,7 @@ impl Cri {
         let mut cri = Cri { holder, daemon: None, dir, node };
         wait_for("the mount namespace's holder", Duration::from_secs(10), || {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            (comm.trim() == "sleep").then_some(())
+            (comm.trim() == "cat").then_some(())
         });
         let list = conflist(&cri);
         std::fs::write(cri.dir.path.join("net.d/10-test.conflist"), list.to_string()).expect("conflist");
@@ -198,6 +201,8 @@ impl Cri {
             hostname: name.into(),
             port_mappings: ports,
             labels: Default::default(),
+            // Its cgroups (and its containers') under one of the test's own.
+            linux: Some(LinuxPodSandboxConfig { cgroup_parent: format!("/{}", self.dir.name()) }),
         };
         let made: RunPodSandboxResponse = self.call(
             "RunPodSandbox",
@@ -359,17 +364,53 @@ state = "{state}"
     )
 }
 
-/// The processes in the mount namespace of `pid` (its shims, sandboxes and
-/// containers), but `pid`.
-fn in_mount_ns_of(pid: u32) -> Vec<i32> {
-    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
-    let Some(mine) = ns(&pid.to_string()) else { return Vec::new() };
-    let Ok(procs) = std::fs::read_dir("/proc") else { return Vec::new() };
-    procs
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| *p as u32 != pid && ns(&p.to_string()).as_ref() == Some(&mine))
-        .collect()
+/// Kills what the node of `dir` runs, as its drop does and as the sweep of
+/// a killed run does: the processes naming `dir` on their command line
+/// (containerd, its shims, the mount namespace's holder) and those in its
+/// cgroups (sandboxes, containers); then removes the cgroups.
+pub(crate) fn kill_node(dir: &Path) {
+    let needle = dir.to_string_lossy().into_owned();
+    let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let groups: Vec<PathBuf> = subdirs(Path::new(CGROUPS)).into_iter().map(|h| h.join(&name)).collect();
+    let me = std::process::id() as i32;
+    for _ in 0..50 {
+        let mut pids: Vec<i32> = groups.iter().flat_map(|g| procs_below(g)).collect();
+        let procs = std::fs::read_dir("/proc").map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
+        pids.extend(procs.iter().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(&needle)
+        }));
+        pids.retain(|p| *p != me);
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) of a process of this node (its cgroup or command line).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        sleep(Duration::from_millis(40));
+    }
+    for group in groups {
+        remove_cgroup(&group);
+    }
+}
+
+/// Where the cgroup hierarchies are mounted, one directory each (cgroup v1)
+/// or the one (v2, whose files are no directories).
+const CGROUPS: &str = "/sys/fs/cgroup";
+
+fn procs_below(group: &Path) -> Vec<i32> {
+    let listed = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
+    let mut pids: Vec<i32> = listed.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    pids.extend(subdirs(group).iter().flat_map(|g| procs_below(g)));
+    pids
+}
+
+fn remove_cgroup(group: &Path) {
+    for child in subdirs(group) {
+        remove_cgroup(&child);
+    }
+    let _ = std::fs::remove_dir(group);
 }
 
 impl Drop for Cri {
@@ -387,14 +428,7 @@ impl Drop for Cri {
             }
         }
         self.stop_containerd();
-        // What is left in its mount namespace (shims, sandboxes), then the holder.
-        for _ in 0..3 {
-            for pid in in_mount_ns_of(self.holder.id()) {
-                // SAFETY: kill(2) of a process in this fixture's own mount namespace.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            sleep(Duration::from_millis(50));
-        }
+        kill_node(&self.dir.path);
         let _ = self.holder.kill();
         let _ = self.holder.wait();
     }

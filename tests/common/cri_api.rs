@@ -58,6 +58,12 @@ pub struct PortMapping {
 }
 
 #[derive(Clone, PartialEq, Message)]
+pub struct LinuxPodSandboxConfig {
+    #[prost(string, tag = "1")]
+    pub cgroup_parent: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
 pub struct PodSandboxConfig {
     #[prost(message, optional, tag = "1")]
     pub metadata: Option<PodSandboxMetadata>,
@@ -67,6 +73,8 @@ pub struct PodSandboxConfig {
     pub port_mappings: Vec<PortMapping>,
     #[prost(map = "string, string", tag = "6")]
     pub labels: HashMap<String, String>,
+    #[prost(message, optional, tag = "8")]
+    pub linux: Option<LinuxPodSandboxConfig>,
 }
 
 #[derive(Clone, PartialEq, Message)]
