@@ -13,16 +13,19 @@ use serde_json::{json, Value};
 
 const SUBNET: &str = "10.88.0.0/24";
 const GATEWAY: &str = "10.88.0.1";
+const SUBNET6: &str = "fd88::/64";
+const GATEWAY6: &str = "fd88::1";
 
 /// The network's main plugin as a conflist's first entry: a bridge `cni0`
-/// with the gateway, host-local handing out SUBNET.
+/// with the gateways, host-local handing out SUBNET and SUBNET6 (a
+/// dual-stack cluster's pod network).
 fn main_plugin(cri: &Cri, plugin: &str) -> Value {
     json!({
         "type": plugin,
         "bridge": "cni0",
         "isGateway": true,
         "isDefaultGateway": true,
-        "ipam": {"type": "host-local", "dataDir": cri.ipam_dir(), "ranges": [[{"subnet": SUBNET}]]},
+        "ipam": {"type": "host-local", "dataDir": cri.ipam_dir(), "ranges": [[{"subnet": SUBNET}], [{"subnet": SUBNET6}]]},
     })
 }
 
@@ -35,29 +38,34 @@ fn node(plugin: &str, chained: Vec<Value>) -> Cri {
     })
 }
 
-/// The pod has the address the CRI reports, on `eth0`, up, with the default
-/// route via the gateway, and its host side is a port of cni0 on the node;
-/// the node reaches it. Returns its IP.
+/// The pod has the addresses the CRI reports, on `eth0`, up, with the
+/// default routes via the gateways, and its host side is a port of cni0 on
+/// the node; the node reaches it. Returns its IPv4 address.
 #[track_caller]
 fn assert_pod_network(cri: &Cri, pod: &Pod) -> String {
-    let ip = cri.pod_ip(pod);
+    let network = cri.status(pod).status.and_then(|s| s.network).expect("the pod's network status");
+    let (ip, ip6) = (network.ip, network.additional_ips.first().map(|a| a.ip.clone()).unwrap_or_default());
     assert!(ip.starts_with("10.88.0."), "the CRI reports {ip:?} for the pod");
+    assert!(ip6.starts_with("fd88::"), "the CRI reports {ip6:?} as the pod's other address");
     let ns = cri.pod_ns(pod);
     let eth0 = ns.must_link("eth0");
     assert!(eth0.is_up(), "{eth0:?}");
     assert_eq!(ns.cidrs("eth0", Family::V4), vec![format!("{ip}/24")]);
+    assert_eq!(ns.cidrs("eth0", Family::V6), vec![format!("{ip6}/64")]);
     assert_default_via(&ns, Family::V4, GATEWAY, "eth0");
+    assert_default_via(&ns, Family::V6, GATEWAY6, "eth0");
     // eth0's peer (link_index) on the node is a veth, up, a port of cni0.
     let peer = ns.ip_j(&["-d", "link", "show", "eth0"])[0]["link_index"].as_u64().expect("eth0's peer");
     let port = cri.node.links().into_iter().find(|l| l.ifindex == peer).expect("eth0's peer on the node");
     assert_eq!((port.kind.as_deref(), port.master.as_deref()), (Some("veth"), Some("cni0")), "{port:?}");
     assert!(port.is_up(), "{port:?}");
     assert_eq!(cri.node.cidrs("cni0", Family::V4), vec![format!("{GATEWAY}/24")]);
+    assert_eq!(cri.node.cidrs("cni0", Family::V6), vec![format!("{GATEWAY6}/64")]);
     assert!(cri.node.ping(&ip), "the node cannot reach the pod at {ip}");
     // What teardown must remove is there: libcni's cache entry, the address in host-local.
     let cached = cri.cni_cache();
     assert!(cached.iter().any(|n| n == &format!("k8s-pod-network-{}-eth0", pod.id)), "{cached:?}");
-    assert!(cri.allocations().contains(&ip), "{:?}", cri.allocations());
+    assert!(cri.allocations().contains(&ip) && cri.allocations().contains(&ip6), "{:?}", cri.allocations());
     ip
 }
 
@@ -131,7 +139,7 @@ fn ten_pods_in_parallel(plugin: &str) {
     ips.dedup();
     assert_eq!(ips.len(), 10, "{ips:?}");
     assert_eq!(cri.node.ports("cni0").len(), 10);
-    assert_eq!(cri.allocations().len(), 10);
+    assert_eq!(cri.allocations().len(), 20);
     std::thread::scope(|s| {
         for pod in &pods {
             s.spawn(|| cri.remove_pod(&pod.id));

@@ -179,8 +179,9 @@ impl Cri {
     ) -> Resp {
         self.try_call(method, request).unwrap_or_else(|e| {
             let log = std::fs::read_to_string(self.dir.path.join("containerd.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
-            panic!("CRI {e}\n--- containerd.log (tail)\n{}", tail.join("\n"))
+            let trouble = log.lines().filter(|l| l.contains("level=error") || l.contains("level=warn"));
+            let tail: Vec<&str> = trouble.collect::<Vec<_>>().into_iter().rev().take(20).rev().collect();
+            panic!("CRI {e}\n--- containerd.log (its last errors and warnings)\n{}", tail.join("\n"))
         })
     }
 
