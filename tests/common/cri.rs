@@ -146,6 +146,9 @@ impl Cri {
             .expect("spawn containerd");
         self.daemon = Some(child);
         wait_for("containerd's CRI to answer", Duration::from_secs(60), || {
+            if let Some(status) = self.daemon.as_mut().and_then(|c| c.try_wait().expect("wait")) {
+                panic!("containerd exited ({status}):\n{}", self.log_trouble());
+            }
             self.try_call::<_, VersionResponse>("Version", &VersionRequest { version: "v1".into() }).ok()
         });
     }
@@ -178,11 +181,18 @@ impl Cri {
         request: &Req,
     ) -> Resp {
         self.try_call(method, request).unwrap_or_else(|e| {
-            let log = std::fs::read_to_string(self.dir.path.join("containerd.log")).unwrap_or_default();
-            let trouble = log.lines().filter(|l| l.contains("level=error") || l.contains("level=warn"));
-            let tail: Vec<&str> = trouble.collect::<Vec<_>>().into_iter().rev().take(20).rev().collect();
-            panic!("CRI {e}\n--- containerd.log (its last errors and warnings)\n{}", tail.join("\n"))
+            panic!("CRI {e}\n--- containerd.log (its last errors and warnings)\n{}", self.log_trouble())
         })
+    }
+
+    /// The last errors and warnings (or, if none, lines) of containerd's log.
+    fn log_trouble(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path.join("containerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let trouble: Vec<&str> =
+            lines.iter().copied().filter(|l| l.contains("level=error") || l.contains("level=warn")).collect();
+        let shown = if trouble.is_empty() { &lines } else { &trouble };
+        shown[shown.len().saturating_sub(20)..].join("\n")
     }
 
     pub fn version(&self) -> VersionResponse {
