@@ -62,6 +62,7 @@ fn assert_pod_network(cri: &Cri, pod: &Pod) -> String {
     assert_eq!(cri.node.cidrs("cni0", Family::V4), vec![format!("{GATEWAY}/24")]);
     assert_eq!(cri.node.cidrs("cni0", Family::V6), vec![format!("{GATEWAY6}/64")]);
     assert!(cri.node.ping(&ip), "the node cannot reach the pod at {ip}");
+    assert!(cri.node.ping(&ip6), "the node cannot reach the pod at {ip6}");
     // What teardown must remove is there: libcni's cache entry, the address in host-local.
     let cached = cri.cni_cache();
     assert!(cached.iter().any(|n| n == &format!("k8s-pod-network-{}-eth0", pod.id)), "{cached:?}");
@@ -110,6 +111,10 @@ fn pods_and_containers(plugin: &str) {
     let ping = cri.exec(&ctr, &["ping", "-c", "2", "-W", "2", &ip_b]);
     assert_eq!(ping.exit_code, 0, "pod a cannot reach pod b: {}", String::from_utf8_lossy(&ping.stdout));
 
+    // The network goes at StopPodSandbox (CNI DEL), before the pod is removed.
+    cri.stop_pod(&a.id);
+    assert!(!cri.allocations().contains(&ip_a), "{ip_a} still taken: {:?}", cri.allocations());
+    assert!(!cri.cni_cache().iter().any(|n| n.contains(&a.id)), "{:?}", cri.cni_cache());
     cri.remove_pod(&a.id);
     cri.remove_pod(&b.id);
     assert_nothing_left(&cri);

@@ -275,10 +275,16 @@ impl Cri {
         )
     }
 
+    /// StopPodSandbox: its containers stopped, its network torn down.
+    #[track_caller]
+    pub fn stop_pod(&self, id: &str) {
+        let _: Empty = self.call("StopPodSandbox", &PodSandboxIdRequest { pod_sandbox_id: id.into() });
+    }
+
     /// StopPodSandbox then RemovePodSandbox, as a kubelet deletes a pod.
     #[track_caller]
     pub fn remove_pod(&self, id: &str) {
-        let _: Empty = self.call("StopPodSandbox", &PodSandboxIdRequest { pod_sandbox_id: id.into() });
+        self.stop_pod(id);
         let _: Empty = self.call("RemovePodSandbox", &PodSandboxIdRequest { pod_sandbox_id: id.into() });
     }
 
