@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{assert_default_via, Cri, Family, Ns, Pod, PortMapping};
+use common::{assert_default_via, has_br_netfilter, Cri, Family, Ns, Pod, PortMapping};
 use serde_json::{json, Value};
 
 const SUBNET: &str = "10.88.0.0/24";
@@ -243,4 +243,65 @@ fn pipework_chained_with_tuning_and_portmap() {
 #[test]
 fn bridge_chained_with_tuning_and_portmap() {
     chained("bridge");
+}
+
+/// The node's FORWARD chain as `iptables -S` lists it.
+fn forward_rules(cri: &Cri) -> String {
+    let out = cri.node.exec(&["iptables", "-S", "FORWARD"]);
+    assert!(out.status.success(), "iptables -S FORWARD: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A node whose FORWARD policy is DROP with br_netfilter on (as Docker
+/// leaves a host): frames bridged between two pods meet that policy. Like
+/// the reference plugin, the main plugin adds no FORWARD rule of its own:
+/// the chain's `firewall` plugin lets the pods' traffic through, and takes
+/// its rules away at teardown.
+fn chained_with_firewall(plugin: &str) {
+    let cri = node(plugin, vec![json!({"type": "firewall"})]);
+    if !has_br_netfilter(&cri.node) {
+        return;
+    }
+    cri.node.exec(&["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"]);
+    cri.node.exec(&["iptables", "-P", "FORWARD", "DROP"]);
+    let (a, b) = (cri.run_pod("a", vec![]), cri.run_pod("b", vec![]));
+    let (ip_a, ip_b) = (assert_pod_network(&cri, &a), assert_pod_network(&cri, &b));
+    let ctr = cri.container(&a, "app", &["/bin/sleep", "1000000"]);
+    let ping = |to: &str| cri.exec(&ctr, &["ping", "-c", "1", "-W", "2", to]).exit_code == 0;
+    assert!(ping(&ip_b), "pod a cannot reach pod b through the firewall plugin's rules");
+
+    // The policy is in force: without the firewall plugin's jump the same ping fails.
+    let jump = ["-m", "comment", "--comment", "CNI firewall plugin rules", "-j", "CNI-FORWARD"];
+    let rules = forward_rules(&cri);
+    assert!(rules.contains(r#"--comment "CNI firewall plugin rules" -j CNI-FORWARD"#), "{rules}");
+    let with = |op: &str| {
+        let mut argv = vec!["iptables", op, "FORWARD"];
+        argv.extend(jump);
+        assert!(cri.node.exec(&argv).status.success(), "{argv:?}");
+    };
+    with("-D");
+    assert!(!ping(&ip_b), "the DROP policy does not apply to the pods' bridged traffic");
+    with("-I");
+    assert!(ping(&ip_b), "pod a cannot reach pod b once the jump is back");
+
+    cri.remove_pod(&a.id);
+    cri.remove_pod(&b.id);
+    assert_nothing_left(&cri);
+    let chains = cri.node.exec(&["iptables", "-S"]);
+    let left: Vec<String> = String::from_utf8_lossy(&chains.stdout)
+        .lines()
+        .filter(|l| l.contains(&ip_a) || l.contains(&ip_b))
+        .map(str::to_owned)
+        .collect();
+    assert!(left.is_empty(), "the firewall plugin's rules for the pods left: {left:#?}");
+}
+
+#[test]
+fn pipework_chained_with_firewall_under_a_drop_policy() {
+    chained_with_firewall("pipework");
+}
+
+#[test]
+fn bridge_chained_with_firewall_under_a_drop_policy() {
+    chained_with_firewall("bridge");
 }
