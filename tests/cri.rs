@@ -25,7 +25,11 @@ fn main_plugin(cri: &Cri, plugin: &str) -> Value {
         "bridge": "cni0",
         "isGateway": true,
         "isDefaultGateway": true,
-        "ipam": {"type": "host-local", "dataDir": cri.ipam_dir(), "ranges": [[{"subnet": SUBNET}], [{"subnet": SUBNET6}]]},
+        "ipam": {
+            "type": "host-local",
+            "dataDir": cri.ipam_dir(),
+            "ranges": [[{"subnet": SUBNET}], [{"subnet": SUBNET6}]],
+        },
     })
 }
 
@@ -170,6 +174,8 @@ fn containerd_restart(plugin: &str) {
     let a = cri.run_pod("a", vec![]);
     let ip_a = assert_pod_network(&cri, &a);
     cri.restart_containerd();
+    let state = cri.status(&a).status.map(|s| s.state);
+    assert_eq!(state, Some(0), "the pod is not SANDBOX_READY after the restart");
     assert_eq!(assert_pod_network(&cri, &a), ip_a, "the pod's address changed across the restart");
     let b = cri.run_pod("b", vec![]);
     assert_pod_network(&cri, &b);
@@ -262,8 +268,12 @@ fn chained_with_firewall(plugin: &str) {
     if !has_br_netfilter(&cri.node) {
         return;
     }
-    cri.node.exec(&["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"]);
-    cri.node.exec(&["iptables", "-P", "FORWARD", "DROP"]);
+    for argv in [
+        &["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"][..],
+        &["iptables", "-P", "FORWARD", "DROP"],
+    ] {
+        assert!(cri.node.exec(argv).status.success(), "{argv:?}");
+    }
     let (a, b) = (cri.run_pod("a", vec![]), cri.run_pod("b", vec![]));
     let (ip_a, ip_b) = (assert_pod_network(&cri, &a), assert_pod_network(&cri, &b));
     let ctr = cri.container(&a, "app", &["/bin/sleep", "1000000"]);
