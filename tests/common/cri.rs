@@ -353,7 +353,8 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-/// containerd's config: everything under `dir`; the CRI with the native
+/// containerd's config: everything under `dir` (its `opt` plugin's dir
+/// too, /opt/containerd by default); the CRI with the native
 /// snapshotter (a temp dir may not take overlayfs) and without setting
 /// oom_score_adj below its own (this machine's containers refuse that).
 fn config(dir: &TempDir) -> String {
@@ -363,6 +364,8 @@ root = "{root}"
 state = "{state}"
 [grpc]
   address = "{socket}"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{opt}"
 [plugins."io.containerd.grpc.v1.cri"]
   restrict_oom_score_adj = true
   sandbox_image = "{image}"
@@ -375,6 +378,7 @@ state = "{state}"
         root = dir.join("root"),
         state = dir.join("containerd-state"),
         socket = dir.join("containerd.sock"),
+        opt = dir.join("opt"),
         image = CRI_IMAGE,
         bin = dir.join("bin"),
         conf = dir.join("net.d"),
