@@ -15,6 +15,8 @@ IMAGE=pipework-test:latest
 # udhcpc, isc-dhcp-client, dhcpcd-base: the host DHCP clients pipework runs.
 # podman, containernetworking-plugins: the CNI tests' engine and the
 # reference plugins (/usr/lib/cni); Podman runs them with runc.
+# containerd: a Kubernetes node's runtime; tests/cri.rs runs private ones
+# (their CRI plugin drives the CNI plugins) and imports images with `ctr`.
 # nftables: `nft -j`, the oracle of the CNI plugin's ipMasq and macspoofchk
 # rules, and the program the reference plugin runs for macspoofchk; iptables:
 # the reference plugin's ipMasq.
@@ -24,10 +26,11 @@ IMAGE=pipework-test:latest
 # (only the tools: this machine's init stays as it is).
 # man-db: tests/man.rs renders the manual with `man -l` to check its layout.
 PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
-    dnsmasq-base openvswitch-switch podman containernetworking-plugins
+    dnsmasq-base openvswitch-switch podman containernetworking-plugins containerd
     udhcpc isc-dhcp-client dhcpcd-base nftables iptables dpkg-dev binutils file systemd man-db)
 COMMANDS=(dockerd docker busybox ip bridge ping nsenter dnsmasq ovsdb-server ovs-vswitchd ovs-vsctl
-    podman runc udhcpc dhclient dhcpcd nft iptables dpkg-shlibdeps readelf file systemd-analyze man)
+    podman runc containerd ctr udhcpc dhclient dhcpcd nft iptables dpkg-shlibdeps readelf file
+    systemd-analyze man)
 DOCKERD_LOG="$ROOT/target/dockerd.log"
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 # Must match tests/common/podman.rs: the tests' own Podman storage.
@@ -46,7 +49,8 @@ install_packages() {
     say "installing ${PACKAGES[*]} (missing: ${missing[*]})"
     # Keep the package scripts from starting services: a stock dockerd would
     # make docker0 and iptables rules on the machine's own network; Open
-    # vSwitch, uuidd and Podman's units are started below, or not at all.
+    # vSwitch, uuidd, Podman's and containerd's units are started below, or
+    # not at all (the CRI tests run containerds of their own).
     local policy=/usr/sbin/policy-rc.d added=
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy"

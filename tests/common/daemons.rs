@@ -50,6 +50,20 @@ pub(crate) fn kill_pidfiles(dir: &Path) {
     }
 }
 
+/// SIGTERM to a child, as a service manager stops a daemon; SIGKILL after
+/// `grace`; returns once it has exited.
+pub(crate) fn terminate(mut child: std::process::Child, grace: Duration) {
+    // SAFETY: kill(2) on our own child, which has not been reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
 /// Running: there, and not a zombie waiting for its parent to reap it.
 fn is_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::commands::{quiet, run, which};
 use super::containers::IMAGE;
-use super::daemons::wait_for;
+use super::daemons::{terminate, wait_for};
 use super::netns::Netns;
 use super::pipework::pipework_env;
 use super::readback::Ns;
@@ -75,16 +75,8 @@ impl Dockerd {
 
     /// SIGTERM, as a service manager stops it, and waits until it is gone.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.daemon.take() {
-            // SAFETY: kill(2) on our own child, which has not been reaped.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().expect("wait").is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                }
-                sleep(Duration::from_millis(20));
-            }
+        if let Some(child) = self.daemon.take() {
+            terminate(child, Duration::from_secs(30));
         }
     }
 }
@@ -197,14 +189,20 @@ impl DockerHost {
     /// tests/run.sh's image: a busybox-static root, `docker import`ed.
     fn import_image(&self) {
         let root = self.engine.dir.path.join("root");
-        std::fs::create_dir_all(root.join("bin")).expect("image root");
-        std::fs::copy(which("busybox"), root.join("bin/busybox")).expect("busybox");
-        for applet in ["sh", "ip", "ping", "sleep", "cat", "ls", "arping", "udhcpc", "mknod"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("applet");
-        }
+        busybox_root(&root, &["sh", "ip", "ping", "sleep", "cat", "ls", "arping", "udhcpc", "mknod"]);
         let tar = self.engine.dir.join("root.tar");
         run(&["tar", "-C", &root.to_string_lossy(), "-cf", &tar, "."]);
         self.docker(&["import", &tar, IMAGE]);
+    }
+}
+
+/// An image's root as tests/run.sh makes it: busybox-static in /bin, with
+/// links for `applets`.
+pub(crate) fn busybox_root(root: &std::path::Path, applets: &[&str]) {
+    std::fs::create_dir_all(root.join("bin")).expect("image root");
+    std::fs::copy(which("busybox"), root.join("bin/busybox")).expect("busybox");
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("applet");
     }
 }
 

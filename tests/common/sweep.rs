@@ -4,6 +4,7 @@ use std::sync::Once;
 
 use super::cgroups::{subdirs, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
 use super::commands::{quiet, run};
+use super::cri;
 use super::daemons::kill_pidfiles;
 use super::names::{owner_pid, TAG};
 use super::netns::netns_entries;
@@ -28,11 +29,14 @@ pub(crate) fn init() {
         for name in names.lines().filter(|n| stale(n)) {
             let _ = quiet(&["docker", "rm", "-f", name]);
         }
-        // Temp dirs, and the daemons (dnsmasq, OVS) whose pid files they hold.
+        // Temp dirs, and the daemons (dnsmasq, OVS, a CRI node's) they name.
         for dir in subdirs(&std::env::temp_dir()) {
             let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
             if stale(&name) {
                 kill_pidfiles(&dir);
+                if name.ends_with("-cri") {
+                    cri::kill_node(&dir);
+                }
                 let _ = std::fs::remove_dir_all(&dir);
             }
         }

@@ -21,6 +21,11 @@ impl TempDir {
         self.path.join(name).to_string_lossy().into_owned()
     }
 
+    /// Its own name (an owned name: the sweep's key).
+    pub fn name(&self) -> String {
+        self.path.file_name().expect("a temp dir's name").to_string_lossy().into_owned()
+    }
+
     pub fn arg(&self) -> &str {
         self.path.to_str().expect("utf-8 temp path")
     }
