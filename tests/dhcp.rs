@@ -129,13 +129,16 @@ fn the_agent_blocks_sigterm_alone() {
     let state = TempDir::new("state");
     assert_success(&pipework_in(&host, &state, &["br0", &format!("netns:{}", guest.name), "dhcp"]));
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent_pid(&state))).unwrap();
-    let mask = |name: &str| -> u64 {
-        let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("{status}"));
-        u64::from_str_radix(line.trim(), 16).unwrap()
-    };
+    let mask = |name: &str| signal_mask(&status, name);
     let bit = |signal: i32| 1u64 << (signal - 1);
     assert_eq!(mask("SigBlk:"), bit(libc::SIGTERM), "{status}");
     assert_eq!(mask("SigIgn:") & 0x7fff_ffff, bit(libc::SIGPIPE), "{status}");
+}
+
+/// A signal mask of /proc/PID/status (`SigBlk:`, `SigIgn:`), as a number.
+fn signal_mask(status: &str, name: &str) -> u64 {
+    let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("{status}"));
+    u64::from_str_radix(line.trim(), 16).unwrap()
 }
 
 /// `pipework show --json GUEST`: the one recorded interface.
@@ -406,10 +409,7 @@ fn a_host_client_starts_with_no_signal_blocked_or_ignored() {
     std::fs::set_permissions(&client, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     assert_success(&pipework_with_path(&host, path.arg(), &["br0", &ctr.name, "udhcpc"]));
     let seen = std::fs::read_to_string(&seen).expect("the client's signals");
-    let mask = |name: &str| -> u64 {
-        let line = seen.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("{seen}"));
-        u64::from_str_radix(line.trim(), 16).unwrap()
-    };
+    let mask = |name: &str| signal_mask(&seen, name);
     assert_eq!(mask("SigBlk:"), 0, "{seen}");
     // Signals 1 to 31 (the C library keeps the real-time ones it uses).
     assert_eq!(mask("SigIgn:") & 0x7fff_ffff, 0, "{seen}");
