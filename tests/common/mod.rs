@@ -63,6 +63,5 @@ pub use readback::{all_routes, link_detail, link_info_data, port_vlans, Addr, Fa
 pub use snapshot::{assert_unchanged, made_routes, made_routes_to, rules, settled_snapshot};
 pub use tempdir::TempDir;
 pub use watch::{
-    container_id, record_file, restart_container, wait_eth1, watched_container, Watcher,
-    SCOPE, SETTLE,
+    container_id, record_file, restart_container, wait_eth1, watched_container, Watcher, SCOPE, SETTLE,
 };
