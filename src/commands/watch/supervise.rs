@@ -65,6 +65,10 @@ struct Watched {
 
 struct Tries {
     name: String,
+    /// The agent whose death asked for the last replacement: the job that
+    /// made it, and a record written meanwhile, may still name it, and it is
+    /// not to be counted twice.
+    died: AgentId,
     /// When the last replacement was asked for.
     last: Instant,
     /// The wait before the next, if the last one does not last.
@@ -205,16 +209,20 @@ impl Supervisor {
             self.tries.remove(&key);
             return;
         }
+        if self.tries.get(&key).is_some_and(|tries| tries.died == agent) {
+            return;
+        }
         let now = Instant::now();
         let wait = match self.tries.get_mut(&key) {
             Some(tries) if now < tries.last + STEADY => {
                 let wait = tries.wait;
                 tries.wait = (wait * 2).min(MAX_WAIT);
                 tries.last = now + wait;
+                tries.died = agent;
                 wait
             }
             _ => {
-                let tries = Tries { name: name.to_string(), last: now, wait: FIRST_WAIT };
+                let tries = Tries { name: name.to_string(), died: agent, last: now, wait: FIRST_WAIT };
                 self.tries.insert(key.clone(), tries);
                 Duration::ZERO
             }
