@@ -564,3 +564,55 @@ fn an_older_record_without_the_host_sides_identity_still_detaches() {
     assert_unchanged("guest", &guest_before, || guest.snapshot());
     assert!(record_files(&host).is_empty());
 }
+
+/// The engine's ID is asked of `/info` once per engine socket and kept in
+/// `engines/` (dockerd takes tens of milliseconds over `/info`): the file
+/// holds the socket's device and inode and the ID, and while they match
+/// the next attach takes the ID from it, not from the engine; a socket made
+/// again (another inode) is asked again.
+#[test]
+fn the_engines_id_is_asked_once_per_socket() {
+    use std::os::unix::fs::MetadataExt;
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let engine = run(&["docker", "info", "-f", "{{.ID}}"]).trim().to_string();
+    let socket = std::fs::metadata("/var/run/docker.sock").unwrap();
+    let recorded = |ctr: &Container| {
+        let id = ctr.inspect("{{.Id}}");
+        let (_, rec) = record_files(&host).into_iter().find(|(n, _)| n.contains(&id)).expect("a record");
+        rec["guest"]["engine"].as_str().unwrap_or_default().to_string()
+    };
+    let kept = || {
+        let dir = std::path::Path::new(&host.state_dir()).join("engines");
+        let files: Vec<_> =
+            std::fs::read_dir(&dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files[0].clone()
+    };
+
+    let first = Container::run("eng");
+    assert_success(&pipework(&host, &["br0", &first.name, "10.5.106.121/24"]));
+    assert_eq!(recorded(&first), engine);
+    let file = kept();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{} {} {engine}\n", socket.dev(), socket.ino())
+    );
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+
+    // Kept: an ID written for this very socket is taken as it is.
+    std::fs::write(&file, format!("{} {} KEPT:ID\n", socket.dev(), socket.ino())).unwrap();
+    let second = Container::run("eng");
+    assert_success(&pipework(&host, &["br0", &second.name, "10.5.106.122/24"]));
+    assert_eq!(recorded(&second), "KEPT:ID");
+
+    // Another socket at that path (another inode): asked again.
+    std::fs::write(&file, format!("{} {} KEPT:ID\n", socket.dev(), socket.ino() + 1)).unwrap();
+    let third = Container::run("eng");
+    assert_success(&pipework(&host, &["br0", &third.name, "10.5.106.123/24"]));
+    assert_eq!(recorded(&third), engine);
+    assert_eq!(
+        std::fs::read_to_string(kept()).unwrap(),
+        format!("{} {} {engine}\n", socket.dev(), socket.ino())
+    );
+}

@@ -450,6 +450,11 @@ moves to .log.1 at 1 MiB.
 The FORWARD rules pipework added for a bridge (see HOST INTERFACES), removed \
 with the bridge's last recorded attachment.
 
+= /var/lib/pipework/engines/
+The Engine API's ID for each socket pipework reached (the socket's device \
+and inode, and the ID /info gave through it), so that records name their \
+engine without asking it at every attach.
+
 = /etc/default/pipework
 The pipework-watch unit's environment file: the options it passes to pipework \
 watch.

@@ -85,7 +85,7 @@ pub async fn guest(label: &str) -> Result<Guest> {
                 }
             };
             guest.find = found.find(engine);
-            guest.engine = EngineId::of(&docker);
+            guest.engine = EngineId::of(&docker, &socket);
             return guest.confirm(still);
         }
         tracing::debug!(attempt, "container {label} has PID 0 (not running)");
@@ -155,10 +155,12 @@ pub async fn runtime(docker: &Docker, socket: &Path) -> Result<&'static str> {
 /// The engine of a container guest, as its record names it
 /// (`GuestRecord::engine`): Docker's `/info` ID. Asked only for an attach
 /// that records (`ask`, while its plan is applied: dockerd takes tens of
-/// milliseconds over `/info`), or known already (the watch service's).
+/// milliseconds over `/info`), and then only once per engine socket
+/// (`engine_ids`), or known already (the watch service's).
 #[derive(Debug, Default)]
 pub struct EngineId {
     client: Option<Docker>,
+    socket: Option<PathBuf>,
     known: Option<String>,
     asking: std::sync::Mutex<Option<tokio::task::JoinHandle<Option<String>>>>,
 }
@@ -168,13 +170,17 @@ impl EngineId {
         EngineId { known: Some(id.to_string()), ..Default::default() }
     }
 
-    fn of(docker: &Docker) -> EngineId {
-        EngineId { client: Some(docker.clone()), ..Default::default() }
+    fn of(docker: &Docker, socket: &Path) -> EngineId {
+        EngineId { client: Some(docker.clone()), socket: Some(socket.to_path_buf()), ..Default::default() }
     }
 
-    /// Starts asking the engine, if there is one to ask.
+    /// Starts asking the engine, if there is one to ask and its answer is
+    /// not kept already.
     pub fn ask(&self) {
         let (Some(docker), None) = (&self.client, &self.known) else { return };
+        if self.kept().is_some() {
+            return;
+        }
         let mut asking = self.asking.lock().unwrap_or_else(|e| e.into_inner());
         if asking.is_none() {
             let docker = docker.clone();
@@ -188,9 +194,75 @@ impl EngineId {
         if self.known.is_some() {
             return self.known.clone();
         }
+        if let Some(id) = self.kept() {
+            return Some(id);
+        }
         self.ask();
         let asking = self.asking.lock().unwrap_or_else(|e| e.into_inner()).take();
-        asking?.await.ok().flatten()
+        let id = asking?.await.ok().flatten()?;
+        if let Some(socket) = &self.socket {
+            engine_ids::keep(socket, &id);
+        }
+        Some(id)
+    }
+
+    fn kept(&self) -> Option<String> {
+        engine_ids::kept(self.socket.as_deref()?)
+    }
+}
+
+/// The engines' IDs, kept by socket: `<state dir>/engines/<md5 of the
+/// socket's path>` holds the socket's device and inode and the ID `/info`
+/// gave through it. A socket made again (a restarted dockerd, or another
+/// engine on the same path) has another inode, and is asked again.
+mod engine_ids {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+
+    use md5::{Digest, Md5};
+
+    use crate::state::private_files;
+
+    fn file(socket: &Path) -> PathBuf {
+        let digest = Md5::digest(socket.as_os_str().as_encoded_bytes());
+        let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        crate::dhcp::state::state_dir().join("engines").join(name)
+    }
+
+    fn inode(socket: &Path) -> Option<(u64, u64)> {
+        let meta = std::fs::metadata(socket).ok()?;
+        Some((meta.dev(), meta.ino()))
+    }
+
+    /// The ID kept for `socket` as it is now.
+    pub fn kept(socket: &Path) -> Option<String> {
+        let (dev, ino) = inode(socket)?;
+        let text = std::fs::read_to_string(file(socket)).ok()?;
+        let mut words = text.split_whitespace();
+        let same = words.next()? == dev.to_string() && words.next()? == ino.to_string();
+        let id = words.next()?;
+        (same && words.next().is_none()).then(|| id.to_string())
+    }
+
+    /// Keeps `id` for `socket`; a failure only costs the next attach a
+    /// question, so it is logged, not raised.
+    pub fn keep(socket: &Path, id: &str) {
+        // An ID is one word of printable ASCII; anything else is not kept.
+        if id.is_empty() || id.len() > 256 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return;
+        }
+        let Some((dev, ino)) = inode(socket) else { return };
+        let path = file(socket);
+        let temp = path.with_extension(format!("{}.tmp", std::process::id()));
+        let kept = path
+            .parent()
+            .map_or(Ok(()), private_files::make_dir)
+            .and_then(|()| private_files::write(&temp, format!("{dev} {ino} {id}\n").as_bytes()))
+            .and_then(|()| std::fs::rename(&temp, &path));
+        if let Err(e) = kept {
+            let _ = std::fs::remove_file(&temp);
+            tracing::debug!("keeping the engine's ID in {}: {e}", path.display());
+        }
     }
 }
 
