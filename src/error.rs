@@ -48,7 +48,10 @@ pub struct KernelReply {
 #[derive(Debug)]
 pub struct Error {
     kind: Kind,
+    /// The words alone, without the `pipework: ` an operator reads before them.
     message: String,
+    /// Worded by the original script: printed as is, without the prefix.
+    original: bool,
     /// The original prints a few refusals ("exists and is up", usage) on stdout.
     stdout: bool,
     kernel: Option<KernelReply>,
@@ -59,14 +62,21 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A message of our own: prefixed with `pipework: `.
+    /// A message of our own: printed after `pipework: `.
     pub fn new(kind: Kind, message: impl fmt::Display) -> Self {
-        Error::original(kind, format!("pipework: {message}"))
+        Error { original: false, ..Error::original(kind, message.to_string()) }
     }
 
     /// A refusal worded by the original script: printed as is.
     pub fn original(kind: Kind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), stdout: false, kernel: None, rollback: Vec::new() }
+        Error {
+            kind,
+            message: message.into(),
+            original: true,
+            stdout: false,
+            kernel: None,
+            rollback: Vec::new(),
+        }
     }
 
     /// A refusal of the kernel's, with what it said.
@@ -114,6 +124,7 @@ impl Error {
         self.stdout
     }
 
+    /// The words, without the `pipework: ` that `Display` puts before ours.
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -127,14 +138,21 @@ impl Error {
     }
 
     /// Prefix what we were doing: "creating veth vethXpl1: File exists".
+    /// The result is ours, whoever worded the cause.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        let bare = self.message.strip_prefix("pipework: ").unwrap_or(&self.message);
-        Error { message: format!("pipework: {what}: {bare}"), ..self }
+        Error { message: format!("{what}: {}", self.message), original: false, ..self }
     }
 }
 
+/// What prints an error puts before the words of our own.
+pub const PREFIX: &str = "pipework: ";
+
+/// The line an operator reads: ours after `pipework: `, the original's as is.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.original {
+            f.write_str(PREFIX)?;
+        }
         f.write_str(&self.message)
     }
 }
@@ -192,10 +210,11 @@ mod tests {
     #[test]
     fn context_keeps_kind_and_one_prefix() {
         let e = Error::original(Kind::NotFound, "Error: No such object: c1").context("finding c1");
-        assert_eq!(e.message(), "pipework: finding c1: Error: No such object: c1");
+        assert_eq!(e.to_string(), "pipework: finding c1: Error: No such object: c1");
+        assert_eq!(e.message(), "finding c1: Error: No such object: c1");
         assert_eq!((e.kind(), e.code()), (Kind::NotFound, 1));
         let e = Error::new(Kind::Conflict, "x").context("a").context("b");
-        assert_eq!(e.message(), "pipework: b: a: x");
+        assert_eq!(e.to_string(), "pipework: b: a: x");
     }
 
     #[test]

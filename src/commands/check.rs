@@ -46,7 +46,7 @@ pub async fn check(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
             guest: String::new(),
             interface: None,
             kind: "broken-record",
-            message: b.error.message().trim_start_matches("pipework: ").to_string(),
+            message: b.error.message().to_string(),
         })
         .collect();
     for record in &selected.records {
@@ -165,10 +165,9 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                                     })
                                     .collect(),
                                 // As for nf_tables rules: nothing verified is a difference.
-                                Err(e) => vec![format!(
-                                    "FORWARD rules of {what} unverified: {}",
-                                    e.message().trim_start_matches("pipework: ")
-                                )],
+                                Err(e) => {
+                                    vec![format!("FORWARD rules of {what} unverified: {}", e.message())]
+                                }
                             };
                             for text in texts {
                                 say(Some(iface), "firewall", text);
@@ -272,7 +271,7 @@ fn nft_rules(container_id: &str, iface: &Interface, cni: &CniRecord, guest: &str
     let name = &iface.name;
     match Nftables::here().and_then(|mut nft| nft.missing(&tag, &wanted)) {
         Err(e) => {
-            let why = e.message().trim_start_matches("pipework: ");
+            let why = e.message();
             vec![format!("nf_tables rules of {name} of {guest} unverified: {why}")]
         }
         Ok(missing) => missing
@@ -295,7 +294,7 @@ async fn ovs_port(bridge: &str, port: &str, vlan: Option<u16>) -> Option<String>
     let tag = |t: Option<u16>| t.map_or("none".to_string(), |t| t.to_string());
     match found.await {
         Err(e) => {
-            let why = e.message().trim_start_matches("pipework: ");
+            let why = e.message();
             Some(format!("port {port} of Open vSwitch bridge {bridge} unverified: {why}"))
         }
         Ok(None) => Some(format!("port {port} missing from Open vSwitch bridge {bridge}")),
