@@ -4,6 +4,7 @@
 //! A netlink refusal keeps the kernel's errno and extended-ACK text, and a
 //! failed run carries the failures of its rollback, if any.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// What went wrong, whatever the words.
@@ -48,8 +49,12 @@ pub struct KernelReply {
 #[derive(Debug)]
 pub struct Error {
     kind: Kind,
-    /// The words alone, without the `pipework: ` an operator reads before them.
+    /// The cause's words alone, without the `pipework: ` an operator reads
+    /// before them.
     message: String,
+    /// What we were doing, innermost first: rendered outer-first before the
+    /// cause, "creating veth vethXpl1: File exists".
+    context: Vec<String>,
     /// Worded by the original script: printed as is, without the prefix.
     original: bool,
     /// The original prints a few refusals ("exists and is up", usage) on stdout.
@@ -72,6 +77,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            context: Vec::new(),
             original: true,
             stdout: false,
             kernel: None,
@@ -124,9 +130,23 @@ impl Error {
         self.stdout
     }
 
-    /// The words, without the `pipework: ` that `Display` puts before ours.
-    pub fn message(&self) -> &str {
+    /// The words, what we were doing first, without the `pipework: ` that
+    /// `Display` puts before ours.
+    pub fn message(&self) -> Cow<'_, str> {
+        match self.context.is_empty() {
+            true => Cow::Borrowed(&self.message),
+            false => Cow::Owned(self.chain().chain([self.cause()]).collect::<Vec<_>>().join(": ")),
+        }
+    }
+
+    /// The innermost words: what failed, without what we were doing.
+    pub fn cause(&self) -> &str {
         &self.message
+    }
+
+    /// What we were doing when it failed, outermost first.
+    pub fn chain(&self) -> impl Iterator<Item = &str> {
+        self.context.iter().rev().map(String::as_str)
     }
 
     pub fn kernel_reply(&self) -> Option<&KernelReply> {
@@ -140,7 +160,9 @@ impl Error {
     /// Prefix what we were doing: "creating veth vethXpl1: File exists".
     /// The result is ours, whoever worded the cause.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        Error { message: format!("{what}: {}", self.message), original: false, ..self }
+        let mut context = self.context;
+        context.push(what.to_string());
+        Error { context, original: false, ..self }
     }
 }
 
@@ -152,6 +174,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.original {
             f.write_str(PREFIX)?;
+        }
+        for doing in self.chain() {
+            write!(f, "{doing}: ")?;
         }
         f.write_str(&self.message)
     }
@@ -215,6 +240,8 @@ mod tests {
         assert_eq!((e.kind(), e.code()), (Kind::NotFound, 1));
         let e = Error::new(Kind::Conflict, "x").context("a").context("b");
         assert_eq!(e.to_string(), "pipework: b: a: x");
+        assert_eq!((e.message().as_ref(), e.cause()), ("b: a: x", "x"));
+        assert_eq!(e.chain().collect::<Vec<_>>(), ["b", "a"]);
     }
 
     #[test]

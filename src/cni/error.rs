@@ -75,7 +75,7 @@ impl From<crate::error::Error> for CniError {
             Kind::Io => Code::Io,
             _ => Code::Internal,
         };
-        let undo: Vec<&str> = e.rollback().iter().map(|u| u.message()).collect();
+        let undo: Vec<_> = e.rollback().iter().map(crate::error::Error::message).collect();
         CniError::new(code, e.message()).with_details(undo.join("; "))
     }
 }

@@ -116,7 +116,8 @@ fn attach(id: &str, ifname: &str, value: &str, host_has: &impl Fn(&str) -> bool)
         .map(OsString::from)
         .collect();
     let inv = cli::parse(argv, host_has).map_err(|e| {
-        let first = e.message().lines().next().unwrap_or_default();
+        let message = e.message();
+        let first = message.lines().next().unwrap_or_default();
         match first {
             "Syntax:" => "not a pipework command line: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]".to_string(),
             why => why.to_string(),
