@@ -30,9 +30,6 @@ pub enum Kind {
     Interrupted,
     /// A failure of pipework itself (or one injected by a test build).
     Internal,
-    /// `check` found the kernel differing from the records; each difference
-    /// is already printed, so nothing more is.
-    Differs,
     /// Exit with this status and print nothing more: a program's own
     /// status passed on, `ip`'s for a refusal it words, or 0 after --help.
     Exit(i32),
@@ -109,21 +106,13 @@ impl Error {
         self.kind
     }
 
-    /// The exit status: a passed-on status as it is; 1 for a difference
-    /// `check` found, and for every refusal and failure, as the original
-    /// script had it.
+    /// The exit status: a passed-on status as it is; 1 for every refusal
+    /// and failure, as the original script had it.
     pub fn code(&self) -> i32 {
         match self.kind {
             Kind::Exit(code) => code,
-            Kind::Differs => 1,
             _ => 1,
         }
-    }
-
-    /// `check`'s verdict when the kernel and the records differ: exit 1,
-    /// the differences printed already.
-    pub fn differs() -> Self {
-        Error::original(Kind::Differs, "")
     }
 
     pub fn to_stdout(&self) -> bool {

@@ -34,7 +34,8 @@ fn main() -> ExitCode {
         runtime.block_on(pipework::commands::run(inv))
     });
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(pipework::commands::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(pipework::commands::Outcome::Differs) => ExitCode::FAILURE,
         Err(e) => {
             // What the rollback could not undo, then why the run failed;
             // printing one (Display) puts `pipework: ` before words of our own.

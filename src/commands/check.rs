@@ -1,6 +1,6 @@
 //! `pipework check [GUEST] [--json]`: the kernel against the records. Each
 //! difference is one line ("missing address 10.5.106.101/24 on eth1 of
-//! xcatmn"). Exit status: 0 when everything recorded holds; 1 (`Kind::Differs`)
+//! xcatmn"). Exit status: 0 when everything recorded holds; 1 (`Outcome::Differs`)
 //! when anything differs or a record cannot be read; 1 with a message, as
 //! any refusal, when GUEST has no record or was attached from elsewhere.
 
@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::observe::{guest_now, host_side, select};
+use super::Outcome;
 use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
@@ -33,7 +34,7 @@ struct Difference {
     message: String,
 }
 
-pub async fn check(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
+pub async fn check(guest: Option<&GuestRef>, as_json: bool) -> Result<Outcome> {
     let selected = select(&Store::from_env(), guest).await?;
     if let (Some(arg), true) = (guest, selected.records.is_empty()) {
         return Err(Error::new(Kind::NotFound, format!("no record of {arg}")));
@@ -58,8 +59,8 @@ pub async fn check(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
         output::lines(found.iter().map(|d| &d.message))?;
     }
     match found.is_empty() {
-        true => Ok(()),
-        false => Err(Error::differs()),
+        true => Ok(Outcome::Done),
+        false => Ok(Outcome::Differs),
     }
 }
 
