@@ -4,6 +4,7 @@
 //! A netlink refusal keeps the kernel's errno and extended-ACK text, and a
 //! failed run carries the failures of its rollback, if any.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// What went wrong, whatever the words.
@@ -29,9 +30,6 @@ pub enum Kind {
     Interrupted,
     /// A failure of pipework itself (or one injected by a test build).
     Internal,
-    /// `check` found the kernel differing from the records; each difference
-    /// is already printed, so nothing more is.
-    Differs,
     /// Exit with this status and print nothing more: a program's own
     /// status passed on, `ip`'s for a refusal it words, or 0 after --help.
     Exit(i32),
@@ -48,7 +46,14 @@ pub struct KernelReply {
 #[derive(Debug)]
 pub struct Error {
     kind: Kind,
+    /// The cause's words alone, without the `pipework: ` an operator reads
+    /// before them.
     message: String,
+    /// What we were doing, innermost first: rendered outer-first before the
+    /// cause, "creating veth vethXpl1: File exists".
+    context: Vec<String>,
+    /// Worded by the original script: printed as is, without the prefix.
+    original: bool,
     /// The original prints a few refusals ("exists and is up", usage) on stdout.
     stdout: bool,
     kernel: Option<KernelReply>,
@@ -59,14 +64,22 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A message of our own: prefixed with `pipework: `.
+    /// A message of our own: printed after `pipework: `.
     pub fn new(kind: Kind, message: impl fmt::Display) -> Self {
-        Error::original(kind, format!("pipework: {message}"))
+        Error { original: false, ..Error::original(kind, message.to_string()) }
     }
 
     /// A refusal worded by the original script: printed as is.
     pub fn original(kind: Kind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), stdout: false, kernel: None, rollback: Vec::new() }
+        Error {
+            kind,
+            message: message.into(),
+            context: Vec::new(),
+            original: true,
+            stdout: false,
+            kernel: None,
+            rollback: Vec::new(),
+        }
     }
 
     /// A refusal of the kernel's, with what it said.
@@ -93,29 +106,36 @@ impl Error {
         self.kind
     }
 
-    /// The exit status: a passed-on status as it is; 1 for a difference
-    /// `check` found, and for every refusal and failure, as the original
-    /// script had it.
+    /// The exit status: a passed-on status as it is; 1 for every refusal
+    /// and failure, as the original script had it.
     pub fn code(&self) -> i32 {
         match self.kind {
             Kind::Exit(code) => code,
-            Kind::Differs => 1,
             _ => 1,
         }
-    }
-
-    /// `check`'s verdict when the kernel and the records differ: exit 1,
-    /// the differences printed already.
-    pub fn differs() -> Self {
-        Error::original(Kind::Differs, "")
     }
 
     pub fn to_stdout(&self) -> bool {
         self.stdout
     }
 
-    pub fn message(&self) -> &str {
+    /// The words, what we were doing first, without the `pipework: ` that
+    /// `Display` puts before ours.
+    pub fn message(&self) -> Cow<'_, str> {
+        match self.context.is_empty() {
+            true => Cow::Borrowed(&self.message),
+            false => Cow::Owned(self.chain().chain([self.cause()]).collect::<Vec<_>>().join(": ")),
+        }
+    }
+
+    /// The innermost words: what failed, without what we were doing.
+    pub fn cause(&self) -> &str {
         &self.message
+    }
+
+    /// What we were doing when it failed, outermost first.
+    pub fn chain(&self) -> impl Iterator<Item = &str> {
+        self.context.iter().rev().map(String::as_str)
     }
 
     pub fn kernel_reply(&self) -> Option<&KernelReply> {
@@ -127,14 +147,26 @@ impl Error {
     }
 
     /// Prefix what we were doing: "creating veth vethXpl1: File exists".
+    /// The result is ours, whoever worded the cause.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        let bare = self.message.strip_prefix("pipework: ").unwrap_or(&self.message);
-        Error { message: format!("pipework: {what}: {bare}"), ..self }
+        let mut context = self.context;
+        context.push(what.to_string());
+        Error { context, original: false, ..self }
     }
 }
 
+/// What prints an error puts before the words of our own.
+pub const PREFIX: &str = "pipework: ";
+
+/// The line an operator reads: ours after `pipework: `, the original's as is.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.original {
+            f.write_str(PREFIX)?;
+        }
+        for doing in self.chain() {
+            write!(f, "{doing}: ")?;
+        }
         f.write_str(&self.message)
     }
 }
@@ -192,10 +224,13 @@ mod tests {
     #[test]
     fn context_keeps_kind_and_one_prefix() {
         let e = Error::original(Kind::NotFound, "Error: No such object: c1").context("finding c1");
-        assert_eq!(e.message(), "pipework: finding c1: Error: No such object: c1");
+        assert_eq!(e.to_string(), "pipework: finding c1: Error: No such object: c1");
+        assert_eq!(e.message(), "finding c1: Error: No such object: c1");
         assert_eq!((e.kind(), e.code()), (Kind::NotFound, 1));
         let e = Error::new(Kind::Conflict, "x").context("a").context("b");
-        assert_eq!(e.message(), "pipework: b: a: x");
+        assert_eq!(e.to_string(), "pipework: b: a: x");
+        assert_eq!((e.message().as_ref(), e.cause()), ("b: a: x", "x"));
+        assert_eq!(e.chain().collect::<Vec<_>>(), ["b", "a"]);
     }
 
     #[test]

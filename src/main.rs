@@ -34,16 +34,18 @@ fn main() -> ExitCode {
         runtime.block_on(pipework::commands::run(inv))
     });
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(pipework::commands::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(pipework::commands::Outcome::Differs) => ExitCode::FAILURE,
         Err(e) => {
-            // What the rollback could not undo, then why the run failed.
+            // What the rollback could not undo, then why the run failed;
+            // printing one (Display) puts `pipework: ` before words of our own.
             for failure in e.rollback() {
                 output::warn(failure);
             }
             if !e.message().is_empty() {
                 if !e.to_stdout() {
                     output::warn(&e);
-                } else if let Err(write) = output::lines([e.message()]) {
+                } else if let Err(write) = output::lines([e.to_string()]) {
                     output::warn(&write);
                     return ExitCode::FAILURE;
                 }

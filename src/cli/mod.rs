@@ -588,7 +588,7 @@ mod tests {
     #[test]
     fn long_names_refused_before_anything() {
         let e = parse_words("br0 -i abcdefghijklmnop c1 10.0.0.2/24").unwrap_err();
-        assert_eq!(e.message(), "pipework: interface name 'abcdefghijklmnop' is longer than 15 bytes");
+        assert_eq!(e.to_string(), "pipework: interface name 'abcdefghijklmnop' is longer than 15 bytes");
     }
 
     #[test]
@@ -630,16 +630,17 @@ mod tests {
     #[test]
     fn clap_refusals_keep_their_detail() {
         let e = parse_words("--wait --bogus").unwrap_err();
-        let first = e.message().lines().next().unwrap();
+        let first = e.to_string();
+        let first = first.lines().next().unwrap();
         assert_eq!(first, "pipework: unexpected argument '--bogus' found");
     }
 
     #[test]
     fn timeout_is_for_wait_and_dhcp() {
         let e = parse_words("--timeout 1 br0 c1 10.0.0.2/24").unwrap_err();
-        assert_eq!(e.message(), "pipework: --timeout applies to --wait and to DHCP");
+        assert_eq!(e.to_string(), "pipework: --timeout applies to --wait and to DHCP");
         let e = parse_words("--timeout 1 -i eth1").unwrap_err();
-        assert_eq!(e.message(), "pipework: --timeout applies to --wait and to DHCP");
+        assert_eq!(e.to_string(), "pipework: --timeout applies to --wait and to DHCP");
         let a = attach("--timeout 2.5 br0 c1 dhcp");
         assert!(matches!(a.addr, Addressing::Dhcp(d) if d.timeout == Duration::from_millis(2500)));
     }

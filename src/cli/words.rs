@@ -145,7 +145,7 @@ mod tests {
             ),
             ("10.0.0.3/24", Some(Family::V6), "pipework: '10.0.0.3/24' is not an IPv6 address (-a 6)"),
         ] {
-            assert_eq!(parse_addressing(arg, fam).unwrap_err().message(), msg);
+            assert_eq!(parse_addressing(arg, fam).unwrap_err().to_string(), msg);
         }
     }
 

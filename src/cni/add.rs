@@ -211,7 +211,7 @@ async fn announce(host: &Netlink, port: &Link, inside: &Netlink, notify: Option<
 /// Undo steps that failed, added to the error's details.
 fn with_undo(e: CniError, undo: Vec<crate::error::Error>) -> CniError {
     let mut details: Vec<String> = [e.details.clone()].into_iter().filter(|d| !d.is_empty()).collect();
-    details.extend(undo.iter().map(|u| u.message().trim_start_matches("pipework: ").to_string()));
+    details.extend(undo.iter().map(|u| u.message().to_string()));
     e.with_details(details.join("; "))
 }
 
@@ -235,8 +235,7 @@ pub async fn open_netns(path: &str) -> CniResult<Guest> {
         } else {
             Code::UnknownContainer
         };
-        CniError::new(code, format!("failed to open netns \"{path}\""))
-            .with_details(e.message().trim_start_matches("pipework: ").to_string())
+        CniError::new(code, format!("failed to open netns \"{path}\"")).with_details(e.message().to_string())
     };
     let guest = crate::resolve::guest::resolve(&GuestRef::Path(path.into())).await.map_err(failed)?;
     guest.refuse_here("the container's interface would be the host's").map_err(failed)?;

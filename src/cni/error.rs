@@ -75,11 +75,8 @@ impl From<crate::error::Error> for CniError {
             Kind::Io => Code::Io,
             _ => Code::Internal,
         };
-        let bare = |e: &crate::error::Error| {
-            e.message().strip_prefix("pipework: ").unwrap_or(e.message()).to_string()
-        };
-        let undo: Vec<String> = e.rollback().iter().map(bare).collect();
-        CniError::new(code, bare(&e)).with_details(undo.join("; "))
+        let undo: Vec<_> = e.rollback().iter().map(crate::error::Error::message).collect();
+        CniError::new(code, e.message()).with_details(undo.join("; "))
     }
 }
 

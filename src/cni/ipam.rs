@@ -176,9 +176,7 @@ impl Ipam {
         crate::sys::exec::default_signals(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
             CniError::new(Code::Io, format!("failed to run IPAM plugin {}", self.program.display()))
-                .with_details(
-                    crate::error::Error::from(e).message().trim_start_matches("pipework: ").to_string(),
-                )
+                .with_details(crate::error::Error::from(e).message().to_string())
         })?;
         // A plugin that exits without reading stdin closes the pipe: its
         // exit status and output tell what happened, not the write error.

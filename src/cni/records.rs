@@ -32,8 +32,7 @@ pub fn load_for_del(store: &Store, container_id: &str) -> Option<Record> {
         Ok(record) => return record,
         Err(e) => e,
     };
-    let said = error.to_string();
-    let said = said.trim_start_matches("pipework: ");
+    let said = error.message();
     match store.set_aside(&key) {
         Ok(aside) => output::warn(format!(
             "pipework: the record of container {container_id} cannot be read ({said}): moved to {}; \
@@ -43,7 +42,7 @@ pub fn load_for_del(store: &Store, container_id: &str) -> Option<Record> {
         Err(e) => output::warn(format!(
             "pipework: the record of container {container_id} cannot be read ({said}), \
              nor moved aside ({}); removing what is found without it",
-            e.to_string().trim_start_matches("pipework: ")
+            e.message()
         )),
     }
     None
@@ -160,8 +159,7 @@ pub fn all(store: &Store) -> CniResult<Vec<Recorded>> {
     })?;
     let listing = store.load_all()?;
     for broken in &listing.broken {
-        let said = broken.error.to_string();
-        output::warn(format!("pipework: not collected: {}", said.trim_start_matches("pipework: ")));
+        output::warn(format!("pipework: not collected: {}", broken.error.message()));
     }
     let mut found = Vec::new();
     for record in listing.records.into_iter().filter(|r| r.host.id == here.id) {

@@ -1,6 +1,6 @@
 //! `pipework check [GUEST] [--json]`: the kernel against the records. Each
 //! difference is one line ("missing address 10.5.106.101/24 on eth1 of
-//! xcatmn"). Exit status: 0 when everything recorded holds; 1 (`Kind::Differs`)
+//! xcatmn"). Exit status: 0 when everything recorded holds; 1 (`Outcome::Differs`)
 //! when anything differs or a record cannot be read; 1 with a message, as
 //! any refusal, when GUEST has no record or was attached from elsewhere.
 
@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::observe::{guest_now, host_side, select};
+use super::Outcome;
 use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
@@ -33,7 +34,7 @@ struct Difference {
     message: String,
 }
 
-pub async fn check(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
+pub async fn check(guest: Option<&GuestRef>, as_json: bool) -> Result<Outcome> {
     let selected = select(&Store::from_env(), guest).await?;
     if let (Some(arg), true) = (guest, selected.records.is_empty()) {
         return Err(Error::new(Kind::NotFound, format!("no record of {arg}")));
@@ -46,7 +47,7 @@ pub async fn check(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
             guest: String::new(),
             interface: None,
             kind: "broken-record",
-            message: b.error.message().trim_start_matches("pipework: ").to_string(),
+            message: b.error.message().to_string(),
         })
         .collect();
     for record in &selected.records {
@@ -58,8 +59,8 @@ pub async fn check(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
         output::lines(found.iter().map(|d| &d.message))?;
     }
     match found.is_empty() {
-        true => Ok(()),
-        false => Err(Error::differs()),
+        true => Ok(Outcome::Done),
+        false => Ok(Outcome::Differs),
     }
 }
 
@@ -165,10 +166,9 @@ async fn differences(record: &Record, host: &Netlink) -> Result<Vec<Difference>>
                                     })
                                     .collect(),
                                 // As for nf_tables rules: nothing verified is a difference.
-                                Err(e) => vec![format!(
-                                    "FORWARD rules of {what} unverified: {}",
-                                    e.message().trim_start_matches("pipework: ")
-                                )],
+                                Err(e) => {
+                                    vec![format!("FORWARD rules of {what} unverified: {}", e.message())]
+                                }
                             };
                             for text in texts {
                                 say(Some(iface), "firewall", text);
@@ -272,7 +272,7 @@ fn nft_rules(container_id: &str, iface: &Interface, cni: &CniRecord, guest: &str
     let name = &iface.name;
     match Nftables::here().and_then(|mut nft| nft.missing(&tag, &wanted)) {
         Err(e) => {
-            let why = e.message().trim_start_matches("pipework: ");
+            let why = e.message();
             vec![format!("nf_tables rules of {name} of {guest} unverified: {why}")]
         }
         Ok(missing) => missing
@@ -295,7 +295,7 @@ async fn ovs_port(bridge: &str, port: &str, vlan: Option<u16>) -> Option<String>
     let tag = |t: Option<u16>| t.map_or("none".to_string(), |t| t.to_string());
     match found.await {
         Err(e) => {
-            let why = e.message().trim_start_matches("pipework: ");
+            let why = e.message();
             Some(format!("port {port} of Open vSwitch bridge {bridge} unverified: {why}"))
         }
         Ok(None) => Some(format!("port {port} missing from Open vSwitch bridge {bridge}")),

@@ -114,7 +114,7 @@ async fn keep(
                     save(state, &lease)?;
                 }
                 Err(e) => {
-                    tracing::warn!("{}", e.message());
+                    tracing::warn!("{e}");
                     failing = true;
                     pace.failed();
                 }
@@ -215,10 +215,10 @@ async fn release(client: &Client, nl: &Netlink, lease: &Lease) {
         Err(e) => Err(Error::from(e)),
     };
     if let Err(e) = sent {
-        tracing::warn!("{}", e.context("releasing the lease").message());
+        tracing::warn!("{}", e.context("releasing the lease"));
     }
     if let Err(e) = unconfigure(nl, &client.ifname, lease).await {
-        tracing::warn!("{}", e.message());
+        tracing::warn!("{e}");
     }
 }
 

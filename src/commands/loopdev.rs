@@ -486,7 +486,7 @@ mod tests {
     use super::*;
 
     fn msg(r: Result<impl std::fmt::Debug>) -> String {
-        r.unwrap_err().message().to_string()
+        r.unwrap_err().to_string()
     }
 
     #[test]
@@ -547,6 +547,6 @@ mod tests {
     #[test]
     fn permission_errors_name_the_path() {
         let e = failed("creating", Path::new("/d/loop1"), io::Error::from_raw_os_error(libc::EPERM));
-        assert_eq!(e.message(), "pipework: creating /d/loop1: permission denied");
+        assert_eq!(e.to_string(), "pipework: creating /d/loop1: permission denied");
     }
 }

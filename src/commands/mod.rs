@@ -24,8 +24,17 @@ use crate::plan::Plan;
 use crate::request::Request;
 use crate::sys::netlink::Netlink;
 
-pub async fn run(inv: Invocation) -> Result<()> {
-    match &inv.request {
+/// How a run that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// `check` found the kernel differing from the records: exit 1, each
+    /// difference printed already.
+    Differs,
+}
+
+pub async fn run(inv: Invocation) -> Result<Outcome> {
+    let done = match &inv.request {
         Request::Attach(req) => attach::attach(req, inv.dry_run).await,
         Request::Passthrough { tool, guest, args } => passthrough::run(*tool, guest, args).await,
         Request::Wait { ifname, timeout } => wait::wait(ifname, *timeout).await,
@@ -33,11 +42,12 @@ pub async fn run(inv: Invocation) -> Result<()> {
         Request::Loop(req) => loopdev::run(req).await,
         Request::DhcpAgent(state) => dhcp_agent::run(state).await,
         Request::Show { guest, json } => show::show(guest.as_ref(), *json).await,
-        Request::Check { guest, json } => check::check(guest.as_ref(), *json).await,
+        Request::Check { guest, json } => return check::check(guest.as_ref(), *json).await,
         Request::Detach { guest, ifname } => detach::detach(guest, ifname.as_deref(), inv.dry_run).await,
         Request::Watch(req) => watch::watch(req).await,
         Request::Completions(shell) => crate::sys::output::print(&crate::cli::completions::script(*shell)),
-    }
+    };
+    done.map(|()| Outcome::Done)
 }
 
 /// `--dry-run` prints the plan; otherwise it is applied, from this

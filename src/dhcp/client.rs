@@ -182,7 +182,7 @@ impl Client {
 /// repeating it does not grow the log.
 fn warn_once(kept: &mut Option<Refused>, new: Refused, ifname: &str) {
     if kept.as_ref() != Some(&new) {
-        tracing::warn!("{}", new.on(ifname).message());
+        tracing::warn!("{}", new.on(ifname));
         *kept = Some(new);
     }
 }

@@ -348,7 +348,7 @@ mod tests {
             ("-T", "pipework: DHCP option -T needs a value"),
             ("eth0", "pipework: unexpected 'eth0' in the DHCP options"),
         ] {
-            assert_eq!(parse(opts).unwrap_err().message(), msg, "{opts}");
+            assert_eq!(parse(opts).unwrap_err().to_string(), msg, "{opts}");
         }
     }
 }

@@ -325,7 +325,7 @@ mod tests {
         ] {
             let refused = prefix(Some(mask)).unwrap_err();
             assert_eq!(
-                refused.on("eth1").message(),
+                refused.on("eth1").to_string(),
                 format!("pipework: refused the lease of 10.9.0.50 from 10.9.0.1 on eth1: {why}")
             );
         }

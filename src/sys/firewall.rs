@@ -237,7 +237,7 @@ fn legacy_policy_drops(family: Family) -> Result<bool> {
                 "pipework: an x_tables filter table is loaded but {}-legacy is not installed: \
                  its FORWARD policy is not looked at ({})",
                 word(family),
-                e.message().trim_start_matches("pipework: ")
+                e.message()
             ));
             return Ok(false);
         }

@@ -116,8 +116,9 @@ fn attach(id: &str, ifname: &str, value: &str, host_has: &impl Fn(&str) -> bool)
         .map(OsString::from)
         .collect();
     let inv = cli::parse(argv, host_has).map_err(|e| {
-        let first = e.message().lines().next().unwrap_or_default();
-        match first.strip_prefix("pipework: ").unwrap_or(first) {
+        let message = e.message();
+        let first = message.lines().next().unwrap_or_default();
+        match first {
             "Syntax:" => "not a pipework command line: <HOSTIF> <IP>/<LEN>[@GW] [MAC][@VLAN]".to_string(),
             why => why.to_string(),
         }

@@ -68,7 +68,7 @@ pub async fn watch(req: &Watch) -> Result<()> {
         match session.await {
             Ok(signal) => return stopping(signal),
             Err(e) if !said_down => {
-                tracing::warn!("{}; reconnecting", e.message().trim_start_matches("pipework: "));
+                tracing::warn!("{}; reconnecting", e.message());
                 said_down = true;
             }
             Err(_) => {}

@@ -70,12 +70,12 @@ impl<'a> Reconciler<'a> {
         let listing = match self.store.load_all() {
             Ok(listing) => listing,
             Err(e) => {
-                tracing::warn!("{}", plain(&e));
+                tracing::warn!("{}", e.message());
                 return HashMap::new();
             }
         };
         for broken in &listing.broken {
-            tracing::warn!("{}: {}", broken.path.display(), plain(&broken.error));
+            tracing::warn!("{}: {}", broken.path.display(), broken.error.message());
         }
         listing
             .records
@@ -125,7 +125,7 @@ impl<'a> Reconciler<'a> {
             }
         });
         if let Err(e) = adopted {
-            tracing::warn!("{}", plain(&e));
+            tracing::warn!("{}", e.message());
         }
     }
 
@@ -235,7 +235,7 @@ impl<'a> Reconciler<'a> {
         if let Some(record) = record.as_ref().filter(|_| !made.is_empty()) {
             for line in &record.commands {
                 if let Err(e) = passthrough::replay(guest.netns(), line).await {
-                    tracing::warn!("{name}: pipework {} not made again: {}", line.join(" "), plain(&e));
+                    tracing::warn!("{name}: pipework {} not made again: {}", line.join(" "), e.message());
                 }
             }
         }
@@ -326,7 +326,7 @@ impl<'a> Reconciler<'a> {
         let record = match self.store.load(&self.key(id)) {
             Ok(record) => record.filter(|r| r.host.id == self.here),
             Err(e) => {
-                tracing::warn!("{}", plain(&e));
+                tracing::warn!("{}", e.message());
                 None
             }
         };
@@ -418,15 +418,10 @@ fn host_has(name: &str) -> bool {
     nix::net::if_::if_nametoindex(name).is_ok()
 }
 
-/// An error's words without the `pipework: ` every message starts with.
-fn plain(e: &Error) -> String {
-    e.to_string().trim_start_matches("pipework: ").to_string()
-}
-
 /// A failure, and what its rollback could not undo, as warnings.
 fn report(what: &str, e: &Error) {
-    tracing::warn!("{what}: {}", plain(e));
+    tracing::warn!("{what}: {}", e.message());
     for failure in e.rollback() {
-        tracing::warn!("{what}: {}", plain(failure));
+        tracing::warn!("{what}: {}", failure.message());
     }
 }

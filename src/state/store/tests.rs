@@ -98,7 +98,7 @@ fn update_reads_modifies_writes_and_removes() {
     store.update("docker-c", |r| r.as_mut().unwrap().commands.push(vec!["route".into()])).unwrap();
     assert_eq!(store.load("docker-c").unwrap().unwrap().commands, vec![vec!["route".to_string()]]);
     let e = store.update("docker-c", |r| *r = Some(sample("other"))).unwrap_err();
-    assert_eq!(e.message(), "pipework: record docker-c would be written as docker-other");
+    assert_eq!(e.to_string(), "pipework: record docker-c would be written as docker-other");
     store.update("docker-c", |r| *r = None).unwrap();
     assert_eq!(files(store), [".lock"]);
 }
@@ -114,7 +114,7 @@ fn broken_and_newer_records_are_reported_not_fatal() {
     fs::write(store.dir().join("docker-e.json"), newer.to_string()).unwrap();
     let listing = store.load_all().unwrap();
     assert_eq!(listing.records, vec![sample("d")]);
-    let errors: Vec<String> = listing.broken.iter().map(|b| b.error.message().to_string()).collect();
+    let errors: Vec<String> = listing.broken.iter().map(|b| b.error.to_string()).collect();
     let dir = store.dir().display();
     assert_eq!(
         errors[0],

@@ -85,11 +85,11 @@ pub(crate) mod tests {
         let e = refusal(libc::EINVAL, Some("Nexthop has invalid gateway"));
         assert_eq!(kernel_message(&e).as_deref(), Some("Nexthop has invalid gateway"));
         assert_eq!(
-            nl_error(e, "adding route").message(),
+            nl_error(e, "adding route").to_string(),
             "pipework: adding route: Nexthop has invalid gateway"
         );
         let e = refusal(libc::EEXIST, None);
         assert_eq!(kernel_message(&e), None);
-        assert_eq!(nl_error(e, "adding route").message(), "pipework: adding route: File exists");
+        assert_eq!(nl_error(e, "adding route").to_string(), "pipework: adding route: File exists");
     }
 }

@@ -446,12 +446,12 @@ mod tests {
         let rtnetlink::Error::NetlinkError(m) = with_text else { unreachable!() };
         let payload = [(-libc::EINVAL).to_ne_bytes().to_vec(), m.header].concat();
         let e = refusal(&payload, "adding rules to inet pipework postrouting").unwrap();
-        assert_eq!(e.message(), "pipework: adding rules to inet pipework postrouting: Unknown chain type");
+        assert_eq!(e.to_string(), "pipework: adding rules to inet pipework postrouting: Unknown chain type");
         assert_eq!(e.kernel_reply().unwrap().errno, Some(libc::EINVAL));
         let payload = [(-libc::EOPNOTSUPP).to_ne_bytes().to_vec(), vec![0; 16]].concat();
         let e = refusal(&payload, "adding rules").unwrap();
         assert_eq!(
-            e.message(),
+            e.to_string(),
             "pipework: adding rules: not supported (a chain of that name with another type or hook, \
              or a kernel without this nf_tables feature)"
         );

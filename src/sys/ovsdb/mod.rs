@@ -227,7 +227,7 @@ mod tests {
         let mut db =
             Ovsdb { stream: ours, pending: Vec::new(), next_id: 0, timeout: Duration::from_millis(50) };
         let e = db.call("list_dbs", json!([])).await.unwrap_err();
-        assert_eq!(e.message(), "pipework: ovsdb-server did not answer list_dbs within 0.05 s");
+        assert_eq!(e.to_string(), "pipework: ovsdb-server did not answer list_dbs within 0.05 s");
     }
 
     #[test]
