@@ -124,13 +124,13 @@ async fn refusals_are_decoded_and_change_nothing() {
     // A second port named like the bridge's own: the name index refuses it.
     let e = db.add_port(&bridge.uuid, &new_port(&br, None), &[], "test").await.unwrap_err();
     assert!(
-        e.message().starts_with("pipework: OVSDB refused the transaction (commit): constraint violation: "),
+        e.to_string().starts_with("pipework: OVSDB refused the transaction (commit): constraint violation: "),
         "{e}"
     );
-    assert!(e.message().contains(&format!("identical values ({br}) for index on column \"name\"")), "{e}");
+    assert!(e.to_string().contains(&format!("identical values ({br}) for index on column \"name\"")), "{e}");
 
     let e = db.transact(&[Op::Delete { table: "NoSuchTable".into(), conds: vec![] }]).await.unwrap_err();
-    assert_eq!(e.message(), "pipework: OVSDB refused the transaction (delete from NoSuchTable): syntax error: Parsing ovsdb operation 1 of 1 failed: No table named NoSuchTable.");
+    assert_eq!(e.to_string(), "pipework: OVSDB refused the transaction (delete from NoSuchTable): syntax error: Parsing ovsdb operation 1 of 1 failed: No table named NoSuchTable.");
 
     // A wait that is never satisfied fails the whole transaction.
     let never = Op::Wait {
@@ -147,12 +147,12 @@ async fn refusals_are_decoded_and_change_nothing() {
         row: vec![("external_ids".into(), Datum::str_map([("k", "v")]))],
     };
     let e = db.transact(&[rename.clone(), never]).await.unwrap_err();
-    assert!(e.message().contains("(wait on Bridge): timed out"), "{e}");
+    assert!(e.to_string().contains("(wait on Bridge): timed out"), "{e}");
     assert_eq!(ovs.snapshot(), before);
     assert_eq!(ovs.vsctl(&["get", "Bridge", &br, "external_ids"]).trim(), "{}");
 
     let e = db.call("no_such_method", json!([])).await.unwrap_err();
-    assert_eq!(e.message(), "pipework: ovsdb-server: unknown method");
+    assert_eq!(e.to_string(), "pipework: ovsdb-server: unknown method");
 
     // The same update with a wait that holds goes through, with a comment.
     let holds = Op::Wait {
@@ -181,7 +181,7 @@ async fn no_ovsdb_server_is_said_plainly() {
     let sock = dir.join("db.sock");
     let e = Ovsdb::connect_to(&sock).await.err().expect("no server");
     assert_eq!(
-        e.message(),
+        e.to_string(),
         format!(
             "pipework: cannot reach ovsdb-server at {}: No such file or directory (is Open vSwitch running? DB_SOCK and OVS_RUNDIR choose the socket)",
             sock.display()
