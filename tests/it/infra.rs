@@ -4,11 +4,9 @@
 //! The DHCP, OVS and CNI tests build on these fixtures; a failure here says
 //! the machine, not pipework, is at fault.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A client namespace cabled to a fresh dnsmasq: (server, client, ifname).
 /// The interface is named uniquely: dhcpcd keeps per-interface files under

@@ -1,11 +1,9 @@
 //! Refusals: the exact message, exit status 1, and nothing changed on the
 //! host or in the container (no bridge made, no litter in /var/run/netns).
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 
 /// A Docker host namespace with a bridge `br0` and a plain interface `eth0`
 /// (a veth, so "physical" to pipework), and a container.

@@ -6,9 +6,7 @@
 //! (host-local's, pipework's state dir, libcni's cache), never through
 //! pipework's own code.
 
-mod common;
-
-use common::{assert_default_via, has_br_netfilter, Cri, Family, Ns, Pod, PortMapping};
+use crate::common::{assert_default_via, has_br_netfilter, Cri, Family, Ns, Pod, PortMapping};
 use serde_json::{json, Value};
 
 const SUBNET: &str = "10.88.0.0/24";

@@ -1,9 +1,7 @@
 //! Command lines written for the original script, run unchanged from the
 //! shell scripts in compat/, then checked through `ip -j`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Runs `compat/<script>` with PIPEWORK, HOSTNS and CTR set, plus `extra`
 /// variables; it must succeed.

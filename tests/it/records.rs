@@ -2,11 +2,9 @@
 //! Oracles: `ip -j`, `docker inspect`, and the JSON files in the host's
 //! state directory, read here with serde_json.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const ADDR: &str = "10.5.106.101/24";

@@ -2,14 +2,12 @@
 //! returns 0 once the interface is there, typically made by another
 //! pipework run on the host.
 
-mod common;
-
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// How long a waiter may take to notice its interface. The original polled
 /// once a second; this one listens for link notifications.

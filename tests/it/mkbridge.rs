@@ -3,12 +3,10 @@
 //! eth0 is cabled to a "compute node" namespace, so what the runbook is
 //! about, the node keeping its connection to the host, is checked for real.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 const HOST_V4: &str = "10.5.106.1/24";
 const HOST_V6: &str = "2001:db8:5::1/64";

@@ -3,9 +3,9 @@
 //! refusal, an ADD that cannot record, one container on two networks.
 //! Checked through `ip -j`, the record files and host-local's own files.
 
-mod common;
-
-use common::{assert_plugin_ok, assert_unchanged, cni_error, testnet_conf, Attach, CniNode, Netns, Ns};
+use crate::common::{
+    self, assert_plugin_ok, assert_unchanged, cni_error, testnet_conf, Attach, CniNode, Netns, Ns,
+};
 use serde_json::{json, Value};
 
 #[test]

@@ -2,11 +2,9 @@
 //! (userspace datapath, in the test's "docker host" namespace), with
 //! `ovs-vsctl --format=json` and `ip -j` as the oracles.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// One container on `bridge` with `ip` (and `[mac]@vlan`), checked to succeed.

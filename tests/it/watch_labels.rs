@@ -7,9 +7,7 @@
 //! that allows what they name: snapshots of the host and the containers,
 //! and the exact log lines, are the oracles.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A host of the test's own: br0 (an existing bridge), eth0 (the "NIC" a
 /// label would take) and eth9 (found by its MAC), veths standing in for

@@ -1,11 +1,9 @@
 //! Finding the guest: LXC containers through their cgroup (v1 and v2), a
 //! Docker container that is not running, and guest forms naming nothing.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const IP: &str = "10.5.106.101/24";
 

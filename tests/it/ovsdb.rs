@@ -2,11 +2,9 @@
 //! instance per test, userspace datapath), with `ovs-vsctl --format=json`
 //! as the oracle.
 
-mod common;
-
 use std::path::Path;
 
-use common::{unique, Netns, Ns, Ovs, OvsBridge};
+use crate::common::{unique, Netns, Ns, Ovs, OvsBridge};
 use pipework::sys::ovsdb::{Cond, Datum, Mutation, Op, Ovsdb};
 use pipework::sys::vswitch::{Bridge, NewPort};
 use serde_json::json;

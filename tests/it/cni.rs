@@ -5,9 +5,9 @@
 //! chaining; no address leaks. Checked through `ip -j`, sysctl and
 //! host-local's own files.
 
-mod common;
-
-use common::{assert_plugin_ok, assert_unchanged, cni_error, testnet_conf, Attach, CniNode, Netns, Ns};
+use crate::common::{
+    self, assert_plugin_ok, assert_unchanged, cni_error, testnet_conf, Attach, CniNode, Netns, Ns,
+};
 use serde_json::{json, Value};
 
 /// Strings that differ between two runs by nature: MACs and the random

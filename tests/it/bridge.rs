@@ -1,11 +1,9 @@
 //! The Linux bridge path: `pipework br* <guest> <ip>/<len>[@gw] [mac]`.
 
-mod common;
-
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const IP: &str = "10.5.106.101/24";
 

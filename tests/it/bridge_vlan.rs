@@ -2,9 +2,7 @@
 //! off the bridge's default VLAN, as the CNI bridge plugin's `vlan` does,
 //! with `bridge -j vlan show` and `ip -d -j link` as the oracles.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// What a kernel without CONFIG_BRIDGE_VLAN_FILTERING answers (EOPNOTSUPP,
 /// no extended ACK), and why.

@@ -3,9 +3,7 @@
 //! plugin (which uses iptables and nft for them) and by `nft -j list
 //! ruleset` run inside each test's own namespace.
 
-mod common;
-
-use common::{assert_plugin_ok, cni_error, with_keys, Attach, CniNode, Netns, Ns};
+use crate::common::{self, assert_plugin_ok, cni_error, with_keys, Attach, CniNode, Netns, Ns};
 use serde_json::{json, Value};
 
 fn conf(node: &CniNode, plugin: &str, extra: Value) -> Value {

@@ -3,14 +3,12 @@
 //! container. `PIPEWORK_BLESS=1 cargo test --test package` rewrites the
 //! committed completions under packaging/completions.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 

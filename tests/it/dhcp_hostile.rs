@@ -3,14 +3,12 @@
 //! the lease, a subnet mask that is no prefix, a flood of answers. What the
 //! server heard, `ip -j` and the agent's log files are the oracles.
 
-mod common;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The agent's log cap, 1 MiB.
 const LOG_CAP: u64 = 1 << 20;

@@ -5,12 +5,10 @@
 //! (LOOP_CTL_ADD, or LOOP_CTL_GET_FREE when all are bound); each test removes
 //! those again, and runs alone so that it does not remove another's.
 
-mod common;
-
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use common::*;
+use crate::common::*;
 
 /// Held for a whole test: no other test of this file runs meanwhile, and
 /// the kernel's loop devices are put back as they were (fields drop in order).

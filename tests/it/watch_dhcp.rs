@@ -6,11 +6,9 @@
 //! own watcher in its own "docker host" namespace; dnsmasq's log, /proc and
 //! the record files are the oracles.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The DHCP agents whose state is in `host`'s state directory, as /proc
 /// shows them (`pipework --dhcp-agent <state>`): PID and network namespace.

@@ -4,11 +4,9 @@
 //! interface by its MAC; `dummy*` makes a dummy interface. The "NIC" is a
 //! veth whose peer sits in a "lan" namespace.
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 
 const IP: &str = "10.5.0.5/24";
 const IP_GW: &str = "10.5.0.5/24@10.5.0.1";

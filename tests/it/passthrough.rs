@@ -8,11 +8,9 @@
 //! and rules in both. Native forms run with a PATH holding no `ip`, so
 //! that they cannot have been handed to it.
 
-mod common;
-
 use serde_json::{json, Value};
 
-use common::*;
+use crate::common::*;
 
 const ETH1_V4: &str = "10.9.0.2/24";
 const ETH1_V6: &str = "2001:db8:9::2/64";

@@ -6,9 +6,7 @@
 
 #![cfg(feature = "failpoints")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// No plan is this long; reaching it means the injection never stops failing.
 const MAX_STEPS: usize = 64;

@@ -5,9 +5,9 @@
 //! filtering refuses: the ADD fails with the kernel's words and leaves
 //! nothing, no link, no address held by host-local, no record.
 
-mod common;
-
-use common::{assert_unchanged, cni_error, port_vlans, quiet, stderr, with_keys, Attach, CniNode, Netns, Ns};
+use crate::common::{
+    assert_unchanged, cni_error, port_vlans, quiet, stderr, with_keys, Attach, CniNode, Netns, Ns,
+};
 use serde_json::{json, Value};
 
 /// A layer-2-and-address configuration on VLAN `vlan`.

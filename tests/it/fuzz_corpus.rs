@@ -3,7 +3,7 @@
 //! then catches a panic on any input the fuzzer found or was seeded with,
 //! without a nightly toolchain. Fuzzing itself: fuzz/README.md.
 
-#[path = "../fuzz/inputs.rs"]
+#[path = "../../fuzz/inputs.rs"]
 mod inputs;
 
 use std::path::Path;

@@ -1,12 +1,10 @@
 //! DHCP: `dhcp[:OPTS]` (native client and its agent) and the host clients,
 //! against a real dnsmasq on the test's bridge; dnsmasq's log is the oracle.
 
-mod common;
-
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// dnsmasq serving `br0` (10.33.0.1/24) in the test's "docker host".
 fn dnsmasq() -> DhcpConfig {

@@ -2,13 +2,11 @@
 //! is now a message and an exit status. Stdout that cannot be written (full,
 //! closed, a pipe nobody reads) is reported as coreutils do, once, exit 1.
 
-mod common;
-
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// pipework run directly (nothing here changes the system) with `stdout`.
 fn pipework_to(args: &[&str], stdout: Stdio) -> Output {

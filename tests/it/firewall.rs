@@ -4,9 +4,7 @@
 //! iptables-legacy host. Read back with iptables, iptables-save and nft,
 //! and proved by pings across the bridge.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const ACCEPT_BR0: &str = "-A DOCKER-USER -i br0 -o br0 -j ACCEPT";

@@ -6,12 +6,10 @@
 //! containers only (`--only pwt.watch=<unique>`); results are read back
 //! through `ip -j`, `docker inspect` and the record files on disk.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_restarted_container_gets_its_interface_back_with_its_mac_and_address() {
