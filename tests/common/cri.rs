@@ -195,10 +195,6 @@ impl Cri {
         shown[shown.len().saturating_sub(20)..].join("\n")
     }
 
-    pub fn version(&self) -> VersionResponse {
-        self.call("Version", &VersionRequest { version: "v1".into() })
-    }
-
     /// RunPodSandbox of pod `name` publishing `ports`, as a kubelet asks.
     #[track_caller]
     pub fn run_pod(&self, name: &str, ports: Vec<PortMapping>) -> Pod {
@@ -228,11 +224,6 @@ impl Cri {
             "PodSandboxStatus",
             &PodSandboxStatusRequest { pod_sandbox_id: pod.id.clone(), verbose: true },
         )
-    }
-
-    /// The pod's IP as the CRI reports it to the kubelet.
-    pub fn pod_ip(&self, pod: &Pod) -> String {
-        self.status(pod).status.and_then(|s| s.network).map(|n| n.ip).unwrap_or_default()
     }
 
     /// The pod's network namespace, through its sandbox process's pid.

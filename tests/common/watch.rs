@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::commands::{quiet, run};
+use super::commands::run;
 use super::containers::Container;
 use super::daemons::wait_for;
 use super::netns::Netns;
