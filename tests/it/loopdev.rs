@@ -6,22 +6,8 @@
 //! those again, and runs alone so that it does not remove another's.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 use crate::common::*;
-
-/// Held for a whole test: no other test of this file runs meanwhile, and
-/// the kernel's loop devices are put back as they were (fields drop in order).
-struct Alone {
-    kernel: KernelLoops,
-    _lock: MutexGuard<'static, ()>,
-}
-
-fn alone() -> Alone {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let lock = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    Alone { kernel: KernelLoops::note(), _lock: lock }
-}
 
 #[track_caller]
 fn assert_loop_node(path: &Path, i: u32) {
@@ -41,7 +27,7 @@ fn assert_failed_naming(args: &[&str], out: &std::process::Output, bad: &str) {
 
 #[test]
 fn ensure_makes_the_nodes_in_a_directory_once() {
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let dev = TempDir::new("dev");
     let args = ["loop", "ensure", "--count", "4", "--dev", dev.arg()];
@@ -65,7 +51,7 @@ fn ensure_makes_the_nodes_in_a_directory_once() {
 
 #[test]
 fn ensure_leaves_an_existing_node_as_it_is() {
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let dev = TempDir::new("dev");
     let loop1 = dev.join("loop1");
@@ -85,7 +71,7 @@ fn ensure_leaves_an_existing_node_as_it_is() {
 
 #[test]
 fn ensure_refuses_a_file_in_the_way_and_makes_nothing() {
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let dev = TempDir::new("dev");
     let loop2 = dev.join("loop2");
@@ -100,7 +86,7 @@ fn ensure_refuses_a_file_in_the_way_and_makes_nothing() {
 
 #[test]
 fn free_finds_what_losetup_finds_and_makes_its_node() {
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let dev = TempDir::new("dev");
 
@@ -128,7 +114,7 @@ fn free_finds_what_losetup_finds_and_makes_its_node() {
 
 #[test]
 fn ensure_in_a_container_makes_the_nodes_in_its_dev_only() {
-    let alone = alone();
+    let alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let ctr = Container::run("loop");
     let host_dev = Path::new("/dev");
@@ -155,7 +141,7 @@ fn ensure_in_a_container_makes_the_nodes_in_its_dev_only() {
     // The host's nodes are as they were; with devtmpfs the kernel itself
     // makes one for each device it gained, and only those may appear.
     let host_after = loop_nodes(host_dev);
-    let gained = alone.kernel.added();
+    let gained = alone.added();
     for (name, node) in &host_before {
         assert_eq!(host_after.get(name), Some(node), "/dev/{name} changed");
     }
@@ -171,7 +157,7 @@ fn ensure_in_a_container_makes_the_nodes_in_its_dev_only() {
 
 #[test]
 fn a_bare_network_namespace_has_no_dev_to_fill() {
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let guest = Netns::new("bare");
     let args = ["loop", "ensure", "--count", "2", "--container", &guest.path()];
@@ -181,7 +167,7 @@ fn a_bare_network_namespace_has_no_dev_to_fill() {
 
 #[test]
 fn a_missing_or_non_directory_dev_is_refused_by_name() {
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     for bad in ["/nonexistent", "/etc/hostname"] {
         for args in
@@ -212,7 +198,7 @@ fn bait(path: &Path) -> NodeInfo {
 
 #[test]
 fn a_symlinked_dev_directory_or_parent_is_refused() {
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let tmp = TempDir::new("dev");
     let real = tmp.path.join("real");
@@ -241,7 +227,7 @@ fn a_symlinked_dev_directory_or_parent_is_refused() {
 
 #[test]
 fn a_symlink_planted_at_a_node_is_refused_and_its_target_untouched() {
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let dev = TempDir::new("dev");
     let outside = TempDir::new("out");
@@ -262,7 +248,7 @@ fn a_symlink_planted_at_a_node_is_refused_and_its_target_untouched() {
 
 #[test]
 fn a_character_device_or_file_at_a_node_is_refused() {
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     for what in ["a character device", "a regular file"] {
         let dev = TempDir::new("dev");
@@ -284,10 +270,12 @@ fn a_character_device_or_file_at_a_node_is_refused() {
 }
 
 /// A count that makes `loop ensure` add two kernel devices.
+#[cfg(feature = "failpoints")]
 fn count_adding_two() -> u32 {
     kernel_loops().iter().max().map_or(0, |m| m + 1) + 2
 }
 
+#[cfg(feature = "failpoints")]
 fn ensure_args(count: u32, dev: &TempDir) -> Vec<String> {
     ["loop", "ensure", "--count", &count.to_string(), "--dev", dev.arg()].map(String::from).to_vec()
 }
@@ -295,6 +283,7 @@ fn ensure_args(count: u32, dev: &TempDir) -> Vec<String> {
 /// `pipework loop ensure ...` in `host`, started and left running, with
 /// PIPEWORK_PAUSE_AT=`pause`. `ip netns exec` execs pipework in place, so
 /// the child's pid is pipework's.
+#[cfg(feature = "failpoints")]
 fn spawn_paused(host: &Netns, args: &[&str], pause: usize) -> std::process::Child {
     std::process::Command::new("ip")
         .args(["netns", "exec", &host.name, PIPEWORK])
@@ -307,6 +296,7 @@ fn spawn_paused(host: &Netns, args: &[&str], pause: usize) -> std::process::Chil
 }
 
 /// Waits until `path` exists (a run reached that far).
+#[cfg(feature = "failpoints")]
 #[track_caller]
 fn wait_for(path: &Path) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -319,7 +309,7 @@ fn wait_for(path: &Path) {
 #[test]
 #[cfg(feature = "failpoints")]
 fn a_failed_ensure_removes_its_nodes_and_the_kernel_devices_it_added() {
-    let alone = alone();
+    let alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let dev = TempDir::new("dev");
     let count = count_adding_two();
@@ -331,19 +321,19 @@ fn a_failed_ensure_removes_its_nodes_and_the_kernel_devices_it_added() {
         let out = pipework_env(&host, &args, &[("PIPEWORK_FAIL_AT", &n.to_string())]);
         assert_refused_with(&args, &out, "pipework: injected failure (PIPEWORK_FAIL_AT)");
         assert_eq!(dev.names(), Vec::<String>::new(), "failing at step {n} left nodes");
-        assert_eq!(alone.kernel.added(), Default::default(), "failing at step {n} left kernel devices");
+        assert_eq!(alone.added(), Default::default(), "failing at step {n} left kernel devices");
     }
     let out = pipework_env(&host, &args, &[("PIPEWORK_FAIL_AT", &(steps + 1).to_string())]);
     assert_success(&out);
     assert_eq!(dev.names().len(), count as usize);
-    assert_eq!(alone.kernel.added().len(), 2);
+    assert_eq!(alone.added().len(), 2);
 }
 
 #[test]
 #[cfg(feature = "failpoints")]
 fn sigterm_mid_ensure_leaves_every_node_made() {
     use std::os::unix::process::ExitStatusExt;
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let dev = TempDir::new("dev");
     let count = count_adding_two();
@@ -367,7 +357,7 @@ fn sigterm_mid_ensure_leaves_every_node_made() {
 #[test]
 #[cfg(feature = "failpoints")]
 fn a_node_swapped_for_a_symlink_mid_run_is_refused_and_its_target_untouched() {
-    let alone = alone();
+    let alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let dev = TempDir::new("dev");
     let outside = TempDir::new("out");
@@ -392,14 +382,14 @@ fn a_node_swapped_for_a_symlink_mid_run_is_refused_and_its_target_untouched() {
     assert_eq!(node_info(&target), Some(before));
     assert_eq!(std::fs::read_link(&loop0).unwrap(), target);
     assert_eq!(dev.names(), ["loop0"]);
-    assert_eq!(alone.kernel.added(), Default::default());
+    assert_eq!(alone.added(), Default::default());
 }
 
 /// A container that put a symbolic link where a node goes: refused, and
 /// the file it points to (the container's own) untouched.
 #[test]
 fn a_symlink_in_a_containers_dev_is_refused() {
-    let _alone = alone();
+    let _alone = KernelLoops::alone();
     let host = Netns::new("loop");
     let ctr = Container::run("loop");
     let exec = |argv: &[&str]| {

@@ -75,6 +75,8 @@ fn a_closed_stdout_loses_the_text_only() {
 /// Plans and a loop report to a full stdout.
 #[test]
 fn reports_to_a_full_stdout_are_write_errors() {
+    // `loop free` may make the kernel add a loop device.
+    let _loops = KernelLoops::alone();
     let host = Netns::new("host");
     let guest = Netns::new("guest");
     host.add_bridge("br0", None);
