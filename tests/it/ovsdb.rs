@@ -189,13 +189,17 @@ async fn no_ovsdb_server_is_said_plainly() {
 
 #[test]
 fn the_socket_is_found_as_ovs_tools_find_it() {
-    // One test owns these variables: no other test of this file reads them.
-    std::env::remove_var("DB_SOCK");
-    std::env::set_var("OVS_RUNDIR", "/run/x");
-    assert_eq!(pipework::sys::ovsdb::socket_path(), Path::new("/run/x/db.sock"));
-    std::env::set_var("DB_SOCK", "unix:/tmp/y.sock");
-    assert_eq!(pipework::sys::ovsdb::socket_path(), Path::new("/tmp/y.sock"));
-    std::env::remove_var("DB_SOCK");
-    std::env::remove_var("OVS_RUNDIR");
-    assert_eq!(pipework::sys::ovsdb::socket_path(), Path::new("/var/run/openvswitch/db.sock"));
+    // The variables as given, not set in this process: every test shares
+    // its environment (and the children they start inherit it).
+    let socket = |vars: &[(&str, &str)]| {
+        pipework::sys::ovsdb::socket_path_from(|name| {
+            vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+        })
+    };
+    assert_eq!(socket(&[("OVS_RUNDIR", "/run/x")]), Path::new("/run/x/db.sock"));
+    assert_eq!(
+        socket(&[("OVS_RUNDIR", "/run/x"), ("DB_SOCK", "unix:/tmp/y.sock")]),
+        Path::new("/tmp/y.sock")
+    );
+    assert_eq!(socket(&[]), Path::new("/var/run/openvswitch/db.sock"));
 }
