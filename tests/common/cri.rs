@@ -22,12 +22,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cgroups::subdirs;
+use super::cli::{PIPEWORK, STATE_DIR_ENV};
 use super::commands::{run, which};
 use super::cri_api::*;
 use super::daemons::{terminate, wait_for};
 use super::docker_host::busybox_root;
 use super::netns::Netns;
-use super::pipework::{PIPEWORK, STATE_DIR_ENV};
 use super::podman::{host_local_allocations, CNI_PLUGINS};
 use super::readback::Ns;
 use super::tempdir::TempDir;

@@ -15,11 +15,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use super::cli::pipework_env;
 use super::commands::{quiet, run, which};
 use super::containers::IMAGE;
 use super::daemons::{terminate, wait_for};
 use super::netns::Netns;
-use super::pipework::pipework_env;
 use super::readback::Ns;
 use super::tempdir::TempDir;
 

@@ -14,6 +14,7 @@
 
 mod assertions;
 mod cgroups;
+mod cli;
 mod cni;
 mod commands;
 mod containers;
@@ -27,7 +28,6 @@ mod loops;
 mod names;
 mod netns;
 mod ovs;
-mod pipework;
 mod podman;
 mod readback;
 mod snapshot;
@@ -37,6 +37,11 @@ mod watch;
 
 pub use assertions::{assert_connected, assert_default_via, assert_macvlan_on};
 pub use cgroups::{Cgroup, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
+pub use cli::{
+    assert_every_step_rolls_back, assert_one_line_naming, assert_refused, path_with, pipework, pipework_env,
+    pipework_keeping_mounts, pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK,
+    STATE_DIR_ENV,
+};
 pub use cni::{assert_plugin_ok, cni_error, testnet_conf, with_keys, Attach, CniNode};
 pub use commands::{assert_success, quiet, run, stderr, stdout, which};
 #[allow(unused_imports)] // the benches' (tests/bench/fixtures.rs)
@@ -48,17 +53,12 @@ pub use daemons::wait_for;
 pub use dhcp::{DhcpConfig, DhcpServer};
 pub use docker_host::{has_br_netfilter, DockerHost};
 pub use hostile_dhcp::{Hostile, HOSTILE_OFFER, HOSTILE_SERVER};
-pub use loops::{disk_gid, loop_index, loop_nodes, node_info, KernelLoops, NodeInfo};
 #[cfg(feature = "failpoints")] // loopdev's failure injection alone
 pub use loops::kernel_loops;
+pub use loops::{disk_gid, loop_index, loop_nodes, node_info, KernelLoops, NodeInfo};
 pub use names::{owned_name, unique};
 pub use netns::{add_eth1, Netns};
 pub use ovs::{Ovs, OvsBridge, OvsPort};
-pub use pipework::{
-    assert_every_step_rolls_back, assert_one_line_naming, assert_refused, path_with, pipework, pipework_env,
-    pipework_keeping_mounts, pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK,
-    STATE_DIR_ENV,
-};
 pub use podman::{Podman, CNI_PLUGINS};
 pub use readback::{all_routes, link_info_data, port_vlans, Addr, Family, Ns};
 pub use snapshot::{assert_unchanged, made_routes, made_routes_to, rules, settled_snapshot};

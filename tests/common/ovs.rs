@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::cli::{assert_refused, pipework_env};
 use super::commands::run;
 use super::daemons::{kill_pidfiles, wait_for};
 use super::names::unique;
 use super::netns::Netns;
-use super::pipework::{assert_refused, pipework_env};
 use super::readback::Ns;
 use super::tempdir::TempDir;
 
