@@ -29,6 +29,12 @@ pub fn pipework_env(host: &Netns, args: &[&str], env: &[(&str, &str)]) -> Output
     pipework_via(&host.enter(), host, args, env)
 }
 
+/// `pipework`, with the records, and the DHCP agents' files, in `state`
+/// rather than in the host's own directory.
+pub fn pipework_in(host: &Netns, state: &TempDir, args: &[&str]) -> Output {
+    pipework_env(host, args, &[(STATE_DIR_ENV, state.arg())])
+}
+
 /// Runs pipework in `host`'s network namespace only, seeing the machine's
 /// mounts: `ip netns exec` mounts a fresh /sys, which hides /sys/fs/cgroup,
 /// where LXC guests are looked up.

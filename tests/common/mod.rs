@@ -27,6 +27,7 @@ mod hostile_dhcp;
 mod loops;
 mod names;
 mod netns;
+mod nft;
 mod ovs;
 mod podman;
 mod readback;
@@ -39,8 +40,8 @@ pub use assertions::{assert_connected, assert_default_via, assert_macvlan_on};
 pub use cgroups::{Cgroup, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
 pub use cli::{
     assert_every_step_rolls_back, assert_one_line_naming, assert_refused, path_with, pipework, pipework_env,
-    pipework_keeping_mounts, pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK,
-    STATE_DIR_ENV,
+    pipework_in, pipework_keeping_mounts, pipework_with_path, planned_link, planned_steps, with_guest,
+    PIPEWORK, STATE_DIR_ENV,
 };
 pub use cni::{assert_plugin_ok, cni_error, testnet_conf, with_keys, Attach, CniNode};
 pub use commands::{assert_success, quiet, run, stderr, stdout, which};
@@ -58,6 +59,7 @@ pub use loops::kernel_loops;
 pub use loops::{disk_gid, loop_index, loop_nodes, node_info, KernelLoops, NodeInfo};
 pub use names::{owned_name, unique};
 pub use netns::{add_eth1, Netns};
+pub use nft::nft_listed;
 pub use ovs::{Ovs, OvsBridge, OvsPort};
 pub use podman::{Podman, CNI_PLUGINS};
 pub use readback::{all_routes, link_info_data, port_vlans, Addr, Family, Ns};

@@ -3,7 +3,7 @@
 //! plugin (which uses iptables and nft for them) and by `nft -j list
 //! ruleset` run inside each test's own namespace.
 
-use crate::common::{self, assert_plugin_ok, cni_error, with_keys, Attach, CniNode, Netns, Ns};
+use crate::common::{self, assert_plugin_ok, cni_error, nft_listed, with_keys, Attach, CniNode, Netns, Ns};
 use serde_json::{json, Value};
 
 fn conf(node: &CniNode, plugin: &str, extra: Value) -> Value {
@@ -27,12 +27,8 @@ fn conf(node: &CniNode, plugin: &str, extra: Value) -> Value {
 /// The rules of table `family pipework` in `ns`, as `nft -j` lists them:
 /// chain, comment, expressions.
 fn rules(ns: &Netns, family: &str) -> Vec<(String, String, Value)> {
-    let out = ns.exec(&["nft", "-j", "list", "ruleset"]);
-    assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
-    let all: Value = serde_json::from_slice(&out.stdout).expect("nft -j is JSON");
-    let items = all["nftables"].as_array().expect("nftables").iter();
-    items
-        .filter_map(|item| item.get("rule"))
+    nft_listed(ns, &["list", "ruleset"], "rule")
+        .iter()
         .filter(|r| r["family"] == family && r["table"] == "pipework")
         .map(|r| {
             let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
@@ -43,14 +39,8 @@ fn rules(ns: &Netns, family: &str) -> Vec<(String, String, Value)> {
 
 /// pipework's tables in `ns` (`inet`, `bridge`), as `nft -j` lists them.
 fn tables(ns: &Netns) -> Vec<String> {
-    let out = ns.exec(&["nft", "-j", "list", "tables"]);
-    assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
-    let all: Value = serde_json::from_slice(&out.stdout).expect("nft -j is JSON");
-    let mut found: Vec<String> = all["nftables"]
-        .as_array()
-        .expect("nftables")
+    let mut found: Vec<String> = nft_listed(ns, &["list", "tables"], "table")
         .iter()
-        .filter_map(|item| item.get("table"))
         .filter(|t| t["name"] == "pipework")
         .map(|t| t["family"].as_str().unwrap_or_default().to_string())
         .collect();

@@ -11,11 +11,6 @@ fn dnsmasq() -> DhcpConfig {
     DhcpConfig::new("br0", "10.33.0.1/24", "10.33.0.50", "10.33.0.99")
 }
 
-/// pipework with its agents' state in `state`.
-fn pipework_in(host: &Netns, state: &TempDir, args: &[&str]) -> std::process::Output {
-    pipework_env(host, args, &[("PIPEWORK_STATE_DIR", state.arg())])
-}
-
 /// The PID of the one agent whose state is in `state`.
 fn agent_pid(state: &TempDir) -> u32 {
     let dir = std::path::Path::new(state.arg()).join("dhcp");
@@ -40,15 +35,6 @@ fn dhcp_files(state: &TempDir) -> Vec<String> {
 fn alive(pid: u32) -> bool {
     // Signal 0 tests for existence; a zombie has no /proc/<pid>/ns.
     std::path::Path::new(&format!("/proc/{pid}/ns/net")).exists()
-}
-
-#[track_caller]
-fn wait_until(what: &str, timeout: Duration, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(50));
-    }
 }
 
 fn v4(ns: &dyn Ns, dev: &str) -> Vec<Addr> {
@@ -90,8 +76,8 @@ fn lease_configures_address_routes_and_mtu_and_the_agent_dies_with_the_container
     let agent = agent_pid(&state);
     assert!(alive(agent));
     run(&["docker", "rm", "-f", &ctr.name]);
-    wait_until("the agent to exit with its guest", Duration::from_secs(5), || !alive(agent));
-    wait_until("its state to go", Duration::from_secs(1), || dhcp_files(&state).is_empty());
+    wait_for("the agent to exit with its guest", Duration::from_secs(5), || (!alive(agent)).then_some(()));
+    wait_for("its state to go", Duration::from_secs(1), || dhcp_files(&state).is_empty().then_some(()));
 }
 
 #[test]
@@ -111,7 +97,7 @@ fn sigterm_releases_the_lease() {
     let agent = agent_pid(&state);
     run(&["kill", "-TERM", &agent.to_string()]);
     server.wait_log(&["DHCPRELEASE(br0)", &ip], Duration::from_secs(5));
-    wait_until("the agent to exit", Duration::from_secs(5), || !alive(agent));
+    wait_for("the agent to exit", Duration::from_secs(5), || (!alive(agent)).then_some(()));
     assert!(v4(&guest, "eth1").is_empty(), "a released address stays in use");
 }
 
@@ -168,7 +154,7 @@ fn the_record_holds_the_agent_and_detach_releases_the_lease() {
     // detach: the agent releases the lease and goes, with its files.
     assert_success(&pipework_in(&host, &state, &["detach", &label]));
     server.wait_log(&["DHCPRELEASE(br0)", &ip], Duration::from_secs(5));
-    wait_until("the agent to exit", Duration::from_secs(5), || !alive(agent));
+    wait_for("the agent to exit", Duration::from_secs(5), || (!alive(agent)).then_some(()));
     assert!(dhcp_files(&state).is_empty(), "{:?}", dhcp_files(&state));
     assert!(guest.link("eth1").is_none(), "eth1 left in the guest");
     let out = pipework_in(&host, &state, &["show", &label]);
@@ -185,7 +171,7 @@ fn check_reports_a_dead_agent() {
     assert_success(&pipework_in(&host, &state, &["br0", &label, "dhcp"]));
     let agent = agent_pid(&state);
     run(&["kill", "-KILL", &agent.to_string()]);
-    wait_until("the agent to die", Duration::from_secs(5), || !alive(agent));
+    wait_for("the agent to die", Duration::from_secs(5), || (!alive(agent)).then_some(()));
     let out = pipework_in(&host, &state, &["check", &label]);
     assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
     assert_eq!(stdout(&out), format!("DHCP agent {agent} of eth1 of {label} is not running\n"));
@@ -258,7 +244,9 @@ fn renews_at_t1_and_replaces_a_refused_lease() {
     drop(server);
     let config = DhcpConfig::new("br0", "10.33.0.2/24", "10.33.0.100", "10.33.0.149");
     let server = config.lease("2m").host(&kept_mac, &kept_ip).start_in(&host);
-    wait_until("a renewal at T1", Duration::from_secs(90), || server.log().contains("DHCPACK(br0)"));
+    wait_for("a renewal at T1", Duration::from_secs(90), || {
+        (server.log().contains("DHCPACK(br0)")).then_some(())
+    });
     assert_eq!(v4(&kept, "eth1")[0].local, kept_ip);
     // Refused: the address goes, and the agent asks again (DISCOVER) for
     // one the new server has.

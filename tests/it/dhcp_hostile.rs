@@ -13,18 +13,8 @@ use crate::common::*;
 /// The agent's log cap, 1 MiB.
 const LOG_CAP: u64 = 1 << 20;
 
-/// pipework with its agents' state in `state`.
-fn pipework_in(host: &Netns, state: &TempDir, args: &[&str]) -> std::process::Output {
-    pipework_env(host, args, &[("PIPEWORK_STATE_DIR", state.arg())])
-}
-
 fn guest_word(guest: &Netns) -> String {
     format!("netns:{}", guest.name)
-}
-
-/// The IPv4 addresses of `dev`, as `a.b.c.d/len`.
-fn v4(ns: &dyn Ns, dev: &str) -> Vec<String> {
-    ns.addrs(dev).into_iter().filter(|a| a.family == "inet").map(|a| a.cidr()).collect()
 }
 
 /// The one agent log in `state`.
@@ -56,14 +46,14 @@ fn a_lease_of_zero_is_kept_without_a_storm_and_others_are_served() {
     let good = DhcpConfig::new("br1", "10.33.0.1/24", "10.33.0.50", "10.33.0.99").start_in(&host);
     let other = Netns::new("other");
     assert_success(&pipework_in(&host, &state, &["br1", &guest_word(&other), "dhcp"]));
-    let theirs = v4(&other, "eth1");
+    let theirs = other.cidrs("eth1", Family::V4);
     assert!(theirs.len() == 1 && theirs[0].starts_with("10.33.0."), "{theirs:?}");
     good.wait_log(&["DHCPACK(br1)", theirs[0].split('/').next().unwrap()], Duration::from_secs(1));
     // A lease of 0 s is one of a minute: the address stays, and the server
     // hears nothing after the attach's DISCOVER and REQUEST (today: about
     // 40 exchanges a second, the address removed and added each time).
     while attached.elapsed() < Duration::from_secs(8) {
-        assert_eq!(v4(&guest, "eth1"), leased);
+        assert_eq!(guest.cidrs("eth1", Family::V4), leased);
         sleep(Duration::from_millis(100));
     }
     let heard = server.heard();
@@ -85,7 +75,7 @@ fn timers_past_the_lease_are_replaced_and_the_lease_is_renewed() {
     let after = renewal.at.duration_since(bound);
     assert!(Duration::from_secs(27) < after && after < Duration::from_secs(33), "renewed after {after:?}");
     assert_eq!(renewal.ciaddr, HOSTILE_OFFER);
-    assert_eq!(v4(&guest, "eth1"), [format!("{HOSTILE_OFFER}/24")]);
+    assert_eq!(guest.cidrs("eth1", Family::V4), [format!("{HOSTILE_OFFER}/24")]);
 }
 
 #[test]
@@ -133,7 +123,7 @@ fn the_agents_log_stays_under_its_cap_under_a_flood() {
     sleep(Duration::from_secs(15).saturating_sub(attached.elapsed()));
     let renewals = server.extensions();
     assert!((1..=2).contains(&renewals.len()), "{} renewals: {renewals:?}", renewals.len());
-    assert_eq!(v4(&guest, "eth1"), [format!("{HOSTILE_OFFER}/24")]);
+    assert_eq!(guest.cidrs("eth1", Family::V4), [format!("{HOSTILE_OFFER}/24")]);
     // The copies and the answers to nobody are not logged, one by one or at all.
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.lines().count() <= 2, "{text}");

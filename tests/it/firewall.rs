@@ -21,14 +21,8 @@ fn pings(ns: &dyn Ns, to: &str) -> bool {
 
 /// The expressions of the rules of `chain` (`nft -j`), counters zeroed.
 fn nft_rules(ns: &dyn Ns, family: &str, chain: &str) -> Vec<Value> {
-    let out = ns.exec(&["nft", "-j", "list", "chain", family, "filter", chain]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    json["nftables"]
-        .as_array()
-        .unwrap()
+    nft_listed(ns, &["list", "chain", family, "filter", chain], "rule")
         .iter()
-        .filter_map(|o| o.get("rule"))
         .map(|r| {
             let mut expr = r["expr"].clone();
             for e in expr.as_array_mut().unwrap() {
