@@ -1,5 +1,5 @@
 //! `man/pipework.8` is rendered from the CLI definition and `src/manual.rs`;
-//! this test fails when it is stale. `PIPEWORK_BLESS=1 cargo test --test man`
+//! this test fails when it is stale. `PIPEWORK_BLESS=1 cargo test --test it man::`
 //! rewrites it.
 
 use clap_mangen::roff::{bold, roman, Roff};
@@ -89,7 +89,7 @@ fn man_page_is_current() {
         std::fs::write(path, &fresh).unwrap();
     }
     let on_disk = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(on_disk == fresh, "man/pipework.8 is stale: run PIPEWORK_BLESS=1 cargo test --test man");
+    assert!(on_disk == fresh, "man/pipework.8 is stale: run PIPEWORK_BLESS=1 cargo test --test it man::");
 }
 
 /// The page as man(1) shows it: every section's layout, not only its

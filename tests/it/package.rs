@@ -1,6 +1,6 @@
 //! The Debian package (`cargo deb`), the shell completions it ships, the
 //! pipework-watch unit, and the static build that runs inside a busybox-only
-//! container. `PIPEWORK_BLESS=1 cargo test --test package` rewrites the
+//! container. `PIPEWORK_BLESS=1 cargo test --test it package::` rewrites the
 //! committed completions under packaging/completions.
 
 use std::path::{Path, PathBuf};
@@ -99,7 +99,7 @@ fn committed_completions_are_current() {
         }
         assert!(
             std::fs::read(&path).unwrap_or_default() == out.stdout,
-            "{} is stale: run PIPEWORK_BLESS=1 cargo test --test package",
+            "{} is stale: run PIPEWORK_BLESS=1 cargo test --test it package::",
             path.display()
         );
     }

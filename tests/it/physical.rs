@@ -300,7 +300,7 @@ fn dummy_interface_in_the_guest() {
 
 // ---- rollback
 
-/// Failure injection (see tests/rollback.rs): each step failed in turn must
+/// Failure injection (see tests/it/rollback.rs): each step failed in turn must
 /// leave host and guest exactly as they were.
 #[cfg(feature = "failpoints")]
 mod rollback {
