@@ -6,7 +6,7 @@
 # when they do not answer, imports the tiny busybox test image into Docker and
 # Podman when absent, then runs the whole test suite with failure injection
 # compiled in. Exits with cargo's status. The integration tests are one
-# binary, `it`, a module per area: `tests/run.sh --test it bridge::` runs one.
+# binary, `it`, a module per area: `tests/run.sh --test it watch::` runs one.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

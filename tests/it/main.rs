@@ -1,7 +1,8 @@
 //! The integration tests: one binary, a module per area, run as root.
 //!
-//! `cargo test --features failpoints --test it bridge::` runs one area,
-//! `... --test it bridge::name_of_a_test` one test (docs/testing.md).
+//! `cargo test --features failpoints --test it watch::` runs one area,
+//! `... --test it watch::name_of_a_test` one test; a filter matches
+//! anywhere in the name (`bridge::` selects `mkbridge::` too: docs/testing.md).
 //! The harness they share, tests/common, is also the benches'.
 
 #[path = "../common/mod.rs"]
