@@ -148,9 +148,7 @@ impl DockerHost {
     pub fn tables(&self, tool: &str, args: &[&str]) -> String {
         let mut argv = vec![tool];
         argv.extend_from_slice(args);
-        let out = self.ns.exec(&argv);
-        assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.ns.must(&argv)
     }
 
     /// A container of the test image made as the runbook makes it

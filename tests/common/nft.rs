@@ -3,7 +3,6 @@
 
 use serde_json::Value;
 
-use super::commands::stderr;
 use super::readback::Ns;
 
 /// The `kind` objects ("rule", "table"...) that `nft -j <args>` lists in `ns`.
@@ -11,9 +10,7 @@ use super::readback::Ns;
 pub fn nft_listed(ns: &dyn Ns, args: &[&str], kind: &str) -> Vec<Value> {
     let mut argv = vec!["nft", "-j"];
     argv.extend_from_slice(args);
-    let out = ns.exec(&argv);
-    assert!(out.status.success(), "nft: {}", stderr(&out));
-    let all: Value = serde_json::from_slice(&out.stdout).expect("nft -j is JSON");
+    let all: Value = serde_json::from_str(&ns.must(&argv)).expect("nft -j is JSON");
     let items = all["nftables"].as_array().expect("nftables").iter();
     items.filter_map(|item| item.get(kind)).cloned().collect()
 }

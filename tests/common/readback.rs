@@ -130,6 +130,13 @@ pub trait Ns {
         quiet(&full.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// Runs a command inside the namespace that must succeed; its stdout.
+    fn must(&self, argv: &[&str]) -> String {
+        let mut full = self.enter();
+        full.extend(argv.iter().map(|s| s.to_string()));
+        run(&full.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// Runs a DHCP client (or anything else that rewrites /etc/resolv.conf
     /// through its scripts) inside the namespace, in a private mount
     /// namespace whose /etc/resolv.conf is a throwaway file: the machine's

@@ -301,9 +301,7 @@ fn fifty_guests_at_once_on_one_new_bridge() {
 
 /// A sysctl of `ns` read from /proc: `path` below /proc/sys/net.
 fn proc_sys(ns: &dyn Ns, path: &str) -> String {
-    let out = ns.exec(&["cat", &format!("/proc/sys/net/{path}")]);
-    assert!(out.status.success(), "{path}: {}", stderr(&out));
-    stdout(&out).trim().to_owned()
+    ns.must(&["cat", &format!("/proc/sys/net/{path}")]).trim().to_owned()
 }
 
 /// Dots in interface names are part of the name, not of the sysctl path:

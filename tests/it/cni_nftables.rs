@@ -55,8 +55,7 @@ fn delete_rule(ns: &Netns, family: &str, chain: &str, words: &[&str]) {
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     let line = listed.lines().find(|l| words.iter().all(|w| l.contains(w))).expect("the rule to delete");
     let handle = line.rsplit(' ').next().unwrap();
-    let out = ns.exec(&["nft", "delete", "rule", family, "pipework", chain, "handle", handle]);
-    assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    ns.must(&["nft", "delete", "rule", family, "pipework", chain, "handle", handle]);
 }
 
 /// `nft -j`'s match of a payload field with an address or prefix.
@@ -440,9 +439,7 @@ fn the_last_rule_takes_its_chain_and_table() {
     assert_eq!(tables(&node.host), ["bridge", "inet"]);
     assert_eq!((rules(&node.host, "inet").len(), rules(&node.host, "bridge").len()), (2, 1));
 
-    let foreign =
-        node.host.exec(&["nft", "add rule bridge pipework prerouting counter comment \"not ours\""]);
-    assert!(foreign.status.success(), "nft: {}", String::from_utf8_lossy(&foreign.stderr));
+    node.host.must(&["nft", "add rule bridge pipework prerouting counter comment \"not ours\""]);
     assert_plugin_ok("pipework", "DEL", &node.call("pipework", "DEL", Some(&at_b), &c, &[]));
     assert_eq!(tables(&node.host), ["bridge"]);
     let left = rules(&node.host, "bridge");

@@ -195,9 +195,12 @@ fn bridge_containerd_restart() {
 
 /// The NAT rules portmap made on the node (its CNI-* chains).
 fn portmap_rules(cri: &Cri) -> Vec<String> {
-    let out = cri.node.exec(&["iptables", "-t", "nat", "-S"]);
-    assert!(out.status.success(), "iptables -t nat -S: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("CNI-")).map(str::to_owned).collect()
+    cri.node
+        .must(&["iptables", "-t", "nat", "-S"])
+        .lines()
+        .filter(|l| l.contains("CNI-"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `tuning` then `portmap` chained after the main plugin: the pod's sysctl
@@ -252,9 +255,7 @@ fn bridge_chained_with_tuning_and_portmap() {
 
 /// The node's FORWARD chain as `iptables -S` lists it.
 fn forward_rules(cri: &Cri) -> String {
-    let out = cri.node.exec(&["iptables", "-S", "FORWARD"]);
-    assert!(out.status.success(), "iptables -S FORWARD: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    cri.node.must(&["iptables", "-S", "FORWARD"])
 }
 
 /// A node whose FORWARD policy is DROP with br_netfilter on (as Docker
@@ -271,7 +272,7 @@ fn chained_with_firewall(plugin: &str) {
         &["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"][..],
         &["iptables", "-P", "FORWARD", "DROP"],
     ] {
-        assert!(cri.node.exec(argv).status.success(), "{argv:?}");
+        cri.node.must(argv);
     }
     let (a, b) = (cri.run_pod("a", vec![]), cri.run_pod("b", vec![]));
     let (ip_a, ip_b) = (assert_pod_network(&cri, &a), assert_pod_network(&cri, &b));
@@ -286,7 +287,7 @@ fn chained_with_firewall(plugin: &str) {
     let with = |op: &str| {
         let mut argv = vec!["iptables", op, "FORWARD"];
         argv.extend(jump);
-        assert!(cri.node.exec(&argv).status.success(), "{argv:?}");
+        cri.node.must(&argv);
     };
     with("-D");
     assert!(!ping(&ip_b), "the DROP policy does not apply to the pods' bridged traffic");

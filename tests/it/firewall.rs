@@ -42,16 +42,14 @@ fn written_by_iptables_nft(chain: &str, bridge: &str) -> Value {
     if chain != "FORWARD" {
         scratch.exec(&["iptables-nft", "-N", chain]);
     }
-    let out = scratch.exec(&["iptables-nft", "-A", chain, "-i", bridge, "-o", bridge, "-j", "ACCEPT"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    scratch.must(&["iptables-nft", "-A", chain, "-i", bridge, "-o", bridge, "-j", "ACCEPT"]);
     nft_rules(&scratch, "ip", chain).remove(0)
 }
 
 #[track_caller]
 fn restores(h: &Netns, save: &str, restore: &str) {
     let line = format!("{save} | {restore} --test");
-    let out = h.exec(&["sh", "-c", &line]);
-    assert!(out.status.success(), "{line}: {}", stderr(&out));
+    h.must(&["sh", "-c", &line]);
 }
 
 /// The xCAT runbook verbatim on a stock engine: the container and the

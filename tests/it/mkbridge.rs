@@ -234,8 +234,7 @@ fn dry_run_prints_the_commands_in_a_safe_order() {
 fn dry_run_output_run_by_hand_converts_the_host() {
     let (host, node) = dockerhost();
     for line in dry_run(&host, &node, MKBRIDGE) {
-        let out = host.exec(&line.split_whitespace().collect::<Vec<_>>());
-        assert!(out.status.success(), "`{line}`: {}", stderr(&out));
+        host.must(&line.split_whitespace().collect::<Vec<_>>());
     }
     assert_moved(&host, &node);
 }

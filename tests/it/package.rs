@@ -129,9 +129,8 @@ _pipework_host_interface pipework "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP
 printf '%s\n' "${COMPREPLY[@]}""#;
     let mut argv = vec!["bash", "--norc", "--noprofile", "-c", body, &script];
     argv.extend_from_slice(words);
-    let out = host.exec(&argv);
-    assert!(out.status.success(), "bash completion failed: {}", stderr(&out));
-    let mut reply: Vec<String> = stdout(&out).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    let mut reply: Vec<String> =
+        host.must(&argv).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
     reply.sort();
     reply
 }
