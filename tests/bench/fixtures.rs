@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 // The integration tests' harness: the benches' containers are made as the
-// tests' are (`docker_run`).
+// tests' are (`docker_run`), the rest of it unused here.
 #[path = "../common/mod.rs"]
+#[allow(unused_imports)]
 mod common;
 
 pub use common::docker_run;
