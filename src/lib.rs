@@ -23,3 +23,4 @@ pub mod request;
 pub mod resolve;
 pub mod state;
 pub mod sys;
+pub mod watch;

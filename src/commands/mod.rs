@@ -13,11 +13,9 @@ pub mod passthrough;
 pub mod recording;
 pub mod show;
 pub mod wait;
-pub mod watch;
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
-use crate::apply::{apply_then, Target};
 use crate::cli::Invocation;
 use crate::error::Result;
 use crate::plan::Plan;
@@ -44,7 +42,7 @@ pub async fn run(inv: Invocation) -> Result<Outcome> {
         Request::Show { guest, json } => show::show(guest.as_ref(), *json).await,
         Request::Check { guest, json } => return check::check(guest.as_ref(), *json).await,
         Request::Detach { guest, ifname } => detach::detach(guest, ifname.as_deref(), inv.dry_run).await,
-        Request::Watch(req) => watch::watch(req).await,
+        Request::Watch(req) => crate::watch::watch(req).await,
         Request::Completions(shell) => crate::sys::output::print(&crate::cli::completions::script(*shell)),
     };
     done.map(|()| Outcome::Done)
@@ -71,10 +69,8 @@ async fn print_or_apply_then(
     guest: Option<(&Netlink, BorrowedFd<'_>)>,
     commit: impl AsyncFnOnce() -> Result<()>,
 ) -> Result<()> {
-    if dry_run {
-        return plan.print();
+    match dry_run {
+        true => plan.print(),
+        false => crate::apply::here_then(plan, host, guest, commit).await,
     }
-    let own = crate::sys::netns::current()?;
-    let (guest, guest_ns) = guest.unwrap_or((host, own.as_fd()));
-    apply_then(plan, &Target { host, guest, host_ns: own.as_fd(), guest_ns }, commit).await
 }
