@@ -1,6 +1,6 @@
-//! `pipework --dhcp-agent <state file>`: the agent that keeps a lease for
-//! the guest's life, started by an attach (`dhcp::agent::spawn`) inside the
-//! guest's network namespace. It renews at T1, rebinds at T2, removes the
+//! The DHCP agent's life (`pipework --dhcp-agent <state file>`): it keeps
+//! a lease for the guest's life, started by an attach (`agent::spawn`)
+//! inside the guest's network namespace. It renews at T1, rebinds at T2, removes the
 //! address when the lease is lost (and asks for a new one), releases the
 //! lease on SIGTERM, and exits when the guest's init dies (a pidfd), its
 //! namespace file goes away or the interface is gone.
@@ -15,15 +15,15 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use tokio::io::unix::AsyncFd;
 use tokio::time::{sleep_until, Instant};
 
+use super::agent::{AgentId, PIDFD};
+use super::client::{Answer, Client};
+use super::log;
+use super::options::Native;
+use super::socket::{open_packet, open_udp, watch, PacketSocket};
+use super::state::State;
+use super::timing::{self, Pace};
+use super::wire::Lease;
 use crate::apply::{apply, Target};
-use crate::dhcp::agent::{AgentId, PIDFD};
-use crate::dhcp::client::{Answer, Client};
-use crate::dhcp::log;
-use crate::dhcp::options::Native;
-use crate::dhcp::socket::{open_packet, open_udp, watch, PacketSocket};
-use crate::dhcp::state::State;
-use crate::dhcp::timing::{self, Pace};
-use crate::dhcp::wire::Lease;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::plan::{lease, Plan};
