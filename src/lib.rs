@@ -19,6 +19,7 @@ pub mod drivers;
 pub mod error;
 pub mod family;
 pub mod iproute2;
+pub mod loopdev;
 pub mod mac;
 pub mod plan;
 pub mod request;
