@@ -5,6 +5,7 @@
 pub mod attach;
 pub mod check;
 pub mod detach;
+pub mod loopdev;
 pub mod mkbridge;
 pub mod observe;
 pub mod passthrough;
@@ -35,7 +36,7 @@ pub async fn run(inv: Invocation) -> Result<Outcome> {
         Request::Passthrough { tool, guest, args } => passthrough::run(*tool, guest, args).await,
         Request::Wait { ifname, timeout } => wait::wait(ifname, *timeout).await,
         Request::Mkbridge(req) => mkbridge::mkbridge(req, inv.dry_run).await,
-        Request::Loop(req) => crate::loopdev::run(req).await,
+        Request::Loop(req) => loopdev::run(req).await,
         Request::DhcpAgent(state) => crate::dhcp::lease_loop::run(state).await,
         Request::Show { guest, json } => show::show(guest.as_ref(), *json).await,
         Request::Check { guest, json } => return check::check(guest.as_ref(), *json).await,
