@@ -1,4 +1,6 @@
-//! One module per subcommand; `run` picks it from the parsed request.
+//! The entry points: `run` picks one from the parsed request. Most are a
+//! module here; the watch service (`crate::watch`) and the DHCP agent
+//! (`dhcp::lease_loop`) are subsystems of their own, one line in `run`.
 //! `recording` writes records (after an attach, a route or a rule);
 //! `observe` is what `show`, `check` and `detach` share about them.
 
