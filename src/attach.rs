@@ -2,7 +2,9 @@
 //! driver, refuse what cannot be done, plan, then print or apply the plan;
 //! an applied plan's record is written before the run ends, or the plan is
 //! rolled back. `pipework <hostif> <guest>` (`commands::attach`) and the
-//! watch service both come here.
+//! watch service both come here. The record is still written by
+//! `commands::recording`, the one import upward, until records are
+//! described by the kinds themselves (issue 21, item 1).
 
 use crate::commands::recording::{self, Writer};
 use crate::drivers::{self, addressing, Context, Driver};
