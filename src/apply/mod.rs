@@ -12,7 +12,7 @@ pub(crate) mod signals;
 mod step;
 
 use std::collections::VecDeque;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Side, Step, Undo};
@@ -54,6 +54,20 @@ pub async fn apply_then(
     let mut tx = Transaction::begin(target);
     tx.apply(plan).await?;
     tx.commit(commit).await
+}
+
+/// `apply_then` from this namespace: the host's is this one, the guest's
+/// is `guest`'s (its connection and namespace), or this one again when
+/// every step acts on the host.
+pub async fn here_then(
+    plan: &Plan,
+    host: &Netlink,
+    guest: Option<(&Netlink, BorrowedFd<'_>)>,
+    commit: impl AsyncFnOnce() -> Result<()>,
+) -> Result<()> {
+    let own = crate::sys::netns::current()?;
+    let (guest, guest_ns) = guest.unwrap_or((host, own.as_fd()));
+    apply_then(plan, &Target { host, guest, host_ns: own.as_fd(), guest_ns }, commit).await
 }
 
 /// Plans applied one after another and undone together, newest first, on

@@ -1,11 +1,12 @@
-//! One module per subcommand; `run` picks it from the parsed request.
+//! The entry points: `run` picks one from the parsed request. Most are a
+//! module here; the watch service (`crate::watch`) and the DHCP agent
+//! (`dhcp::lease_loop`) are subsystems of their own, one line in `run`.
 //! `recording` writes records (after an attach, a route or a rule);
 //! `observe` is what `show`, `check` and `detach` share about them.
 
 pub mod attach;
 pub mod check;
 pub mod detach;
-pub mod dhcp_agent;
 pub mod loopdev;
 pub mod mkbridge;
 pub mod observe;
@@ -13,11 +14,9 @@ pub mod passthrough;
 pub mod recording;
 pub mod show;
 pub mod wait;
-pub mod watch;
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
-use crate::apply::{apply_then, Target};
 use crate::cli::Invocation;
 use crate::error::Result;
 use crate::plan::Plan;
@@ -40,11 +39,11 @@ pub async fn run(inv: Invocation) -> Result<Outcome> {
         Request::Wait { ifname, timeout } => wait::wait(ifname, *timeout).await,
         Request::Mkbridge(req) => mkbridge::mkbridge(req, inv.dry_run).await,
         Request::Loop(req) => loopdev::run(req).await,
-        Request::DhcpAgent(state) => dhcp_agent::run(state).await,
+        Request::DhcpAgent(state) => crate::dhcp::lease_loop::run(state).await,
         Request::Show { guest, json } => show::show(guest.as_ref(), *json).await,
         Request::Check { guest, json } => return check::check(guest.as_ref(), *json).await,
         Request::Detach { guest, ifname } => detach::detach(guest, ifname.as_deref(), inv.dry_run).await,
-        Request::Watch(req) => watch::watch(req).await,
+        Request::Watch(req) => crate::watch::watch(req).await,
         Request::Completions(shell) => crate::sys::output::print(&crate::cli::completions::script(*shell)),
         Request::Help(text) => crate::sys::output::print(text),
     };
@@ -72,10 +71,8 @@ async fn print_or_apply_then(
     guest: Option<(&Netlink, BorrowedFd<'_>)>,
     commit: impl AsyncFnOnce() -> Result<()>,
 ) -> Result<()> {
-    if dry_run {
-        return plan.print();
+    match dry_run {
+        true => plan.print(),
+        false => crate::apply::here_then(plan, host, guest, commit).await,
     }
-    let own = crate::sys::netns::current()?;
-    let (guest, guest_ns) = guest.unwrap_or((host, own.as_fd()));
-    apply_then(plan, &Target { host, guest, host_ns: own.as_fd(), guest_ns }, commit).await
 }

@@ -2,7 +2,7 @@
 //! life: this binary again (`pipework --dhcp-agent <state file>`), started
 //! in the guest's network namespace in a session of its own, with the
 //! guest's pidfd and the run's packet socket handed over on fixed fds. Its
-//! life is `commands::dhcp_agent`.
+//! life is `lease_loop`.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};

@@ -11,7 +11,7 @@ use tokio::time::{sleep_until, timeout_at};
 
 use super::options::Native;
 use super::socket::{unicast, PacketSocket};
-use super::timing::MIN_INTERVAL;
+use super::timing::POLICY;
 use super::wire::{self, Kind, Lease, Refused};
 use crate::error::{self, Error, Result};
 use crate::mac::Mac;
@@ -72,7 +72,7 @@ impl Client {
                 Ok(Ok(_)) => {
                     tracing::info!("{} refused {} (DHCPNAK)", offer.server, offer.address);
                     // Not at once: a server that refuses at once would set the pace.
-                    next = tokio::time::Instant::now() + MIN_INTERVAL;
+                    next = tokio::time::Instant::now() + POLICY.min_interval;
                 }
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {}

@@ -2,14 +2,17 @@
 //! client (`options` from udhcpc's syntax, `wire` for the messages,
 //! `socket`, `client` for the exchanges, `timing` for how often), the
 //! state file and log of the agent that keeps a lease (`state`, `log`) and
-//! how the agent is started and stopped (`agent`), and the host's own
-//! clients run in the guest (`host`). It
-//! knows nothing of plans: `drivers` plans with it, `apply` runs it, and
-//! `commands::dhcp_agent` is the agent's life.
+//! how the agent is started and stopped (`agent`), the agent's life
+//! (`lease_loop`: renew, rebind, acquire again, release), and the host's
+//! own clients run in the guest (`host`). The rest knows nothing of plans
+//! (`drivers` plans with it, `apply` runs it); the lease loop alone is
+//! above them, making a new lease's address and routes through the same
+//! steps and transaction as an attach.
 
 pub mod agent;
 pub mod client;
 pub mod host;
+pub mod lease_loop;
 pub mod log;
 pub mod options;
 pub mod socket;

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ipnetwork::Ipv4Network;
 
 use super::agent::AgentId;
-use super::timing::Times;
+use super::timing::POLICY;
 use super::wire::Lease;
 use crate::error::{Error, Kind, Result};
 use crate::state::private_files;
@@ -110,7 +110,7 @@ impl State {
         let need = |key: &str| get(key).ok_or_else(bad);
         let secs = |key: &str| -> Result<u64> { need(key)?.parse().map_err(|_| bad()) };
         // Clamped again: a file written before the clamp, or by hand.
-        let times = Times::clamped(Some(secs("lease")?), Some(secs("t1")?), Some(secs("t2")?));
+        let times = POLICY.times(Some(secs("lease")?), Some(secs("t1")?), Some(secs("t2")?));
         let net: Ipv4Network = need("address")?.parse().map_err(|_| bad())?;
         let lease = Lease {
             address: net.ip(),

@@ -9,7 +9,7 @@ use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode, UnknownO
 use dhcproto::{Decodable, Encodable};
 
 use super::options::{Native, CLIENT_ID};
-use super::timing::Times;
+use super::timing::POLICY;
 use crate::error::{self, Error};
 use crate::mac::Mac;
 
@@ -182,7 +182,7 @@ pub fn reply(payload: &[u8], xid: u32, mac: Mac) -> Option<Result<Reply, Refused
         }
         _ => None,
     };
-    let times = Times::clamped(
+    let times = POLICY.times(
         secs(OptionCode::AddressLeaseTime),
         secs(OptionCode::Renewal),
         secs(OptionCode::Rebinding),

@@ -1,8 +1,8 @@
 //! The `ip route` and `ip rule` grammar pipework speaks natively, as
 //! iproute2 reads it: `tokens` (words, numbers, names), `parse` (the
 //! commands), `message` (the netlink requests `ip` would send) and
-//! `refusal` (what `ip` prints when the kernel refuses). Sending the
-//! requests, and running `ip` for the rest, is `commands::passthrough`.
+//! `refusal` (what `ip` prints when the kernel refuses); `run` sends the
+//! requests in a guest, and runs `ip` or `tc` for the rest.
 //!
 //! Native, over netlink in the guest's namespace, with iproute2's defaults
 //! (`proto boot`, table main, `scope link` for an IPv4 unicast route without
@@ -42,6 +42,7 @@
 pub mod message;
 pub mod parse;
 pub mod refusal;
+pub mod run;
 mod tokens;
 
 pub use parse::{parse_route, parse_rule, Prefix, RouteCmd, RouteOp, RuleCmd, RuleOp};

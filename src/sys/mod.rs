@@ -1,7 +1,9 @@
 //! System access: netlink, nf_tables, namespaces, sysctls, a guest's process,
-//! running a named program in a namespace, stdout, and Open vSwitch's
+//! running a named program in a namespace, stdout, device nodes made in a
+//! directory held open (`devdir`), and Open vSwitch's
 //! database (`ovsdb`, the protocol; `vswitch`, its bridges and ports).
 
+pub mod devdir;
 pub mod exec;
 pub mod firewall;
 pub mod loop_control;

@@ -1,6 +1,6 @@
-//! `pipework --dhcp-agent <state file>`: the agent that keeps a lease for
-//! the guest's life, started by an attach (`dhcp::agent::spawn`) inside the
-//! guest's network namespace. It renews at T1, rebinds at T2, removes the
+//! The DHCP agent's life (`pipework --dhcp-agent <state file>`): it keeps
+//! a lease for the guest's life, started by an attach (`agent::spawn`)
+//! inside the guest's network namespace. It renews at T1, rebinds at T2, removes the
 //! address when the lease is lost (and asks for a new one), releases the
 //! lease on SIGTERM, and exits when the guest's init dies (a pidfd), its
 //! namespace file goes away or the interface is gone.
@@ -15,15 +15,15 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use tokio::io::unix::AsyncFd;
 use tokio::time::{sleep_until, Instant};
 
+use super::agent::{AgentId, PIDFD};
+use super::client::{Answer, Client};
+use super::log;
+use super::options::Native;
+use super::socket::{open_packet, open_udp, watch, PacketSocket};
+use super::state::State;
+use super::timing::POLICY;
+use super::wire::Lease;
 use crate::apply::{apply, Target};
-use crate::dhcp::agent::{AgentId, PIDFD};
-use crate::dhcp::client::{Answer, Client};
-use crate::dhcp::log;
-use crate::dhcp::options::Native;
-use crate::dhcp::socket::{open_packet, open_udp, watch, PacketSocket};
-use crate::dhcp::state::State;
-use crate::dhcp::timing::{self, Pace};
-use crate::dhcp::wire::Lease;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::plan::{lease, Plan};
@@ -93,7 +93,7 @@ async fn keep(
     bound: &mut Option<(Lease, Instant)>,
 ) -> Result<()> {
     // Whatever the server answers, its answers set no faster pace.
-    let mut pace = Pace::new();
+    let mut pace = POLICY.pace();
     let mut failing = false;
     loop {
         let Some((lease, since)) = bound.clone() else {
@@ -105,7 +105,7 @@ async fn keep(
                 pace.skip();
             }
             let packet = packet_socket(nl, &client.ifname).await?;
-            match client.acquire(&packet, timing::ACQUIRE_FOR).await {
+            match client.acquire(&packet, POLICY.acquire_for).await {
                 Ok(lease) => {
                     failing = false;
                     pace.succeeded();
@@ -148,31 +148,17 @@ async fn keep(
 async fn extend(client: &Client, nl: &Netlink, lease: &Lease, since: Instant) -> Result<Option<Lease>> {
     let udp = open_udp(&client.ifname).and_then(tokio::net::UdpSocket::from_std);
     let udp = udp.map_err(|e| Error::from(e).context("opening the renewal socket"))?;
-    let t2 = since + lease.t2;
-    while Instant::now() < t2 {
-        match client.renew(&udp, lease, wait_before(t2)).await? {
-            Answer::Ack(new) => return Ok(Some(new)),
-            Answer::Nak => return Ok(None),
-            Answer::Silence => {}
-        }
+    match POLICY.ask_until(since + lease.t2, async |wait| client.renew(&udp, lease, wait).await).await? {
+        Answer::Ack(new) => return Ok(Some(new)),
+        Answer::Nak => return Ok(None),
+        Answer::Silence => {}
     }
     let packet = packet_socket(nl, &client.ifname).await?;
-    let end = since + lease.time;
-    while Instant::now() < end {
-        match client.rebind(&packet, lease, wait_before(end)).await? {
-            Answer::Ack(new) => return Ok(Some(new)),
-            Answer::Nak => return Ok(None),
-            Answer::Silence => {}
-        }
+    match POLICY.ask_until(since + lease.time, async |wait| client.rebind(&packet, lease, wait).await).await?
+    {
+        Answer::Ack(new) => Ok(Some(new)),
+        Answer::Nak | Answer::Silence => Ok(None),
     }
-    Ok(None)
-}
-
-/// RFC 2131 4.4.5: half the time left, but not less than a floor (ours is
-/// shorter than the RFC's minute, for short leases), and not past `until`.
-fn wait_before(until: Instant) -> Duration {
-    let left = until.saturating_duration_since(Instant::now());
-    (left / 2).max(timing::MIN_INTERVAL).min(left).max(Duration::from_millis(1))
 }
 
 async fn packet_socket(nl: &Netlink, ifname: &str) -> Result<PacketSocket> {

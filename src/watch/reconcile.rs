@@ -13,7 +13,7 @@ use super::agents::{self, Kept};
 use super::events::Engine;
 use super::labels::{self, Trust};
 use super::queue::Job;
-use crate::commands::{attach, detach, passthrough, recording};
+use crate::commands::{detach, recording};
 use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Result};
 use crate::request::{Attach, HostIf};
@@ -218,7 +218,7 @@ impl<'a> Reconciler<'a> {
                     link.mac.map_or("none".into(), |m| m.to_string()),
                     w.mac.map_or("none".into(), |m| m.to_string()),
                 ),
-                None => match attach::connect(
+                None => match crate::attach::connect(
                     &Attach { no_firewall: w.req.no_firewall || self.no_firewall, ..w.req.clone() },
                     &guest,
                     self.host,
@@ -234,7 +234,7 @@ impl<'a> Reconciler<'a> {
         // Its routes and rules, once the interfaces they use are back.
         if let Some(record) = record.as_ref().filter(|_| !made.is_empty()) {
             for line in &record.commands {
-                if let Err(e) = passthrough::replay(guest.netns(), line).await {
+                if let Err(e) = crate::iproute2::run::replay(guest.netns(), line).await {
                     tracing::warn!("{name}: pipework {} not made again: {}", line.join(" "), e.message());
                 }
             }
