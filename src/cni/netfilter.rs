@@ -9,7 +9,7 @@ use super::error::{CniError, CniResult, Code};
 use super::result::CniOutput;
 use crate::mac::Mac;
 use crate::plan::Step;
-use crate::state::CniRecord;
+use crate::state::{CniFlags, CniRecord};
 use crate::sys::nftables::{rules, Hook, Nftables, Tag};
 
 pub fn tag(conf: &NetConf, env: &Env) -> Tag {
@@ -32,12 +32,12 @@ pub fn masquerade(env: &Env, conf: &NetConf, out: &CniOutput) -> Option<Step> {
 }
 
 /// The chains an attachment has rules in, as a configuration asks.
-fn hooks_of(ip_masq: bool, mac_spoof_check: bool) -> Vec<Hook> {
+pub fn hooks_of(flags: CniFlags) -> Vec<Hook> {
     let mut hooks = Vec::new();
-    if ip_masq {
+    if flags.ip_masq {
         hooks.push(Hook::Masquerade);
     }
-    if mac_spoof_check {
+    if flags.mac_spoof_check {
         hooks.push(Hook::MacCheck);
     }
     hooks
@@ -45,22 +45,20 @@ fn hooks_of(ip_masq: bool, mac_spoof_check: bool) -> Vec<Hook> {
 
 /// The same, from an attachment on record.
 pub fn recorded_hooks(recorded: Option<&CniRecord>) -> Vec<Hook> {
-    del_hooks_of(false, false, recorded)
+    hooks_of(recorded.map(CniRecord::flags).unwrap_or_default())
 }
 
-/// DEL's: what this configuration asks for, and what ADD's did (its
-/// configuration on record).
+/// DEL's: what this configuration asks for, and what ADD's did (on record).
 pub fn del_hooks(conf: &NetConf, recorded: Option<&CniRecord>) -> Vec<Hook> {
-    del_hooks_of(conf.ip_masq, conf.mac_spoof_check, recorded)
-}
-
-fn del_hooks_of(ip_masq: bool, mac_spoof_check: bool, recorded: Option<&CniRecord>) -> Vec<Hook> {
-    let on = |key: &str| recorded.is_some_and(|c| c.asks(key));
-    hooks_of(ip_masq || on("ipMasq"), mac_spoof_check || on("macspoofchk"))
+    let (asked, made) = (conf.flags(), recorded.map(CniRecord::flags).unwrap_or_default());
+    hooks_of(CniFlags {
+        ip_masq: asked.ip_masq || made.ip_masq,
+        mac_spoof_check: asked.mac_spoof_check || made.mac_spoof_check,
+    })
 }
 
 pub fn hooks(conf: &NetConf) -> Vec<Hook> {
-    hooks_of(conf.ip_masq, conf.mac_spoof_check)
+    hooks_of(conf.flags())
 }
 
 fn kernel(e: crate::error::Error) -> CniError {

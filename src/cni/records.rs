@@ -85,6 +85,7 @@ impl Draft {
                 config,
                 result: serde_json::Value::Null,
                 rules: Vec::new(),
+                flags: Some(conf.flags()),
             }),
             host_link: link_id(host_veth),
         };
