@@ -15,7 +15,7 @@ use crate::family::Family;
 use crate::iproute2::RuleOp;
 use crate::plan::{NewLink, Side, Step, Undo};
 use crate::sys::netlink::{address_ip, errno, nl_error, requests, Link, Netlink};
-use crate::sys::nftables::{rules, Hook, Nftables};
+use crate::sys::nftables::{rules, Hook, Nftables, Tag};
 use crate::sys::sysctl::Sysctl;
 
 /// Links this run made in or moved into the guest, by the name the plan
@@ -312,6 +312,12 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
         }
         Step::DropRules { hook, tag } => {
             Nftables::here()?.remove(*hook, |comment| tag.marks(comment))?;
+            Ok(None)
+        }
+        Step::CollectRules { hook, network, valid } => {
+            let stale =
+                |comment: &str| Tag::of_network(network, comment) && !valid.iter().any(|t| t.marks(comment));
+            Nftables::here()?.remove(*hook, stale)?;
             Ok(None)
         }
         Step::ForwardAccept { bridge, rules } => {

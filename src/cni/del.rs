@@ -3,12 +3,13 @@
 //! Idempotent: a namespace, link or record already gone is not an error.
 //! What goes is one plan, applied as a detach's is (logged, failpoints):
 //! the links by the record's teardown (`drivers::teardown`), then the
-//! attachment's nf_tables rules. Links are removed only where the record
+//! attachment's nf_tables rules (GC's sweep of its network's rules is a
+//! plan on the host too). Links are removed only where the record
 //! says they were made: in the namespace ADD recorded (not one made since at
 //! the same path), and a host side that is still the veth made
 //! (`drivers::made_on_host`).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use serde_json::Value;
 
@@ -24,7 +25,6 @@ use crate::plan::{Plan, Side, Step};
 use crate::resolve::guest::Guest;
 use crate::state::{Interface, NsId, Record, Store};
 use crate::sys::netlink::Netlink;
-use crate::sys::nftables::{Hook, Tag};
 use crate::sys::output;
 
 pub async fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
@@ -44,7 +44,7 @@ pub async fn del(env: &Env, conf: &NetConf) -> CniResult<()> {
         _ => Links::Named(&env.ifname),
     };
     let hooks = netfilter::del_hooks(conf, ours.map(|(_, cni)| cni));
-    let rules = Rules { network: &conf.name, hooks };
+    let rules = netfilter::drop_steps(&conf.name, &env.container_id, &env.ifname, hooks);
     remove(&env.container_id, &env.netns, links, rules).await?;
     records::forget(&store, &env.container_id, &env.ifname)
 }
@@ -59,13 +59,6 @@ enum Links<'a> {
 }
 
 impl Links<'_> {
-    fn ifname(&self) -> &str {
-        match self {
-            Links::Recorded(_, iface) => &iface.name,
-            Links::Named(name) => name,
-        }
-    }
-
     fn made_in(&self) -> Option<NsId> {
         match self {
             Links::Recorded(record, _) => Some(record.guest.netns),
@@ -74,18 +67,11 @@ impl Links<'_> {
     }
 }
 
-/// The chains the attachment's rules are in, and its network's name, which
-/// tags them.
-struct Rules<'a> {
-    network: &'a str,
-    hooks: Vec<Hook>,
-}
-
 /// One attachment's removal, as one plan in one transaction: the links,
-/// then its rules. Inside the container's namespace only if that is still
-/// there and is the one ADD recorded (when there is a record); otherwise
-/// on the host alone.
-async fn remove(id: &str, netns: &str, links: Links<'_>, rules: Rules<'_>) -> CniResult<()> {
+/// then the steps that drop its `rules`. Inside the container's namespace
+/// only if that is still there and is the one ADD recorded (when there is
+/// a record); otherwise on the host alone.
+async fn remove(id: &str, netns: &str, links: Links<'_>, rules: Vec<Step>) -> CniResult<()> {
     let netns = recorded_netns(id, netns, links.made_in()).await?;
     let host = Netlink::here()?;
     let inside = netns.as_ref().map(|g| Netlink::inside(g.netns())).transpose()?;
@@ -94,7 +80,6 @@ async fn remove(id: &str, netns: &str, links: Links<'_>, rules: Rules<'_>) -> Cn
         None => Plan::on_host(),
     };
     let mut last = Vec::new();
-    let ifname = links.ifname().to_string();
     match links {
         Links::Recorded(record, iface) => {
             let t = Teardown { record, iface, host: &host, inside: inside.as_ref() };
@@ -109,18 +94,31 @@ async fn remove(id: &str, netns: &str, links: Links<'_>, rules: Rules<'_>) -> Cn
         }
     }
     plan.steps.extend(last);
-    let tag = Tag::new(rules.network, id, &ifname);
-    plan.steps.extend(rules.hooks.into_iter().map(|hook| Step::DropRules { hook, tag: tag.clone() }));
+    plan.steps.extend(rules);
+    let guest = inside.as_ref().zip(netns.as_ref().map(Guest::netns));
+    apply(&plan, &host, guest).await
+}
+
+/// The network's rules of attachments not valid, whether or not a record
+/// is left of them: a plan on the host.
+async fn sweep(conf: &NetConf) -> CniResult<()> {
+    let plan = Plan { steps: netfilter::collect_steps(conf), ..Plan::on_host() };
+    match plan.steps.is_empty() {
+        true => Ok(()),
+        false => apply(&plan, &Netlink::here()?, None).await,
+    }
+}
+
+/// `plan` applied as one transaction, in the `guest` namespace if there
+/// is one; an empty plan costs nothing.
+async fn apply(plan: &Plan, host: &Netlink, guest: Option<(&Netlink, BorrowedFd<'_>)>) -> CniResult<()> {
     if plan.steps.is_empty() {
         return Ok(());
     }
     let own = crate::sys::netns::current()?;
-    let (guest, guest_ns) = match (&inside, &netns) {
-        (Some(nl), Some(g)) => (nl, g.netns()),
-        _ => (&host, own.as_fd()),
-    };
-    let target = Target { host: &host, guest, host_ns: own.as_fd(), guest_ns };
-    Ok(crate::apply::apply(&plan, &target).await?)
+    let (guest, guest_ns) = guest.unwrap_or((host, own.as_fd()));
+    let target = Target { host, guest, host_ns: own.as_fd(), guest_ns };
+    Ok(crate::apply::apply(plan, &target).await?)
 }
 
 /// The container's namespace at `netns`, if it is there and is `made_in`,
@@ -164,7 +162,7 @@ pub async fn gc(env: &Env, conf: &NetConf) -> CniResult<()> {
             failures.push(format!("{id} {}: {e}", iface.name));
         }
     }
-    if let Err(e) = netfilter::collect(conf) {
+    if let Err(e) = sweep(conf).await {
         failures.push(format!("{}: {}", e.msg, e.details));
     }
     if let Some(name) = &conf.ipam {
@@ -197,7 +195,8 @@ async fn collect(env: &Env, store: &Store, found: &records::Recorded) -> CniResu
         Ipam::find(name, &env.path)?.call(Command::Del, &attachment, config.to_string().as_bytes())?;
     }
     let network = iface.cni.as_ref().map_or("", |c| c.network.as_str());
-    let rules = Rules { network, hooks: netfilter::recorded_hooks(iface.cni.as_ref()) };
+    let hooks = netfilter::recorded_hooks(iface.cni.as_ref());
+    let rules = netfilter::drop_steps(network, id, &iface.name, hooks);
     remove(id, netns, Links::Recorded(record, iface), rules).await?;
     records::forget(store, id, &iface.name)
 }

@@ -1,5 +1,6 @@
 //! An attachment's nf_tables rules (`ipMasq`, `macspoofchk`): the steps
-//! ADD plans, their removal by DEL and GC, CHECK's comparison. Every rule
+//! ADD plans, the steps that remove them in DEL's and GC's plans (and
+//! GC's sweep of a network's rules without records), CHECK's comparison. Every rule
 //! carries its attachment's tag (network, interface, container ID) as its
 //! comment, so that DEL removes exactly its own.
 
@@ -32,7 +33,7 @@ pub fn masquerade(env: &Env, conf: &NetConf, out: &CniOutput) -> Option<Step> {
 }
 
 /// The chains an attachment has rules in, as a configuration asks.
-pub fn hooks_of(flags: CniFlags) -> Vec<Hook> {
+fn hooks_of(flags: CniFlags) -> Vec<Hook> {
     let mut hooks = Vec::new();
     if flags.ip_masq {
         hooks.push(Hook::Masquerade);
@@ -78,35 +79,23 @@ pub fn ready(conf: &NetConf) -> CniResult<()> {
     Ok(())
 }
 
-/// DEL: the attachment's rules in `hooks`' chains go; none there is fine.
-pub fn remove(network: &str, container_id: &str, ifname: &str, hooks: &[Hook]) -> CniResult<()> {
-    if hooks.is_empty() {
-        return Ok(());
-    }
+/// DEL's and GC's steps: the attachment's rules in `hooks`' chains go
+/// (none there is fine).
+pub fn drop_steps(network: &str, container_id: &str, ifname: &str, hooks: Vec<Hook>) -> Vec<Step> {
     let tag = Tag::new(network, container_id, ifname);
-    let mut nft = Nftables::here().map_err(kernel)?;
-    for hook in hooks {
-        nft.remove(*hook, |comment| tag.marks(comment)).map_err(kernel)?;
-    }
-    Ok(())
+    hooks.into_iter().map(|hook| Step::DropRules { hook, tag: tag.clone() }).collect()
 }
 
-/// GC: rules of the network whose attachment is not valid go, whether or
-/// not a record is left of it.
-pub fn collect(conf: &NetConf) -> CniResult<()> {
+/// GC's steps: rules of the network whose attachment is not valid go,
+/// whether or not a record is left of it.
+pub fn collect_steps(conf: &NetConf) -> Vec<Step> {
     let valid: Vec<Tag> =
         conf.valid_attachments.iter().map(|a| Tag::new(&conf.name, &a.container_id, &a.ifname)).collect();
-    let stale =
-        |comment: &str| Tag::of_network(&conf.name, comment) && !valid.iter().any(|t| t.marks(comment));
-    let hooks = hooks(conf);
-    if hooks.is_empty() {
-        return Ok(());
-    }
-    let mut nft = Nftables::here().map_err(kernel)?;
-    for hook in hooks {
-        nft.remove(hook, stale).map_err(kernel)?;
-    }
-    Ok(())
+    let network = &conf.name;
+    hooks(conf)
+        .into_iter()
+        .map(|hook| Step::CollectRules { hook, network: network.clone(), valid: valid.clone() })
+        .collect()
 }
 
 /// The rules ADD made, as nft lines, for the record.

@@ -276,6 +276,13 @@ pub enum Step {
         hook: Hook,
         tag: Tag,
     },
+    /// CNI GC: the rules of `hook`'s chain of attachments of `network`
+    /// other than the `valid` ones removed, on record or not; deleted last.
+    CollectRules {
+        hook: Hook,
+        network: String,
+        valid: Vec<Tag>,
+    },
     /// Frames a Linux bridge forwards to itself accepted by the FORWARD
     /// hook that would drop them (`sys::firewall`): the rules of `rules`
     /// not there yet added, and recorded as the bridge's.
@@ -503,6 +510,7 @@ impl Step {
             | Step::Masquerade { .. }
             | Step::MacCheck { .. }
             | Step::DropRules { .. }
+            | Step::CollectRules { .. }
             | Step::ForwardAccept { .. }
             | Step::ForwardRemove { .. }
             | Step::ForgetLease { .. } => Side::Host,
