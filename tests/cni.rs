@@ -307,6 +307,27 @@ fn a_failed_del_is_finished_by_the_next() {
     assert!(!String::from_utf8_lossy(&tables.stdout).contains("pipework"), "{tables:?}");
 }
 
+/// GC's removals are plans too: failing at their first step, GC says so
+/// and keeps on record what it could not remove; the next GC removes it.
+#[test]
+fn a_failed_gc_is_finished_by_the_next() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let c = testnet_conf(&node, "pipework", "1.1.0", json!({"ipMasq": true}));
+    node.add("pipework", &Attach::to(&ctr, "eth0"), &c);
+    let (host_before, ctr_before) = (node.host.snapshot(), ctr.snapshot());
+    let e = cni_error(&node.call("pipework", "GC", None, &c, &[("PIPEWORK_FAIL_AT", "1")]));
+    assert_eq!((&e["code"], &e["msg"]), (&json!(999), &json!("some stale attachments could not be removed")));
+    assert!(e["details"].as_str().unwrap().contains("injected failure"), "{e}");
+    assert_eq!(node.attachments().len(), 1);
+    assert_unchanged("host", &host_before, || node.host.snapshot());
+    assert_unchanged("container", &ctr_before, || ctr.snapshot());
+    assert_plugin_ok("pipework", "GC", &node.call("pipework", "GC", None, &c, &[]));
+    assert!(ctr.link("eth0").is_none() && node.host.ports("cni0").is_empty());
+    assert!(node.records().is_empty());
+    assert!(node.allocations().is_empty(), "{:?}", node.allocations());
+}
+
 fn error_of(
     node: &CniNode,
     command: &str,

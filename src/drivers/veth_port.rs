@@ -167,3 +167,29 @@ pub async fn teardown(t: &Teardown<'_>, last: &mut Vec<Step>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::VethSteps;
+    use crate::plan::Step;
+
+    /// A bridge port's steps, in the order both the bridge driver and CNI
+    /// rely on: the pair, no IPv6 on the host side, enslaved, the port's
+    /// own steps, then up.
+    #[test]
+    fn a_bridge_port_is_enslaved_and_set_up_before_it_is_up() {
+        let veth = VethSteps { host: "veth1", guest: "eth0", mtu: 1400, mac: None, netns: "/run/netns/ctr" };
+        let steps = veth.on_bridge("cni0", [Step::Hairpin { port: "veth1".into() }]);
+        let lines: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "ip link add veth1 mtu 1400 type veth peer name eth0 mtu 1400 netns /run/netns/ctr",
+                "sysctl -qw net.ipv6.conf.veth1.disable_ipv6=1",
+                "ip link set veth1 master cni0",
+                "ip link set veth1 type bridge_slave hairpin on",
+                "ip link set veth1 up",
+            ]
+        );
+    }
+}
