@@ -6,7 +6,7 @@
 #   HOSTNS    network namespace standing in for the Docker host
 #   CTR       a running container with --net=none
 #
-# tests/compat.rs runs it and checks the result.
+# tests/it/compat.rs runs it and checks the result.
 set -euo pipefail
 : "${PIPEWORK:?}" "${HOSTNS:?}" "${CTR:?}"
 set -x

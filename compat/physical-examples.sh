@@ -9,7 +9,7 @@
 #               eth9  a spare NIC, given whole to the container
 #   CTR       a running container with --net=none
 #
-# tests/compat.rs runs it and checks the result.
+# tests/it/compat.rs runs it and checks the result.
 set -euo pipefail
 : "${PIPEWORK:?}" "${HOSTNS:?}" "${CTR:?}"
 set -x

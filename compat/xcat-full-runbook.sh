@@ -16,7 +16,7 @@
 #             (--cap-add=NET_ADMIN stands in for --privileged=true, which this
 #             kernel refuses; the xCAT image is replaced by a busybox one.)
 #
-# tests/compat.rs runs it and checks the result.
+# tests/it/compat.rs runs it and checks the result.
 set -euo pipefail
 : "${PIPEWORK:?}" "${HOSTNS:?}" "${NODENS:?}" "${CTR:?}"
 set -x

@@ -1,5 +1,5 @@
 //! How fuzz inputs become calls, shared by the cargo-fuzz targets and by
-//! the corpus replay that `cargo test` runs (tests/fuzz_corpus.rs).
+//! the corpus replay that `cargo test` runs (tests/it/fuzz_corpus.rs).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;

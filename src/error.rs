@@ -30,9 +30,9 @@ pub enum Kind {
     Interrupted,
     /// A failure of pipework itself (or one injected by a test build).
     Internal,
-    /// Exit with this status and print nothing more: a program's own
-    /// status passed on, `ip`'s for a refusal it words, or 0 after --help.
-    Exit(i32),
+    /// A program pipework ran (`tc`, a host DHCP client) failed; its exit
+    /// status is passed on, as the original's `exec` and `set -e` did.
+    ProgramFailed,
 }
 
 /// What the kernel said when it refused a netlink request.
@@ -59,6 +59,9 @@ pub struct Error {
     kernel: Option<KernelReply>,
     /// Undo steps that failed while this run was rolled back.
     rollback: Vec<Error>,
+    /// The exit status, where it is not 1: a program's own, passed on, or
+    /// `ip`'s for a refusal worded as `ip` words it.
+    status: Option<i32>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -79,6 +82,7 @@ impl Error {
             stdout: false,
             kernel: None,
             rollback: Vec::new(),
+            status: None,
         }
     }
 
@@ -87,9 +91,15 @@ impl Error {
         Error { kernel: Some(reply), ..Error::new(Kind::KernelRefused, message) }
     }
 
-    /// Exit with `code`, printing nothing more.
-    pub fn exit(code: i32) -> Self {
-        Error::original(Kind::Exit(code), "")
+    /// A program that printed its own words and exited with `code`:
+    /// pipework prints nothing more and exits with the same status.
+    pub fn program_status(code: i32) -> Self {
+        Error::original(Kind::ProgramFailed, "").with_status(code)
+    }
+
+    /// Exit with `code` instead of 1, as the program whose words these are.
+    pub fn with_status(self, code: i32) -> Self {
+        Error { status: Some(code), ..self }
     }
 
     /// Printed on stdout, as the original printed this refusal.
@@ -106,13 +116,10 @@ impl Error {
         self.kind
     }
 
-    /// The exit status: a passed-on status as it is; 1 for every refusal
-    /// and failure, as the original script had it.
+    /// The exit status: a passed-on status as it is; 1 for every other
+    /// refusal and failure, as the original script had it.
     pub fn code(&self) -> i32 {
-        match self.kind {
-            Kind::Exit(code) => code,
-            _ => 1,
-        }
+        self.status.unwrap_or(1)
     }
 
     pub fn to_stdout(&self) -> bool {
@@ -234,9 +241,11 @@ mod tests {
     }
 
     #[test]
-    fn exit_status_comes_from_the_kind() {
-        assert_eq!(Error::exit(2).code(), 2);
+    fn exit_status_is_one_unless_passed_on() {
+        assert_eq!(Error::program_status(2).code(), 2);
         assert_eq!(Error::new(Kind::Usage, "bad").code(), 1);
-        assert!(Error::exit(0).message().is_empty());
+        assert!(Error::program_status(3).message().is_empty());
+        let e = Error::original(Kind::KernelRefused, "RTNETLINK answers: File exists").with_status(2);
+        assert_eq!((e.code(), e.context("adding").code()), (2, 2));
     }
 }

@@ -36,6 +36,8 @@ pub enum Request {
     /// `--dhcp-agent <state file>`: the hidden agent that keeps a lease,
     /// started by pipework itself.
     DhcpAgent(PathBuf),
+    /// `--help` or `--version`: this text, printed on stdout.
+    Help(String),
     /// `show [GUEST] [--json]`: the records, live or stale.
     Show {
         guest: Option<GuestRef>,

@@ -5,7 +5,8 @@
 # starts a Docker engine that makes no network of its own and Open vSwitch
 # when they do not answer, imports the tiny busybox test image into Docker and
 # Podman when absent, then runs the whole test suite with failure injection
-# compiled in. Exits with cargo's status.
+# compiled in. Exits with cargo's status. The integration tests are one
+# binary, `it`, a module per area: `tests/run.sh --test it watch::` runs one.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,7 +16,7 @@ IMAGE=pipework-test:latest
 # udhcpc, isc-dhcp-client, dhcpcd-base: the host DHCP clients pipework runs.
 # podman, containernetworking-plugins: the CNI tests' engine and the
 # reference plugins (/usr/lib/cni); Podman runs them with runc.
-# containerd: a Kubernetes node's runtime; tests/cri.rs runs private ones
+# containerd: a Kubernetes node's runtime; tests/it/cri.rs runs private ones
 # (their CRI plugin drives the CNI plugins) and imports images with `ctr`.
 # nftables: `nft -j`, the oracle of the CNI plugin's ipMasq and macspoofchk
 # rules, and the program the reference plugin runs for macspoofchk; iptables:
@@ -24,7 +25,7 @@ IMAGE=pipework-test:latest
 # stripping, and the package test's readelf and file.
 # systemd: the package test's `systemd-analyze verify` of the watch unit
 # (only the tools: this machine's init stays as it is).
-# man-db: tests/man.rs renders the manual with `man -l` to check its layout.
+# man-db: tests/it/man.rs renders the manual with `man -l` to check its layout.
 PACKAGES=(docker.io busybox-static iproute2 iputils-ping util-linux cgroupfs-mount
     dnsmasq-base openvswitch-switch podman containernetworking-plugins containerd
     udhcpc isc-dhcp-client dhcpcd-base nftables iptables dpkg-dev binutils file systemd man-db)
@@ -147,14 +148,14 @@ find_cargo() {
     exit 1
 }
 
-# tests/package.rs builds the .deb with cargo-deb.
+# tests/it/package.rs builds the .deb with cargo-deb.
 install_cargo_deb() {
     cargo deb --version >/dev/null 2>&1 && return
     say "installing cargo-deb"
     cargo install cargo-deb --locked
 }
 
-# The release and static builds tests/package.rs packages and runs: built
+# The release and static builds tests/it/package.rs packages and runs: built
 # here, before the suite, so they do not compete with the parallel tests for
 # the CPU (the test's own builds are then no-ops).
 build_release() {

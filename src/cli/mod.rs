@@ -17,7 +17,6 @@ use crate::family::Family;
 use crate::request::{
     self, Addressing, Attach, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Tool, Watch,
 };
-use crate::sys::output;
 
 /// The original's usage text, word for word (stdout, exit 1).
 pub const SYNTAX: &str = "\
@@ -298,13 +297,14 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
     if first_word(&argv).is_some_and(|w| Companion::has_subcommand(&w) && !host_has(&w)) {
         return parse_companion(argv);
     }
-    let cli = Cli::try_parse_from(argv).map_err(|e| match e.kind() {
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
         // The attach parser knows no companions; the help lists them.
-        clap::error::ErrorKind::DisplayHelp => {
-            output::print(&command().render_help().to_string()).err().unwrap_or(Error::exit(0))
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Ok(help(command().render_help().to_string()));
         }
-        _ => clap_error(e),
-    })?;
+        Err(e) => return clap_error(e),
+    };
     let family =
         cli.family.as_deref().map(Family::parse).transpose().map_err(|e| Error::original(Kind::Usage, e))?;
     let (verbose, dry_run) = (cli.verbose, cli.dry_run);
@@ -413,7 +413,10 @@ fn first_word(argv: &[OsString]) -> Option<String> {
 }
 
 fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
-    let cli = CompanionCli::try_parse_from(argv).map_err(clap_error)?;
+    let cli = match CompanionCli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
     let (request, dry_run) = match cli.companion {
         Companion::Mkbridge(m) => {
             request::check_ifname(&m.bridge).map_err(words::usage)?;
@@ -463,13 +466,11 @@ fn syntax() -> Error {
 }
 
 /// clap's own errors, made to exit 1 like every other refusal; help and
-/// version are not errors.
-fn clap_error(e: clap::Error) -> Error {
+/// version are not errors: a request to print them.
+fn clap_error(e: clap::Error) -> Result<Invocation> {
     use clap::error::ErrorKind::*;
-    match e.kind() {
-        DisplayHelp | DisplayVersion => {
-            output::print(&e.render().to_string()).err().unwrap_or(Error::exit(0))
-        }
+    Err(match e.kind() {
+        DisplayHelp | DisplayVersion => return Ok(help(e.render().to_string())),
         // `pipework` alone: the original's usage text.
         DisplayHelpOnMissingArgumentOrSubcommand => syntax(),
         _ => {
@@ -484,7 +485,12 @@ fn clap_error(e: clap::Error) -> Error {
             let detail = detail.join(" ");
             Error::new(Kind::Usage, format!("{}\n{SYNTAX}", detail.trim_start_matches("error: ")))
         }
-    }
+    })
+}
+
+/// `--help` or `--version`: their text, printed as a command's output.
+fn help(text: String) -> Invocation {
+    Invocation { request: Request::Help(text), verbose: 0, dry_run: false }
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub async fn run(inv: Invocation) -> Result<Outcome> {
         Request::Detach { guest, ifname } => detach::detach(guest, ifname.as_deref(), inv.dry_run).await,
         Request::Watch(req) => watch::watch(req).await,
         Request::Completions(shell) => crate::sys::output::print(&crate::cli::completions::script(*shell)),
+        Request::Help(text) => crate::sys::output::print(text),
     };
     done.map(|()| Outcome::Done)
 }

@@ -105,8 +105,10 @@ pub async fn run(ns: BorrowedFd<'_>, dhcp: &Dhcp, argv: &[String], guest: &str, 
             DhcpClient::Dhcpcd | DhcpClient::Docker => {}
         }
         return Err(match e.kind() {
-            Kind::Exit(code) => {
-                Error::new(Kind::Exit(code), format!("{} exited with status {code}", argv[0]))
+            Kind::ProgramFailed => {
+                let code = e.code();
+                Error::new(Kind::ProgramFailed, format!("{} exited with status {code}", argv[0]))
+                    .with_status(code)
             }
             _ => e,
         });

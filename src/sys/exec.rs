@@ -221,7 +221,8 @@ pub async fn run_in(
 /// Runs `cmd` (of the program at `path`) to its end, within `limit` if
 /// any, and not past a stop of the service (`shutdown`): a program still
 /// running then is killed and reaped, and the run fails (`Kind::Timeout`,
-/// `Kind::Interrupted`). Its exit status is passed on as `Kind::Exit`.
+/// `Kind::Interrupted`). A failure's exit status is passed on
+/// (`Kind::ProgramFailed`).
 pub async fn status_within(mut cmd: Command, path: &Path, limit: Option<Duration>) -> Result<()> {
     log_run(&cmd, path);
     let mut child = cmd.spawn().map_err(|e| spawn_failed(e, path))?;
@@ -262,9 +263,9 @@ fn spawn_failed(e: std::io::Error, path: &Path) -> Error {
 fn passed_on(status: std::process::ExitStatus) -> Result<()> {
     match (status.code(), status.signal()) {
         (Some(0), _) => Ok(()),
-        (Some(code), _) => Err(Error::exit(code)),
-        (None, Some(signal)) => Err(Error::exit(128 + signal)),
-        (None, None) => Err(Error::exit(1)),
+        (Some(code), _) => Err(Error::program_status(code)),
+        (None, Some(signal)) => Err(Error::program_status(128 + signal)),
+        (None, None) => Err(Error::program_status(1)),
     }
 }
 

@@ -16,6 +16,8 @@
 //!   `ip -batch` runs, host then container): the kernel's share of an
 //!   attach, with a process start per namespace, as another program pays it.
 //!   Skipped if Docker is unreachable; `-- docker` runs this part alone.
+//!   PIPEWORK_BENCH_ALSO=label=path,... adds other builds' attach by `pid:`
+//!   to the rotation, and their ratio to this build's: an A/B of a change.
 //!
 //! - CNI ADD: the reference bridge plugin and pipework, the same
 //!   configuration, one call of each in turn (see cni.rs): whether
@@ -183,6 +185,8 @@ fn bench_docker() -> Outcome<DockerFigures> {
         let guest = Entered::open(&format!("/proc/{}/ns/net", pid.trim()))?;
         host.measure(IP, &["link", "add", IP_BRIDGE, "up", "type", "bridge"], &[], b"")?;
         let (mut floor, mut name, mut pid, mut iproute2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let builds = also_builds()?;
+        let mut others: Vec<Vec<Ran>> = builds.iter().map(|_| Vec::new()).collect();
         // Interleaved, so that a slower moment of the machine hits them all.
         for k in 1..=DOCKER_ATTACHES {
             floor.push(host.measure(TRUE, &[], &[], b"")?);
@@ -191,12 +195,22 @@ fn bench_docker() -> Outcome<DockerFigures> {
             let ifname = format!("p{k}");
             pid.push(host.pipework(&[BRIDGE, "-i", &ifname, &by_pid, &address(DOCKER_ATTACHES + k)])?);
             iproute2.push(iproute2_attach(&host, &guest, &by_pid[4..], k)?);
+            for (j, ((_, program), runs)) in builds.iter().zip(&mut others).enumerate() {
+                let ifname = format!("a{j}x{k}");
+                let addr = address((3 + j) * DOCKER_ATTACHES + k);
+                runs.push(host.measure(program, &[BRIDGE, "-i", &ifname, &by_pid, &addr], &[], b"")?);
+            }
         }
         Ok(DockerFigures {
             floor: Runs::of(floor),
             name: Runs::of(name),
             pid: Runs::of(pid),
             iproute2: Runs::of(iproute2),
+            others: builds
+                .into_iter()
+                .map(|(label, _)| label)
+                .zip(others.into_iter().map(Runs::of))
+                .collect(),
         })
     };
     match attach() {
@@ -228,12 +242,13 @@ fn iproute2_attach(host: &Host, guest: &Entered, pid: &str, k: usize) -> Result<
 }
 
 /// The Docker rows: `/bin/true`, by name, by `pid:`, iproute2, each with its
-/// peak RSS.
+/// peak RSS; and by `pid:` with each other build of `ALSO`.
 struct DockerFigures {
     floor: Runs,
     name: Runs,
     pid: Runs,
     iproute2: Runs,
+    others: Vec<(String, Runs)>,
 }
 
 /// Times, CPU times and the largest peak RSS of a series of runs.
@@ -280,6 +295,9 @@ fn docker_report(outcome: Outcome<DockerFigures>, failed: &mut bool) -> Option<D
     println!("{LABEL}: {}", figures.name);
     println!("{LABEL} by pid: {}", figures.pid);
     println!("the same links and address by iproute2 (two `ip -batch`): {}", figures.iproute2);
+    for (label, runs) in &figures.others {
+        println!("{LABEL} by pid:, pipework {label}: {runs}");
+    }
     let _ = std::io::stdout().flush();
     Some(figures)
 }
@@ -308,6 +326,15 @@ impl DockerFigures {
             ratio(self.pid.cpu.median, self.iproute2.cpu.median),
         );
         println!("attach by pid: / iproute2 (medians): {wall:.2}x; CPU time {cpu:.2}x");
+        for (label, runs) in &self.others {
+            let (wall, cpu) = (
+                ratio(self.pid.stats.median, runs.stats.median),
+                ratio(self.pid.cpu.median, runs.cpu.median),
+            );
+            println!(
+                "attach by pid: this build / pipework {label} (medians): {wall:.2}x; CPU time {cpu:.2}x"
+            );
+        }
         let rss = self.name.max_rss_kib.max(self.pid.max_rss_kib);
         println!(
             "target: peak RSS of an attach <= {} MiB: {} ({:.1} MiB)",

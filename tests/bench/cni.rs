@@ -8,15 +8,15 @@
 
 use std::path::PathBuf;
 
-use super::{ms, report, unique, verdict, Host, Namespaces, Outcome, Stats, NETNS_DIR, PIPEWORK};
+use super::{
+    also_builds, ms, report, unique, verdict, Host, Namespaces, Outcome, Stats, NETNS_DIR, PIPEWORK,
+};
 
 const REFERENCE: &str = "/usr/lib/cni/bridge";
 const IPAM: &str = "/usr/lib/cni/host-local";
 const CNI_PATH: &str = "/usr/lib/cni";
 const ADDS: usize = 30;
 const TARGET: f64 = 0.5;
-/// `label=path,...`: other pipework builds, in the same rotation (A/B).
-const ALSO: &str = "PIPEWORK_BENCH_ALSO";
 
 /// One program in the rotation, and the `type` its configuration names.
 struct Contender {
@@ -37,9 +37,8 @@ fn contenders() -> Result<Vec<Contender>, String> {
         one("pipework", PIPEWORK, "pipework"),
         one("host-local IPAM alone", IPAM, "host-local"),
     ];
-    for item in std::env::var(ALSO).unwrap_or_default().split(',').filter(|i| !i.is_empty()) {
-        let (label, program) = item.split_once('=').ok_or(format!("{ALSO}: {item}: not label=path"))?;
-        all.push(one(&format!("pipework {label}"), program, "pipework"));
+    for (label, program) in also_builds()? {
+        all.push(one(&format!("pipework {label}"), &program, "pipework"));
     }
     Ok(all)
 }

@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 // The integration tests' harness: the benches' containers are made as the
-// tests' are (`docker_run`).
+// tests' are (`docker_run`), the rest of it unused here.
 #[path = "../common/mod.rs"]
+#[allow(unused_imports)]
 mod common;
 
 pub use common::docker_run;
@@ -24,6 +25,22 @@ pub const NETNS_DIR: &str = "/var/run/netns";
 /// Marks what the benches own; the integration tests use `pwt`.
 pub const TAG: &str = "pwb";
 pub const BRIDGE: &str = "br0";
+/// `label=path,...`: other pipework builds measured in the same rotation,
+/// for an A/B of a change (another commit's binary).
+pub const ALSO: &str = "PIPEWORK_BENCH_ALSO";
+
+/// The builds of `ALSO`, as (label, path).
+pub fn also_builds() -> Result<Vec<(String, String)>, String> {
+    let listed = std::env::var(ALSO).unwrap_or_default();
+    listed
+        .split(',')
+        .filter(|i| !i.is_empty())
+        .map(|item| {
+            let (label, path) = item.split_once('=').ok_or(format!("{ALSO}: {item}: not label=path"))?;
+            Ok((label.to_string(), path.to_string()))
+        })
+        .collect()
+}
 
 // ---------------------------------------------------------------- header
 

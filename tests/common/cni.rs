@@ -9,9 +9,9 @@ use std::process::{Output, Stdio};
 
 use serde_json::{json, Value};
 
+use super::cli::{pipework_env, PIPEWORK, STATE_DIR_ENV};
 use super::commands::command;
 use super::netns::Netns;
-use super::pipework::{pipework_env, PIPEWORK, STATE_DIR_ENV};
 use super::podman::{host_local_allocations, CNI_PLUGINS};
 use super::tempdir::TempDir;
 

@@ -22,12 +22,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cgroups::subdirs;
+use super::cli::{PIPEWORK, STATE_DIR_ENV};
 use super::commands::{run, which};
 use super::cri_api::*;
 use super::daemons::{terminate, wait_for};
 use super::docker_host::busybox_root;
 use super::netns::Netns;
-use super::pipework::{PIPEWORK, STATE_DIR_ENV};
 use super::podman::{host_local_allocations, CNI_PLUGINS};
 use super::readback::Ns;
 use super::tempdir::TempDir;
@@ -195,10 +195,6 @@ impl Cri {
         shown[shown.len().saturating_sub(20)..].join("\n")
     }
 
-    pub fn version(&self) -> VersionResponse {
-        self.call("Version", &VersionRequest { version: "v1".into() })
-    }
-
     /// RunPodSandbox of pod `name` publishing `ports`, as a kubelet asks.
     #[track_caller]
     pub fn run_pod(&self, name: &str, ports: Vec<PortMapping>) -> Pod {
@@ -228,11 +224,6 @@ impl Cri {
             "PodSandboxStatus",
             &PodSandboxStatusRequest { pod_sandbox_id: pod.id.clone(), verbose: true },
         )
-    }
-
-    /// The pod's IP as the CRI reports it to the kubelet.
-    pub fn pod_ip(&self, pod: &Pod) -> String {
-        self.status(pod).status.and_then(|s| s.network).map(|n| n.ip).unwrap_or_default()
     }
 
     /// The pod's network namespace, through its sandbox process's pid.

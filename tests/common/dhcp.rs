@@ -49,11 +49,6 @@ impl DhcpConfig {
         self.option(&format!("option:router,{ip}"))
     }
 
-    /// No option 3 at all.
-    pub fn no_router(self) -> DhcpConfig {
-        self.option("option:router")
-    }
-
     /// Option 26, the interface MTU.
     pub fn mtu(self, mtu: u32) -> DhcpConfig {
         self.option(&format!("option:mtu,{mtu}"))
@@ -166,10 +161,6 @@ pub struct Lease {
 }
 
 impl DhcpServer {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Cables `client` to the bridge: a veth whose end in `client` is
     /// `ifname`, left down (the client's program brings it up).
     pub fn plug(&self, client: &dyn Ns, ifname: &str) {

@@ -15,11 +15,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use super::cli::pipework_env;
 use super::commands::{quiet, run, which};
 use super::containers::IMAGE;
 use super::daemons::{terminate, wait_for};
 use super::netns::Netns;
-use super::pipework::pipework_env;
 use super::readback::Ns;
 use super::tempdir::TempDir;
 
@@ -148,9 +148,7 @@ impl DockerHost {
     pub fn tables(&self, tool: &str, args: &[&str]) -> String {
         let mut argv = vec![tool];
         argv.extend_from_slice(args);
-        let out = self.ns.exec(&argv);
-        assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.ns.must(&argv)
     }
 
     /// A container of the test image made as the runbook makes it

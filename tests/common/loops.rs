@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use super::commands::run;
 
@@ -65,13 +66,22 @@ pub fn kernel_loops() -> BTreeSet<u32> {
 /// (LOOP_CTL_REMOVE), so a test leaves the machine's devices, and with
 /// devtmpfs the nodes the kernel made in its /dev, as they were. The kernel
 /// refuses (EBUSY) to remove a device in use, which is then left alone.
+///
+/// The devices are the whole machine's, and every area's tests share one
+/// process: a test that may add or remove one holds this, so that no other
+/// such test runs meanwhile (nor removes a device this one added).
 pub struct KernelLoops {
     before: BTreeSet<u32>,
+    _alone: MutexGuard<'static, ()>,
 }
 
 impl KernelLoops {
-    pub fn note() -> KernelLoops {
-        KernelLoops { before: kernel_loops() }
+    /// Waits until no other test holds the kernel's loop devices, then
+    /// notes them.
+    pub fn alone() -> KernelLoops {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let alone = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        KernelLoops { before: kernel_loops(), _alone: alone }
     }
 
     /// Devices added since the note.

@@ -12,11 +12,9 @@
 //! files in its temp dir and are killed with it. Leftovers of a killed run
 //! are swept the first time a test process makes one.
 
-// Each test crate uses a different part of the harness, and so of its re-exports.
-#![allow(dead_code, unused_imports)]
-
 mod assertions;
 mod cgroups;
+mod cli;
 mod cni;
 mod commands;
 mod containers;
@@ -29,8 +27,8 @@ mod hostile_dhcp;
 mod loops;
 mod names;
 mod netns;
+mod nft;
 mod ovs;
-mod pipework;
 mod podman;
 mod readback;
 mod snapshot;
@@ -40,26 +38,31 @@ mod watch;
 
 pub use assertions::{assert_connected, assert_default_via, assert_macvlan_on};
 pub use cgroups::{Cgroup, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
+pub use cli::{
+    assert_every_step_rolls_back, assert_one_line_naming, assert_refused, path_with, pipework, pipework_env,
+    pipework_in, pipework_keeping_mounts, pipework_with_path, planned_link, planned_steps, with_guest,
+    PIPEWORK, STATE_DIR_ENV,
+};
 pub use cni::{assert_plugin_ok, cni_error, testnet_conf, with_keys, Attach, CniNode};
 pub use commands::{assert_success, quiet, run, stderr, stdout, which};
-pub use containers::{docker_run, host_side, Container, DOCKER_IPV6, IMAGE};
-pub use cri::{Cri, Pod, PodNs, CRI_IMAGE};
+#[allow(unused_imports)] // the benches' (tests/bench/fixtures.rs)
+pub use containers::docker_run;
+pub use containers::{host_side, Container, DOCKER_IPV6, IMAGE};
+pub use cri::{Cri, Pod};
 pub use cri_api::PortMapping;
 pub use daemons::wait_for;
-pub use dhcp::{DhcpConfig, DhcpServer, Lease};
+pub use dhcp::{DhcpConfig, DhcpServer};
 pub use docker_host::{has_br_netfilter, DockerHost};
-pub use hostile_dhcp::{Heard, Hostile, HostileServer, HOSTILE_OFFER, HOSTILE_SERVER};
-pub use loops::{disk_gid, kernel_loops, loop_index, loop_nodes, node_info, KernelLoops, NodeInfo};
+pub use hostile_dhcp::{Hostile, HOSTILE_OFFER, HOSTILE_SERVER};
+#[cfg(feature = "failpoints")] // loopdev's failure injection alone
+pub use loops::kernel_loops;
+pub use loops::{disk_gid, loop_index, loop_nodes, node_info, KernelLoops, NodeInfo};
 pub use names::{owned_name, unique};
-pub use netns::{add_eth1, netns_entries, Netns, NsProcess};
+pub use netns::{add_eth1, Netns};
+pub use nft::nft_listed;
 pub use ovs::{Ovs, OvsBridge, OvsPort};
-pub use pipework::{
-    assert_every_step_rolls_back, assert_one_line_naming, assert_refused, path_with, pipework, pipework_env,
-    pipework_keeping_mounts, pipework_with_path, planned_link, planned_steps, with_guest, PIPEWORK,
-    STATE_DIR_ENV,
-};
-pub use podman::{Podman, PodmanContainer, PodmanService, CNI_PLUGINS};
-pub use readback::{all_routes, link_detail, link_info_data, port_vlans, Addr, Family, Link, Ns, Route};
+pub use podman::{Podman, CNI_PLUGINS};
+pub use readback::{all_routes, link_info_data, port_vlans, Addr, Family, Ns};
 pub use snapshot::{assert_unchanged, made_routes, made_routes_to, rules, settled_snapshot};
 pub use tempdir::TempDir;
 pub use watch::{

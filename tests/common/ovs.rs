@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::cli::{assert_refused, pipework_env};
 use super::commands::run;
 use super::daemons::{kill_pidfiles, wait_for};
 use super::names::unique;
 use super::netns::Netns;
-use super::pipework::{assert_refused, pipework_env};
 use super::readback::Ns;
 use super::tempdir::TempDir;
 
@@ -27,14 +27,12 @@ const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 /// ovsdb-server and ovs-vswitchd serving one namespace, killed on drop.
 pub struct Ovs {
     dir: TempDir,
-    /// The namespace ovs-vswitchd runs in: where its bridges and ports are.
-    pub ns: String,
 }
 
 impl Ovs {
     /// Starts an instance whose switch runs in `host`.
     pub fn new(host: &Netns) -> Ovs {
-        let ovs = Ovs { dir: TempDir::new("ovs"), ns: host.name.clone() };
+        let ovs = Ovs { dir: TempDir::new("ovs") };
         let d = |name: &str| ovs.dir.join(name);
         // Both daemons detach, their pid file, control socket and log here.
         let daemon = |program: &str, target: String| -> Vec<String> {
@@ -97,11 +95,6 @@ impl Ovs {
         let mut argv = vec!["ovs-vsctl", &db, "--timeout=10"];
         argv.extend_from_slice(args);
         run(&argv)
-    }
-
-    /// ovs-vswitchd's log, where datapath and port errors show.
-    pub fn vswitchd_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("ovs-vswitchd.log")).unwrap_or_default()
     }
 
     /// A bridge named `ovs<unique>` (the original's OVS prefix) on the

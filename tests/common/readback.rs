@@ -16,10 +16,8 @@ pub struct Link {
     pub ifname: String,
     pub mtu: u64,
     pub master: Option<String>,
-    pub operstate: String,
     pub flags: Vec<String>,
     pub address: String,
-    pub link_type: String,
     /// `linkinfo.info_kind`: veth, bridge, macvlan...
     pub kind: Option<String>,
 }
@@ -31,7 +29,6 @@ impl Link {
             ifname: str_of(v, "ifname"),
             mtu: v["mtu"].as_u64().unwrap_or_default(),
             master: v["master"].as_str().map(str::to_owned),
-            operstate: str_of(v, "operstate"),
             flags: v["flags"]
                 .as_array()
                 .into_iter()
@@ -39,7 +36,6 @@ impl Link {
                 .filter_map(|f| f.as_str().map(str::to_owned))
                 .collect(),
             address: str_of(v, "address"),
-            link_type: str_of(v, "link_type"),
             kind: v["linkinfo"]["info_kind"].as_str().map(str::to_owned),
         }
     }
@@ -132,6 +128,13 @@ pub trait Ns {
         let mut full = self.enter();
         full.extend(argv.iter().map(|s| s.to_string()));
         quiet(&full.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Runs a command inside the namespace that must succeed; its stdout.
+    fn must(&self, argv: &[&str]) -> String {
+        let mut full = self.enter();
+        full.extend(argv.iter().map(|s| s.to_string()));
+        run(&full.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// Runs a DHCP client (or anything else that rewrites /etc/resolv.conf

@@ -10,11 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::commands::{quiet, run};
+use super::cli::PIPEWORK;
+use super::commands::run;
 use super::containers::Container;
 use super::daemons::wait_for;
 use super::netns::Netns;
-use super::pipework::PIPEWORK;
 use super::readback::{Link, Ns};
 use super::tempdir::TempDir;
 

@@ -28,7 +28,13 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Where ovsdb-server listens, as Open vSwitch's own tools find it:
 /// `DB_SOCK` (ovs-ctl's variable), else `$OVS_RUNDIR/db.sock`.
 pub fn socket_path() -> PathBuf {
-    let set = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    socket_path_from(|name| std::env::var(name).ok())
+}
+
+/// The same, with the variables read through `var`: tests share a process,
+/// and with it the environment.
+pub fn socket_path_from(var: impl Fn(&str) -> Option<String>) -> PathBuf {
+    let set = |name| var(name).filter(|v: &String| !v.is_empty());
     if let Some(sock) = set("DB_SOCK") {
         return PathBuf::from(sock.strip_prefix("unix:").unwrap_or(&sock));
     }
