@@ -15,7 +15,7 @@ use crate::family::Family;
 use crate::iproute2::RuleOp;
 use crate::plan::{NewLink, Side, Step, Undo};
 use crate::sys::netlink::{address_ip, errno, nl_error, requests, Link, Netlink};
-use crate::sys::nftables::{rules, Hook, Nftables};
+use crate::sys::nftables::{rules, Hook, Nftables, Tag};
 use crate::sys::sysctl::Sysctl;
 
 /// Links this run made in or moved into the guest, by the name the plan
@@ -270,10 +270,13 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             Ok(Some(Undo::OvsDelPort { uuid, name: port.name.clone() }))
         }
         Step::DeleteLink { name, .. } => {
-            if let Some(link) = nl.link(name).await? {
-                nl.del_link(link.index).await.map_err(|e| nl_error(e, format!("deleting {name}")))?;
+            let Some(link) = nl.link(name).await? else { return Ok(None) };
+            match nl.del_link(link.index).await {
+                // Gone meanwhile (its peer was deleted): what the step wants.
+                Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+                Err(e) => Err(nl_error(e, format!("deleting {name}"))),
+                Ok(()) => Ok(None),
             }
-            Ok(None)
         }
         Step::GiveBack { name, to, .. } => {
             let link = t.guest.require(name).await?;
@@ -306,6 +309,16 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             })?;
             Nftables::here()?.add(Hook::MacCheck, tag, &[rules::mac_check(port, mac)])?;
             Ok(Some(Undo::DropRules { hook: Hook::MacCheck, tag: tag.clone() }))
+        }
+        Step::DropRules { hook, tag } => {
+            Nftables::here()?.remove(*hook, |comment| tag.marks(comment))?;
+            Ok(None)
+        }
+        Step::CollectRules { hook, network, valid } => {
+            let stale =
+                |comment: &str| Tag::of_network(network, comment) && !valid.iter().any(|t| t.marks(comment));
+            Nftables::here()?.remove(*hook, stale)?;
+            Ok(None)
         }
         Step::ForwardAccept { bridge, rules } => {
             let added = forward::accept(bridge, rules)?;

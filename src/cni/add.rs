@@ -1,7 +1,9 @@
 //! ADD: the reference bridge plugin's attachment as a pipework
-//! transaction. The checks that need no lookup first; then the IPAM plugin
-//! starts, and while it runs the links are checked and made and what the
-//! end needs is read; the addressing follows its answer. If anything fails
+//! transaction, in phases: the checks that need no lookup (`validate`),
+//! the namespace and plugin found (`Run::resolve`); then the IPAM plugin
+//! starts, and while it runs the links are planned, checked and made and
+//! what the end needs is read (`plan_links`, `Early`); the addressing
+//! follows its answer (`address`), then the record (`attach`'s commit). If anything fails
 //! after IPAM allocated, IPAM DEL gives the address back; the links go with
 //! the transaction's rollback. The record is the transaction's commit: an
 //! ADD that cannot record what it made leaves nothing.
@@ -27,6 +29,22 @@ use crate::sys::sysctl::Sysctl;
 
 pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
     tracing::debug!("ADD {} {}", env.container_id, env.ifname);
+    validate(conf)?;
+    let run = Run::resolve(env, conf).await?;
+    // IPAM is the slowest part of ADD: it starts before anything else is
+    // looked at, and runs while the links are made. Started before the
+    // transaction holds signals, which a child inherits.
+    let pending = run.ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose()?;
+    tracing::debug!("IPAM started");
+    let ours = run.attach(pending).await?;
+    Ok(match &conf.prev_result {
+        Some(prev) => prev.clone().chain(ours),
+        None => ours,
+    })
+}
+
+/// The refusals that need nothing looked up.
+fn validate(conf: &NetConf) -> CniResult<()> {
     if conf.hairpin && conf.promisc {
         return Err(CniError::new(
             Code::InvalidConfig,
@@ -41,114 +59,140 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
         return Err(CniError::new(Code::UnsupportedField, format!("unsupported field \"vlan\": {vid}"))
             .with_details(why));
     }
-    let netns = open_netns(&env.netns).await?;
-    let ipam = conf.ipam.as_deref().map(|name| Ipam::find(name, &env.path)).transpose()?;
-    let host_veth = steps::veth_name()?;
-    let own = crate::sys::netns::current()?;
+    Ok(())
+}
 
-    // IPAM is the slowest part of ADD: it starts before anything else is
-    // looked at, and runs while the links are made. Started before the
-    // transaction holds signals, which a child inherits.
-    let pending = ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose()?;
-    tracing::debug!("IPAM started");
-    let answer = |pending: Option<PendingAdd>| {
-        let out = pending.map(|p| p.answer()).transpose();
-        tracing::debug!("IPAM answered");
-        out
-    };
-    let (host, inside, links) = match connect(env, conf, &netns, &host_veth).await {
-        Ok(ready) => ready,
-        Err(e) => return Err(refused(&ipam, env, conf, e, answer(pending))),
-    };
-    let target = Target { host: &host, guest: &inside, host_ns: own.as_fd(), guest_ns: netns.netns() };
-    let mut tx = Transaction::begin(&target);
-    let linked = match tx.apply(&links).await {
-        Ok(()) => Early::gather(env, conf, &netns, &host_veth, &host, &inside).await,
-        Err(e) => Err(e.into()),
-    };
-    let allocated = answer(pending);
-    let (mut out, exit, mut early) = match (linked, allocated) {
-        (Ok(early), Ok(Some((out, exit)))) => (out, Some(exit), early),
-        (Ok(early), Ok(None)) => (CniOutput::default(), None, early),
-        // The links are rolled back; an address IPAM handed out goes back.
-        (Err(e), allocated) => {
-            let e = with_undo(e, tx.roll_back().await);
-            return Err(refused(&ipam, env, conf, e, allocated));
+/// IPAM's answer, waited for.
+fn ipam_answer(pending: Option<PendingAdd>) -> CniResult<Option<(CniOutput, Exit)>> {
+    let out = pending.map(|p| p.answer()).transpose();
+    tracing::debug!("IPAM answered");
+    out
+}
+
+/// One ADD, resolved before anything changes: the container's namespace
+/// held open (and this one), the IPAM plugin, the host side's name.
+struct Run<'a> {
+    env: &'a Env,
+    conf: &'a NetConf,
+    netns: Guest,
+    own: std::fs::File,
+    ipam: Option<Ipam>,
+    host_veth: String,
+}
+
+impl<'a> Run<'a> {
+    async fn resolve(env: &'a Env, conf: &'a NetConf) -> CniResult<Run<'a>> {
+        let netns = open_netns(&env.netns).await?;
+        let ipam = conf.ipam.as_deref().map(|name| Ipam::find(name, &env.path)).transpose()?;
+        let host_veth = steps::veth_name()?;
+        let own = crate::sys::netns::current()?;
+        Ok(Run { env, conf, netns, own, ipam, host_veth })
+    }
+
+    /// The transaction: the links while IPAM runs, then the addressing its
+    /// answer asks for, then the record as its commit. A failure rolls
+    /// back what was made, and gives back an address IPAM handed out.
+    async fn attach(&self, pending: Option<PendingAdd<'_>>) -> CniResult<CniOutput> {
+        let (host, inside, links) = match self.plan_links().await {
+            Ok(planned) => planned,
+            Err(e) => return Err(self.refused(e, ipam_answer(pending))),
+        };
+        let target =
+            Target { host: &host, guest: &inside, host_ns: self.own.as_fd(), guest_ns: self.netns.netns() };
+        let mut tx = Transaction::begin(&target);
+        let linked = match tx.apply(&links).await {
+            Ok(()) => Early::gather(self, &host, &inside).await,
+            Err(e) => Err(e.into()),
+        };
+        let allocated = ipam_answer(pending);
+        let early = match linked {
+            Ok(early) => early,
+            // The links are rolled back; an address IPAM handed out goes back.
+            Err(e) => return Err(self.refused(with_undo(e, tx.roll_back().await), allocated)),
+        };
+        let (out, exit) = match allocated {
+            Ok(Some((out, exit))) => (out, Some(exit)),
+            Ok(None) => (CniOutput::default(), None),
+            // IPAM's own failure: it allocated nothing.
+            Err(e) => return Err(with_undo(e, tx.roll_back().await)),
+        };
+        let made = self.address(&mut tx, early, out, &host, &inside).await;
+        // IPAM's exit, waited for while the addressing was made; a plugin
+        // that answered but did not exit with 0 failed after all.
+        let confirmed = exit.map(Exit::confirm).transpose();
+        let (ours, draft) = match made.and_then(|made| confirmed.map(|_| made)) {
+            Ok(made) => made,
+            Err(e) => return Err(self.released(with_undo(e, tx.roll_back().await))),
+        };
+        let recorded = async || draft.commit(self.env, self.conf, &ours);
+        tx.commit(recorded).await.map_err(|e| self.released(e.into()))?;
+        Ok(ours)
+    }
+
+    /// The connections to both namespaces and the plan of the links,
+    /// checked against what is there: the work done while IPAM runs,
+    /// before any change.
+    async fn plan_links(&self) -> CniResult<(Netlink, Netlink, crate::plan::Plan)> {
+        let (env, conf) = (self.env, self.conf);
+        let host = Netlink::here()?;
+        let inside = Netlink::inside(self.netns.netns())?;
+        if inside.link(&env.ifname).await?.is_some() {
+            return Err(CniError::new(
+                Code::Internal,
+                format!("container interface {} already exists", env.ifname),
+            ));
         }
-        // IPAM's own failure: it allocated nothing.
-        (Ok(_), Err(e)) => {
-            let undo = tx.roll_back().await;
-            return Err(with_undo(e, undo));
-        }
-    };
-    let made = async {
-        if ipam.is_some() && out.ips.is_empty() {
+        let links = steps::links(env, conf, &self.host_veth, &host).await?;
+        Ok((host, inside, links))
+    }
+
+    /// What IPAM's answer asks for, applied, and the container's addresses
+    /// announced: ADD's own result, and the record to write.
+    async fn address(
+        &self,
+        tx: &mut Transaction<'_, '_>,
+        mut early: Early,
+        mut out: CniOutput,
+        host: &Netlink,
+        inside: &Netlink,
+    ) -> CniResult<(CniOutput, records::Draft)> {
+        let (env, conf) = (self.env, self.conf);
+        if self.ipam.is_some() && out.ips.is_empty() {
             return Err(CniError::new(Code::Internal, "IPAM plugin returned missing IP config"));
         }
         let gateways = steps::gateways(conf, &mut out);
         let addressing = steps::addressing(env, conf, &out, &gateways, &early.bridge_addrs, early.v6_off)?;
         tx.apply(&addressing).await?;
         if out.ips.iter().any(|ip| ip.address.is_ipv4()) {
-            announce(&host, &early.veth, &inside, early.arp_notify.take(), &early.ctr).await;
+            announce(host, &early.veth, inside, early.arp_notify.take(), &early.ctr).await;
         }
-        Ok(result(env, conf, &early, out))
+        let ours = result(env, conf, &early, out);
+        Ok((ours, early.draft))
     }
-    .await;
-    let released = |e: CniError| match &ipam {
-        Some(ipam) => release(ipam, env, conf, e),
-        None => e,
-    };
-    // IPAM's exit, waited for while the addressing was made; a plugin that
-    // answered but did not exit with 0 failed after all.
-    let confirmed = exit.map(Exit::confirm).transpose();
-    let ours = match (made, confirmed) {
-        (Ok(ours), Ok(_)) => ours,
-        (Err(e), _) | (Ok(_), Err(e)) => return Err(released(with_undo(e, tx.roll_back().await))),
-    };
-    let recorded = async || early.draft.commit(env, conf, &ours);
-    tx.commit(recorded).await.map_err(|e| released(e.into()))?;
-    Ok(match &conf.prev_result {
-        Some(prev) => prev.clone().chain(ours),
-        None => ours,
-    })
-}
 
-/// The connections to both namespaces and the plan of the links, checked
-/// against what is there: the work done while IPAM runs, before any change.
-async fn connect(
-    env: &Env,
-    conf: &NetConf,
-    netns: &Guest,
-    host_veth: &str,
-) -> CniResult<(Netlink, Netlink, crate::plan::Plan)> {
-    let host = Netlink::here()?;
-    let inside = Netlink::inside(netns.netns())?;
-    if inside.link(&env.ifname).await?.is_some() {
-        return Err(CniError::new(
-            Code::Internal,
-            format!("container interface {} already exists", env.ifname),
-        ));
-    }
-    let links = steps::links(env, conf, host_veth, &host).await?;
-    Ok((host, inside, links))
-}
-
-/// A failure with IPAM's answer in hand: once the plugin has exited, an
-/// address it handed out goes back.
-fn refused(
-    ipam: &Option<Ipam>,
-    env: &Env,
-    conf: &NetConf,
-    e: CniError,
-    allocated: CniResult<Option<(CniOutput, Exit)>>,
-) -> CniError {
-    match (ipam, allocated) {
-        (Some(ipam), Ok(Some((_, exit)))) => {
-            // Its exit status does not matter: DEL releases what there is.
-            let _ = exit.confirm();
-            release(ipam, env, conf, e)
+    /// A failure with IPAM's answer in hand: once the plugin has exited,
+    /// an address it handed out goes back.
+    fn refused(&self, e: CniError, allocated: CniResult<Option<(CniOutput, Exit)>>) -> CniError {
+        match allocated {
+            Ok(Some((_, exit))) => {
+                // Its exit status does not matter: DEL releases what there is.
+                let _ = exit.confirm();
+                self.released(e)
+            }
+            _ => e,
         }
-        _ => e,
+    }
+
+    /// IPAM DEL after a failed ADD; its own failure is added to the error.
+    fn released(&self, e: CniError) -> CniError {
+        let Some(ipam) = &self.ipam else { return e };
+        match ipam.call(Command::Del, self.env, &self.conf.raw) {
+            Ok(()) => e,
+            Err(del) => {
+                let details = format!("{}; releasing the address failed too: {del}", e.details);
+                e.with_details(details.trim_start_matches("; ").to_string())
+            }
+        }
     }
 }
 
@@ -168,15 +212,9 @@ struct Early {
 }
 
 impl Early {
-    async fn gather(
-        env: &Env,
-        conf: &NetConf,
-        netns: &Guest,
-        host_veth: &str,
-        host: &Netlink,
-        inside: &Netlink,
-    ) -> CniResult<Early> {
-        let (veth, ctr) = (host.require(host_veth).await?, inside.require(&env.ifname).await?);
+    async fn gather(run: &Run<'_>, host: &Netlink, inside: &Netlink) -> CniResult<Early> {
+        let (env, conf) = (run.env, run.conf);
+        let (veth, ctr) = (host.require(&run.host_veth).await?, inside.require(&env.ifname).await?);
         let bridge = host.require(&conf.bridge).await?;
         let bridge_addrs = host.global_addresses(bridge.index).await?;
         // A link just made has its namespace's default (no thread to read
@@ -184,10 +222,10 @@ impl Early {
         // an IPv6 address itself.
         let v6_off = ctr.ipv6_disabled == Some(true);
         let arp_notify = match conf.ipam {
-            Some(_) => Some(Sysctl::conf(Some(netns.netns()), Family::V4, &env.ifname, "arp_notify")?),
+            Some(_) => Some(Sysctl::conf(Some(run.netns.netns()), Family::V4, &env.ifname, "arp_notify")?),
             None => None,
         };
-        let draft = records::Draft::new(env, conf, netns, &veth, &ctr)?;
+        let draft = records::Draft::new(env, conf, &run.netns, &veth, &ctr)?;
         Ok(Early { veth, ctr, bridge, bridge_addrs, v6_off, arp_notify, draft })
     }
 }
@@ -213,17 +251,6 @@ fn with_undo(e: CniError, undo: Vec<crate::error::Error>) -> CniError {
     let mut details: Vec<String> = [e.details.clone()].into_iter().filter(|d| !d.is_empty()).collect();
     details.extend(undo.iter().map(|u| u.message().to_string()));
     e.with_details(details.join("; "))
-}
-
-/// IPAM DEL after a failed ADD; its own failure is added to the error.
-fn release(ipam: &Ipam, env: &Env, conf: &NetConf, e: CniError) -> CniError {
-    match ipam.call(Command::Del, env, &conf.raw) {
-        Ok(()) => e,
-        Err(del) => {
-            let details = format!("{}; releasing the address failed too: {del}", e.details);
-            e.with_details(details.trim_start_matches("; ").to_string())
-        }
-    }
 }
 
 /// The container's network namespace, held open: a namespace file (nsfs,

@@ -19,6 +19,7 @@ use super::error::{CniError, CniResult, Code};
 use super::result::{CniOutput, Dns};
 use super::version::Version;
 use crate::mac::Mac;
+use crate::state::CniFlags;
 
 /// The reference's default bridge name.
 pub const DEFAULT_BRIDGE: &str = "cni0";
@@ -159,6 +160,11 @@ fn refuse_unimplemented(obj: &Map<String, Value>) -> CniResult<()> {
 }
 
 impl NetConf {
+    /// The flags the record keeps, which DEL, GC and CHECK go by.
+    pub fn flags(&self) -> CniFlags {
+        CniFlags { ip_masq: self.ip_masq, mac_spoof_check: self.mac_spoof_check }
+    }
+
     /// Reads stdin's configuration for the command in `env`.
     pub fn parse(stdin: &[u8], env: &Env) -> CniResult<NetConf> {
         let value: Value = serde_json::from_slice(stdin).map_err(|e| {

@@ -1,5 +1,6 @@
 //! An attachment's nf_tables rules (`ipMasq`, `macspoofchk`): the steps
-//! ADD plans, their removal by DEL and GC, CHECK's comparison. Every rule
+//! ADD plans, the steps that remove them in DEL's and GC's plans (and
+//! GC's sweep of a network's rules without records), CHECK's comparison. Every rule
 //! carries its attachment's tag (network, interface, container ID) as its
 //! comment, so that DEL removes exactly its own.
 
@@ -9,7 +10,7 @@ use super::error::{CniError, CniResult, Code};
 use super::result::CniOutput;
 use crate::mac::Mac;
 use crate::plan::Step;
-use crate::state::CniRecord;
+use crate::state::{CniFlags, CniRecord};
 use crate::sys::nftables::{rules, Hook, Nftables, Tag};
 
 pub fn tag(conf: &NetConf, env: &Env) -> Tag {
@@ -32,12 +33,12 @@ pub fn masquerade(env: &Env, conf: &NetConf, out: &CniOutput) -> Option<Step> {
 }
 
 /// The chains an attachment has rules in, as a configuration asks.
-fn hooks_of(ip_masq: bool, mac_spoof_check: bool) -> Vec<Hook> {
+fn hooks_of(flags: CniFlags) -> Vec<Hook> {
     let mut hooks = Vec::new();
-    if ip_masq {
+    if flags.ip_masq {
         hooks.push(Hook::Masquerade);
     }
-    if mac_spoof_check {
+    if flags.mac_spoof_check {
         hooks.push(Hook::MacCheck);
     }
     hooks
@@ -45,22 +46,20 @@ fn hooks_of(ip_masq: bool, mac_spoof_check: bool) -> Vec<Hook> {
 
 /// The same, from an attachment on record.
 pub fn recorded_hooks(recorded: Option<&CniRecord>) -> Vec<Hook> {
-    del_hooks_of(false, false, recorded)
+    hooks_of(recorded.map(CniRecord::flags).unwrap_or_default())
 }
 
-/// DEL's: what this configuration asks for, and what ADD's did (its
-/// configuration on record).
+/// DEL's: what this configuration asks for, and what ADD's did (on record).
 pub fn del_hooks(conf: &NetConf, recorded: Option<&CniRecord>) -> Vec<Hook> {
-    del_hooks_of(conf.ip_masq, conf.mac_spoof_check, recorded)
-}
-
-fn del_hooks_of(ip_masq: bool, mac_spoof_check: bool, recorded: Option<&CniRecord>) -> Vec<Hook> {
-    let on = |key: &str| recorded.is_some_and(|c| c.asks(key));
-    hooks_of(ip_masq || on("ipMasq"), mac_spoof_check || on("macspoofchk"))
+    let (asked, made) = (conf.flags(), recorded.map(CniRecord::flags).unwrap_or_default());
+    hooks_of(CniFlags {
+        ip_masq: asked.ip_masq || made.ip_masq,
+        mac_spoof_check: asked.mac_spoof_check || made.mac_spoof_check,
+    })
 }
 
 pub fn hooks(conf: &NetConf) -> Vec<Hook> {
-    hooks_of(conf.ip_masq, conf.mac_spoof_check)
+    hooks_of(conf.flags())
 }
 
 fn kernel(e: crate::error::Error) -> CniError {
@@ -80,35 +79,23 @@ pub fn ready(conf: &NetConf) -> CniResult<()> {
     Ok(())
 }
 
-/// DEL: the attachment's rules in `hooks`' chains go; none there is fine.
-pub fn remove(network: &str, container_id: &str, ifname: &str, hooks: &[Hook]) -> CniResult<()> {
-    if hooks.is_empty() {
-        return Ok(());
-    }
+/// DEL's and GC's steps: the attachment's rules in `hooks`' chains go
+/// (none there is fine).
+pub fn drop_steps(network: &str, container_id: &str, ifname: &str, hooks: Vec<Hook>) -> Vec<Step> {
     let tag = Tag::new(network, container_id, ifname);
-    let mut nft = Nftables::here().map_err(kernel)?;
-    for hook in hooks {
-        nft.remove(*hook, |comment| tag.marks(comment)).map_err(kernel)?;
-    }
-    Ok(())
+    hooks.into_iter().map(|hook| Step::DropRules { hook, tag: tag.clone() }).collect()
 }
 
-/// GC: rules of the network whose attachment is not valid go, whether or
-/// not a record is left of it.
-pub fn collect(conf: &NetConf) -> CniResult<()> {
+/// GC's steps: rules of the network whose attachment is not valid go,
+/// whether or not a record is left of it.
+pub fn collect_steps(conf: &NetConf) -> Vec<Step> {
     let valid: Vec<Tag> =
         conf.valid_attachments.iter().map(|a| Tag::new(&conf.name, &a.container_id, &a.ifname)).collect();
-    let stale =
-        |comment: &str| Tag::of_network(&conf.name, comment) && !valid.iter().any(|t| t.marks(comment));
-    let hooks = hooks(conf);
-    if hooks.is_empty() {
-        return Ok(());
-    }
-    let mut nft = Nftables::here().map_err(kernel)?;
-    for hook in hooks {
-        nft.remove(hook, stale).map_err(kernel)?;
-    }
-    Ok(())
+    let network = &conf.name;
+    hooks(conf)
+        .into_iter()
+        .map(|hook| Step::CollectRules { hook, network: network.clone(), valid: valid.clone() })
+        .collect()
 }
 
 /// The rules ADD made, as nft lines, for the record.

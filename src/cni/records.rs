@@ -13,7 +13,7 @@ use super::version::LATEST;
 use crate::drivers::link_id;
 use crate::error::{Error, Kind, Result};
 use crate::resolve::guest::Guest;
-use crate::state::{Attached, CniRecord, Finder, GuestRecord, HostNs, How, Interface, NsId, Record, Store};
+use crate::state::{Attached, CniRecord, Finder, GuestRecord, HostNs, How, Interface, Record, Store};
 use crate::sys::netlink::Link;
 use crate::sys::output;
 
@@ -85,6 +85,7 @@ impl Draft {
                 config,
                 result: serde_json::Value::Null,
                 rules: Vec::new(),
+                flags: Some(conf.flags()),
             }),
             host_link: link_id(host_veth),
         };
@@ -143,11 +144,12 @@ pub fn forget(store: &Store, container_id: &str, ifname: &str) -> CniResult<()> 
 }
 
 /// An attachment as GC finds it on record: its container ID, the netns
-/// path and the namespace that was there at ADD, its interface.
+/// path, its container's record (the namespace that was there at ADD),
+/// its interface.
 pub struct Recorded {
     pub id: String,
     pub netns: String,
-    pub netns_id: NsId,
+    pub record: Record,
     pub iface: Interface,
 }
 
@@ -163,10 +165,10 @@ pub fn all(store: &Store) -> CniResult<Vec<Recorded>> {
     }
     let mut found = Vec::new();
     for record in listing.records.into_iter().filter(|r| r.host.id == here.id) {
-        let Finder::Cni { container_id, netns } = record.guest.find else { continue };
-        for iface in record.interfaces.into_iter().filter(|i| i.cni.is_some()) {
-            let (id, netns, netns_id) = (container_id.clone(), netns.clone(), record.guest.netns);
-            found.push(Recorded { id, netns, netns_id, iface });
+        let Finder::Cni { container_id, netns } = &record.guest.find else { continue };
+        for iface in record.interfaces.iter().filter(|i| i.cni.is_some()) {
+            let (id, netns, iface) = (container_id.clone(), netns.clone(), iface.clone());
+            found.push(Recorded { id, netns, record: record.clone(), iface });
         }
     }
     Ok(found)

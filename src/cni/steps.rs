@@ -15,6 +15,7 @@ use super::config::NetConf;
 use super::env::Env;
 use super::error::{CniError, CniResult, Code};
 use super::result::{CniOutput, IpConfig, Route};
+use crate::drivers::veth_port::VethSteps;
 use crate::family::Family;
 use crate::plan::{Plan, Side, Step};
 use crate::sys::netlink::{address_ip, Netlink};
@@ -50,26 +51,24 @@ pub async fn links(env: &Env, conf: &NetConf, host_veth: &str, host: &Netlink) -
     }
     let dev = br.to_string();
     plan.push(Step::Sysctl { side: Side::Host, family: Family::V6, dev, key: "accept_ra", value: "0" });
-    let mtu = conf.mtu.unwrap_or(1500);
-    let netns = env.netns.clone();
-    plan.push(Step::CreateVeth { host: host_veth.into(), guest: ifname.into(), mtu, mac: conf.mac, netns });
-    plan.push(Step::Ipv6 { side: Side::Host, dev: host_veth.into(), enable: false });
-    plan.push(Step::SetMaster { link: host_veth.into(), bridge: br.into() });
-    // A gateway's MAC must not change as ports come and go: a new bridge
-    // keeps its first port's.
+    // The port's own steps, before it is up: a gateway's MAC must not
+    // change as ports come and go (a new bridge keeps its first port's);
+    // the port untagged on the VLAN, its PVID (bridge 1.1.1 keeps the
+    // bridge's default VLAN on it too).
+    let mut port = Vec::new();
     if existing.is_none() && conf.is_gateway {
-        plan.push(Step::PinMac { name: br.into() });
+        port.push(Step::PinMac { name: br.into() });
     }
     if conf.hairpin {
-        plan.push(Step::Hairpin { port: host_veth.into() });
+        port.push(Step::Hairpin { port: host_veth.into() });
     }
-    plan.steps.extend(super::netfilter::mac_check(env, conf, host_veth));
-    // The port untagged on the VLAN, its PVID; bridge 1.1.1 keeps the
-    // bridge's default VLAN on it too.
+    port.extend(super::netfilter::mac_check(env, conf, host_veth));
     if let Some(vid) = conf.vlan {
-        plan.push(Step::PortVlan { port: host_veth.into(), vid, drop: None });
+        port.push(Step::PortVlan { port: host_veth.into(), vid, drop: None });
     }
-    plan.push(Step::LinkUp { side: Side::Host, name: host_veth.into() });
+    let mtu = conf.mtu.unwrap_or(1500);
+    let veth = VethSteps { host: host_veth, guest: ifname, mtu, mac: conf.mac, netns: &env.netns };
+    plan.steps.extend(veth.on_bridge(br, port));
     // As the reference: DAD off on every layer-3 attachment unless asked
     // for; before the link comes up, which starts it.
     if conf.ipam.is_some() && !conf.enable_dad {

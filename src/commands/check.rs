@@ -263,8 +263,9 @@ fn port_vlan(have: &[PortVlan], side: &str, vid: u16) -> Vec<String> {
 /// asked is a difference too: nothing is verified.
 fn nft_rules(container_id: &str, iface: &Interface, cni: &CniRecord, guest: &str) -> Vec<String> {
     let port = iface.host_side.as_deref().unwrap_or_default();
+    let flags = cni.flags();
     let wanted =
-        rules::of_attachment(cni.asks("ipMasq"), cni.asks("macspoofchk"), &iface.addresses, port, iface.mac);
+        rules::of_attachment(flags.ip_masq, flags.mac_spoof_check, &iface.addresses, port, iface.mac);
     if wanted.is_empty() {
         return Vec::new();
     }

@@ -73,14 +73,14 @@ impl Bridge {
         };
         let own = self.existing.as_ref().map_or([false; 2], |b| b.nf_call);
         plan.steps.extend(let_through(&self.name, own, ctx.req.no_firewall)?);
-        let mut attach = vec![Step::SetMaster { link: port.local.clone(), bridge: self.name.clone() }];
+        let mut on_port = Vec::new();
         if let Some(vid) = vlan {
             // The VLAN the bridge gives every new port: 1 unless changed.
             let default = self.existing.as_ref().map_or(1, |b| b.default_pvid);
             let drop = (default != 0 && default != vid).then_some(default);
-            attach.push(Step::PortVlan { port: port.local.clone(), vid, drop });
+            on_port.push(Step::PortVlan { port: port.local.clone(), vid, drop });
         }
-        port.plan(&mut plan, ctx, mtu, attach, true).await?;
+        port.on_bridge(&mut plan, ctx, mtu, &self.name, on_port).await?;
         Ok(plan)
     }
 }

@@ -269,6 +269,20 @@ pub enum Step {
         dev: String,
         tag: Tag,
     },
+    /// CNI DEL and GC: the rules of `hook`'s chain that carry `tag` removed
+    /// (none there is fine), the chain and its table with the last rule.
+    /// Nothing brings them back: deleted last, as links are.
+    DropRules {
+        hook: Hook,
+        tag: Tag,
+    },
+    /// CNI GC: the rules of `hook`'s chain of attachments of `network`
+    /// other than the `valid` ones removed, on record or not; deleted last.
+    CollectRules {
+        hook: Hook,
+        network: String,
+        valid: Vec<Tag>,
+    },
     /// Frames a Linux bridge forwards to itself accepted by the FORWARD
     /// hook that would drop them (`sys::firewall`): the rules of `rules`
     /// not there yet added, and recorded as the bridge's.
@@ -495,6 +509,8 @@ impl Step {
             | Step::HostAddress { .. }
             | Step::Masquerade { .. }
             | Step::MacCheck { .. }
+            | Step::DropRules { .. }
+            | Step::CollectRules { .. }
             | Step::ForwardAccept { .. }
             | Step::ForwardRemove { .. }
             | Step::ForgetLease { .. } => Side::Host,

@@ -157,6 +157,15 @@ impl fmt::Display for Step {
                 let line = format!("iifname \"{port}\" ether saddr != <the MAC of {dev}> drop");
                 nft(f, Hook::MacCheck, &[line], tag)
             }
+            Step::DropRules { hook, tag } => {
+                write!(f, "nft delete rule {} handle <each rule commented \"{}\">", hook.name(), tag.comment)
+            }
+            Step::CollectRules { hook, network, valid } => write!(
+                f,
+                "nft delete rule {} handle <each rule of network {network} but those of its {} valid attachments>",
+                hook.name(),
+                valid.len()
+            ),
             Step::ForwardAccept { bridge, rules } => add_rules(f, bridge, rules),
             Step::ForwardRemove { bridge, rules } => delete_rules(f, bridge, rules),
             Step::OvsAddBridge { name } => write!(f, "ovs-vsctl add-br {name}"),

@@ -232,14 +232,33 @@ pub struct CniRecord {
     /// lines: chain, rule, the comment that tags them with the attachment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<String>,
+    /// The configuration's flags as ADD parsed them; None in records of
+    /// before they were kept (see `flags`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<CniFlags>,
 }
 
 impl CniRecord {
-    /// Whether the configuration on record turns `key` on (`ipMasq`,
-    /// `macspoofchk`).
-    pub fn asks(&self, key: &str) -> bool {
-        self.config.get(key) == Some(&serde_json::Value::Bool(true))
+    /// The flags ADD went by: kept, or, in a record of before they were,
+    /// read from its configuration as ADD read them (`true` turns one on).
+    pub fn flags(&self) -> CniFlags {
+        self.flags.unwrap_or_else(|| {
+            let on = |key: &str| self.config.get(key) == Some(&serde_json::Value::Bool(true));
+            CniFlags { ip_masq: on("ipMasq"), mac_spoof_check: on("macspoofchk") }
+        })
     }
+}
+
+/// The CNI configuration's flags that decide an attachment's nf_tables
+/// rules, which DEL, GC and CHECK go by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CniFlags {
+    /// `ipMasq`: the container's addresses masqueraded beyond their subnets.
+    #[serde(rename = "ipMasq")]
+    pub ip_masq: bool,
+    /// `macspoofchk`: frames from the container with another source MAC dropped.
+    #[serde(rename = "macspoofchk")]
+    pub mac_spoof_check: bool,
 }
 
 /// A default route as it was before an attach replaced it: via `gateway`
@@ -501,6 +520,7 @@ mod tests {
             config: serde_json::json!({"type": "pipework"}),
             result: serde_json::json!({"cniVersion": "1.1.0"}),
             rules: Vec::new(),
+            flags: None,
         });
         let json = serde_json::to_value(&cni).unwrap();
         assert_eq!(json["guest"]["find"]["kind"], "cni");
@@ -509,6 +529,25 @@ mod tests {
         assert_eq!(cni.guest_name(), "0123456789ab");
         assert!(cni.answers_to("0123456789abcdef") && cni.answers_to("0123456789ab"));
         assert!(!cni.answers_to("0123") && cni.cni_interface("eth1").is_some());
+    }
+
+    /// The flags ADD parsed are kept; a record of before they were reads
+    /// them from its configuration, where only `true` turns one on.
+    #[test]
+    fn cni_flags_kept_or_read_from_an_older_record() {
+        let older = serde_json::json!({
+            "network": "testnet",
+            "config": {"type": "pipework", "ipMasq": true, "macspoofchk": "yes"},
+            "result": {"cniVersion": "1.1.0"},
+        });
+        let cni: CniRecord = serde_json::from_value(older).unwrap();
+        assert_eq!(cni.flags, None);
+        assert_eq!(cni.flags(), CniFlags { ip_masq: true, mac_spoof_check: false });
+        let kept = CniFlags { ip_masq: false, mac_spoof_check: true };
+        let now = CniRecord { flags: Some(kept), ..cni };
+        let json = serde_json::to_value(&now).unwrap();
+        assert_eq!(json["flags"], serde_json::json!({"ipMasq": false, "macspoofchk": true}));
+        assert_eq!(serde_json::from_value::<CniRecord>(json).unwrap().flags(), kept);
     }
 
     #[test]

@@ -269,6 +269,65 @@ fn a_failed_add_leaks_no_address() {
     assert!(failed > 15, "a failure was injected before each of the {failed} steps, then ADD succeeded");
 }
 
+/// DEL is a plan too: failing at each of its steps in turn, it says so and
+/// keeps the record, so that the runtime's next DEL finishes the job; at the
+/// first step nothing has changed. A DEL past its last step removes the
+/// links, the masquerade rule and its table, the record and the address.
+#[test]
+fn a_failed_del_is_finished_by_the_next() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let at = Attach::to(&ctr, "eth0");
+    let c = testnet_conf(&node, "pipework", "1.0.0", json!({"ipMasq": true}));
+    node.add("pipework", &at, &c);
+    let (host_before, ctr_before) = (node.host.snapshot(), ctr.snapshot());
+    let mut failed = 0;
+    for step in 1..=10 {
+        let out = node.call("pipework", "DEL", Some(&at), &c, &[("PIPEWORK_FAIL_AT", &step.to_string())]);
+        if out.status.success() {
+            break;
+        }
+        failed = step;
+        let e = cni_error(&out);
+        assert_eq!(e["code"], 999, "{e}");
+        assert!(e["msg"].as_str().unwrap().contains("injected failure"), "{e}");
+        assert_eq!(node.attachments().len(), 1, "step {step}");
+        if step == 1 {
+            assert_unchanged("host", &host_before, || node.host.snapshot());
+            assert_unchanged("container", &ctr_before, || ctr.snapshot());
+        }
+    }
+    assert!(failed >= 2, "a failure was injected before each of the {failed} steps, then DEL succeeded");
+    assert!(ctr.link("eth0").is_none());
+    assert!(node.host.ports("cni0").is_empty());
+    assert!(node.records().is_empty());
+    assert!(node.allocations().is_empty(), "{:?}", node.allocations());
+    let tables = node.host.exec(&["nft", "list", "tables"]);
+    assert!(tables.status.success(), "nft: {}", String::from_utf8_lossy(&tables.stderr));
+    assert!(!String::from_utf8_lossy(&tables.stdout).contains("pipework"), "{tables:?}");
+}
+
+/// GC's removals are plans too: failing at their first step, GC says so
+/// and keeps on record what it could not remove; the next GC removes it.
+#[test]
+fn a_failed_gc_is_finished_by_the_next() {
+    let node = CniNode::new();
+    let ctr = Netns::new("ctr");
+    let c = testnet_conf(&node, "pipework", "1.1.0", json!({"ipMasq": true}));
+    node.add("pipework", &Attach::to(&ctr, "eth0"), &c);
+    let (host_before, ctr_before) = (node.host.snapshot(), ctr.snapshot());
+    let e = cni_error(&node.call("pipework", "GC", None, &c, &[("PIPEWORK_FAIL_AT", "1")]));
+    assert_eq!((&e["code"], &e["msg"]), (&json!(999), &json!("some stale attachments could not be removed")));
+    assert!(e["details"].as_str().unwrap().contains("injected failure"), "{e}");
+    assert_eq!(node.attachments().len(), 1);
+    assert_unchanged("host", &host_before, || node.host.snapshot());
+    assert_unchanged("container", &ctr_before, || ctr.snapshot());
+    assert_plugin_ok("pipework", "GC", &node.call("pipework", "GC", None, &c, &[]));
+    assert!(ctr.link("eth0").is_none() && node.host.ports("cni0").is_empty());
+    assert!(node.records().is_empty());
+    assert!(node.allocations().is_empty(), "{:?}", node.allocations());
+}
+
 fn error_of(
     node: &CniNode,
     command: &str,
