@@ -80,6 +80,6 @@ pub async fn is_live(iface: &Interface, inside: Option<&Netlink>, host: &Netlink
     }
     Ok(match iface.how {
         How::Veth | How::Macvlan | How::Ipoib => host_side(host, iface).await?.is_some(),
-        How::Moved | How::Dummy => true,
+        How::Lent | How::Dummy => true,
     })
 }

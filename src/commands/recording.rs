@@ -98,7 +98,7 @@ async fn describe(plan: &Plan, req: &Attach, host: &Netlink, inside: &Netlink) -
             Step::MoveToGuest { name: moved, to, give_back, .. } => {
                 name = Some(to.clone());
                 if *give_back {
-                    (how, host_side) = (Some(How::Moved), Some(moved.clone()));
+                    (how, host_side) = (Some(How::Lent), Some(moved.clone()));
                 }
             }
             Step::DeleteDefault { route, .. } => deleted_default = Some(route),
@@ -110,10 +110,10 @@ async fn describe(plan: &Plan, req: &Attach, host: &Netlink, inside: &Netlink) -
     };
     let vlan = match (&req.tag, how) {
         (Some(tag), How::Ipoib) => Some(tag.pkey()?),
-        (Some(tag), How::Macvlan | How::Moved | How::Veth) => Some(tag.vlan_id()?),
+        (Some(tag), How::Macvlan | How::Lent | How::Veth) => Some(tag.vlan_id()?),
         _ => None,
     };
-    if matches!(how, How::Macvlan | How::Moved) {
+    if matches!(how, How::Macvlan | How::Lent) {
         // A VLAN device is `<parent>.<vid>`, made now or before.
         let lower = host_side.clone().unwrap_or_default();
         let parent = match vlan {
@@ -245,7 +245,7 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
     };
     Attach {
         host: HostIf::Name(host),
-        direct_phys: iface.how == How::Moved,
+        direct_phys: iface.how == How::Lent,
         container_if: Some(iface.name.clone()),
         local_if: (iface.how == How::Veth).then(|| iface.host_side.clone()).flatten(),
         guest,

@@ -120,7 +120,7 @@ impl Teardown<'_> {
             How::Macvlan => InfoKind::MacVlan,
             How::Dummy => InfoKind::Dummy,
             How::Ipoib => return link.kind == Some(InfoKind::Ipoib),
-            How::Moved => return true,
+            How::Lent => return true,
         };
         link.kind == Some(kind) && link.mac == Some(self.iface.mac)
     }
@@ -176,7 +176,7 @@ pub async fn teardown(t: &Teardown<'_>, plan: &mut Plan, last: &mut Vec<Step>) -
             Attached::Ovs { bridge, port } => ovs::teardown(t, bridge, port, last).await,
             _ => veth_port::teardown(t, last).await,
         },
-        How::Moved => direct::teardown(t, plan).await,
+        How::Lent => direct::teardown(t, plan).await,
         How::Macvlan | How::Dummy | How::Ipoib => delete_in_guest(t, last).await,
     }
 }
