@@ -45,11 +45,11 @@ async fn plan_and_apply(
     dry_run: bool,
     writer: Writer,
 ) -> Result<()> {
-    let plan = driver.plan(&Context { req, guest, host, inside }).await?;
+    let planned = driver.plan(&Context { req, guest, host, inside }).await?;
     if !dry_run {
         // Its answer comes while the plan is applied, for the record.
         guest.engine.ask();
     }
-    let record = async || super::recording::attached(&plan, req, guest, (host, inside), writer).await;
-    super::print_or_apply_then(&plan, dry_run, host, Some((inside, guest.netns())), record).await
+    let record = async || super::recording::attached(&planned, req, guest, (host, inside), writer).await;
+    super::print_or_apply_then(&planned.plan, dry_run, host, Some((inside, guest.netns())), record).await
 }

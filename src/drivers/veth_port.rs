@@ -5,6 +5,7 @@
 //! is how a detach undoes it.
 
 use rtnetlink::packet_route::link::InfoKind;
+use rtnetlink::packet_route::route::RouteMessage;
 
 use super::{addressing, Context, Teardown};
 use crate::error::{Error, Kind, Result};
@@ -26,7 +27,7 @@ impl VethPort {
         let ctr_if = ctx.guest_if("eth1").to_string();
         let local = match &ctx.req.local_if {
             Some(name) => name.clone(),
-            None => format!("v{ctr_if}pl{}", ctx.guest.name_number),
+            None => default_name(&ctr_if, ctx.guest.name_number),
         };
         check_ifname(&local)
             .map_err(|e| Error::new(Kind::Usage, format!("{e}; choose a shorter host-side name with -l")))?;
@@ -35,8 +36,9 @@ impl VethPort {
 
     /// The port's steps after the bridge's own: the veth with `mtu` on both
     /// ends, `attach` (what puts the host side on the bridge), the host side
-    /// up, the addressing. `kernel_port`: a Linux bridge's port, which
-    /// must forward before the announcement (or DHCP) can get through.
+    /// up, the addressing (the default route it replaces). `kernel_port`: a
+    /// Linux bridge's port, which must forward before the announcement (or
+    /// DHCP) can get through.
     pub(super) async fn plan(
         &self,
         plan: &mut Plan,
@@ -44,7 +46,7 @@ impl VethPort {
         mtu: u32,
         attach: Vec<Step>,
         kernel_port: bool,
-    ) -> Result<()> {
+    ) -> Result<Option<RouteMessage>> {
         let (local, ctr_if) = (&self.local, &self.ctr_if);
         veth(plan, ctx, local, ctr_if, mtu).await?;
         plan.steps.extend(attach);
@@ -111,4 +113,20 @@ pub async fn teardown(t: &Teardown<'_>, last: &mut Vec<Step>) -> Result<()> {
         last.push(Step::DeleteLink { side: Side::Guest, name: t.iface.name.clone() });
     }
     Ok(())
+}
+
+/// The host side's name unless `-l` says otherwise, the original's
+/// `v<IF>pl<N>` (`N` the guest's name number, its PID).
+pub fn default_name(ctr_if: &str, number: u64) -> String {
+    format!("v{ctr_if}pl{number}")
+}
+
+/// Whether `host_side` is the default name of `ctr_if`'s host side for
+/// some guest (any PID).
+pub fn is_default_name(host_side: &str, ctr_if: &str) -> bool {
+    host_side
+        .strip_prefix('v')
+        .and_then(|rest| rest.strip_prefix(ctr_if))
+        .and_then(|rest| rest.strip_prefix("pl"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
