@@ -25,6 +25,8 @@ pub mod macvlan;
 pub mod mkbridge;
 pub mod ovs;
 pub mod replay;
+#[cfg(test)]
+mod tests;
 pub mod verify;
 pub mod veth_port;
 
