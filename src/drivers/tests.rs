@@ -373,3 +373,23 @@ fn the_default_host_side_name_is_recognised_for_any_pid() {
     assert!(!is_default_name("veth1pl42", "eth2"));
     assert!(!is_default_name("myveth", "eth1"));
 }
+
+#[test]
+fn a_lent_interface_is_moved_on_disk_as_before() {
+    assert_eq!(serde_json::to_string(&How::Lent).unwrap(), "\"moved\"");
+    assert_eq!(serde_json::from_str::<How>("\"moved\"").unwrap(), How::Lent);
+    assert_eq!(How::Lent.word(), "moved");
+}
+
+#[test]
+fn a_guest_link_is_recognised_by_its_kind_and_recorded_mac() {
+    let veth = link(7, "eth1", Some(InfoKind::Veth));
+    let mac = veth.mac.unwrap();
+    let other: crate::mac::Mac = "02:00:00:00:00:99".parse().unwrap();
+    assert!(How::Veth.recognises(&veth, mac));
+    assert!(!How::Veth.recognises(&veth, other));
+    assert!(!How::Macvlan.recognises(&veth, mac));
+    // An IPoIB child's address is not kept; a lent interface is any link.
+    assert!(How::Ipoib.recognises(&link(8, "ib0", Some(InfoKind::Ipoib)), other));
+    assert!(How::Lent.recognises(&veth, other));
+}
