@@ -39,12 +39,12 @@ pub async fn plan_and_apply(
     dry_run: bool,
     writer: Writer,
 ) -> Result<()> {
-    let plan = driver.plan(&Context { req, guest, host, inside }).await?;
+    let planned = driver.plan(&Context { req, guest, host, inside }).await?;
     if dry_run {
-        return plan.print();
+        return planned.plan.print();
     }
     // Its answer comes while the plan is applied, for the record.
     guest.engine.ask();
-    let record = async || recording::attached(&plan, req, guest, (host, inside), writer).await;
-    crate::apply::here_then(&plan, host, Some((inside, guest.netns())), record).await
+    let record = async || recording::attached(&planned, req, guest, (host, inside), writer).await;
+    crate::apply::here_then(&planned.plan, host, Some((inside, guest.netns())), record).await
 }

@@ -4,8 +4,8 @@
 use crate::error::{Error, Kind, Result};
 use crate::request::GuestRef;
 use crate::resolve::guest::{self, Guest};
-use crate::state::{Broken, Finder, HostNs, How, Interface, Record, Store};
-use crate::sys::netlink::{Link, Netlink};
+use crate::state::{Broken, Finder, HostNs, Record, Store};
+use crate::sys::netlink::Netlink;
 
 /// The records of this host namespace, and the files that are no record.
 pub struct Selected {
@@ -61,25 +61,4 @@ pub async fn guest_now(record: &Record) -> Result<Option<(Guest, Netlink)>> {
     }
     let inside = Netlink::inside(found.netns())?;
     Ok(Some((found, inside)))
-}
-
-/// The link the host side of `iface` names, if the host has it.
-pub async fn host_side(host: &Netlink, iface: &Interface) -> Result<Option<Link>> {
-    match &iface.host_side {
-        Some(name) => host.link(name).await,
-        None => Ok(None),
-    }
-}
-
-/// Whether an interface is all there: in the guest, and its host side on
-/// the host (the veth peer, the parent).
-pub async fn is_live(iface: &Interface, inside: Option<&Netlink>, host: &Netlink) -> Result<bool> {
-    let Some(inside) = inside else { return Ok(false) };
-    if inside.link(&iface.name).await?.is_none() {
-        return Ok(false);
-    }
-    Ok(match iface.how {
-        How::Veth | How::Macvlan | How::Ipoib => host_side(host, iface).await?.is_some(),
-        How::Moved | How::Dummy => true,
-    })
 }

@@ -9,8 +9,9 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::observe::{guest_now, is_live, select};
+use super::observe::{guest_now, select};
 use crate::dhcp::state::held;
+use crate::drivers::verify::is_live;
 use crate::error::{Error, Kind, Result};
 use crate::request::GuestRef;
 use crate::state::{Attached, HostNs, Interface, Record, Store};
@@ -37,7 +38,7 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
     for record in &selected.records {
         let now = guest_now(record).await?;
         for iface in &record.interfaces {
-            let live = is_live(iface, now.as_ref().map(|(_, nl)| nl), &host).await?;
+            let live = is_live(iface, now.as_ref().map(|(_, inside)| inside), &host).await?;
             let state = if live { "live" } else { "stale" };
             let mut addresses: Vec<String> = iface.addresses.iter().map(|a| a.to_string()).collect();
             // DHCP: the mode, the address the lease holds now, its DNS servers.

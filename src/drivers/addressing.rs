@@ -3,12 +3,13 @@
 
 use std::net::IpAddr;
 
+use rtnetlink::packet_route::route::RouteMessage;
+
 use super::Context;
 use crate::error::Result;
 use crate::family::Family;
 use crate::plan::{Plan, Side, Step};
 use crate::request::Addressing;
-use crate::sys::sysctl::Sysctl;
 
 /// The refusals of the addressing made before the guest is looked up.
 pub fn validate(addressing: &Addressing) -> Result<()> {
@@ -18,10 +19,16 @@ pub fn validate(addressing: &Addressing) -> Result<()> {
     }
 }
 
-/// The steps that give `dev` in the guest its addressing. `port` is the
-/// host side's bridge port, which must forward before the announcement can
-/// get through.
-pub async fn steps(plan: &mut Plan, ctx: &Context<'_>, dev: &str, port: Option<&str>) -> Result<()> {
+/// The steps that give `dev` in the guest its addressing, and the guest's
+/// default route they replace. `port` is the host side's bridge port, which
+/// must forward before the announcement can get through.
+pub async fn steps(
+    plan: &mut Plan,
+    ctx: &Context<'_>,
+    dev: &str,
+    port: Option<&str>,
+) -> Result<Option<RouteMessage>> {
+    let mut replaced = None;
     match &ctx.req.addr {
         Addressing::Static { net, gateway } => {
             if net.is_ipv6() && guest_lacks_ipv6(ctx)? {
@@ -31,7 +38,8 @@ pub async fn steps(plan: &mut Plan, ctx: &Context<'_>, dev: &str, port: Option<&
             if let Some(gw) = gateway {
                 let family = Family::of(*gw);
                 if let Some(route) = ctx.inside.default_routes(family).await?.into_iter().next() {
-                    plan.push(Step::DeleteDefault { family, route: Box::new(route) });
+                    plan.push(Step::DeleteDefault { family, route: Box::new(route.clone()) });
+                    replaced = Some(route);
                 }
             }
             plan.push(Step::LinkUp { side: Side::Guest, name: dev.into() });
@@ -47,11 +55,11 @@ pub async fn steps(plan: &mut Plan, ctx: &Context<'_>, dev: &str, port: Option<&
         Addressing::None => plan.push(Step::LinkUp { side: Side::Guest, name: dev.into() }),
         Addressing::Dhcp(dhcp) => super::dhcp::steps(plan, ctx, dhcp, dev, port)?,
     }
-    Ok(())
+    Ok(replaced)
 }
 
 /// Whether interfaces made in the guest start with IPv6 disabled (Docker's
 /// `--net=none` containers).
 fn guest_lacks_ipv6(ctx: &Context<'_>) -> Result<bool> {
-    Ok(Sysctl::conf(Some(ctx.guest.netns()), Family::V6, "default", "disable_ipv6")?.read()? == "1")
+    ctx.inside.ipv6_off_by_default(Some(ctx.guest.netns()))
 }

@@ -5,11 +5,11 @@
 use futures::future::BoxFuture;
 
 use super::veth_port::{refuse_direct_phys, VethPort, NEW_BRIDGE_MTU};
-use super::{Context, Driver};
+use super::{Context, Driver, Facts, Made, Planned};
 use crate::error::{Error, Kind, Result};
-use crate::plan::{Plan, Step};
+use crate::plan::Step;
 use crate::request::{Attach, Tag};
-use crate::sys::firewall;
+use crate::state::{Attached, How};
 use crate::sys::netlink::Link;
 use crate::sys::output;
 
@@ -41,7 +41,7 @@ impl Driver for Bridge {
         refuse_direct_phys(req, &self.name)
     }
 
-    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>> {
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Planned>> {
         Box::pin(self.steps(ctx))
     }
 }
@@ -52,7 +52,7 @@ impl Bridge {
         self.existing.as_ref().is_some_and(|b| !b.vlan_filtering)
     }
 
-    async fn steps(&self, ctx: &Context<'_>) -> Result<Plan> {
+    async fn steps(&self, ctx: &Context<'_>) -> Result<Planned> {
         let vlan = ctx.req.tag.as_ref().map(Tag::vlan_id).transpose()?;
         let port = VethPort::named(ctx)?;
         let mut plan = ctx.new_plan();
@@ -72,7 +72,7 @@ impl Bridge {
             }
         };
         let own = self.existing.as_ref().map_or([false; 2], |b| b.nf_call);
-        plan.steps.extend(let_through(&self.name, own, ctx.req.no_firewall)?);
+        plan.steps.extend(let_through(ctx.host, &self.name, own, ctx.req.no_firewall)?);
         let mut on_port = Vec::new();
         if let Some(vid) = vlan {
             // The VLAN the bridge gives every new port: 1 unless changed.
@@ -80,8 +80,16 @@ impl Bridge {
             let drop = (default != 0 && default != vid).then_some(default);
             on_port.push(Step::PortVlan { port: port.local.clone(), vid, drop });
         }
-        port.on_bridge(&mut plan, ctx, mtu, &self.name, on_port).await?;
-        Ok(plan)
+        let replaced_default = port.on_bridge(&mut plan, ctx, mtu, &self.name, on_port).await?;
+        let made = Made {
+            name: port.ctr_if,
+            how: How::Veth,
+            host_side: Some(port.local),
+            attached_to: Attached::Bridge(self.name.clone()),
+            vlan,
+            replaced_default,
+        };
+        Ok(Planned { plan, made })
     }
 }
 
@@ -90,8 +98,13 @@ impl Bridge {
 /// missing (`own`: the bridge's own `nf_call_*`). With `--no-firewall`,
 /// none: stderr says what is dropped and the command that would let it
 /// through.
-pub fn let_through(bridge: &str, own: [bool; 2], no_firewall: bool) -> Result<Option<Step>> {
-    let missing = firewall::missing(bridge, own)?;
+pub fn let_through(
+    host: &dyn Facts,
+    bridge: &str,
+    own: [bool; 2],
+    no_firewall: bool,
+) -> Result<Option<Step>> {
+    let missing = host.forward_missing(bridge, own)?;
     if missing.is_empty() {
         return Ok(None);
     }

@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use super::{Context, Teardown};
 use crate::dhcp::agent::AgentId;
 use crate::dhcp::options::Native;
+use crate::dhcp::state::State;
 use crate::dhcp::{host, Setup};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::request::{Dhcp, DhcpClient, GuestRef};
+use crate::state::DhcpRecord;
 
 /// The refusal that needs no guest: a host client that is not there, as
 /// the original checked it.
@@ -70,6 +72,34 @@ fn default_hostname(guest: &GuestRef, label: &str) -> Option<String> {
     let fits = !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     fits.then(|| name.to_string())
+}
+
+/// The DHCP mode, and what holds the lease: the native client's agent and
+/// its state file (`dhcp` as the client), or the host client and the
+/// guest's resolv.conf its script wrote.
+pub fn dhcp_record(plan: &Plan, d: &Dhcp) -> DhcpRecord {
+    let (client, agent, lease_file) = plan
+        .steps
+        .iter()
+        .find_map(|step| match step {
+            Step::Dhcp { dev, setup, .. } => {
+                let path = State::path_for(setup.netns_inode, dev);
+                let agent = State::read(&path).ok().and_then(|s| s.agent);
+                Some(("dhcp", agent, Some(path)))
+            }
+            Step::HostDhcp { resolv, .. } => Some((d.client.program(), None, Some(resolv.clone()))),
+            _ => None,
+        })
+        .unwrap_or((d.client.program(), None, None));
+    DhcpRecord {
+        client: client.to_string(),
+        foreground: d.foreground,
+        options: d.options.clone(),
+        timeout_ms: u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX),
+        agent_pid: agent.map(|a| a.pid),
+        agent_started: agent.and_then(|a| a.started),
+        lease_file: lease_file.map(|p| p.display().to_string()),
+    }
 }
 
 /// `detach`: the agent stopped (it releases the lease) and the lease's file

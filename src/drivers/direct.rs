@@ -3,9 +3,11 @@
 
 use futures::future::BoxFuture;
 
-use super::{macvlan::on_vlan, moved_in, Context, Driver, Teardown};
+use super::{macvlan::on_vlan, moved_in, Context, Driver, Made, Planned, Teardown};
 use crate::error::Result;
 use crate::plan::{Plan, Step};
+use crate::request::Tag;
+use crate::state::{Attached, How};
 use crate::sys::netlink::Link;
 
 pub struct Direct {
@@ -13,13 +15,27 @@ pub struct Direct {
 }
 
 impl Driver for Direct {
-    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>> {
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Planned>> {
         Box::pin(async move {
             let ctr_if = ctx.guest_if("eth1");
             let mut plan = ctx.new_plan();
             let lent = on_vlan(&mut plan, ctx, &self.link).await?;
-            moved_in(&mut plan, ctx, &lent, true, ctr_if).await?;
-            Ok(plan)
+            let replaced_default = moved_in(&mut plan, ctx, &lent, true, ctr_if).await?;
+            let vlan = ctx.req.tag.as_ref().map(Tag::vlan_id).transpose()?;
+            // Lent on a VLAN, it hangs off the parent of its VLAN device.
+            let attached_to = match vlan {
+                Some(_) => Attached::Parent(self.link.name.clone()),
+                None => Attached::None,
+            };
+            let made = Made {
+                name: ctr_if.to_string(),
+                how: How::Lent,
+                host_side: Some(lent),
+                attached_to,
+                vlan,
+                replaced_default,
+            };
+            Ok(Planned { plan, made })
         })
     }
 }

@@ -3,15 +3,16 @@
 
 use futures::future::BoxFuture;
 
-use super::{moved_in, refuse_taken, Context, Driver};
+use super::{moved_in, refuse_taken, Context, Driver, Made, Planned};
 use crate::error::{Error, Kind, Result};
-use crate::plan::{NewLink, Plan, Step};
+use crate::plan::{NewLink, Step};
 use crate::request::check_ifname;
+use crate::state::{Attached, How};
 
 pub struct Dummy;
 
 impl Driver for Dummy {
-    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>> {
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Planned>> {
         Box::pin(async move {
             let ctr_if = ctx.guest_if("eth1");
             let name = format!("du{}{ctr_if}", ctx.guest.name_number);
@@ -19,8 +20,17 @@ impl Driver for Dummy {
             refuse_taken(ctx.host, &name).await?;
             let mut plan = ctx.new_plan();
             plan.push(Step::CreateLink { name: name.clone(), kind: NewLink::Dummy });
-            moved_in(&mut plan, ctx, &name, false, ctr_if).await?;
-            Ok(plan)
+            let replaced_default = moved_in(&mut plan, ctx, &name, false, ctr_if).await?;
+            // Nothing stays on the host: its name there is not kept.
+            let made = Made {
+                name: ctr_if.to_string(),
+                how: How::Dummy,
+                host_side: None,
+                attached_to: Attached::None,
+                vlan: None,
+                replaced_default,
+            };
+            Ok(Planned { plan, made })
         })
     }
 }

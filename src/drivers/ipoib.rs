@@ -3,10 +3,11 @@
 
 use futures::future::BoxFuture;
 
-use super::{moved_in, refuse_taken, Context, Driver};
+use super::{moved_in, refuse_taken, Context, Driver, Made, Planned};
 use crate::error::{Error, Kind, Result};
-use crate::plan::{NewLink, Plan, Side, Step};
+use crate::plan::{NewLink, Side, Step};
 use crate::request::{check_ifname, Attach, Tag};
+use crate::state::{Attached, How};
 use crate::sys::netlink::Link;
 
 pub struct Ipoib {
@@ -24,7 +25,7 @@ impl Driver for Ipoib {
         }
     }
 
-    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>> {
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Planned>> {
         Box::pin(async move {
             // The IPoIB driver is fussy about names: ib0 unless told otherwise.
             let ctr_if = ctx.guest_if("ib0");
@@ -43,8 +44,16 @@ impl Driver for Ipoib {
                 kind: NewLink::Ipoib { parent: parent.clone(), pkey },
             });
             plan.push(Step::LinkUp { side: Side::Host, name: parent.clone() });
-            moved_in(&mut plan, ctx, &name, false, ctr_if).await?;
-            Ok(plan)
+            let replaced_default = moved_in(&mut plan, ctx, &name, false, ctr_if).await?;
+            let made = Made {
+                name: ctr_if.to_string(),
+                how: How::Ipoib,
+                host_side: Some(parent.clone()),
+                attached_to: Attached::Parent(parent.clone()),
+                vlan: pkey,
+                replaced_default,
+            };
+            Ok(Planned { plan, made })
         })
     }
 }

@@ -9,10 +9,11 @@
 use futures::future::BoxFuture;
 use rtnetlink::packet_route::link::InfoKind;
 
-use super::{moved_in, refuse_taken, Context, Driver};
+use super::{moved_in, refuse_taken, Context, Driver, Made, Planned};
 use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Side, Step};
-use crate::request::{check_ifname, IFNAME_MAX};
+use crate::request::{check_ifname, Tag, IFNAME_MAX};
+use crate::state::{Attached, How};
 use crate::sys::netlink::Link;
 
 pub struct Macvlan {
@@ -20,7 +21,7 @@ pub struct Macvlan {
 }
 
 impl Driver for Macvlan {
-    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>> {
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Planned>> {
         Box::pin(async move {
             let ctr_if = ctx.guest_if("eth1");
             let mut plan = ctx.new_plan();
@@ -32,9 +33,17 @@ impl Driver for Macvlan {
                 name: name.clone(),
                 kind: NewLink::Macvlan { parent: lower.clone(), mtu },
             });
-            plan.push(Step::LinkUp { side: Side::Host, name: lower });
-            moved_in(&mut plan, ctx, &name, false, ctr_if).await?;
-            Ok(plan)
+            plan.push(Step::LinkUp { side: Side::Host, name: lower.clone() });
+            let replaced_default = moved_in(&mut plan, ctx, &name, false, ctr_if).await?;
+            let made = Made {
+                name: ctr_if.to_string(),
+                how: How::Macvlan,
+                host_side: Some(lower),
+                attached_to: Attached::Parent(self.parent.name.clone()),
+                vlan: ctx.req.tag.as_ref().map(Tag::vlan_id).transpose()?,
+                replaced_default,
+            };
+            Ok(Planned { plan, made })
         })
     }
 }

@@ -1,28 +1,43 @@
 //! The drivers: how a guest is connected, one a kind of host interface.
 //! `for_host` picks the driver from what the host interface is; each one
 //! refuses what it cannot do (`validate`, before the guest is looked up),
-//! then lists its steps (`plan`), changing nothing. The addressing steps
-//! (`addressing`) are the same for all of them.
+//! then lists its steps and says what they make (`plan`), changing
+//! nothing, from what it reads of the system through `facts`. The
+//! addressing steps (`addressing`) are the same for all of them.
 //!
-//! Undoing an attachment goes by its record, not by a `Driver` (the host
-//! interface it was made from may be gone): `teardown` picks each kind's
-//! steps from how the record says the interface got into the guest.
+//! Everything else about a kind of attachment is in `kinds` (what it leaves
+//! on the host, how it is recognised and undone, how it is asked for again),
+//! `verify` (`check`'s differences, `show`'s live or stale) and `replay`.
+//! Undoing goes by the record, not by a `Driver` (the host interface it was
+//! made from may be gone): `teardown`, and `detach` for a whole guest;
+//! `mkbridge` plans a host interface into a bridge.
 
 pub mod addressing;
 pub mod bridge;
+pub mod detach;
 pub mod dhcp;
 pub mod direct;
 pub mod dummy;
+pub mod facts;
 pub mod ipoib;
+pub mod kinds;
 pub mod macvlan;
+pub mod mkbridge;
 pub mod ovs;
+pub mod replay;
+#[cfg(test)]
+mod tests;
+pub mod verify;
 pub mod veth_port;
 
 use futures::future::BoxFuture;
 use rtnetlink::packet_route::link::InfoKind;
+use rtnetlink::packet_route::route::RouteMessage;
+
+pub use facts::Facts;
 
 use crate::error::{Error, Kind, Result};
-use crate::plan::{Plan, Side, Step};
+use crate::plan::{Plan, Step};
 use crate::request::Attach;
 use crate::resolve::guest::Guest;
 use crate::resolve::host::HostKind;
@@ -30,13 +45,14 @@ use crate::state::{Attached, How, Interface, LinkId, Record};
 use crate::sys::netlink::{Link, Netlink};
 use crate::sys::output;
 
-/// Everything a driver plans with: the request, the guest it names, and a
-/// netlink connection on each side.
+/// Everything a driver plans with: the request, the guest it names, and
+/// what each side holds (the host's and the guest's netlink connections in
+/// a run).
 pub struct Context<'a> {
     pub req: &'a Attach,
     pub guest: &'a Guest,
-    pub host: &'a Netlink,
-    pub inside: &'a Netlink,
+    pub host: &'a dyn Facts,
+    pub inside: &'a dyn Facts,
 }
 
 impl Context<'_> {
@@ -51,6 +67,29 @@ impl Context<'_> {
     }
 }
 
+/// What a plan makes, as its record keeps it: a draft of the record's
+/// `Interface`. What the kernel chooses (MAC, MTU, index, the host side's
+/// identity) is read back once the plan is applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Made {
+    /// The interface in the guest.
+    pub name: String,
+    pub how: How,
+    pub host_side: Option<String>,
+    pub attached_to: Attached,
+    /// The VLAN (an IPoIB child's partition key).
+    pub vlan: Option<u16>,
+    /// The guest's default route the plan deletes for its gateway's.
+    pub replaced_default: Option<RouteMessage>,
+}
+
+/// A driver's plan, and what it makes.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub made: Made,
+}
+
 pub trait Driver {
     /// The refusals that need only the request and the host interface,
     /// made before the guest is looked up, as the original made them.
@@ -58,9 +97,9 @@ pub trait Driver {
         Ok(())
     }
 
-    /// Checks everything against the system and lists the steps; changes
-    /// nothing.
-    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>>;
+    /// Checks everything against the system and lists the steps, with what
+    /// they make; changes nothing.
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Planned>>;
 }
 
 /// The driver for a host interface of this kind.
@@ -90,12 +129,12 @@ pub struct Teardown<'a> {
 
 impl Teardown<'_> {
     /// The recorded interface in the guest now, if there is one and it is
-    /// still the one made (see `made_in_guest`); one that is not is left
+    /// still the one made (see `How::recognises`); one that is not is left
     /// alone, saying so.
     async fn in_guest(&self) -> Result<Option<Link>> {
-        let Some(nl) = self.inside else { return Ok(None) };
-        Ok(nl.link(&self.iface.name).await?.filter(|link| {
-            let made = self.made_in_guest(link);
+        let Some(inside) = self.inside else { return Ok(None) };
+        Ok(inside.link(&self.iface.name).await?.filter(|link| {
+            let made = self.iface.how.recognises(link, self.iface.mac);
             if !made {
                 output::warn(format!(
                     "pipework: {} of {} is not the link pipework made there ({}, MAC {}; recorded: {}, MAC {}): left alone",
@@ -109,20 +148,6 @@ impl Teardown<'_> {
             }
             made
         }))
-    }
-
-    /// Whether `link`, the guest's link of the recorded name, is the one the
-    /// attach made: of the kind it made and with the MAC read back then (an
-    /// IPoIB child's 20-byte address is not kept: its kind alone).
-    fn made_in_guest(&self, link: &Link) -> bool {
-        let kind = match self.iface.how {
-            How::Veth => InfoKind::Veth,
-            How::Macvlan => InfoKind::MacVlan,
-            How::Dummy => InfoKind::Dummy,
-            How::Ipoib => return link.kind == Some(InfoKind::Ipoib),
-            How::Moved => return true,
-        };
-        link.kind == Some(kind) && link.mac == Some(self.iface.mac)
     }
 
     /// The host's link of the recorded host-side name, if it is the one the
@@ -171,23 +196,7 @@ pub fn link_id(link: &Link) -> Option<LinkId> {
 pub async fn teardown(t: &Teardown<'_>, plan: &mut Plan, last: &mut Vec<Step>) -> Result<()> {
     // The lease goes first, while its link is there to release it over.
     dhcp::teardown(t, plan);
-    match t.iface.how {
-        How::Veth => match &t.iface.attached_to {
-            Attached::Ovs { bridge, port } => ovs::teardown(t, bridge, port, last).await,
-            _ => veth_port::teardown(t, last).await,
-        },
-        How::Moved => direct::teardown(t, plan).await,
-        How::Macvlan | How::Dummy | How::Ipoib => delete_in_guest(t, last).await,
-    }
-}
-
-/// A link made on the host and moved in: deleted in the guest, if it is
-/// still the one made.
-async fn delete_in_guest(t: &Teardown<'_>, last: &mut Vec<Step>) -> Result<()> {
-    if t.in_guest().await?.is_some() {
-        last.push(Step::DeleteLink { side: Side::Guest, name: t.iface.name.clone() });
-    }
-    Ok(())
+    t.iface.how.teardown(t, plan, last).await
 }
 
 pub fn not_yet(what: String) -> Error {
@@ -196,14 +205,15 @@ pub fn not_yet(what: String) -> Error {
 
 /// The tail of every driver that makes a link on the host (or lends the
 /// host's own): into the guest under its final name, the MAC, then the
-/// addressing. Refuses a name the guest already has, before any change.
+/// addressing (the default route it replaces). Refuses a name the guest
+/// already has, before any change.
 async fn moved_in(
     plan: &mut Plan,
     ctx: &Context<'_>,
     host_name: &str,
     give_back: bool,
     ctr_if: &str,
-) -> Result<()> {
+) -> Result<Option<RouteMessage>> {
     if ctx.inside.link(ctr_if).await?.is_some() {
         return Err(Error::new(
             Kind::Conflict,
@@ -219,7 +229,7 @@ async fn moved_in(
 }
 
 /// Refuses a name the host has already: a link made there must not clash.
-async fn refuse_taken(host: &Netlink, name: &str) -> Result<()> {
+async fn refuse_taken(host: &dyn Facts, name: &str) -> Result<()> {
     match host.link(name).await? {
         Some(_) => Err(Error::new(
             Kind::Conflict,

@@ -8,13 +8,12 @@
 use futures::future::BoxFuture;
 
 use super::veth_port::{refuse_direct_phys, VethPort, NEW_BRIDGE_MTU};
-use super::{Context, Driver, Teardown};
+use super::{Context, Driver, Facts, Made, Planned, Teardown};
 use crate::error::{Error, Kind, Result};
-use crate::plan::{Plan, Step};
+use crate::plan::Step;
 use crate::request::{Attach, Tag};
 use crate::resolve::guest::Guest;
-use crate::state::Finder;
-use crate::sys::netlink::Netlink;
+use crate::state::{Attached, Finder, How};
 use crate::sys::ovsdb::Ovsdb;
 use crate::sys::vswitch::{no_datapath, Bridge, Interface, NewPort, Port, PortId, MARK};
 
@@ -32,13 +31,13 @@ impl Driver for Ovs {
         refuse_direct_phys(req, &self.name)
     }
 
-    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Plan>> {
+    fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Planned>> {
         Box::pin(self.steps(ctx))
     }
 }
 
 impl Ovs {
-    async fn steps(&self, ctx: &Context<'_>) -> Result<Plan> {
+    async fn steps(&self, ctx: &Context<'_>) -> Result<Planned> {
         let vlan = ctx.req.tag.as_ref().map(Tag::vlan_id).transpose()?;
         let port = VethPort::named(ctx)?;
         let mut plan = ctx.new_plan();
@@ -59,8 +58,16 @@ impl Ovs {
         }
         let new = new_port(&self.name, &port.local, vlan, ctx.guest);
         attach.push(Step::OvsAddPort { bridge: self.name.clone(), port: new, replacing: survey.replacing });
-        port.plan(&mut plan, ctx, mtu, attach, false).await?;
-        Ok(plan)
+        let replaced_default = port.plan(&mut plan, ctx, mtu, attach, false).await?;
+        let made = Made {
+            name: port.ctr_if,
+            how: How::Veth,
+            host_side: Some(port.local.clone()),
+            attached_to: Attached::Ovs { bridge: self.name.clone(), port: port.local },
+            vlan,
+            replaced_default,
+        };
+        Ok(Planned { plan, made })
     }
 }
 
@@ -77,7 +84,7 @@ struct Survey {
 /// pipework ports of this bridge: their interfaces are listed in OVSDB first
 /// and looked for on the host after, so a port a concurrent run is adding
 /// (its veth made before its port) is never taken for dead.
-async fn survey(bridge: &Bridge, local: &str, host: &Netlink) -> Result<Survey> {
+async fn survey(bridge: &Bridge, local: &str, host: &dyn Facts) -> Result<Survey> {
     let mut db = Ovsdb::connect().await?;
     let mut survey = Survey::default();
     let ports = db.ports(bridge).await?;
@@ -107,7 +114,7 @@ fn is_pipeworks(ifaces: &[Interface]) -> bool {
 
 /// The pipework ports (all their interfaces marked) whose interfaces the
 /// host no longer has, `except` the one of that name.
-async fn dead(ports: Vec<(Port, Vec<Interface>)>, except: &str, host: &Netlink) -> Result<Vec<PortId>> {
+async fn dead(ports: Vec<(Port, Vec<Interface>)>, except: &str, host: &dyn Facts) -> Result<Vec<PortId>> {
     let mut dead = Vec::new();
     for (port, ifaces) in ports {
         if !is_pipeworks(&ifaces) || port.name == except {

@@ -6,6 +6,7 @@
 //! detach undoes it.
 
 use rtnetlink::packet_route::link::InfoKind;
+use rtnetlink::packet_route::route::RouteMessage;
 
 use super::{addressing, Context, Teardown};
 use crate::error::{Error, Kind, Result};
@@ -28,7 +29,7 @@ impl VethPort {
         let ctr_if = ctx.guest_if("eth1").to_string();
         let local = match &ctx.req.local_if {
             Some(name) => name.clone(),
-            None => format!("v{ctr_if}pl{}", ctx.guest.name_number),
+            None => default_name(&ctr_if, ctx.guest.name_number),
         };
         check_ifname(&local)
             .map_err(|e| Error::new(Kind::Usage, format!("{e}; choose a shorter host-side name with -l")))?;
@@ -37,8 +38,9 @@ impl VethPort {
 
     /// The port's steps after the bridge's own: the veth with `mtu` on both
     /// ends, `attach` (what puts the host side on the bridge), the host side
-    /// up, the addressing. `kernel_port`: a Linux bridge's port, which
-    /// must forward before the announcement (or DHCP) can get through.
+    /// up, the addressing (the default route it replaces). `kernel_port`: a
+    /// Linux bridge's port, which must forward before the announcement (or
+    /// DHCP) can get through.
     pub(super) async fn plan(
         &self,
         plan: &mut Plan,
@@ -46,7 +48,7 @@ impl VethPort {
         mtu: u32,
         attach: Vec<Step>,
         kernel_port: bool,
-    ) -> Result<()> {
+    ) -> Result<Option<RouteMessage>> {
         let (local, ctr_if) = (&self.local, &self.ctr_if);
         refuse_in_the_way(plan, ctx, local, ctr_if).await?;
         let netns = &ctx.guest.netns_arg;
@@ -64,7 +66,7 @@ impl VethPort {
         mtu: u32,
         bridge: &str,
         port: Vec<Step>,
-    ) -> Result<()> {
+    ) -> Result<Option<RouteMessage>> {
         let attach = std::iter::once(enslave(&self.local, bridge)).chain(port).collect();
         self.plan(plan, ctx, mtu, attach, true).await
     }
@@ -166,6 +168,22 @@ pub async fn teardown(t: &Teardown<'_>, last: &mut Vec<Step>) -> Result<()> {
         last.push(Step::DeleteLink { side: Side::Guest, name: t.iface.name.clone() });
     }
     Ok(())
+}
+
+/// The host side's name unless `-l` says otherwise, the original's
+/// `v<IF>pl<N>` (`N` the guest's name number, its PID).
+pub fn default_name(ctr_if: &str, number: u64) -> String {
+    format!("v{ctr_if}pl{number}")
+}
+
+/// Whether `host_side` is the default name of `ctr_if`'s host side for
+/// some guest (any PID).
+pub fn is_default_name(host_side: &str, ctr_if: &str) -> bool {
+    host_side
+        .strip_prefix('v')
+        .and_then(|rest| rest.strip_prefix(ctr_if))
+        .and_then(|rest| rest.strip_prefix("pl"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

@@ -125,6 +125,25 @@ impl Guest {
     }
 }
 
+#[cfg(test)]
+impl Guest {
+    /// `netns:<name>` for planning tests, numbered `number` in interface
+    /// names; the namespace held is this process's own, which any user may
+    /// open (planning only reads the guest through `drivers::Facts`).
+    pub fn for_tests(name: &str, number: u64) -> Guest {
+        Guest {
+            label: name.to_string(),
+            name_number: number,
+            process: None,
+            enter: format!("ip netns exec {name}"),
+            netns_arg: name.to_string(),
+            find: Finder::Netns { name: name.to_string() },
+            netns: File::open("/proc/self/ns/net").expect("this process's network namespace"),
+            engine: Default::default(),
+        }
+    }
+}
+
 /// Opens a namespace file named by the operator. Its type is checked before
 /// it is opened for real: an O_PATH open runs no driver code (a FIFO would
 /// block, a device node would see our open and ioctl), and only a file of

@@ -279,7 +279,9 @@ pub enum How {
     Macvlan,
     /// The host's own interface (or its VLAN device), lent with
     /// `--direct-phys`: detaching gives it back under its host-side name.
-    Moved,
+    /// "moved" on disk, as records have always said it.
+    #[serde(rename = "moved")]
+    Lent,
     Dummy,
     /// An IPoIB child of the host side.
     Ipoib,
@@ -290,7 +292,7 @@ impl How {
         match self {
             How::Veth => "veth",
             How::Macvlan => "macvlan",
-            How::Moved => "moved",
+            How::Lent => "moved",
             How::Dummy => "dummy",
             How::Ipoib => "ipoib",
         }

@@ -280,6 +280,11 @@ mod tests {
 
     #[test]
     fn a_program_others_can_change_is_not() {
+        // Files made by anyone else are refused for their owner first.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: the files must be root's to be judged by their modes");
+            return;
+        }
         let dir = std::env::temp_dir().join(format!("pipework-exec-{}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
         let prog = dir.join("tc");

@@ -13,8 +13,10 @@ use super::agents::{self, Kept};
 use super::events::Engine;
 use super::labels::{self, Trust};
 use super::queue::Job;
-use crate::commands::{detach, recording};
+use crate::commands::detach;
 use crate::dhcp::agent::AgentId;
+use crate::drivers::replay::replay;
+use crate::drivers::veth_port::is_default_name;
 use crate::error::{Error, Result};
 use crate::request::{Attach, HostIf};
 use crate::resolve::docker::{self, Running};
@@ -397,19 +399,11 @@ impl<'a> Reconciler<'a> {
 /// after the guest's old PID (`v<IF>pl<PID>`, pipework's default) gets
 /// its new PID: the old one may outlive the old namespace a moment.
 fn replayed(record: &Record, iface: &Interface) -> Wanted {
-    let mut req = recording::replay(record, iface);
-    if req.local_if.as_deref().is_some_and(|l| is_default_host_side(l, &iface.name)) {
+    let mut req = replay(record, iface);
+    if req.local_if.as_deref().is_some_and(|l| is_default_name(l, &iface.name)) {
         req.local_if = None;
     }
     Wanted { req, mac: Some(iface.mac), dhcp: iface.dhcp.clone() }
-}
-
-fn is_default_host_side(host_side: &str, ifname: &str) -> bool {
-    host_side
-        .strip_prefix('v')
-        .and_then(|rest| rest.strip_prefix(ifname))
-        .and_then(|rest| rest.strip_prefix("pl"))
-        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Whether this namespace has an interface of that name, for the labels'
