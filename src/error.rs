@@ -52,8 +52,9 @@ pub struct Error {
     /// What we were doing, innermost first: rendered outer-first before the
     /// cause, "creating veth vethXpl1: File exists".
     context: Vec<String>,
-    /// Worded by the original script: printed as is, without the prefix.
-    original: bool,
+    /// Worded by another: the original script, or `ip` for a refusal it
+    /// words. Printed as is, without the prefix.
+    verbatim: bool,
     /// The original prints a few refusals ("exists and is up", usage) on stdout.
     stdout: bool,
     kernel: Option<KernelReply>,
@@ -69,16 +70,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A message of our own: printed after `pipework: `.
     pub fn new(kind: Kind, message: impl fmt::Display) -> Self {
-        Error { original: false, ..Error::original(kind, message.to_string()) }
+        Error { verbatim: false, ..Error::verbatim(kind, message.to_string()) }
     }
 
-    /// A refusal worded by the original script: printed as is.
-    pub fn original(kind: Kind, message: impl Into<String>) -> Self {
+    /// A refusal worded as the original script (or `ip`) words it: printed
+    /// as is.
+    pub fn verbatim(kind: Kind, message: impl Into<String>) -> Self {
         Error {
             kind,
             message: message.into(),
             context: Vec::new(),
-            original: true,
+            verbatim: true,
             stdout: false,
             kernel: None,
             rollback: Vec::new(),
@@ -94,7 +96,7 @@ impl Error {
     /// A program that printed its own words and exited with `code`:
     /// pipework prints nothing more and exits with the same status.
     pub fn program_status(code: i32) -> Self {
-        Error::original(Kind::ProgramFailed, "").with_status(code)
+        Error::verbatim(Kind::ProgramFailed, "").with_status(code)
     }
 
     /// Exit with `code` instead of 1, as the program whose words these are.
@@ -158,7 +160,7 @@ impl Error {
     pub fn context(self, what: impl fmt::Display) -> Self {
         let mut context = self.context;
         context.push(what.to_string());
-        Error { context, original: false, ..self }
+        Error { context, verbatim: false, ..self }
     }
 }
 
@@ -168,7 +170,7 @@ pub const PREFIX: &str = "pipework: ";
 /// The line an operator reads: ours after `pipework: `, the original's as is.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.original {
+        if !self.verbatim {
             f.write_str(PREFIX)?;
         }
         for doing in self.chain() {
@@ -230,7 +232,7 @@ mod tests {
 
     #[test]
     fn context_keeps_kind_and_one_prefix() {
-        let e = Error::original(Kind::NotFound, "Error: No such object: c1").context("finding c1");
+        let e = Error::verbatim(Kind::NotFound, "Error: No such object: c1").context("finding c1");
         assert_eq!(e.to_string(), "pipework: finding c1: Error: No such object: c1");
         assert_eq!(e.message(), "finding c1: Error: No such object: c1");
         assert_eq!((e.kind(), e.code()), (Kind::NotFound, 1));
@@ -245,7 +247,7 @@ mod tests {
         assert_eq!(Error::program_status(2).code(), 2);
         assert_eq!(Error::new(Kind::Usage, "bad").code(), 1);
         assert!(Error::program_status(3).message().is_empty());
-        let e = Error::original(Kind::KernelRefused, "RTNETLINK answers: File exists").with_status(2);
+        let e = Error::verbatim(Kind::KernelRefused, "RTNETLINK answers: File exists").with_status(2);
         assert_eq!((e.code(), e.context("adding").code()), (2, 2));
     }
 }

@@ -203,8 +203,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DhcpClient {
-    /// `dhcp`: busybox udhcpc run by Docker beside the guest.
-    Docker,
+    /// `dhcp`: pipework's own client and its agent (`crate::dhcp`).
+    Native,
     Udhcpc,
     Dhclient,
     Dhcpcd,
@@ -215,7 +215,7 @@ impl DhcpClient {
     /// client), as records keep it.
     pub fn from_word(word: &str) -> Option<DhcpClient> {
         match word {
-            "dhcp" => Some(DhcpClient::Docker),
+            "dhcp" => Some(DhcpClient::Native),
             "udhcpc" => Some(DhcpClient::Udhcpc),
             "dhclient" => Some(DhcpClient::Dhclient),
             "dhcpcd" => Some(DhcpClient::Dhcpcd),
@@ -225,7 +225,7 @@ impl DhcpClient {
 
     pub fn program(self) -> &'static str {
         match self {
-            DhcpClient::Docker | DhcpClient::Udhcpc => "udhcpc",
+            DhcpClient::Native | DhcpClient::Udhcpc => "udhcpc",
             DhcpClient::Dhclient => "dhclient",
             DhcpClient::Dhcpcd => "dhcpcd",
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::announce::port_forwards;
 use super::Target;
 use crate::dhcp::client::Client;
-use crate::dhcp::state::State;
+use crate::dhcp::lease_file::LeaseFile;
 use crate::dhcp::wire::Lease;
 use crate::dhcp::{agent, socket, Setup};
 use crate::error::{Error, Kind, Result};
@@ -76,15 +76,15 @@ pub fn start_agent(
     socket: Option<&OwnedFd>,
     t: &Target<'_>,
 ) -> Result<Undo> {
-    let mut state = State {
-        path: State::path_for(setup.netns_inode, dev),
+    let mut state = LeaseFile {
+        path: LeaseFile::path_for(setup.netns_inode, dev),
         ifname: dev.into(),
         guest_pid: setup.guest_pid,
         netns_file: setup.netns_file.clone(),
         options: setup.options.clone(),
         hostname: setup.hostname.clone(),
         lease: lease.clone(),
-        bound_at: State::now(),
+        bound_at: LeaseFile::now(),
         agent: None,
     };
     state.write()?;

@@ -3,7 +3,7 @@
 //! and family whoever asks, and the record says which pipework added.
 
 use crate::error::Result;
-use crate::state::{HostNs, Store};
+use crate::records::{HostNs, Store};
 use crate::sys::firewall::Accept;
 
 /// Adds those of `rules` that are not in the kernel and records them as

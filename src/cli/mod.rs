@@ -54,7 +54,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         Err(e) => return clap_error(e),
     };
     let family =
-        cli.family.as_deref().map(Family::parse).transpose().map_err(|e| Error::original(Kind::Usage, e))?;
+        cli.family.as_deref().map(Family::parse).transpose().map_err(|e| Error::verbatim(Kind::Usage, e))?;
     let (verbose, dry_run) = (cli.verbose, cli.dry_run);
     if let Some(name) = &cli.container_if {
         request::check_ifname(name).map_err(words::usage)?;
@@ -210,7 +210,7 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
 
 /// The original's usage text: on stdout, exit 1.
 fn syntax() -> Error {
-    Error::original(Kind::Usage, SYNTAX).on_stdout()
+    Error::verbatim(Kind::Usage, SYNTAX).on_stdout()
 }
 
 /// clap's own errors, made to exit 1 like every other refusal; help and

@@ -33,7 +33,7 @@ pub fn parse_addressing(arg: &str, family: Option<Family>) -> Result<Addressing,
         None => (arg, None),
     };
     if !ip.contains('/') {
-        return Err(Error::original(
+        return Err(Error::verbatim(
             Kind::Usage,
             format!("The IP address should include a netmask.\nMaybe you meant {ip}/24 ?"),
         ));

@@ -12,7 +12,7 @@ use super::error::{CniError, CniResult, Code};
 use super::ipam::Ipam;
 use super::records;
 use super::result::{CniOutput, Interface};
-use crate::state::{Attached, Store};
+use crate::records::{Attached, Store};
 use crate::sys::netlink::{address_ip, Netlink};
 
 fn failed(msg: impl Into<String>) -> CniError {

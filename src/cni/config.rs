@@ -19,7 +19,7 @@ use super::error::{CniError, CniResult, Code};
 use super::result::{CniOutput, Dns};
 use super::version::Version;
 use crate::mac::Mac;
-use crate::state::CniFlags;
+use crate::records::CniFlags;
 
 /// The reference's default bridge name.
 pub const DEFAULT_BRIDGE: &str = "cni0";

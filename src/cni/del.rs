@@ -22,8 +22,8 @@ use super::{netfilter, records};
 use crate::apply::Target;
 use crate::drivers::{self, Teardown};
 use crate::plan::{Plan, Side, Step};
+use crate::records::{Interface, NsId, Record, Store};
 use crate::resolve::guest::Guest;
-use crate::state::{Interface, NsId, Record, Store};
 use crate::sys::netlink::Netlink;
 use crate::sys::output;
 
@@ -131,8 +131,8 @@ async fn recorded_netns(id: &str, netns: &str, made_in: Option<NsId>) -> CniResu
     };
     match (found, made_in) {
         (Some(found), Some(made_in)) if found.netns_id()? != made_in => {
-            output::warn(format!(
-                "pipework: {} is not the network namespace ADD recorded for container {id} \
+            output::warning(format!(
+                "{} is not the network namespace ADD recorded for container {id} \
                  (made again since): its links are left alone",
                 found.label
             ));

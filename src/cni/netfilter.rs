@@ -10,7 +10,7 @@ use super::error::{CniError, CniResult, Code};
 use super::result::CniOutput;
 use crate::mac::Mac;
 use crate::plan::Step;
-use crate::state::{CniFlags, CniRecord};
+use crate::records::{CniFlags, CniRecord};
 use crate::sys::nftables::{rules, Hook, Nftables, Tag};
 
 pub fn tag(conf: &NetConf, env: &Env) -> Tag {

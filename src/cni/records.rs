@@ -1,4 +1,4 @@
-//! CNI attachments as records of the shared model (`crate::state`): one
+//! CNI attachments as records of the shared model (`crate::records`): one
 //! record per container ID (`cni-<id>`), one interface per attachment with
 //! its network, the configuration ADD got and ADD's result. `pipework show`
 //! and `check` list them beside the attachments made on the command line.
@@ -12,8 +12,8 @@ use super::result::CniOutput;
 use super::version::LATEST;
 use crate::drivers::link_id;
 use crate::error::{Error, Kind, Result};
+use crate::records::{Attached, CniRecord, Finder, GuestRecord, HostNs, How, Interface, Record, Store};
 use crate::resolve::guest::Guest;
-use crate::state::{Attached, CniRecord, Finder, GuestRecord, HostNs, How, Interface, Record, Store};
 use crate::sys::netlink::Link;
 use crate::sys::output;
 
@@ -34,13 +34,13 @@ pub fn load_for_del(store: &Store, container_id: &str) -> Option<Record> {
     };
     let said = error.message();
     match store.set_aside(&key) {
-        Ok(aside) => output::warn(format!(
-            "pipework: the record of container {container_id} cannot be read ({said}): moved to {}; \
+        Ok(aside) => output::warning(format!(
+            "the record of container {container_id} cannot be read ({said}): moved to {}; \
              removing what is found without it",
             aside.display()
         )),
-        Err(e) => output::warn(format!(
-            "pipework: the record of container {container_id} cannot be read ({said}), \
+        Err(e) => output::warning(format!(
+            "the record of container {container_id} cannot be read ({said}), \
              nor moved aside ({}); removing what is found without it",
             e.message()
         )),
@@ -161,7 +161,7 @@ pub fn all(store: &Store) -> CniResult<Vec<Recorded>> {
     })?;
     let listing = store.load_all()?;
     for broken in &listing.broken {
-        output::warn(format!("pipework: not collected: {}", broken.error.message()));
+        output::warning(format!("not collected: {}", broken.error.message()));
     }
     let mut found = Vec::new();
     for record in listing.records.into_iter().filter(|r| r.host.id == here.id) {

@@ -1,8 +1,7 @@
 //! `pipework <hostif> <guest> ...`: the driver and its refusals first, then
 //! the guest; `crate::attach` plans and applies.
 
-use super::recording::Writer;
-use crate::attach::{driver_for, plan_and_apply};
+use crate::attach::{driver_for, plan_and_apply, Writer};
 use crate::error::Result;
 use crate::request::Attach;
 use crate::resolve::guest;

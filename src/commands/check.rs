@@ -8,8 +8,8 @@ use super::observe::{guest_now, select};
 use super::Outcome;
 use crate::drivers::verify::{differences, Difference};
 use crate::error::{Error, Kind, Result};
+use crate::records::Store;
 use crate::request::GuestRef;
-use crate::state::Store;
 use crate::sys::netlink::Netlink;
 use crate::sys::output;
 

@@ -9,9 +9,9 @@ use super::observe::{guest_now, select};
 use super::print_or_apply;
 use crate::drivers::detach as planner;
 use crate::error::{Error, Kind, Result};
+use crate::records::{Interface, Record, Store};
 use crate::request::GuestRef;
 use crate::resolve::guest::{self, Guest};
-use crate::state::{Interface, Record, Store};
 use crate::sys::netlink::Netlink;
 
 pub async fn detach(label: &GuestRef, ifname: Option<&str>, dry_run: bool) -> Result<()> {
@@ -39,14 +39,6 @@ pub async fn detach(label: &GuestRef, ifname: Option<&str>, dry_run: bool) -> Re
         }
     }
     Ok(())
-}
-
-/// What is left of a removed container's interfaces on the host (an OVS
-/// port, an agent; a veth's host side went with its namespace) undone, as
-/// a detach would: for the watch service, which then drops the record.
-pub async fn collect(record: &Record, host: &Netlink) -> Result<()> {
-    let all: Vec<&Interface> = record.interfaces.iter().collect();
-    undo(record, &all, host, None, false).await
 }
 
 /// Plans and applies (or prints) the undoing of the `chosen` interfaces of

@@ -1,8 +1,7 @@
 //! The entry points: `run` picks one from the parsed request. Most are a
 //! module here; the watch service (`crate::watch`) and the DHCP agent
 //! (`dhcp::lease_loop`) are subsystems of their own, one line in `run`.
-//! `recording` writes records (after an attach, a route or a rule);
-//! `observe` is what `show`, `check` and `detach` share about them.
+//! `observe` is what `show`, `check` and `detach` share about records.
 
 pub mod attach;
 pub mod check;
@@ -11,7 +10,6 @@ pub mod loopdev;
 pub mod mkbridge;
 pub mod observe;
 pub mod passthrough;
-pub mod recording;
 pub mod show;
 pub mod wait;
 

@@ -2,9 +2,9 @@
 //! guest of a record as it is now. Shared by `show`, `check` and `detach`.
 
 use crate::error::{Error, Kind, Result};
+use crate::records::{Broken, Finder, HostNs, Record, Store};
 use crate::request::GuestRef;
 use crate::resolve::guest::{self, Guest};
-use crate::state::{Broken, Finder, HostNs, Record, Store};
 use crate::sys::netlink::Netlink;
 
 /// The records of this host namespace, and the files that are no record.

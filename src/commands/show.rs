@@ -10,11 +10,11 @@ use std::path::Path;
 use serde_json::json;
 
 use super::observe::{guest_now, select};
-use crate::dhcp::state::held;
+use crate::dhcp::lease_file::held;
 use crate::drivers::verify::is_live;
 use crate::error::{Error, Kind, Result};
+use crate::records::{Attached, HostNs, Interface, Record, Store};
 use crate::request::GuestRef;
-use crate::state::{Attached, HostNs, Interface, Record, Store};
 use crate::sys::netlink::Netlink;
 use crate::sys::nftables::Hook;
 use crate::sys::output;

@@ -17,9 +17,9 @@ use std::time::Duration;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::state::State;
+use super::lease_file::LeaseFile;
 use crate::error::{Error, Result};
-use crate::state::DhcpRecord;
+use crate::records::DhcpRecord;
 
 /// The hidden word that runs the agent.
 pub const WORD: &str = "--dhcp-agent";
@@ -46,14 +46,15 @@ static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// Starts the agent for `state` (already written) inside `netns`, watching
 /// `pidfd`; returns it.
 pub fn spawn(
-    state: &State,
+    state: &LeaseFile,
     netns: BorrowedFd<'_>,
     pidfd: Option<BorrowedFd<'_>>,
     socket: Option<&OwnedFd>,
 ) -> Result<AgentId> {
     let exe = std::env::current_exe().map_err(|e| Error::from(e).context("finding this program"))?;
-    let log = crate::state::private_files::open(File::options().create(true).append(true), &state.log_path())
-        .map_err(|e| Error::from(e).context("opening the agent's log"))?;
+    let log =
+        crate::records::private_files::open(File::options().create(true).append(true), &state.log_path())
+            .map_err(|e| Error::from(e).context("opening the agent's log"))?;
     let mut cmd = Command::new(exe);
     cmd.arg(WORD).arg(&state.path).current_dir("/");
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);

@@ -8,7 +8,7 @@
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
-use super::state::{beside, State};
+use super::lease_file::{beside, LeaseFile};
 use crate::error::{failed, Error, Kind, Result};
 use crate::request::{Dhcp, DhcpClient};
 use crate::sys::exec;
@@ -18,7 +18,7 @@ fn package(client: DhcpClient) -> &'static str {
     match client {
         DhcpClient::Dhclient => "isc-dhcp-client",
         DhcpClient::Dhcpcd => "dhcpcd-base",
-        DhcpClient::Udhcpc | DhcpClient::Docker => "udhcpc",
+        DhcpClient::Udhcpc | DhcpClient::Native => "udhcpc",
     }
 }
 
@@ -28,7 +28,7 @@ pub fn check(client: DhcpClient) -> Result<()> {
     let program = client.program();
     let found = exec::search_dirs().iter().any(|dir| dir.join(program).exists());
     if !found {
-        return Err(Error::original(
+        return Err(Error::verbatim(
             Kind::NotFound,
             format!("You asked for DHCP client {program}, but I can't find it."),
         ));
@@ -58,7 +58,7 @@ pub fn argv(dhcp: &Dhcp, ifname: &str, guest: &str) -> Vec<String> {
         }
         // The original gives dhcpcd no OPTS.
         DhcpClient::Dhcpcd => vec!["-q".into(), ifname.into(), "-h".into(), guest.into()],
-        DhcpClient::Docker => Vec::new(),
+        DhcpClient::Native => Vec::new(),
     };
     argv.insert(0, dhcp.client.program().into());
     argv
@@ -75,7 +75,7 @@ fn dhclient_pidfile(guest: &str) -> String {
 /// The guest's own resolv.conf, which the client's script writes:
 /// `<state dir>/dhcp/<netns inode>-<ifname>.resolv.conf`.
 pub fn resolv_conf(netns_inode: u64, ifname: &str) -> PathBuf {
-    beside(&State::path_for(netns_inode, ifname), "resolv.conf")
+    beside(&LeaseFile::path_for(netns_inode, ifname), "resolv.conf")
 }
 
 /// Runs the client to its lease, with `resolv` over /etc/resolv.conf,
@@ -91,8 +91,8 @@ pub async fn run(ns: BorrowedFd<'_>, dhcp: &Dhcp, argv: &[String], guest: &str, 
             .map_err(|e| Error::from(e).context("creating /etc/dhclient"))?;
     }
     let dir = resolv.parent().unwrap_or(Path::new("/"));
-    crate::state::private_files::make_dir(dir).map_err(|e| failed("creating", dir, e))?;
-    crate::state::private_files::write(resolv, b"").map_err(|e| failed("writing", resolv, e))?;
+    crate::records::private_files::make_dir(dir).map_err(|e| failed("creating", dir, e))?;
+    crate::records::private_files::write(resolv, b"").map_err(|e| failed("writing", resolv, e))?;
     let path = exec::find(&argv[0], package(dhcp.client))?;
     let mut cmd = exec::command_in(ns, &path, &argv[1..]);
     exec::private_resolv_conf(&mut cmd, resolv)?;
@@ -102,7 +102,7 @@ pub async fn run(ns: BorrowedFd<'_>, dhcp: &Dhcp, argv: &[String], guest: &str, 
         match dhcp.client {
             DhcpClient::Udhcpc => drop(std::fs::remove_file(udhcpc_pidfile(guest))),
             DhcpClient::Dhclient => drop(std::fs::remove_file(dhclient_pidfile(guest))),
-            DhcpClient::Dhcpcd | DhcpClient::Docker => {}
+            DhcpClient::Dhcpcd | DhcpClient::Native => {}
         }
         return Err(match e.kind() {
             Kind::ProgramFailed => {
@@ -141,7 +141,7 @@ pub async fn run(ns: BorrowedFd<'_>, dhcp: &Dhcp, argv: &[String], guest: &str, 
             }
             let _ = std::fs::remove_file(pidfile);
         }
-        DhcpClient::Dhcpcd | DhcpClient::Docker => {}
+        DhcpClient::Dhcpcd | DhcpClient::Native => {}
     }
     Ok(())
 }

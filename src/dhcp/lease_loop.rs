@@ -17,10 +17,10 @@ use tokio::time::{sleep_until, Instant};
 
 use super::agent::{AgentId, PIDFD};
 use super::client::{Answer, Client};
+use super::lease_file::LeaseFile;
 use super::log;
 use super::options::Native;
 use super::socket::{open_packet, open_udp, watch, PacketSocket};
-use super::state::State;
 use super::timing::POLICY;
 use super::wire::Lease;
 use crate::apply::{apply, Target};
@@ -38,7 +38,7 @@ enum End {
 
 /// The agent's life; it runs inside the guest's namespace.
 pub async fn run(path: &Path) -> Result<()> {
-    let mut state = State::read(path)?;
+    let mut state = LeaseFile::read(path)?;
     state.agent = Some(AgentId::of(std::process::id()));
     state.write()?;
     let native = Native::parse(Some(&state.options), state.hostname.as_deref())?;
@@ -49,7 +49,7 @@ pub async fn run(path: &Path) -> Result<()> {
         .ok_or_else(|| Error::new(Kind::NotFound, format!("{} has no hardware address", state.ifname)))?;
     let client = Client { ifname: state.ifname.clone(), mac, native };
     let term = terminations()?;
-    let age = Duration::from_secs(State::now().saturating_sub(state.bound_at));
+    let age = Duration::from_secs(LeaseFile::now().saturating_sub(state.bound_at));
     let mut bound = Some((state.lease.clone(), Instant::now().checked_sub(age).unwrap_or_else(Instant::now)));
     tracing::info!("keeping {}/{} on {}", state.lease.address, state.lease.prefix, state.ifname);
     let end = tokio::select! {
@@ -63,7 +63,7 @@ pub async fn run(path: &Path) -> Result<()> {
     // Only while the state still names this agent: a restarted guest whose
     // new namespace got the old one's inode has the same state path, which
     // its own new agent may hold by now.
-    if State::names_agent(&state.path, std::process::id()) {
+    if LeaseFile::names_agent(&state.path, std::process::id()) {
         let _ = std::fs::remove_file(&state.path);
         for log in log::files(&state.path) {
             let _ = std::fs::remove_file(log);
@@ -89,7 +89,7 @@ fn terminations() -> Result<AsyncFd<SignalFd>> {
 async fn keep(
     client: &Client,
     nl: &Netlink,
-    state: &mut State,
+    state: &mut LeaseFile,
     bound: &mut Option<(Lease, Instant)>,
 ) -> Result<()> {
     // Whatever the server answers, its answers set no faster pace.
@@ -167,9 +167,9 @@ async fn packet_socket(nl: &Netlink, ifname: &str) -> Result<PacketSocket> {
     PacketSocket::new(fd, index).map_err(Error::from)
 }
 
-fn save(state: &mut State, lease: &Lease) -> Result<()> {
+fn save(state: &mut LeaseFile, lease: &Lease) -> Result<()> {
     state.lease = lease.clone();
-    state.bound_at = State::now();
+    state.bound_at = LeaseFile::now();
     state.write()
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use super::state::beside;
+use super::lease_file::beside;
 
 /// The most a log file holds before it is moved aside.
 pub const CAP: u64 = 1 << 20;

@@ -1,7 +1,7 @@
 //! DHCPv4 for a guest's interface, as a subsystem of its own: the native
 //! client (`options` from udhcpc's syntax, `wire` for the messages,
 //! `socket`, `client` for the exchanges, `timing` for how often), the
-//! state file and log of the agent that keeps a lease (`state`, `log`) and
+//! lease file and log of the agent that keeps a lease (`lease_file`, `log`) and
 //! how the agent is started and stopped (`agent`), the agent's life
 //! (`lease_loop`: renew, rebind, acquire again, release), and the host's
 //! own clients run in the guest (`host`). The rest knows nothing of plans
@@ -12,11 +12,11 @@
 pub mod agent;
 pub mod client;
 pub mod host;
+pub mod lease_file;
 pub mod lease_loop;
 pub mod log;
 pub mod options;
 pub mod socket;
-pub mod state;
 pub mod timing;
 pub mod wire;
 

@@ -8,8 +8,8 @@ use super::veth_port::{refuse_direct_phys, VethPort, NEW_BRIDGE_MTU};
 use super::{Context, Driver, Facts, Made, Planned};
 use crate::error::{Error, Kind, Result};
 use crate::plan::Step;
+use crate::records::{Attached, How};
 use crate::request::{Attach, Tag};
-use crate::state::{Attached, How};
 use crate::sys::netlink::Link;
 use crate::sys::output;
 
@@ -110,8 +110,8 @@ pub fn let_through(
     }
     if no_firewall {
         for rule in &missing {
-            output::warn(format!(
-                "pipework: the FORWARD hook drops the traffic {bridge} forwards between its ports \
+            output::warning(format!(
+                "the FORWARD hook drops the traffic {bridge} forwards between its ports \
                  (br_netfilter, policy DROP); --no-firewall leaves it so; to let it through: {}",
                 rule.command(bridge)
             ));

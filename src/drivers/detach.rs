@@ -16,8 +16,8 @@ use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::iproute2::{parse_rule, RuleOp};
 use crate::plan::{Plan, Side, Step};
+use crate::records::{Attached, HostNs, Interface, Record, Store};
 use crate::resolve::guest::Guest;
-use crate::state::{Attached, HostNs, Interface, Record, Store};
 use crate::sys::netlink::{route_via, Link, Netlink};
 use crate::sys::output;
 
@@ -81,8 +81,8 @@ fn delete_rules(plan: &mut Plan, record: &Record) {
                 plan.push(Step::DeleteRule { rule: Box::new(rule), text });
             }
             Some(_) => {}
-            None if args.iter().any(|w| w == "add") => output::warn(format!(
-                "pipework: not undone (delete it by hand if needed): ip rule {}",
+            None if args.iter().any(|w| w == "add") => output::warning(format!(
+                "not undone (delete it by hand if needed): ip rule {}",
                 args.join(" ")
             )),
             None => {}

@@ -7,19 +7,19 @@ use std::path::PathBuf;
 
 use super::{Context, Teardown};
 use crate::dhcp::agent::AgentId;
+use crate::dhcp::lease_file::LeaseFile;
 use crate::dhcp::options::Native;
-use crate::dhcp::state::State;
 use crate::dhcp::{host, Setup};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Side, Step};
+use crate::records::DhcpRecord;
 use crate::request::{Dhcp, DhcpClient, GuestRef};
-use crate::state::DhcpRecord;
 
 /// The refusal that needs no guest: a host client that is not there, as
 /// the original checked it.
 pub fn validate(dhcp: &Dhcp) -> Result<()> {
     match dhcp.client {
-        DhcpClient::Docker => Ok(()),
+        DhcpClient::Native => Ok(()),
         client => host::check(client),
     }
 }
@@ -28,7 +28,7 @@ pub fn validate(dhcp: &Dhcp) -> Result<()> {
 /// forward before the first DISCOVER.
 pub fn steps(plan: &mut Plan, ctx: &Context<'_>, dhcp: &Dhcp, dev: &str, port: Option<&str>) -> Result<()> {
     let netns_inode = nix::sys::stat::fstat(ctx.guest.netns()).map_err(Error::from)?.st_ino;
-    if dhcp.client != DhcpClient::Docker {
+    if dhcp.client != DhcpClient::Native {
         let label = &ctx.guest.label;
         let argv = host::argv(dhcp, dev, label);
         let resolv = host::resolv_conf(netns_inode, dev);
@@ -83,8 +83,8 @@ pub fn dhcp_record(plan: &Plan, d: &Dhcp) -> DhcpRecord {
         .iter()
         .find_map(|step| match step {
             Step::Dhcp { dev, setup, .. } => {
-                let path = State::path_for(setup.netns_inode, dev);
-                let agent = State::read(&path).ok().and_then(|s| s.agent);
+                let path = LeaseFile::path_for(setup.netns_inode, dev);
+                let agent = LeaseFile::read(&path).ok().and_then(|s| s.agent);
                 Some(("dhcp", agent, Some(path)))
             }
             Step::HostDhcp { resolv, .. } => Some((d.client.program(), None, Some(resolv.clone()))),

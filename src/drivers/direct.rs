@@ -6,8 +6,8 @@ use futures::future::BoxFuture;
 use super::{macvlan::on_vlan, moved_in, Context, Driver, Made, Planned, Teardown};
 use crate::error::Result;
 use crate::plan::{Plan, Step};
+use crate::records::{Attached, How};
 use crate::request::Tag;
-use crate::state::{Attached, How};
 use crate::sys::netlink::Link;
 
 pub struct Direct {

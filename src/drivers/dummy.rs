@@ -6,8 +6,8 @@ use futures::future::BoxFuture;
 use super::{moved_in, refuse_taken, Context, Driver, Made, Planned};
 use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Step};
+use crate::records::{Attached, How};
 use crate::request::check_ifname;
-use crate::state::{Attached, How};
 
 pub struct Dummy;
 

@@ -6,8 +6,8 @@ use futures::future::BoxFuture;
 use super::{moved_in, refuse_taken, Context, Driver, Made, Planned};
 use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Side, Step};
+use crate::records::{Attached, How};
 use crate::request::{check_ifname, Attach, Tag};
-use crate::state::{Attached, How};
 use crate::sys::netlink::Link;
 
 pub struct Ipoib {
@@ -17,7 +17,7 @@ pub struct Ipoib {
 impl Driver for Ipoib {
     fn validate(&self, req: &Attach) -> Result<()> {
         match req.mac {
-            Some(_) => Err(Error::original(
+            Some(_) => Err(Error::verbatim(
                 Kind::Unsupported,
                 "MACADDR configuration unsupported for IPoIB interfaces.",
             )),

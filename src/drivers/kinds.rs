@@ -10,8 +10,8 @@ use super::{direct, link_id, ovs, veth_port, Made, Teardown};
 use crate::error::Result;
 use crate::mac::Mac;
 use crate::plan::{Plan, Side, Step};
+use crate::records::{Attached, How, Interface, LinkId};
 use crate::request::{Attach, Tag};
-use crate::state::{Attached, How, Interface, LinkId};
 use crate::sys::netlink::{Link, Netlink};
 
 /// What an interface of a kind keeps on the host, by its `host_side` name.

@@ -12,8 +12,8 @@ use rtnetlink::packet_route::link::InfoKind;
 use super::{moved_in, refuse_taken, Context, Driver, Made, Planned};
 use crate::error::{Error, Kind, Result};
 use crate::plan::{NewLink, Plan, Side, Step};
+use crate::records::{Attached, How};
 use crate::request::{check_ifname, Tag, IFNAME_MAX};
-use crate::state::{Attached, How};
 use crate::sys::netlink::Link;
 
 pub struct Macvlan {

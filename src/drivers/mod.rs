@@ -38,10 +38,10 @@ pub use facts::Facts;
 
 use crate::error::{Error, Kind, Result};
 use crate::plan::{Plan, Step};
+use crate::records::{Attached, How, Interface, LinkId, Record};
 use crate::request::Attach;
 use crate::resolve::guest::Guest;
 use crate::resolve::host::HostKind;
-use crate::state::{Attached, How, Interface, LinkId, Record};
 use crate::sys::netlink::{Link, Netlink};
 use crate::sys::output;
 
@@ -136,8 +136,8 @@ impl Teardown<'_> {
         Ok(inside.link(&self.iface.name).await?.filter(|link| {
             let made = self.iface.how.recognises(link, self.iface.mac);
             if !made {
-                output::warn(format!(
-                    "pipework: {} of {} is not the link pipework made there ({}, MAC {}; recorded: {}, MAC {}): left alone",
+                output::warning(format!(
+                    "{} of {} is not the link pipework made there ({}, MAC {}; recorded: {}, MAC {}): left alone",
                     self.iface.name,
                     self.record.guest_name(),
                     link.kind_word(),
@@ -159,8 +159,8 @@ impl Teardown<'_> {
         if made_on_host(self.iface, &link) {
             return Ok(Some(link));
         }
-        output::warn(format!(
-            "pipework: {name} on the host is not the link pipework made for {} of {} (it is a {} with index {} now): left alone",
+        output::warning(format!(
+            "{name} on the host is not the link pipework made for {} of {} (it is a {} with index {} now): left alone",
             self.iface.name,
             self.record.guest_name(),
             link.kind_word(),

@@ -11,9 +11,9 @@ use super::veth_port::{refuse_direct_phys, VethPort, NEW_BRIDGE_MTU};
 use super::{Context, Driver, Facts, Made, Planned, Teardown};
 use crate::error::{Error, Kind, Result};
 use crate::plan::Step;
+use crate::records::{Attached, Finder, How};
 use crate::request::{Attach, Tag};
 use crate::resolve::guest::Guest;
-use crate::state::{Attached, Finder, How};
 use crate::sys::ovsdb::Ovsdb;
 use crate::sys::vswitch::{no_datapath, Bridge, Interface, NewPort, Port, PortId, MARK};
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::records::{Attached, DhcpRecord, Finder, Interface, Record};
 use crate::request::{Addressing, Attach, Dhcp, DhcpClient, GuestRef, HostIf};
-use crate::state::{Attached, DhcpRecord, Finder, Interface, Record};
 
 /// The attach that makes `iface` again as recorded (same names, MAC,
 /// address, gateway, VLAN, DHCP mode and options): for re-plumbing a
@@ -64,8 +64,8 @@ mod tests {
     use super::*;
     use crate::drivers::dhcp::dhcp_record;
     use crate::plan::Plan;
+    use crate::records::{GuestRecord, HostNs, How, NsId};
     use crate::request::{Tag, DHCP_TIMEOUT};
-    use crate::state::{GuestRecord, HostNs, How, NsId};
 
     /// Container `abc`'s record, with `iface` its one interface.
     fn record_of(iface: &Interface) -> Record {
@@ -139,7 +139,7 @@ mod tests {
         let record = record_of(&iface);
         let req = replay(&record, &iface);
         let native = Dhcp {
-            client: DhcpClient::Docker,
+            client: DhcpClient::Native,
             foreground: false,
             options: Some("-V acme".into()),
             timeout: Duration::from_millis(2500),

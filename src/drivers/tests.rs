@@ -10,9 +10,9 @@ use super::facts::tests::Fake;
 use super::{bridge, direct, dummy, ipoib, macvlan, ovs, Context, Driver, Made};
 use crate::error::{Kind, Result};
 use crate::family::Family;
+use crate::records::{Attached, How};
 use crate::request::{Addressing, Attach, GuestRef, HostIf, Tag};
 use crate::resolve::guest::Guest;
-use crate::state::{Attached, How};
 use crate::sys::firewall::{Accept, Backend};
 use crate::sys::netlink::Link;
 

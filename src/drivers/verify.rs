@@ -11,7 +11,7 @@ use super::kinds::HostSide;
 use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::state::{Attached, CniRecord, Finder, HostNs, Interface, Record, Store};
+use crate::records::{Attached, CniRecord, Finder, HostNs, Interface, Record, Store};
 use crate::sys::firewall;
 use crate::sys::netlink::{address_ip, route_via, Link, Netlink, PortVlan};
 use crate::sys::nftables::{rules, Nftables, Tag};

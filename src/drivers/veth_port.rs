@@ -131,7 +131,7 @@ pub(super) fn refuse_direct_phys(req: &Attach, bridge: &str) -> Result<()> {
 async fn refuse_in_the_way(plan: &mut Plan, ctx: &Context<'_>, local: &str, ctr_if: &str) -> Result<()> {
     let stale = match ctx.host.link(local).await? {
         Some(link) if link.up => {
-            return Err(Error::original(Kind::Conflict, format!("Link {local} exists and is up")).on_stdout())
+            return Err(Error::verbatim(Kind::Conflict, format!("Link {local} exists and is up")).on_stdout())
         }
         // The original deleted whatever had that name; a veth is all we delete.
         Some(link) if link.kind != Some(InfoKind::Veth) => {

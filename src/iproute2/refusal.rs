@@ -16,7 +16,7 @@ fn refusal_text(e: &rtnetlink::Error) -> String {
 
 /// What `ip` prints for a refusal, and its exit status (2).
 pub fn refused(e: rtnetlink::Error) -> Error {
-    Error::original(Kind::KernelRefused, refusal_text(&e)).with_status(2)
+    Error::verbatim(Kind::KernelRefused, refusal_text(&e)).with_status(2)
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ async fn route(ns: BorrowedFd<'_>, cmd: &RouteCmd) -> Result<()> {
             Some(link) => Some(link.index),
             None => {
                 // `ip`'s words and status.
-                return Err(Error::original(Kind::NotFound, format!("Cannot find device \"{dev}\"")));
+                return Err(Error::verbatim(Kind::NotFound, format!("Cannot find device \"{dev}\"")));
             }
         },
     };

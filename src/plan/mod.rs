@@ -1,7 +1,8 @@
 //! A plan is the list of changes one run makes, as data: the steps, and
-//! the undo each applied step leaves. `render` shows them as iproute2
-//! commands (for `--dry-run`, logs and error messages). Planning looks at the system but changes
-//! nothing; `apply` makes the changes and rolls back on the first failure.
+//! the undo each applied step leaves (`undo`). `render` shows them as
+//! iproute2 commands (for `--dry-run`, logs and error messages). Planning
+//! looks at the system but changes nothing; `apply` makes the changes and
+//! rolls back on the first failure.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
@@ -13,7 +14,6 @@ use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::dhcp::agent::AgentId;
-use crate::dhcp::client::Client;
 use crate::dhcp::wire::Lease;
 use crate::dhcp::Setup;
 use crate::family::Family;
@@ -26,8 +26,10 @@ use crate::sys::vswitch::{NewPort, PortId};
 
 pub mod lease;
 mod render;
+mod undo;
 
 pub use render::AddPort;
+pub use undo::Undo;
 
 /// The namespace a step acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,119 +349,6 @@ impl NewLink {
             NewLink::Ipoib { .. } => "kernel lacks IPoIB support (module ib_ipoib)",
         }
     }
-}
-
-/// How an applied step is taken back. Links are acted on by the ifindex
-/// they had when the step ran, never looked up again by name: a guest may
-/// rename its links and plant another under the name.
-#[derive(Debug)]
-pub enum Undo {
-    DeleteLink {
-        side: Side,
-        name: String,
-        index: u32,
-    },
-    /// Only if no port is left on it: a concurrent run may be using it.
-    DeleteBridgeIfUnused {
-        name: String,
-    },
-    RestoreRoute {
-        route: Box<RouteMessage>,
-    },
-    DeleteRoute {
-        route: Box<RouteMessage>,
-    },
-    /// Leave the bridge, and give it back the MAC it had: a bridge that
-    /// took its port's address is left with none when the port goes.
-    NoMaster {
-        name: String,
-        bridge: String,
-        bridge_mac: Option<Mac>,
-    },
-    DeleteAddress {
-        addr: Box<AddressMessage>,
-    },
-    LinkDown {
-        side: Side,
-        name: String,
-        index: u32,
-    },
-    AddAddress {
-        dev: String,
-        addr: Box<AddressMessage>,
-    },
-    /// Returns a host interface from the guest under its own name and state.
-    MoveBack {
-        guest_name: String,
-        guest_index: u32,
-        host_name: String,
-        was_up: bool,
-    },
-    SetMac {
-        side: Side,
-        name: String,
-        index: u32,
-        mac: Mac,
-    },
-    /// Puts a moved or replaced route back as it was.
-    ReplaceRoute {
-        side: Side,
-        route: Box<RouteMessage>,
-    },
-    /// Gives a DHCP lease back.
-    Release {
-        client: Box<Client>,
-        index: u32,
-        lease: Box<Lease>,
-    },
-    /// SIGTERM to the DHCP agent, which releases its lease.
-    StopAgent {
-        pid: u32,
-    },
-    SetMtu {
-        side: Side,
-        index: u32,
-        dev: String,
-        mtu: u32,
-    },
-    OvsDelPort {
-        uuid: String,
-        name: String,
-    },
-    /// VLAN filtering off again on a bridge that had it off.
-    NoVlanFiltering {
-        name: String,
-        index: u32,
-    },
-    /// Only if no other port is on it: a concurrent run may be using it.
-    OvsDelBridgeIfUnused {
-        uuid: String,
-        name: String,
-    },
-    /// Lends a given-back interface to the guest again.
-    MoveIn {
-        host_name: String,
-        guest_name: String,
-    },
-    /// Adds a deleted rule again.
-    AddRule {
-        rule: Box<RuleCmd>,
-    },
-    /// Removes the nf_tables rules of `hook`'s chain that carry `tag`.
-    DropRules {
-        hook: Hook,
-        tag: Tag,
-    },
-    /// Removes a bridge's accepting rules this run added, and from its record.
-    ForwardRemove {
-        bridge: String,
-        rules: Vec<Accept>,
-    },
-    /// Adds a bridge's accepting rules again, and to its record.
-    ForwardAccept {
-        bridge: String,
-        rules: Vec<Accept>,
-    },
 }
 
 #[derive(Debug)]

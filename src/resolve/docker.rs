@@ -11,7 +11,7 @@ use bollard::{ClientVersion, Docker};
 
 use super::guest::Guest;
 use crate::error::{is_permission, needs_root, Error, Kind, Result};
-use crate::state::Finder;
+use crate::records::Finder;
 
 /// API 1.41 (Docker 20.10) is understood by every engine from 20.10 on and
 /// by Podman's compatibility layer, and needs no negotiation round trip.
@@ -71,7 +71,7 @@ fn trusted_socket(socket: PathBuf) -> Result<PathBuf> {
 /// (dockerd takes about 8 ms over it, ten times an inspect).
 pub async fn guest(label: &str) -> Result<Guest> {
     let (docker, socket) = client(label)?;
-    let no_such = || Error::original(Kind::NotFound, format!("Error: No such object: {label}"));
+    let no_such = || Error::verbatim(Kind::NotFound, format!("Error: No such object: {label}"));
     for attempt in 1..=3 {
         let found = inspect(&docker, label, &socket).await?.ok_or_else(no_such)?;
         if found.pid != 0 {
@@ -93,7 +93,7 @@ pub async fn guest(label: &str) -> Result<Guest> {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
-    Err(Error::original(Kind::NotFound, "Docker inspect returned invalid PID 0"))
+    Err(Error::verbatim(Kind::NotFound, "Docker inspect returned invalid PID 0"))
 }
 
 /// A container of a record, by its ID, if it is running now: asked once,
@@ -221,12 +221,12 @@ mod engine_ids {
 
     use md5::{Digest, Md5};
 
-    use crate::state::private_files;
+    use crate::records::private_files;
 
     fn file(socket: &Path) -> PathBuf {
         let digest = Md5::digest(socket.as_os_str().as_encoded_bytes());
         let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        crate::dhcp::state::state_dir().join("engines").join(name)
+        crate::records::Store::from_env().dir().join("engines").join(name)
     }
 
     fn inode(socket: &Path) -> Option<(u64, u64)> {
@@ -300,7 +300,7 @@ fn engine_by_cgroup(pid: u64, id: &str) -> Option<&'static str> {
 /// (`label` names the guest in the message when there is no engine).
 pub fn client(label: &str) -> Result<(Docker, PathBuf)> {
     let Some(socket) = docker_socket()? else {
-        return Err(Error::original(
+        return Err(Error::verbatim(
             Kind::NotFound,
             format!("Container {label} not found, and Docker not installed."),
         ));
@@ -355,10 +355,10 @@ async fn inspect(docker: &Docker, label: &str, socket: &Path) -> Result<Option<I
         Err(E::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
         // An ID prefix that several containers share.
         Err(E::DockerResponseServerError { message, .. }) if message.contains("multiple") => {
-            Err(Error::original(Kind::Usage, format!("Found more than one container matching {label}.")))
+            Err(Error::verbatim(Kind::Usage, format!("Found more than one container matching {label}.")))
         }
         Err(E::DockerResponseServerError { message, .. }) => {
-            Err(Error::original(Kind::Io, format!("Error response from daemon: {message}")))
+            Err(Error::verbatim(Kind::Io, format!("Error response from daemon: {message}")))
         }
         Err(e) => Err(Error::new(Kind::Io, format!("cannot reach Docker at {}: {e}", socket.display()))),
     }

@@ -6,8 +6,8 @@
 
 use super::docker;
 use crate::error::{is_permission, needs_root, Error, Kind, Result};
+use crate::records::{Finder, NsId};
 use crate::request::GuestRef;
-use crate::state::{Finder, NsId};
 use crate::sys::process::Process;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -254,7 +254,7 @@ fn cgroup_pid(label: &str) -> Result<Option<(u64, PathBuf, &'static str)>> {
                 let group = found.swap_remove(0);
                 let pids = pids_in(&group, procs);
                 let Some(&pid) = pids.first() else {
-                    return Err(Error::original(
+                    return Err(Error::verbatim(
                         Kind::NotFound,
                         format!("Could not find a process inside container {label}."),
                     ));
@@ -263,7 +263,7 @@ fn cgroup_pid(label: &str) -> Result<Option<(u64, PathBuf, &'static str)>> {
                 return Ok(Some((pid, group, procs)));
             }
             _ => {
-                return Err(Error::original(
+                return Err(Error::verbatim(
                     Kind::Usage,
                     format!("Found more than one container matching {label}."),
                 ))

@@ -38,7 +38,7 @@ pub async fn classify(host: &Netlink, sel: &HostIf) -> Result<HostKind> {
         HostIf::Mac(mac, text) => match host.links().await?.into_iter().find(|l| l.mac == Some(*mac)) {
             Some(link) => (link.name.clone(), Some(link)),
             None => {
-                return Err(Error::original(
+                return Err(Error::verbatim(
                     Kind::NotFound,
                     format!("Mac address {text} specified for interface but no host interface matched."),
                 ))
@@ -111,6 +111,6 @@ fn by_name(name: &str) -> Result<HostKind> {
     } else if name.starts_with("dummy") {
         Ok(HostKind::Dummy { name })
     } else {
-        Err(Error::original(Kind::NotFound, format!("I do not know how to setup interface {name}.")))
+        Err(Error::verbatim(Kind::NotFound, format!("I do not know how to setup interface {name}.")))
     }
 }

@@ -233,8 +233,8 @@ fn legacy_filter_table(family: Family) -> bool {
 fn legacy_policy_drops(family: Family) -> Result<bool> {
     let listing = match legacy(family, &["-S".into(), FORWARD.into()]) {
         Err(e) if e.kind() == Kind::NotFound => {
-            output::warn(format!(
-                "pipework: an x_tables filter table is loaded but {}-legacy is not installed: \
+            output::warning(format!(
+                "an x_tables filter table is loaded but {}-legacy is not installed: \
                  its FORWARD policy is not looked at ({})",
                 word(family),
                 e.message()

@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use crate::error::{errno_text, Error, Kind, Result};
+use crate::error::{errno_text, Error, Kind, Result, PREFIX};
 
 /// `text` on stdout as is, flushed.
 pub fn print(text: &str) -> Result<()> {
@@ -24,9 +24,15 @@ pub fn lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> Result<()> {
     print(&text)
 }
 
-/// A line on stderr. Nothing is left to tell if that fails.
+/// A line on stderr: an error as it prints itself (`Display` puts the
+/// prefix before words of our own). Nothing is left to tell if that fails.
 pub fn warn(line: impl std::fmt::Display) {
     let _ = writeln!(io::stderr(), "{line}");
+}
+
+/// A warning of our own on stderr, after `pipework: ` as errors are.
+pub fn warning(text: impl std::fmt::Display) {
+    warn(format_args!("{PREFIX}{text}"));
 }
 
 fn write_error(e: io::Error) -> Error {

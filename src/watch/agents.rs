@@ -6,13 +6,13 @@
 //! the lease at a SIGTERM) is replaced by exactly one new agent.
 
 use crate::dhcp::agent::{self, AgentId};
+use crate::dhcp::lease_file::LeaseFile;
 use crate::dhcp::options::Native;
-use crate::dhcp::state::State;
 use crate::drivers::{dhcp as dhcp_steps, Context};
 use crate::error::{Error, Kind, Result};
+use crate::records::{DhcpRecord, Store};
 use crate::request::{Addressing, Attach, Dhcp};
 use crate::resolve::guest::Guest;
-use crate::state::{DhcpRecord, Store};
 use crate::sys::netlink::Netlink;
 
 /// What became of an interface's agent.
@@ -44,8 +44,8 @@ pub async fn keep(
     }
     let ifname = req.container_if.as_deref().unwrap_or("eth1");
     let netns = guest.netns();
-    let path = State::path_for(nix::sys::stat::fstat(netns).map_err(Error::from)?.st_ino, ifname);
-    let state = State::read(&path).ok().filter(|s| s.ifname == ifname);
+    let path = LeaseFile::path_for(nix::sys::stat::fstat(netns).map_err(Error::from)?.st_ino, ifname);
+    let state = LeaseFile::read(&path).ok().filter(|s| s.ifname == ifname);
     let recorded = AgentId::recorded(dhcp);
     let running = [state.as_ref().and_then(|s| s.agent), recorded]
         .into_iter()
@@ -59,7 +59,7 @@ pub async fn keep(
         }
         (None, None) => {
             lease_again(req, asked, ifname, guest, host, inside).await?;
-            let agent = State::read(&path)?
+            let agent = LeaseFile::read(&path)?
                 .agent
                 .ok_or_else(|| Error::new(Kind::Internal, format!("{} names no agent", path.display())))?;
             (Kept::Leased(agent.pid), agent)
@@ -73,7 +73,7 @@ pub async fn keep(
 
 /// A new agent for the lease its state holds, watching the container's
 /// init (the state may name another process: one of an earlier life).
-fn resume(mut state: State, guest: &Guest) -> Result<AgentId> {
+fn resume(mut state: LeaseFile, guest: &Guest) -> Result<AgentId> {
     state.guest_pid = guest.process().map(|p| p.pid());
     state.agent = None;
     state.write()?;

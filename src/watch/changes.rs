@@ -2,7 +2,7 @@
 //! attach run by hand (`pipework br0 web dhcp`) starts a DHCP agent the
 //! service has to watch from then on, and a `detach` ends one it watched.
 //! Every record is written by a rename into the directory (see
-//! `state::store`), so IN_MOVED_TO sees each write whole, once.
+//! `records::store`), so IN_MOVED_TO sees each write whole, once.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -22,7 +22,7 @@ impl Changes {
     /// Watches `dir`, made if it is not there yet.
     pub fn watch(dir: &Path) -> Result<Changes> {
         let failed = |e: io::Error| Error::from(e).context(format!("watching {}", dir.display()));
-        crate::state::private_files::make_dir(dir).map_err(failed)?;
+        crate::records::private_files::make_dir(dir).map_err(failed)?;
         // SAFETY: inotify_init1 takes flags and returns a new fd or -1.
         let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if raw < 0 {

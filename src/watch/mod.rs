@@ -28,8 +28,8 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::dhcp::agent;
 use crate::error::{Error, Kind, Result};
+use crate::records::Store;
 use crate::request::Watch;
-use crate::state::Store;
 use crate::sys::netlink::Netlink;
 use changes::Changes;
 use events::{Engine, Happened};

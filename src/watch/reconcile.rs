@@ -13,15 +13,15 @@ use super::agents::{self, Kept};
 use super::events::Engine;
 use super::labels::{self, Trust};
 use super::queue::Job;
-use crate::commands::detach;
 use crate::dhcp::agent::AgentId;
+use crate::drivers::detach::undo;
 use crate::drivers::replay::replay;
 use crate::drivers::veth_port::is_default_name;
 use crate::error::{Error, Result};
+use crate::records::{DhcpRecord, Finder, HostNs, Interface, NsId, Record, Store};
 use crate::request::{Attach, HostIf};
 use crate::resolve::docker::{self, Running};
 use crate::resolve::guest::Guest;
-use crate::state::{DhcpRecord, Finder, HostNs, Interface, NsId, Record, Store};
 use crate::sys::netlink::Netlink;
 
 pub struct Reconciler<'a> {
@@ -388,7 +388,11 @@ impl<'a> Reconciler<'a> {
                 return Ok(());
             }
         }
-        detach::collect(&record, self.host).await?;
+        // What is left on the host (an OVS port, an agent; a veth's host
+        // side went with its namespace) undone, as a detach would.
+        let all: Vec<&Interface> = record.interfaces.iter().collect();
+        let plan = undo(&record, &all, self.host, None).await?;
+        crate::apply::here_then(&plan, self.host, None, async || Ok(())).await?;
         self.store.remove(&key)?;
         tracing::info!("{name}: removed; its record of {} interfaces dropped", record.interfaces.len());
         Ok(())

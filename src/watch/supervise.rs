@@ -31,7 +31,7 @@ use futures::{FutureExt, StreamExt};
 
 use super::queue::Job;
 use crate::dhcp::agent::AgentId;
-use crate::dhcp::state::State;
+use crate::dhcp::lease_file::LeaseFile;
 use crate::sys::process::Process;
 
 const FIRST_WAIT: Duration = Duration::from_secs(1);
@@ -202,7 +202,7 @@ impl Supervisor {
     /// the same state file name).
     fn gone(&mut self, key: Key, name: &str, agent: AgentId, state: &Path) {
         let (ifname, pid) = (&key.1, agent.pid);
-        if !State::names_agent(state, pid) {
+        if !LeaseFile::names_agent(state, pid) {
             tracing::info!(
                 "{name}: {ifname}'s DHCP agent {pid} left on purpose (it removed its state): not replaced"
             );

@@ -91,7 +91,7 @@ impl Trust {
             return never("--vlan-filtering", "it changes every port of a host bridge");
         }
         if let Addressing::Dhcp(dhcp) = &req.addr {
-            if dhcp.client != DhcpClient::Docker {
+            if dhcp.client != DhcpClient::Native {
                 let word = format!("{}{}", dhcp.client.program(), if dhcp.foreground { "-f" } else { "" });
                 return never(
                     &word,

@@ -3,8 +3,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use super::*;
-use crate::state::tests::sample;
-use crate::state::{Attached, How, Interface};
+use crate::records::tests::sample;
+use crate::records::{Attached, How, Interface};
 
 /// A store in a fresh directory, removed on drop.
 struct TempStore(Store);
@@ -181,7 +181,7 @@ fn fifty_processes_lose_nothing() {
     let children: Vec<_> = (0..50)
         .map(|n| {
             Command::new(&exe)
-                .args(["--exact", "state::store::tests::store_worker_process", "--test-threads", "1"])
+                .args(["--exact", "records::store::tests::store_worker_process", "--test-threads", "1"])
                 .env(WORKER_ENV, format!("{},{n}", t.0.dir().display()))
                 .stdout(std::process::Stdio::null())
                 .spawn()

@@ -1,5 +1,5 @@
-//! The state of the agent that keeps a lease: a small file of `key=value`
-//! lines, `<state dir>/dhcp/<netns inode>-<ifname>`, with what the agent
+//! The lease file of the agent that keeps a lease: `key=value` lines,
+//! `<records dir>/dhcp/<netns inode>-<ifname>`, with what the agent
 //! needs to resume and what a record of the attachment needs to find it.
 
 use std::net::Ipv4Addr;
@@ -12,18 +12,13 @@ use super::agent::AgentId;
 use super::timing::POLICY;
 use super::wire::Lease;
 use crate::error::{Error, Kind, Result};
-use crate::state::private_files;
+use crate::records::private_files;
 
-/// `PIPEWORK_STATE_DIR`, by default /var/lib/pipework.
-pub fn state_dir() -> PathBuf {
-    std::env::var_os("PIPEWORK_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| "/var/lib/pipework".into())
-}
-
-/// The state of one agent: `<state dir>/dhcp/<netns inode>-<ifname>`, lines
-/// of `key=value`. Only what the agent needs to resume and what a record
+/// One agent's lease file: `<records dir>/dhcp/<netns inode>-<ifname>`,
+/// lines of `key=value`. Only what the agent needs to resume and what a record
 /// of the attachment needs to find it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct State {
+pub struct LeaseFile {
     pub path: PathBuf,
     pub ifname: String,
     /// The guest's init (watched through a pidfd), or none for a namespace file.
@@ -39,9 +34,9 @@ pub struct State {
     pub agent: Option<AgentId>,
 }
 
-impl State {
+impl LeaseFile {
     pub fn path_for(netns_inode: u64, ifname: &str) -> PathBuf {
-        state_dir().join("dhcp").join(format!("{netns_inode}-{ifname}"))
+        crate::records::Store::from_env().dir().join("dhcp").join(format!("{netns_inode}-{ifname}"))
     }
 
     /// The agent's log, beside its state.
@@ -95,10 +90,10 @@ impl State {
     /// Whether the state file at `path` names agent `pid` as its keeper: a
     /// file a leaving agent removed, or a new agent's, does not.
     pub fn names_agent(path: &Path, pid: u32) -> bool {
-        State::read(path).ok().and_then(|s| s.agent).is_some_and(|a| a.pid == pid)
+        LeaseFile::read(path).ok().and_then(|s| s.agent).is_some_and(|a| a.pid == pid)
     }
 
-    pub fn read(path: &Path) -> Result<State> {
+    pub fn read(path: &Path) -> Result<LeaseFile> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::from(e).context(format!("reading {}", path.display())))?;
         let get = |key: &str| {
@@ -126,7 +121,7 @@ impl State {
             t1: times.t1,
             t2: times.t2,
         };
-        Ok(State {
+        Ok(LeaseFile {
             path: path.to_path_buf(),
             ifname: need("ifname")?,
             guest_pid: get("guest_pid").and_then(|p| p.parse().ok()),
@@ -146,7 +141,7 @@ impl State {
 /// agent's state) and the DNS servers (its state, or the `nameserver`
 /// lines a host client's script wrote into the guest's resolv.conf).
 pub fn held(path: &Path) -> (Option<Ipv4Network>, Vec<String>) {
-    if let Ok(state) = State::read(path) {
+    if let Ok(state) = LeaseFile::read(path) {
         let net = Ipv4Network::new(state.lease.address, state.lease.prefix).ok();
         return (net, state.lease.dns.iter().map(Ipv4Addr::to_string).collect());
     }
@@ -195,7 +190,7 @@ mod tests {
             t1: Duration::from_secs(60),
             t2: Duration::from_secs(105),
         };
-        let state = State {
+        let state = LeaseFile {
             path: dir.join("dhcp/4026-eth1"),
             ifname: "eth1".into(),
             guest_pid: Some(42),
@@ -207,7 +202,7 @@ mod tests {
             agent: Some(AgentId { pid: 4242, started: Some(123_456) }),
         };
         state.write().unwrap();
-        assert_eq!(State::read(&state.path).unwrap(), state);
+        assert_eq!(LeaseFile::read(&state.path).unwrap(), state);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,5 +1,5 @@
-//! The state directory, its `dhcp/`, and the files in them (records, DHCP
-//! agents' state and logs) are root's alone: 0700 and 0600 whoever makes
+//! The records directory, its `dhcp/`, and the files in them (records, DHCP
+//! agents' lease files and logs) are root's alone: 0700 and 0600 whoever makes
 //! them first (an attach, the watch service, a DHCP agent), set explicitly
 //! so that no umask loosens or tightens them. An existing directory is left
 //! as it is: it may be the operator's (`PIPEWORK_STATE_DIR=/srv/x`).
@@ -29,7 +29,7 @@ pub fn make_dir(dir: &Path) -> Result<()> {
 }
 
 /// Opens `path` with `options`, made 0600 if it is created, and 0600 in
-/// any case: a state or log file is never anyone else's to read.
+/// any case: a lease or log file is never anyone else's to read.
 pub fn open(options: &mut OpenOptions, path: &Path) -> Result<File> {
     let file = options.mode(FILE_MODE).open(path)?;
     file.set_permissions(Permissions::from_mode(FILE_MODE))?;

@@ -1,15 +1,15 @@
-//! Writing records: after an attach's plan is wholly applied, what its
-//! driver says it made, the request, and the kernel for what the kernel
-//! chose; after a `route` or `rule` passthrough, its words. The way back,
-//! the attach that makes a recorded interface again, is `drivers::replay`.
+//! The record of an attach, written once its plan is wholly applied: what
+//! its driver says it made, the request, and the kernel for what the
+//! kernel chose. The way back, the attach that makes a recorded interface
+//! again, is `drivers::replay`.
 
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::drivers::{dhcp::dhcp_record, Planned};
 use crate::error::{Error, Kind, Result};
-use crate::request::{Addressing, Attach, Tool};
+use crate::records::{DefaultRoute, GuestRecord, HostNs, Interface, Record, Store};
+use crate::request::{Addressing, Attach};
 use crate::resolve::guest::Guest;
-use crate::state::{DefaultRoute, GuestRecord, HostNs, Interface, Record, Store};
 use crate::sys::netlink::{route_via, Netlink};
 
 /// Where a record's write (and its two fsyncs) runs.
@@ -107,24 +107,4 @@ async fn default_route(route: &RouteMessage, inside: &Netlink) -> Result<Option<
     let (gateway, oif) = route_via(route);
     let (Some(gateway), Some(index)) = (gateway, oif) else { return Ok(None) };
     Ok(inside.link_by_index(index).await?.map(|link| DefaultRoute { gateway, dev: link.name }))
-}
-
-/// Appends a `route` or `rule` line that changed the guest to its record,
-/// if it has one; lines that only read (`show`, `list`, `get`) are not kept.
-pub fn command_applied(guest: &Guest, tool: Tool, args: &[String]) -> Result<()> {
-    let word = match tool {
-        Tool::Route => "route",
-        Tool::Rule => "rule",
-        Tool::Tc => return Ok(()),
-    };
-    let verb = args.iter().find(|a| !a.starts_with('-')).map(String::as_str).unwrap_or("");
-    if verb.is_empty() || ["show", "list", "lst", "get", "save"].iter().any(|r| r.starts_with(verb)) {
-        return Ok(());
-    }
-    let line: Vec<String> = std::iter::once(word.to_string()).chain(args.iter().cloned()).collect();
-    Store::from_env().update(&guest.find.key(), |slot| {
-        if let Some(record) = slot {
-            record.commands.push(line);
-        }
-    })
 }

@@ -2,17 +2,17 @@
 //! driver, refuse what cannot be done, plan, then print or apply the plan;
 //! an applied plan's record is written before the run ends, or the plan is
 //! rolled back. `pipework <hostif> <guest>` (`commands::attach`) and the
-//! watch service both come here. The record is still written by
-//! `commands::recording`, the one import upward, until records are
-//! described by the kinds themselves (issue 21, item 1).
+//! watch service both come here; `record` writes what was made.
 
-use crate::commands::recording::{self, Writer};
+mod record;
+
 use crate::drivers::{self, addressing, Context, Driver};
 use crate::error::Result;
 use crate::request::Attach;
 use crate::resolve::guest::Guest;
 use crate::resolve::host::classify;
 use crate::sys::netlink::Netlink;
+pub use record::Writer;
 
 /// An attach to a guest already found, from netlink connections already
 /// open: the watch service's, which keeps one on the host.
@@ -45,6 +45,6 @@ pub async fn plan_and_apply(
     }
     // Its answer comes while the plan is applied, for the record.
     guest.engine.ask();
-    let record = async || recording::attached(&planned, req, guest, (host, inside), writer).await;
+    let record = async || record::attached(&planned, req, guest, (host, inside), writer).await;
     crate::apply::here_then(&planned.plan, host, Some((inside, guest.netns())), record).await
 }
