@@ -273,6 +273,16 @@ impl Tag {
     }
 }
 
+/// A duration as the operator typed it: "10", "2.5".
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,7 +206,7 @@ fn finish(name: &str, mut run: Running, mut out: Vec<u8>, mut err: Vec<u8>) -> C
             // SAFETY: kill takes a process group and a signal.
             unsafe { libc::kill(-pgid, libc::SIGKILL) };
             let _ = run.child.wait();
-            let within = crate::dhcp::seconds(run.limit);
+            let within = crate::request::seconds(run.limit);
             Err(CniError::new(
                 Code::TryAgainLater,
                 format!("IPAM plugin {name} did not answer within {within} s: killed"),

@@ -81,7 +81,7 @@ impl Client {
         if let Some(refused) = refused {
             return Err(refused.on(&self.ifname));
         }
-        let within = super::seconds(limit);
+        let within = crate::request::seconds(limit);
         Err(Error::new(
             error::Kind::Timeout,
             match offered_by {

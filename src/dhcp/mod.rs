@@ -39,13 +39,3 @@ pub struct Setup {
     pub netns_file: Option<String>,
     pub netns_inode: u64,
 }
-
-/// A duration as the operator typed it: "10", "2.5".
-pub fn seconds(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{s:.0}")
-    } else {
-        format!("{s}")
-    }
-}

@@ -6,9 +6,10 @@ use std::fmt;
 use ipnetwork::IpNetwork;
 
 use super::{NewLink, Plan, Side, Step, Undo};
-use crate::dhcp::{seconds, Setup};
+use crate::dhcp::Setup;
 use crate::error::Result;
 use crate::family::Family;
+use crate::request::seconds;
 use crate::sys::firewall::Accept;
 use crate::sys::nftables::{rules, Hook, Tag};
 use crate::sys::output;

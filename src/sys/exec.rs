@@ -234,7 +234,7 @@ pub async fn status_within(mut cmd: Command, path: &Path, limit: Option<Duration
             Ok(exited) => exited.map_err(Error::from),
             Err(_) => Err(Error::new(
                 Kind::Timeout,
-                format!("{name} did not finish within {} s: stopped", crate::dhcp::seconds(limit)),
+                format!("{name} did not finish within {} s: stopped", crate::request::seconds(limit)),
             )),
         }
     };
