@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::agents::{self, Kept};
 use super::events::Engine;
@@ -15,6 +15,8 @@ use super::labels::{self, Trust};
 use super::queue::Job;
 use crate::dhcp::agent::AgentId;
 use crate::drivers::detach::undo;
+use crate::drivers::kinds::HostSide;
+use crate::drivers::made_on_host;
 use crate::drivers::replay::replay;
 use crate::drivers::veth_port::is_default_name;
 use crate::error::{Error, Result};
@@ -51,7 +53,15 @@ struct Wanted {
     mac: Option<crate::mac::Mac>,
     /// A recorded interface's DHCP, whose agent must run.
     dhcp: Option<DhcpRecord>,
+    /// A recorded veth whose host side keeps its name (`-l`): the old one
+    /// may outlive the container's old namespace a moment.
+    outliving: Option<Interface>,
 }
+
+/// How long a recorded host side of the container's old namespace is
+/// waited for to go: the kernel deletes a veth with its peer's namespace,
+/// but not at once (later under load).
+const OUTLIVED: Duration = Duration::from_secs(5);
 
 impl<'a> Reconciler<'a> {
     pub fn new(
@@ -197,7 +207,7 @@ impl<'a> Reconciler<'a> {
             .filter(|a| !wanted.iter().any(|w| w.req.container_if == a.req.container_if))
             .collect();
         for req in self.trusted(&name, &network_mode, asked).await? {
-            wanted.push(Wanted { req, mac: None, dhcp: None });
+            wanted.push(Wanted { req, mac: None, dhcp: None, outliving: None });
         }
         if wanted.is_empty() {
             tracing::debug!("{name}: started; nothing recorded or labelled");
@@ -220,12 +230,18 @@ impl<'a> Reconciler<'a> {
                     link.mac.map_or("none".into(), |m| m.to_string()),
                     w.mac.map_or("none".into(), |m| m.to_string()),
                 ),
-                None => match crate::attach::connect(
-                    &Attach { no_firewall: w.req.no_firewall || self.no_firewall, ..w.req.clone() },
-                    &guest,
-                    self.host,
-                    &inside,
-                )
+                None => match async {
+                    if let Some(old) = &w.outliving {
+                        self.old_host_side_gone(old).await?;
+                    }
+                    crate::attach::connect(
+                        &Attach { no_firewall: w.req.no_firewall || self.no_firewall, ..w.req.clone() },
+                        &guest,
+                        self.host,
+                        &inside,
+                    )
+                    .await
+                }
                 .await
                 {
                     Ok(()) => made.push(ifname),
@@ -252,6 +268,25 @@ impl<'a> Reconciler<'a> {
             tracing::debug!("{name}: all {there} interfaces there already");
         }
         Ok(true)
+    }
+
+    /// Waits, up to `OUTLIVED`, for the host side pipework made for `old`
+    /// in the container's old namespace to go, rather than refuse its name
+    /// ("exists and is up"). A link that took the name since is not waited
+    /// for: the attach refuses it as before.
+    async fn old_host_side_gone(&self, old: &Interface) -> Result<()> {
+        let Some(name) = old.host_side.as_deref() else { return Ok(()) };
+        let deadline = Instant::now() + OUTLIVED;
+        let wait = async {
+            while let Some(link) = self.host.link(name).await? {
+                if !made_on_host(old, &link) || Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(())
+        };
+        crate::sys::shutdown::unless_stopping(&format!("waiting for the old {name} to go"), wait).await
     }
 
     /// The labels' attaches that `--allow` lets through; the others logged.
@@ -407,7 +442,9 @@ fn replayed(record: &Record, iface: &Interface) -> Wanted {
     if req.local_if.as_deref().is_some_and(|l| is_default_name(l, &iface.name)) {
         req.local_if = None;
     }
-    Wanted { req, mac: Some(iface.mac), dhcp: iface.dhcp.clone() }
+    let outliving =
+        (req.local_if.is_some() && iface.how.host_side() == HostSide::Peer).then(|| iface.clone());
+    Wanted { req, mac: Some(iface.mac), dhcp: iface.dhcp.clone(), outliving }
 }
 
 /// Whether this namespace has an interface of that name, for the labels'
