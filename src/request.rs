@@ -116,6 +116,10 @@ pub struct Attach {
     pub vlan_filtering: bool,
     /// `--no-firewall`: no FORWARD rule for a Linux bridge's own traffic.
     pub no_firewall: bool,
+    /// Addresses beside `addr`, each with its family's gateway if it is the
+    /// first of its family: a replay of an interface that was given more
+    /// than one (see `drivers::replay`). A command line gives one address.
+    pub more_addresses: Vec<(IpNetwork, Option<IpAddr>)>,
 }
 
 /// The guest as the operator named it.

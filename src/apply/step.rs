@@ -127,7 +127,7 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
         Step::CopyAddress { to, addr, .. } => {
             let link = t.host.require(to).await?;
             let added = t.host.add_address_msg((**addr).clone(), link.index).await?;
-            Ok(Some(Undo::DeleteAddress { addr: Box::new(added) }))
+            Ok(Some(Undo::DeleteAddress { side: Side::Host, addr: Box::new(added) }))
         }
         Step::DeleteAddress { dev, addr, text } => {
             t.host
@@ -150,6 +150,13 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
         Step::AddAddress { dev, net } => {
             nl.add_address(links.index(t, side, dev).await?, net.ip(), net.prefix()).await?;
             Ok(None)
+        }
+        Step::AddAnotherAddress { dev, net } => {
+            let index = links.index(t, side, dev).await?;
+            nl.add_address(index, net.ip(), net.prefix()).await?;
+            let mut present = nl.global_addresses(index).await?.into_iter();
+            let added = present.find(|a| address_ip(a) == net.ip() && a.header.prefix_len == net.prefix());
+            Ok(added.map(|addr| Undo::DeleteAddress { side, addr: Box::new(addr) }))
         }
         Step::DeleteDefault { route, .. } => {
             nl.del_route((**route).clone()).await?;
@@ -208,12 +215,16 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
         }
         Step::Ipv6 { side, dev, enable } => {
             // A sysctl is reached by name only: the link's name now.
-            let (ns, dev) = match side {
-                Side::Host => (None, dev.clone()),
-                Side::Guest => (Some(t.guest_ns), links.get(t, Side::Guest, dev).await?.name),
-            };
-            Sysctl::conf(ns, Family::V6, &dev, "disable_ipv6")?.write(if *enable { "0" } else { "1" })?;
-            Ok(None)
+            let link = links.get(t, *side, dev).await?;
+            let ns = (*side == Side::Guest).then_some(t.guest_ns);
+            let mut conf = Sysctl::conf(ns, Family::V6, &link.name, "disable_ipv6")?;
+            let want = if *enable { "0" } else { "1" };
+            if conf.read()?.trim() == want {
+                return Ok(None);
+            }
+            conf.write(want)?;
+            // Undone for a link that stays (an address added to one made before).
+            Ok(Some(Undo::Ipv6 { side: *side, index: link.index, enable: !enable }))
         }
         Step::Dhcp { .. } => Err(Error::new(Kind::Internal, "a DHCP step runs only as part of a plan")),
         Step::SetMtu { dev, mtu } => {
@@ -357,7 +368,7 @@ async fn host_address(host: &Netlink, dev: &str, net: IpNetwork) -> Result<Optio
             None => Err(e),
         };
     }
-    Ok(find().await?.map(|addr| Undo::DeleteAddress { addr: Box::new(addr) }))
+    Ok(find().await?.map(|addr| Undo::DeleteAddress { side: Side::Host, addr: Box::new(addr) }))
 }
 
 /// Creates and brings up a bridge. If another run created it first, the
@@ -414,7 +425,7 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             t.host.add_address_msg((**addr).clone(), t.host.require(dev).await?.index).await?;
         }
         // Gone already is fine: a link going down takes its IPv6 addresses.
-        Undo::DeleteAddress { addr } => match t.host.del_address_msg((**addr).clone()).await {
+        Undo::DeleteAddress { side, addr } => match t.side(*side).del_address_msg((**addr).clone()).await {
             Err(e) if !matches!(errno(&e), Some(libc::EADDRNOTAVAIL | libc::ENOENT | libc::ENODEV)) => {
                 return Err(nl_error(e, "deleting the address added"));
             }
@@ -433,6 +444,16 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             }
         }
         Undo::SetMac { side, index, mac, .. } => t.side(*side).set_address(*index, *mac).await?,
+        Undo::Ipv6 { side, index, enable } => {
+            if let Some(link) = t.side(*side).link_by_index(*index).await? {
+                let ns = (*side == Side::Guest).then_some(t.guest_ns);
+                Sysctl::conf(ns, Family::V6, &link.name, "disable_ipv6")?.write(if *enable {
+                    "0"
+                } else {
+                    "1"
+                })?;
+            }
+        }
         Undo::Release { client, index, lease } => dhcp::release(client, *index, lease, t).await?,
         Undo::StopAgent { pid } => agent::stop(*pid),
         Undo::SetMtu { side, index, mtu, .. } => {

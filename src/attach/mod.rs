@@ -3,15 +3,22 @@
 //! an applied plan's record is written before the run ends, or the plan is
 //! rolled back. `pipework <hostif> <guest>` (`commands::attach`) and the
 //! watch service both come here; `record` writes what was made.
+//!
+//! A command line naming an interface a run made in this guest, from the
+//! same host interface, adds its address to it instead (`made_before`,
+//! then `addressing::add_to`): decided here, from the record, because only
+//! the record says which interfaces pipework made and from what.
 
 mod record;
 
-use crate::drivers::{self, addressing, Context, Driver};
+use crate::drivers::kinds::HostSide;
+use crate::drivers::{self, addressing, replay, Context, Driver};
 use crate::error::Result;
+use crate::records::{HostNs, Interface, Store};
 use crate::request::Attach;
 use crate::resolve::guest::Guest;
 use crate::resolve::host::classify;
-use crate::sys::netlink::Netlink;
+use crate::sys::netlink::{Link, Netlink};
 pub use record::Writer;
 
 /// An attach to a guest already found, from netlink connections already
@@ -39,7 +46,16 @@ pub async fn plan_and_apply(
     dry_run: bool,
     writer: Writer,
 ) -> Result<()> {
-    let planned = driver.plan(&Context { req, guest, host, inside }).await?;
+    let ctx = Context { req, guest, host, inside };
+    if let Some((iface, link)) = made_before(&ctx, driver).await? {
+        let Some(added) = addressing::add_to(&ctx, &iface, &link).await? else { return Ok(()) };
+        if dry_run {
+            return added.plan.print();
+        }
+        let record = async || record::added(&added, &iface.name, guest, inside, writer).await;
+        return crate::apply::here_then(&added.plan, host, Some((inside, guest.netns())), record).await;
+    }
+    let planned = driver.plan(&ctx).await?;
     if dry_run {
         return planned.plan.print();
     }
@@ -47,4 +63,31 @@ pub async fn plan_and_apply(
     guest.engine.ask();
     let record = async || record::attached(&planned, req, guest, (host, inside), writer).await;
     crate::apply::here_then(&planned.plan, host, Some((inside, guest.netns())), record).await
+}
+
+/// The interface the command line names, if a run made it in this guest
+/// (same namespace) from the same host interface, and it is there as made,
+/// with its veth's host side up. Any other interface of that name (another
+/// host interface's, one pipework did not make) is the driver's, which
+/// refuses it as ever, or makes it again (a host side left down).
+async fn made_before(ctx: &Context<'_>, driver: &dyn Driver) -> Result<Option<(Interface, Link)>> {
+    let name = ctx.req.container_if.as_deref().unwrap_or(driver.default_if());
+    // One that cannot be read is named when the attach writes its own.
+    let Ok(Some(record)) = Store::from_env().load(&ctx.guest.find.key()) else { return Ok(None) };
+    if record.host.id != HostNs::current()?.id || record.guest.netns != ctx.guest.netns_id()? {
+        return Ok(None);
+    }
+    let Some(iface) = record.interface(name).filter(|i| i.cni.is_none()) else { return Ok(None) };
+    if !replay::same_host(&record, iface, ctx.req) {
+        return Ok(None);
+    }
+    if iface.how.host_side() == HostSide::Peer {
+        let side = iface.host_side.as_deref().unwrap_or_default();
+        let up = ctx.host.link(side).await?.is_some_and(|l| l.up && drivers::made_on_host(iface, &l));
+        if !up {
+            return Ok(None);
+        }
+    }
+    let link = ctx.inside.link(name).await?.filter(|l| iface.how.recognises(l, iface.mac));
+    Ok(link.map(|link| (iface.clone(), link)))
 }

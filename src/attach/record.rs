@@ -5,8 +5,11 @@
 
 use rtnetlink::packet_route::route::RouteMessage;
 
+use crate::drivers::addressing::Added;
 use crate::drivers::{dhcp::dhcp_record, Planned};
 use crate::error::{Error, Kind, Result};
+use crate::family::Family;
+use crate::plan::Step;
 use crate::records::{DefaultRoute, GuestRecord, HostNs, Interface, Record, Store};
 use crate::request::{Addressing, Attach};
 use crate::resolve::guest::Guest;
@@ -53,13 +56,9 @@ pub async fn attached(
             record.put_interface(iface);
         })
     };
-    let written = match writer {
-        Writer::Inline => write(),
-        Writer::OffThread => tokio::task::spawn_blocking(write)
-            .await
-            .unwrap_or_else(|e| Err(Error::new(Kind::Internal, format!("record writer: {e}")))),
-    };
-    written.map_err(|e| e.context(format!("recording what was made in {}", guest.label)))
+    in_writer(writer, write)
+        .await
+        .map_err(|e| e.context(format!("recording what was made in {}", guest.label)))
 }
 
 /// The interface as the driver says its plan made it; MAC, MTU and index
@@ -73,7 +72,10 @@ async fn describe(planned: &Planned, req: &Attach, host: &Netlink, inside: &Netl
         .mac
         .ok_or_else(|| Error::new(Kind::Internal, format!("{name} has no hardware address to record")))?;
     let (addresses, gateway, dhcp) = match &req.addr {
-        Addressing::Static { net, gateway } => (vec![*net], *gateway, None),
+        Addressing::Static { net, gateway } => {
+            let more = req.more_addresses.iter().map(|(net, _)| *net);
+            (std::iter::once(*net).chain(more).collect(), *gateway, None)
+        }
         Addressing::None => (Vec::new(), None, None),
         Addressing::Dhcp(d) => (Vec::new(), None, Some(dhcp_record(&planned.plan, d))),
     };
@@ -81,7 +83,7 @@ async fn describe(planned: &Planned, req: &Attach, host: &Netlink, inside: &Netl
         Some(route) => default_route(route, inside).await?,
         None => None,
     };
-    Ok(Interface {
+    let mut iface = Interface {
         name,
         ifindex: link.index,
         how: made.how,
@@ -96,9 +98,61 @@ async fn describe(planned: &Planned, req: &Attach, host: &Netlink, inside: &Netl
         no_firewall: req.no_firewall,
         dhcp,
         replaced_default,
+        second_gateway: None,
         cni: None,
         host_link,
-    })
+    };
+    // A replay's further gateways, with the default routes they replaced.
+    for gw in req.more_addresses.iter().filter_map(|(_, gw)| *gw) {
+        let replaced = planned.plan.steps.iter().find_map(|step| match step {
+            Step::DeleteDefault { family, route } if *family == Family::of(gw) => Some(route),
+            _ => None,
+        });
+        let replaced = match replaced {
+            Some(route) => default_route(route, inside).await?,
+            None => None,
+        };
+        iface.add_gateway(gw, replaced);
+    }
+    Ok(iface)
+}
+
+/// Records an address (and gateway) a wholly applied plan added to the
+/// guest's interface `name`, beside what it had.
+pub async fn added(added: &Added, name: &str, guest: &Guest, inside: &Netlink, writer: Writer) -> Result<()> {
+    let replaced = match &added.replaced_default {
+        Some(route) => default_route(route, inside).await?,
+        None => None,
+    };
+    let (net, gateway, name) = (added.net, added.gateway, name.to_string());
+    let key = guest.find.key();
+    let label = guest.label.clone();
+    let write = move || {
+        Store::from_env().update(&key, |slot| {
+            let Some(iface) = slot.as_mut().and_then(|r| r.interfaces.iter_mut().find(|i| i.name == name))
+            else {
+                return Err(Error::new(Kind::Conflict, format!("{name} of {label} was detached meanwhile")));
+            };
+            iface.addresses.extend(net);
+            if let Some(gw) = gateway {
+                iface.add_gateway(gw, replaced);
+            }
+            Ok(())
+        })?
+    };
+    in_writer(writer, write)
+        .await
+        .map_err(|e| e.context(format!("recording the address added in {}", guest.label)))
+}
+
+/// Runs a record's write where `writer` says.
+async fn in_writer(writer: Writer, write: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+    match writer {
+        Writer::Inline => write(),
+        Writer::OffThread => tokio::task::spawn_blocking(write)
+            .await
+            .unwrap_or_else(|e| Err(Error::new(Kind::Internal, format!("record writer: {e}")))),
+    }
 }
 
 /// The default route an attach deleted, as a detach can put it back: via

@@ -117,6 +117,7 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         tag,
         vlan_filtering: cli.vlan_filtering,
         no_firewall: cli.no_firewall,
+        more_addresses: Vec::new(),
     };
     Ok(Invocation { request: Request::Attach(attach), verbose, dry_run })
 }

@@ -80,6 +80,7 @@ impl Draft {
             no_firewall: false,
             dhcp: None,
             replaced_default: None,
+            second_gateway: None,
             cni: Some(CniRecord {
                 network: conf.name.clone(),
                 config,

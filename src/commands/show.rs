@@ -89,6 +89,9 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
             if iface.vlan_filtering {
                 item["vlan_filtering"] = json!(true);
             }
+            if let Some(second) = &iface.second_gateway {
+                item["second_gateway"] = json!(second.gateway);
+            }
             if let Some((_, commands)) =
                 kept.iter().find(|(b, _)| iface.attached_to == Attached::Bridge(b.clone()))
             {

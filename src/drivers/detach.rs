@@ -50,12 +50,13 @@ pub async fn undo(
     Ok(plan)
 }
 
-/// For each interface whose attach replaced the guest's default route: the
-/// old one back, if the default is still the one that attach set and the
+/// For each gateway (each family's) that replaced the guest's default
+/// route: the old one back, if the default is still the one set and the
 /// old route's link stays.
 async fn restore_defaults(plan: &mut Plan, inside: &Netlink, chosen: &[&Interface]) -> Result<()> {
-    for iface in chosen {
-        let (Some(old), Some(set)) = (&iface.replaced_default, iface.gateway) else { continue };
+    let replaced = chosen.iter().flat_map(|i| i.gateways().into_iter().map(move |(gw, old)| (*i, gw, old)));
+    for (iface, set, old) in replaced {
+        let Some(old) = old else { continue };
         if chosen.iter().any(|i| i.name == old.dev) || inside.link(&old.dev).await?.is_none() {
             continue;
         }

@@ -15,6 +15,10 @@ pub struct Ipoib {
 }
 
 impl Driver for Ipoib {
+    fn default_if(&self) -> &'static str {
+        "ib0"
+    }
+
     fn validate(&self, req: &Attach) -> Result<()> {
         match req.mac {
             Some(_) => Err(Error::verbatim(
@@ -28,7 +32,7 @@ impl Driver for Ipoib {
     fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Planned>> {
         Box::pin(async move {
             // The IPoIB driver is fussy about names: ib0 unless told otherwise.
-            let ctr_if = ctx.guest_if("ib0");
+            let ctr_if = ctx.guest_if(self.default_if());
             let parent = &self.parent.name;
             let number = ctx.guest.name_number;
             let pkey = ctx.req.tag.as_ref().map(Tag::pkey).transpose()?;

@@ -97,6 +97,11 @@ pub trait Driver {
         Ok(())
     }
 
+    /// The interface name in the guest without `-i`.
+    fn default_if(&self) -> &'static str {
+        "eth1"
+    }
+
     /// Checks everything against the system and lists the steps, with what
     /// they make; changes nothing.
     fn plan<'a>(&'a self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Planned>>;

@@ -3,15 +3,18 @@
 
 use std::time::Duration;
 
-use crate::records::{Attached, DhcpRecord, Finder, Interface, Record};
+use ipnetwork::IpNetwork;
+
+use crate::family::Family;
+use crate::records::{Attached, DhcpRecord, Finder, How, Interface, Record};
 use crate::request::{Addressing, Attach, Dhcp, DhcpClient, GuestRef, HostIf};
 
 /// The attach that makes `iface` again as recorded (same names, MAC,
 /// address, gateway, VLAN, DHCP mode and options): for re-plumbing a
 /// restarted guest. The guest is named as it can be found again (a
-/// container by its ID). Only the first address is made again, as an
-/// attach makes one; a DHCP interface leases again with its MAC, so the
-/// server gives it the same address. A CNI attachment is the
+/// container by its ID). Every address is made again, each family's
+/// gateway with the first address of that family; a DHCP interface leases
+/// again with its MAC, so the server gives it the same address. A CNI attachment is the
 /// runtime's to make again (it runs ADD when it restarts the container):
 /// its replay names the namespace path it was made in.
 pub fn replay(record: &Record, iface: &Interface) -> Attach {
@@ -23,19 +26,21 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         Finder::Pid { pid } => GuestRef::Pid(*pid),
         Finder::Cni { netns, .. } => GuestRef::Path(netns.into()),
     };
-    // A dummy's host interface was any unused `dummy*` name.
-    let host = match &iface.attached_to {
-        Attached::Bridge(name) | Attached::Parent(name) => name.clone(),
-        Attached::Ovs { bridge, .. } => bridge.clone(),
-        Attached::None => iface.host_side.clone().unwrap_or_else(|| "dummy".into()),
-    };
-    let addr = match (&iface.dhcp, iface.addresses.first()) {
+    // Each family's gateway goes with its first address.
+    let mut statics = Vec::new();
+    for net in &iface.addresses {
+        let family = Family::of(net.ip());
+        let first = !statics.iter().any(|(n, _): &(IpNetwork, _)| Family::of(n.ip()) == family);
+        statics.push((*net, iface.gateway_of(family).filter(|_| first)));
+    }
+    let mut statics = statics.into_iter();
+    let addr = match (&iface.dhcp, statics.next()) {
         (Some(dhcp), _) => redone(dhcp).map_or(Addressing::None, Addressing::Dhcp),
-        (None, Some(net)) => Addressing::Static { net: *net, gateway: iface.gateway },
+        (None, Some((net, gateway))) => Addressing::Static { net, gateway },
         (None, None) => Addressing::None,
     };
     let mut req = Attach {
-        host: HostIf::Name(host),
+        host: HostIf::Name(host_of(iface)),
         direct_phys: false,
         container_if: Some(iface.name.clone()),
         local_if: None,
@@ -45,9 +50,35 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         tag: None,
         vlan_filtering: iface.vlan_filtering,
         no_firewall: iface.no_firewall,
+        more_addresses: statics.collect(),
     };
     iface.how.ask_again(iface, &mut req);
     req
+}
+
+/// The host interface `iface` was made from, as an attach names it.
+fn host_of(iface: &Interface) -> String {
+    // A dummy's host interface was any unused `dummy*` name.
+    match &iface.attached_to {
+        Attached::Bridge(name) | Attached::Parent(name) => name.clone(),
+        Attached::Ovs { bridge, .. } => bridge.clone(),
+        Attached::None => iface.host_side.clone().unwrap_or_else(|| "dummy".into()),
+    }
+}
+
+/// Whether `req` asks for the host interface `iface` hangs off as its
+/// replay would (same name, VLAN, `--direct-phys`; the `-l` name and MAC
+/// where it gives them): the command line that adds an address to it.
+pub fn same_host(record: &Record, iface: &Interface, req: &Attach) -> bool {
+    let again = replay(record, iface);
+    let host = match (&req.host, iface.how) {
+        (HostIf::Name(name), How::Dummy) => name.starts_with("dummy"),
+        (asked, _) => *asked == again.host,
+    };
+    host && req.tag == again.tag
+        && req.direct_phys == again.direct_phys
+        && req.local_if.as_ref().is_none_or(|l| again.local_if.as_ref() == Some(l))
+        && req.mac.is_none_or(|m| again.mac == Some(m))
 }
 
 /// The DHCP word a record's mode was (`dhcp` is the native client), with
@@ -64,7 +95,7 @@ mod tests {
     use super::*;
     use crate::drivers::dhcp::dhcp_record;
     use crate::plan::Plan;
-    use crate::records::{GuestRecord, HostNs, How, NsId};
+    use crate::records::{AddedGateway, GuestRecord, HostNs, NsId};
     use crate::request::{Tag, DHCP_TIMEOUT};
 
     /// Container `abc`'s record, with `iface` its one interface.
@@ -97,6 +128,7 @@ mod tests {
             no_firewall: false,
             dhcp: None,
             replaced_default: None,
+            second_gateway: None,
             cni: None,
             host_link: None,
         }
@@ -120,6 +152,30 @@ mod tests {
         assert_eq!((req.container_if.as_deref(), req.tag), (Some("eth1"), Some(Tag("10".into()))));
         assert_eq!(req.addr, Addressing::Static { net, gateway: Some("10.5.106.1".parse().unwrap()) });
         assert_eq!((req.mac, req.local_if, req.direct_phys), (Some(iface.mac), None, false));
+    }
+
+    /// Every address is made again, each family's gateway with its first
+    /// address; the first address (and gateway) is the attach's own.
+    #[test]
+    fn a_dual_stack_interface_replays_every_address() {
+        let nets: Vec<IpNetwork> =
+            ["10.0.0.2/24", "2001:db8::2/64", "10.0.0.3/24"].iter().map(|n| n.parse().unwrap()).collect();
+        let (gw4, gw6) = ("10.0.0.1".parse().unwrap(), "2001:db8::1".parse().unwrap());
+        let iface = Interface {
+            addresses: nets.clone(),
+            gateway: Some(gw4),
+            second_gateway: Some(AddedGateway { gateway: gw6, replaced_default: None }),
+            ..veth()
+        };
+        let record = record_of(&iface);
+        let req = replay(&record, &iface);
+        assert_eq!(req.addr, Addressing::Static { net: nets[0], gateway: Some(gw4) });
+        assert_eq!(req.more_addresses, [(nets[1], Some(gw6)), (nets[2], None)]);
+        assert!(same_host(&record, &iface, &Attach { more_addresses: Vec::new(), ..req.clone() }));
+        let other = Attach { host: HostIf::Name("br1".into()), ..req.clone() };
+        assert!(!same_host(&record, &iface, &other));
+        let tagged = Attach { tag: Some(Tag("10".into())), ..req.clone() };
+        assert!(!same_host(&record, &iface, &tagged));
     }
 
     #[test]

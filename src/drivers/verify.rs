@@ -81,7 +81,7 @@ pub async fn differences(
                             );
                         }
                     }
-                    if let Some(gw) = iface.gateway {
+                    for (gw, _) in iface.gateways() {
                         if let Some(text) = default_route(inside, gw, link.index, name).await? {
                             say(Some(iface), "default-route", format!("default route of {guest}: {text}"));
                         }

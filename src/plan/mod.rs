@@ -71,6 +71,13 @@ pub enum Step {
         dev: String,
         net: IpNetwork,
     },
+    /// An address added to a guest interface a run made before (a second
+    /// address, dual stack): undone by itself, where `AddAddress`'s goes
+    /// with its new link.
+    AddAnotherAddress {
+        dev: String,
+        net: IpNetwork,
+    },
     /// `ip route del default`: the first default route of the family.
     DeleteDefault {
         family: Family,
@@ -408,6 +415,7 @@ impl Step {
             | Step::Sysctl { side, .. }
             | Step::DeleteLink { side, .. } => *side,
             Step::AddAddress { .. }
+            | Step::AddAnotherAddress { .. }
             | Step::DeleteDefault { .. }
             | Step::GatewayRoute { .. }
             | Step::ReplaceDefault { .. }

@@ -67,7 +67,7 @@ impl fmt::Display for Step {
             }
             Step::SetMaster { link, bridge } => write!(f, "ip link set {link} master {bridge}"),
             Step::LinkUp { name, .. } => write!(f, "ip link set {name} up"),
-            Step::AddAddress { dev, net } => match net {
+            Step::AddAddress { dev, net } | Step::AddAnotherAddress { dev, net } => match net {
                 IpNetwork::V4(v4) if v4.prefix() < 31 => {
                     write!(f, "ip -4 addr add {net} brd {} dev {dev}", v4.broadcast())
                 }
@@ -197,6 +197,9 @@ impl fmt::Display for Undo {
             Undo::DeleteRoute { .. } => write!(f, "ip route del <the route added>"),
             Undo::NoMaster { name, .. } => write!(f, "ip link set {name} nomaster"),
             Undo::LinkDown { name, .. } => write!(f, "ip link set {name} down"),
+            Undo::Ipv6 { index, enable, .. } => {
+                write!(f, "sysctl -qw net.ipv6.conf.<link {index}>.disable_ipv6={}", u8::from(!enable))
+            }
             Undo::AddAddress { dev, .. } => write!(f, "ip addr add <the deleted address> dev {dev}"),
             Undo::DeleteAddress { .. } => write!(f, "ip addr del <the address added>"),
             Undo::MoveBack { guest_name, host_name, .. } => {

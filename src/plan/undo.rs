@@ -40,6 +40,7 @@ pub enum Undo {
         bridge_mac: Option<Mac>,
     },
     DeleteAddress {
+        side: Side,
         addr: Box<AddressMessage>,
     },
     LinkDown {
@@ -57,6 +58,12 @@ pub enum Undo {
         guest_index: u32,
         host_name: String,
         was_up: bool,
+    },
+    /// `net.ipv6.conf.<dev>.disable_ipv6` back as it was.
+    Ipv6 {
+        side: Side,
+        index: u32,
+        enable: bool,
     },
     SetMac {
         side: Side,

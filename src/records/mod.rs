@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
+use crate::family::Family;
 use crate::mac::Mac;
 use crate::request::DHCP_TIMEOUT;
 
@@ -79,6 +80,11 @@ pub struct Interface {
     /// detach puts it back while the default is still the one set here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_default: Option<DefaultRoute>,
+    /// The other family's gateway, given with an address added later (dual
+    /// stack); `gateway` is the first family's. Absent from records of one
+    /// family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_gateway: Option<AddedGateway>,
     /// Set for an interface a CNI ADD made: what DEL, GC and CHECK need.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni: Option<CniRecord>,
@@ -148,6 +154,40 @@ pub struct CniFlags {
 pub struct DefaultRoute {
     pub gateway: IpAddr,
     pub dev: String,
+}
+
+/// A gateway given with an added address, and the default route of its
+/// family it replaced, as `gateway` and `replaced_default` are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedGateway {
+    pub gateway: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_default: Option<DefaultRoute>,
+}
+
+impl Interface {
+    /// Each family's gateway, with the default route it replaced.
+    pub fn gateways(&self) -> Vec<(IpAddr, Option<&DefaultRoute>)> {
+        let first = self.gateway.map(|gw| (gw, self.replaced_default.as_ref()));
+        let second = self.second_gateway.as_ref().map(|g| (g.gateway, g.replaced_default.as_ref()));
+        first.into_iter().chain(second).collect()
+    }
+
+    /// The gateway of `family`, if one was given.
+    pub fn gateway_of(&self, family: Family) -> Option<IpAddr> {
+        self.gateways().into_iter().map(|(gw, _)| gw).find(|gw| Family::of(*gw) == family)
+    }
+
+    /// Keeps a gateway given with an added address: in the first slot if
+    /// the interface has none yet (a record of one family reads as before),
+    /// else as the other family's.
+    pub fn add_gateway(&mut self, gateway: IpAddr, replaced_default: Option<DefaultRoute>) {
+        if self.gateway.is_none() {
+            (self.gateway, self.replaced_default) = (Some(gateway), replaced_default);
+        } else {
+            self.second_gateway = Some(AddedGateway { gateway, replaced_default });
+        }
+    }
 }
 
 /// How the interface came to be in the guest.
@@ -308,6 +348,7 @@ mod tests {
             no_firewall: false,
             dhcp: None,
             replaced_default: None,
+            second_gateway: None,
             cni: None,
             host_link: None,
         });
@@ -327,6 +368,35 @@ mod tests {
         assert_eq!(json["interfaces"][0]["addresses"][0], "10.5.106.101/24");
         let back: Record = serde_json::from_value(json).unwrap();
         assert_eq!(back, record);
+    }
+
+    /// A record of one family is written as before; a second family's
+    /// gateway is kept beside it, and a record without it still loads.
+    #[test]
+    fn a_second_gateway_is_optional() {
+        let record = sample("abc");
+        let json = serde_json::to_value(&record).unwrap();
+        assert!(json["interfaces"][0].get("second_gateway").is_none());
+        let mut dual = record.clone();
+        let iface = &mut dual.interfaces[0];
+        iface.addresses.push("2001:db8::2/64".parse().unwrap());
+        let old = DefaultRoute { gateway: "2001:db8:77::1".parse().unwrap(), dev: "eth0".into() };
+        iface.add_gateway("2001:db8::1".parse().unwrap(), Some(old.clone()));
+        let json = serde_json::to_value(&dual).unwrap();
+        assert_eq!(json["interfaces"][0]["gateway"], "10.5.106.1");
+        assert_eq!(
+            json["interfaces"][0]["second_gateway"],
+            serde_json::json!({"gateway": "2001:db8::1", "replaced_default": {"gateway": "2001:db8:77::1", "dev": "eth0"}})
+        );
+        let back: Record = serde_json::from_value(json).unwrap();
+        assert_eq!(back, dual);
+        assert_eq!(back.interfaces[0].gateway_of(Family::V6), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(back.interfaces[0].gateways()[1], ("2001:db8::1".parse().unwrap(), Some(&old)));
+        // The first gateway given goes where a record of one family keeps it.
+        let mut none = record.interfaces[0].clone();
+        none.gateway = None;
+        none.add_gateway("10.5.106.1".parse().unwrap(), None);
+        assert_eq!(none, record.interfaces[0]);
     }
 
     #[test]

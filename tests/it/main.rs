@@ -19,6 +19,7 @@ mod compat;
 mod cri;
 mod dhcp;
 mod dhcp_hostile;
+mod dual_stack;
 mod firewall;
 mod fuzz_corpus;
 mod guest;

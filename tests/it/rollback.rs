@@ -13,7 +13,7 @@ const MAX_STEPS: usize = 64;
 
 /// Fails the run before step 1, 2, ... until one gets through. Returns the
 /// number of steps that were failed.
-fn fail_at_every_step(host: &Netns, guest: &dyn Ns, args: &[&str]) -> usize {
+pub(crate) fn fail_at_every_step(host: &Netns, guest: &dyn Ns, args: &[&str]) -> usize {
     for n in 1..=MAX_STEPS {
         let (host_before, guest_before) = (host.snapshot(), guest.snapshot());
         let out = pipework_env(host, args, &[("PIPEWORK_FAIL_AT", &n.to_string())]);

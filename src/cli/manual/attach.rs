@@ -31,7 +31,9 @@ brought up first. Runs that race to create the same bridge all use it; a run tha
 fails removes a bridge it created only if no port is left on it.
 
 If the host side already exists and is up, pipework prints \
-'Link LOCAL_IF exists and is up' on standard output and exits 1. If it exists and \
+'Link LOCAL_IF exists and is up' on standard output and exits 1, unless the \
+command line names an interface pipework made from this HOSTIF: then it adds \
+the address (see ADDRESSES AND ROUTES). If it exists and \
 is down, it is deleted and made again (only if it is a veth).
 
 With @VLAN on a Linux bridge, the port is on that VLAN untagged (its PVID) and \
@@ -144,6 +146,19 @@ gateway, a host route GATEWAY/32 (IPv6: /128) on CTR_IF is added; then the \
 default route via GATEWAY on CTR_IF replaces any other. An IPv4 address is \
 announced with one gratuitous ARP.
 
+More than one address (dual stack, a second IPv4): a command line naming a \
+CTR_IF that pipework made in this guest, from the same HOSTIF (and VLAN, \
+--direct-phys, -l and MAC where given), adds its address to it, and with \
+@GATEWAY that family's gateway and default route, as above; nothing else is \
+made or changed, and a failure takes back the added address alone. The same \
+address again does nothing and exits 0. Each family has one gateway: another \
+is refused, as are the same address with another length, DHCP, and an address \
+for an interface DHCP configures. Any other HOSTIF for that CTR_IF, or an \
+interface pipework did not make, is refused as before. The record keeps every \
+address and each family's gateway: show lists them, check verifies each, watch \
+makes them all again after a restart, and detach removes the interface whole, \
+putting back each default route a gateway replaced.
+
 0/0 connects the interface and brings it up with no address. The family follows \
 the address; -a 6 (or inet6) insists on IPv6, -a 4 (or inet) on IPv4.
 
@@ -160,6 +175,11 @@ A second interface eth2 with a stable MAC, a named host side, and IPv6:
 
   pipework br1 -i eth2 -l vethweb web 192.168.4.25/20@192.168.4.1 U:web.example.com
   pipework br0 -a 6 netns:blue 2001:db8::10/64@2001:db8::1
+
+Both families on one interface, one command line each:
+
+  pipework br0 -i eth1 web 10.0.0.2/24@10.0.0.1
+  pipework br0 -i eth1 web 2001:db8::2/64@2001:db8::1
 
 What would be done, without doing it:
 

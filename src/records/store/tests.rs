@@ -39,6 +39,7 @@ fn iface(name: &str) -> Interface {
         no_firewall: false,
         dhcp: None,
         replaced_default: None,
+        second_gateway: None,
         cni: None,
         host_link: None,
     }
