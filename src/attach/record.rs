@@ -5,7 +5,7 @@
 
 use rtnetlink::packet_route::route::RouteMessage;
 
-use crate::drivers::{dhcp::dhcp_record, Planned};
+use crate::drivers::{dhcp::dhcp_record, macvlan, Planned};
 use crate::error::{Error, Kind, Result};
 use crate::records::{DefaultRoute, GuestRecord, HostNs, Interface, Record, Store};
 use crate::request::{Addressing, Attach};
@@ -66,6 +66,7 @@ pub async fn attached(
 /// read back, and a veth's host side as the host has it.
 async fn describe(planned: &Planned, req: &Attach, host: &Netlink, inside: &Netlink) -> Result<Interface> {
     let made = planned.made.clone();
+    let (macvlan_mode, shim) = macvlan::recorded(made.how, made.host_side.as_deref(), req);
     let host_link = made.host_link(host).await?;
     let link = inside.require(&made.name).await?;
     let name = made.name;
@@ -98,6 +99,8 @@ async fn describe(planned: &Planned, req: &Attach, host: &Netlink, inside: &Netl
         replaced_default,
         cni: None,
         host_link,
+        macvlan_mode,
+        shim,
     })
 }
 

@@ -45,6 +45,8 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         tag: None,
         vlan_filtering: iface.vlan_filtering,
         no_firewall: iface.no_firewall,
+        macvlan_mode: None,
+        host_access: false,
     };
     iface.how.ask_again(iface, &mut req);
     req
@@ -99,6 +101,8 @@ mod tests {
             replaced_default: None,
             cni: None,
             host_link: None,
+            macvlan_mode: Default::default(),
+            shim: None,
         }
     }
 

@@ -37,6 +37,7 @@ fn link(index: u32, name: &str, kind: Option<InfoKind>) -> Link {
         default_pvid: 1,
         nf_call: [false; 2],
         ipv6_disabled: None,
+        macvlan_mode: None,
     }
 }
 
@@ -53,6 +54,8 @@ fn attach(host: &str) -> Attach {
         tag: None,
         vlan_filtering: false,
         no_firewall: false,
+        macvlan_mode: None,
+        host_access: false,
     }
 }
 

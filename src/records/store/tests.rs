@@ -41,6 +41,8 @@ fn iface(name: &str) -> Interface {
         replaced_default: None,
         cni: None,
         host_link: None,
+        macvlan_mode: Default::default(),
+        shim: None,
     }
 }
 
