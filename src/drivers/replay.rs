@@ -67,7 +67,7 @@ mod tests {
     use crate::drivers::dhcp::dhcp_record;
     use crate::plan::Plan;
     use crate::records::{GuestRecord, HostNs, How, NsId};
-    use crate::request::{Tag, DHCP_TIMEOUT};
+    use crate::request::{MacvlanMode, Tag, DHCP_TIMEOUT};
 
     /// Container `abc`'s record, with `iface` its one interface.
     fn record_of(iface: &Interface) -> Record {
@@ -124,6 +124,29 @@ mod tests {
         assert_eq!((req.container_if.as_deref(), req.tag), (Some("eth1"), Some(Tag("10".into()))));
         assert_eq!(req.addr, Addressing::Static { net, gateway: Some("10.5.106.1".parse().unwrap()) });
         assert_eq!((req.mac, req.local_if, req.direct_phys), (Some(iface.mac), None, false));
+    }
+
+    #[test]
+    fn a_macvlan_replays_its_mode_and_host_access() {
+        let iface = Interface {
+            how: How::Macvlan,
+            host_side: Some("eth0".into()),
+            attached_to: Attached::Parent("eth0".into()),
+            macvlan_mode: MacvlanMode::Private,
+            ..veth()
+        };
+        let req = replay(&record_of(&iface), &iface);
+        assert_eq!((req.macvlan_mode, req.host_access), (Some(MacvlanMode::Private), false));
+        let shim = Interface { macvlan_mode: MacvlanMode::Bridge, shim: Some("pwh-eth0".into()), ..iface };
+        let req = replay(&record_of(&shim), &shim);
+        assert_eq!((req.macvlan_mode, req.host_access), (None, true));
+        // A record of before either was kept: bridge mode, no shim.
+        let old: Interface = serde_json::from_value(serde_json::json!({
+            "name": "eth1", "ifindex": 9, "how": "macvlan", "attached_to": {"parent": "eth0"},
+            "mac": "02:00:00:00:00:09", "mtu": 1500
+        }))
+        .unwrap();
+        assert_eq!((old.macvlan_mode, old.shim), (MacvlanMode::Bridge, None));
     }
 
     #[test]
