@@ -99,8 +99,8 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", value_parser = crate::request::MacvlanMode::WORDS)]
     pub macvlan_mode: Option<String>,
 
-    /// On a physical HOSTIF: let the host reach the guest, through a macvlan
-    /// of its own (pwh-<HOSTIF>) and a host route to each guest address
+    /// On a physical HOSTIF: let the host reach the guest, by a macvlan of
+    /// its own on HOSTIF (pwh-<HOSTIF>) and a host route to the address
     #[arg(long)]
     pub host_access: bool,
 

@@ -81,6 +81,29 @@ present it must be a VLAN with that id). A kernel without 802.1Q support gives \
 CTR_IF, keeping its MAC unless one is given; a failed run gives it back under its \
 name, MAC and state. mac:HWADDR selects the host interface by its address (any case).
 
+--macvlan-mode bridge|vepa|private|passthru makes the macvlan child in that \
+mode (bridge by default, as the original): bridge lets the children of one \
+parent talk to each other directly, vepa sends every frame out to the switch \
+(which must hairpin it back), private keeps them apart, passthru lets one child \
+take the parent over. The mode is recorded, checked (check reads the guest \
+link's mode back) and made again by watch. It is refused, changing nothing, \
+where no macvlan is made (a bridge, --direct-phys).
+
+--host-access lets the host reach the guest, which a macvlan's parent never \
+does by itself: the host gets a macvlan of its own on the same parent (on the \
+VLAN device with @VLAN), pwh-<PARENT> (pwh- and 11 hex digits of the name's MD5 \
+where that passes 15 bytes), bridge mode, up, holding no address (the host's \
+addresses stay where they are), made by the first attach that needs it and \
+shared by the others; and a host route to the guest's address through it \
+(ip route add ADDR/32 dev pwh-<PARENT>, /128 for IPv6). The guest reaches \
+the host's addresses through it as long as the host answers ARP on any of its \
+links (net.ipv4.conf.*.arp_ignore 0, the default); IPv6 guests reach the host \
+in reply to it. The routes go with their guest (detach, watch's removal), the \
+shim with the last recorded guest using it; check names a missing shim or \
+route. Only bridge-mode siblings talk to each other, so --host-access is \
+refused with another --macvlan-mode; it is refused too without a static \
+address (the route goes to it) and where no macvlan is made, changing nothing.
+
 A HOSTIF that does not exist and starts with dummy gives the guest a dummy \
 interface (du<PID><CTR_IF>). An IPoIB HOSTIF (link type 32) gets a child \
 <HOSTIF>.<PID>, or <HOSTIF>.<PKEY>.<PID> where @PKEY is a hex partition key; \
@@ -160,6 +183,10 @@ A second interface eth2 with a stable MAC, a named host side, and IPv6:
 
   pipework br1 -i eth2 -l vethweb web 192.168.4.25/20@192.168.4.1 U:web.example.com
   pipework br0 -a 6 netns:blue 2001:db8::10/64@2001:db8::1
+
+A macvlan child on eth0 that the host itself can reach:
+
+  pipework --host-access eth0 web 192.168.1.50/24@192.168.1.1
 
 What would be done, without doing it:
 
