@@ -416,6 +416,24 @@ fn host_access_shim_shared_by_guests_and_gone_with_the_last() {
 }
 
 #[test]
+fn host_access_over_ipv6_routes_the_guests_128() {
+    let f = Fixture::new();
+    f.host.ip(&["-6", "addr", "add", "2001:db8:5::2/64", "dev", "eth0", "nodad"]);
+    f.attach(&["--host-access", "eth0", "-a", "6", "CTR", "2001:db8:5::5/64"]);
+    assert_shim(&f.host, "pwh-eth0", "eth0");
+    let via: Vec<_> =
+        f.host.routes(Family::V6).into_iter().filter(|r| r.dev.as_deref() == Some("pwh-eth0")).collect();
+    assert!(via.iter().any(|r| r.dst == "2001:db8:5::5"), "{via:?}");
+    let check = pipework(&f.host, &["check", &f.target]);
+    assert_eq!((check.status.code(), stdout(&check)), (Some(0), String::new()));
+    // No ping: the guest cannot resolve the host's global address through
+    // the shim (neighbour discovery answers for a link's own addresses
+    // only); see the manual.
+    assert_success(&pipework(&f.host, &["detach", &f.target]));
+    assert!(f.host.link("pwh-eth0").is_none());
+}
+
+#[test]
 fn check_names_a_missing_shim() {
     let f = Fixture::new();
     f.attach(&["--host-access", "eth0", "CTR", IP]);

@@ -97,8 +97,11 @@ addresses stay where they are), made by the first attach that needs it and \
 shared by the others; and a host route to the guest's address through it \
 (ip route add ADDR/32 dev pwh-<PARENT>, /128 for IPv6). The guest reaches \
 the host's addresses through it as long as the host answers ARP on any of its \
-links (net.ipv4.conf.*.arp_ignore 0, the default); IPv6 guests reach the host \
-in reply to it. The routes go with their guest (detach, watch's removal), the \
+links (net.ipv4.conf.*.arp_ignore 0, the default). Over IPv6 it cannot: \
+neighbour discovery answers only for a link's own addresses, so the guest's \
+replies to the host's addresses are lost; from the shim's link-local address \
+(ip -6 route replace ADDR/128 dev pwh-<PARENT> src <its fe80:: address>) the \
+host reaches the guest. The routes go with their guest (detach, watch's removal), the \
 shim with the last recorded guest using it; check names a missing shim or \
 route. Only bridge-mode siblings talk to each other, so --host-access is \
 refused with another --macvlan-mode; it is refused too without a static \
