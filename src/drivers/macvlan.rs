@@ -176,7 +176,10 @@ pub async fn teardown(t: &Teardown<'_>, last: &mut Vec<Step>) -> Result<()> {
             last.push(Step::DeleteHostRoute { ip: net.ip(), dev: shim.clone() });
         }
     }
-    if link.kind == Some(InfoKind::MacVlan) && !shim_used_elsewhere(t.record, t.iface, shim)? {
+    // The last of the leaving interfaces on this shim deletes it.
+    let mut later = t.leaving.iter().skip_while(|i| i.name != t.iface.name).skip(1);
+    let last_leaving = !later.any(|i| i.shim.as_deref() == Some(shim));
+    if link.kind == Some(InfoKind::MacVlan) && last_leaving && !shim_stays(t, shim)? {
         last.push(Step::DeleteLink { side: Side::Host, name: shim.clone() });
     }
     Ok(())
@@ -219,15 +222,17 @@ pub async fn verify_host_access(
     Ok(out)
 }
 
-/// Whether a recorded interface other than `iface` of `record`, of any
-/// guest plumbed from the same host namespace, goes through `shim`.
-fn shim_used_elsewhere(record: &Record, iface: &Interface, shim: &str) -> Result<bool> {
+/// Whether a recorded interface that is not leaving, of any guest plumbed
+/// from the same host namespace, goes through `shim`.
+fn shim_stays(t: &Teardown<'_>, shim: &str) -> Result<bool> {
     let listing = Store::from_env().load_all()?;
-    Ok(listing.records.iter().filter(|r| r.host.id == record.host.id).any(|r| {
-        r.interfaces
-            .iter()
-            .any(|i| i.shim.as_deref() == Some(shim) && !(r.key() == record.key() && i.name == iface.name))
-    }))
+    let leaving =
+        |r: &Record, i: &Interface| r.key() == t.record.key() && t.leaving.iter().any(|l| l.name == i.name);
+    Ok(listing
+        .records
+        .iter()
+        .filter(|r| r.host.id == t.record.host.id)
+        .any(|r| r.interfaces.iter().any(|i| i.shim.as_deref() == Some(shim) && !leaving(r, i))))
 }
 
 /// The link to build on: `parent`, or with `@VLAN` its VLAN device

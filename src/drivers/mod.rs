@@ -124,6 +124,9 @@ pub fn for_host(kind: HostKind, req: &Attach) -> Result<Box<dyn Driver>> {
 pub struct Teardown<'a> {
     pub record: &'a Record,
     pub iface: &'a Interface,
+    /// Every interface of `record` this undo takes away, `iface` among
+    /// them: what they share goes with the last of them.
+    pub leaving: &'a [&'a Interface],
     pub host: &'a Netlink,
     pub inside: Option<&'a Netlink>,
 }

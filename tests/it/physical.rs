@@ -433,6 +433,22 @@ fn host_access_over_ipv6_routes_the_guests_128() {
     assert!(f.host.link("pwh-eth0").is_none());
 }
 
+/// Two interfaces of one guest on the shim: detaching one keeps it,
+/// detaching the guest takes it.
+#[test]
+fn detaching_a_guest_with_two_interfaces_on_the_shim_removes_it() {
+    let f = Fixture::new();
+    f.attach(&["--host-access", "eth0", "CTR", IP]);
+    f.attach(&["--host-access", "eth0", "-i", "eth2", "CTR", "10.5.0.7/24"]);
+    assert_eq!(routes_via(&f.host, "pwh-eth0"), vec!["10.5.0.5", "10.5.0.7"]);
+    assert_success(&pipework(&f.host, &["detach", &f.target, "-i", "eth2"]));
+    assert_eq!(routes_via(&f.host, "pwh-eth0"), vec!["10.5.0.5"]);
+    f.attach(&["--host-access", "eth0", "-i", "eth2", "CTR", "10.5.0.7/24"]);
+    assert_success(&pipework(&f.host, &["detach", &f.target]));
+    assert!(f.host.link("pwh-eth0").is_none(), "the shim outlived its guest");
+    assert!(f.host.links().iter().all(|l| l.kind.as_deref() != Some("macvlan")));
+}
+
 #[test]
 fn check_names_a_missing_shim() {
     let f = Fixture::new();
