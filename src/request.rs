@@ -120,6 +120,51 @@ pub struct Attach {
     /// first of its family: a replay of an interface that was given more
     /// than one (see `drivers::replay`). A command line gives one address.
     pub more_addresses: Vec<(IpNetwork, Option<IpAddr>)>,
+    /// `--macvlan-mode`: None when not asked (a macvlan is in bridge mode).
+    pub macvlan_mode: Option<MacvlanMode>,
+    /// `--host-access`: the host reaches the guest's macvlan through a
+    /// macvlan of its own on the same parent.
+    pub host_access: bool,
+}
+
+/// A macvlan's mode (`ip link add ... type macvlan mode MODE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MacvlanMode {
+    /// Children of one parent talk to each other directly.
+    #[default]
+    Bridge,
+    /// Every frame goes out to the switch, which may hairpin it back.
+    Vepa,
+    /// Children never talk to each other.
+    Private,
+    /// The one child takes the parent over.
+    Passthru,
+}
+
+impl MacvlanMode {
+    pub const WORDS: [&'static str; 4] = ["bridge", "vepa", "private", "passthru"];
+
+    pub fn parse(word: &str) -> Result<MacvlanMode> {
+        match word {
+            "bridge" => Ok(MacvlanMode::Bridge),
+            "vepa" => Ok(MacvlanMode::Vepa),
+            "private" => Ok(MacvlanMode::Private),
+            "passthru" => Ok(MacvlanMode::Passthru),
+            _ => Err(Error::new(
+                Kind::Usage,
+                format!("invalid macvlan mode '{word}' (bridge, vepa, private or passthru)"),
+            )),
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        Self::WORDS[self as usize]
+    }
+
+    pub fn is_bridge(&self) -> bool {
+        *self == MacvlanMode::Bridge
+    }
 }
 
 /// The guest as the operator named it.

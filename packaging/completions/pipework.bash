@@ -50,7 +50,7 @@ _pipework() {
 
     case "${cmd}" in
         pipework)
-            opts="-i -l -a -v -h -V --direct-phys --wait --timeout --vlan-filtering --no-firewall --dry-run --verbose --help --version mkbridge loop completions show check detach watch"
+            opts="-i -l -a -v -h -V --direct-phys --wait --timeout --vlan-filtering --no-firewall --macvlan-mode --host-access --dry-run --verbose --help --version mkbridge loop completions show check detach watch"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -70,6 +70,10 @@ _pipework() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --macvlan-mode)
+                    COMPREPLY=($(compgen -W "bridge vepa private passthru" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -254,7 +258,7 @@ _pipework_host_interface() {
     local cur="${COMP_WORDS[COMP_CWORD]}" i dev words
     for ((i = 1; i < COMP_CWORD; i++)); do
         case "${COMP_WORDS[i]}" in
-            -i|-l|-a|--timeout) ((i++)) ;;
+            -i|-l|-a|--timeout|--macvlan-mode) ((i++)) ;;
             -*) ;;
             *) _pipework "$@"; return ;;
         esac

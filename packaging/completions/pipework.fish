@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_pipework_global_optspecs
-    string join \n i= l= a= direct-phys wait timeout= vlan-filtering no-firewall dry-run v/verbose h/help V/version
+    string join \n i= l= a= direct-phys wait timeout= vlan-filtering no-firewall macvlan-mode= host-access dry-run v/verbose h/help V/version
 end
 
 function __fish_pipework_needs_command
@@ -28,10 +28,15 @@ complete -c pipework -n "__fish_pipework_needs_command" -s i -d 'Interface name 
 complete -c pipework -n "__fish_pipework_needs_command" -s l -d 'Host-side name of the veth pair [default: v<CTR_IF>pl<PID>]' -r
 complete -c pipework -n "__fish_pipework_needs_command" -s a -d 'Address family: 4, 6, inet or inet6 [default: from the address]' -r
 complete -c pipework -n "__fish_pipework_needs_command" -l timeout -d 'With --wait or DHCP: give up after SECS seconds, exit 1 [DHCP default: 10]' -r
+complete -c pipework -n "__fish_pipework_needs_command" -l macvlan-mode -d 'On a physical HOSTIF: the macvlan\'s mode [default: bridge]' -r -f -a "bridge\t''
+vepa\t''
+private\t''
+passthru\t''"
 complete -c pipework -n "__fish_pipework_needs_command" -l direct-phys -d 'Move the host interface itself into the guest'
 complete -c pipework -n "__fish_pipework_needs_command" -l wait -d 'Inside a container: wait until CTR_IF exists, then exit 0'
 complete -c pipework -n "__fish_pipework_needs_command" -l vlan-filtering -d 'With @VLAN on an existing Linux bridge: turn its VLAN filtering on (this changes every port; undone if the run fails)'
 complete -c pipework -n "__fish_pipework_needs_command" -l no-firewall -d 'Leave the firewall alone: no rule accepting a Linux bridge\'s own traffic where the FORWARD hook would drop it'
+complete -c pipework -n "__fish_pipework_needs_command" -l host-access -d 'On a physical HOSTIF: let the host reach the guest, by a macvlan of its own on HOSTIF (pwh-<HOSTIF>) and a host route to the address'
 complete -c pipework -n "__fish_pipework_needs_command" -l dry-run -d 'Print the plan as iproute2 commands and change nothing'
 complete -c pipework -n "__fish_pipework_needs_command" -s v -l verbose -d 'Log each step (-vv for netlink detail); RUST_LOG works too'
 complete -c pipework -n "__fish_pipework_needs_command" -s h -l help -d 'Print help'

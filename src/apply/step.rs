@@ -169,6 +169,21 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             let route = nl.add_host_route(*gateway, links.index(t, side, dev).await?).await?;
             Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
         }
+        Step::HostRoute { ip, dev } => {
+            let index = t.host.require(dev).await?.index;
+            if t.host.host_route(*ip, index).await?.is_some() {
+                return Ok(None);
+            }
+            let route = t.host.add_host_route(*ip, index).await?;
+            Ok(Some(Undo::DeleteHostRoute { route: Box::new(route) }))
+        }
+        Step::DeleteHostRoute { ip, dev } => {
+            let Some(link) = t.host.link(dev).await? else { return Ok(None) };
+            if let Some(route) = t.host.host_route(*ip, link.index).await? {
+                t.host.del_route(route).await?;
+            }
+            Ok(None)
+        }
         Step::ReplaceDefault { gateway, dev } => {
             let route = nl.replace_default(*gateway, links.index(t, side, dev).await?).await?;
             Ok(Some(Undo::DeleteRoute { route: Box::new(route) }))
@@ -180,7 +195,7 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             }
             let msg = match kind {
                 NewLink::Vlan { vid, mtu, .. } => requests::vlan(name, parent, *vid, *mtu),
-                NewLink::Macvlan { mtu, .. } => requests::macvlan(name, parent, *mtu),
+                NewLink::Macvlan { mtu, mode, .. } => requests::macvlan(name, parent, *mtu, *mode),
                 NewLink::Dummy => requests::dummy(name),
                 NewLink::Ipoib { pkey, .. } => requests::ipoib(name, parent, *pkey),
             };
@@ -408,6 +423,7 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         }
         Undo::RestoreRoute { route } => t.guest.restore_route((**route).clone()).await?,
         Undo::DeleteRoute { route } => t.guest.del_route((**route).clone()).await?,
+        Undo::DeleteHostRoute { route } => t.host.del_route((**route).clone()).await?,
         Undo::NoMaster { name, bridge, bridge_mac } => {
             t.host.set_nomaster(t.host.require(name).await?.index).await?;
             let now = t.host.require(bridge).await?;

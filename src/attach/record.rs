@@ -6,7 +6,7 @@
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::drivers::addressing::Added;
-use crate::drivers::{dhcp::dhcp_record, Planned};
+use crate::drivers::{dhcp::dhcp_record, macvlan, Planned};
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::plan::Step;
@@ -65,6 +65,7 @@ pub async fn attached(
 /// read back, and a veth's host side as the host has it.
 async fn describe(planned: &Planned, req: &Attach, host: &Netlink, inside: &Netlink) -> Result<Interface> {
     let made = planned.made.clone();
+    let (macvlan_mode, shim) = macvlan::recorded(made.how, made.host_side.as_deref(), req);
     let host_link = made.host_link(host).await?;
     let link = inside.require(&made.name).await?;
     let name = made.name;
@@ -101,6 +102,8 @@ async fn describe(planned: &Planned, req: &Attach, host: &Netlink, inside: &Netl
         second_gateway: None,
         cni: None,
         host_link,
+        macvlan_mode,
+        shim,
     };
     // A replay's further gateways, with the default routes they replaced.
     for gw in req.more_addresses.iter().filter_map(|(_, gw)| *gw) {

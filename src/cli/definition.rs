@@ -95,6 +95,15 @@ pub struct Cli {
     #[arg(long)]
     pub no_firewall: bool,
 
+    /// On a physical HOSTIF: the macvlan's mode [default: bridge]
+    #[arg(long, value_name = "MODE", value_parser = crate::request::MacvlanMode::WORDS)]
+    pub macvlan_mode: Option<String>,
+
+    /// On a physical HOSTIF: let the host reach the guest, by a macvlan of
+    /// its own on HOSTIF (pwh-<HOSTIF>) and a host route to the address
+    #[arg(long)]
+    pub host_access: bool,
+
     /// Print the plan as iproute2 commands and change nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -118,6 +118,8 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         vlan_filtering: cli.vlan_filtering,
         no_firewall: cli.no_firewall,
         more_addresses: Vec::new(),
+        macvlan_mode: cli.macvlan_mode.as_deref().map(request::MacvlanMode::parse).transpose()?,
+        host_access: cli.host_access,
     };
     Ok(Invocation { request: Request::Attach(attach), verbose, dry_run })
 }

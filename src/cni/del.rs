@@ -82,7 +82,8 @@ async fn remove(id: &str, netns: &str, links: Links<'_>, rules: Vec<Step>) -> Cn
     let mut last = Vec::new();
     match links {
         Links::Recorded(record, iface) => {
-            let t = Teardown { record, iface, host: &host, inside: inside.as_ref() };
+            let leaving = [iface];
+            let t = Teardown { record, iface, leaving: &leaving, host: &host, inside: inside.as_ref() };
             drivers::teardown(&t, &mut plan, &mut last).await?;
         }
         Links::Named(name) => {

@@ -89,6 +89,8 @@ impl Draft {
                 flags: Some(conf.flags()),
             }),
             host_link: link_id(host_veth),
+            macvlan_mode: Default::default(),
+            shim: None,
         };
         let find = Finder::Cni { container_id: env.container_id.clone(), netns: env.netns.clone() };
         let netns = guest.netns_id()?;

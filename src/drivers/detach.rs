@@ -36,7 +36,7 @@ pub async fn undo(
     };
     let mut last = Vec::new();
     for iface in chosen {
-        let t = Teardown { record, iface, host, inside };
+        let t = Teardown { record, iface, leaving: chosen, host, inside };
         teardown(&t, &mut plan, &mut last).await?;
     }
     if let Some(inside) = inside {

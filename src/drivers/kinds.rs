@@ -6,7 +6,7 @@
 
 use rtnetlink::packet_route::link::InfoKind;
 
-use super::{direct, link_id, ovs, veth_port, Made, Teardown};
+use super::{direct, link_id, macvlan, ovs, veth_port, Made, Teardown};
 use crate::error::Result;
 use crate::mac::Mac;
 use crate::plan::{Plan, Side, Step};
@@ -65,7 +65,8 @@ impl How {
                 }
             },
             How::Lent => direct::teardown(t, plan).await,
-            How::Macvlan | How::Dummy | How::Ipoib => delete_in_guest(t, last).await,
+            How::Macvlan => macvlan::teardown(t, last).await,
+            How::Dummy | How::Ipoib => delete_in_guest(t, last).await,
         }
     }
 
@@ -78,7 +79,12 @@ impl How {
                 req.local_if = iface.host_side.clone();
                 req.tag = iface.vlan.map(vlan);
             }
-            How::Macvlan | How::Dummy => req.tag = iface.vlan.map(vlan),
+            How::Macvlan => {
+                req.tag = iface.vlan.map(vlan);
+                req.macvlan_mode = Some(iface.macvlan_mode).filter(|m| !m.is_bridge());
+                req.host_access = iface.shim.is_some();
+            }
+            How::Dummy => req.tag = iface.vlan.map(vlan),
             How::Lent => {
                 req.direct_phys = true;
                 req.tag = iface.vlan.map(vlan);

@@ -112,6 +112,7 @@ pub fn for_host(kind: HostKind, req: &Attach) -> Result<Box<dyn Driver>> {
     if req.vlan_filtering && !matches!(kind, HostKind::LinuxBridge { .. }) {
         return Err(Error::new(Kind::Usage, "--vlan-filtering applies to a Linux bridge"));
     }
+    macvlan::refuse_without_macvlan(req, matches!(kind, HostKind::Physical(_)) && !req.direct_phys)?;
     Ok(match kind {
         HostKind::LinuxBridge { name, existing } => Box::new(bridge::Bridge { name, existing }),
         HostKind::Physical(link) if req.direct_phys => Box::new(direct::Direct { link }),
@@ -128,6 +129,9 @@ pub fn for_host(kind: HostKind, req: &Attach) -> Result<Box<dyn Driver>> {
 pub struct Teardown<'a> {
     pub record: &'a Record,
     pub iface: &'a Interface,
+    /// Every interface of `record` this undo takes away, `iface` among
+    /// them: what they share goes with the last of them.
+    pub leaving: &'a [&'a Interface],
     pub host: &'a Netlink,
     pub inside: Option<&'a Netlink>,
 }

@@ -51,6 +51,8 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         vlan_filtering: iface.vlan_filtering,
         no_firewall: iface.no_firewall,
         more_addresses: statics.collect(),
+        macvlan_mode: None,
+        host_access: false,
     };
     iface.how.ask_again(iface, &mut req);
     req
@@ -95,8 +97,8 @@ mod tests {
     use super::*;
     use crate::drivers::dhcp::dhcp_record;
     use crate::plan::Plan;
-    use crate::records::{AddedGateway, GuestRecord, HostNs, NsId};
-    use crate::request::{Tag, DHCP_TIMEOUT};
+    use crate::records::{AddedGateway, GuestRecord, HostNs, How, NsId};
+    use crate::request::{MacvlanMode, Tag, DHCP_TIMEOUT};
 
     /// Container `abc`'s record, with `iface` its one interface.
     fn record_of(iface: &Interface) -> Record {
@@ -131,6 +133,8 @@ mod tests {
             second_gateway: None,
             cni: None,
             host_link: None,
+            macvlan_mode: Default::default(),
+            shim: None,
         }
     }
 
@@ -176,6 +180,29 @@ mod tests {
         assert!(!same_host(&record, &iface, &other));
         let tagged = Attach { tag: Some(Tag("10".into())), ..req.clone() };
         assert!(!same_host(&record, &iface, &tagged));
+    }
+
+    #[test]
+    fn a_macvlan_replays_its_mode_and_host_access() {
+        let iface = Interface {
+            how: How::Macvlan,
+            host_side: Some("eth0".into()),
+            attached_to: Attached::Parent("eth0".into()),
+            macvlan_mode: MacvlanMode::Private,
+            ..veth()
+        };
+        let req = replay(&record_of(&iface), &iface);
+        assert_eq!((req.macvlan_mode, req.host_access), (Some(MacvlanMode::Private), false));
+        let shim = Interface { macvlan_mode: MacvlanMode::Bridge, shim: Some("pwh-eth0".into()), ..iface };
+        let req = replay(&record_of(&shim), &shim);
+        assert_eq!((req.macvlan_mode, req.host_access), (None, true));
+        // A record of before either was kept: bridge mode, no shim.
+        let old: Interface = serde_json::from_value(serde_json::json!({
+            "name": "eth1", "ifindex": 9, "how": "macvlan", "attached_to": {"parent": "eth0"},
+            "mac": "02:00:00:00:00:09", "mtu": 1500
+        }))
+        .unwrap();
+        assert_eq!((old.macvlan_mode, old.shim), (MacvlanMode::Bridge, None));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::{bridge, direct, dummy, ipoib, macvlan, ovs, Context, Driver, Made};
 use crate::error::{Kind, Result};
 use crate::family::Family;
 use crate::records::{Attached, How};
-use crate::request::{Addressing, Attach, GuestRef, HostIf, Tag};
+use crate::request::{Addressing, Attach, GuestRef, HostIf, MacvlanMode, Tag};
 use crate::resolve::guest::Guest;
 use crate::sys::firewall::{Accept, Backend};
 use crate::sys::netlink::Link;
@@ -37,6 +37,7 @@ fn link(index: u32, name: &str, kind: Option<InfoKind>) -> Link {
         default_pvid: 1,
         nf_call: [false; 2],
         ipv6_disabled: None,
+        macvlan_mode: None,
     }
 }
 
@@ -54,6 +55,8 @@ fn attach(host: &str) -> Attach {
         vlan_filtering: false,
         no_firewall: false,
         more_addresses: Vec::new(),
+        macvlan_mode: None,
+        host_access: false,
     }
 }
 
@@ -196,6 +199,58 @@ async fn a_macvlan_child_of_a_physical_interface() {
         )
     );
     assert_eq!(made, self::made("eth1", How::Macvlan, Some("eth0"), Attached::Parent("eth0".into()), None));
+}
+
+#[tokio::test]
+async fn a_macvlan_in_the_mode_asked() {
+    let eth0 = link(2, "eth0", None);
+    let driver = macvlan::Macvlan { parent: eth0.clone() };
+    let mut req = attach("eth0");
+    req.macvlan_mode = Some(MacvlanMode::Vepa);
+    let host = Fake { links: vec![eth0], ..Fake::default() };
+    let (commands, _) = plan(&driver, &req, &host, &Fake::default()).await.unwrap();
+    assert_eq!(commands[0], "ip link add link eth0 dev ph42eth1 mtu 1500 type macvlan mode vepa");
+}
+
+/// With a shim on eth0 already (a bridge-mode macvlan on it, down), an
+/// IPv6 guest's plan brings it up and routes its /128 there.
+#[tokio::test]
+async fn host_access_on_a_shim_there_already() {
+    let eth0 = link(2, "eth0", None);
+    let shim = Link {
+        peer: Some(2),
+        up: false,
+        macvlan_mode: Some(MacvlanMode::Bridge),
+        ..link(7, "pwh-eth0", Some(InfoKind::MacVlan))
+    };
+    let driver = macvlan::Macvlan { parent: eth0.clone() };
+    let mut req = attach("eth0");
+    req.host_access = true;
+    req.addr = Addressing::Static { net: "2001:db8::10/64".parse().unwrap(), gateway: None };
+    let host = Fake { links: vec![eth0, shim.clone()], ..Fake::default() };
+    let (commands, _) = plan(&driver, &req, &host, &Fake::default()).await.unwrap();
+    let tail = lines(
+        "
+        ip link set pwh-eth0 up
+        ip route add 2001:db8::10/128 dev pwh-eth0
+        ",
+    );
+    assert_eq!(commands[commands.len() - 2..], tail[..], "{commands:#?}");
+    assert!(!commands.iter().any(|c| c.contains("dev pwh-eth0 mtu")), "{commands:#?}");
+
+    // A link of the shim's name that is no bridge-mode macvlan on eth0.
+    for other in [
+        Link { macvlan_mode: Some(MacvlanMode::Private), ..shim.clone() },
+        Link { peer: Some(3), ..shim.clone() },
+        link(7, "pwh-eth0", Some(InfoKind::Veth)),
+    ] {
+        let host = Fake { links: vec![link(2, "eth0", None), other], ..Fake::default() };
+        let e = plan(&driver, &req, &host, &Fake::default()).await.unwrap_err();
+        assert_eq!(e.kind(), Kind::Conflict, "{e}");
+        assert!(e
+            .message()
+            .starts_with("pwh-eth0 exists on the host but is not a bridge-mode macvlan on eth0"));
+    }
 }
 
 #[tokio::test]

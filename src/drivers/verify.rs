@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::kinds::HostSide;
+use super::macvlan;
 use crate::dhcp::agent::AgentId;
 use crate::error::{Error, Result};
 use crate::family::Family;
@@ -24,7 +25,8 @@ pub struct Difference {
     pub interface: Option<String>,
     /// A stable word for scripts: guest-gone, interface-missing, mac, mtu,
     /// down, address, default-route, dhcp-agent, host-side, master,
-    /// vlan-filtering, vlan, ovs-port, nft-rule, firewall, broken-record.
+    /// vlan-filtering, vlan, ovs-port, nft-rule, firewall, broken-record,
+    /// macvlan-mode, host-access.
     pub kind: &'static str,
     pub message: String,
 }
@@ -66,6 +68,9 @@ pub async fn differences(
                     if !link.up {
                         say(Some(iface), "down", format!("{name} of {guest} is down"));
                     }
+                    if let Some(text) = macvlan::mode_differs(iface, &link, guest) {
+                        say(Some(iface), "macvlan-mode", text);
+                    }
                     let have: Vec<(IpAddr, u8)> = inside
                         .global_addresses(link.index)
                         .await?
@@ -104,6 +109,9 @@ pub async fn differences(
             if let Some(text) = ovs_port(bridge, port, iface.vlan).await {
                 say(Some(iface), "ovs-port", text);
             }
+        }
+        for (kind, text) in macvlan::verify_host_access(host, iface, guest).await? {
+            say(Some(iface), kind, text);
         }
         if let (Some(cni), Finder::Cni { container_id, .. }) = (&iface.cni, &record.guest.find) {
             for text in nft_rules(container_id, iface, cni, guest) {

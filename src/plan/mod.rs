@@ -19,7 +19,7 @@ use crate::dhcp::Setup;
 use crate::family::Family;
 use crate::iproute2::RuleCmd;
 use crate::mac::Mac;
-use crate::request::Dhcp;
+use crate::request::{Dhcp, MacvlanMode};
 use crate::sys::firewall::Accept;
 use crate::sys::nftables::{Hook, Tag};
 use crate::sys::vswitch::{NewPort, PortId};
@@ -319,6 +319,18 @@ pub enum Step {
         gateway: IpAddr,
         dev: String,
     },
+    /// `--host-access`: `ip route add <ip>/32 dev <dev>` (/128) on the
+    /// host, to a guest's address through the host's macvlan; one there
+    /// already (left by the guest's last life) is kept as it is.
+    HostRoute {
+        ip: IpAddr,
+        dev: String,
+    },
+    /// `detach`: that host route deleted, if it is there.
+    DeleteHostRoute {
+        ip: IpAddr,
+        dev: String,
+    },
     /// `detach`: a rule a `pipework rule GUEST add ...` made, deleted
     /// (`rule` is the add; already gone is no error).
     DeleteRule {
@@ -332,7 +344,7 @@ pub enum Step {
 #[derive(Debug, Clone)]
 pub enum NewLink {
     Vlan { parent: String, vid: u16, mtu: u32 },
-    Macvlan { parent: String, mtu: u32 },
+    Macvlan { parent: String, mtu: u32, mode: MacvlanMode },
     Dummy,
     Ipoib { parent: String, pkey: Option<u16> },
 }
@@ -409,6 +421,8 @@ impl Step {
             | Step::CollectRules { .. }
             | Step::ForwardAccept { .. }
             | Step::ForwardRemove { .. }
+            | Step::HostRoute { .. }
+            | Step::DeleteHostRoute { .. }
             | Step::ForgetLease { .. } => Side::Host,
             Step::LinkUp { side, .. }
             | Step::Ipv6 { side, .. }

@@ -58,6 +58,8 @@ impl fmt::Display for Step {
             Step::DeleteStale { name } | Step::DeleteLink { name, .. } => write!(f, "ip link del {name}"),
             Step::GiveBack { name, to, host } => write!(f, "ip link set dev {name} netns {host} name {to}"),
             Step::DeleteRule { text, .. } => write!(f, "ip rule del {text}"),
+            Step::HostRoute { ip, dev } => write!(f, "ip route add {} dev {dev}", host_prefix(ip)),
+            Step::DeleteHostRoute { ip, dev } => write!(f, "ip route del {} dev {dev}", host_prefix(ip)),
             Step::CreateVeth { host, guest, mtu, mac, netns } => {
                 write!(f, "ip link add {host} mtu {mtu} type veth peer name {guest} mtu {mtu}")?;
                 if let Some(mac) = mac {
@@ -95,9 +97,11 @@ impl fmt::Display for Step {
                 NewLink::Vlan { parent, vid, mtu } => {
                     write!(f, "ip link add link {parent} name {name} mtu {mtu} type vlan id {vid}")
                 }
-                NewLink::Macvlan { parent, mtu } => {
-                    write!(f, "ip link add link {parent} dev {name} mtu {mtu} type macvlan mode bridge")
-                }
+                NewLink::Macvlan { parent, mtu, mode } => write!(
+                    f,
+                    "ip link add link {parent} dev {name} mtu {mtu} type macvlan mode {}",
+                    mode.word()
+                ),
                 NewLink::Dummy => write!(f, "ip link add dev {name} type dummy"),
                 NewLink::Ipoib { parent, pkey: None } => {
                     write!(f, "ip link add link {parent} name {name} type ipoib")
@@ -186,6 +190,11 @@ impl fmt::Display for Step {
     }
 }
 
+/// `<ip>/32`, or `/128`: a route to one address.
+fn host_prefix(ip: &std::net::IpAddr) -> String {
+    format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })
+}
+
 impl fmt::Display for Undo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -194,7 +203,9 @@ impl fmt::Display for Undo {
                 write!(f, "ip link del {name} (if it has no ports)")
             }
             Undo::RestoreRoute { .. } => write!(f, "ip route add <the deleted default route>"),
-            Undo::DeleteRoute { .. } => write!(f, "ip route del <the route added>"),
+            Undo::DeleteRoute { .. } | Undo::DeleteHostRoute { .. } => {
+                write!(f, "ip route del <the route added>")
+            }
             Undo::NoMaster { name, .. } => write!(f, "ip link set {name} nomaster"),
             Undo::LinkDown { name, .. } => write!(f, "ip link set {name} down"),
             Undo::Ipv6 { index, enable, .. } => {

@@ -32,6 +32,10 @@ pub enum Undo {
     DeleteRoute {
         route: Box<RouteMessage>,
     },
+    /// A route added on the host (`--host-access`) deleted.
+    DeleteHostRoute {
+        route: Box<RouteMessage>,
+    },
     /// Leave the bridge, and give it back the MAC it had: a bridge that
     /// took its port's address is left with none when the port goes.
     NoMaster {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::family::Family;
 use crate::mac::Mac;
-use crate::request::DHCP_TIMEOUT;
+use crate::request::{MacvlanMode, DHCP_TIMEOUT};
 
 pub use bridges::BridgeRecord;
 pub use guest::{Finder, GuestRecord, HostNs, NsId};
@@ -93,6 +93,15 @@ pub struct Interface {
     /// other kinds, and in records of before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_link: Option<LinkId>,
+    /// A macvlan's mode (`--macvlan-mode`); bridge in records of before it
+    /// was kept, as every macvlan was then.
+    #[serde(default, skip_serializing_if = "MacvlanMode::is_bridge")]
+    pub macvlan_mode: MacvlanMode,
+    /// `--host-access`: the host's macvlan on the same parent (or VLAN
+    /// device) through which the host routes to each of `addresses`.
+    /// Shared by every guest with host access there; it goes with the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim: Option<String>,
 }
 
 /// What tells a link from another that took its name: its index, kind
@@ -351,6 +360,8 @@ mod tests {
             second_gateway: None,
             cni: None,
             host_link: None,
+            macvlan_mode: Default::default(),
+            shim: None,
         });
         record
     }

@@ -62,7 +62,7 @@ pub use netns::{add_eth1, Netns};
 pub use nft::nft_listed;
 pub use ovs::{Ovs, OvsBridge, OvsPort};
 pub use podman::{Podman, CNI_PLUGINS};
-pub use readback::{all_routes, link_info_data, port_vlans, Addr, Family, Ns};
+pub use readback::{all_routes, link_detail, link_info_data, port_vlans, Addr, Family, Ns};
 pub use snapshot::{assert_unchanged, made_routes, made_routes_to, rules, settled_snapshot};
 pub use tempdir::TempDir;
 pub use watch::{

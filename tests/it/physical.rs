@@ -266,6 +266,222 @@ fn vlan_child_carries_the_macvlan() {
     assert!(f.lan.ping("10.6.0.5"), "the LAN cannot ping the guest over VLAN 10");
 }
 
+// ---- macvlan modes
+
+#[test]
+fn each_macvlan_mode_is_made_recorded_and_checked() {
+    for mode in ["bridge", "vepa", "private", "passthru"] {
+        let f = Fixture::new();
+        let args = ["--macvlan-mode", mode, "eth0", "CTR", IP];
+        let plan = planned_steps(&f.host, &f.args(&args));
+        let wanted = format!("type macvlan mode {mode}");
+        assert!(plan.iter().any(|s| s.ends_with(&wanted)), "{mode}: {plan:?}");
+        f.attach(&args);
+        assert_eq!(link_info_data(&f.guest, "eth1")["mode"], mode, "{mode}");
+        assert_eq!(f.guest.cidrs("eth1", Family::V4), vec![IP]);
+        let check = pipework(&f.host, &["check", &f.target]);
+        assert_eq!((check.status.code(), stdout(&check)), (Some(0), String::new()), "{mode}");
+    }
+}
+
+#[test]
+fn check_names_a_macvlan_whose_mode_changed() {
+    let f = Fixture::new();
+    f.attach(&["eth0", "CTR", IP]);
+    assert_eq!(link_info_data(&f.guest, "eth1")["mode"], "bridge");
+    f.guest.ip(&["link", "set", "eth1", "type", "macvlan", "mode", "private"]);
+    let out = pipework(&f.host, &["check", &f.target]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("is in macvlan mode private, recorded bridge"), "{}", stdout(&out));
+}
+
+#[test]
+fn macvlan_mode_and_host_access_refused_where_they_do_not_apply() {
+    let f = Fixture::new();
+    f.host.add_bridge("br5", None);
+    let out = f.refused(&["--macvlan-mode", "vepa2", "eth0", "CTR", IP]);
+    assert!(stderr(&out).contains("invalid value 'vepa2' for '--macvlan-mode <MODE>'"), "{}", stderr(&out));
+    let not_macvlan = |flag: &str| {
+        format!("pipework: {flag} applies to a macvlan: a physical HOSTIF without --direct-phys\n")
+    };
+    for (args, flag) in [
+        (vec!["--macvlan-mode", "vepa", "br5", "CTR", IP], "--macvlan-mode"),
+        (vec!["--macvlan-mode", "vepa", "br9", "CTR", IP], "--macvlan-mode"),
+        (vec!["--direct-phys", "--macvlan-mode", "private", "eth0", "CTR", IP], "--macvlan-mode"),
+        (vec!["--host-access", "br5", "CTR", IP], "--host-access"),
+        (vec!["--host-access", "br9", "CTR", IP], "--host-access"),
+        (vec!["--host-access", "--direct-phys", "eth0", "CTR", IP], "--host-access"),
+    ] {
+        assert_eq!(stderr(&f.refused(&args)), not_macvlan(flag), "{args:?}");
+    }
+    for mode in ["vepa", "private", "passthru"] {
+        let out = f.refused(&["--host-access", "--macvlan-mode", mode, "eth0", "CTR", IP]);
+        let want = format!(
+            "pipework: --host-access needs --macvlan-mode bridge: the host's macvlan reaches the guest's \
+             only as a bridge-mode sibling ({mode} mode keeps them apart)\n"
+        );
+        assert_eq!(stderr(&out), want);
+    }
+    for addr in ["dhcp", "0/0"] {
+        let out = f.refused(&["--host-access", "eth0", "CTR", addr]);
+        assert_eq!(
+            stderr(&out),
+            "pipework: --host-access needs a static address: the host route goes to it\n"
+        );
+    }
+}
+
+// ---- host access
+
+/// The shim `name` on the host: a bridge-mode macvlan on `parent`, up,
+/// without an IPv4 address.
+#[track_caller]
+fn assert_shim(host: &Netns, name: &str, parent: &str) {
+    let shim = host.must_link(name);
+    assert_eq!(shim.kind.as_deref(), Some("macvlan"), "{shim:?}");
+    assert_eq!(link_info_data(host, name)["mode"], "bridge", "{shim:?}");
+    assert_eq!(link_detail(host, name)["link"], parent, "{name} is not on {parent}");
+    assert!(shim.is_up(), "{shim:?}");
+    assert!(host.cidrs(name, Family::V4).is_empty(), "{name} has an address");
+}
+
+/// The host routes through `dev`, as (destination, scope).
+fn routes_via(host: &Netns, dev: &str) -> Vec<String> {
+    let all = host.routes(Family::V4);
+    all.into_iter().filter(|r| r.dev.as_deref() == Some(dev)).map(|r| r.dst).collect()
+}
+
+#[test]
+fn host_access_shim_shared_by_guests_and_gone_with_the_last() {
+    let f = Fixture::new();
+    // The host's own address stays on eth0.
+    f.host.ip(&["addr", "add", "10.5.0.2/24", "dev", "eth0"]);
+    let plan = planned_steps(&f.host, &f.args(&["--host-access", "eth0", "CTR", IP]));
+    assert!(
+        plan.contains(&"ip link add link eth0 dev pwh-eth0 mtu 1400 type macvlan mode bridge".into()),
+        "{plan:?}"
+    );
+    assert!(plan.contains(&"ip route add 10.5.0.5/32 dev pwh-eth0".into()), "{plan:?}");
+    f.attach(&["--host-access", "eth0", "CTR", IP]);
+    assert_macvlan_on(&f.host, "eth0", &f.guest, "eth1", IP);
+    assert_shim(&f.host, "pwh-eth0", "eth0");
+    assert_eq!(f.host.cidrs("eth0", Family::V4), vec!["10.5.0.2/24"]);
+    assert_eq!(routes_via(&f.host, "pwh-eth0"), vec!["10.5.0.5"]);
+    assert!(f.host.ping("10.5.0.5"), "the host cannot ping the guest");
+    assert!(f.guest.ping("10.5.0.2"), "the guest cannot ping the host");
+    assert!(f.lan.ping("10.5.0.5"), "the LAN cannot ping the guest");
+
+    // A second guest shares the shim.
+    let guest2 = Netns::new("guest2");
+    let target2 = format!("netns:{}", guest2.name);
+    assert_success(&pipework(&f.host, &["--host-access", "eth0", &target2, "10.5.0.6/24"]));
+    let macvlans = f.host.links().into_iter().filter(|l| l.kind.as_deref() == Some("macvlan")).count();
+    assert_eq!(macvlans, 1, "one shim on the host");
+    assert_eq!(routes_via(&f.host, "pwh-eth0"), vec!["10.5.0.5", "10.5.0.6"]);
+    assert!(f.host.ping("10.5.0.6"), "the host cannot ping the second guest");
+    assert!(guest2.ping("10.5.0.5"), "the guests cannot reach each other");
+    let check = |target: &str| {
+        let out = pipework(&f.host, &["check", target]);
+        (out.status.code(), stdout(&out))
+    };
+    assert_eq!(check(&target2), (Some(0), String::new()));
+
+    // check names a host route deleted by hand.
+    f.host.ip(&["route", "del", "10.5.0.6/32", "dev", "pwh-eth0"]);
+    let (code, out) = check(&target2);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("missing host route 10.5.0.6/32 dev pwh-eth0 to eth1 of "), "{out}");
+    f.host.ip(&["route", "add", "10.5.0.6/32", "dev", "pwh-eth0"]);
+    assert_eq!(check(&target2), (Some(0), String::new()));
+
+    // Detaching one guest keeps the shim for the other.
+    assert_success(&pipework(&f.host, &["detach", &f.target]));
+    assert!(f.guest.link("eth1").is_none());
+    assert_shim(&f.host, "pwh-eth0", "eth0");
+    assert_eq!(routes_via(&f.host, "pwh-eth0"), vec!["10.5.0.6"]);
+    assert!(f.host.ping("10.5.0.6"), "the host lost the second guest");
+
+    // The last one takes the shim and its routes along.
+    assert_success(&pipework(&f.host, &["detach", &target2]));
+    assert!(f.host.link("pwh-eth0").is_none(), "the shim outlived its last guest");
+    assert!(
+        f.host
+            .routes(Family::V4)
+            .iter()
+            .all(|r| !r.dst.starts_with("10.5.0.") || r.dev.as_deref() == Some("eth0")),
+        "{:?}",
+        f.host.routes(Family::V4)
+    );
+    assert_eq!(f.host.cidrs("eth0", Family::V4), vec!["10.5.0.2/24"]);
+}
+
+#[test]
+fn host_access_over_ipv6_routes_the_guests_128() {
+    let f = Fixture::new();
+    f.host.ip(&["-6", "addr", "add", "2001:db8:5::2/64", "dev", "eth0", "nodad"]);
+    f.attach(&["--host-access", "eth0", "-a", "6", "CTR", "2001:db8:5::5/64"]);
+    assert_shim(&f.host, "pwh-eth0", "eth0");
+    let via: Vec<_> =
+        f.host.routes(Family::V6).into_iter().filter(|r| r.dev.as_deref() == Some("pwh-eth0")).collect();
+    assert!(via.iter().any(|r| r.dst == "2001:db8:5::5"), "{via:?}");
+    let check = pipework(&f.host, &["check", &f.target]);
+    assert_eq!((check.status.code(), stdout(&check)), (Some(0), String::new()));
+    // No ping: the guest cannot resolve the host's global address through
+    // the shim (neighbour discovery answers for a link's own addresses
+    // only); see the manual.
+    assert_success(&pipework(&f.host, &["detach", &f.target]));
+    assert!(f.host.link("pwh-eth0").is_none());
+}
+
+/// Two interfaces of one guest on the shim: detaching one keeps it,
+/// detaching the guest takes it.
+#[test]
+fn detaching_a_guest_with_two_interfaces_on_the_shim_removes_it() {
+    let f = Fixture::new();
+    f.attach(&["--host-access", "eth0", "CTR", IP]);
+    f.attach(&["--host-access", "eth0", "-i", "eth2", "CTR", "10.5.0.7/24"]);
+    assert_eq!(routes_via(&f.host, "pwh-eth0"), vec!["10.5.0.5", "10.5.0.7"]);
+    assert_success(&pipework(&f.host, &["detach", &f.target, "-i", "eth2"]));
+    assert_eq!(routes_via(&f.host, "pwh-eth0"), vec!["10.5.0.5"]);
+    f.attach(&["--host-access", "eth0", "-i", "eth2", "CTR", "10.5.0.7/24"]);
+    assert_success(&pipework(&f.host, &["detach", &f.target]));
+    assert!(f.host.link("pwh-eth0").is_none(), "the shim outlived its guest");
+    assert!(f.host.links().iter().all(|l| l.kind.as_deref() != Some("macvlan")));
+}
+
+#[test]
+fn check_names_a_missing_shim() {
+    let f = Fixture::new();
+    f.attach(&["--host-access", "eth0", "CTR", IP]);
+    f.host.ip(&["link", "del", "pwh-eth0"]);
+    let out = pipework(&f.host, &["check", &f.target]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("host macvlan pwh-eth0 of eth1 of "), "{}", stdout(&out));
+    assert!(stdout(&out).contains(" gone"), "{}", stdout(&out));
+}
+
+#[test]
+fn host_access_on_a_vlan_puts_the_shim_on_the_vlan_child() {
+    if !kernel_has_vlan() {
+        eprintln!(
+            "skipped: kernel lacks 802.1Q VLAN support (module 8021q): no VLAN child to put the shim on"
+        );
+        return;
+    }
+    let f = Fixture::new();
+    f.host.ip(&["addr", "add", "10.5.0.2/24", "dev", "eth0"]);
+    f.lan.ip(&["link", "add", "link", "lan0", "name", "lan0.10", "type", "vlan", "id", "10"]);
+    f.lan.ip(&["addr", "add", "10.6.0.1/24", "dev", "lan0.10"]);
+    f.lan.ip(&["link", "set", "lan0.10", "up"]);
+    f.attach(&["--host-access", "eth0", "CTR", "10.6.0.5/24", "@10"]);
+    assert_macvlan_on(&f.host, "eth0.10", &f.guest, "eth1", "10.6.0.5/24");
+    assert_shim(&f.host, "pwh-eth0.10", "eth0.10");
+    assert_eq!(routes_via(&f.host, "pwh-eth0.10"), vec!["10.6.0.5"]);
+    assert!(f.host.ping("10.6.0.5"), "the host cannot ping the guest over VLAN 10");
+    assert_success(&pipework(&f.host, &["detach", &f.target]));
+    assert!(f.host.link("pwh-eth0.10").is_none());
+}
+
 // ---- dummy
 
 #[test]
@@ -342,6 +558,39 @@ mod rollback {
         assert_macvlan_on(&f.host, "eth0", &f.guest, "eth2", IP);
         assert_default_via(&f.guest, Family::V4, "10.5.0.1", "eth2");
         assert_no_host_side(&f.host, &temp);
+    }
+
+    /// `--host-access`: the shim made, up, and the host route; then a
+    /// second guest's run on the shim that is there, whose rollback keeps it.
+    #[test]
+    fn host_access_rolls_back_at_every_step() {
+        let f = Fixture::new();
+        f.host.ip(&["addr", "add", "10.5.0.2/24", "dev", "eth0"]);
+        let failed = fail_at_every_step(&f, &["--host-access", "eth0", "CTR", IP]);
+        assert!(failed >= 7, "only {failed} steps could be failed");
+        assert_eq!(routes_via(&f.host, "pwh-eth0"), vec!["10.5.0.5"]);
+        let guest2 = Netns::new("guest2");
+        let args =
+            ["--host-access", "eth0", &format!("netns:{}", guest2.name), "10.5.0.6/24"].map(String::from);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut n = 1;
+        loop {
+            let (host_before, guest_before) = (f.host.snapshot(), guest2.snapshot());
+            let out = pipework_env(&f.host, &args, &[("PIPEWORK_FAIL_AT", &n.to_string())]);
+            if out.status.success() {
+                break;
+            }
+            assert_eq!(out.status.code(), Some(1), "failing at step {n}:\n{}", stderr(&out));
+            assert_unchanged(&format!("host after failing at step {n}"), &host_before, || f.host.snapshot());
+            assert_unchanged(&format!("guest after failing at step {n}"), &guest_before, || {
+                guest2.snapshot()
+            });
+            n += 1;
+            assert!(n < MAX_STEPS, "never succeeds");
+        }
+        assert!(n >= 5, "only {} steps could be failed", n - 1);
+        assert_eq!(routes_via(&f.host, "pwh-eth0"), vec!["10.5.0.5", "10.5.0.6"]);
+        assert!(f.host.ping("10.5.0.6"), "the host cannot ping the second guest");
     }
 
     #[test]

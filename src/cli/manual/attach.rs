@@ -83,6 +83,32 @@ present it must be a VLAN with that id). A kernel without 802.1Q support gives \
 CTR_IF, keeping its MAC unless one is given; a failed run gives it back under its \
 name, MAC and state. mac:HWADDR selects the host interface by its address (any case).
 
+--macvlan-mode bridge|vepa|private|passthru makes the macvlan child in that \
+mode (bridge by default, as the original): bridge lets the children of one \
+parent talk to each other directly, vepa sends every frame out to the switch \
+(which must hairpin it back), private keeps them apart, passthru lets one child \
+take the parent over. The mode is recorded, checked (check reads the guest \
+link's mode back) and made again by watch. It is refused, changing nothing, \
+where no macvlan is made (a bridge, --direct-phys).
+
+--host-access lets the host reach the guest, which a macvlan's parent never \
+does by itself: the host gets a macvlan of its own on the same parent (on the \
+VLAN device with @VLAN), pwh-<PARENT> (pwh- and 11 hex digits of the name's MD5 \
+where that passes 15 bytes), bridge mode, up, holding no address (the host's \
+addresses stay where they are), made by the first attach that needs it and \
+shared by the others; and a host route to the guest's address through it \
+(ip route add ADDR/32 dev pwh-<PARENT>, /128 for IPv6). The guest reaches \
+the host's addresses through it as long as the host answers ARP on any of its \
+links (net.ipv4.conf.*.arp_ignore 0, the default). Over IPv6 it cannot: \
+neighbour discovery answers only for a link's own addresses, so the guest's \
+replies to the host's addresses are lost; from the shim's link-local address \
+(ip -6 route replace ADDR/128 dev pwh-<PARENT> src <its fe80:: address>) the \
+host reaches the guest. The routes go with their guest (detach, watch's removal), the \
+shim with the last recorded guest using it; check names a missing shim or \
+route. Only bridge-mode siblings talk to each other, so --host-access is \
+refused with another --macvlan-mode; it is refused too without a static \
+address (the route goes to it) and where no macvlan is made, changing nothing.
+
 A HOSTIF that does not exist and starts with dummy gives the guest a dummy \
 interface (du<PID><CTR_IF>). An IPoIB HOSTIF (link type 32) gets a child \
 <HOSTIF>.<PID>, or <HOSTIF>.<PKEY>.<PID> where @PKEY is a hex partition key; \
@@ -180,6 +206,10 @@ Both families on one interface, one command line each:
 
   pipework br0 -i eth1 web 10.0.0.2/24@10.0.0.1
   pipework br0 -i eth1 web 2001:db8::2/64@2001:db8::1
+
+A macvlan child on eth0 that the host itself can reach:
+
+  pipework --host-access eth0 web 192.168.1.50/24@192.168.1.1
 
 What would be done, without doing it:
 

@@ -110,7 +110,8 @@ Every attach records what it made (see FILES): the guest and how to find it \
 again (a container by its ID, which survives restarts), the host network \
 namespace it was plumbed from, and per interface its name, kind (veth, macvlan, \
 moved, dummy, ipoib), host side, bridge or parent, MAC, MTU, addresses, gateway, \
-VLAN and DHCP mode, and the default route the gateway replaced. pipework route \
+VLAN and DHCP mode, the default route the gateway replaced, and a macvlan's \
+mode and host-access shim. pipework route \
 and rule lines that change something are added to the guest's record. The \
 record is written once every step is applied; if it cannot be written, the \
 attach is rolled back. Records are acted on only from the network namespace \
@@ -121,12 +122,14 @@ is live or stale (gone from the kernel). pipework check [GUEST] [--json] prints 
 one line a difference between a record and the kernel (a missing interface or \
 address, MAC, MTU, link down, default route, host side gone or on another \
 master, a bridge port's VLAN, an Open vSwitch port, a DHCP agent not running, \
-a CNI attachment's nf_tables rule) and exits 1 if there is any, or if a record \
+a CNI attachment's nf_tables rule, a macvlan's mode, a --host-access shim or \
+host route) and exits 1 if there is any, or if a record \
 cannot be read; --json gives {\"ok\", \"differences\": [{\"guest\", \"interface\", \
 \"kind\", \"message\"}]}. pipework detach GUEST [-i CTR_IF] [--dry-run] undoes \
 what the record says, as a plan with rollback: veths and children deleted, a \
 --direct-phys interface given back to the host, the replaced default route put \
-back, a DHCP agent stopped (it releases its lease); bridges, VLAN devices and \
+back, a DHCP agent stopped (it releases its lease), --host-access routes deleted \
+(and the shim with its last guest); bridges, VLAN devices and \
 parents are shared and stay. A link is deleted only if it is still the one \
 made (its recorded index, kind, MAC and veth peer): one that took its name \
 since is left alone, with a message. Without a record, detach deletes the \

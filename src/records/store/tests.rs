@@ -42,6 +42,8 @@ fn iface(name: &str) -> Interface {
         second_gateway: None,
         cni: None,
         host_link: None,
+        macvlan_mode: Default::default(),
+        shim: None,
     }
 }
 

@@ -6,8 +6,8 @@ use std::os::fd::BorrowedFd;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
     AfSpecInet6, AfSpecUnspec, BridgePortState, BridgeStpState, InfoBridge, InfoBridgePort, InfoData,
-    InfoKind, InfoPortData, InfoVeth, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType,
-    LinkMessage,
+    InfoKind, InfoMacVlan, InfoPortData, InfoVeth, InfoVlan, LinkAttribute, LinkFlags, LinkInfo,
+    LinkLayerType, LinkMessage,
 };
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
@@ -15,6 +15,7 @@ use super::error::{errno, nl_error};
 use super::Netlink;
 use crate::error::{Error, Kind, Result};
 use crate::mac::Mac;
+use crate::request::MacvlanMode;
 
 /// What pipework needs to know of a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct Link {
     /// Its `net.ipv6.conf.<dev>.disable_ipv6`, when the kernel has IPv6:
     /// for a link just made, the namespace's default.
     pub ipv6_disabled: Option<bool>,
+    /// A macvlan's mode, as the kernel reports it.
+    pub macvlan_mode: Option<MacvlanMode>,
 }
 
 impl Link {
@@ -67,6 +70,7 @@ impl Link {
             default_pvid: 1,
             nf_call: [false; 2],
             ipv6_disabled: None,
+            macvlan_mode: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -84,6 +88,12 @@ impl Link {
                             LinkInfo::Data(InfoData::Vlan(vlan)) => {
                                 link.vlan_id = vlan.into_iter().find_map(|v| match v {
                                     InfoVlan::Id(id) => Some(id),
+                                    _ => None,
+                                })
+                            }
+                            LinkInfo::Data(InfoData::MacVlan(options)) => {
+                                link.macvlan_mode = options.into_iter().find_map(|o| match o {
+                                    InfoMacVlan::Mode(mode) => requests::mode_of(mode),
                                     _ => None,
                                 })
                             }
@@ -319,14 +329,33 @@ pub mod requests {
     use rtnetlink::packet_route::link::{LinkMessage, MacVlanMode};
     use rtnetlink::{LinkDummy, LinkIpoib, LinkMacVlan, LinkVlan};
 
+    use crate::request::MacvlanMode;
+
     /// `ip link add link <parent> name <name> mtu <mtu> type vlan id <vid>`
     pub fn vlan(name: &str, parent: u32, vid: u16, mtu: u32) -> LinkMessage {
         LinkVlan::new(name, parent, vid).mtu(mtu).build()
     }
 
-    /// `ip link add link <parent> name <name> mtu <mtu> type macvlan mode bridge`
-    pub fn macvlan(name: &str, parent: u32, mtu: u32) -> LinkMessage {
-        LinkMacVlan::new(name, parent, MacVlanMode::Bridge).mtu(mtu).build()
+    /// `ip link add link <parent> name <name> mtu <mtu> type macvlan mode <mode>`
+    pub fn macvlan(name: &str, parent: u32, mtu: u32, mode: MacvlanMode) -> LinkMessage {
+        let mode = match mode {
+            MacvlanMode::Bridge => MacVlanMode::Bridge,
+            MacvlanMode::Vepa => MacVlanMode::Vepa,
+            MacvlanMode::Private => MacVlanMode::Private,
+            MacvlanMode::Passthru => MacVlanMode::Passthrough,
+        };
+        LinkMacVlan::new(name, parent, mode).mtu(mtu).build()
+    }
+
+    /// IFLA_MACVLAN_MODE read back; source mode is none pipework makes.
+    pub(super) fn mode_of(mode: MacVlanMode) -> Option<MacvlanMode> {
+        match mode {
+            MacVlanMode::Bridge => Some(MacvlanMode::Bridge),
+            MacVlanMode::Vepa => Some(MacvlanMode::Vepa),
+            MacVlanMode::Private => Some(MacvlanMode::Private),
+            MacVlanMode::Passthrough => Some(MacvlanMode::Passthru),
+            _ => None,
+        }
     }
 
     /// `ip link add name <name> type dummy`
@@ -347,6 +376,7 @@ pub mod requests {
 #[cfg(test)]
 mod tests {
     use super::requests;
+    use crate::request::MacvlanMode;
     use rtnetlink::packet_route::link::{
         InfoData, InfoIpoib, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkInfo, LinkMessage,
         MacVlanMode,
@@ -376,12 +406,15 @@ mod tests {
     }
 
     #[test]
-    fn macvlan_request_is_bridge_mode() {
-        let msg = requests::macvlan("ph42eth1", 3, 9000);
+    fn macvlan_request_carries_its_mode() {
+        let msg = requests::macvlan("ph42eth1", 3, 9000, MacvlanMode::Bridge);
         assert!(infos(&msg).contains(&LinkInfo::Kind(InfoKind::MacVlan)));
         assert!(infos(&msg)
             .contains(&LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)]))));
         assert!(has(&msg, LinkAttribute::Link(3)) && has(&msg, LinkAttribute::Mtu(9000)));
+        let vepa = requests::macvlan("ph42eth1", 3, 9000, MacvlanMode::Passthru);
+        assert!(infos(&vepa)
+            .contains(&LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Passthrough)]))));
     }
 
     #[test]

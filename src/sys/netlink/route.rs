@@ -172,6 +172,20 @@ impl Netlink {
         Ok(found)
     }
 
+    /// The main table's host route to `ip` (/32 or /128) through link
+    /// `index`, as `add_host_route` makes it, if there is one.
+    pub async fn host_route(&self, ip: IpAddr, index: u32) -> Result<Option<RouteMessage>> {
+        let len = if ip.is_ipv4() { 32 } else { 128 };
+        Ok(self.routes_via(index).await?.into_iter().find(|r| {
+            let to = r
+                .attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Destination(d) if *d == RouteAddress::from(ip)));
+            to && r.header.destination_prefix_length == len
+                && table_of(r) == u32::from(RouteHeader::RT_TABLE_MAIN)
+        }))
+    }
+
     /// `ip route replace`: the route keeps its key and gets these attributes.
     pub async fn replace_route(&self, mut route: RouteMessage) -> Result<()> {
         route.attributes.retain(|a| !matches!(a, RouteAttribute::CacheInfo(_)));
