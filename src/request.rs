@@ -116,6 +116,9 @@ pub struct Attach {
     pub vlan_filtering: bool,
     /// `--no-firewall`: no FORWARD rule for a Linux bridge's own traffic.
     pub no_firewall: bool,
+    /// `--resolv-conf`: the native DHCP client's lease's DNS into the
+    /// guest's /etc/resolv.conf.
+    pub resolv_conf: bool,
 }
 
 /// The guest as the operator named it.

@@ -12,6 +12,7 @@ use rtnetlink::packet_route::link::InfoKind;
 
 use super::veth_port::default_name;
 use super::{teardown, Teardown};
+use crate::dhcp::resolv_conf;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::iproute2::{parse_rule, RuleOp};
@@ -38,6 +39,11 @@ pub async fn undo(
     for iface in chosen {
         let t = Teardown { record, iface, host, inside };
         teardown(&t, &mut plan, &mut last).await?;
+        // Once its agent is stopped: it would write the lease's DNS again.
+        if let Some(saved) = iface.dhcp.as_ref().and_then(|d| d.resolv_conf.as_ref()) {
+            let guest = now.and_then(|(g, _)| g.process()).and_then(resolv_conf::guest_of);
+            plan.push(Step::RestoreResolvConf { guest, saved: saved.into() });
+        }
     }
     if let Some(inside) = inside {
         restore_defaults(&mut plan, inside, chosen).await?;

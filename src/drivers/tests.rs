@@ -53,6 +53,7 @@ fn attach(host: &str) -> Attach {
         tag: None,
         vlan_filtering: false,
         no_firewall: false,
+        resolv_conf: false,
     }
 }
 
