@@ -36,15 +36,18 @@ pub async fn undo(
         None => Plan::on_host(),
     };
     let mut last = Vec::new();
+    let mut resolv = Vec::new();
     for iface in chosen {
         let t = Teardown { record, iface, host, inside };
         teardown(&t, &mut plan, &mut last).await?;
-        // Once its agent is stopped: it would write the lease's DNS again.
         if let Some(saved) = iface.dhcp.as_ref().and_then(|d| d.resolv_conf.as_ref()) {
             let guest = now.and_then(|(g, _)| g.process()).and_then(resolv_conf::guest_of);
-            plan.push(Step::RestoreResolvConf { guest, saved: saved.into() });
+            resolv.push(Step::RestoreResolvConf { guest, saved: saved.into() });
         }
     }
+    // Once the agents are stopped (they would write the lease's DNS
+    // again), newest first: the first attach's copy is the file as it was.
+    plan.steps.extend(resolv.into_iter().rev());
     if let Some(inside) = inside {
         restore_defaults(&mut plan, inside, chosen).await?;
         if chosen.len() == record.interfaces.len() {
