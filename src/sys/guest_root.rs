@@ -34,12 +34,7 @@ impl GuestRoot {
     pub fn open(process: &Process, label: &str) -> Result<Option<GuestRoot>> {
         let pid = process.pid();
         let Some(mntns) = mount_namespace(process)? else { return Ok(None) };
-        let fd = Self::open_dir(pid)?;
-        let st = fstat(&fd)
-            .map_err(|e| Error::from(io::Error::from(e)).context(format!("reading /proc/{pid}/root")))?;
-        if host_has(&["/", "/proc/1/root"], (st.st_dev, st.st_ino)) {
-            return Ok(None);
-        }
+        let Some(fd) = Self::open_dir(pid)? else { return Ok(None) };
         // The PID was still this process's once the directory was open.
         if !process.is_alive() {
             return Err(Error::new(Kind::NotFound, format!("process {pid} of {label} is gone")));
@@ -61,14 +56,21 @@ impl GuestRoot {
         if !same() {
             return Err(gone());
         }
+        let fd =
+            fd.ok_or_else(|| Error::new(Kind::Conflict, format!("process {pid} has the host's root")))?;
         Ok(GuestRoot { fd, pid, mntns })
     }
 
-    fn open_dir(pid: u64) -> Result<OwnedFd> {
+    /// `/proc/PID/root` held open; none when it is the host's root
+    /// directory (this process's or init's).
+    fn open_dir(pid: u64) -> Result<Option<OwnedFd>> {
         let path = format!("/proc/{pid}/root");
         let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC);
-        openat2(AT_FDCWD, path.as_str(), how)
-            .map_err(|e| Error::from(io::Error::from(e)).context(format!("opening {path}")))
+        let fd = openat2(AT_FDCWD, path.as_str(), how)
+            .map_err(|e| Error::from(io::Error::from(e)).context(format!("opening {path}")))?;
+        let st =
+            fstat(&fd).map_err(|e| Error::from(io::Error::from(e)).context(format!("reading {path}")))?;
+        Ok((!host_has(&["/", "/proc/1/root"], (st.st_dev, st.st_ino))).then_some(fd))
     }
 
     /// How the guest's `path` is shown: `/proc/PID/root/etc/resolv.conf`.
