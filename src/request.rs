@@ -125,6 +125,9 @@ pub struct Attach {
     /// `--host-access`: the host reaches the guest's macvlan through a
     /// macvlan of its own on the same parent.
     pub host_access: bool,
+    /// `--resolv-conf`: the native DHCP client's lease's DNS into the
+    /// guest's /etc/resolv.conf.
+    pub resolv_conf: bool,
 }
 
 /// A macvlan's mode (`ip link add ... type macvlan mode MODE`).

@@ -50,7 +50,7 @@ _pipework() {
 
     case "${cmd}" in
         pipework)
-            opts="-i -l -a -v -h -V --direct-phys --wait --timeout --vlan-filtering --no-firewall --macvlan-mode --host-access --dry-run --verbose --help --version mkbridge loop completions show check detach watch"
+            opts="-i -l -a -v -h -V --direct-phys --wait --timeout --vlan-filtering --no-firewall --macvlan-mode --host-access --resolv-conf --dry-run --verbose --help --version mkbridge loop completions show check detach watch"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_pipework_global_optspecs
-    string join \n i= l= a= direct-phys wait timeout= vlan-filtering no-firewall macvlan-mode= host-access dry-run v/verbose h/help V/version
+    string join \n i= l= a= direct-phys wait timeout= vlan-filtering no-firewall macvlan-mode= host-access resolv-conf dry-run v/verbose h/help V/version
 end
 
 function __fish_pipework_needs_command
@@ -37,6 +37,7 @@ complete -c pipework -n "__fish_pipework_needs_command" -l wait -d 'Inside a con
 complete -c pipework -n "__fish_pipework_needs_command" -l vlan-filtering -d 'With @VLAN on an existing Linux bridge: turn its VLAN filtering on (this changes every port; undone if the run fails)'
 complete -c pipework -n "__fish_pipework_needs_command" -l no-firewall -d 'Leave the firewall alone: no rule accepting a Linux bridge\'s own traffic where the FORWARD hook would drop it'
 complete -c pipework -n "__fish_pipework_needs_command" -l host-access -d 'On a physical HOSTIF: let the host reach the guest, by a macvlan of its own on HOSTIF (pwh-<HOSTIF>) and a host route to the address'
+complete -c pipework -n "__fish_pipework_needs_command" -l resolv-conf -d 'With dhcp: write the lease\'s DNS servers and domain into the guest\'s /etc/resolv.conf, kept current at renewals'
 complete -c pipework -n "__fish_pipework_needs_command" -l dry-run -d 'Print the plan as iproute2 commands and change nothing'
 complete -c pipework -n "__fish_pipework_needs_command" -s v -l verbose -d 'Log each step (-vv for netlink detail); RUST_LOG works too'
 complete -c pipework -n "__fish_pipework_needs_command" -s h -l help -d 'Print help'

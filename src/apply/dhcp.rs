@@ -3,6 +3,7 @@
 //! keeps it is started; a host client runs in the guest.
 
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::announce::port_forwards;
@@ -10,7 +11,7 @@ use super::Target;
 use crate::dhcp::client::Client;
 use crate::dhcp::lease_file::LeaseFile;
 use crate::dhcp::wire::Lease;
-use crate::dhcp::{agent, socket, Setup};
+use crate::dhcp::{agent, resolv_conf, socket, Setup};
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::plan::{lease, Step, Undo};
@@ -46,6 +47,10 @@ pub async fn take_lease(
     );
     let default = t.guest.default_routes(Family::V4).await?.into_iter().next();
     let mut more = lease::steps(&lease, dev, link.mtu, default)?;
+    if let Some(guest) = setup.resolv {
+        let saved = resolv_conf::saved_path(setup.netns_inode, dev);
+        more.push(Step::ResolvConf { dev: dev.into(), guest, lease: Box::new(lease.clone()), saved });
+    }
     more.push(Step::Announce { dev: dev.into(), ip: lease.address, port: None });
     if !setup.native.once {
         more.push(Step::StartAgent {
@@ -68,6 +73,22 @@ pub async fn release(client: &Client, index: u32, lease: &Lease, t: &Target<'_>)
     client.release_broadcast(&packet, lease)
 }
 
+/// The lease's DNS into the guest's resolv.conf (a lease that names no
+/// server leaves it as it is); the undo puts back what it held.
+pub fn write_resolv_conf(
+    dev: &str,
+    guest: resolv_conf::Guest,
+    lease: &Lease,
+    saved: &Path,
+) -> Result<Option<Undo>> {
+    let Some(text) = resolv_conf::text(lease, dev) else {
+        tracing::info!("the lease on {dev} names no DNS server: {} left as it is", resolv_conf::PATH);
+        return Ok(None);
+    };
+    resolv_conf::write(guest, &text, saved, true)?;
+    Ok(Some(Undo::RestoreResolvConf { guest, saved: saved.to_path_buf() }))
+}
+
 /// Writes the agent's state and starts it; the undo stops it.
 pub fn start_agent(
     dev: &str,
@@ -86,6 +107,7 @@ pub fn start_agent(
         lease: lease.clone(),
         bound_at: LeaseFile::now(),
         agent: None,
+        resolv_mntns: setup.resolv.map(|g| g.mntns),
     };
     state.write()?;
     let guest = match setup.guest_pid {

@@ -9,7 +9,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::announce::announce;
 use super::{dhcp, forward, ovs, Target};
-use crate::dhcp::{agent, host, log as agent_log};
+use crate::dhcp::{agent, host, log as agent_log, resolv_conf};
 use crate::error::{failed, Error, Kind, Result};
 use crate::family::Family;
 use crate::iproute2::RuleOp;
@@ -264,6 +264,11 @@ pub async fn run(step: &Step, t: &Target<'_>, links: &mut GuestLinks) -> Result<
             }
             Ok(None)
         }
+        Step::ResolvConf { dev, guest, lease, saved } => dhcp::write_resolv_conf(dev, *guest, lease, saved),
+        Step::RestoreResolvConf { guest, saved } => {
+            resolv_conf::restore(*guest, saved)?;
+            Ok(None)
+        }
         Step::HostDhcp { dhcp, argv, guest, resolv } => {
             // Waited for without holding this thread, where the watch
             // service has other containers' work to do meanwhile.
@@ -472,6 +477,7 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         }
         Undo::Release { client, index, lease } => dhcp::release(client, *index, lease, t).await?,
         Undo::StopAgent { pid } => agent::stop(*pid),
+        Undo::RestoreResolvConf { guest, saved } => resolv_conf::restore(Some(*guest), saved)?,
         Undo::SetMtu { side, index, mtu, .. } => {
             let nl = t.side(*side);
             if nl.link_by_index(*index).await?.is_some() {

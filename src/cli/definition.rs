@@ -104,6 +104,11 @@ pub struct Cli {
     #[arg(long)]
     pub host_access: bool,
 
+    /// With dhcp: write the lease's DNS servers and domain into the
+    /// guest's /etc/resolv.conf, kept current at renewals
+    #[arg(long)]
+    pub resolv_conf: bool,
+
     /// Print the plan as iproute2 commands and change nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -14,7 +14,9 @@ use clap::{Parser, Subcommand};
 
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
-use crate::request::{self, Addressing, Attach, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Watch};
+use crate::request::{
+    self, Addressing, Attach, DhcpClient, GuestRef, HostIf, LoopRequest, Mkbridge, Request, Watch,
+};
 use definition::CompanionCli;
 pub use definition::{
     command, Cli, Companion, DetachArgs, LoopCommand, MkbridgeArgs, RecordsArgs, WatchArgs, SYNTAX, TOOLS,
@@ -101,6 +103,9 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         (_, Some(_)) => return Err(Error::new(Kind::Usage, TIMEOUT_WITHOUT_USE)),
         _ => {}
     }
+    if cli.resolv_conf {
+        resolv_conf_applies(&addr)?;
+    }
     let guest = GuestRef::parse(&guest)?;
     let (mac, tag) = match &cli.mac_vlan {
         Some(arg) => words::parse_mac_vlan(arg)?,
@@ -120,8 +125,22 @@ pub fn parse(argv: Vec<OsString>, host_has: impl Fn(&str) -> bool) -> Result<Inv
         more_addresses: Vec::new(),
         macvlan_mode: cli.macvlan_mode.as_deref().map(request::MacvlanMode::parse).transpose()?,
         host_access: cli.host_access,
+        resolv_conf: cli.resolv_conf,
     };
     Ok(Invocation { request: Request::Attach(attach), verbose, dry_run })
+}
+
+/// `--resolv-conf` takes the native client's lease: a host client's script
+/// writes its own copy of resolv.conf, and a static address has none.
+fn resolv_conf_applies(addr: &Addressing) -> Result<()> {
+    match addr {
+        Addressing::Dhcp(d) if d.client == DhcpClient::Native => Ok(()),
+        Addressing::Dhcp(d) => Err(Error::new(
+            Kind::Usage,
+            format!("--resolv-conf works with the native DHCP client (dhcp), not {}", d.client.program()),
+        )),
+        _ => Err(Error::new(Kind::Usage, "--resolv-conf applies to a DHCP address (dhcp[:OPTS])")),
+    }
 }
 
 /// `pipework [-v] route|rule|tc <guest> <args...>`: everything after the

@@ -32,6 +32,9 @@ pub struct LeaseFile {
     pub bound_at: u64,
     /// The agent that keeps it, as it wrote itself in.
     pub agent: Option<AgentId>,
+    /// With `--resolv-conf`: the guest's mount namespace (`dev`, inode),
+    /// whose /etc/resolv.conf the agent keeps current.
+    pub resolv_mntns: Option<(u64, u64)>,
 }
 
 impl LeaseFile {
@@ -69,6 +72,8 @@ impl LeaseFile {
             ("agent", self.agent.map(|a| a.pid.to_string())),
             ("agent_started", self.agent.and_then(|a| a.started).map(|t| t.to_string())),
             ("dns", (!l.dns.is_empty()).then(|| join(&l.dns))),
+            ("domain", l.domain.clone()),
+            ("resolv_mntns", self.resolv_mntns.map(|(dev, ino)| format!("{dev}:{ino}"))),
         ];
         for (key, value) in optional {
             if let Some(value) = value {
@@ -117,6 +122,7 @@ impl LeaseFile {
             dns: get("dns")
                 .map(|list| list.split(',').filter_map(|ip| ip.parse().ok()).collect())
                 .unwrap_or_default(),
+            domain: get("domain").and_then(|d| super::resolv_conf::domain(&d)),
             time: times.lease,
             t1: times.t1,
             t2: times.t2,
@@ -133,6 +139,10 @@ impl LeaseFile {
             agent: get("agent")
                 .and_then(|p| p.parse().ok())
                 .map(|pid| AgentId { pid, started: get("agent_started").and_then(|t| t.parse().ok()) }),
+            resolv_mntns: get("resolv_mntns").and_then(|v| {
+                let (dev, ino) = v.split_once(':')?;
+                Some((dev.parse().ok()?, ino.parse().ok()?))
+            }),
         })
     }
 }
@@ -171,25 +181,14 @@ fn join(ips: &[Ipv4Addr]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
     fn state_round_trips() {
         let dir = std::env::temp_dir().join(format!("pipework-state-{}", std::process::id()));
-        let lease = Lease {
-            address: Ipv4Addr::new(10, 9, 0, 50),
-            prefix: 24,
-            server: Ipv4Addr::new(10, 9, 0, 1),
-            routers: Vec::new(),
-            mtu: None,
-            routes: Vec::new(),
-            dns: vec![Ipv4Addr::new(10, 9, 0, 53), Ipv4Addr::new(10, 9, 0, 54)],
-            time: Duration::from_secs(120),
-            t1: Duration::from_secs(60),
-            t2: Duration::from_secs(105),
-        };
+        let mut lease = Lease::sample();
+        lease.dns = vec![Ipv4Addr::new(10, 9, 0, 53), Ipv4Addr::new(10, 9, 0, 54)];
+        lease.domain = Some("example.org".into());
         let state = LeaseFile {
             path: dir.join("dhcp/4026-eth1"),
             ifname: "eth1".into(),
@@ -200,6 +199,7 @@ mod tests {
             lease,
             bound_at: 1_700_000_000,
             agent: Some(AgentId { pid: 4242, started: Some(123_456) }),
+            resolv_mntns: Some((4, 4026531841)),
         };
         state.write().unwrap();
         assert_eq!(LeaseFile::read(&state.path).unwrap(), state);

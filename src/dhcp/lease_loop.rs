@@ -20,6 +20,7 @@ use super::client::{Answer, Client};
 use super::lease_file::LeaseFile;
 use super::log;
 use super::options::Native;
+use super::resolv_conf;
 use super::socket::{open_packet, open_udp, watch, PacketSocket};
 use super::timing::POLICY;
 use super::wire::Lease;
@@ -168,9 +169,25 @@ async fn packet_socket(nl: &Netlink, ifname: &str) -> Result<PacketSocket> {
 }
 
 fn save(state: &mut LeaseFile, lease: &Lease) -> Result<()> {
+    if !resolv_conf::same(&state.lease, lease) {
+        keep_resolv_conf(state, lease);
+    }
     state.lease = lease.clone();
     state.bound_at = LeaseFile::now();
     state.write()
+}
+
+/// With `--resolv-conf`, a lease whose DNS differs from the last one's
+/// written into the guest's resolv.conf; a failure is logged, and the
+/// lease kept all the same.
+fn keep_resolv_conf(state: &LeaseFile, lease: &Lease) {
+    let (Some(mntns), Some(pid)) = (state.resolv_mntns, state.guest_pid) else { return };
+    let Some(text) = resolv_conf::text(lease, &state.ifname) else { return };
+    let saved = resolv_conf::saved_beside(&state.path);
+    match resolv_conf::write(resolv_conf::Guest { pid, mntns }, &text, &saved, false) {
+        Ok(_) => tracing::info!("wrote the lease's DNS into {}", resolv_conf::PATH),
+        Err(e) => tracing::warn!("{}", e.context(format!("keeping {} current", resolv_conf::PATH))),
+    }
 }
 
 /// A new lease's address and routes, through the same steps as an attach.

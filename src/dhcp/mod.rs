@@ -16,6 +16,7 @@ pub mod lease_file;
 pub mod lease_loop;
 pub mod log;
 pub mod options;
+pub mod resolv_conf;
 pub mod socket;
 pub mod timing;
 pub mod wire;
@@ -38,4 +39,7 @@ pub struct Setup {
     /// The namespace file the agent watches when there is no process.
     pub netns_file: Option<String>,
     pub netns_inode: u64,
+    /// `--resolv-conf`: the guest process and mount namespace whose
+    /// /etc/resolv.conf takes the lease's DNS.
+    pub resolv: Option<resolv_conf::Guest>,
 }

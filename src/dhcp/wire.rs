@@ -17,7 +17,7 @@ pub const CLIENT_PORT: u16 = 68;
 pub const SERVER_PORT: u16 = 67;
 
 /// What the lease needs from the server, asked for in every request.
-const WANTED: [u8; 9] = [1, 3, 6, 26, 28, 51, 54, 58, 59];
+const WANTED: [u8; 10] = [1, 3, 6, 15, 26, 28, 51, 54, 58, 59];
 /// Classless static routes (RFC 3442).
 const CLASSLESS_ROUTES: u8 = 121;
 
@@ -109,11 +109,34 @@ pub struct Lease {
     pub mtu: Option<u16>,
     /// Option 121: destination, prefix, gateway (0.0.0.0: on link).
     pub routes: Vec<(Ipv4Addr, u8, Ipv4Addr)>,
-    /// Option 6, for `show`: the runtime owns the guest's resolv.conf.
+    /// Option 6, for `show`, and for the guest's resolv.conf with
+    /// `--resolv-conf` (else the runtime owns it).
     pub dns: Vec<Ipv4Addr>,
+    /// Option 15, if it is a domain name (`resolv_conf::domain`).
+    pub domain: Option<String>,
     pub time: Duration,
     pub t1: Duration,
     pub t2: Duration,
+}
+
+#[cfg(test)]
+impl Lease {
+    /// 10.9.0.50/24 from 10.9.0.1 for two minutes, nothing else.
+    pub fn sample() -> Lease {
+        Lease {
+            address: Ipv4Addr::new(10, 9, 0, 50),
+            prefix: 24,
+            server: Ipv4Addr::new(10, 9, 0, 1),
+            routers: Vec::new(),
+            mtu: None,
+            routes: Vec::new(),
+            dns: Vec::new(),
+            domain: None,
+            time: Duration::from_secs(120),
+            t1: Duration::from_secs(60),
+            t2: Duration::from_secs(105),
+        }
+    }
 }
 
 /// A lease a server offered or acknowledged that is not taken, and why.
@@ -176,6 +199,10 @@ pub fn reply(payload: &[u8], xid: u32, mac: Mac) -> Option<Result<Reply, Refused
         Some(DhcpOption::DomainNameServer(list)) => list.clone(),
         _ => Vec::new(),
     };
+    let domain = match opts.get(OptionCode::DomainName) {
+        Some(DhcpOption::DomainName(name)) => super::resolv_conf::domain(name),
+        _ => None,
+    };
     let secs = |code| match opts.get(code) {
         Some(DhcpOption::AddressLeaseTime(s) | DhcpOption::Renewal(s) | DhcpOption::Rebinding(s)) => {
             Some(u64::from(*s))
@@ -195,6 +222,7 @@ pub fn reply(payload: &[u8], xid: u32, mac: Mac) -> Option<Result<Reply, Refused
         mtu,
         routes,
         dns,
+        domain,
         time: times.lease,
         t1: times.t1,
         t2: times.t2,

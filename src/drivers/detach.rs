@@ -12,6 +12,7 @@ use rtnetlink::packet_route::link::InfoKind;
 
 use super::veth_port::default_name;
 use super::{teardown, Teardown};
+use crate::dhcp::resolv_conf;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::iproute2::{parse_rule, RuleOp};
@@ -35,10 +36,18 @@ pub async fn undo(
         None => Plan::on_host(),
     };
     let mut last = Vec::new();
+    let mut resolv = Vec::new();
     for iface in chosen {
         let t = Teardown { record, iface, leaving: chosen, host, inside };
         teardown(&t, &mut plan, &mut last).await?;
+        if let Some(saved) = iface.dhcp.as_ref().and_then(|d| d.resolv_conf.as_ref()) {
+            let guest = now.and_then(|(g, _)| g.process()).and_then(resolv_conf::guest_of);
+            resolv.push(Step::RestoreResolvConf { guest, saved: saved.into() });
+        }
     }
+    // Once the agents are stopped (they would write the lease's DNS
+    // again), newest first: the first attach's copy is the file as it was.
+    plan.steps.extend(resolv.into_iter().rev());
     if let Some(inside) = inside {
         restore_defaults(&mut plan, inside, chosen).await?;
         if chosen.len() == record.interfaces.len() {

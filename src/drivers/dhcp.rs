@@ -9,7 +9,7 @@ use super::{Context, Teardown};
 use crate::dhcp::agent::AgentId;
 use crate::dhcp::lease_file::LeaseFile;
 use crate::dhcp::options::Native;
-use crate::dhcp::{host, Setup};
+use crate::dhcp::{host, resolv_conf, Setup};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Side, Step};
 use crate::records::DhcpRecord;
@@ -42,6 +42,11 @@ pub fn steps(plan: &mut Plan, ctx: &Context<'_>, dhcp: &Dhcp, dev: &str, port: O
         GuestRef::Path(path) => Some(path.clone()),
         GuestRef::Pid(_) | GuestRef::Name(_) => None,
     };
+    let resolv = match (ctx.req.resolv_conf, &netns_file, ctx.guest.process()) {
+        (false, ..) => None,
+        (true, None, Some(process)) => Some(resolv_conf::check(process, &ctx.guest.label)?),
+        (true, ..) => return Err(resolv_conf::no_mount_namespace(&ctx.guest.label)),
+    };
     let setup = Setup {
         native,
         options: dhcp.options.clone().unwrap_or_default(),
@@ -53,6 +58,7 @@ pub fn steps(plan: &mut Plan, ctx: &Context<'_>, dhcp: &Dhcp, dev: &str, port: O
         },
         netns_file: netns_file.map(|p| p.display().to_string()),
         netns_inode,
+        resolv,
     };
     plan.push(Step::LinkUp { side: Side::Guest, name: dev.into() });
     plan.push(Step::Dhcp { dev: dev.into(), port: port.map(String::from), setup: Box::new(setup) });
@@ -78,19 +84,20 @@ fn default_hostname(guest: &GuestRef, label: &str) -> Option<String> {
 /// its state file (`dhcp` as the client), or the host client and the
 /// guest's resolv.conf its script wrote.
 pub fn dhcp_record(plan: &Plan, d: &Dhcp) -> DhcpRecord {
-    let (client, agent, lease_file) = plan
+    let (client, agent, lease_file, saved) = plan
         .steps
         .iter()
         .find_map(|step| match step {
             Step::Dhcp { dev, setup, .. } => {
                 let path = LeaseFile::path_for(setup.netns_inode, dev);
                 let agent = LeaseFile::read(&path).ok().and_then(|s| s.agent);
-                Some(("dhcp", agent, Some(path)))
+                let saved = setup.resolv.map(|_| resolv_conf::saved_beside(&path));
+                Some(("dhcp", agent, Some(path), saved))
             }
-            Step::HostDhcp { resolv, .. } => Some((d.client.program(), None, Some(resolv.clone()))),
+            Step::HostDhcp { resolv, .. } => Some((d.client.program(), None, Some(resolv.clone()), None)),
             _ => None,
         })
-        .unwrap_or((d.client.program(), None, None));
+        .unwrap_or((d.client.program(), None, None, None));
     DhcpRecord {
         client: client.to_string(),
         foreground: d.foreground,
@@ -99,6 +106,7 @@ pub fn dhcp_record(plan: &Plan, d: &Dhcp) -> DhcpRecord {
         agent_pid: agent.map(|a| a.pid),
         agent_started: agent.and_then(|a| a.started),
         lease_file: lease_file.map(|p| p.display().to_string()),
+        resolv_conf: saved.map(|p| p.display().to_string()),
     }
 }
 

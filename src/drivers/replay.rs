@@ -53,6 +53,7 @@ pub fn replay(record: &Record, iface: &Interface) -> Attach {
         more_addresses: statics.collect(),
         macvlan_mode: None,
         host_access: false,
+        resolv_conf: iface.dhcp.as_ref().is_some_and(|d| d.resolv_conf.is_some()),
     };
     iface.how.ask_again(iface, &mut req);
     req
@@ -216,6 +217,7 @@ mod tests {
                 agent_pid: Some(4242),
                 agent_started: Some(123_456),
                 lease_file: Some("/var/lib/pipework/dhcp/1-eth1".into()),
+                resolv_conf: None,
             }),
             ..veth()
         };
@@ -236,6 +238,7 @@ mod tests {
             agent_pid: None,
             agent_started: None,
             lease_file: None,
+            resolv_conf: None,
         });
         let Addressing::Dhcp(host) = replay(&record, &iface).addr else { panic!("not DHCP") };
         assert_eq!((host.client, host.foreground), (DhcpClient::Dhclient, true));

@@ -57,6 +57,7 @@ fn attach(host: &str) -> Attach {
         more_addresses: Vec::new(),
         macvlan_mode: None,
         host_access: false,
+        resolv_conf: false,
     }
 }
 

@@ -49,23 +49,10 @@ pub fn steps(lease: &Lease, dev: &str, mtu_now: u32, default: Option<RouteMessag
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn lease() -> Lease {
-        Lease {
-            address: Ipv4Addr::new(10, 9, 0, 50),
-            prefix: 24,
-            server: Ipv4Addr::new(10, 9, 0, 1),
-            routers: vec![Ipv4Addr::new(10, 9, 0, 1)],
-            mtu: Some(1400),
-            routes: Vec::new(),
-            dns: Vec::new(),
-            time: Duration::from_secs(120),
-            t1: Duration::from_secs(60),
-            t2: Duration::from_secs(105),
-        }
+        Lease { routers: vec![Ipv4Addr::new(10, 9, 0, 1)], mtu: Some(1400), ..Lease::sample() }
     }
 
     fn shown(steps: &[Step]) -> Vec<String> {

@@ -14,6 +14,7 @@ use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use crate::dhcp::agent::AgentId;
+use crate::dhcp::resolv_conf;
 use crate::dhcp::wire::Lease;
 use crate::dhcp::Setup;
 use crate::family::Family;
@@ -251,6 +252,20 @@ pub enum Step {
         guest: String,
         resolv: PathBuf,
     },
+    /// `--resolv-conf`: the lease's DNS servers and domain written into the
+    /// guest's /etc/resolv.conf in place, what it held kept at `saved`.
+    ResolvConf {
+        dev: String,
+        guest: resolv_conf::Guest,
+        lease: Box<Lease>,
+        saved: PathBuf,
+    },
+    /// `detach`: the guest's resolv.conf (if the guest is still there)
+    /// given back what `saved` kept, which is then removed.
+    RestoreResolvConf {
+        guest: Option<resolv_conf::Guest>,
+        saved: PathBuf,
+    },
     /// `detach`: the DHCP agent that keeps the lease stopped (SIGTERM: it
     /// releases the lease), if it still runs, and the lease's file removed.
     ForgetLease {
@@ -423,7 +438,9 @@ impl Step {
             | Step::ForwardRemove { .. }
             | Step::HostRoute { .. }
             | Step::DeleteHostRoute { .. }
-            | Step::ForgetLease { .. } => Side::Host,
+            | Step::ForgetLease { .. }
+            | Step::ResolvConf { .. }
+            | Step::RestoreResolvConf { .. } => Side::Host,
             Step::LinkUp { side, .. }
             | Step::Ipv6 { side, .. }
             | Step::Sysctl { side, .. }

@@ -142,6 +142,21 @@ impl fmt::Display for Step {
             Step::StartAgent { dev, lease, .. } => {
                 write!(f, "pipework --dhcp-agent  # keeps {} on {dev}", lease.address)
             }
+            Step::ResolvConf { dev, guest, saved, .. } => write!(
+                f,
+                "cp {} {} && cat > {}  # the DNS servers and domain of the lease on {dev}, in place",
+                guest_resolv_conf(guest.pid),
+                saved.display(),
+                guest_resolv_conf(guest.pid)
+            ),
+            Step::RestoreResolvConf { guest: Some(guest), saved } => write!(
+                f,
+                "cat {} > {} && rm {}",
+                saved.display(),
+                guest_resolv_conf(guest.pid),
+                saved.display()
+            ),
+            Step::RestoreResolvConf { guest: None, saved } => write!(f, "rm -f {}", saved.display()),
             Step::HostDhcp { argv, resolv, .. } => {
                 write!(f, "{}  # its /etc/resolv.conf: {}", argv.join(" "), resolv.display())
             }
@@ -219,6 +234,15 @@ impl fmt::Display for Undo {
             Undo::SetMac { name, mac, .. } => write!(f, "ip link set dev {name} address {mac}"),
             Undo::ReplaceRoute { .. } => write!(f, "ip route replace <the route as it was>"),
             Undo::Release { lease, .. } => write!(f, "DHCPRELEASE of {}", lease.address),
+            Undo::RestoreResolvConf { guest, saved } => {
+                write!(
+                    f,
+                    "cat {} > {} && rm {}",
+                    saved.display(),
+                    guest_resolv_conf(guest.pid),
+                    saved.display()
+                )
+            }
             Undo::StopAgent { pid } => write!(f, "kill {pid}  # the DHCP agent releases its lease"),
             Undo::SetMtu { dev, mtu, .. } => write!(f, "ip link set dev {dev} mtu {mtu}"),
             Undo::OvsDelPort { name, .. } => write!(f, "ovs-vsctl del-port {name}"),
@@ -276,7 +300,16 @@ fn describe_dhcp(f: &mut fmt::Formatter<'_>, dev: &str, setup: &Setup) -> fmt::R
         f,
         "  # native DHCPv4 (fails after {} s): the lease's address, routes and MTU follow{agent}",
         seconds(setup.timeout)
-    )
+    )?;
+    match &setup.resolv {
+        Some(guest) => write!(f, "; its DNS servers and domain into {}", guest_resolv_conf(guest.pid)),
+        None => Ok(()),
+    }
+}
+
+/// The guest's resolv.conf as the host reaches it.
+fn guest_resolv_conf(pid: u64) -> String {
+    format!("/proc/{pid}/root{}", crate::dhcp::resolv_conf::PATH)
 }
 
 /// The `ovs-vsctl` command line of an added port, the original's: the tag on

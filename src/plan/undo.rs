@@ -1,11 +1,14 @@
 //! How each applied step is taken back: the data a rollback needs, kept
 //! as the step ran (indexes, what was there before).
 
+use std::path::PathBuf;
+
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use super::Side;
 use crate::dhcp::client::Client;
+use crate::dhcp::resolv_conf;
 use crate::dhcp::wire::Lease;
 use crate::iproute2::RuleCmd;
 use crate::mac::Mac;
@@ -85,6 +88,11 @@ pub enum Undo {
         client: Box<Client>,
         index: u32,
         lease: Box<Lease>,
+    },
+    /// The guest's resolv.conf given back what `saved` kept, which goes.
+    RestoreResolvConf {
+        guest: resolv_conf::Guest,
+        saved: PathBuf,
     },
     /// SIGTERM to the DHCP agent, which releases its lease.
     StopAgent {

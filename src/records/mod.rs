@@ -282,6 +282,10 @@ pub struct DhcpRecord {
     /// host client's script wrote for the guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_file: Option<String>,
+    /// `--resolv-conf`: where the guest's /etc/resolv.conf as it was before
+    /// the lease's DNS went in is kept, for detach to put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<String>,
 }
 
 fn default_timeout_ms() -> u64 {

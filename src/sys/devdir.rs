@@ -251,8 +251,9 @@ fn node_of(st: &FileStat) -> Node {
     }
 }
 
-fn describe(kind: u32) -> &'static str {
+pub(crate) fn describe(kind: u32) -> &'static str {
     match kind {
+        libc::S_IFBLK => "a block device",
         libc::S_IFREG => "a regular file",
         libc::S_IFDIR => "a directory",
         libc::S_IFLNK => "a symbolic link",

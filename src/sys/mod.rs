@@ -6,6 +6,7 @@
 pub mod devdir;
 pub mod exec;
 pub mod firewall;
+pub mod guest_root;
 pub mod loop_control;
 pub mod netlink;
 pub mod netns;

@@ -456,3 +456,223 @@ fn the_agents_files_are_private() {
     assert_eq!(mode(&dir), 0o700);
     assert_success(&pipework_in(&host, &state, &["detach", &label]));
 }
+
+/// The container's /etc/resolv.conf, as the container reads it.
+fn guest_resolv_conf(ctr: &Container) -> String {
+    run(&["docker", "exec", &ctr.name, "cat", "/etc/resolv.conf"])
+}
+
+/// dnsmasq giving two DNS servers and a domain.
+fn dnsmasq_with_dns() -> DhcpConfig {
+    dnsmasq().option("option:dns-server,10.33.0.53,10.33.0.54").option("option:domain-name,corp.example")
+}
+
+const LEASE_RESOLV_CONF: &str = "# written by pipework from the DHCP lease on eth1\nsearch corp.example\n\
+                                 nameserver 10.33.0.53\nnameserver 10.33.0.54\n";
+
+/// The file's SHA-256, to tell that it was not touched.
+fn sha256(path: &str) -> String {
+    run(&["sha256sum", path]).split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn resolv_conf_takes_the_leases_dns_in_place_and_detach_puts_it_back() {
+    let host = Netns::new("host");
+    let _server = dnsmasq_with_dns().start_in(&host);
+    let ctr = Container::run("ctr");
+    let state = TempDir::new("state");
+    let before = guest_resolv_conf(&ctr);
+    // Docker's file, bind-mounted over the container's: written in place,
+    // it is the file the container reads.
+    let docker_file = ctr.inspect("{{.ResolvConfPath}}");
+    let inode = |p: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let docker_inode = inode(&docker_file);
+    assert_success(&pipework_in(&host, &state, &["--resolv-conf", "br0", &ctr.name, "dhcp"]));
+    assert_eq!(guest_resolv_conf(&ctr), LEASE_RESOLV_CONF);
+    assert_eq!(std::fs::read_to_string(&docker_file).unwrap(), LEASE_RESOLV_CONF);
+    assert_eq!(inode(&docker_file), docker_inode, "the file was replaced, not written");
+    // What it held is kept, root's alone.
+    let saved: Vec<String> =
+        dhcp_files(&state).into_iter().filter(|f| f.ends_with(".resolv.saved")).collect();
+    assert_eq!(saved.len(), 1, "{:?}", dhcp_files(&state));
+    let saved = std::path::Path::new(state.arg()).join("dhcp").join(&saved[0]);
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), before);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&saved).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let item = shown(&host, &state, &ctr.name);
+    assert!(item["dhcp"]["resolv_conf"].is_string(), "{item}");
+    // detach: the content as it was, the kept copy gone.
+    assert_success(&pipework_in(&host, &state, &["detach", &ctr.name]));
+    assert_eq!(guest_resolv_conf(&ctr), before);
+    assert_eq!(inode(&docker_file), docker_inode);
+    assert!(dhcp_files(&state).is_empty(), "{:?}", dhcp_files(&state));
+}
+
+#[test]
+fn dry_run_shows_the_resolv_conf_write() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    let before = guest_resolv_conf(&ctr);
+    let out = pipework(&host, &["--dry-run", "--resolv-conf", "br0", &ctr.name, "dhcp"]);
+    assert_success(&out);
+    let text = stdout(&out);
+    let want = format!("its DNS servers and domain into /proc/{}/root/etc/resolv.conf", ctr.pid);
+    assert!(text.contains(&want), "{text}");
+    assert_eq!(guest_resolv_conf(&ctr), before);
+}
+
+#[test]
+fn resolv_conf_is_refused_without_a_native_lease_or_a_guest_tree() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let ctr = Container::run("ctr");
+    let guest = Netns::new("guest");
+    let netns = format!("netns:{}", guest.name);
+    // A process of `ip netns exec`: a mount namespace of its own over the
+    // host's tree, whose /etc/resolv.conf is the machine's.
+    let process = guest.spawn_process();
+    let pid = format!("pid:{}", process.pid());
+    let machine = sha256("/etc/resolv.conf");
+    let before = guest_resolv_conf(&ctr);
+    let cases: [(&[&str], &dyn Ns, String); 5] = [
+        (
+            &["--resolv-conf", "br0", &ctr.name, "10.33.0.5/24"],
+            &ctr,
+            "--resolv-conf applies to a DHCP address (dhcp[:OPTS])".into(),
+        ),
+        (
+            &["--resolv-conf", "br0", &ctr.name, "0/0"],
+            &ctr,
+            "--resolv-conf applies to a DHCP address (dhcp[:OPTS])".into(),
+        ),
+        (
+            &["--resolv-conf", "br0", &ctr.name, "udhcpc"],
+            &ctr,
+            "--resolv-conf works with the native DHCP client (dhcp), not udhcpc".into(),
+        ),
+        (
+            &["--resolv-conf", "br0", &netns, "dhcp"],
+            &guest,
+            format!("--resolv-conf needs a guest with a root directory of its own (a container); {netns} has the host's"),
+        ),
+        (
+            &["--resolv-conf", "br0", &pid, "dhcp"],
+            &guest,
+            format!("--resolv-conf needs a guest with a root directory of its own (a container); {pid} has the host's"),
+        ),
+    ];
+    for (args, ns, message) in cases {
+        let out = assert_refused(pipework, &host, Some(ns), args);
+        assert_eq!(stderr(&out), format!("pipework: {message}\n"), "{args:?}");
+    }
+    assert_eq!(sha256("/etc/resolv.conf"), machine);
+    assert_eq!(guest_resolv_conf(&ctr), before);
+}
+
+#[test]
+fn a_resolv_conf_that_is_a_symbolic_link_is_refused_and_the_host_untouched() {
+    let host = Netns::new("host");
+    let _server = dnsmasq_with_dns().start_in(&host);
+    let ctr = Container::run("ctr");
+    // The container's own doing: Docker's file unmounted, a link to
+    // /etc/passwd in its place: the container has none, the host has.
+    let pid = ctr.pid.to_string();
+    run(&["nsenter", "-t", &pid, "-m", "/bin/busybox", "umount", "/etc/resolv.conf"]);
+    run(&["nsenter", "-t", &pid, "-m", "/bin/busybox", "ln", "-sf", "/etc/passwd", "/etc/resolv.conf"]);
+    let (host_passwd, host_resolv) = (sha256("/etc/passwd"), sha256("/etc/resolv.conf"));
+    let out = assert_refused(pipework, &host, Some(&ctr), &["--resolv-conf", "br0", &ctr.name, "dhcp"]);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pipework: /proc/{pid}/root/etc/resolv.conf is a symbolic link, not a regular file; leaving it alone\n"
+        )
+    );
+    assert_eq!((sha256("/etc/passwd"), sha256("/etc/resolv.conf")), (host_passwd, host_resolv));
+    let made = quiet(&["docker", "exec", &ctr.name, "ls", "/etc/passwd"]);
+    assert!(!made.status.success(), "an /etc/passwd was made in the container");
+}
+
+#[test]
+fn every_step_of_a_resolv_conf_attach_rolls_back() {
+    let host = Netns::new("host");
+    let _server = dnsmasq_with_dns().start_in(&host);
+    let ctr = Container::run("ctr");
+    let state = TempDir::new("state");
+    let before = guest_resolv_conf(&ctr);
+    let args = ["--resolv-conf", "br0", &ctr.name, "dhcp"];
+    // The lease's steps are known once it is taken: fail at each step until
+    // a run gets through; the resolv.conf step is among them.
+    let (host_before, guest_before) = (settled_snapshot(&host), ctr.snapshot());
+    let mut at = 1;
+    loop {
+        let out = pipework_env(
+            &host,
+            &args,
+            &[("PIPEWORK_FAIL_AT", &at.to_string()), (STATE_DIR_ENV, state.arg())],
+        );
+        if out.status.success() {
+            break;
+        }
+        assert_eq!(out.status.code(), Some(1), "fail at {at}: {}", stderr(&out));
+        assert_eq!(guest_resolv_conf(&ctr), before, "after a failure at step {at}");
+        assert!(dhcp_files(&state).is_empty(), "fail at {at}: {:?}", dhcp_files(&state));
+        assert_unchanged(&format!("host after step {at}"), &host_before, || host.snapshot());
+        assert_unchanged(&format!("guest after step {at}"), &guest_before, || ctr.snapshot());
+        at += 1;
+        assert!(at < 30, "never got through");
+    }
+    assert_eq!(guest_resolv_conf(&ctr), LEASE_RESOLV_CONF);
+    let log = stderr(&pipework_in(&host, &state, &["detach", &ctr.name]));
+    assert_eq!(guest_resolv_conf(&ctr), before, "{log}");
+}
+
+/// Two-minute leases: at T1 (a minute) the renewal's new DNS is written.
+#[test]
+fn a_renewal_with_other_dns_rewrites_resolv_conf() {
+    let host = Netns::new("host");
+    let server = dnsmasq_with_dns().lease("2m").start_in(&host);
+    let ctr = Container::run("ctr");
+    let state = TempDir::new("state");
+    let before = guest_resolv_conf(&ctr);
+    assert_success(&pipework_in(&host, &state, &["--resolv-conf", "br0", &ctr.name, "dhcp"]));
+    assert_eq!(guest_resolv_conf(&ctr), LEASE_RESOLV_CONF);
+    let ip = v4(&ctr, "eth1")[0].local.clone();
+    let mac = ctr.must_link("eth1").address;
+    // The same address from a server with other options.
+    drop(server);
+    let server = DhcpConfig::new("br0", "10.33.0.2/24", "10.33.0.50", "10.33.0.99")
+        .lease("2m")
+        .host(&mac, &ip)
+        .option("option:dns-server,10.33.0.63")
+        .option("option:domain-name,other.example")
+        .start_in(&host);
+    server.wait_log(&["DHCPACK(br0)", &ip], Duration::from_secs(90));
+    let want =
+        "# written by pipework from the DHCP lease on eth1\nsearch other.example\nnameserver 10.33.0.63\n";
+    wait_for("the renewal's DNS in resolv.conf", Duration::from_secs(5), || {
+        (guest_resolv_conf(&ctr) == want).then_some(())
+    });
+    // detach gives back the content from before the first write.
+    assert_success(&pipework_in(&host, &state, &["detach", &ctr.name]));
+    assert_eq!(guest_resolv_conf(&ctr), before);
+}
+
+/// Two interfaces with --resolv-conf: the second keeps the first's lease
+/// content; detaching both leaves the file as it was before the first.
+#[test]
+fn detaching_two_resolv_conf_interfaces_gives_back_the_first_content() {
+    let host = Netns::new("host");
+    let _server = dnsmasq_with_dns().start_in(&host);
+    let ctr = Container::run("ctr");
+    let state = TempDir::new("state");
+    let before = guest_resolv_conf(&ctr);
+    for ifname in ["eth1", "eth2"] {
+        let out = pipework_in(&host, &state, &["--resolv-conf", "-i", ifname, "br0", &ctr.name, "dhcp"]);
+        assert_success(&out);
+    }
+    assert_eq!(guest_resolv_conf(&ctr), LEASE_RESOLV_CONF.replace("eth1", "eth2"));
+    assert_success(&pipework_in(&host, &state, &["detach", &ctr.name]));
+    assert_eq!(guest_resolv_conf(&ctr), before);
+    assert!(dhcp_files(&state).is_empty(), "{:?}", dhcp_files(&state));
+}

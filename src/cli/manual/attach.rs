@@ -125,7 +125,8 @@ udhcpc options: -x NAME:VALUE or -x CODE:HEX, -V VENDOR, -r IP, -t N, -T SECS, \
 -O OPT, -H NAME, -B, -C, -q (no renewal), -f, -n and -R; any other is refused by \
 name. The lease gives the address with its prefix and broadcast, the MTU (option \
 26), the default route by the gateway sequence below, and the classless static \
-routes (option 121, which overrides option 3); DNS is left to the runtime. No \
+routes (option 121, which overrides option 3); DNS is left to the runtime \
+unless --resolv-conf (below). No \
 lease within --timeout SECS (default 10): 'no DHCP offer on CTR_IF within 10 s', \
 and nothing is left. Unless -q, pipework --dhcp-agent keeps the lease for the \
 guest's life: it renews at T1, rebinds at T2, removes the address of a lost \
@@ -136,6 +137,29 @@ T1 < T2 < lease are 1/2 and 7/8 of it, two exchanges with a server are at least 
 10 s apart, a subnet mask that is no prefix refuses the lease ('refused the \
 lease of IP from SERVER on CTR_IF: non-contiguous subnet mask MASK'), and the \
 agent's log moves to .log.1 at 1 MiB.
+
+--resolv-conf (with dhcp) writes the lease's DNS servers (option 6: the first \
+three IPv4 unicast addresses) and domain (option 15, as a search line, if it \
+is letters, digits and inner hyphens in labels of at most 63 bytes, 253 in \
+all) into the guest's /etc/resolv.conf, and nothing else of the lease; the \
+agent writes it again when a renewed or new lease's servers or domain \
+differ. A lease that names no server leaves the file as it is. The file is \
+rewritten in place (Docker's is a bind mount, which a new file would not \
+reach), reached inside the guest's own tree (/proc/PID/root, openat2 \
+RESOLVE_IN_ROOT: a symbolic link leads nowhere outside the guest), and must \
+be a regular file of at most 64 KiB: a symbolic link there, or anything \
+else, is refused ('/proc/PID/root/etc/resolv.conf is a symbolic link, not a \
+regular file; leaving it alone') before anything changes. Its content as it \
+was is kept in $PIPEWORK_STATE_DIR/dhcp/<netns inode>-<CTR_IF>.resolv.saved \
+(0600) and put back by detach (and by a rollback). Refused, before anything \
+changes: with a static address or 0/0 ('--resolv-conf applies to a DHCP \
+address (dhcp[:OPTS])'); with a host client, whose script writes a \
+resolv.conf of its own for the guest ('--resolv-conf works with the native \
+DHCP client (dhcp), not udhcpc'); with a guest whose files are the host's, \
+a netns: or path guest or a process in the host's mount namespace or root \
+directory, such as one that ip netns exec started ('--resolv-conf needs a \
+guest with a root directory of its own (a container); GUEST has the host's'); \
+with a guest whose /etc/resolv.conf is the host's file (a bind mount).
 
 udhcpc[-f][:OPTS], dhclient[-f][:OPTS] and dhcpcd run that program of the host \
 inside the guest with the original's arguments and pidfiles \
@@ -162,7 +186,8 @@ The record of a DHCP interface holds the mode (dhcp or the host client), the \
 agent's PID and its state file (or the host client's resolv.conf): show gives \
 the mode, the address the lease holds and its DNS servers (--json: dhcp, lease, \
 dns); check reports an agent that is not running; detach stops the agent with \
-SIGTERM, which releases the lease, and removes its files.";
+SIGTERM, which releases the lease, and removes its files (with --resolv-conf, \
+after putting the guest's resolv.conf back as it was).";
 
 pub const ADDRESSES_AND_ROUTES: &str = "\
 IP is ADDRESS/LEN, optionally followed by @GATEWAY. The address is added (IPv4 \

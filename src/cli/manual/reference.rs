@@ -18,7 +18,8 @@ and rename.
 = /var/lib/pipework/dhcp/<netns inode>-<CTR_IF>
 A native DHCP interface's state: its agent's PID and start time, the lease \
 and its DNS servers. Beside it, .log is the agent's log and, for a host DHCP \
-client, .resolv.conf is the file bound over its /etc/resolv.conf. The log \
+client, .resolv.conf is the file bound over its /etc/resolv.conf; with \
+--resolv-conf, .resolv.saved is the guest's resolv.conf as it was. The log \
 moves to .log.1 at 1 MiB.
 
 = /var/lib/pipework/bridges/<netns inode>-<BRIDGE>.json
