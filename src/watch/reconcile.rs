@@ -1,8 +1,10 @@
 //! What the watch service does for one container: at its start, make the
 //! interfaces its record and its labels ask for, those that are not there
 //! already (and see that those there keep their DHCP agents); after one
-//! of its agents died, keep its agents alone; at its removal, drop its
-//! record and collect what is left.
+//! of its agents died, keep its agents alone; after the host lost one of
+//! its links or bridges, make what its record names again (`Pass::Repair`:
+//! its labels are not looked at, a bridge port is put back on its bridge);
+//! at its removal, drop its record and collect what is left.
 //! Failures are logged with the container's name; the service carries on.
 
 use std::collections::HashMap;
@@ -18,7 +20,8 @@ use crate::drivers::detach::undo;
 use crate::drivers::replay::replay;
 use crate::drivers::veth_port::is_default_name;
 use crate::error::{Error, Result};
-use crate::records::{DhcpRecord, Finder, HostNs, Interface, NsId, Record, Store};
+use crate::plan::{Plan, Side, Step};
+use crate::records::{Attached, DhcpRecord, Finder, HostNs, How, Interface, NsId, Record, Store};
 use crate::request::{Attach, HostIf};
 use crate::resolve::docker::{self, Running};
 use crate::resolve::guest::Guest;
@@ -35,6 +38,8 @@ pub struct Reconciler<'a> {
     trust: Trust,
     /// `--no-firewall`, for every attach it makes.
     no_firewall: bool,
+    /// Bridge ports put back on their bridge (no `--no-repair`).
+    repair: bool,
 }
 
 /// A container's record, as a catch-up goes by it.
@@ -51,6 +56,16 @@ struct Wanted {
     mac: Option<crate::mac::Mac>,
     /// A recorded interface's DHCP, whose agent must run.
     dhcp: Option<DhcpRecord>,
+    /// The recorded interface it makes again, if any.
+    recorded: Option<Interface>,
+}
+
+/// Why a container's interfaces are made: its start (or a catch-up), or a
+/// repair after the host lost a link while it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Start,
+    Repair,
 }
 
 impl<'a> Reconciler<'a> {
@@ -60,8 +75,9 @@ impl<'a> Reconciler<'a> {
         store: &'a Store,
         trust: Trust,
         no_firewall: bool,
+        repair: bool,
     ) -> Result<Reconciler<'a>> {
-        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id, trust, no_firewall })
+        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id, trust, no_firewall, repair })
     }
 
     /// The containers that have a record: ID, name and the engine the
@@ -69,14 +85,26 @@ impl<'a> Reconciler<'a> {
     /// so is a CNI record (`Finder::Cni`): its runtime makes it again (ADD)
     /// and removes it (DEL).
     pub fn recorded(&self) -> HashMap<String, Recorded> {
+        self.records(true)
+            .into_iter()
+            .map(|(id, r)| {
+                let name = r.guest_name().to_string();
+                (id, Recorded { name, engine: r.guest.engine.clone() })
+            })
+            .collect()
+    }
+
+    /// The records of this engine's containers made here, by container ID;
+    /// unreadable ones reported if `say`.
+    pub fn records(&self, say: bool) -> Vec<(String, Record)> {
         let listing = match self.store.load_all() {
             Ok(listing) => listing,
             Err(e) => {
                 tracing::warn!("{}", e.message());
-                return HashMap::new();
+                return Vec::new();
             }
         };
-        for broken in &listing.broken {
+        for broken in listing.broken.iter().filter(|_| say) {
             tracing::warn!("{}: {}", broken.path.display(), broken.error.message());
         }
         listing
@@ -85,8 +113,7 @@ impl<'a> Reconciler<'a> {
             .filter(|r| r.host.id == self.here)
             .filter_map(|r| match &r.guest.find {
                 Finder::Container { runtime, id, .. } if runtime == self.engine.runtime => {
-                    let name = r.guest_name().to_string();
-                    Some((id.clone(), Recorded { name, engine: r.guest.engine.clone() }))
+                    Some((id.clone(), r))
                 }
                 _ => None,
             })
@@ -140,7 +167,9 @@ impl<'a> Reconciler<'a> {
     /// (running, and let in by `--only`), as far as the job saw.
     pub async fn run(&self, id: &str, job: Job) -> bool {
         let (outcome, name) = match &job {
-            Job::Start { name } => (self.start(id, name).await, name),
+            Job::Start { name } => (self.plumb(id, name, Pass::Start).await, name),
+            Job::Repair { name } => (self.plumb(id, name, Pass::Repair).await, name),
+            Job::Bridge { name } => (self.bridge_back(name).await.map(|()| false), name),
             Job::Agents { name } => (self.keep_agents(id, name).await, name),
             Job::Forget { name } => (self.forget(id, name).await.map(|()| false), name),
         };
@@ -166,7 +195,7 @@ impl<'a> Reconciler<'a> {
         Ok(found.filter(|found| self.engine.lets_in(&found.labels)))
     }
 
-    async fn start(&self, id: &str, name: &str) -> Result<bool> {
+    async fn plumb(&self, id: &str, name: &str, pass: Pass) -> Result<bool> {
         let began = Instant::now();
         let Some(Running { guest, labels: found_labels, network_mode }) = self.running(id, name).await?
         else {
@@ -187,17 +216,21 @@ impl<'a> Reconciler<'a> {
             Some(record) => record.interfaces.iter().map(|i| replayed(record, i)).collect(),
             None => Vec::new(),
         };
-        let (asked, malformed) = labels::attaches(id, &found_labels, host_has);
-        for m in malformed {
-            tracing::warn!("{name}: label {} ignored: {}", m.label, m.why);
-        }
-        // A recorded interface is made as it was, with the MAC it had.
-        let asked: Vec<_> = asked
-            .into_iter()
-            .filter(|a| !wanted.iter().any(|w| w.req.container_if == a.req.container_if))
-            .collect();
-        for req in self.trusted(&name, &network_mode, asked).await? {
-            wanted.push(Wanted { req, mac: None, dhcp: None });
+        // A repair makes what records name, nothing labels ask: what a
+        // detach took away stays away.
+        if pass == Pass::Start {
+            let (asked, malformed) = labels::attaches(id, &found_labels, host_has);
+            for m in malformed {
+                tracing::warn!("{name}: label {} ignored: {}", m.label, m.why);
+            }
+            // A recorded interface is made as it was, with the MAC it had.
+            let asked: Vec<_> = asked
+                .into_iter()
+                .filter(|a| !wanted.iter().any(|w| w.req.container_if == a.req.container_if))
+                .collect();
+            for req in self.trusted(&name, &network_mode, asked).await? {
+                wanted.push(Wanted { req, mac: None, dhcp: None, recorded: None });
+            }
         }
         if wanted.is_empty() {
             tracing::debug!("{name}: started; nothing recorded or labelled");
@@ -206,6 +239,7 @@ impl<'a> Reconciler<'a> {
         guest.refuse_here("there is nothing to connect")?;
         let inside = Netlink::inside_async(guest.netns()).await?;
         let (mut made, mut there) = (Vec::new(), 0);
+        let (mut ports, mut back) = (Plan::on_host(), Vec::new());
         for w in &wanted {
             let ifname = w.req.container_if.as_deref().unwrap_or("eth1");
             match inside.link(ifname).await? {
@@ -213,6 +247,12 @@ impl<'a> Reconciler<'a> {
                     there += 1;
                     if let Some(dhcp) = &w.dhcp {
                         self.keep_agent(id, &name, w, dhcp, &guest, &inside).await;
+                    }
+                    let recorded = w.recorded.as_ref().filter(|_| self.repair);
+                    if let Some(port) = recorded.and_then(on_bridge) {
+                        if self.port_steps(port, &mut ports.steps).await? {
+                            back.push(format!("{ifname} on {}", port.bridge));
+                        }
                     }
                 }
                 Some(link) => tracing::warn!(
@@ -233,6 +273,13 @@ impl<'a> Reconciler<'a> {
                 },
             }
         }
+        if !ports.steps.is_empty() {
+            let applied = crate::apply::here_then(&ports, self.host, None, async || Ok(())).await;
+            if let Err(e) = applied {
+                report(&format!("{name}: {} not put back", back.join(", ")), &e);
+                back.clear();
+            }
+        }
         // Its routes and rules, once the interfaces they use are back.
         if let Some(record) = record.as_ref().filter(|_| !made.is_empty()) {
             for line in &record.commands {
@@ -241,14 +288,25 @@ impl<'a> Reconciler<'a> {
                 }
             }
         }
-        if !made.is_empty() {
+        let again = if pass == Pass::Repair { made.as_slice() } else { &[] };
+        if !(again.is_empty() && back.is_empty()) {
+            let mut what = Vec::new();
+            if !again.is_empty() {
+                what.push(format!("made {} again", again.join(", ")));
+            }
+            if !back.is_empty() {
+                what.push(format!("put {} back", back.join(", ")));
+            }
+            tracing::info!("{name}: repaired: {} in {:.1?}", what.join("; "), began.elapsed());
+        }
+        if pass == Pass::Start && !made.is_empty() {
             tracing::info!(
                 "{name}: plumbed {} in {:.1?}{}",
                 made.join(", "),
                 began.elapsed(),
                 if there > 0 { format!(" ({there} there already)") } else { String::new() }
             );
-        } else {
+        } else if again.is_empty() && back.is_empty() {
             tracing::debug!("{name}: all {there} interfaces there already");
         }
         Ok(true)
@@ -318,6 +376,11 @@ impl<'a> Reconciler<'a> {
         (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
     }
 
+    /// Whether what the host loses is made again (no `--no-repair`).
+    pub fn repairs(&self) -> bool {
+        self.repair
+    }
+
     pub fn store_dir(&self) -> &std::path::Path {
         self.store.dir()
     }
@@ -372,6 +435,95 @@ impl<'a> Reconciler<'a> {
         }
     }
 
+    /// The steps that put a recorded bridge port back on its bridge (a
+    /// bridge deleted and made again released it, down and masterless):
+    /// enslaved again, on its VLAN, up. Whether there are any: none when
+    /// it is on its bridge and up, when the host side or the bridge is not
+    /// there (a host side gone is made again with its interface), or when
+    /// it is another bridge's port now (the operator's).
+    async fn port_steps(&self, port: Port<'_>, steps: &mut Vec<Step>) -> Result<bool> {
+        let Some(link) = self.host.link(port.side).await? else { return Ok(false) };
+        let Some(bridge) = self.host.link(port.bridge).await?.filter(|b| b.is_bridge()) else {
+            return Ok(false);
+        };
+        match link.master {
+            Some(master) if master == bridge.index && link.up => return Ok(false),
+            Some(master) if master == bridge.index => {}
+            Some(other) => {
+                tracing::warn!(
+                    "{} is a port of link {other} now, not of {}: left alone",
+                    port.side,
+                    port.bridge
+                );
+                return Ok(false);
+            }
+            None => {
+                steps.push(Step::SetMaster { link: port.side.into(), bridge: port.bridge.into() });
+                if let Some(vid) = port.vlan {
+                    if !bridge.vlan_filtering
+                        && !steps.iter().any(|s| matches!(s, Step::VlanFiltering { .. }))
+                    {
+                        steps.push(Step::VlanFiltering { bridge: port.bridge.into() });
+                    }
+                    let default = if bridge.vlan_filtering { bridge.default_pvid } else { 1 };
+                    let drop = (default != 0 && default != vid).then_some(default);
+                    steps.push(Step::PortVlan { port: port.side.into(), vid, drop });
+                }
+            }
+        }
+        steps.push(Step::LinkUp { side: Side::Host, name: port.side.into() });
+        Ok(true)
+    }
+
+    /// A recorded bridge made again: the FORWARD rules recorded for it
+    /// made again if they went with it, and a replacement whose MTU is not
+    /// the one its ports were recorded with named in the log. Its ports
+    /// are each container's (`Pass::Repair`).
+    async fn bridge_back(&self, bridge: &str) -> Result<()> {
+        let Some(link) = self.host.link(bridge).await?.filter(|b| b.is_bridge()) else { return Ok(()) };
+        let on_it = Attached::Bridge(bridge.to_string());
+        let records = self.records(false);
+        let recorded = records.iter().flat_map(|(_, r)| &r.interfaces).filter(|i| i.attached_to == on_it);
+        if let Some(mtu) = recorded.map(|i| i.mtu).find(|mtu| *mtu != link.mtu) {
+            tracing::warn!(
+                "{bridge} came back unlike the bridge its ports were plumbed on: MTU {}, recorded {mtu}",
+                link.mtu
+            );
+        }
+        let Some(kept) = self.store.bridge(self.here, bridge)?.filter(|b| !b.accept.is_empty()) else {
+            return Ok(());
+        };
+        let mut plan = Plan::on_host();
+        plan.push(Step::ForwardAccept { bridge: bridge.to_string(), rules: kept.accept });
+        crate::apply::here_then(&plan, self.host, None, async || Ok(())).await
+    }
+
+    /// The containers whose records name a port on `bridge`: ID and name.
+    pub fn on_bridge(&self, bridge: &str) -> Vec<(String, String)> {
+        let on_it = Attached::Bridge(bridge.to_string());
+        self.records(false)
+            .into_iter()
+            .filter(|(_, r)| r.interfaces.iter().any(|i| i.attached_to == on_it))
+            .map(|(id, r)| (id, r.guest_name().to_string()))
+            .collect()
+    }
+
+    /// The containers (ID, name) and interfaces whose recorded host side
+    /// is `side`: a veth's peer, a macvlan's or IPoIB child's parent (which
+    /// takes its children along when it goes).
+    pub fn owners_of(&self, side: &str) -> Vec<(String, String, String)> {
+        let mut owners = Vec::new();
+        for (id, r) in self.records(false) {
+            let made_there = |i: &&Interface| {
+                matches!(i.how, How::Veth | How::Macvlan | How::Ipoib) && i.host_side.as_deref() == Some(side)
+            };
+            for iface in r.interfaces.iter().filter(made_there) {
+                owners.push((id.clone(), r.guest_name().to_string(), iface.name.clone()));
+            }
+        }
+        owners
+    }
+
     /// A removed container: whatever its interfaces left on the host
     /// (bridge ports of veths are gone with its namespace; an OVS port or a
     /// DHCP agent may remain) is undone as `detach` undoes it, then the
@@ -407,7 +559,22 @@ fn replayed(record: &Record, iface: &Interface) -> Wanted {
     if req.local_if.as_deref().is_some_and(|l| is_default_name(l, &iface.name)) {
         req.local_if = None;
     }
-    Wanted { req, mac: Some(iface.mac), dhcp: iface.dhcp.clone() }
+    Wanted { req, mac: Some(iface.mac), dhcp: iface.dhcp.clone(), recorded: Some(iface.clone()) }
+}
+
+/// A recorded veth's host side on a Linux bridge.
+#[derive(Clone, Copy)]
+struct Port<'r> {
+    side: &'r str,
+    bridge: &'r str,
+    vlan: Option<u16>,
+}
+
+fn on_bridge(iface: &Interface) -> Option<Port<'_>> {
+    match (&iface.how, &iface.attached_to, &iface.host_side) {
+        (How::Veth, Attached::Bridge(bridge), Some(side)) => Some(Port { side, bridge, vlan: iface.vlan }),
+        _ => None,
+    }
 }
 
 /// Whether this namespace has an interface of that name, for the labels'
