@@ -1,12 +1,15 @@
 //! `pipework watch`: containers keep what pipework made across restarts,
 //! labels plumb containers at start, removal leaves nothing, the service
 //! catches up after being away, survives its engine's restart, and stops
-//! at once on SIGTERM. Each test runs its own watcher in its own "docker
+//! at once on SIGTERM, and makes again what the host loses under a running
+//! container (a bridge's ports, a host side), boundedly, never undoing a
+//! detach. Each test runs its own watcher in its own "docker
 //! host" namespace, with that host's records, looking after the test's own
 //! containers only (`--only pwt.watch=<unique>`); results are read back
 //! through `ip -j`, `docker inspect` and the record files on disk.
 
 use std::path::PathBuf;
+use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -485,4 +488,136 @@ fn the_state_directory_watch_makes_is_private() {
     let _w = Watcher::start(&host, &unique("pm"), &[]);
     let mode = std::fs::metadata(host.state_dir()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
+}
+
+/// A container on br0 (10.5.106.1/24 on the bridge itself), attached by
+/// hand with `cidr`, looked after by a watcher started with `options`.
+fn on_br0(prefix: &str, cidr: &str, options: &[&str]) -> (Netns, Watcher, Container) {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    host.ip(&["addr", "add", "10.5.106.1/24", "dev", "br0"]);
+    let w = Watcher::start_with(&host, &unique(prefix), options);
+    let c = watched_container(&w, prefix, &[]);
+    assert_success(&pipework(&host, &["br0", &c.name, cidr]));
+    (host, w, c)
+}
+
+/// br0 deleted (its ports stay, masterless) and made again as an ifup
+/// would: `mtu` given at its making, its address back, up.
+fn remake_br0(host: &Netns, mtu: &str) {
+    host.ip(&["link", "del", "br0"]);
+    host.ip(&["link", "add", "br0", "mtu", mtu, "type", "bridge", "forward_delay", "0"]);
+    host.ip(&["addr", "add", "10.5.106.1/24", "dev", "br0"]);
+    host.ip(&["link", "set", "br0", "up"]);
+}
+
+/// The lines of the log that say `c` was repaired.
+fn repairs_of(w: &Watcher, c: &Container) -> usize {
+    w.log().lines().filter(|l| l.contains(&format!("{}: repaired", c.name))).count()
+}
+
+#[test]
+fn a_bridge_deleted_and_made_again_gets_its_ports_back() {
+    let (host, w, c) = on_br0("rb", "10.5.106.101/24", &[]);
+    let side = host_side("eth1", c.pid);
+    assert!(host.ping("10.5.106.101"));
+
+    host.ip(&["link", "del", "br0"]);
+    // Deleting a bridge releases its ports: the host side stays, masterless.
+    let released = host.must_link(&side);
+    assert_eq!(released.master, None, "{released:?}");
+    host.ip(&["link", "add", "br0", "mtu", "1400", "type", "bridge", "forward_delay", "0"]);
+    host.ip(&["addr", "add", "10.5.106.1/24", "dev", "br0"]);
+    host.ip(&["link", "set", "br0", "up"]);
+
+    let line = w.wait_log(&format!("{}: repaired: put eth1 on br0 back", c.name), SETTLE);
+    eprintln!("watch: {line}");
+    assert_connected(&host, "br0", &side, &c, "eth1", "10.5.106.101/24");
+    assert!(host.ping("10.5.106.101"), "the container is not reachable from br0's address");
+    let unlike = w.wait_log("br0 came back unlike", SETTLE);
+    assert!(unlike.contains("MTU 1400, recorded 1500"), "{unlike}");
+    assert_eq!(repairs_of(&w, &c), 1, "{}", w.log());
+}
+
+#[test]
+fn a_deleted_host_side_is_made_again_with_its_name_mac_and_addresses() {
+    let (host, w, c) = on_br0("rh", "10.5.106.102/24@10.5.106.1", &[]);
+    let side = host_side("eth1", c.pid);
+    let mac = c.must_link("eth1").address;
+
+    host.ip(&["link", "del", &side]);
+    assert!(c.link("eth1").is_none(), "the guest side went with its peer");
+
+    w.wait_log(&format!("{}: repaired: made eth1 again", c.name), SETTLE);
+    assert_connected(&host, "br0", &side, &c, "eth1", "10.5.106.102/24");
+    assert_eq!(c.must_link("eth1").address, mac, "same MAC");
+    assert_default_via(&c, Family::V4, "10.5.106.1", "eth1");
+    assert!(host.ping("10.5.106.102"));
+}
+
+#[test]
+fn a_guest_interface_deleted_inside_the_container_is_made_again() {
+    let (host, w, c) = on_br0("rg", "10.5.106.103/24", &[]);
+    let mac = c.must_link("eth1").address;
+
+    c.must(&["ip", "link", "del", "eth1"]);
+
+    w.wait_log(&format!("{}: repaired: made eth1 again", c.name), SETTLE);
+    assert_connected(&host, "br0", &host_side("eth1", c.pid), &c, "eth1", "10.5.106.103/24");
+    assert_eq!(c.must_link("eth1").address, mac, "same MAC");
+    assert!(host.ping("10.5.106.103"));
+}
+
+#[test]
+fn with_no_repair_nothing_is_made_again() {
+    let (host, w, c) = on_br0("rn", "10.5.106.104/24", &["--no-repair"]);
+    let side = host_side("eth1", c.pid);
+    assert!(w.log().contains("--no-repair"), "{}", w.log());
+
+    remake_br0(&host, "1500");
+    sleep(Duration::from_secs(2));
+    assert_eq!(host.must_link(&side).master, None, "{side} is back on br0:\n{}", w.log());
+
+    host.ip(&["link", "del", &side]);
+    sleep(Duration::from_secs(2));
+    assert!(c.link("eth1").is_none(), "eth1 was made again:\n{}", w.log());
+    assert_eq!(repairs_of(&w, &c), 0, "{}", w.log());
+}
+
+#[test]
+fn a_link_deleted_in_a_loop_is_repaired_a_bounded_number_of_times() {
+    let (host, w, c) = on_br0("rl", "10.5.106.105/24", &[]);
+    let side = host_side("eth1", c.pid);
+    // An operator deleting the host side whenever it is back, for 5 s.
+    let (began, mut deleted) = (Instant::now(), 0);
+    while began.elapsed() < Duration::from_secs(5) {
+        if host.link(&side).is_some()
+            && quiet(&["ip", "-n", &host.name, "link", "del", &side]).status.success()
+        {
+            deleted += 1;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    let repairs = repairs_of(&w, &c);
+    eprintln!("watch: {deleted} deletions in 5 s, {repairs} repairs");
+    // Repairs 1 s, 2 s, 4 s apart once it is lost again within 10 s.
+    assert!((2..=4).contains(&repairs), "{repairs} repairs in 5 s:\n{}", w.log());
+    assert!(w.log().contains("lost again within 10s of its last repair: repairing it in"), "{}", w.log());
+    // Left alone, it is made again once its wait is over.
+    wait_eth1(&c);
+    w.wait_log(&format!("{}: repaired", c.name), SETTLE);
+    assert!(w.is_running());
+}
+
+#[test]
+fn a_detach_while_watch_runs_is_not_undone() {
+    let (host, w, c) = on_br0("rd", "10.5.106.106/24", &[]);
+    let side = host_side("eth1", c.pid);
+
+    assert_success(&pipework(&host, &["detach", &c.name]));
+    sleep(Duration::from_secs(2));
+    assert!(c.link("eth1").is_none(), "eth1 was made again:\n{}", w.log());
+    assert!(host.link(&side).is_none(), "{side} was made again:\n{}", w.log());
+    assert_eq!(repairs_of(&w, &c), 0, "{}", w.log());
+    assert!(!record_file(&host, &container_id(&c)).exists());
 }
