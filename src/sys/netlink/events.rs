@@ -6,7 +6,7 @@ use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr, TokioSocket};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
-use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::os::fd::{FromRawFd, IntoRawFd};
 
 use super::Link;
@@ -52,11 +52,18 @@ impl LinkEvents {
                 );
                 return std::future::pending().await;
             };
+            // AF_BRIDGE messages speak of bridge ports: a DELLINK of that
+            // family is a port leaving its bridge (all of them, when the
+            // bridge goes), not a link deleted.
             match message.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link))
+                    if link.header.interface_family != AddressFamily::Bridge =>
+                {
                     return LinkEvent::New(Link::from_message(link))
                 }
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link))
+                    if link.header.interface_family != AddressFamily::Bridge =>
+                {
                     return LinkEvent::Deleted(Link::from_message(link))
                 }
                 _ => {}
