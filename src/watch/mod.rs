@@ -204,12 +204,15 @@ async fn serve(
                         });
                     }
                 };
+                if event.what != Happened::Die {
+                    repairs.started_or_gone(&event.id);
+                }
                 let job = match event.what {
                     Happened::Start => Job::Start { name: event.name },
                     Happened::Die => {
                         tracing::debug!("{} stopped", event.name);
                         supervisor.forget(&event.id);
-                        repairs.forget(&event.id);
+                        repairs.stopped(&event.id);
                         continue;
                     }
                     Happened::Destroy => Job::Forget { name: event.name },

@@ -27,9 +27,15 @@ pub enum Job {
     /// The container runs and the host lost one of its links (a host
     /// side, a bridge): make what its record names again, put its bridge
     /// ports back; its labels are not looked at.
-    Repair { name: String },
-    /// A recorded bridge came back (`name`): its recorded FORWARD rules.
-    /// Queued under `bridge <name>`, not a container's ID.
+    Repair {
+        name: String,
+        /// When the link was lost, in clock ticks after boot: a container
+        /// started since restarted, and lost it with its old namespace.
+        lost: u64,
+    },
+    /// A recorded bridge came back (`name`): its recorded FORWARD rules,
+    /// and the recorded ports on it put back. Queued under `bridge <name>`,
+    /// not a container's ID.
     Bridge { name: String },
     /// The container is gone: drop its record, collect what is left.
     Forget { name: String },

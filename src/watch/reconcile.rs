@@ -61,11 +61,12 @@ struct Wanted {
 }
 
 /// Why a container's interfaces are made: its start (or a catch-up), or a
-/// repair after the host lost a link while it ran.
+/// repair after the host lost a link while it ran (when, in clock ticks
+/// after boot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pass {
     Start,
-    Repair,
+    Repair(u64),
 }
 
 impl<'a> Reconciler<'a> {
@@ -168,7 +169,7 @@ impl<'a> Reconciler<'a> {
     pub async fn run(&self, id: &str, job: Job) -> bool {
         let (outcome, name) = match &job {
             Job::Start { name } => (self.plumb(id, name, Pass::Start).await, name),
-            Job::Repair { name } => (self.plumb(id, name, Pass::Repair).await, name),
+            Job::Repair { name, lost } => (self.plumb(id, name, Pass::Repair(*lost)).await, name),
             Job::Bridge { name } => (self.bridge_back(name).await.map(|()| false), name),
             Job::Agents { name } => (self.keep_agents(id, name).await, name),
             Job::Forget { name } => (self.forget(id, name).await.map(|()| false), name),
@@ -201,6 +202,7 @@ impl<'a> Reconciler<'a> {
         else {
             return Ok(false);
         };
+        let pass = restarted_since(pass, &guest);
         let name = guest.label.clone();
         let record = self.store.load(&self.key(id))?.filter(|r| {
             let here = r.host.id == self.here;
@@ -273,13 +275,7 @@ impl<'a> Reconciler<'a> {
                 },
             }
         }
-        if !ports.steps.is_empty() {
-            let applied = crate::apply::here_then(&ports, self.host, None, async || Ok(())).await;
-            if let Err(e) = applied {
-                report(&format!("{name}: {} not put back", back.join(", ")), &e);
-                back.clear();
-            }
-        }
+        let back = self.put_back(&name, &ports, back).await;
         // Its routes and rules, once the interfaces they use are back.
         if let Some(record) = record.as_ref().filter(|_| !made.is_empty()) {
             for line in &record.commands {
@@ -288,7 +284,7 @@ impl<'a> Reconciler<'a> {
                 }
             }
         }
-        let again = if pass == Pass::Repair { made.as_slice() } else { &[] };
+        let again = if pass == Pass::Start { &[] } else { made.as_slice() };
         if !(again.is_empty() && back.is_empty()) {
             let mut what = Vec::new();
             if !again.is_empty() {
@@ -440,9 +436,13 @@ impl<'a> Reconciler<'a> {
     /// enslaved again, on its VLAN, up. Whether there are any: none when
     /// it is on its bridge and up, when the host side or the bridge is not
     /// there (a host side gone is made again with its interface), or when
-    /// it is another bridge's port now (the operator's).
+    /// it is another bridge's port now (the operator's), or another link
+    /// took its name.
     async fn port_steps(&self, port: Port<'_>, steps: &mut Vec<Step>) -> Result<bool> {
         let Some(link) = self.host.link(port.side).await? else { return Ok(false) };
+        if port.index.is_some_and(|index| index != link.index) {
+            return Ok(false);
+        }
         let Some(bridge) = self.host.link(port.bridge).await?.filter(|b| b.is_bridge()) else {
             return Ok(false);
         };
@@ -475,10 +475,13 @@ impl<'a> Reconciler<'a> {
         Ok(true)
     }
 
-    /// A recorded bridge made again: the FORWARD rules recorded for it
-    /// made again if they went with it, and a replacement whose MTU is not
-    /// the one its ports were recorded with named in the log. Its ports
-    /// are each container's (`Pass::Repair`).
+    /// A recorded bridge made again: a replacement whose MTU is not the
+    /// one its ports were recorded with named in the log, the FORWARD
+    /// rules recorded for it made again if they went with it, and each
+    /// container's recorded ports on it put back, one plan a container.
+    /// Host sides only, whose veths are alive (their guests' namespaces
+    /// hold them): no guest is entered and no engine asked, so 50
+    /// containers are back within milliseconds.
     async fn bridge_back(&self, bridge: &str) -> Result<()> {
         let Some(link) = self.host.link(bridge).await?.filter(|b| b.is_bridge()) else { return Ok(()) };
         let on_it = Attached::Bridge(bridge.to_string());
@@ -490,12 +493,45 @@ impl<'a> Reconciler<'a> {
                 link.mtu
             );
         }
-        let Some(kept) = self.store.bridge(self.here, bridge)?.filter(|b| !b.accept.is_empty()) else {
-            return Ok(());
-        };
-        let mut plan = Plan::on_host();
-        plan.push(Step::ForwardAccept { bridge: bridge.to_string(), rules: kept.accept });
-        crate::apply::here_then(&plan, self.host, None, async || Ok(())).await
+        if let Some(kept) = self.store.bridge(self.here, bridge)?.filter(|b| !b.accept.is_empty()) {
+            let mut plan = Plan::on_host();
+            plan.push(Step::ForwardAccept { bridge: bridge.to_string(), rules: kept.accept });
+            if let Err(e) = crate::apply::here_then(&plan, self.host, None, async || Ok(())).await {
+                report(&format!("{bridge}'s FORWARD rules not made again"), &e);
+            }
+        }
+        for (_, record) in &records {
+            let began = Instant::now();
+            let (mut ports, mut back) = (Plan::on_host(), Vec::new());
+            for iface in &record.interfaces {
+                if let Some(port) = on_bridge(iface).filter(|p| p.bridge == bridge) {
+                    if self.port_steps(port, &mut ports.steps).await? {
+                        back.push(format!("{} on {bridge}", iface.name));
+                    }
+                }
+            }
+            let name = record.guest_name();
+            let back = self.put_back(name, &ports, back).await;
+            if !back.is_empty() {
+                tracing::info!("{name}: repaired: put {} back in {:.1?}", back.join(", "), began.elapsed());
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the steps that put `back` (a container's ports) back;
+    /// what was put back, nothing if the plan failed (and was rolled back).
+    async fn put_back(&self, name: &str, ports: &Plan, back: Vec<String>) -> Vec<String> {
+        if ports.steps.is_empty() {
+            return back;
+        }
+        match crate::apply::here_then(ports, self.host, None, async || Ok(())).await {
+            Ok(()) => back,
+            Err(e) => {
+                report(&format!("{name}: {} not put back", back.join(", ")), &e);
+                Vec::new()
+            }
+        }
     }
 
     /// The containers whose records name a port on `bridge`: ID and name.
@@ -562,17 +598,34 @@ fn replayed(record: &Record, iface: &Interface) -> Wanted {
     Wanted { req, mac: Some(iface.mac), dhcp: iface.dhcp.clone(), recorded: Some(iface.clone()) }
 }
 
+/// A repair of a container whose process started after the link was lost
+/// is its start: it restarted, and lost the link with its old namespace
+/// (its engine's `die`, which keeps repairs from being asked for, may come
+/// after that: Podman cleans the old namespace up first).
+fn restarted_since(pass: Pass, guest: &Guest) -> Pass {
+    match (pass, guest.process().and_then(|p| crate::sys::process::started_at(p.pid()))) {
+        (Pass::Repair(lost), Some(started)) if started >= lost => Pass::Start,
+        (pass, _) => pass,
+    }
+}
+
 /// A recorded veth's host side on a Linux bridge.
 #[derive(Clone, Copy)]
 struct Port<'r> {
     side: &'r str,
     bridge: &'r str,
     vlan: Option<u16>,
+    /// The host side's index when it was made, if recorded: a link that
+    /// took its name since is not put on the bridge for it.
+    index: Option<u32>,
 }
 
 fn on_bridge(iface: &Interface) -> Option<Port<'_>> {
+    let index = iface.host_link.as_ref().map(|l| l.ifindex);
     match (&iface.how, &iface.attached_to, &iface.host_side) {
-        (How::Veth, Attached::Bridge(bridge), Some(side)) => Some(Port { side, bridge, vlan: iface.vlan }),
+        (How::Veth, Attached::Bridge(bridge), Some(side)) => {
+            Some(Port { side, bridge, vlan: iface.vlan, index })
+        }
         _ => None,
     }
 }

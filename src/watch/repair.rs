@@ -2,9 +2,9 @@
 //! link messages (`sys::netlink::LinkEvents`) say when. A recorded bridge
 //! that comes back (made again after it was deleted: `ifdown; ifup`, a
 //! network restart) gets its ports again: deleting a bridge releases its
-//! ports without deleting them, and each container's job (`Job::Repair`)
-//! enslaves its host sides and brings them up; the bridge's own job
-//! (`Job::Bridge`) makes its recorded FORWARD rules again. A recorded host
+//! ports without deleting them, and the bridge's job (`Job::Bridge`)
+//! enslaves each recorded host side again and brings it up, and makes its
+//! recorded FORWARD rules again. A recorded host
 //! side deleted (by the operator, or with its guest side inside the
 //! container) gets its container a job that makes the interface again as
 //! recorded: same names, MAC, addresses.
@@ -48,6 +48,10 @@ type Jobs = Vec<(String, Job)>;
 pub struct Repairs {
     /// Bridges deleted since: one made under such a name has come back.
     deleted: HashSet<String>,
+    /// Containers the engine said died, until they start again: their
+    /// links go with their namespace after the `die` (the engine cleans
+    /// it up then), and are not lost but left behind.
+    stopped: HashSet<String>,
     tries: HashMap<Key, Backoff>,
     /// The repairs waiting for their time; one a key.
     waiting: HashSet<Key>,
@@ -80,16 +84,18 @@ impl Repairs {
             link.index,
             containers.len()
         );
-        let mut jobs = vec![(format!("bridge {bridge}"), Job::Bridge { name: bridge.clone() })];
-        jobs.extend(containers.into_iter().map(|(id, name)| (id, Job::Repair { name })));
+        let jobs = vec![(format!("bridge {bridge}"), Job::Bridge { name: bridge.clone() })];
         self.schedule(Key::Bridge(bridge.clone()), bridge, Duration::ZERO, jobs);
     }
 
     fn host_side_gone(&mut self, link: &Link, reconciler: &Reconciler<'_>) {
-        for (id, name, ifname) in reconciler.owners_of(&link.name) {
+        let lost = crate::sys::process::ticks_now();
+        let mut owners = reconciler.owners_of(&link.name);
+        owners.retain(|(id, ..)| !self.stopped.contains(id));
+        for (id, name, ifname) in owners {
             tracing::info!("{name}: {}, the host side of its {ifname}, was deleted", link.name);
             let what = format!("{name}'s {ifname}");
-            let jobs = vec![(id.clone(), Job::Repair { name })];
+            let jobs = vec![(id.clone(), Job::Repair { name, lost })];
             self.schedule(Key::Interface { id, ifname }, &what, SETTLE, jobs);
         }
     }
@@ -125,11 +131,17 @@ impl Repairs {
         );
     }
 
-    /// The container stopped or went: its repairs are off.
-    pub fn forget(&mut self, id: &str) {
+    /// The container stopped: its repairs are off until it starts again.
+    pub fn stopped(&mut self, id: &str) {
         let its = |key: &Key| matches!(key, Key::Interface { id: of, .. } if of == id);
         self.waiting.retain(|key| !its(key));
         self.tries.retain(|key, _| !its(key));
+        self.stopped.insert(id.to_string());
+    }
+
+    /// The container started, or went: nothing of it is left behind now.
+    pub fn started_or_gone(&mut self, id: &str) {
+        self.stopped.remove(id);
     }
 
     /// The next jobs whose time has come; pending while there are none.
