@@ -4,10 +4,13 @@
 //! network restart) gets its ports again: deleting a bridge releases its
 //! ports without deleting them, and the bridge's job (`Job::Bridge`)
 //! enslaves each recorded host side again and brings it up, and makes its
-//! recorded FORWARD rules again. A recorded host
-//! side deleted (by the operator, or with its guest side inside the
-//! container) gets its container a job that makes the interface again as
-//! recorded: same names, MAC, addresses.
+//! recorded FORWARD rules again. A recorded host side deleted (by the
+//! operator, or with its guest side inside the container) gets its
+//! container a job (`Job::Repair`) that makes the interface again as
+//! recorded: same names, MAC, addresses. A container that stops loses its
+//! links too, with its namespace: its `die` stops its repairs until it
+//! starts again, and a repair finding it started after the loss is its
+//! start (`reconcile`).
 //!
 //! Jobs re-read the records when they run: a `detach` drops the record
 //! before it deletes the links, so what it takes away is not made again.
