@@ -624,3 +624,35 @@ fn a_detach_while_watch_runs_is_not_undone() {
     assert_eq!(repairs_of(&w, &c), 0, "{}", w.log());
     assert!(!record_file(&host, &container_id(&c)).exists());
 }
+
+/// On a Docker host as Docker ships it (FORWARD dropping by policy,
+/// br_netfilter on), the runbook's bridge goes in a network restart that
+/// also reloads the firewall (its accepting rule gone), and comes back
+/// with eth0, its address, up: watch puts the container's port back and
+/// makes the rule again, and the compute node reaches the container.
+#[test]
+fn a_bridge_back_from_a_network_restart_gets_its_forward_rule_again() {
+    const ACCEPT_BR0: &str = "-A DOCKER-USER -i br0 -o br0 -j ACCEPT";
+    let Some(h) = DockerHost::start() else { return };
+    let node = h.ns.add_node(&["10.5.106.1/24"], &["10.5.106.2/24"]);
+    assert_success(&h.pipework(&["mkbridge", "br0", "eth0"]));
+    let socket = h.socket();
+    let w = Watcher::start(&h.ns, &unique("rf"), &[("DOCKER_HOST", &socket)]);
+    let ctr = h.container_with(&unique("pwrf"), &["--label", &w.label()]);
+    assert_success(&h.pipework(&["br0", &ctr, "10.5.106.101/24@10.5.106.1"]));
+    assert!(node.ping("10.5.106.101"));
+    let rules = || h.tables("iptables", &["-S", "DOCKER-USER"]).matches(ACCEPT_BR0).count();
+    assert_eq!(rules(), 1);
+
+    h.ns.ip(&["link", "del", "br0"]);
+    h.tables("iptables", &["-D", "DOCKER-USER", "-i", "br0", "-o", "br0", "-j", "ACCEPT"]);
+    h.ns.ip(&["link", "add", "br0", "type", "bridge", "forward_delay", "0"]);
+    h.ns.ip(&["link", "set", "eth0", "master", "br0"]);
+    h.ns.ip(&["addr", "add", "10.5.106.1/24", "dev", "br0"]);
+    h.ns.ip(&["link", "set", "br0", "up"]);
+
+    let line = w.wait_log(&format!("{ctr}: repaired: put eth1 on br0 back"), SETTLE);
+    eprintln!("watch: {line}");
+    assert_eq!(rules(), 1, "the accepting rule is not back");
+    assert!(node.ping("10.5.106.101"), "the node does not reach the container");
+}
