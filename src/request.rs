@@ -69,6 +69,9 @@ pub struct Watch {
     pub allow: Vec<String>,
     /// `--no-firewall`: the attachments it makes leave the firewall alone.
     pub no_firewall: bool,
+    /// `--no-repair`: what the host loses under a running container
+    /// (a bridge's ports, a host side) is not made again.
+    pub no_repair: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

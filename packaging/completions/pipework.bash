@@ -224,7 +224,7 @@ _pipework() {
             return 0
             ;;
         pipework__subcmd__watch)
-            opts="-h --only --allow --no-firewall --help"
+            opts="-h --only --allow --no-firewall --no-repair --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -75,4 +75,5 @@ complete -c pipework -n "__fish_pipework_using_subcommand detach" -s h -l help -
 complete -c pipework -n "__fish_pipework_using_subcommand watch" -l only -d 'Only containers carrying this label (with this value): as docker ps --filter label=...' -r
 complete -c pipework -n "__fish_pipework_using_subcommand watch" -l allow -d 'A host interface labels may plumb into: a bridge (made if absent), an ovs* bridge or a macvlan parent; without any, labels are ignored' -r
 complete -c pipework -n "__fish_pipework_using_subcommand watch" -l no-firewall -d 'Leave the firewall alone in the attachments it makes (as attach\'s --no-firewall)'
+complete -c pipework -n "__fish_pipework_using_subcommand watch" -l no-repair -d 'Do not make again what the host loses under a running container (a bridge\'s ports when it comes back, a deleted host side)'
 complete -c pipework -n "__fish_pipework_using_subcommand watch" -s h -l help -d 'Print help'

@@ -213,6 +213,11 @@ pub struct WatchArgs {
     /// Leave the firewall alone in the attachments it makes (as attach's --no-firewall)
     #[arg(long, env = "PIPEWORK_NO_FIREWALL", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_firewall: bool,
+
+    /// Do not make again what the host loses under a running container (a
+    /// bridge's ports when it comes back, a deleted host side)
+    #[arg(long)]
+    pub no_repair: bool,
 }
 
 #[derive(Args, Debug)]

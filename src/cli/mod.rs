@@ -220,11 +220,11 @@ fn parse_companion(argv: Vec<OsString>) -> Result<Invocation> {
             }
             (Request::Detach { guest: GuestRef::parse(&guest)?, ifname: container_if }, dry_run)
         }
-        Companion::Watch(WatchArgs { only, allow, no_firewall }) => {
+        Companion::Watch(WatchArgs { only, allow, no_firewall, no_repair }) => {
             for name in &allow {
                 request::check_ifname(name).map_err(words::usage)?;
             }
-            (Request::Watch(Watch { only, allow, no_firewall }), false)
+            (Request::Watch(Watch { only, allow, no_firewall, no_repair }), false)
         }
     };
     Ok(Invocation { request, verbose: cli.verbose, dry_run })

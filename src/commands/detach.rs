@@ -33,17 +33,19 @@ pub async fn detach(label: &GuestRef, ifname: Option<&str>, dry_run: bool) -> Re
             continue;
         }
         let now = guest_now(record).await?;
-        undo(record, &chosen, &host, now.as_ref().map(|(guest, inside)| (guest, inside)), dry_run).await?;
-        if !dry_run {
-            forget(&store, record, &chosen)?;
-        }
+        let now = now.as_ref().map(|(guest, inside)| (guest, inside));
+        undo(&store, record, &chosen, &host, now, dry_run).await?;
     }
     Ok(())
 }
 
 /// Plans and applies (or prints) the undoing of the `chosen` interfaces of
 /// `record`, in the guest `now` if it is there, else on the host alone.
+/// The record loses them first: a watch that sees their links go finds
+/// them no longer recorded, and does not make them again. A plan that
+/// fails and is rolled back gives them back to the record.
 async fn undo(
+    store: &Store,
     record: &Record,
     chosen: &[&Interface],
     host: &Netlink,
@@ -53,7 +55,21 @@ async fn undo(
     let plan = planner::undo(record, chosen, host, now).await?;
     // A plan for a guest that is gone acts on the host only.
     let guest_side = now.map(|(guest, inside)| (inside, guest.netns()));
-    print_or_apply(&plan, dry_run, host, guest_side).await
+    if dry_run {
+        return print_or_apply(&plan, dry_run, host, guest_side).await;
+    }
+    forget(store, record, chosen)?;
+    let undone = print_or_apply(&plan, false, host, guest_side).await;
+    if undone.is_err() {
+        let back = store.update(&record.key(), |slot| match slot {
+            Some(kept) => chosen.iter().for_each(|i| kept.put_interface((*i).clone())),
+            None => *slot = Some(record.clone()),
+        });
+        if let Err(e) = back {
+            tracing::warn!("{}", e.message());
+        }
+    }
+    undone
 }
 
 /// A CNI attachment is the container runtime's: it removes it with DEL,
@@ -74,12 +90,12 @@ fn refuse_cni(records: &[Record], ifname: Option<&str>) -> Result<()> {
     }
 }
 
-/// Drops the detached interfaces from the record, and the record with the
-/// last of them. The links are gone by now: a record that cannot be
-/// updated is an error saying so, and `check` will show it stale.
+/// Drops the interfaces to detach from the record, and the record with
+/// the last of them; one that cannot be updated stops the detach before
+/// anything is undone.
 fn forget(store: &Store, record: &Record, chosen: &[&Interface]) -> Result<()> {
     let names: Vec<&str> = chosen.iter().map(|i| i.name.as_str()).collect();
     store.forget(&record.key(), &names).map(drop).map_err(|e| {
-        e.context(format!("detached from {}, but its record was not updated", record.guest_name()))
+        e.context(format!("cannot detach from {}: its record cannot be updated", record.guest_name()))
     })
 }

@@ -165,12 +165,8 @@ impl AgentId {
     }
 }
 
-/// When process `pid` started, in clock ticks after boot.
 fn started_at(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The name (field 2) may hold spaces and parentheses: count after its end.
-    let rest = stat.rsplit_once(") ")?.1;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    crate::sys::process::started_at(pid.into())
 }
 
 /// Asks the agent to release the lease and leave, and waits a moment for it.

@@ -78,6 +78,25 @@ impl Process {
     }
 }
 
+/// When process `pid` started, in clock ticks after boot (`/proc/PID/stat`).
+pub fn started_at(pid: u64) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name (field 2) may hold spaces and parentheses: count after its end.
+    let rest = stat.rsplit_once(") ")?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Now, in the clock of `started_at`: ticks after boot, suspends included.
+pub fn ticks_now() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we pass, and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
+    let (secs, nanos) = (u64::try_from(now.tv_sec).unwrap_or(0), u64::try_from(now.tv_nsec).unwrap_or(0));
+    // SAFETY: sysconf reads a constant of the system.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
+    secs * hz + nanos * hz / 1_000_000_000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,20 +5,24 @@
 //! its record and collects what is left. At its own start, and after every
 //! reconnection, it catches up with what happened while it was away. While
 //! it runs, it replaces a DHCP agent that dies under a running container
-//! (`supervise`).
+//! (`supervise`), and makes again what the host loses under one: a
+//! bridge's ports when the bridge comes back, an interface whose host side
+//! was deleted (`repair`, off with `--no-repair`).
 //!
 //! One thread, one host netlink connection, one engine client: the work
 //! for different containers overlaps (`queue`), the work for one container
 //! runs in order. Nothing polls: the service sleeps in the kernel until
-//! the engine says something, a signal comes, an agent exits, or
-//! (disconnected) the next reconnection is due.
+//! the engine says something, a link comes or goes, a signal comes, an
+//! agent exits, or (disconnected) the next reconnection is due.
 
 mod agents;
+mod backoff;
 mod changes;
 mod events;
 mod labels;
 mod queue;
 mod reconcile;
+mod repair;
 mod supervise;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -30,11 +34,12 @@ use crate::dhcp::agent;
 use crate::error::{Error, Kind, Result};
 use crate::records::Store;
 use crate::request::Watch;
-use crate::sys::netlink::Netlink;
+use crate::sys::netlink::{LinkEvents, Netlink};
 use changes::Changes;
 use events::{Engine, Happened};
 use queue::{Job, Queue};
 use reconcile::Reconciler;
+use repair::Repairs;
 use supervise::Supervisor;
 
 /// The first wait before reconnecting, doubled at each failure up to the cap.
@@ -55,13 +60,16 @@ pub async fn watch(req: &Watch) -> Result<()> {
         [] => tracing::info!("labels are ignored: no --allow names a host interface they may use"),
         allowed => tracing::info!("labels may use host interfaces {}", allowed.join(", ")),
     }
+    if req.no_repair {
+        tracing::info!("--no-repair: links the host loses under running containers are not made again");
+    }
     let mut backoff = FIRST_BACKOFF;
     let mut said_down = false;
     loop {
         let session = async {
             let engine = Engine::connect(&req.only).await?;
             let trust = labels::Trust::new(&req.allow);
-            let reconciler = Reconciler::new(&engine, &host, &store, trust, req.no_firewall)?;
+            let reconciler = Reconciler::new(&engine, &host, &store, trust, req.no_firewall, !req.no_repair)?;
             serve(&engine, &reconciler, &mut signals, &mut said_down, &mut backoff).await
         };
         // Connecting and listing are cut short by a signal: they change nothing.
@@ -132,6 +140,15 @@ async fn serve(
     let changes = Changes::watch(reconciler.store_dir())
         .inspect_err(|e| tracing::warn!("DHCP agents of attaches made from now on are not watched: {e}"))
         .ok();
+    // Before the listing too: a link lost meanwhile is in the catch-up or
+    // in the messages that wait.
+    let mut links = match reconciler.repairs() {
+        true => LinkEvents::subscribe()
+            .inspect_err(|e| tracing::warn!("links lost from now on are not repaired: {}", e.message()))
+            .ok(),
+        false => None,
+    };
+    let mut repairs = Repairs::default();
     let containers = tokio::select! {
         listed = engine.containers() => listed?,
         signal = signals.next() => return Ok(signal),
@@ -187,11 +204,15 @@ async fn serve(
                         });
                     }
                 };
+                if event.what != Happened::Die {
+                    repairs.started_or_gone(&event.id);
+                }
                 let job = match event.what {
                     Happened::Start => Job::Start { name: event.name },
                     Happened::Die => {
                         tracing::debug!("{} stopped", event.name);
                         supervisor.forget(&event.id);
+                        repairs.stopped(&event.id);
                         continue;
                     }
                     Happened::Destroy => Job::Forget { name: event.name },
@@ -200,6 +221,17 @@ async fn serve(
             }
             done = queue.next_done() => watch_agents(&mut supervisor, reconciler, done),
             (id, job) = supervisor.next() => queue.submit(id, job),
+            event = async {
+                match &mut links {
+                    Some(links) => links.next().await,
+                    None => std::future::pending().await,
+                }
+            } => repairs.seen(event, reconciler),
+            jobs = repairs.next() => {
+                for (id, job) in jobs {
+                    queue.submit(id, job);
+                }
+            }
             written = async {
                 match &changes {
                     Some(changes) => changes.next().await,

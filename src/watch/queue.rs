@@ -2,7 +2,8 @@
 //! different containers overlap (a few at once, on the service's one
 //! thread), a container's next job waits for its last, and a job that
 //! waits behind another is merged with it (a removal beats a start, a
-//! start beats keeping the agents, which it does too).
+//! start beats a repair and keeping the agents, which it does too, and a
+//! repair beats keeping the agents).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -23,6 +24,19 @@ pub enum Job {
     /// The container runs and one of its DHCP agents died: adopt or
     /// replace its agents, nothing else.
     Agents { name: String },
+    /// The container runs and the host lost one of its links (a host
+    /// side, a bridge): make what its record names again, put its bridge
+    /// ports back; its labels are not looked at.
+    Repair {
+        name: String,
+        /// When the link was lost, in clock ticks after boot: a container
+        /// started since restarted, and lost it with its old namespace.
+        lost: u64,
+    },
+    /// A recorded bridge came back (`name`): its recorded FORWARD rules,
+    /// and the recorded ports on it put back. Queued under `bridge <name>`,
+    /// not a container's ID.
+    Bridge { name: String },
     /// The container is gone: drop its record, collect what is left.
     Forget { name: String },
 }
@@ -47,7 +61,9 @@ impl<'a> Queue<'a> {
             // otherwise the later job replaces the earlier one.
             let stands = matches!(
                 (&waiting, &job),
-                (Some(Job::Forget { .. }), _) | (Some(Job::Start { .. }), Job::Agents { .. })
+                (Some(Job::Forget { .. }), _)
+                    | (Some(Job::Start { .. }), Job::Agents { .. } | Job::Repair { .. })
+                    | (Some(Job::Repair { .. }), Job::Agents { .. })
             );
             if !stands {
                 *waiting = Some(job);

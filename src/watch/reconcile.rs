@@ -1,8 +1,10 @@
 //! What the watch service does for one container: at its start, make the
 //! interfaces its record and its labels ask for, those that are not there
 //! already (and see that those there keep their DHCP agents); after one
-//! of its agents died, keep its agents alone; at its removal, drop its
-//! record and collect what is left.
+//! of its agents died, keep its agents alone; after the host lost one of
+//! its links or bridges, make what its record names again (`Pass::Repair`:
+//! its labels are not looked at, a bridge port is put back on its bridge);
+//! at its removal, drop its record and collect what is left.
 //! Failures are logged with the container's name; the service carries on.
 
 use std::collections::HashMap;
@@ -20,7 +22,8 @@ use crate::drivers::made_on_host;
 use crate::drivers::replay::replay;
 use crate::drivers::veth_port::is_default_name;
 use crate::error::{Error, Result};
-use crate::records::{DhcpRecord, Finder, HostNs, Interface, NsId, Record, Store};
+use crate::plan::{Plan, Side, Step};
+use crate::records::{Attached, DhcpRecord, Finder, HostNs, How, Interface, NsId, Record, Store};
 use crate::request::{Attach, HostIf};
 use crate::resolve::docker::{self, Running};
 use crate::resolve::guest::Guest;
@@ -37,6 +40,8 @@ pub struct Reconciler<'a> {
     trust: Trust,
     /// `--no-firewall`, for every attach it makes.
     no_firewall: bool,
+    /// Bridge ports put back on their bridge (no `--no-repair`).
+    repair: bool,
 }
 
 /// A container's record, as a catch-up goes by it.
@@ -53,9 +58,17 @@ struct Wanted {
     mac: Option<crate::mac::Mac>,
     /// A recorded interface's DHCP, whose agent must run.
     dhcp: Option<DhcpRecord>,
-    /// A recorded veth whose host side keeps its name (`-l`): the old one
-    /// may outlive the container's old namespace a moment.
-    outliving: Option<Interface>,
+    /// The recorded interface it makes again, if any.
+    recorded: Option<Interface>,
+}
+
+/// Why a container's interfaces are made: its start (or a catch-up), or a
+/// repair after the host lost a link while it ran (when, in clock ticks
+/// after boot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Start,
+    Repair(u64),
 }
 
 /// How long a recorded host side of the container's old namespace is
@@ -70,8 +83,9 @@ impl<'a> Reconciler<'a> {
         store: &'a Store,
         trust: Trust,
         no_firewall: bool,
+        repair: bool,
     ) -> Result<Reconciler<'a>> {
-        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id, trust, no_firewall })
+        Ok(Reconciler { engine, host, store, here: HostNs::current()?.id, trust, no_firewall, repair })
     }
 
     /// The containers that have a record: ID, name and the engine the
@@ -79,14 +93,26 @@ impl<'a> Reconciler<'a> {
     /// so is a CNI record (`Finder::Cni`): its runtime makes it again (ADD)
     /// and removes it (DEL).
     pub fn recorded(&self) -> HashMap<String, Recorded> {
+        self.records(true)
+            .into_iter()
+            .map(|(id, r)| {
+                let name = r.guest_name().to_string();
+                (id, Recorded { name, engine: r.guest.engine.clone() })
+            })
+            .collect()
+    }
+
+    /// The records of this engine's containers made here, by container ID;
+    /// unreadable ones reported if `say`.
+    pub fn records(&self, say: bool) -> Vec<(String, Record)> {
         let listing = match self.store.load_all() {
             Ok(listing) => listing,
             Err(e) => {
                 tracing::warn!("{}", e.message());
-                return HashMap::new();
+                return Vec::new();
             }
         };
-        for broken in &listing.broken {
+        for broken in listing.broken.iter().filter(|_| say) {
             tracing::warn!("{}: {}", broken.path.display(), broken.error.message());
         }
         listing
@@ -95,8 +121,7 @@ impl<'a> Reconciler<'a> {
             .filter(|r| r.host.id == self.here)
             .filter_map(|r| match &r.guest.find {
                 Finder::Container { runtime, id, .. } if runtime == self.engine.runtime => {
-                    let name = r.guest_name().to_string();
-                    Some((id.clone(), Recorded { name, engine: r.guest.engine.clone() }))
+                    Some((id.clone(), r))
                 }
                 _ => None,
             })
@@ -150,7 +175,9 @@ impl<'a> Reconciler<'a> {
     /// (running, and let in by `--only`), as far as the job saw.
     pub async fn run(&self, id: &str, job: Job) -> bool {
         let (outcome, name) = match &job {
-            Job::Start { name } => (self.start(id, name).await, name),
+            Job::Start { name } => (self.plumb(id, name, Pass::Start).await, name),
+            Job::Repair { name, lost } => (self.plumb(id, name, Pass::Repair(*lost)).await, name),
+            Job::Bridge { name } => (self.bridge_back(name).await.map(|()| false), name),
             Job::Agents { name } => (self.keep_agents(id, name).await, name),
             Job::Forget { name } => (self.forget(id, name).await.map(|()| false), name),
         };
@@ -176,12 +203,13 @@ impl<'a> Reconciler<'a> {
         Ok(found.filter(|found| self.engine.lets_in(&found.labels)))
     }
 
-    async fn start(&self, id: &str, name: &str) -> Result<bool> {
+    async fn plumb(&self, id: &str, name: &str, pass: Pass) -> Result<bool> {
         let began = Instant::now();
         let Some(Running { guest, labels: found_labels, network_mode }) = self.running(id, name).await?
         else {
             return Ok(false);
         };
+        let pass = restarted_since(pass, &guest);
         let name = guest.label.clone();
         let record = self.store.load(&self.key(id))?.filter(|r| {
             let here = r.host.id == self.here;
@@ -197,17 +225,21 @@ impl<'a> Reconciler<'a> {
             Some(record) => record.interfaces.iter().map(|i| replayed(record, i)).collect(),
             None => Vec::new(),
         };
-        let (asked, malformed) = labels::attaches(id, &found_labels, host_has);
-        for m in malformed {
-            tracing::warn!("{name}: label {} ignored: {}", m.label, m.why);
-        }
-        // A recorded interface is made as it was, with the MAC it had.
-        let asked: Vec<_> = asked
-            .into_iter()
-            .filter(|a| !wanted.iter().any(|w| w.req.container_if == a.req.container_if))
-            .collect();
-        for req in self.trusted(&name, &network_mode, asked).await? {
-            wanted.push(Wanted { req, mac: None, dhcp: None, outliving: None });
+        // A repair makes what records name, nothing labels ask: what a
+        // detach took away stays away.
+        if pass == Pass::Start {
+            let (asked, malformed) = labels::attaches(id, &found_labels, host_has);
+            for m in malformed {
+                tracing::warn!("{name}: label {} ignored: {}", m.label, m.why);
+            }
+            // A recorded interface is made as it was, with the MAC it had.
+            let asked: Vec<_> = asked
+                .into_iter()
+                .filter(|a| !wanted.iter().any(|w| w.req.container_if == a.req.container_if))
+                .collect();
+            for req in self.trusted(&name, &network_mode, asked).await? {
+                wanted.push(Wanted { req, mac: None, dhcp: None, recorded: None });
+            }
         }
         if wanted.is_empty() {
             tracing::debug!("{name}: started; nothing recorded or labelled");
@@ -216,6 +248,7 @@ impl<'a> Reconciler<'a> {
         guest.refuse_here("there is nothing to connect")?;
         let inside = Netlink::inside_async(guest.netns()).await?;
         let (mut made, mut there) = (Vec::new(), 0);
+        let (mut ports, mut back) = (Plan::on_host(), Vec::new());
         for w in &wanted {
             let ifname = w.req.container_if.as_deref().unwrap_or("eth1");
             match inside.link(ifname).await? {
@@ -224,6 +257,12 @@ impl<'a> Reconciler<'a> {
                     if let Some(dhcp) = &w.dhcp {
                         self.keep_agent(id, &name, w, dhcp, &guest, &inside).await;
                     }
+                    let recorded = w.recorded.as_ref().filter(|_| self.repair);
+                    if let Some(port) = recorded.and_then(on_bridge) {
+                        if self.port_steps(port, &mut ports.steps).await? {
+                            back.push(format!("{ifname} on {}", port.bridge));
+                        }
+                    }
                 }
                 Some(link) => tracing::warn!(
                     "{name}: {ifname} is there with MAC {} instead of the recorded {}: left alone",
@@ -231,7 +270,12 @@ impl<'a> Reconciler<'a> {
                     w.mac.map_or("none".into(), |m| m.to_string()),
                 ),
                 None => match async {
-                    if let Some(old) = &w.outliving {
+                    // A veth whose host side keeps its name (`-l`): the
+                    // old one may outlive the container's old namespace.
+                    let kept = w.req.local_if.is_some();
+                    if let Some(old) =
+                        w.recorded.as_ref().filter(|i| kept && i.how.host_side() == HostSide::Peer)
+                    {
                         self.old_host_side_gone(old).await?;
                     }
                     crate::attach::connect(
@@ -249,6 +293,7 @@ impl<'a> Reconciler<'a> {
                 },
             }
         }
+        let back = self.put_back(&name, &ports, back).await;
         // Its routes and rules, once the interfaces they use are back.
         if let Some(record) = record.as_ref().filter(|_| !made.is_empty()) {
             for line in &record.commands {
@@ -257,14 +302,25 @@ impl<'a> Reconciler<'a> {
                 }
             }
         }
-        if !made.is_empty() {
+        let again = if pass == Pass::Start { &[] } else { made.as_slice() };
+        if !(again.is_empty() && back.is_empty()) {
+            let mut what = Vec::new();
+            if !again.is_empty() {
+                what.push(format!("made {} again", again.join(", ")));
+            }
+            if !back.is_empty() {
+                what.push(format!("put {} back", back.join(", ")));
+            }
+            tracing::info!("{name}: repaired: {} in {:.1?}", what.join("; "), began.elapsed());
+        }
+        if pass == Pass::Start && !made.is_empty() {
             tracing::info!(
                 "{name}: plumbed {} in {:.1?}{}",
                 made.join(", "),
                 began.elapsed(),
                 if there > 0 { format!(" ({there} there already)") } else { String::new() }
             );
-        } else {
+        } else if again.is_empty() && back.is_empty() {
             tracing::debug!("{name}: all {there} interfaces there already");
         }
         Ok(true)
@@ -353,6 +409,11 @@ impl<'a> Reconciler<'a> {
         (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
     }
 
+    /// Whether what the host loses is made again (no `--no-repair`).
+    pub fn repairs(&self) -> bool {
+        self.repair
+    }
+
     pub fn store_dir(&self) -> &std::path::Path {
         self.store.dir()
     }
@@ -407,6 +468,135 @@ impl<'a> Reconciler<'a> {
         }
     }
 
+    /// The steps that put a recorded bridge port back on its bridge (a
+    /// bridge deleted and made again released it, down and masterless):
+    /// enslaved again, on its VLAN, up. Whether there are any: none when
+    /// it is on its bridge and up, when the host side or the bridge is not
+    /// there (a host side gone is made again with its interface), or when
+    /// it is another bridge's port now (the operator's), or another link
+    /// took its name.
+    async fn port_steps(&self, port: Port<'_>, steps: &mut Vec<Step>) -> Result<bool> {
+        let Some(link) = self.host.link(port.side).await? else { return Ok(false) };
+        if port.index.is_some_and(|index| index != link.index) {
+            return Ok(false);
+        }
+        let Some(bridge) = self.host.link(port.bridge).await?.filter(|b| b.is_bridge()) else {
+            return Ok(false);
+        };
+        match link.master {
+            Some(master) if master == bridge.index && link.up => return Ok(false),
+            Some(master) if master == bridge.index => {}
+            Some(other) => {
+                tracing::warn!(
+                    "{} is a port of link {other} now, not of {}: left alone",
+                    port.side,
+                    port.bridge
+                );
+                return Ok(false);
+            }
+            None => {
+                steps.push(Step::SetMaster { link: port.side.into(), bridge: port.bridge.into() });
+                if let Some(vid) = port.vlan {
+                    if !bridge.vlan_filtering
+                        && !steps.iter().any(|s| matches!(s, Step::VlanFiltering { .. }))
+                    {
+                        steps.push(Step::VlanFiltering { bridge: port.bridge.into() });
+                    }
+                    let default = if bridge.vlan_filtering { bridge.default_pvid } else { 1 };
+                    let drop = (default != 0 && default != vid).then_some(default);
+                    steps.push(Step::PortVlan { port: port.side.into(), vid, drop });
+                }
+            }
+        }
+        steps.push(Step::LinkUp { side: Side::Host, name: port.side.into() });
+        Ok(true)
+    }
+
+    /// A recorded bridge made again: a replacement whose MTU is not the
+    /// one its ports were recorded with named in the log, the FORWARD
+    /// rules recorded for it made again if they went with it, and each
+    /// container's recorded ports on it put back, one plan a container.
+    /// Host sides only, whose veths are alive (their guests' namespaces
+    /// hold them): no guest is entered and no engine asked, so 50
+    /// containers are back within milliseconds.
+    async fn bridge_back(&self, bridge: &str) -> Result<()> {
+        let Some(link) = self.host.link(bridge).await?.filter(|b| b.is_bridge()) else { return Ok(()) };
+        let on_it = Attached::Bridge(bridge.to_string());
+        let records = self.records(false);
+        let recorded = records.iter().flat_map(|(_, r)| &r.interfaces).filter(|i| i.attached_to == on_it);
+        if let Some(mtu) = recorded.map(|i| i.mtu).find(|mtu| *mtu != link.mtu) {
+            tracing::warn!(
+                "{bridge} came back unlike the bridge its ports were plumbed on: MTU {}, recorded {mtu}",
+                link.mtu
+            );
+        }
+        if let Some(kept) = self.store.bridge(self.here, bridge)?.filter(|b| !b.accept.is_empty()) {
+            let mut plan = Plan::on_host();
+            plan.push(Step::ForwardAccept { bridge: bridge.to_string(), rules: kept.accept });
+            if let Err(e) = crate::apply::here_then(&plan, self.host, None, async || Ok(())).await {
+                report(&format!("{bridge}'s FORWARD rules not made again"), &e);
+            }
+        }
+        for (_, record) in &records {
+            let began = Instant::now();
+            let (mut ports, mut back) = (Plan::on_host(), Vec::new());
+            for iface in &record.interfaces {
+                if let Some(port) = on_bridge(iface).filter(|p| p.bridge == bridge) {
+                    if self.port_steps(port, &mut ports.steps).await? {
+                        back.push(format!("{} on {bridge}", iface.name));
+                    }
+                }
+            }
+            let name = record.guest_name();
+            let back = self.put_back(name, &ports, back).await;
+            if !back.is_empty() {
+                tracing::info!("{name}: repaired: put {} back in {:.1?}", back.join(", "), began.elapsed());
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the steps that put `back` (a container's ports) back;
+    /// what was put back, nothing if the plan failed (and was rolled back).
+    async fn put_back(&self, name: &str, ports: &Plan, back: Vec<String>) -> Vec<String> {
+        if ports.steps.is_empty() {
+            return back;
+        }
+        match crate::apply::here_then(ports, self.host, None, async || Ok(())).await {
+            Ok(()) => back,
+            Err(e) => {
+                report(&format!("{name}: {} not put back", back.join(", ")), &e);
+                Vec::new()
+            }
+        }
+    }
+
+    /// The containers whose records name a port on `bridge`: ID and name.
+    pub fn on_bridge(&self, bridge: &str) -> Vec<(String, String)> {
+        let on_it = Attached::Bridge(bridge.to_string());
+        self.records(false)
+            .into_iter()
+            .filter(|(_, r)| r.interfaces.iter().any(|i| i.attached_to == on_it))
+            .map(|(id, r)| (id, r.guest_name().to_string()))
+            .collect()
+    }
+
+    /// The containers (ID, name) and interfaces whose recorded host side
+    /// is `side`: a veth's peer, a macvlan's or IPoIB child's parent (which
+    /// takes its children along when it goes).
+    pub fn owners_of(&self, side: &str) -> Vec<(String, String, String)> {
+        let mut owners = Vec::new();
+        for (id, r) in self.records(false) {
+            let made_there = |i: &&Interface| {
+                matches!(i.how, How::Veth | How::Macvlan | How::Ipoib) && i.host_side.as_deref() == Some(side)
+            };
+            for iface in r.interfaces.iter().filter(made_there) {
+                owners.push((id.clone(), r.guest_name().to_string(), iface.name.clone()));
+            }
+        }
+        owners
+    }
+
     /// A removed container: whatever its interfaces left on the host
     /// (bridge ports of veths are gone with its namespace; an OVS port or a
     /// DHCP agent may remain) is undone as `detach` undoes it, then the
@@ -442,9 +632,39 @@ fn replayed(record: &Record, iface: &Interface) -> Wanted {
     if req.local_if.as_deref().is_some_and(|l| is_default_name(l, &iface.name)) {
         req.local_if = None;
     }
-    let outliving =
-        (req.local_if.is_some() && iface.how.host_side() == HostSide::Peer).then(|| iface.clone());
-    Wanted { req, mac: Some(iface.mac), dhcp: iface.dhcp.clone(), outliving }
+    Wanted { req, mac: Some(iface.mac), dhcp: iface.dhcp.clone(), recorded: Some(iface.clone()) }
+}
+
+/// A repair of a container whose process started after the link was lost
+/// is its start: it restarted, and lost the link with its old namespace
+/// (its engine's `die`, which keeps repairs from being asked for, may come
+/// after that: Podman cleans the old namespace up first).
+fn restarted_since(pass: Pass, guest: &Guest) -> Pass {
+    match (pass, guest.process().and_then(|p| crate::sys::process::started_at(p.pid()))) {
+        (Pass::Repair(lost), Some(started)) if started >= lost => Pass::Start,
+        (pass, _) => pass,
+    }
+}
+
+/// A recorded veth's host side on a Linux bridge.
+#[derive(Clone, Copy)]
+struct Port<'r> {
+    side: &'r str,
+    bridge: &'r str,
+    vlan: Option<u16>,
+    /// The host side's index when it was made, if recorded: a link that
+    /// took its name since is not put on the bridge for it.
+    index: Option<u32>,
+}
+
+fn on_bridge(iface: &Interface) -> Option<Port<'_>> {
+    let index = iface.host_link.as_ref().map(|l| l.ifindex);
+    match (&iface.how, &iface.attached_to, &iface.host_side) {
+        (How::Veth, Attached::Bridge(bridge), Some(side)) => {
+            Some(Port { side, bridge, vlan: iface.vlan, index })
+        }
+        _ => None,
+    }
 }
 
 /// Whether this namespace has an interface of that name, for the labels'

@@ -29,13 +29,12 @@ use futures::future::{AbortHandle, Abortable, LocalBoxFuture};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
+use super::backoff::Backoff;
 use super::queue::Job;
 use crate::dhcp::agent::AgentId;
 use crate::dhcp::lease_file::LeaseFile;
 use crate::sys::process::Process;
 
-const FIRST_WAIT: Duration = Duration::from_secs(1);
-const MAX_WAIT: Duration = Duration::from_secs(60);
 /// A replacement that lasts this long is a success: the next death of that
 /// interface's agent is replaced at once again.
 const STEADY: Duration = Duration::from_secs(30);
@@ -69,10 +68,8 @@ struct Tries {
     /// made it, and a record written meanwhile, may still name it, and it is
     /// not to be counted twice.
     died: AgentId,
-    /// When the last replacement was asked for.
-    last: Instant,
-    /// The wait before the next, if the last one does not last.
-    wait: Duration,
+    /// The wait before the next replacement, if the last one does not last.
+    backoff: Backoff,
 }
 
 impl Supervisor {
@@ -213,16 +210,14 @@ impl Supervisor {
             return;
         }
         let now = Instant::now();
-        let wait = match self.tries.get_mut(&key) {
-            Some(tries) if now < tries.last + STEADY => {
-                let wait = tries.wait;
-                tries.wait = (wait * 2).min(MAX_WAIT);
-                tries.last = now + wait;
-                tries.died = agent;
-                wait
-            }
-            _ => {
-                let tries = Tries { name: name.to_string(), died: agent, last: now, wait: FIRST_WAIT };
+        let again = self.tries.get_mut(&key).and_then(|tries| {
+            tries.died = agent;
+            tries.backoff.again(now, STEADY)
+        });
+        let wait = match again {
+            Some(wait) => wait,
+            None => {
+                let tries = Tries { name: name.to_string(), died: agent, backoff: Backoff::start(now) };
                 self.tries.insert(key.clone(), tries);
                 Duration::ZERO
             }

@@ -12,7 +12,13 @@
 //! - re-plumbing: 20 containers stopped and started again, from `docker
 //!   start` returning to eth1 seen in the container (target: 200 ms), and
 //!   watch's own figure for the work, from its log;
-//! - SIGTERM to exit.
+//! - SIGTERM to exit;
+//! - repair (`-- repair` for it alone): 50 containers on the bridge, which
+//!   is deleted and made again as `ifup` makes one (made, its address, up)
+//!   while watch runs: from the bridge's return until every container's
+//!   port is enslaved and up (target: 1 s), and until each answers a ping
+//!   from the bridge's address, and watch's own figure for each
+//!   container's repair, from its log.
 //!
 //! A measurement, not a test: only a failed setup step or pipework run
 //! makes it exit non-zero. Everything is named `pwb<pid>x<n>-…` and removed
@@ -33,6 +39,8 @@ const RATE_TARGET: f64 = 200.0;
 const MEMORY_TARGET_KIB: u64 = 16 * 1024;
 const REPLUMB_TARGET: Duration = Duration::from_millis(200);
 const WAIT: Duration = Duration::from_secs(120);
+const REPAIRED: usize = 50;
+const REPAIR_TARGET: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     // SAFETY: geteuid cannot fail and touches no memory.
@@ -47,14 +55,23 @@ fn main() -> ExitCode {
     print_header("watch");
     sweep_stale();
     let mut failed = false;
-    // `cargo bench --bench watch -- 200`: the sizes named alone (any N).
-    let named: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if named.is_empty() { SIZES.to_vec() } else { named };
-    for n in sizes {
-        match bench(n) {
+    // `cargo bench --bench watch -- 200`: the sizes named alone (any N);
+    // `-- repair`: the repair case alone.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let named: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let only_repair = args.iter().any(|a| a == "repair");
+    let sizes = match (only_repair, named.is_empty()) {
+        (true, _) => Vec::new(),
+        (false, true) => SIZES.to_vec(),
+        (false, false) => named,
+    };
+    let cases = sizes.into_iter().map(|n| (format!("watch, N={n}"), bench(n)));
+    let repair_case = || (format!("watch repair, N={REPAIRED}"), repair(REPAIRED));
+    for (case, outcome) in cases.chain((only_repair || args.is_empty()).then(repair_case)) {
+        match outcome {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
-                println!("watch, N={n}: FAILED: {e}");
+                println!("{case}: FAILED: {e}");
                 failed = true;
             }
         }
@@ -79,17 +96,8 @@ fn bench(n: usize) -> Result<Vec<String>, String> {
     restart.extend(names.iter().map(String::as_str));
     run(&restart)?;
 
-    let log_path = std::env::temp_dir().join(format!("{id}-watch.log"));
-    let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let began = Instant::now();
-    let child = host
-        .command(PIPEWORK, &["watch", "--only", &scope])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot run pipework watch: {e}"))?;
-    let mut watch = Watch { child, log: log_path };
+    let mut watch = Watch::start(&host, &id, &scope)?;
     let caught_up = watch.wait_line("caught up", WAIT)?;
     let wall = began.elapsed();
     // The old host sides go with the old namespaces, which the kernel
@@ -170,6 +178,101 @@ fn bench(n: usize) -> Result<Vec<String>, String> {
     ])
 }
 
+/// `n` containers on the bridge, which is deleted and made again while
+/// watch runs: the time from its return until every port is enslaved
+/// and up, and until every container answers a ping.
+fn repair(n: usize) -> Result<Vec<String>, String> {
+    let id = unique();
+    let host = Host::new(&id)?;
+    let ns = format!("{id}-host");
+    let scope = format!("pwb.watch={id}");
+    let names: Vec<String> = (0..n).map(|i| format!("{id}-r{i}")).collect();
+    let containers = Containers::run(&names, &scope)?;
+    for (i, name) in names.iter().enumerate() {
+        host.pipework(&[BRIDGE, name, &address(i)])?;
+    }
+    // The bridge's own address, outside `address`'s range.
+    let own = "10.255.255.254/8";
+    let ip = |args: &[&str]| {
+        let mut argv = vec!["ip", "-n", ns.as_str()];
+        argv.extend_from_slice(args);
+        run(&argv)
+    };
+    ip(&["addr", "add", own, "dev", BRIDGE])?;
+
+    let mut watch = Watch::start(&host, &id, &scope)?;
+    watch.wait_line("caught up", WAIT)?;
+
+    ip(&["link", "del", BRIDGE])?;
+    // Back as ifup makes it: the bridge, its address, up.
+    let back = Instant::now();
+    ip(&["link", "add", BRIDGE, "type", "bridge", "forward_delay", "0"])?;
+    ip(&["addr", "add", own, "dev", BRIDGE])?;
+    ip(&["link", "set", BRIDGE, "up"])?;
+    let ported = loop {
+        let ports = run(&["ip", "-n", &ns, "-o", "link", "show", "master", BRIDGE, "up"])?;
+        if ports.lines().count() == n {
+            break back.elapsed();
+        }
+        if back.elapsed() > WAIT {
+            return Err(format!(
+                "{} of {n} ports back after {WAIT:?}:\n{}",
+                ports.lines().count(),
+                watch.log()
+            ));
+        }
+        sleep(Duration::from_millis(2));
+    };
+    // Every container pinged at once from the bridge's address.
+    let reached = std::thread::scope(|s| {
+        let pings: Vec<_> = (0..n)
+            .map(|i| {
+                let (ns, back) = (&ns, back);
+                s.spawn(move || {
+                    let to = address(i);
+                    let to = to.split('/').next().unwrap_or_default();
+                    while back.elapsed() < WAIT {
+                        if quiet_ok(&["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", to]) {
+                            return Ok(back.elapsed());
+                        }
+                    }
+                    Err(format!("{to} does not answer"))
+                })
+            })
+            .collect();
+        pings.into_iter().map(|p| p.join().expect("ping thread")).collect::<Result<Vec<_>, String>>()
+    })?;
+    let own_repairs: Vec<Duration> = watch
+        .log()
+        .lines()
+        .filter(|l| l.contains(": repaired: put eth1 on br0 back in "))
+        .filter_map(|l| l.rsplit(" in ").next().and_then(parse_duration))
+        .collect();
+    if own_repairs.is_empty() {
+        return Err(format!("no repair in the log:\n{}", watch.log()));
+    }
+    let last = reached.iter().max().copied().unwrap_or_default();
+    let (repaired, reached) = (own_repairs.len(), Stats::of(reached));
+    let own_repairs = Stats::of(own_repairs);
+    watch.stop()?;
+    drop(containers);
+    Ok(vec![
+        format!(
+            "watch repair, N={n}: every port enslaved and up {:.0} ms after the bridge came back; \
+             target < {} ms: {}",
+            ms(ported),
+            ms(REPAIR_TARGET),
+            verdict(ported < REPAIR_TARGET)
+        ),
+        format!(
+            "watch repair, N={n}: each container answers a ping after the bridge came back: {reached}; \
+             the last {:.0} ms",
+            ms(last)
+        ),
+        format!("watch repair, N={n}: {repaired} repairs, work by its log: {own_repairs}"),
+    ])
+}
+
 /// The `i`-th distinct address in 10.0.0.0/8, clear of .0.
 fn address(i: usize) -> String {
     format!("10.{}.{}.{}/8", 1 + i / 62500, (i / 250) % 250, 1 + i % 250)
@@ -211,6 +314,20 @@ struct Watch {
 }
 
 impl Watch {
+    /// `pipework watch --only <scope>` in `host`, its log in a file named after `id`.
+    fn start(host: &Host, id: &str, scope: &str) -> Result<Watch, String> {
+        let log_path = std::env::temp_dir().join(format!("{id}-watch.log"));
+        let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let child = host
+            .command(PIPEWORK, &["watch", "--only", scope])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot run pipework watch: {e}"))?;
+        Ok(Watch { child, log: log_path })
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

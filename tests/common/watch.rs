@@ -40,7 +40,14 @@ impl Watcher {
     /// `start` with `--allow` each of `allowed`: the host interfaces its
     /// containers' labels may plumb into.
     pub fn allowing(host: &Netns, scope: &str, allowed: &[&str], env: &[(&str, &str)]) -> Watcher {
-        let w = Watcher::launch(host, scope, allowed, env, None);
+        let w = Watcher::launch(host, scope, allowed, &[], env, None);
+        w.wait_log("caught up", Duration::from_secs(30));
+        w
+    }
+
+    /// `start` with more `options` (`--no-repair`).
+    pub fn start_with(host: &Netns, scope: &str, options: &[&str]) -> Watcher {
+        let w = Watcher::launch(host, scope, &[], options, &[], None);
         w.wait_log("caught up", Duration::from_secs(30));
         w
     }
@@ -48,20 +55,21 @@ impl Watcher {
     /// `start` with the service's open-files limits at `soft` and `hard`
     /// (as systemd starts services: 1024, and a higher hard limit).
     pub fn start_with_nofile(host: &Netns, scope: &str, soft: u64, hard: u64) -> Watcher {
-        let w = Watcher::launch(host, scope, &[], &[], Some((soft, hard)));
+        let w = Watcher::launch(host, scope, &[], &[], &[], Some((soft, hard)));
         w.wait_log("caught up", Duration::from_secs(30));
         w
     }
 
     /// The same, without waiting for anything.
     pub fn spawn(host: &Netns, scope: &str, env: &[(&str, &str)]) -> Watcher {
-        Watcher::launch(host, scope, &[], env, None)
+        Watcher::launch(host, scope, &[], &[], env, None)
     }
 
     fn launch(
         host: &Netns,
         scope: &str,
         allowed: &[&str],
+        options: &[&str],
         env: &[(&str, &str)],
         nofile: Option<(u64, u64)>,
     ) -> Watcher {
@@ -72,6 +80,7 @@ impl Watcher {
         cmd.arg(format!("--net={}", host.path()))
             .args([PIPEWORK, "watch", "--only", &only])
             .args(allowed.iter().flat_map(|a| ["--allow", a]))
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,12 +1,15 @@
 //! `pipework watch`: containers keep what pipework made across restarts,
 //! labels plumb containers at start, removal leaves nothing, the service
 //! catches up after being away, survives its engine's restart, and stops
-//! at once on SIGTERM. Each test runs its own watcher in its own "docker
+//! at once on SIGTERM, and makes again what the host loses under a running
+//! container (a bridge's ports, a host side), boundedly, never undoing a
+//! detach. Each test runs its own watcher in its own "docker
 //! host" namespace, with that host's records, looking after the test's own
 //! containers only (`--only pwt.watch=<unique>`); results are read back
 //! through `ip -j`, `docker inspect` and the record files on disk.
 
 use std::path::PathBuf;
+use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -485,4 +488,171 @@ fn the_state_directory_watch_makes_is_private() {
     let _w = Watcher::start(&host, &unique("pm"), &[]);
     let mode = std::fs::metadata(host.state_dir()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
+}
+
+/// A container on br0 (10.5.106.1/24 on the bridge itself), attached by
+/// hand with `cidr`, looked after by a watcher started with `options`.
+fn on_br0(prefix: &str, cidr: &str, options: &[&str]) -> (Netns, Watcher, Container) {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    host.ip(&["addr", "add", "10.5.106.1/24", "dev", "br0"]);
+    let w = Watcher::start_with(&host, &unique(prefix), options);
+    let c = watched_container(&w, prefix, &[]);
+    assert_success(&pipework(&host, &["br0", &c.name, cidr]));
+    (host, w, c)
+}
+
+/// br0 deleted (its ports stay, masterless) and made again as an ifup
+/// would: `mtu` given at its making, its address back, up.
+fn remake_br0(host: &Netns, mtu: &str) {
+    host.ip(&["link", "del", "br0"]);
+    host.ip(&["link", "add", "br0", "mtu", mtu, "type", "bridge", "forward_delay", "0"]);
+    host.ip(&["addr", "add", "10.5.106.1/24", "dev", "br0"]);
+    host.ip(&["link", "set", "br0", "up"]);
+}
+
+/// The lines of the log that say `c` was repaired.
+fn repairs_of(w: &Watcher, c: &Container) -> usize {
+    w.log().lines().filter(|l| l.contains(&format!("{}: repaired", c.name))).count()
+}
+
+#[test]
+fn a_bridge_deleted_and_made_again_gets_its_ports_back() {
+    let (host, w, c) = on_br0("rb", "10.5.106.101/24", &[]);
+    let side = host_side("eth1", c.pid);
+    assert!(host.ping("10.5.106.101"));
+
+    host.ip(&["link", "del", "br0"]);
+    // Deleting a bridge releases its ports: the host side stays, masterless.
+    let released = host.must_link(&side);
+    assert_eq!(released.master, None, "{released:?}");
+    host.ip(&["link", "add", "br0", "mtu", "1400", "type", "bridge", "forward_delay", "0"]);
+    host.ip(&["addr", "add", "10.5.106.1/24", "dev", "br0"]);
+    host.ip(&["link", "set", "br0", "up"]);
+
+    let line = w.wait_log(&format!("{}: repaired: put eth1 on br0 back", c.name), SETTLE);
+    eprintln!("watch: {line}");
+    assert_connected(&host, "br0", &side, &c, "eth1", "10.5.106.101/24");
+    assert!(host.ping("10.5.106.101"), "the container is not reachable from br0's address");
+    let unlike = w.wait_log("br0 came back unlike", SETTLE);
+    assert!(unlike.contains("MTU 1400, recorded 1500"), "{unlike}");
+    assert_eq!(repairs_of(&w, &c), 1, "{}", w.log());
+}
+
+#[test]
+fn a_deleted_host_side_is_made_again_with_its_name_mac_and_addresses() {
+    let (host, w, c) = on_br0("rh", "10.5.106.102/24@10.5.106.1", &[]);
+    let side = host_side("eth1", c.pid);
+    let mac = c.must_link("eth1").address;
+
+    host.ip(&["link", "del", &side]);
+    assert!(c.link("eth1").is_none(), "the guest side went with its peer");
+
+    w.wait_log(&format!("{}: repaired: made eth1 again", c.name), SETTLE);
+    assert_connected(&host, "br0", &side, &c, "eth1", "10.5.106.102/24");
+    assert_eq!(c.must_link("eth1").address, mac, "same MAC");
+    assert_default_via(&c, Family::V4, "10.5.106.1", "eth1");
+    assert!(host.ping("10.5.106.102"));
+}
+
+#[test]
+fn a_guest_interface_deleted_inside_the_container_is_made_again() {
+    let (host, w, c) = on_br0("rg", "10.5.106.103/24", &[]);
+    let mac = c.must_link("eth1").address;
+
+    c.must(&["ip", "link", "del", "eth1"]);
+
+    w.wait_log(&format!("{}: repaired: made eth1 again", c.name), SETTLE);
+    assert_connected(&host, "br0", &host_side("eth1", c.pid), &c, "eth1", "10.5.106.103/24");
+    assert_eq!(c.must_link("eth1").address, mac, "same MAC");
+    assert!(host.ping("10.5.106.103"));
+}
+
+#[test]
+fn with_no_repair_nothing_is_made_again() {
+    let (host, w, c) = on_br0("rn", "10.5.106.104/24", &["--no-repair"]);
+    let side = host_side("eth1", c.pid);
+    assert!(w.log().contains("--no-repair"), "{}", w.log());
+
+    remake_br0(&host, "1500");
+    sleep(Duration::from_secs(2));
+    assert_eq!(host.must_link(&side).master, None, "{side} is back on br0:\n{}", w.log());
+
+    host.ip(&["link", "del", &side]);
+    sleep(Duration::from_secs(2));
+    assert!(c.link("eth1").is_none(), "eth1 was made again:\n{}", w.log());
+    assert_eq!(repairs_of(&w, &c), 0, "{}", w.log());
+}
+
+#[test]
+fn a_link_deleted_in_a_loop_is_repaired_a_bounded_number_of_times() {
+    let (host, w, c) = on_br0("rl", "10.5.106.105/24", &[]);
+    let side = host_side("eth1", c.pid);
+    // An operator deleting the host side whenever it is back, for 5 s.
+    let (began, mut deleted) = (Instant::now(), 0);
+    while began.elapsed() < Duration::from_secs(5) {
+        let whole = host.link(&side).is_some_and(|l| l.master.is_some() && l.is_up());
+        if whole && quiet(&["ip", "-n", &host.name, "link", "del", &side]).status.success() {
+            deleted += 1;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    // Each try, made or not (a deletion in the middle of one fails it).
+    let log = w.log();
+    let tries = log
+        .lines()
+        .filter(|l| l.contains(&format!("{}: repaired", c.name)) || l.contains(": eth1 not plumbed"))
+        .count();
+    eprintln!("watch: {deleted} deletions in 5 s, {tries} repairs");
+    // Repairs 1 s, 2 s, 4 s apart once it is lost again within 10 s.
+    assert!((2..=4).contains(&tries), "{tries} repairs in 5 s:\n{log}");
+    assert!(log.contains("lost again within 10s of its last repair: repairing it in"), "{log}");
+    // Left alone, it is made again once its wait is over.
+    wait_for("eth1 made again", SETTLE, || host.link(&side).filter(|l| l.is_up()).and(c.link("eth1")));
+    assert!(w.is_running());
+}
+
+#[test]
+fn a_detach_while_watch_runs_is_not_undone() {
+    let (host, w, c) = on_br0("rd", "10.5.106.106/24", &[]);
+    let side = host_side("eth1", c.pid);
+
+    assert_success(&pipework(&host, &["detach", &c.name]));
+    sleep(Duration::from_secs(2));
+    assert!(c.link("eth1").is_none(), "eth1 was made again:\n{}", w.log());
+    assert!(host.link(&side).is_none(), "{side} was made again:\n{}", w.log());
+    assert_eq!(repairs_of(&w, &c), 0, "{}", w.log());
+    assert!(!record_file(&host, &container_id(&c)).exists());
+}
+
+/// On a Docker host as Docker ships it (FORWARD dropping by policy,
+/// br_netfilter on), the runbook's bridge goes in a network restart that
+/// also reloads the firewall (its accepting rule gone), and comes back
+/// with eth0, its address, up: watch puts the container's port back and
+/// makes the rule again, and the compute node reaches the container.
+#[test]
+fn a_bridge_back_from_a_network_restart_gets_its_forward_rule_again() {
+    const ACCEPT_BR0: &str = "-A DOCKER-USER -i br0 -o br0 -j ACCEPT";
+    let Some(h) = DockerHost::start() else { return };
+    let node = h.ns.add_node(&["10.5.106.1/24"], &["10.5.106.2/24"]);
+    assert_success(&h.pipework(&["mkbridge", "br0", "eth0"]));
+    let socket = h.socket();
+    let w = Watcher::start(&h.ns, &unique("rf"), &[("DOCKER_HOST", &socket)]);
+    let ctr = h.container_with(&unique("pwrf"), &["--label", &w.label()]);
+    assert_success(&h.pipework(&["br0", &ctr, "10.5.106.101/24@10.5.106.1"]));
+    assert!(node.ping("10.5.106.101"));
+    let rules = || h.tables("iptables", &["-S", "DOCKER-USER"]).matches(ACCEPT_BR0).count();
+    assert_eq!(rules(), 1);
+
+    h.ns.ip(&["link", "del", "br0"]);
+    h.tables("iptables", &["-D", "DOCKER-USER", "-i", "br0", "-o", "br0", "-j", "ACCEPT"]);
+    h.ns.ip(&["link", "add", "br0", "type", "bridge", "forward_delay", "0"]);
+    h.ns.ip(&["link", "set", "eth0", "master", "br0"]);
+    h.ns.ip(&["addr", "add", "10.5.106.1/24", "dev", "br0"]);
+    h.ns.ip(&["link", "set", "br0", "up"]);
+
+    let line = w.wait_log(&format!("{ctr}: repaired: put eth1 on br0 back"), SETTLE);
+    eprintln!("watch: {line}");
+    assert_eq!(rules(), 1, "the accepting rule is not back");
+    assert!(node.ping("10.5.106.101"), "the node does not reach the container");
 }

@@ -91,6 +91,20 @@ lease from its state. An agent that dies while watch runs (a crash, kill -9) is 
 replaced at once, then after 1 s, doubling up to a minute, if it keeps dying; one \
 that leaves on purpose (its container stops, detach) is not.
 
+While a container runs, watch also makes again what the host loses under it, \
+from the host's own link messages. A recorded bridge deleted and made again \
+(ifdown br0; ifup br0, a network restart, a netplan apply) gets its ports back: \
+deleting a bridge releases its ports without deleting them, and each host side \
+a record names is put on the new bridge again (on its VLAN) and brought up; the \
+FORWARD rules pipework added for the bridge are made again if they went; a new \
+bridge whose MTU is not the one its ports were recorded with is named in the \
+log. A host side deleted (or its veth peer, inside the container) is made again \
+as at a start: the same names, MAC, addresses and gateway. Only what records \
+name is made again (detach drops the record before it deletes), never what \
+labels alone ask. A link lost again within 10 s of its last repair waits 1 s, \
+then 2, 4, ... up to a minute, each wait logged. A recorded bridge port found \
+released at a catch-up is put back too. --no-repair turns this off.
+
 If the engine goes away, watch reconnects after 0.1 s, doubling up to 3 s. It logs \
 what it did for each container at info level (-v adds each step), failures as \
 warnings, and never exits because of one container. What it waits for has a \

@@ -1,11 +1,13 @@
 //! A netlink connection bound to one network namespace, with the few
 //! operations pipework needs, by object: `link`, `bridge_vlan`, `addr`,
-//! `route`; `error` decodes refusals. Every error says what was being done, and the kernel's
+//! `route`; `events` the links as they come and go; `error` decodes
+//! refusals. Every error says what was being done, and the kernel's
 //! extended-ACK text, which rtnetlink alone would drop.
 
 mod addr;
 mod bridge_vlan;
 pub(crate) mod error;
+mod events;
 mod link;
 mod route;
 
@@ -19,6 +21,7 @@ use rtnetlink::Handle;
 pub use addr::address_ip;
 pub use bridge_vlan::PortVlan;
 pub use error::{errno, kernel_message, nl_error};
+pub use events::{LinkEvent, LinkEvents};
 pub use link::{requests, Link};
 pub use route::{route_text, route_via};
 
