@@ -8,6 +8,7 @@ mod dhcp;
 pub(crate) mod failpoints;
 mod forward;
 mod ovs;
+mod revert;
 pub(crate) mod signals;
 mod step;
 
@@ -19,8 +20,9 @@ use crate::plan::{Plan, Side, Step, Undo};
 use crate::sys::netlink::Netlink;
 pub use announce::{gratuitous_arp, port_forwards};
 use failpoints::{injected_failure, injected_pause};
+use revert::revert;
 use signals::HeldSignals;
-use step::{revert, run, GuestLinks};
+use step::{run, GuestLinks};
 
 /// The two namespaces a plan acts in.
 pub struct Target<'a> {

@@ -29,6 +29,11 @@ use crate::resolve::docker::{self, Running};
 use crate::resolve::guest::Guest;
 use crate::sys::netlink::Netlink;
 
+mod leases;
+mod ports;
+
+use ports::on_bridge;
+
 pub struct Reconciler<'a> {
     engine: &'a Engine,
     host: &'a Netlink,
@@ -376,33 +381,6 @@ impl<'a> Reconciler<'a> {
         Ok(trusted)
     }
 
-    /// After one of its DHCP agents died: the agents of the container's
-    /// recorded DHCP interfaces that are there (with their MAC), adopted or
-    /// replaced as at a catch-up; nothing else is made or changed.
-    async fn keep_agents(&self, id: &str, name: &str) -> Result<bool> {
-        let Some(Running { guest, .. }) = self.running(id, name).await? else { return Ok(false) };
-        let Some(record) = self.store.load(&self.key(id))?.filter(|r| r.host.id == self.here) else {
-            return Ok(true);
-        };
-        guest.refuse_here("there is nothing to connect")?;
-        let inside = Netlink::inside_async(guest.netns()).await?;
-        for iface in &record.interfaces {
-            let Some(dhcp) = &iface.dhcp else { continue };
-            match inside.link(&iface.name).await? {
-                Some(link) if link.mac == Some(iface.mac) => {
-                    let w = replayed(&record, iface);
-                    self.keep_agent(id, &guest.label, &w, dhcp, &guest, &inside).await;
-                }
-                _ => tracing::info!(
-                    "{}: {} is not there as recorded: its DHCP agent is not replaced",
-                    guest.label,
-                    iface.name
-                ),
-            }
-        }
-        Ok(true)
-    }
-
     /// The container whose record is the file `name`, if it is this engine's.
     pub fn container_of(&self, name: &str) -> Option<String> {
         let id = name.strip_prefix(self.engine.runtime)?.strip_prefix('-')?.strip_suffix(".json")?;
@@ -416,185 +394,6 @@ impl<'a> Reconciler<'a> {
 
     pub fn store_dir(&self) -> &std::path::Path {
         self.store.dir()
-    }
-
-    /// The name and native DHCP agents (interface, agent, state file) that
-    /// the record of container `id` names, if it was made here.
-    pub fn agents(&self, id: &str) -> (String, Vec<(String, AgentId, PathBuf)>) {
-        let record = match self.store.load(&self.key(id)) {
-            Ok(record) => record.filter(|r| r.host.id == self.here),
-            Err(e) => {
-                tracing::warn!("{}", e.message());
-                None
-            }
-        };
-        let Some(record) = record else { return (String::new(), Vec::new()) };
-        let agents = record
-            .interfaces
-            .iter()
-            .filter_map(|i| {
-                let dhcp = i.dhcp.as_ref().filter(|d| d.client == "dhcp")?;
-                Some((i.name.clone(), AgentId::recorded(dhcp)?, PathBuf::from(dhcp.lease_file.as_ref()?)))
-            })
-            .collect();
-        (record.guest_name().to_string(), agents)
-    }
-
-    /// The agent of a DHCP interface that is there, adopted or replaced.
-    async fn keep_agent(
-        &self,
-        id: &str,
-        name: &str,
-        w: &Wanted,
-        dhcp: &DhcpRecord,
-        guest: &Guest,
-        inside: &Netlink,
-    ) {
-        let ifname = w.req.container_if.as_deref().unwrap_or("eth1");
-        match agents::keep(&self.key(id), &w.req, dhcp, guest, self.host, inside).await {
-            Ok(Some(Kept::Adopted(pid))) => {
-                tracing::debug!("{name}: {ifname}'s DHCP agent {pid} still keeps its lease: adopted");
-            }
-            Ok(Some(Kept::Resumed(pid))) => {
-                tracing::info!("{name}: {ifname}'s DHCP agent was gone: agent {pid} resumes its lease");
-            }
-            Ok(Some(Kept::Leased(pid))) => {
-                tracing::info!(
-                    "{name}: {ifname}'s DHCP agent was gone with its lease: leased again, agent {pid}"
-                );
-            }
-            Ok(None) => {}
-            Err(e) => report(&format!("{name}: {ifname}'s DHCP agent not replaced"), &e),
-        }
-    }
-
-    /// The steps that put a recorded bridge port back on its bridge (a
-    /// bridge deleted and made again released it, down and masterless):
-    /// enslaved again, on its VLAN, up. Whether there are any: none when
-    /// it is on its bridge and up, when the host side or the bridge is not
-    /// there (a host side gone is made again with its interface), or when
-    /// it is another bridge's port now (the operator's), or another link
-    /// took its name.
-    async fn port_steps(&self, port: Port<'_>, steps: &mut Vec<Step>) -> Result<bool> {
-        let Some(link) = self.host.link(port.side).await? else { return Ok(false) };
-        if port.index.is_some_and(|index| index != link.index) {
-            return Ok(false);
-        }
-        let Some(bridge) = self.host.link(port.bridge).await?.filter(|b| b.is_bridge()) else {
-            return Ok(false);
-        };
-        match link.master {
-            Some(master) if master == bridge.index && link.up => return Ok(false),
-            Some(master) if master == bridge.index => {}
-            Some(other) => {
-                tracing::warn!(
-                    "{} is a port of link {other} now, not of {}: left alone",
-                    port.side,
-                    port.bridge
-                );
-                return Ok(false);
-            }
-            None => {
-                steps.push(Step::SetMaster { link: port.side.into(), bridge: port.bridge.into() });
-                if let Some(vid) = port.vlan {
-                    if !bridge.vlan_filtering
-                        && !steps.iter().any(|s| matches!(s, Step::VlanFiltering { .. }))
-                    {
-                        steps.push(Step::VlanFiltering { bridge: port.bridge.into() });
-                    }
-                    let default = if bridge.vlan_filtering { bridge.default_pvid } else { 1 };
-                    let drop = (default != 0 && default != vid).then_some(default);
-                    steps.push(Step::PortVlan { port: port.side.into(), vid, drop });
-                }
-            }
-        }
-        steps.push(Step::LinkUp { side: Side::Host, name: port.side.into() });
-        Ok(true)
-    }
-
-    /// A recorded bridge made again: a replacement whose MTU is not the
-    /// one its ports were recorded with named in the log, the FORWARD
-    /// rules recorded for it made again if they went with it, and each
-    /// container's recorded ports on it put back, one plan a container.
-    /// Host sides only, whose veths are alive (their guests' namespaces
-    /// hold them): no guest is entered and no engine asked, so 50
-    /// containers are back within milliseconds.
-    async fn bridge_back(&self, bridge: &str) -> Result<()> {
-        let Some(link) = self.host.link(bridge).await?.filter(|b| b.is_bridge()) else { return Ok(()) };
-        let on_it = Attached::Bridge(bridge.to_string());
-        let records = self.records(false);
-        let recorded = records.iter().flat_map(|(_, r)| &r.interfaces).filter(|i| i.attached_to == on_it);
-        if let Some(mtu) = recorded.map(|i| i.mtu).find(|mtu| *mtu != link.mtu) {
-            tracing::warn!(
-                "{bridge} came back unlike the bridge its ports were plumbed on: MTU {}, recorded {mtu}",
-                link.mtu
-            );
-        }
-        if let Some(kept) = self.store.bridge(self.here, bridge)?.filter(|b| !b.accept.is_empty()) {
-            let mut plan = Plan::on_host();
-            plan.push(Step::ForwardAccept { bridge: bridge.to_string(), rules: kept.accept });
-            if let Err(e) = crate::apply::here_then(&plan, self.host, None, async || Ok(())).await {
-                report(&format!("{bridge}'s FORWARD rules not made again"), &e);
-            }
-        }
-        for (_, record) in &records {
-            let began = Instant::now();
-            let (mut ports, mut back) = (Plan::on_host(), Vec::new());
-            for iface in &record.interfaces {
-                if let Some(port) = on_bridge(iface).filter(|p| p.bridge == bridge) {
-                    if self.port_steps(port, &mut ports.steps).await? {
-                        back.push(format!("{} on {bridge}", iface.name));
-                    }
-                }
-            }
-            let name = record.guest_name();
-            let back = self.put_back(name, &ports, back).await;
-            if !back.is_empty() {
-                tracing::info!("{name}: repaired: put {} back in {:.1?}", back.join(", "), began.elapsed());
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies the steps that put `back` (a container's ports) back;
-    /// what was put back, nothing if the plan failed (and was rolled back).
-    async fn put_back(&self, name: &str, ports: &Plan, back: Vec<String>) -> Vec<String> {
-        if ports.steps.is_empty() {
-            return back;
-        }
-        match crate::apply::here_then(ports, self.host, None, async || Ok(())).await {
-            Ok(()) => back,
-            Err(e) => {
-                report(&format!("{name}: {} not put back", back.join(", ")), &e);
-                Vec::new()
-            }
-        }
-    }
-
-    /// The containers whose records name a port on `bridge`: ID and name.
-    pub fn on_bridge(&self, bridge: &str) -> Vec<(String, String)> {
-        let on_it = Attached::Bridge(bridge.to_string());
-        self.records(false)
-            .into_iter()
-            .filter(|(_, r)| r.interfaces.iter().any(|i| i.attached_to == on_it))
-            .map(|(id, r)| (id, r.guest_name().to_string()))
-            .collect()
-    }
-
-    /// The containers (ID, name) and interfaces whose recorded host side
-    /// is `side`: a veth's peer, a macvlan's or IPoIB child's parent (which
-    /// takes its children along when it goes).
-    pub fn owners_of(&self, side: &str) -> Vec<(String, String, String)> {
-        let mut owners = Vec::new();
-        for (id, r) in self.records(false) {
-            let made_there = |i: &&Interface| {
-                matches!(i.how, How::Veth | How::Macvlan | How::Ipoib) && i.host_side.as_deref() == Some(side)
-            };
-            for iface in r.interfaces.iter().filter(made_there) {
-                owners.push((id.clone(), r.guest_name().to_string(), iface.name.clone()));
-            }
-        }
-        owners
     }
 
     /// A removed container: whatever its interfaces left on the host
@@ -643,27 +442,6 @@ fn restarted_since(pass: Pass, guest: &Guest) -> Pass {
     match (pass, guest.process().and_then(|p| crate::sys::process::started_at(p.pid()))) {
         (Pass::Repair(lost), Some(started)) if started >= lost => Pass::Start,
         (pass, _) => pass,
-    }
-}
-
-/// A recorded veth's host side on a Linux bridge.
-#[derive(Clone, Copy)]
-struct Port<'r> {
-    side: &'r str,
-    bridge: &'r str,
-    vlan: Option<u16>,
-    /// The host side's index when it was made, if recorded: a link that
-    /// took its name since is not put on the bridge for it.
-    index: Option<u32>,
-}
-
-fn on_bridge(iface: &Interface) -> Option<Port<'_>> {
-    let index = iface.host_link.as_ref().map(|l| l.ifindex);
-    match (&iface.how, &iface.attached_to, &iface.host_side) {
-        (How::Veth, Attached::Bridge(bridge), Some(side)) => {
-            Some(Port { side, bridge, vlan: iface.vlan, index })
-        }
-        _ => None,
     }
 }
 
