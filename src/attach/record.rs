@@ -85,13 +85,8 @@ async fn describe(planned: &Planned, req: &Attach, host: &Netlink, inside: &Netl
         None => None,
     };
     let mut iface = Interface {
-        name,
-        ifindex: link.index,
-        how: made.how,
         host_side: made.host_side,
         attached_to: made.attached_to,
-        mac,
-        mtu: link.mtu,
         addresses,
         gateway,
         vlan: made.vlan,
@@ -99,11 +94,10 @@ async fn describe(planned: &Planned, req: &Attach, host: &Netlink, inside: &Netl
         no_firewall: req.no_firewall,
         dhcp,
         replaced_default,
-        second_gateway: None,
-        cni: None,
         host_link,
         macvlan_mode,
         shim,
+        ..Interface::new(name, link.index, made.how, mac, link.mtu)
     };
     // A replay's further gateways, with the default routes they replaced.
     for gw in req.more_addresses.iter().filter_map(|(_, gw)| *gw) {

@@ -66,21 +66,8 @@ impl Draft {
         })?;
         let config = serde_json::from_slice(&conf.raw).map_err(|e| Error::new(Kind::Internal, e))?;
         let iface = Interface {
-            name: env.ifname.clone(),
-            ifindex: link.index,
-            how: How::Veth,
             host_side: Some(host_veth.name.clone()),
             attached_to: Attached::Bridge(conf.bridge.clone()),
-            mac,
-            mtu: link.mtu,
-            addresses: Vec::new(),
-            gateway: None,
-            vlan: None,
-            vlan_filtering: false,
-            no_firewall: false,
-            dhcp: None,
-            replaced_default: None,
-            second_gateway: None,
             cni: Some(CniRecord {
                 network: conf.name.clone(),
                 config,
@@ -89,8 +76,7 @@ impl Draft {
                 flags: Some(conf.flags()),
             }),
             host_link: link_id(host_veth),
-            macvlan_mode: Default::default(),
-            shim: None,
+            ..Interface::new(env.ifname.clone(), link.index, How::Veth, mac, link.mtu)
         };
         let find = Finder::Cni { container_id: env.container_id.clone(), netns: env.netns.clone() };
         let netns = guest.netns_id()?;

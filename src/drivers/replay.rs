@@ -117,25 +117,9 @@ mod tests {
     /// eth1, a veth on br0 with no addressing.
     fn veth() -> Interface {
         Interface {
-            name: "eth1".into(),
-            ifindex: 9,
-            how: How::Veth,
             host_side: Some("veth1pl77".into()),
             attached_to: Attached::Bridge("br0".into()),
-            mac: "02:00:00:00:00:09".parse().unwrap(),
-            mtu: 1500,
-            addresses: Vec::new(),
-            gateway: None,
-            vlan: None,
-            vlan_filtering: false,
-            no_firewall: false,
-            dhcp: None,
-            replaced_default: None,
-            second_gateway: None,
-            cni: None,
-            host_link: None,
-            macvlan_mode: Default::default(),
-            shim: None,
+            ..Interface::new("eth1".into(), 9, How::Veth, "02:00:00:00:00:09".parse().unwrap(), 1500)
         }
     }
 

@@ -104,6 +104,35 @@ pub struct Interface {
     pub shim: Option<String>,
 }
 
+impl Interface {
+    /// An interface of kind `how` as the kernel made it, and nothing else
+    /// recorded yet: what the kind, the request or a later run adds goes
+    /// on top (`Interface { addresses, ..Interface::new(..) }`).
+    pub fn new(name: String, ifindex: u32, how: How, mac: Mac, mtu: u32) -> Interface {
+        Interface {
+            name,
+            ifindex,
+            how,
+            host_side: None,
+            attached_to: Attached::None,
+            mac,
+            mtu,
+            addresses: Vec::new(),
+            gateway: None,
+            vlan: None,
+            vlan_filtering: false,
+            no_firewall: false,
+            dhcp: None,
+            replaced_default: None,
+            second_gateway: None,
+            cni: None,
+            host_link: None,
+            macvlan_mode: MacvlanMode::default(),
+            shim: None,
+        }
+    }
+}
+
 /// What tells a link from another that took its name: its index, kind
 /// (`veth`) and MAC, in its own namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,25 +376,11 @@ mod tests {
         };
         let mut record = Record::new(guest, HostNs { id: NsId { ino: 4026531840, dev: 4 }, netns: None });
         record.put_interface(Interface {
-            name: "eth1".into(),
-            ifindex: 7,
-            how: How::Veth,
             host_side: Some("veth1pl1234".into()),
             attached_to: Attached::Bridge("br0".into()),
-            mac: "02:42:0a:05:6a:65".parse().unwrap(),
-            mtu: 1500,
             addresses: vec!["10.5.106.101/24".parse().unwrap()],
             gateway: Some("10.5.106.1".parse().unwrap()),
-            vlan: None,
-            vlan_filtering: false,
-            no_firewall: false,
-            dhcp: None,
-            replaced_default: None,
-            second_gateway: None,
-            cni: None,
-            host_link: None,
-            macvlan_mode: Default::default(),
-            shim: None,
+            ..Interface::new("eth1".into(), 7, How::Veth, "02:42:0a:05:6a:65".parse().unwrap(), 1500)
         });
         record
     }

@@ -25,25 +25,10 @@ impl Drop for TempStore {
 
 fn iface(name: &str) -> Interface {
     Interface {
-        name: name.into(),
-        ifindex: 2,
-        how: How::Macvlan,
         host_side: Some("eth0".into()),
         attached_to: Attached::Parent("eth0".into()),
-        mac: "02:00:00:00:00:02".parse().unwrap(),
-        mtu: 9000,
-        addresses: Vec::new(),
-        gateway: None,
         vlan: Some(10),
-        vlan_filtering: false,
-        no_firewall: false,
-        dhcp: None,
-        replaced_default: None,
-        second_gateway: None,
-        cni: None,
-        host_link: None,
-        macvlan_mode: Default::default(),
-        shim: None,
+        ..Interface::new(name.into(), 2, How::Macvlan, "02:00:00:00:00:02".parse().unwrap(), 9000)
     }
 }
 
