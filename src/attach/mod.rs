@@ -72,6 +72,8 @@ pub async fn plan_and_apply(
 /// refuses it as ever, or makes it again (a host side left down).
 async fn made_before(ctx: &Context<'_>, driver: &dyn Driver) -> Result<Option<(Interface, Link)>> {
     let name = ctx.req.container_if.as_deref().unwrap_or(driver.default_if());
+    // A guest without the interface (the usual attach) needs no record read.
+    let Some(link) = ctx.inside.link(name).await? else { return Ok(None) };
     // One that cannot be read is named when the attach writes its own.
     let Ok(Some(record)) = Store::from_env().load(&ctx.guest.find.key()) else { return Ok(None) };
     if record.host.id != HostNs::current()?.id || record.guest.netns != ctx.guest.netns_id()? {
@@ -88,6 +90,5 @@ async fn made_before(ctx: &Context<'_>, driver: &dyn Driver) -> Result<Option<(I
             return Ok(None);
         }
     }
-    let link = ctx.inside.link(name).await?.filter(|l| iface.how.recognises(l, iface.mac));
-    Ok(link.map(|link| (iface.clone(), link)))
+    Ok(iface.how.recognises(&link, iface.mac).then(|| (iface.clone(), link)))
 }
