@@ -134,8 +134,8 @@ impl<'t, 'a> Transaction<'t, 'a> {
                 Ok(undo) => (undo, None),
                 Err(e) => (None, Some(e)),
             };
-            let kept = match (&undo, &mut self.intent) {
-                (Some(u), Some(intent)) => intent.applied(u),
+            let kept = match (&failure, &mut self.intent) {
+                (None, Some(intent)) => intent.applied(undo.as_ref()),
                 _ => Ok(()),
             };
             self.undo.extend(undo);

@@ -218,8 +218,9 @@ impl Intent {
         self.append(&Entry::Step { n, command: command.to_string() })
     }
 
-    /// A step was applied, leaving `undo`.
-    pub fn applied(&mut self, undo: &Undo) -> Result<()> {
+    /// A step was applied, leaving `undo` (None: nothing to undo).
+    pub fn applied(&mut self, undo: Option<&Undo>) -> Result<()> {
+        let Some(undo) = undo else { return self.append(&Entry::Applied) };
         // `Entry::Undo` by reference: the same JSON.
         #[derive(Serialize)]
         #[serde(rename_all = "snake_case")]
@@ -321,3 +322,6 @@ fn make_slot(path: &Path) -> Result<Option<Slot>> {
     }
     Ok(Some(Slot { file, path: path.to_path_buf() }))
 }
+
+#[cfg(test)]
+mod tests;

@@ -52,7 +52,8 @@ pub struct About {
 impl About {
     /// A run of this process's own command line.
     pub fn command_line(guest: Option<GuestRecord>) -> About {
-        let words: Vec<String> = std::env::args().collect();
+        let words: Vec<String> =
+            std::iter::once("pipework".to_string()).chain(std::env::args().skip(1)).collect();
         About { what: words.join(" "), guest, commit: None }
     }
 }
@@ -79,6 +80,8 @@ pub enum Entry {
     Step { n: usize, command: String },
     /// An applied step's undo.
     Undo(Undo),
+    /// An applied step that left nothing to undo.
+    Applied,
     /// An applied step whose undo cannot be kept: reported, never undone.
     Leftover(String),
     /// An applied step that undoes itself in time (a lease not given back

@@ -119,6 +119,13 @@ async fn roll_back(
         host_ns: own.as_fd(),
         guest_ns: guest.as_ref().map(|g| g.netns()).unwrap_or(own.as_fd()),
     };
+    // A step logged with nothing after it was under way when the run died.
+    let under_way = match entries.last() {
+        Some(Entry::Step { n, command }) => {
+            format!("; step {n} ({command}) was under way and may have taken effect")
+        }
+        _ => String::new(),
+    };
     let (mut kept, mut left, mut undone) = (Vec::new(), Vec::new(), 0);
     for entry in entries.into_iter().rev() {
         match entry {
@@ -137,14 +144,14 @@ async fn roll_back(
                 kept.push(Entry::Leftover(text));
             }
             Entry::Lapses(text) => tracing::info!("recovery: {text}: left to run out"),
-            Entry::Step { .. } | Entry::Commit(_) => {}
+            Entry::Step { .. } | Entry::Applied | Entry::Commit(_) => {}
         }
     }
     let what = &header.what;
     if left.is_empty() {
         slot.free(header)?;
         output::warning(format!(
-            "rolled back an interrupted run of pid {pid} ({what}): {undone} change{} undone",
+            "rolled back an interrupted run of pid {pid} ({what}): {undone} change{} undone{under_way}",
             if undone == 1 { "" } else { "s" }
         ));
         return Ok(None);
@@ -215,8 +222,13 @@ async fn undo_checked(undo: &Undo, t: &Target<'_>) -> Result<()> {
         },
         _ => true,
     };
-    match ours {
-        true => revert_one(undo, t).await,
-        false => Ok(()),
+    if !ours {
+        return Ok(());
+    }
+    match revert_one(undo, t).await {
+        // An address or route put back since (by hand, or a later run):
+        // what the undo wanted, and not this run's to replace.
+        Err(e) if e.kernel_reply().is_some_and(|r| r.errno == Some(libc::EEXIST)) => Ok(()),
+        done => done,
     }
 }
