@@ -121,7 +121,10 @@ impl Slot {
             // here, before the first change.
             return Err(Error::new(
                 Kind::Usage,
-                format!("the guest's names are too long to keep an intent of this run ({} bytes)", block.len()),
+                format!(
+                    "the guest's names are too long to keep an intent of this run ({} bytes)",
+                    block.len()
+                ),
             ));
         }
         block.resize(BLOCK - 1, b' ');
