@@ -118,7 +118,7 @@ impl<'t, 'a> Transaction<'t, 'a> {
             injected_pause(n);
             let result = match (injected_failure(n), &step) {
                 (Some(e), _) => Err(e),
-                (None, _) if let Err(e) = self.intend(n, &command) => Err(e),
+                (None, _) if let Err(e) = self.intend(n, &command, step.outlives_boot()) => Err(e),
                 (None, Step::Dhcp { dev, port, setup }) => {
                     self.lease(dev, port.as_deref(), setup).await.map(|(undo, more)| {
                         total += more.len();
@@ -152,13 +152,13 @@ impl<'t, 'a> Transaction<'t, 'a> {
 
     /// Notes step `n` in the intent before it is applied; the intent is
     /// written first, before the first change.
-    fn intend(&mut self, n: usize, command: &str) -> Result<()> {
+    fn intend(&mut self, n: usize, command: &str, outlives_boot: bool) -> Result<()> {
         if let Some(about) = self.about.take() {
             let store = crate::records::Store::from_env();
             self.intent = Some(Intent::begin(&store, about)?);
         }
         match &mut self.intent {
-            Some(intent) => intent.step(n, command),
+            Some(intent) => intent.step(n, command, outlives_boot),
             None => Ok(()),
         }
     }

@@ -27,8 +27,19 @@ pub use record::Writer;
 /// An attach to a guest already found, from netlink connections already
 /// open: the watch service's, which keeps one on the host.
 pub async fn connect(req: &Attach, guest: &Guest, host: &Netlink, inside: &Netlink) -> Result<()> {
+    recover(guest, host).await?;
     let driver = driver_for(host, req).await?;
     plan_and_apply(&*driver, req, guest, host, inside, false, Writer::OffThread).await
+}
+
+/// Rolls back the guest's runs killed half-way, before its host interface
+/// is classified and its plan made: both look at what they left. Whether
+/// any was.
+pub async fn recover(guest: &Guest, host: &Netlink) -> Result<bool> {
+    let key = guest.find.key();
+    let recovery = crate::intents::recover(&Store::from_env(), host, Scope::Guest(&key)).await?;
+    crate::intents::report(&recovery);
+    Ok(recovery.rolled_back > 0 || !recovery.left.is_empty())
 }
 
 /// The driver for the host interface, and the original's refusals, which
@@ -50,10 +61,6 @@ pub async fn plan_and_apply(
     writer: Writer,
 ) -> Result<()> {
     let ctx = Context { req, guest, host, inside };
-    if !dry_run {
-        let key = guest.find.key();
-        crate::intents::report(&crate::intents::recover(&Store::from_env(), host, Scope::Guest(&key)).await?);
-    }
     if let Some((iface, link)) = made_before(&ctx, driver).await? {
         let Some(added) = addressing::add_to(&ctx, &iface, &link).await? else { return Ok(()) };
         if dry_run {

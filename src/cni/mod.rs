@@ -100,8 +100,8 @@ async fn recover(env: &Env) -> Result<(), CniError> {
     let host = crate::sys::netlink::Netlink::here()?;
     let key = crate::records::Finder::cni_key(&env.container_id);
     let store = crate::records::Store::from_env();
-    let left = crate::intents::recover(&store, &host, crate::intents::Scope::Guest(&key)).await?;
-    crate::intents::report(&left);
+    let recovery = crate::intents::recover(&store, &host, crate::intents::Scope::Guest(&key)).await?;
+    crate::intents::report(&recovery);
     Ok(())
 }
 

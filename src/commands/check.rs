@@ -16,7 +16,7 @@ use crate::sys::output;
 
 pub async fn check(guest: Option<&GuestRef>, as_json: bool) -> Result<Outcome> {
     let (store, host) = (Store::from_env(), Netlink::here()?);
-    let mut interrupted = recover(&store, &host, Scope::All).await?;
+    let mut interrupted = recover(&store, &host, Scope::All).await?.left;
     if let Some(arg) = guest {
         interrupted.retain(|run| run.is_of(&arg.to_string()));
     }

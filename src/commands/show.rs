@@ -26,7 +26,7 @@ const COLUMNS: usize = 8;
 
 pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
     let (store, host) = (Store::from_env(), Netlink::here()?);
-    let mut interrupted = recover(&store, &host, Scope::All).await?;
+    let mut interrupted = recover(&store, &host, Scope::All).await?.left;
     if let Some(arg) = guest {
         interrupted.retain(|run| run.is_of(&arg.to_string()));
     }

@@ -1,5 +1,5 @@
-//! A run's intent in its slot: the header written in place and synced
-//! once, then the log lines appended. `Slot` is a slot file opened and
+//! A run's intent in its slot: the header written in place, then the log
+//! lines appended, synced before a change that outlives a boot. `Slot` is a slot file opened and
 //! locked, by a run for its own intent or by a recovery for a dead one's.
 
 use std::fs::{File, OpenOptions};
@@ -35,6 +35,10 @@ pub struct Header {
     /// kernel state that is gone.
     pub boot: String,
     pub what: String,
+    /// When the run began (`process::ticks_now`): dead runs are rolled
+    /// back newest first.
+    #[serde(default)]
+    pub began: u64,
     /// The network namespace the run acted from.
     pub host: NsId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,8 +117,8 @@ impl Slot {
         entries
     }
 
-    /// Writes `header` in place, synced when `sync`.
-    fn put_header(&self, header: &Header, sync: bool) -> Result<()> {
+    /// Writes `header` in place.
+    fn put_header(&self, header: &Header) -> Result<()> {
         let mut block = serde_json::to_vec(header).map_err(|e| Error::new(Kind::Internal, e))?;
         if block.len() >= BLOCK {
             // Names and paths that long (a CNI_NETNS, a label) are refused
@@ -129,16 +133,14 @@ impl Slot {
         }
         block.resize(BLOCK - 1, b' ');
         block.push(b'\n');
-        let written = self.file.write_all_at(&block, 0).and_then(|()| match sync {
-            true => self.file.sync_data(),
-            false => Ok(()),
-        });
-        written.map_err(|e| Error::from(e).context(format!("writing {}", self.path.display())))
+        self.file
+            .write_all_at(&block, 0)
+            .map_err(|e| Error::from(e).context(format!("writing {}", self.path.display())))
     }
 
     /// Frees the slot for the next run.
     pub fn free(&self, header: &Header) -> Result<()> {
-        self.put_header(&Header { state: State::Free, ..header.clone() }, false)
+        self.put_header(&Header { state: State::Free, ..header.clone() })
     }
 
     /// Replaces the log with `entries` (a recovery keeps what it could not undo).
@@ -188,24 +190,27 @@ pub struct Intent {
     header: Header,
     /// Where the next line goes.
     end: u64,
+    /// Whether the log is on disk (see `step`).
+    synced: bool,
     commit: Option<Commit>,
 }
 
 impl Intent {
     /// Takes a free slot (a dead run's is left to its recovery) and writes
-    /// the header, synced: call before the first change.
+    /// the header: call before the first change.
     pub fn begin(store: &Store, about: About) -> Result<Intent> {
         let header = Header {
             state: State::Open,
             run: RunId::next(),
             boot: boot_id(),
             what: cut(about.what, 1024),
+            began: crate::sys::process::ticks_now(),
             host: NsId::of_path("/proc/thread-self/ns/net")?,
             guest: about.guest,
         };
-        let slot = take_slot(store, &header.boot)?;
-        slot.put_header(&header, true)?;
-        Ok(Intent { slot, header, end: BLOCK as u64, commit: about.commit })
+        let slot = take_slot(store)?;
+        slot.put_header(&header)?;
+        Ok(Intent { slot, header, end: BLOCK as u64, synced: false, commit: about.commit })
     }
 
     fn append(&mut self, entry: &Entry) -> Result<()> {
@@ -221,9 +226,20 @@ impl Intent {
         Ok(())
     }
 
-    /// Step `n` is about to be applied.
-    pub fn step(&mut self, n: usize, command: &str) -> Result<()> {
-        self.append(&Entry::Step { n, command: command.to_string() })
+    /// Step `n` is about to be applied. Before the first step whose change
+    /// `outlives_boot`, the log is synced (once): the page cache keeps it
+    /// for a recovery after a killed process, and a crash of the machine
+    /// takes every other change with the kernel's state.
+    pub fn step(&mut self, n: usize, command: &str, outlives_boot: bool) -> Result<()> {
+        self.append(&Entry::Step { n, command: command.to_string() })?;
+        if outlives_boot && !self.synced {
+            self.slot
+                .file
+                .sync_data()
+                .map_err(|e| Error::from(e).context(format!("syncing {}", self.slot.path.display())))?;
+            self.synced = true;
+        }
+        Ok(())
     }
 
     /// A step was applied, leaving `undo` (None: nothing to undo).
@@ -282,9 +298,9 @@ fn cut(mut text: String, max: usize) -> String {
     text
 }
 
-/// The first slot whose lock is free and that holds no dead run of this
-/// boot; a new one made if none is.
-fn take_slot(store: &Store, boot: &str) -> Result<Slot> {
+/// The first slot whose lock is free and that holds no dead run; a new one
+/// made if none is.
+fn take_slot(store: &Store) -> Result<Slot> {
     let dir = dir(store);
     private_files::make_dir(store.dir())
         .and_then(|()| private_files::make_dir(&dir))
@@ -299,8 +315,9 @@ fn take_slot(store: &Store, boot: &str) -> Result<Slot> {
                 None => continue,
             },
         };
+        // A dead run's, of this boot or an earlier one, is its recovery's.
         match slot.header() {
-            Some(h) if h.state == State::Open && h.boot == boot => continue,
+            Some(h) if h.state == State::Open => continue,
             _ => return Ok(slot),
         }
     }

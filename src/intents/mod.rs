@@ -7,13 +7,14 @@
 //! moment the process dies, so a slot whose lock can be taken and whose
 //! header says `open` is a dead run's, whatever has its PID by then (the
 //! PID and start time name the run in reports). The header (the run, what
-//! it does, the host and the guest) fills the first block and is written
-//! in place with one fdatasync before the first change: a slot's block
-//! reused costs a data flush, not a journal commit. Each step then appends
-//! its command before it runs and its undo after, unsynced: the page cache
-//! outlives a killed process, and a crash of the machine takes the
-//! kernel's links, addresses and rules with it (an intent of an earlier
-//! boot is dropped). A run that ends, either way, frees its slot.
+//! it does, the host and the guest) fills the first block, written in place
+//! before the first change; each step then appends its command before it
+//! runs and its undo after. None of it is synced but before a change that
+//! outlives a reboot (an Open vSwitch port, in OVSDB's file), once: the
+//! page cache outlives a killed process, and a crash of the machine takes
+//! the kernel's links, addresses and rules with it, so a sync there would
+//! protect nothing (a recovery after a reboot undoes only what outlived
+//! it). A run that ends, either way, frees its slot.
 //!
 //! `recover` finds the dead runs' intents and undoes them.
 
@@ -27,11 +28,11 @@ use serde::{Deserialize, Serialize};
 use crate::plan::Undo;
 use crate::records::GuestRecord;
 pub use log::Intent;
-pub use recover::{recover, Scope};
+pub use recover::{recover, Interrupted, Recovery, Scope};
 
 /// Each change a dead run left, as a warning: for a command that goes on.
-pub fn report(left: &[recover::Interrupted]) {
-    for run in left {
+pub fn report(recovery: &Recovery) {
+    for run in &recovery.left {
         for what in &run.left {
             crate::sys::output::warning(format!("{}: {what}", run.describe()));
         }

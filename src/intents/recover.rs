@@ -52,37 +52,50 @@ impl Interrupted {
     }
 }
 
-/// Rolls back every dead run in `scope` made from this namespace; a line
-/// on stderr for each. Returns those that are left.
-pub async fn recover(store: &Store, host: &Netlink, scope: Scope<'_>) -> Result<Vec<Interrupted>> {
-    let mut left = Vec::new();
+/// What a recovery did: how many dead runs it rolled back, and those it
+/// could not wholly.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub rolled_back: usize,
+    pub left: Vec<Interrupted>,
+}
+
+/// Rolls back every dead run in `scope` made from this namespace, newest
+/// first (a later run's change may rest on an earlier one's: its port on
+/// the bridge that run made), with a line on stderr for each; and what
+/// outlived a reboot of the runs killed by it, whatever the scope.
+pub async fn recover(store: &Store, host: &Netlink, scope: Scope<'_>) -> Result<Recovery> {
+    let mut recovery = Recovery::default();
     let paths = slots(store)?;
     if paths.is_empty() {
-        return Ok(left);
+        return Ok(recovery);
     }
     let (boot, here) = (boot_id(), NsId::of_path("/proc/thread-self/ns/net")?);
+    let mut dead = Vec::new();
     for path in paths {
         let Some(slot) = Slot::try_lock(&path)? else { continue };
         let Some(header) = slot.header().filter(|h| h.state == State::Open) else { continue };
-        if header.boot != boot {
-            tracing::info!("dropping {}, an intent of an earlier boot", path.display());
-            slot.free(&header)?;
-            continue;
-        }
+        let this_boot = header.boot == boot;
         let key = header.guest.as_ref().map(|g| g.find.key());
         let wanted = match scope {
             Scope::All => true,
             Scope::Guest(k) => key.as_deref() == Some(k),
             Scope::Host => key.is_none(),
         };
-        if header.host != here || !wanted {
-            continue;
+        if !this_boot || (header.host == here && wanted) {
+            dead.push((this_boot, header.began, path));
         }
+    }
+    dead.sort_by_key(|&(this_boot, began, _)| (this_boot, std::cmp::Reverse(began)));
+    for (this_boot, _, path) in dead {
+        // Recovered meanwhile by another command, or being so now.
+        let Some(slot) = Slot::try_lock(&path)? else { continue };
+        let Some(header) = slot.header().filter(|h| h.state == State::Open) else { continue };
         // One run that cannot be recovered does not keep the others.
-        match roll_back(store, host, &slot, &header).await {
-            Ok(Some(run)) => left.push(run),
-            Ok(None) => {}
-            Err(e) => left.push(Interrupted {
+        match roll_back(store, host, &slot, &header, this_boot).await {
+            Ok(Some(run)) => recovery.left.push(run),
+            Ok(None) => recovery.rolled_back += 1,
+            Err(e) => recovery.left.push(Interrupted {
                 pid: header.run.pid,
                 what: header.what.clone(),
                 guest: header.guest.as_ref().map(|g| g.label.clone()),
@@ -91,16 +104,18 @@ pub async fn recover(store: &Store, host: &Netlink, scope: Scope<'_>) -> Result<
             }),
         }
     }
-    Ok(left)
+    Ok(recovery)
 }
 
 /// One dead run's intent: freed when it is wholly undone (or its record
-/// says it was whole), else rewritten with what is left.
+/// says it was whole), else rewritten with what is left. Of a run of an
+/// earlier boot only what outlived it is undone: the rest went with it.
 async fn roll_back(
     store: &Store,
     host: &Netlink,
     slot: &Slot,
     header: &Header,
+    this_boot: bool,
 ) -> Result<Option<Interrupted>> {
     let entries = slot.entries(&header.run);
     let pid = header.run.pid;
@@ -117,8 +132,8 @@ async fn roll_back(
         }
     }
     let guest = match &header.guest {
-        Some(g) => guest_now(&g.label, &g.find, g.netns).await?,
-        None => None,
+        Some(g) if this_boot => guest_now(&g.label, &g.find, g.netns).await?,
+        _ => None,
     };
     let inside = guest.as_ref().map(|g| Netlink::inside(g.netns())).transpose()?;
     let own = crate::sys::netns::current()?;
@@ -130,7 +145,7 @@ async fn roll_back(
     };
     // A step logged with nothing after it was under way when the run died.
     let under_way = match entries.last() {
-        Some(Entry::Step { n, command }) => {
+        Some(Entry::Step { n, command }) if this_boot => {
             format!("; step {n} ({command}) was under way and may have taken effect")
         }
         _ => String::new(),
@@ -138,6 +153,7 @@ async fn roll_back(
     let (mut kept, mut left, mut undone) = (Vec::new(), Vec::new(), 0);
     for entry in entries.into_iter().rev() {
         match entry {
+            Entry::Undo(undo) if !this_boot && !undo.outlives_boot() => {}
             Entry::Undo(undo) if in_guest(&undo) && inside.is_none() => {
                 tracing::info!("recovery: {undo}: gone with the guest's namespace");
             }
@@ -148,10 +164,11 @@ async fn roll_back(
                     kept.push(Entry::Undo(undo));
                 }
             },
-            Entry::Leftover(text) => {
+            Entry::Leftover(text) if this_boot => {
                 left.push(format!("{text} cannot be undone by pipework"));
                 kept.push(Entry::Leftover(text));
             }
+            Entry::Leftover(_) => {}
             Entry::Lapses(text) => tracing::info!("recovery: {text}: left to run out"),
             Entry::Step { .. } | Entry::Applied | Entry::Commit(_) => {}
         }
@@ -159,10 +176,13 @@ async fn roll_back(
     let what = &header.what;
     if left.is_empty() {
         slot.free(header)?;
-        output::warning(format!(
-            "rolled back an interrupted run of pid {pid} ({what}): {undone} change{} undone{under_way}",
-            if undone == 1 { "" } else { "s" }
-        ));
+        let boot = if this_boot { "" } else { " before a reboot" };
+        if this_boot || undone > 0 {
+            output::warning(format!(
+                "rolled back an interrupted run of pid {pid}{boot} ({what}): {undone} change{} undone{under_way}",
+                if undone == 1 { "" } else { "s" }
+            ));
+        }
         return Ok(None);
     }
     kept.reverse();

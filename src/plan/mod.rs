@@ -410,6 +410,12 @@ impl Plan {
 }
 
 impl Step {
+    /// Whether what the step makes outlives a reboot (Open vSwitch's
+    /// database is on disk): an intent is synced before such a step.
+    pub fn outlives_boot(&self) -> bool {
+        matches!(self, Step::OvsAddBridge { .. } | Step::OvsAddPort { .. })
+    }
+
     pub fn side(&self) -> Side {
         match self {
             Step::CreateBridge { .. }

@@ -18,6 +18,14 @@ use crate::mac::Mac;
 use crate::sys::firewall::Accept;
 use crate::sys::nftables::{Hook, Tag};
 
+impl Undo {
+    /// Whether it takes back something that outlives a reboot (see
+    /// `Step::outlives_boot`): all a recovery after one has to do.
+    pub fn outlives_boot(&self) -> bool {
+        matches!(self, Undo::OvsDelPort { .. } | Undo::OvsDelBridgeIfUnused { .. })
+    }
+}
+
 /// How an applied step is taken back. Links are acted on by the ifindex
 /// they had when the step ran, never looked up again by name: a guest may
 /// rename its links and plant another under the name.

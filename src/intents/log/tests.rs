@@ -34,7 +34,7 @@ fn delete_link(index: u32) -> Undo {
 fn a_live_run_holds_its_slot_and_frees_it_at_its_end() {
     let store = TempStore::new("live");
     let mut intent = Intent::begin(&store.0, about("pipework br0 c1 10.0.0.2/24")).unwrap();
-    intent.step(1, "ip link add veth1pl1 type veth").unwrap();
+    intent.step(1, "ip link add veth1pl1 type veth", false).unwrap();
     let path = dir(&store.0).join("0");
     // Another open of the slot (another run, or a recovery) cannot take it.
     assert!(Slot::try_lock(&path).unwrap().is_none());
@@ -47,11 +47,11 @@ fn a_live_run_holds_its_slot_and_frees_it_at_its_end() {
 fn a_dead_run_leaves_its_header_and_each_undo_in_order() {
     let store = TempStore::new("dead");
     let mut intent = Intent::begin(&store.0, about("pipework br0 c1")).unwrap();
-    intent.step(1, "one").unwrap();
+    intent.step(1, "one", false).unwrap();
     intent.applied(Some(&delete_link(7))).unwrap();
-    intent.step(2, "two").unwrap();
+    intent.step(2, "two", true).unwrap();
     intent.applied(None).unwrap();
-    intent.step(3, "three").unwrap();
+    intent.step(3, "three", false).unwrap();
     // Killed: the lock goes with the file, the slot stays open.
     drop(intent);
     let slot = Slot::try_lock(&dir(&store.0).join("0")).unwrap().expect("a dead run's slot");
