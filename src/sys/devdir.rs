@@ -190,16 +190,39 @@ impl DevDir {
 
     /// Whether the name is still the node this run made.
     fn holds(&self, made: &Made) -> bool {
-        fstatat(&self.fd, made.wanted.name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| (st.st_dev, st.st_ino) == made.inode)
+        self.holds_inode(&made.wanted.name, made.inode)
+    }
+
+    /// Whether `name` is the inode `(dev, ino)`.
+    fn holds_inode(&self, name: &str, inode: (u64, u64)) -> bool {
+        fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|st| (st.st_dev, st.st_ino) == inode)
     }
 
     /// Removes a node this run made, if it is still there; what replaced it
     /// is left alone.
     pub fn remove(&self, made: &Made) {
-        if self.holds(made) {
-            let _ = unlinkat(&self.fd, made.wanted.name.as_str(), UnlinkatFlags::NoRemoveDir);
+        let _ = self.remove_inode(&made.wanted.name, made.inode);
+    }
+
+    /// Removes `name` if it is still the inode `(dev, ino)` (a node a dead
+    /// run made); false when something else, or nothing, is there.
+    pub fn remove_inode(&self, name: &str, inode: (u64, u64)) -> Result<bool> {
+        if !self.holds_inode(name, inode) {
+            return Ok(false);
         }
+        match unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(failed("removing", &self.path_of(name), e.into())),
+        }
+    }
+}
+
+impl Made {
+    /// The inode made, (dev, ino): what a later process checks the name
+    /// against before it removes the node.
+    pub fn inode(&self) -> (u64, u64) {
+        self.inode
     }
 }
 
