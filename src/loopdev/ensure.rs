@@ -132,7 +132,7 @@ impl Done {
             }
             Change::Mknod(i) => {
                 if let Some(made) = dir.mknod(&wanted(i))? {
-                    let (name, inode) = (made.wanted.name.clone(), made.inode());
+                    let (name, inode) = (made.wanted.name.clone(), made.id());
                     self.made.push(made);
                     log.note(Made::Node { dir: dir.path.clone(), name, inode, mounts: log.mounts })?;
                 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{failed, Kind, Result};
 use crate::records::NsId;
-use crate::sys::devdir::DevDir;
+use crate::sys::devdir::{DevDir, InodeId};
 use crate::sys::loop_control::LoopControl;
 use crate::sys::process::{started_at, Process};
 
@@ -29,12 +29,12 @@ use crate::sys::process::{started_at, Process};
 pub enum Made {
     /// Kernel loop device `minor`, added (LOOP_CTL_ADD).
     Device { minor: u32 },
-    /// Node `name` in `dir`, the inode `(dev, ino)`; in `mounts`, a
-    /// container's mount namespace, when the run entered one.
+    /// Node `name` in `dir`, the inode made; in `mounts`, a container's
+    /// mount namespace, when the run entered one.
     Node {
         dir: PathBuf,
         name: String,
-        inode: (u64, u64),
+        inode: InodeId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mounts: Option<Mounts>,
     },
@@ -97,9 +97,9 @@ pub fn recover(made: &Made) -> Result<()> {
             }
             Ok(())
         }
-        Made::Node { dir, name, inode, mounts: None } => remove_node(dir, name, *inode),
+        Made::Node { dir, name, inode, mounts: None } => remove_node(dir, name, inode),
         Made::Node { dir, name, inode, mounts: Some(mounts) } => match mounts.reopen()? {
-            Some(ns) => crate::sys::netns::within_mounts(ns.as_fd(), || remove_node(dir, name, *inode))
+            Some(ns) => crate::sys::netns::within_mounts(ns.as_fd(), || remove_node(dir, name, inode))
                 .map_err(|e| e.context(format!("in the mount namespace of pid {}", mounts.pid))),
             None => {
                 tracing::info!("recovery: {made}: gone with the container");
@@ -110,7 +110,7 @@ pub fn recover(made: &Made) -> Result<()> {
 }
 
 /// Removes `name` from `dir` if it is still the inode made.
-fn remove_node(dir: &Path, name: &str, inode: (u64, u64)) -> Result<()> {
+fn remove_node(dir: &Path, name: &str, inode: &InodeId) -> Result<()> {
     let dir = match DevDir::open(dir) {
         Ok(dir) => dir,
         Err(e) if e.kind() == Kind::NotFound => return Ok(()),
@@ -129,14 +129,20 @@ mod tests {
     #[test]
     fn a_change_reads_back_as_written_and_says_its_undo() {
         let mounts = Mounts { pid: 42, started: 7, ns: NsId { ino: 1, dev: 2 } };
+        let inode = InodeId { dev: 5, ino: 6, handle: Some("1:0a0b".into()) };
         for (made, text) in [
             (Made::Device { minor: 9 }, "remove kernel device loop9 (LOOP_CTL_REMOVE)"),
             (
-                Made::Node { dir: "/d".into(), name: "loop3".into(), inode: (5, 6), mounts: None },
+                Made::Node { dir: "/d".into(), name: "loop3".into(), inode: inode.clone(), mounts: None },
                 "rm /d/loop3",
             ),
             (
-                Made::Node { dir: "/dev".into(), name: "loop1".into(), inode: (5, 6), mounts: Some(mounts) },
+                Made::Node {
+                    dir: "/dev".into(),
+                    name: "loop1".into(),
+                    inode: inode.clone(),
+                    mounts: Some(mounts),
+                },
                 "rm /dev/loop1 in the mount namespace of pid 42",
             ),
         ] {

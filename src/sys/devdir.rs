@@ -14,6 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
 use nix::sys::stat::{fstat, fstatat, mknodat, umask, FileStat, Mode, SFlag};
 use nix::unistd::{fchownat, unlinkat, Gid, UnlinkatFlags};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{failed, Error, Kind, Result};
 
@@ -73,9 +74,22 @@ impl Wanted {
 pub struct Made {
     pub wanted: Wanted,
     /// Held open (O_PATH) from right after the mknod: the group is fixed
-    /// through it, not through the name.
+    /// through it, not through the name; and while it is held, the inode's
+    /// number is not another's.
     fd: OwnedFd,
     inode: (u64, u64),
+}
+
+/// An inode as a later process tells it from one made in its place since:
+/// a freed inode's number is soon reused (on ext4 at once), so its file
+/// handle too, which holds the inode's generation (None where the
+/// filesystem gives none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InodeId {
+    pub dev: u64,
+    pub ino: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
 }
 
 impl DevDir {
@@ -201,13 +215,17 @@ impl DevDir {
     /// Removes a node this run made, if it is still there; what replaced it
     /// is left alone.
     pub fn remove(&self, made: &Made) {
-        let _ = self.remove_inode(&made.wanted.name, made.inode);
+        if self.holds(made) {
+            let _ = unlinkat(&self.fd, made.wanted.name.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
     }
 
-    /// Removes `name` if it is still the inode `(dev, ino)` (a node a dead
-    /// run made); false when something else, or nothing, is there.
-    pub fn remove_inode(&self, name: &str, inode: (u64, u64)) -> Result<bool> {
-        if !self.holds_inode(name, inode) {
+    /// Removes `name` if it is still the inode `id` (a node a dead run
+    /// made); false when something else, or nothing, is there.
+    pub fn remove_inode(&self, name: &str, id: &InodeId) -> Result<bool> {
+        let same = self.holds_inode(name, (id.dev, id.ino))
+            && id.handle.as_ref().is_none_or(|h| handle_of(&self.fd, name, 0).as_ref() == Some(h));
+        if !same {
             return Ok(false);
         }
         match unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir) {
@@ -219,11 +237,50 @@ impl DevDir {
 }
 
 impl Made {
-    /// The inode made, (dev, ino): what a later process checks the name
-    /// against before it removes the node.
-    pub fn inode(&self) -> (u64, u64) {
-        self.inode
+    /// The inode made, as a later process checks the name against it
+    /// before it removes the node.
+    pub fn id(&self) -> InodeId {
+        let (dev, ino) = self.inode;
+        InodeId { dev, ino, handle: handle_of(&self.fd, "", libc::AT_EMPTY_PATH) }
     }
+}
+
+/// The file handle of `name` in `dir` (of `dir` itself with AT_EMPTY_PATH),
+/// a link not followed: `type:hex`. A handle for telling inodes apart only
+/// (AT_HANDLE_FID, Linux 6.5), which every filesystem gives, else one that
+/// could reopen it, which only those exported over NFS do.
+fn handle_of(dir: &OwnedFd, name: &str, flags: libc::c_int) -> Option<String> {
+    #[repr(C)]
+    struct Handle {
+        bytes: libc::c_uint,
+        kind: libc::c_int,
+        data: [u8; libc::MAX_HANDLE_SZ as usize],
+    }
+    let name = std::ffi::CString::new(name).ok()?;
+    for fid in [libc::AT_HANDLE_FID, 0] {
+        let mut h = Handle { bytes: libc::MAX_HANDLE_SZ as libc::c_uint, kind: 0, data: [0; _] };
+        let mut mount_id: libc::c_int = 0;
+        // SAFETY: `h` is a file_handle with room for MAX_HANDLE_SZ bytes, as
+        // its `bytes` says; the name is a C string; both outlive the call.
+        let r = unsafe {
+            libc::name_to_handle_at(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                (&raw mut h).cast::<libc::file_handle>(),
+                &mut mount_id,
+                flags | fid,
+            )
+        };
+        if r == 0 {
+            let data = h.data.get(..h.bytes as usize)?;
+            return Some(format!(
+                "{}:{}",
+                h.kind,
+                data.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ));
+        }
+    }
+    None
 }
 
 /// The refusal of a directory path that is or passes through a symbolic

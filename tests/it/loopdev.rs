@@ -557,3 +557,72 @@ fn what_a_recovery_cannot_undo_is_reported_and_tried_again() {
     assert_eq!(dev.names(), Vec::<String>::new());
     assert_eq!(alone.added(), Default::default());
 }
+
+/// What was made since a run was killed is not its recovery's: a node put
+/// in place of the one it made, a device it added that is bound since.
+#[test]
+#[cfg(feature = "failpoints")]
+fn a_recovery_leaves_what_was_made_since_the_kill() {
+    let t = Ensure::new();
+    let (alone, host, dev, count, args) = (&t.alone, &t.host, &t.dev, t.count, t.args());
+    // Killed before the chgrp of loop0: loop0 made, two kernel devices added.
+    let pid = killed_at(host, &args, count as usize + 2);
+    let loop0 = dev.join("loop0");
+    std::fs::remove_file(&loop0).unwrap();
+    run(&["mknod", "-m", "0640", &loop0, "b", "7", "0"]);
+    let replaced = listing(&dev.path);
+    let (bound, unbound) = (count - 1, count - 2);
+    let outside = TempDir::new("out");
+    let backing = outside.path.join("backing");
+    std::fs::write(&backing, vec![0u8; 1 << 16]).unwrap();
+    let node = format!("/dev/loop{bound}");
+    run(&["losetup", &node, &backing.to_string_lossy()]);
+    let backing_file = format!("/sys/block/loop{bound}/loop/backing_file");
+    let detach = Detached(node.clone());
+
+    let out = pipework(host, &["check"]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains(&format!("rolled back an interrupted run of pid {pid} (")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(listing(&dev.path), replaced);
+    assert!(Path::new(&backing_file).exists(), "loop{bound} was unbound");
+    assert_eq!(alone.added(), [bound].into(), "loop{unbound} was not removed");
+    drop(detach);
+}
+
+/// A loop device bound by a test, unbound on drop (before `KernelLoops`
+/// removes it).
+#[cfg(feature = "failpoints")]
+struct Detached(String);
+
+#[cfg(feature = "failpoints")]
+impl Drop for Detached {
+    fn drop(&mut self) {
+        quiet(&["losetup", "-d", &self.0]);
+    }
+}
+
+/// A container gone since its run was killed took its /dev with it: the
+/// recovery removes the kernel devices the run added, and nothing else.
+#[test]
+#[cfg(feature = "failpoints")]
+fn a_recovery_after_the_container_is_gone_removes_the_kernel_devices_only() {
+    let alone = KernelLoops::alone();
+    let host = Netns::new("loop");
+    let ctr = Container::run("loop");
+    let count = count_adding_two().to_string();
+    let args = ["loop", "ensure", "--count", &count, "--container", &ctr.name];
+    // Past the first node's mknod and chgrp.
+    let pid = killed_at(&host, &args, count.parse::<usize>().unwrap() + 3);
+    assert_eq!(alone.added().len(), 2);
+    run(&["docker", "rm", "-f", &ctr.name]);
+
+    let out = pipework(&host, &["check"]);
+    assert_success(&out);
+    let said = format!("rolled back an interrupted run of pid {pid} (");
+    assert!(stderr(&out).contains(&said), "{}", stderr(&out));
+    assert_eq!(alone.added(), Default::default());
+}
