@@ -298,6 +298,12 @@ impl Ensure {
     fn args(&self) -> Vec<&str> {
         self.args.iter().map(String::as_str).collect()
     }
+
+    /// The run killed before the chgrp of loop0: loop0 made, two kernel
+    /// devices added. Its pid.
+    fn killed_with_loop0_made(&self) -> u32 {
+        killed_at(&self.host, &self.args(), self.count as usize + 2)
+    }
 }
 
 /// `pipework loop ensure ...` in `host`, started and left running, with
@@ -355,8 +361,24 @@ fn recover_after(host: &Netns, args: &[&str], at: usize, pid: u32) {
         // After "in /proc/PID/ns/mnt: " for a container.
         _ => assert!(err.ends_with("injected failure (PIPEWORK_FAIL_AT)\n"), "{what}: {err}"),
     }
-    let said = format!("rolled back an interrupted run of pid {pid} (");
-    assert!(err.contains(&said), "killed at {at}, {what} did not say {said:?}:\n{err}");
+    assert_rolled_back(&out, pid, &format!("killed at {at}, {what}"));
+}
+
+/// `out` says that it rolled back the run of `pid`.
+#[cfg(feature = "failpoints")]
+#[track_caller]
+fn assert_rolled_back(out: &std::process::Output, pid: u32, what: &str) {
+    let (said, err) = (format!("rolled back an interrupted run of pid {pid} ("), stderr(out));
+    assert!(err.contains(&said), "{what} did not say {said:?}:\n{err}");
+}
+
+/// `pipework check` in `host` succeeds, having rolled back the run of `pid`.
+#[cfg(feature = "failpoints")]
+#[track_caller]
+fn check_rolls_back(host: &Netns, pid: u32) {
+    let out = pipework(host, &["check"]);
+    assert_success(&out);
+    assert_rolled_back(&out, pid, "check");
 }
 
 /// Waits until `path` exists (a run reached that far).
@@ -488,11 +510,7 @@ fn a_killed_ensure_is_rolled_back_by_the_next_command() {
     let pid = killed_at(host, &args, steps);
     let out = pipework(host, &args);
     assert_success(&out);
-    assert!(
-        stderr(&out).contains(&format!("rolled back an interrupted run of pid {pid} (")),
-        "{}",
-        stderr(&out)
-    );
+    assert_rolled_back(&out, pid, "the next run");
     assert_eq!(stdout(&out).lines().count(), 2 + count as usize - 1, "{}", stdout(&out));
     assert_eq!(alone.added().len(), 2);
     for i in (0..count).filter(|&i| i != 1) {
@@ -531,9 +549,8 @@ fn a_killed_ensure_in_a_container_is_rolled_back_by_the_next_command() {
 #[cfg(feature = "failpoints")]
 fn what_a_recovery_cannot_undo_is_reported_and_tried_again() {
     let t = Ensure::new();
-    let (alone, host, dev, count, args) = (&t.alone, &t.host, &t.dev, t.count, t.args());
-    // Killed before the chgrp of loop0: loop0 made, two kernel devices added.
-    let pid = killed_at(host, &args, count as usize + 2);
+    let (alone, host, dev, args) = (&t.alone, &t.host, &t.dev, t.args());
+    let pid = t.killed_with_loop0_made();
 
     let out = pipework_env(host, &["check"], &[("PIPEWORK_FAIL_RECOVERY", "1")]);
     assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
@@ -547,13 +564,7 @@ fn what_a_recovery_cannot_undo_is_reported_and_tried_again() {
     assert_eq!(dev.names(), ["loop0"]);
     assert_eq!(alone.added().len(), 2);
 
-    let out = pipework(host, &["check"]);
-    assert_success(&out);
-    assert!(
-        stderr(&out).contains(&format!("rolled back an interrupted run of pid {pid} (")),
-        "{}",
-        stderr(&out)
-    );
+    check_rolls_back(host, pid);
     assert_eq!(dev.names(), Vec::<String>::new());
     assert_eq!(alone.added(), Default::default());
 }
@@ -564,9 +575,8 @@ fn what_a_recovery_cannot_undo_is_reported_and_tried_again() {
 #[cfg(feature = "failpoints")]
 fn a_recovery_leaves_what_was_made_since_the_kill() {
     let t = Ensure::new();
-    let (alone, host, dev, count, args) = (&t.alone, &t.host, &t.dev, t.count, t.args());
-    // Killed before the chgrp of loop0: loop0 made, two kernel devices added.
-    let pid = killed_at(host, &args, count as usize + 2);
+    let (alone, host, dev, count) = (&t.alone, &t.host, &t.dev, t.count);
+    let pid = t.killed_with_loop0_made();
     let loop0 = dev.join("loop0");
     std::fs::remove_file(&loop0).unwrap();
     run(&["mknod", "-m", "0640", &loop0, "b", "7", "0"]);
@@ -580,13 +590,7 @@ fn a_recovery_leaves_what_was_made_since_the_kill() {
     let backing_file = format!("/sys/block/loop{bound}/loop/backing_file");
     let detach = Detached(node.clone());
 
-    let out = pipework(host, &["check"]);
-    assert_success(&out);
-    assert!(
-        stderr(&out).contains(&format!("rolled back an interrupted run of pid {pid} (")),
-        "{}",
-        stderr(&out)
-    );
+    check_rolls_back(host, pid);
     assert_eq!(listing(&dev.path), replaced);
     assert!(Path::new(&backing_file).exists(), "loop{bound} was unbound");
     assert_eq!(alone.added(), [bound].into(), "loop{unbound} was not removed");
@@ -620,9 +624,6 @@ fn a_recovery_after_the_container_is_gone_removes_the_kernel_devices_only() {
     assert_eq!(alone.added().len(), 2);
     run(&["docker", "rm", "-f", &ctr.name]);
 
-    let out = pipework(&host, &["check"]);
-    assert_success(&out);
-    let said = format!("rolled back an interrupted run of pid {pid} (");
-    assert!(stderr(&out).contains(&said), "{}", stderr(&out));
+    check_rolls_back(&host, pid);
     assert_eq!(alone.added(), Default::default());
 }
