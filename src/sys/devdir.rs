@@ -349,6 +349,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_node_made_in_place_of_a_dead_runs_is_not_removed_as_its() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: making a device node needs root");
+            return;
+        }
+        let path = std::env::temp_dir().join(format!("pipework-devdir-{}", std::process::id()));
+        fs::create_dir(&path).unwrap();
+        let dir = DevDir::open(&path).unwrap();
+        let wanted = Wanted { name: "n".into(), major: 1, minor: 3, mode: 0o600, kind: "test" };
+        let made = |dir: &DevDir| dir.mknod(&wanted).unwrap().unwrap().id();
+        let first = made(&dir);
+        assert!(first.handle.is_some(), "no file handle for {}", path.display());
+        // The run dies (its descriptor closed) and its node is replaced:
+        // the inode's number is likely the same again.
+        fs::remove_file(path.join("n")).unwrap();
+        let second = made(&dir);
+        assert!(!dir.remove_inode("n", &first).unwrap());
+        assert!(dir.remove_inode("n", &second).unwrap());
+        assert!(!dir.remove_inode("n", &second).unwrap());
+        fs::remove_dir(&path).unwrap();
+    }
+
+    #[test]
     fn permission_errors_name_the_path() {
         let e = failed("creating", Path::new("/d/loop1"), io::Error::from_raw_os_error(libc::EPERM));
         assert_eq!(e.to_string(), "pipework: creating /d/loop1: permission denied");
