@@ -3,12 +3,15 @@
 //!
 //! Each is checked against what is there now, so nothing made since is
 //! touched: a node is removed only while its name still holds the inode
-//! the run made (the directory opened without symbolic links, as the run
-//! did; in a container's mount namespace only while that is still the
-//! namespace of the same process, else the container, and its /dev, is
-//! gone). A kernel device is removed only while it is unbound: one bound
-//! since is someone's (`losetup` took it), left alone, as a port moved
-//! elsewhere is.
+//! the run made, by number and file handle (the directory opened without
+//! symbolic links, as the run did, from this process's mount namespace; in
+//! a container's only while that is still the namespace of the same
+//! process, else the container, and its /dev, is gone). A kernel device is
+//! removed only while it is unbound: one bound since is someone's
+//! (`losetup` took it), left alone as a port moved elsewhere is, and
+//! counted with the changes undone. The kernel keeps no generation of a
+//! device: one removed and added again since, still unbound, is removed
+//! as the run's.
 
 use std::fmt;
 use std::fs::File;
