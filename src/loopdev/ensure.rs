@@ -17,7 +17,7 @@ use crate::sys::output;
 
 /// A run's intent, taken in the host's mount namespace (where the records
 /// are) before the run enters a container's, and ended on every way out
-/// of the run but a kill: the run is then whole or rolled back.
+/// of the run but a kill or a panic: the run is then whole or rolled back.
 pub struct Log {
     intent: Option<Intent>,
     /// The container's mount namespace the nodes are made in, if any.
@@ -44,9 +44,12 @@ impl Log {
 }
 
 impl Drop for Log {
+    /// A run that panicked undid nothing: its intent is left open (and its
+    /// lock freed), for the next recovery.
     fn drop(&mut self) {
-        if let Some(intent) = self.intent.take() {
-            intent.end();
+        match self.intent.take() {
+            Some(intent) if !std::thread::panicking() => intent.end(),
+            _ => {}
         }
     }
 }
