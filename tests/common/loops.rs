@@ -44,6 +44,7 @@ pub fn loop_nodes(dir: &Path) -> BTreeMap<String, NodeInfo> {
 
 /// One entry of a directory as `ls -lni` shows it: inode, type and mode,
 /// owner, group, and the device of a node.
+#[cfg(feature = "failpoints")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listed {
     pub ino: u64,
@@ -54,6 +55,7 @@ pub struct Listed {
 }
 
 /// Every entry of `dir` by name, symbolic links not followed.
+#[cfg(feature = "failpoints")]
 pub fn listing(dir: &Path) -> BTreeMap<String, Listed> {
     use std::os::unix::fs::MetadataExt;
     std::fs::read_dir(dir)
