@@ -90,4 +90,6 @@ pub enum Entry {
     Lapses(String),
     /// The record is being written: see `Commit`.
     Commit(Commit),
+    /// A change `loop ensure` made (`loopdev::recover` undoes it).
+    Loop(crate::loopdev::Made),
 }

@@ -10,6 +10,7 @@ use super::log::{boot_id, slots, Header, Slot, State};
 use super::{Commit, Entry};
 use crate::apply::{revert_one, Target};
 use crate::error::{Error, Kind, Result};
+use crate::loopdev;
 use crate::plan::{Side, Undo};
 use crate::records::{NsId, Store};
 use crate::resolve::guest::{self, Guest};
@@ -164,6 +165,16 @@ async fn roll_back(
                     kept.push(Entry::Undo(undo));
                 }
             },
+            Entry::Loop(made) if this_boot => {
+                match injected_recovery_failure().and_then(|()| loopdev::recover(&made)) {
+                    Ok(()) => undone += 1,
+                    Err(e) => {
+                        left.push(format!("{made} was not undone: {}", e.message()));
+                        kept.push(Entry::Loop(made));
+                    }
+                }
+            }
+            Entry::Loop(_) => {}
             Entry::Leftover(text) if this_boot => {
                 left.push(format!("{text} cannot be undone by pipework"));
                 kept.push(Entry::Leftover(text));
@@ -236,11 +247,17 @@ fn in_guest(undo: &Undo) -> bool {
     }
 }
 
+/// Test builds fail each undo on purpose with `PIPEWORK_FAIL_RECOVERY` set.
+fn injected_recovery_failure() -> Result<()> {
+    match cfg!(feature = "failpoints") && std::env::var_os("PIPEWORK_FAIL_RECOVERY").is_some() {
+        true => Err(Error::new(Kind::Internal, "injected failure (PIPEWORK_FAIL_RECOVERY)")),
+        false => Ok(()),
+    }
+}
+
 /// Reverts `undo` if what it would act on is still what the run made.
 async fn undo_checked(undo: &Undo, t: &Target<'_>) -> Result<()> {
-    if cfg!(feature = "failpoints") && std::env::var_os("PIPEWORK_FAIL_RECOVERY").is_some() {
-        return Err(Error::new(Kind::Internal, "injected failure (PIPEWORK_FAIL_RECOVERY)"));
-    }
+    injected_recovery_failure()?;
     let ours = match undo {
         // A PID is only a number by now.
         Undo::StopAgent { agent, lease_file } => agent.running(lease_file),

@@ -17,11 +17,18 @@
 //! for one thread; async work cannot follow it), and undoing a node needs
 //! the inode this run made, held open: state of the run, which `Undo`'s
 //! data cannot carry. It shares the transaction's numbered failpoints
-//! (`PIPEWORK_FAIL_AT`) and its held signals.
+//! (`PIPEWORK_FAIL_AT`, `PIPEWORK_KILL_AT`) and its held signals.
+//!
+//! It also keeps an intent (`intents`), as a transaction does: each
+//! change noted as made (`Made`: a kernel device's minor; a node's
+//! directory, name and inode, and the container's mount namespace by its
+//! process), for `intents::recover` to undo through `recover` should the
+//! run be killed half-way; a later `loop ensure` recovers first.
 
 mod container;
 mod ensure;
 mod node;
+mod recover;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,8 +37,9 @@ use crate::error::Result;
 use crate::sys::devdir::DevDir;
 use crate::sys::loop_control::LoopControl;
 pub use container::MountNs;
-pub use ensure::ensure;
+pub use ensure::{ensure, Log};
 use node::{needs_node, wanted, LOOP_MAJOR};
+pub use recover::{recover, Made, Mounts};
 
 /// The gid of `disk` on Debian, Ubuntu, Fedora, RHEL, Alpine and Arch, for a
 /// host whose group database lacks the group.

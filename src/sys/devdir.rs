@@ -14,6 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
 use nix::sys::stat::{fstat, fstatat, mknodat, umask, FileStat, Mode, SFlag};
 use nix::unistd::{fchownat, unlinkat, Gid, UnlinkatFlags};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{failed, Error, Kind, Result};
 
@@ -73,9 +74,22 @@ impl Wanted {
 pub struct Made {
     pub wanted: Wanted,
     /// Held open (O_PATH) from right after the mknod: the group is fixed
-    /// through it, not through the name.
+    /// through it, not through the name; and while it is held, the inode's
+    /// number is not another's.
     fd: OwnedFd,
     inode: (u64, u64),
+}
+
+/// An inode as a later process tells it from one made in its place since:
+/// a freed inode's number is soon reused (on ext4 at once), so its file
+/// handle too, which holds the inode's generation (None where the
+/// filesystem gives none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InodeId {
+    pub dev: u64,
+    pub ino: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
 }
 
 impl DevDir {
@@ -190,8 +204,12 @@ impl DevDir {
 
     /// Whether the name is still the node this run made.
     fn holds(&self, made: &Made) -> bool {
-        fstatat(&self.fd, made.wanted.name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| (st.st_dev, st.st_ino) == made.inode)
+        self.holds_inode(&made.wanted.name, made.inode)
+    }
+
+    /// Whether `name` is the inode `(dev, ino)`.
+    fn holds_inode(&self, name: &str, inode: (u64, u64)) -> bool {
+        fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|st| (st.st_dev, st.st_ino) == inode)
     }
 
     /// Removes a node this run made, if it is still there; what replaced it
@@ -201,6 +219,68 @@ impl DevDir {
             let _ = unlinkat(&self.fd, made.wanted.name.as_str(), UnlinkatFlags::NoRemoveDir);
         }
     }
+
+    /// Removes `name` if it is still the inode `id` (a node a dead run
+    /// made); false when something else, or nothing, is there.
+    pub fn remove_inode(&self, name: &str, id: &InodeId) -> Result<bool> {
+        let same = self.holds_inode(name, (id.dev, id.ino))
+            && id.handle.as_ref().is_none_or(|h| handle_of(&self.fd, name, 0).as_ref() == Some(h));
+        if !same {
+            return Ok(false);
+        }
+        match unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(failed("removing", &self.path_of(name), e.into())),
+        }
+    }
+}
+
+impl Made {
+    /// The inode made, as a later process checks the name against it
+    /// before it removes the node.
+    pub fn id(&self) -> InodeId {
+        let (dev, ino) = self.inode;
+        InodeId { dev, ino, handle: handle_of(&self.fd, "", libc::AT_EMPTY_PATH) }
+    }
+}
+
+/// The file handle of `name` in `dir` (of `dir` itself with AT_EMPTY_PATH),
+/// a link not followed: `type:hex`. A handle for telling inodes apart only
+/// (AT_HANDLE_FID, Linux 6.5), which every filesystem gives, else one that
+/// could reopen it, which only those exported over NFS do.
+fn handle_of(dir: &OwnedFd, name: &str, flags: libc::c_int) -> Option<String> {
+    #[repr(C)]
+    struct Handle {
+        bytes: libc::c_uint,
+        kind: libc::c_int,
+        data: [u8; libc::MAX_HANDLE_SZ as usize],
+    }
+    let name = std::ffi::CString::new(name).ok()?;
+    for fid in [libc::AT_HANDLE_FID, 0] {
+        let mut h = Handle { bytes: libc::MAX_HANDLE_SZ as libc::c_uint, kind: 0, data: [0; _] };
+        let mut mount_id: libc::c_int = 0;
+        // SAFETY: `h` is a file_handle with room for MAX_HANDLE_SZ bytes, as
+        // its `bytes` says; the name is a C string; both outlive the call.
+        let r = unsafe {
+            libc::name_to_handle_at(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                (&raw mut h).cast::<libc::file_handle>(),
+                &mut mount_id,
+                flags | fid,
+            )
+        };
+        if r == 0 {
+            let data = h.data.get(..h.bytes as usize)?;
+            return Some(format!(
+                "{}:{}",
+                h.kind,
+                data.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ));
+        }
+    }
+    None
 }
 
 /// The refusal of a directory path that is or passes through a symbolic
@@ -267,6 +347,29 @@ pub(crate) fn describe(kind: u32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_made_in_place_of_a_dead_runs_is_not_removed_as_its() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: making a device node needs root");
+            return;
+        }
+        let path = std::env::temp_dir().join(format!("pipework-devdir-{}", std::process::id()));
+        fs::create_dir(&path).unwrap();
+        let dir = DevDir::open(&path).unwrap();
+        let wanted = Wanted { name: "n".into(), major: 1, minor: 3, mode: 0o600, kind: "test" };
+        let made = |dir: &DevDir| dir.mknod(&wanted).unwrap().unwrap().id();
+        let first = made(&dir);
+        assert!(first.handle.is_some(), "no file handle for {}", path.display());
+        // The run dies (its descriptor closed) and its node is replaced:
+        // the inode's number is likely the same again.
+        fs::remove_file(path.join("n")).unwrap();
+        let second = made(&dir);
+        assert!(!dir.remove_inode("n", &first).unwrap());
+        assert!(dir.remove_inode("n", &second).unwrap());
+        assert!(!dir.remove_inode("n", &second).unwrap());
+        fs::remove_dir(&path).unwrap();
+    }
 
     #[test]
     fn permission_errors_name_the_path() {

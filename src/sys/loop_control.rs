@@ -55,11 +55,25 @@ impl LoopControl {
     /// Removes loop device `i` from the kernel; the kernel refuses (EBUSY)
     /// while it is bound.
     pub fn remove(&self, i: u32) -> Result<()> {
+        self.remove_unbound(i).and_then(|removed| match removed {
+            true => Ok(()),
+            false => Err(failed(
+                &format!("removing loop{i} through"),
+                Path::new(LOOP_CONTROL),
+                Errno::EBUSY.into(),
+            )),
+        })
+    }
+
+    /// Removes loop device `i` unless it is bound (or open): false then,
+    /// the kernel having refused (EBUSY). A device already gone is removed.
+    pub fn remove_unbound(&self, i: u32) -> Result<bool> {
         let arg =
             i32::try_from(i).map_err(|_| Error::new(Kind::Usage, format!("loop{i}: index too large")))?;
         // SAFETY: LOOP_CTL_REMOVE takes the index by value, no pointer.
         match unsafe { loop_ctl_remove(self.0.as_raw_fd(), arg) } {
-            Ok(_) | Err(Errno::ENODEV) => Ok(()),
+            Ok(_) | Err(Errno::ENODEV) => Ok(true),
+            Err(Errno::EBUSY) => Ok(false),
             Err(e) => Err(failed(&format!("removing loop{i} through"), Path::new(LOOP_CONTROL), e.into())),
         }
     }

@@ -42,6 +42,33 @@ pub fn loop_nodes(dir: &Path) -> BTreeMap<String, NodeInfo> {
         .collect()
 }
 
+/// One entry of a directory as `ls -lni` shows it: inode, type and mode,
+/// owner, group, and the device of a node.
+#[cfg(feature = "failpoints")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub ino: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+}
+
+/// Every entry of `dir` by name, symbolic links not followed.
+#[cfg(feature = "failpoints")]
+pub fn listing(dir: &Path) -> BTreeMap<String, Listed> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let m = std::fs::symlink_metadata(e.path()).ok()?;
+            let listed = Listed { ino: m.ino(), mode: m.mode(), uid: m.uid(), gid: m.gid(), rdev: m.rdev() };
+            Some((e.file_name().to_string_lossy().into_owned(), listed))
+        })
+        .collect()
+}
+
 /// N of `loopN`.
 pub fn loop_index(name: &str) -> Option<u32> {
     name.strip_prefix("loop")?.parse().ok()

@@ -54,9 +54,9 @@ pub use daemons::wait_for;
 pub use dhcp::{DhcpConfig, DhcpServer};
 pub use docker_host::{has_br_netfilter, DockerHost};
 pub use hostile_dhcp::{Hostile, HOSTILE_OFFER, HOSTILE_SERVER};
-#[cfg(feature = "failpoints")] // loopdev's failure injection alone
-pub use loops::kernel_loops;
 pub use loops::{disk_gid, loop_index, loop_nodes, node_info, KernelLoops, NodeInfo};
+#[cfg(feature = "failpoints")] // loopdev's failure injection alone
+pub use loops::{kernel_loops, listing};
 pub use names::{owned_name, unique};
 pub use netns::{add_eth1, Netns};
 pub use nft::nft_listed;

@@ -275,24 +275,110 @@ fn count_adding_two() -> u32 {
     kernel_loops().iter().max().map_or(0, |m| m + 1) + 2
 }
 
+/// A test's `loop ensure` into a temporary directory, with a count that
+/// makes it add two kernel devices; the kernel's devices held alone.
 #[cfg(feature = "failpoints")]
-fn ensure_args(count: u32, dev: &TempDir) -> Vec<String> {
-    ["loop", "ensure", "--count", &count.to_string(), "--dev", dev.arg()].map(String::from).to_vec()
+struct Ensure {
+    alone: KernelLoops,
+    host: Netns,
+    dev: TempDir,
+    count: u32,
+    args: Vec<String>,
+}
+
+#[cfg(feature = "failpoints")]
+impl Ensure {
+    fn new() -> Ensure {
+        let alone = KernelLoops::alone();
+        let (host, dev, count) = (Netns::new("loop"), TempDir::new("dev"), count_adding_two());
+        let args = ["loop", "ensure", "--count", &count.to_string(), "--dev", dev.arg()].map(String::from);
+        Ensure { alone, host, dev, count, args: args.to_vec() }
+    }
+
+    fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// The run killed before the chgrp of loop0: loop0 made, two kernel
+    /// devices added. Its pid.
+    fn killed_with_loop0_made(&self) -> u32 {
+        killed_at(&self.host, &self.args(), self.count as usize + 2)
+    }
 }
 
 /// `pipework loop ensure ...` in `host`, started and left running, with
-/// PIPEWORK_PAUSE_AT=`pause`. `ip netns exec` execs pipework in place, so
-/// the child's pid is pipework's.
+/// PIPEWORK_PAUSE_AT=`pause`.
 #[cfg(feature = "failpoints")]
 fn spawn_paused(host: &Netns, args: &[&str], pause: usize) -> std::process::Child {
+    spawn_at(host, args, ("PIPEWORK_PAUSE_AT", pause))
+}
+
+/// `pipework ...` in `host` with `failpoint` set, started. `ip netns exec`
+/// execs pipework in place, so the child's pid is pipework's.
+#[cfg(feature = "failpoints")]
+fn spawn_at(host: &Netns, args: &[&str], failpoint: (&str, usize)) -> std::process::Child {
     std::process::Command::new("ip")
         .args(["netns", "exec", &host.name, PIPEWORK])
         .args(args)
-        .env("PIPEWORK_PAUSE_AT", pause.to_string())
+        .env_remove("PIPEWORK_FAIL_AT")
+        .env(STATE_DIR_ENV, host.state_dir())
+        .env(failpoint.0, failpoint.1.to_string())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("cannot run pipework")
+}
+
+/// `pipework ...` in `host`, SIGKILLed before its change `at` (as by the
+/// OOM killer); its pid.
+#[cfg(feature = "failpoints")]
+#[track_caller]
+fn killed_at(host: &Netns, args: &[&str], at: usize) -> u32 {
+    use std::os::unix::process::ExitStatusExt;
+    let run = spawn_at(host, args, ("PIPEWORK_KILL_AT", at));
+    let pid = run.id();
+    let out = run.wait_with_output().expect("pipework did not end");
+    let status = out.status;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "killed at {at}: {status:?}\n{}", stderr(&out));
+    pid
+}
+
+/// The next command after a run of pid `pid` was killed: odd `at`s a
+/// `pipework check`, even ones the same `args` again, failed on purpose at
+/// its first change so that all it leaves is its recovery. Either must
+/// say that it rolled the dead run back.
+#[cfg(feature = "failpoints")]
+#[track_caller]
+fn recover_after(host: &Netns, args: &[&str], at: usize, pid: u32) {
+    let (out, what) = match at % 2 {
+        1 => (pipework(host, &["check"]), "check"),
+        _ => (pipework_env(host, args, &[("PIPEWORK_FAIL_AT", "1")]), "the same run"),
+    };
+    let err = stderr(&out);
+    match at % 2 {
+        1 => assert_success(&out),
+        _ if out.status.code() != Some(1) => panic!("{what}: {:?}\n{err}", out.status),
+        // After "in /proc/PID/ns/mnt: " for a container.
+        _ => assert!(err.ends_with("injected failure (PIPEWORK_FAIL_AT)\n"), "{what}: {err}"),
+    }
+    assert_rolled_back(&out, pid, &format!("killed at {at}, {what}"));
+}
+
+/// `out` says that it rolled back the run of `pid`.
+#[cfg(feature = "failpoints")]
+#[track_caller]
+fn assert_rolled_back(out: &std::process::Output, pid: u32, what: &str) {
+    let (said, err) = (format!("rolled back an interrupted run of pid {pid} ("), stderr(out));
+    assert!(err.contains(&said), "{what} did not say {said:?}:\n{err}");
+}
+
+/// `pipework check` in `host` succeeds, having rolled back the run of `pid`.
+#[cfg(feature = "failpoints")]
+#[track_caller]
+fn check_rolls_back(host: &Netns, pid: u32) {
+    let out = pipework(host, &["check"]);
+    assert_success(&out);
+    assert_rolled_back(&out, pid, "check");
 }
 
 /// Waits until `path` exists (a run reached that far).
@@ -309,21 +395,17 @@ fn wait_for(path: &Path) {
 #[test]
 #[cfg(feature = "failpoints")]
 fn a_failed_ensure_removes_its_nodes_and_the_kernel_devices_it_added() {
-    let alone = KernelLoops::alone();
-    let host = Netns::new("loop");
-    let dev = TempDir::new("dev");
-    let count = count_adding_two();
-    let args = ensure_args(count, &dev);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let t = Ensure::new();
+    let (alone, host, dev, count, args) = (&t.alone, &t.host, &t.dev, t.count, t.args());
     // One step per device (add if missing), two per node (mknod, chgrp).
     let steps = 3 * count as usize;
     for n in 1..=steps {
-        let out = pipework_env(&host, &args, &[("PIPEWORK_FAIL_AT", &n.to_string())]);
+        let out = pipework_env(host, &args, &[("PIPEWORK_FAIL_AT", &n.to_string())]);
         assert_refused_with(&args, &out, "pipework: injected failure (PIPEWORK_FAIL_AT)");
         assert_eq!(dev.names(), Vec::<String>::new(), "failing at step {n} left nodes");
         assert_eq!(alone.added(), Default::default(), "failing at step {n} left kernel devices");
     }
-    let out = pipework_env(&host, &args, &[("PIPEWORK_FAIL_AT", &(steps + 1).to_string())]);
+    let out = pipework_env(host, &args, &[("PIPEWORK_FAIL_AT", &(steps + 1).to_string())]);
     assert_success(&out);
     assert_eq!(dev.names().len(), count as usize);
     assert_eq!(alone.added().len(), 2);
@@ -333,14 +415,10 @@ fn a_failed_ensure_removes_its_nodes_and_the_kernel_devices_it_added() {
 #[cfg(feature = "failpoints")]
 fn sigterm_mid_ensure_leaves_every_node_made() {
     use std::os::unix::process::ExitStatusExt;
-    let _alone = KernelLoops::alone();
-    let host = Netns::new("loop");
-    let dev = TempDir::new("dev");
-    let count = count_adding_two();
-    let args = ensure_args(count, &dev);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let t = Ensure::new();
+    let (host, dev, count, args) = (&t.host, &t.dev, t.count, t.args());
     // Paused before the chgrp of loop0, its node made.
-    let run = spawn_paused(&host, &args, count as usize + 2);
+    let run = spawn_paused(host, &args, count as usize + 2);
     wait_for(&dev.path.join("loop0"));
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGTERM) }, 0);
@@ -357,17 +435,13 @@ fn sigterm_mid_ensure_leaves_every_node_made() {
 #[test]
 #[cfg(feature = "failpoints")]
 fn a_node_swapped_for_a_symlink_mid_run_is_refused_and_its_target_untouched() {
-    let alone = KernelLoops::alone();
-    let host = Netns::new("loop");
-    let dev = TempDir::new("dev");
+    let t = Ensure::new();
+    let (alone, host, dev, count, args) = (&t.alone, &t.host, &t.dev, t.count, t.args());
     let outside = TempDir::new("out");
     let target = outside.path.join("secret");
     let before = bait(&target);
-    let count = count_adding_two();
-    let args = ensure_args(count, &dev);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
-    let run = spawn_paused(&host, &args, count as usize + 2);
+    let run = spawn_paused(host, &args, count as usize + 2);
     let loop0 = dev.path.join("loop0");
     wait_for(&loop0);
     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -409,4 +483,147 @@ fn a_symlink_in_a_containers_dev_is_refused() {
     assert_eq!(exec(&["ls", "-lnL", "/bin/busybox"]), before);
     assert_eq!(exec(&["busybox", "readlink", "/dev/loop1"]), "/bin/busybox\n");
     assert!(!exec(&["ls", "/dev"]).lines().any(|l| l == "loop0" || l == "loop2"), "nodes were made");
+}
+
+/// A `loop ensure` killed before each of its changes in turn (kernel devices
+/// added, nodes made and given their group; one node there already): the
+/// next command, `check` or the same `loop ensure`, rolls it back, leaving
+/// the directory and the kernel's devices as they were.
+#[test]
+#[cfg(feature = "failpoints")]
+fn a_killed_ensure_is_rolled_back_by_the_next_command() {
+    let t = Ensure::new();
+    let (alone, host, dev, count, args) = (&t.alone, &t.host, &t.dev, t.count, t.args());
+    run(&["mknod", "-m", "0600", &dev.join("loop1"), "b", "7", "1"]);
+    std::fs::write(dev.path.join("other"), "keep me").unwrap();
+    let before = listing(&dev.path);
+    // One step per device (add if missing), two per node but loop1's.
+    let steps = count as usize + 2 * (count as usize - 1);
+    for at in 1..=steps {
+        let pid = killed_at(host, &args, at);
+        recover_after(host, &args, at, pid);
+        assert_eq!(listing(&dev.path), before, "killed at {at}");
+        assert_eq!(alone.added(), Default::default(), "killed at {at}: kernel devices left");
+    }
+
+    // Recovered first, the run then makes everything anew.
+    let pid = killed_at(host, &args, steps);
+    let out = pipework(host, &args);
+    assert_success(&out);
+    assert_rolled_back(&out, pid, "the next run");
+    assert_eq!(stdout(&out).lines().count(), 2 + count as usize - 1, "{}", stdout(&out));
+    assert_eq!(alone.added().len(), 2);
+    for i in (0..count).filter(|&i| i != 1) {
+        assert_loop_node(&dev.path.join(format!("loop{i}")), i);
+    }
+    assert_eq!(listing(&dev.path)["loop1"], before["loop1"]);
+}
+
+/// The same in a container's /dev, read through /proc/PID/root; the host's
+/// /dev gains and loses only the nodes devtmpfs makes for the kernel's.
+#[test]
+#[cfg(feature = "failpoints")]
+fn a_killed_ensure_in_a_container_is_rolled_back_by_the_next_command() {
+    let alone = KernelLoops::alone();
+    let host = Netns::new("loop");
+    let ctr = Container::run("loop");
+    let ctr_dev = std::path::PathBuf::from(format!("/proc/{}/root/dev", ctr.pid));
+    let count = count_adding_two();
+    let count_arg = count.to_string();
+    let args = ["loop", "ensure", "--count", &count_arg, "--container", &ctr.name];
+    let (before, host_before) = (listing(&ctr_dev), loop_nodes(Path::new("/dev")));
+    assert!(loop_nodes(&ctr_dev).is_empty(), "the container has loop nodes: {before:?}");
+    let steps = 3 * count as usize;
+    for at in 1..=steps {
+        let pid = killed_at(&host, &args, at);
+        recover_after(&host, &args, at, pid);
+        assert_eq!(listing(&ctr_dev), before, "killed at {at}");
+        assert_eq!(alone.added(), Default::default(), "killed at {at}: kernel devices left");
+        assert_eq!(loop_nodes(Path::new("/dev")), host_before, "killed at {at}: the host's /dev");
+    }
+}
+
+/// What a recovery cannot undo is reported by `check` (exit 1) and kept
+/// for the next one.
+#[test]
+#[cfg(feature = "failpoints")]
+fn what_a_recovery_cannot_undo_is_reported_and_tried_again() {
+    let t = Ensure::new();
+    let (alone, host, dev, args) = (&t.alone, &t.host, &t.dev, t.args());
+    let pid = t.killed_with_loop0_made();
+
+    let out = pipework_env(host, &["check"], &[("PIPEWORK_FAIL_RECOVERY", "1")]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    let loop0 = dev.join("loop0");
+    let said = format!(
+        "interrupted run of pid {pid} (pipework {}): rm {loop0} was not undone: injected failure (PIPEWORK_FAIL_RECOVERY)",
+        args.join(" ")
+    );
+    assert!(stdout(&out).lines().any(|l| l == said), "{said:?} not in:\n{}", stdout(&out));
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+    assert_eq!(dev.names(), ["loop0"]);
+    assert_eq!(alone.added().len(), 2);
+
+    check_rolls_back(host, pid);
+    assert_eq!(dev.names(), Vec::<String>::new());
+    assert_eq!(alone.added(), Default::default());
+}
+
+/// What was made since a run was killed is not its recovery's: a node put
+/// in place of the one it made, a device it added that is bound since.
+#[test]
+#[cfg(feature = "failpoints")]
+fn a_recovery_leaves_what_was_made_since_the_kill() {
+    let t = Ensure::new();
+    let (alone, host, dev, count) = (&t.alone, &t.host, &t.dev, t.count);
+    let pid = t.killed_with_loop0_made();
+    let loop0 = dev.join("loop0");
+    std::fs::remove_file(&loop0).unwrap();
+    run(&["mknod", "-m", "0640", &loop0, "b", "7", "0"]);
+    let replaced = listing(&dev.path);
+    let (bound, unbound) = (count - 1, count - 2);
+    let outside = TempDir::new("out");
+    let backing = outside.path.join("backing");
+    std::fs::write(&backing, vec![0u8; 1 << 16]).unwrap();
+    let node = format!("/dev/loop{bound}");
+    run(&["losetup", &node, &backing.to_string_lossy()]);
+    let backing_file = format!("/sys/block/loop{bound}/loop/backing_file");
+    let detach = Detached(node.clone());
+
+    check_rolls_back(host, pid);
+    assert_eq!(listing(&dev.path), replaced);
+    assert!(Path::new(&backing_file).exists(), "loop{bound} was unbound");
+    assert_eq!(alone.added(), [bound].into(), "loop{unbound} was not removed");
+    drop(detach);
+}
+
+/// A loop device bound by a test, unbound on drop (before `KernelLoops`
+/// removes it).
+#[cfg(feature = "failpoints")]
+struct Detached(String);
+
+#[cfg(feature = "failpoints")]
+impl Drop for Detached {
+    fn drop(&mut self) {
+        quiet(&["losetup", "-d", &self.0]);
+    }
+}
+
+/// A container gone since its run was killed took its /dev with it: the
+/// recovery removes the kernel devices the run added, and nothing else.
+#[test]
+#[cfg(feature = "failpoints")]
+fn a_recovery_after_the_container_is_gone_removes_the_kernel_devices_only() {
+    let alone = KernelLoops::alone();
+    let host = Netns::new("loop");
+    let ctr = Container::run("loop");
+    let count = count_adding_two().to_string();
+    let args = ["loop", "ensure", "--count", &count, "--container", &ctr.name];
+    // Past the first node's mknod and chgrp.
+    let pid = killed_at(&host, &args, count.parse::<usize>().unwrap() + 3);
+    assert_eq!(alone.added().len(), 2);
+    run(&["docker", "rm", "-f", &ctr.name]);
+
+    check_rolls_back(&host, pid);
+    assert_eq!(alone.added(), Default::default());
 }

@@ -26,8 +26,11 @@ loop free prints the first free loop device as losetup -f does (LOOP_CTL_GET_FRE
 on /dev/loop-control), making its node if the kernel has the device but /dev lacks \
 it. pipework loop ensure --count N makes sure loop0 to loop<N-1> exist as block \
 nodes 7:i, mode 0660, group disk, adding kernel devices (LOOP_CTL_ADD) when there \
-are fewer; existing nodes are left as they are. --dev DIR works on another device \
-directory (a chroot's); --container GUEST makes the nodes inside a container's \
+are fewer; existing nodes are left as they are. A run that fails undoes what it \
+did; one killed half-way (SIGKILL, the OOM killer) is undone by the next loop \
+ensure, check or show: a node it made is removed while its name still holds that \
+very node, a kernel device it added while no file is bound to it. --dev DIR works \
+on another device directory (a chroot's); --container GUEST makes the nodes inside a container's \
 /dev, entering its mount namespace, since a running container never sees nodes \
 made on the host later. Such a container may still be denied access to \
 the devices by its device cgroup: Docker's default rules let it create block \
