@@ -99,6 +99,14 @@ pub struct Transaction<'t, 'a> {
 }
 
 impl<'t, 'a> Transaction<'t, 'a> {
+    /// A transaction that goes on with an intent begun before it (a CNI
+    /// ADD's, which notes its IPAM call first).
+    pub fn with_intent(target: &'t Target<'a>, intent: Intent) -> Self {
+        let mut tx = Transaction::begin(target, None);
+        tx.intent = Some(intent);
+        tx
+    }
+
     pub fn begin(target: &'t Target<'a>, about: Option<About>) -> Self {
         let _held = HeldSignals::hold();
         let (undo, links) = (Vec::new(), GuestLinks::default());

@@ -13,6 +13,7 @@ use std::os::fd::AsFd;
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::link::BridgePortState;
 
+use super::allocation::Allocation;
 use super::config::NetConf;
 use super::env::{Command, Env};
 use super::error::{CniError, CniResult, Code};
@@ -23,8 +24,8 @@ use super::steps;
 use crate::apply::{Target, Transaction};
 use crate::error::Result;
 use crate::family::Family;
-use crate::intents::{About, Commit};
-use crate::records::{Finder, GuestRecord};
+use crate::intents::{About, Commit, Entry, Intent};
+use crate::records::{Finder, GuestRecord, Store};
 use crate::request::GuestRef;
 use crate::resolve::guest::Guest;
 use crate::sys::netlink::{Link, Netlink};
@@ -34,12 +35,26 @@ pub async fn add(env: &Env, conf: &NetConf) -> CniResult<CniOutput> {
     tracing::debug!("ADD {} {}", env.container_id, env.ifname);
     validate(conf)?;
     let run = Run::resolve(env, conf).await?;
+    // The intent comes first: before IPAM hands out an address.
+    let mut intent = Intent::begin(&Store::from_env(), run.about()?)?;
+    if let Some(ipam) = &run.ipam {
+        if let Err(e) = intent.note(&Entry::Ipam(Allocation::of(ipam, env, &conf.raw))) {
+            intent.end();
+            return Err(e.into());
+        }
+    }
     // IPAM is the slowest part of ADD: it starts before anything else is
     // looked at, and runs while the links are made. Started before the
     // transaction holds signals, which a child inherits.
-    let pending = run.ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose()?;
+    let pending = match run.ipam.as_ref().map(|ipam| ipam.start_add(env, &conf.raw)).transpose() {
+        Ok(pending) => pending,
+        Err(e) => {
+            intent.end();
+            return Err(e);
+        }
+    };
     tracing::debug!("IPAM started");
-    let ours = run.attach(pending).await?;
+    let ours = run.attach(pending, intent).await?;
     Ok(match &conf.prev_result {
         Some(prev) => prev.clone().chain(ours),
         None => ours,
@@ -95,14 +110,18 @@ impl<'a> Run<'a> {
     /// The transaction: the links while IPAM runs, then the addressing its
     /// answer asks for, then the record as its commit. A failure rolls
     /// back what was made, and gives back an address IPAM handed out.
-    async fn attach(&self, pending: Option<PendingAdd<'_>>) -> CniResult<CniOutput> {
+    async fn attach(&self, pending: Option<PendingAdd<'_>>, intent: Intent) -> CniResult<CniOutput> {
         let (host, inside, links) = match self.plan_links().await {
             Ok(planned) => planned,
-            Err(e) => return Err(self.refused(e, ipam_answer(pending))),
+            Err(e) => {
+                let refused = self.refused(e, ipam_answer(pending));
+                intent.end();
+                return Err(refused);
+            }
         };
         let target =
             Target { host: &host, guest: &inside, host_ns: self.own.as_fd(), guest_ns: self.netns.netns() };
-        let mut tx = Transaction::begin(&target, Some(self.about()?));
+        let mut tx = Transaction::with_intent(&target, intent);
         let linked = match tx.apply(&links).await {
             Ok(()) => Early::gather(self, &host, &inside).await,
             Err(e) => Err(e.into()),

@@ -3,6 +3,7 @@
 //! answers on stdout, with a result or a CNI error object.
 
 pub mod add;
+pub mod allocation;
 pub mod check;
 pub mod config;
 pub mod del;

@@ -90,6 +90,8 @@ pub enum Entry {
     Lapses(String),
     /// The record is being written: see `Commit`.
     Commit(Commit),
+    /// An IPAM plugin's ADD about to start: its DEL gives back what it hands out.
+    Ipam(crate::cni::allocation::Allocation),
     /// A change `loop ensure` made (`loopdev::recover` undoes it).
     Loop(crate::loopdev::Made),
 }

@@ -180,6 +180,16 @@ async fn roll_back(
                 kept.push(Entry::Leftover(text));
             }
             Entry::Leftover(_) => {}
+            // An address handed out outlives a reboot in host-local's files.
+            Entry::Ipam(allocation) => {
+                match injected_recovery_failure().and_then(|()| allocation.release()) {
+                    Ok(()) => undone += 1,
+                    Err(e) => {
+                        left.push(format!("{allocation} failed: {}", e.message()));
+                        kept.push(Entry::Ipam(allocation));
+                    }
+                }
+            }
             Entry::Lapses(text) => tracing::info!("recovery: {text}: left to run out"),
             Entry::Step { .. } | Entry::Applied | Entry::Commit(_) => {}
         }
