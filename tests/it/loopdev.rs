@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::common::*;
 
 #[track_caller]
-fn assert_loop_node(path: &Path, i: u32) {
+pub(crate) fn assert_loop_node(path: &Path, i: u32) {
     let node = node_info(path).unwrap_or_else(|| panic!("{} is missing", path.display()));
     assert!(node.is_block, "{}: not a block device: {node:?}", path.display());
     assert_eq!((node.major, node.minor), (7, i), "{}", path.display());
@@ -271,12 +271,12 @@ fn a_character_device_or_file_at_a_node_is_refused() {
 
 /// A count that makes `loop ensure` add two kernel devices.
 #[cfg(feature = "failpoints")]
-fn count_adding_two() -> u32 {
+pub(crate) fn count_adding_two() -> u32 {
     kernel_loops().iter().max().map_or(0, |m| m + 1) + 2
 }
 
 #[cfg(feature = "failpoints")]
-fn ensure_args(count: u32, dev: &TempDir) -> Vec<String> {
+pub(crate) fn ensure_args(count: u32, dev: &TempDir) -> Vec<String> {
     ["loop", "ensure", "--count", &count.to_string(), "--dev", dev.arg()].map(String::from).to_vec()
 }
 
