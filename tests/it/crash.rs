@@ -197,7 +197,7 @@ impl Next {
     fn run(self, s: &Scene) -> String {
         if let Next::Watch = self {
             let w = Watcher::start(&s.host, &unique("crash"), &[]);
-            // Caught up, the recovery is done: it comes first.
+            w.wait_log(ROLLED_BACK, Duration::from_secs(5));
             return w.log();
         }
         let args: Vec<&str> = match self {
