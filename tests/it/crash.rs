@@ -56,12 +56,22 @@ fn killed(child: Child) -> Option<u32> {
 }
 
 /// `args` run in `host` with PIPEWORK_KILL_AT=`k` (and `env`): the pid of
-/// the killed run, or None if it got through.
+/// the killed run, which left its intent, or None if it got through.
 fn kill_at(host: &Netns, args: &[&str], k: usize, env: &[(&str, &str)]) -> Option<u32> {
-    let k = k.to_string();
-    let mut all = vec![("PIPEWORK_KILL_AT", k.as_str())];
+    let at = k.to_string();
+    let mut all = vec![("PIPEWORK_KILL_AT", at.as_str())];
     all.extend_from_slice(env);
-    killed(pipework_child(host, args, &all))
+    let pid = killed(pipework_child(host, args, &all))?;
+    assert!(!intents(&host.state_dir()).is_empty(), "{args:?} killed before step {k} left no intent");
+    Some(pid)
+}
+
+/// The intents in the state dir `state` (its dot files left out).
+fn intents(state: &str) -> Vec<String> {
+    let dir = std::path::Path::new(state).join("intents");
+    let names =
+        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+    names.map(|n| n.filter(|n| !n.starts_with('.')).collect()).unwrap_or_default()
 }
 
 /// `err` (a recovering command's stderr) has one line saying so for each
@@ -76,10 +86,11 @@ fn assert_rolled_back(what: &str, err: &str, pids: &[u32]) {
     assert_eq!(all, pids.len(), "{what}: runs rolled back other than {pids:?}:\n{err}");
 }
 
-/// A `check` after the recovery: no intent of a dead run is left, so
-/// nothing to roll back or report, and exit 0.
+/// After the recovery no intent is left in the state dir `state`, and a
+/// `check` (`check`'s output) has nothing to roll back or report: exit 0.
 #[track_caller]
-fn assert_clean_check(what: &str, check: &Output) {
+fn assert_clean(what: &str, state: &str, check: &Output) {
+    assert_eq!(intents(state), Vec::<String>::new(), "{what}: intents left");
     let (out, err) = (stdout(check), stderr(check));
     assert_eq!(check.status.code(), Some(0), "{what}: a second check\n--- stdout\n{out}--- stderr\n{err}");
     assert!(
@@ -252,11 +263,11 @@ fn an_attach_killed_at_any_step_is_rolled_back_by_the_next_command() {
             assert_unchanged(&format!("host {what}"), &attached_host, || without_macs(s.host.snapshot()));
             assert_unchanged(&format!("guest {what}"), &attached_guest, || without_macs(s.guest.snapshot()));
             assert_eq!(s.rules(), attached_rules, "{what}");
-            assert_clean_check(&what, &pipework(&s.host, &["check"]));
+            assert_clean(&what, &s.host.state_dir(), &pipework(&s.host, &["check"]));
             s.undo_attach();
         }
         s.assert_as(&what, &before);
-        assert_clean_check(&what, &pipework(&s.host, &["check"]));
+        assert_clean(&what, &s.host.state_dir(), &pipework(&s.host, &["check"]));
     }
     assert!(kill_at(&s.host, &s.args(), plan.len() + 1, &[]).is_none(), "killed past the plan's end");
 }
@@ -300,7 +311,7 @@ fn two_runs_killed_on_one_guest_are_rolled_back_by_one_check() {
     assert_rolled_back("check", &stderr(&check), &[first, second]);
     assert_unchanged("host", &host_before, || host.snapshot());
     assert_unchanged("container", &ctr_before, || ctr.snapshot());
-    assert_clean_check("after two runs", &pipework(&host, &["check"]));
+    assert_clean("after two runs", &host.state_dir(), &pipework(&host, &["check"]));
 }
 
 /// A check while a run on another guest is alive (paused mid-way, its veth
@@ -332,6 +343,7 @@ fn a_check_beside_a_live_run_rolls_back_the_dead_one_only() {
     assert!(b_run.try_wait().expect("B's status").is_none(), "B ended before the check did");
     assert_eq!(check.status.code(), Some(0), "{}{}", stdout(&check), stderr(&check));
     assert_rolled_back("check beside a live run", &stderr(&check), &[a_pid]);
+    assert_eq!(intents(&host.state_dir()).len(), 1, "B's intent, alone");
 
     let b_out = b_run.wait_with_output().expect("B did not end");
     assert_success(&b_out);
@@ -346,7 +358,7 @@ fn a_check_beside_a_live_run_rolls_back_the_dead_one_only() {
     let show = stdout(&pipework(&host, &["show"]));
     assert!(show.lines().any(|l| l.contains(&b_label) && l.contains("10.5.106.102/24")), "{show}");
     assert!(!show.contains(&a_label), "{show}");
-    assert_clean_check("after B", &pipework(&host, &["check"]));
+    assert_clean("after B", &host.state_dir(), &pipework(&host, &["check"]));
     assert_success(&pipework(&host, &["detach", &b_label]));
     assert_unchanged("host after B's detach", &host_before, || host.snapshot());
 }
@@ -390,7 +402,7 @@ fn a_run_that_cannot_be_rolled_back_is_reported_until_it_can() {
     assert_eq!(check.status.code(), Some(0), "{}{}", stdout(&check), stderr(&check));
     assert_rolled_back("check", &stderr(&check), &[pid]);
     s.assert_as("after the recovery", &before);
-    assert_clean_check("after the recovery", &pipework(&s.host, &["check"]));
+    assert_clean("after the recovery", &s.host.state_dir(), &pipework(&s.host, &["check"]));
 }
 
 // ---- the CNI plugin
@@ -458,6 +470,7 @@ fn a_cni_add_killed_at_any_step_is_rolled_back_by_the_next_call() {
             break;
         };
         killed_at = k;
+        assert!(!intents(&node.state_dir()).is_empty(), "ADD killed before step {k} left no intent");
         wait_calls_gone(&at.id);
         let next = ["ADD", "DEL", "CHECK"][(k - 1) % 3];
         let what = format!("ADD killed before step {k}, then {next}");
@@ -487,7 +500,7 @@ fn a_cni_add_killed_at_any_step_is_rolled_back_by_the_next_call() {
         assert_eq!(rules(), rules_before, "{what}");
         assert!(node.allocations().is_empty(), "{what}: {:?}", node.allocations());
         assert!(node.records().is_empty(), "{what}: {:?}", node.records());
-        assert_clean_check(&what, &node.pipework(&["check"]));
+        assert_clean(&what, &node.state_dir(), &node.pipework(&["check"]));
     }
     assert!(killed_at > 15, "killed before each of {killed_at} steps, then the ADD got through");
 }
@@ -529,7 +542,11 @@ fn a_mkbridge_killed_at_any_step_is_rolled_back_or_completed() {
             assert_rolled_back(&what, &stderr(&again), &[pid]);
             assert_moved(&host, &node);
         }
-        assert_clean_check(&format!("mkbridge killed before step {k}"), &pipework(&host, &["check"]));
+        assert_clean(
+            &format!("mkbridge killed before step {k}"),
+            &host.state_dir(),
+            &pipework(&host, &["check"]),
+        );
     }
 }
 
@@ -566,6 +583,10 @@ fn a_loop_ensure_killed_at_any_step_is_rolled_back_or_completed() {
             assert_eq!(alone.added().len(), 2, "{what}");
             alone.remove_added();
         }
-        assert_clean_check(&format!("loop ensure killed before step {k}"), &pipework(&host, &["check"]));
+        assert_clean(
+            &format!("loop ensure killed before step {k}"),
+            &host.state_dir(),
+            &pipework(&host, &["check"]),
+        );
     }
 }
