@@ -18,6 +18,7 @@ pub mod dhcp;
 pub mod drivers;
 pub mod error;
 pub mod family;
+pub mod intents;
 pub mod iproute2;
 pub mod loopdev;
 pub mod mac;

@@ -120,5 +120,5 @@ pub fn start_agent(
     state.agent = Some(agent);
     state.write()?;
     tracing::info!("DHCP agent {} keeps {} ({})", agent.pid, lease.address, state.path.display());
-    Ok(Undo::StopAgent { pid: agent.pid })
+    Ok(Undo::StopAgent { agent, lease_file: state.path.clone() })
 }

@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::error::{Error, Result};
+use crate::intents::{About, Intent};
 use crate::plan::{Plan, Side, Step, Undo};
 use crate::sys::netlink::Netlink;
 pub use announce::{gratuitous_arp, port_forwards};
@@ -42,18 +43,21 @@ impl Target<'_> {
 }
 
 pub async fn apply(plan: &Plan, target: &Target<'_>) -> Result<()> {
-    apply_then(plan, target, async || Ok(())).await
+    apply_then(plan, target, None, async || Ok(())).await
 }
 
 /// Applies `plan`, then `commit` (an attach writes its record), still with
 /// interrupts held: a commit that fails rolls the plan back like a failed
 /// last step, so a run leaves both its changes and their record, or neither.
+/// With `about`, the run keeps an intent (`intents`) for its recovery if
+/// it is killed half-way.
 pub async fn apply_then(
     plan: &Plan,
     target: &Target<'_>,
+    about: Option<About>,
     commit: impl AsyncFnOnce() -> Result<()>,
 ) -> Result<()> {
-    let mut tx = Transaction::begin(target);
+    let mut tx = Transaction::begin(target, about);
     tx.apply(plan).await?;
     tx.commit(commit).await
 }
@@ -65,11 +69,17 @@ pub async fn here_then(
     plan: &Plan,
     host: &Netlink,
     guest: Option<(&Netlink, BorrowedFd<'_>)>,
+    about: Option<About>,
     commit: impl AsyncFnOnce() -> Result<()>,
 ) -> Result<()> {
     let own = crate::sys::netns::current()?;
     let (guest, guest_ns) = guest.unwrap_or((host, own.as_fd()));
-    apply_then(plan, &Target { host, guest, host_ns: own.as_fd(), guest_ns }, commit).await
+    apply_then(plan, &Target { host, guest, host_ns: own.as_fd(), guest_ns }, about, commit).await
+}
+
+/// One undo reverted, outside a transaction (a dead run's recovery).
+pub async fn revert_one(undo: &Undo, target: &Target<'_>) -> Result<()> {
+    revert(undo, target).await
 }
 
 /// Plans applied one after another and undone together, newest first, on
@@ -79,6 +89,9 @@ pub async fn here_then(
 pub struct Transaction<'t, 'a> {
     target: &'t Target<'a>,
     undo: Vec<Undo>,
+    /// What the intent is to say, until the first step writes it.
+    about: Option<About>,
+    intent: Option<Intent>,
     links: GuestLinks,
     /// Steps applied so far: numbers (and failpoints) run across plans.
     done: usize,
@@ -86,9 +99,10 @@ pub struct Transaction<'t, 'a> {
 }
 
 impl<'t, 'a> Transaction<'t, 'a> {
-    pub fn begin(target: &'t Target<'a>) -> Self {
+    pub fn begin(target: &'t Target<'a>, about: Option<About>) -> Self {
         let _held = HeldSignals::hold();
-        Transaction { target, undo: Vec::new(), links: GuestLinks::default(), done: 0, _held }
+        let (undo, links) = (Vec::new(), GuestLinks::default());
+        Transaction { target, undo, about, intent: None, links, done: 0, _held }
     }
 
     /// Applies `plan`; if a step fails, everything this transaction applied
@@ -104,6 +118,7 @@ impl<'t, 'a> Transaction<'t, 'a> {
             injected_pause(n);
             let result = match (injected_failure(n), &step) {
                 (Some(e), _) => Err(e),
+                (None, _) if let Err(e) = self.intend(n, &command) => Err(e),
                 (None, Step::Dhcp { dev, port, setup }) => {
                     self.lease(dev, port.as_deref(), setup).await.map(|(undo, more)| {
                         total += more.len();
@@ -115,19 +130,46 @@ impl<'t, 'a> Transaction<'t, 'a> {
                 }
                 (None, _) => run(&step, self.target, &mut self.links).await,
             };
-            match result {
-                Ok(Some(u)) => self.undo.push(u),
-                Ok(None) => {}
-                Err(e) => {
-                    let failed = rollback(std::mem::take(&mut self.undo), self.target).await;
-                    let e = e.context(format!("step {n}/{total} failed ({command})"));
-                    return Err(e.with_rollback(failed));
-                }
+            let (undo, failure) = match result {
+                Ok(undo) => (undo, None),
+                Err(e) => (None, Some(e)),
+            };
+            let kept = match (&failure, &mut self.intent) {
+                (None, Some(intent)) => intent.applied(undo.as_ref()),
+                _ => Ok(()),
+            };
+            self.undo.extend(undo);
+            if let Some(e) = failure.or(kept.err()) {
+                let failed = self.rollback().await;
+                let e = e.context(format!("step {n}/{total} failed ({command})"));
+                return Err(e.with_rollback(failed));
             }
             self.done = n;
         }
         tracing::info!("all {total} steps applied");
         Ok(())
+    }
+
+    /// Notes step `n` in the intent before it is applied; the intent is
+    /// written first, before the first change.
+    fn intend(&mut self, n: usize, command: &str) -> Result<()> {
+        if let Some(about) = self.about.take() {
+            let store = crate::records::Store::from_env();
+            self.intent = Some(Intent::begin(&store, about)?);
+        }
+        match &mut self.intent {
+            Some(intent) => intent.step(n, command),
+            None => Ok(()),
+        }
+    }
+
+    /// Undoes what was applied, and ends the intent.
+    async fn rollback(&mut self) -> Vec<Error> {
+        let failed = rollback(std::mem::take(&mut self.undo), self.target).await;
+        if let Some(intent) = self.intent.take() {
+            intent.end();
+        }
+        failed
     }
 
     /// A DHCP step: the lease's undo, and the steps that configure it.
@@ -143,11 +185,30 @@ impl<'t, 'a> Transaction<'t, 'a> {
 
     /// Ends the transaction with `commit`; if it fails, everything applied
     /// is undone.
-    pub async fn commit(self, commit: impl AsyncFnOnce() -> Result<()>) -> Result<()> {
-        match commit().await {
-            Ok(()) => Ok(()),
+    pub async fn commit(mut self, commit: impl AsyncFnOnce() -> Result<()>) -> Result<()> {
+        let noted = match &mut self.intent {
+            Some(intent) => {
+                let ifindex = intent.committed_interface().and_then(|name| self.links.learned(name));
+                intent.committing(ifindex)
+            }
+            None => Ok(()),
+        };
+        // Failpoints past the last step: before the record, and after it.
+        injected_pause(self.done + 1);
+        let written = match noted {
+            Ok(()) => commit().await,
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(()) => {
+                injected_pause(self.done + 2);
+                if let Some(intent) = self.intent.take() {
+                    intent.end();
+                }
+                Ok(())
+            }
             Err(e) => {
-                let failed = rollback(self.undo, self.target).await;
+                let failed = self.rollback().await;
                 Err(e.with_rollback(failed))
             }
         }
@@ -155,8 +216,8 @@ impl<'t, 'a> Transaction<'t, 'a> {
 
     /// Undoes what was applied, for a failure between plans; returns the
     /// undo steps that failed.
-    pub async fn roll_back(self) -> Vec<Error> {
-        rollback(self.undo, self.target).await
+    pub async fn roll_back(mut self) -> Vec<Error> {
+        self.rollback().await
     }
 }
 

@@ -80,7 +80,7 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             }
         }
         Undo::Release { client, index, lease } => dhcp::release(client, *index, lease, t).await?,
-        Undo::StopAgent { pid } => agent::stop(*pid),
+        Undo::StopAgent { agent, .. } => agent::stop(agent.pid),
         Undo::RestoreResolvConf { guest, saved } => resolv_conf::restore(Some(*guest), saved)?,
         Undo::SetMtu { side, index, mtu, .. } => {
             let nl = t.side(*side);

@@ -32,6 +32,11 @@ impl GuestLinks {
         Ok(link)
     }
 
+    /// The ifindex `name` got in the guest, if this run made or moved it.
+    pub(super) fn learned(&self, name: &str) -> Option<u32> {
+        self.0.get(name).copied()
+    }
+
     /// The link the plan calls `name` on `side`, by its learned ifindex
     /// whatever it is called now; other links (the host's) by name.
     pub(super) async fn get(&self, t: &Target<'_>, side: Side, name: &str) -> Result<Link> {

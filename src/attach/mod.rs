@@ -14,8 +14,11 @@ mod record;
 use crate::drivers::kinds::HostSide;
 use crate::drivers::{self, addressing, replay, Context, Driver};
 use crate::error::Result;
-use crate::records::{HostNs, Interface, Store};
-use crate::request::Attach;
+use std::net::IpAddr;
+
+use crate::intents::{About, Commit, Scope};
+use crate::records::{GuestRecord, HostNs, Interface, Store};
+use crate::request::{Attach, HostIf};
 use crate::resolve::guest::Guest;
 use crate::resolve::host::classify;
 use crate::sys::netlink::{Link, Netlink};
@@ -47,13 +50,19 @@ pub async fn plan_and_apply(
     writer: Writer,
 ) -> Result<()> {
     let ctx = Context { req, guest, host, inside };
+    if !dry_run {
+        let key = guest.find.key();
+        crate::intents::report(&crate::intents::recover(&Store::from_env(), host, Scope::Guest(&key)).await?);
+    }
     if let Some((iface, link)) = made_before(&ctx, driver).await? {
         let Some(added) = addressing::add_to(&ctx, &iface, &link).await? else { return Ok(()) };
         if dry_run {
             return added.plan.print();
         }
         let record = async || record::added(&added, &iface.name, guest, inside, writer).await;
-        return crate::apply::here_then(&added.plan, host, Some((inside, guest.netns())), record).await;
+        let about = about(req, guest, writer, &iface.name, added.net.map(|n| n.ip()))?;
+        return crate::apply::here_then(&added.plan, host, Some((inside, guest.netns())), about, record)
+            .await;
     }
     let planned = driver.plan(&ctx).await?;
     if dry_run {
@@ -62,7 +71,37 @@ pub async fn plan_and_apply(
     // Its answer comes while the plan is applied, for the record.
     guest.engine.ask();
     let record = async || record::attached(&planned, req, guest, (host, inside), writer).await;
-    crate::apply::here_then(&planned.plan, host, Some((inside, guest.netns())), record).await
+    let about = about(req, guest, writer, &planned.made.name, None)?;
+    crate::apply::here_then(&planned.plan, host, Some((inside, guest.netns())), about, record).await
+}
+
+/// The run's intent: its command line, or for the watch service the guest
+/// it plumbs; its record is `interface` of the guest's (with `address`).
+fn about(
+    req: &Attach,
+    guest: &Guest,
+    writer: Writer,
+    interface: &str,
+    address: Option<IpAddr>,
+) -> Result<Option<About>> {
+    let record = GuestRecord {
+        label: guest.label.clone(),
+        find: guest.find.clone(),
+        netns: guest.netns_id()?,
+        engine: None,
+    };
+    let commit = Commit { key: guest.find.key(), interface: interface.to_string(), ifindex: None, address };
+    let what = match writer {
+        Writer::Inline => About::command_line(None).what,
+        Writer::OffThread => {
+            let host = match &req.host {
+                HostIf::Name(name) => name,
+                HostIf::Mac(_, typed) => typed,
+            };
+            format!("pipework watch: {host} {interface} of {}", guest.label)
+        }
+    };
+    Ok(Some(About { what, guest: Some(record), commit: Some(commit) }))
 }
 
 /// The interface the command line names, if a run made it in this guest

@@ -21,7 +21,10 @@ use super::records;
 use super::result::{CniOutput, Interface};
 use super::steps;
 use crate::apply::{Target, Transaction};
+use crate::error::Result;
 use crate::family::Family;
+use crate::intents::{About, Commit};
+use crate::records::{Finder, GuestRecord};
 use crate::request::GuestRef;
 use crate::resolve::guest::Guest;
 use crate::sys::netlink::{Link, Netlink};
@@ -99,7 +102,7 @@ impl<'a> Run<'a> {
         };
         let target =
             Target { host: &host, guest: &inside, host_ns: self.own.as_fd(), guest_ns: self.netns.netns() };
-        let mut tx = Transaction::begin(&target);
+        let mut tx = Transaction::begin(&target, Some(self.about()?));
         let linked = match tx.apply(&links).await {
             Ok(()) => Early::gather(self, &host, &inside).await,
             Err(e) => Err(e.into()),
@@ -127,6 +130,22 @@ impl<'a> Run<'a> {
         let recorded = async || draft.commit(self.env, self.conf, &ours);
         tx.commit(recorded).await.map_err(|e| self.released(e.into()))?;
         Ok(ours)
+    }
+
+    /// The ADD's intent: the container's record, and the interface in it.
+    fn about(&self) -> Result<About> {
+        let env = self.env;
+        let find = Finder::Cni { container_id: env.container_id.clone(), netns: env.netns.clone() };
+        let guest = GuestRecord {
+            label: env.container_id.clone(),
+            find,
+            netns: self.netns.netns_id()?,
+            engine: None,
+        };
+        let commit =
+            Commit { key: guest.find.key(), interface: env.ifname.clone(), ifindex: None, address: None };
+        let what = format!("CNI ADD of {} in container {}", env.ifname, env.container_id);
+        Ok(About { what, guest: Some(guest), commit: Some(commit) })
     }
 
     /// The connections to both namespaces and the plan of the links,

@@ -79,6 +79,9 @@ fn run(env: &Env, stdin: &[u8]) -> Result<Option<serde_json::Value>, CniError> {
         .build()
         .map_err(|e| CniError::new(Code::Internal, "failed to start").with_details(e.to_string()))?;
     runtime.block_on(async {
+        if matches!(env.command, Command::Add | Command::Del | Command::Check) {
+            recover(env).await?;
+        }
         match env.command {
             Command::Add => add::add(env, &conf).await.map(|out| Some(out.to_json(conf.version))),
             Command::Del => del::del(env, &conf).await.map(|()| None),
@@ -88,6 +91,18 @@ fn run(env: &Env, stdin: &[u8]) -> Result<Option<serde_json::Value>, CniError> {
             Command::Version => Ok(None),
         }
     })
+}
+
+/// Rolls back this container's runs killed half-way (`intents`), before
+/// its ADD, DEL or CHECK: a runtime's next word on a container after a
+/// killed ADD is one of them.
+async fn recover(env: &Env) -> Result<(), CniError> {
+    let host = crate::sys::netlink::Netlink::here()?;
+    let key = crate::records::Finder::cni_key(&env.container_id);
+    let store = crate::records::Store::from_env();
+    let left = crate::intents::recover(&store, &host, crate::intents::Scope::Guest(&key)).await?;
+    crate::intents::report(&left);
+    Ok(())
 }
 
 /// CHECK came with 0.4.0, STATUS and GC with 1.1.0: a configuration of an

@@ -9,6 +9,7 @@ use super::observe::{guest_now, select};
 use super::print_or_apply;
 use crate::drivers::detach as planner;
 use crate::error::{Error, Kind, Result};
+use crate::intents::{self, recover, Scope};
 use crate::records::{Interface, Record, Store};
 use crate::request::GuestRef;
 use crate::resolve::guest::{self, Guest};
@@ -21,11 +22,19 @@ pub async fn detach(label: &GuestRef, ifname: Option<&str>, dry_run: bool) -> Re
     let by_record = records.iter().any(|r| ifname.is_none_or(|i| r.interface(i).is_some()));
     if !by_record {
         let guest = guest::resolve(label).await?;
+        if !dry_run {
+            intents::report(&recover(&store, &host, Scope::Guest(&guest.find.key())).await?);
+        }
         let inside = Netlink::inside(guest.netns())?;
         let plan = planner::by_names(&guest, &host, &inside, ifname.unwrap_or("eth1")).await?;
-        return print_or_apply(&plan, dry_run, &host, Some((&inside, guest.netns()))).await;
+        return print_or_apply(&plan, dry_run, &host, Some((&inside, guest.netns())), None).await;
     }
     refuse_cni(&records, ifname)?;
+    if !dry_run {
+        for record in &records {
+            intents::report(&recover(&store, &host, Scope::Guest(&record.key())).await?);
+        }
+    }
     for record in &records {
         let chosen: Vec<&Interface> =
             record.interfaces.iter().filter(|i| ifname.is_none_or(|name| i.name == name)).collect();
@@ -56,10 +65,10 @@ async fn undo(
     // A plan for a guest that is gone acts on the host only.
     let guest_side = now.map(|(guest, inside)| (inside, guest.netns()));
     if dry_run {
-        return print_or_apply(&plan, dry_run, host, guest_side).await;
+        return print_or_apply(&plan, dry_run, host, guest_side, None).await;
     }
     forget(store, record, chosen)?;
-    let undone = print_or_apply(&plan, false, host, guest_side).await;
+    let undone = print_or_apply(&plan, false, host, guest_side, None).await;
     if undone.is_err() {
         let back = store.update(&record.key(), |slot| match slot {
             Some(kept) => chosen.iter().for_each(|i| kept.put_interface((*i).clone())),

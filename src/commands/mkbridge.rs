@@ -4,16 +4,21 @@
 
 use crate::drivers::mkbridge::plan;
 use crate::error::Result;
+use crate::intents::{self, About, Scope};
+use crate::records::Store;
 use crate::request::Mkbridge;
 use crate::sys::netlink::Netlink;
 use crate::sys::output;
 
 pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
     let host = Netlink::here()?;
+    if !dry_run {
+        intents::report(&intents::recover(&Store::from_env(), &host, Scope::Host).await?);
+    }
     let plan = plan(req, &host).await?;
     if plan.steps.is_empty() {
         return output::lines([format!("{} already bridges {}: nothing to do", req.bridge, req.iface)]);
     }
     // Every step acts on the host.
-    super::print_or_apply(&plan, dry_run, &host, None).await
+    super::print_or_apply(&plan, dry_run, &host, None, Some(About::command_line(None))).await
 }

@@ -17,6 +17,7 @@ use std::os::fd::BorrowedFd;
 
 use crate::cli::Invocation;
 use crate::error::Result;
+use crate::intents::About;
 use crate::plan::Plan;
 use crate::request::Request;
 use crate::sys::netlink::Netlink;
@@ -50,27 +51,16 @@ pub async fn run(inv: Invocation) -> Result<Outcome> {
 
 /// `--dry-run` prints the plan; otherwise it is applied, from this
 /// namespace, to the guest's (`guest`: its connection and namespace; None
-/// when every step acts on the host).
+/// when every step acts on the host), with an intent when `about` says.
 async fn print_or_apply(
     plan: &Plan,
     dry_run: bool,
     host: &Netlink,
     guest: Option<(&Netlink, BorrowedFd<'_>)>,
-) -> Result<()> {
-    print_or_apply_then(plan, dry_run, host, guest, async || Ok(())).await
-}
-
-/// The same, with `commit` run once every step is applied, as part of the
-/// run (see `apply_then`): its failure rolls the plan back.
-async fn print_or_apply_then(
-    plan: &Plan,
-    dry_run: bool,
-    host: &Netlink,
-    guest: Option<(&Netlink, BorrowedFd<'_>)>,
-    commit: impl AsyncFnOnce() -> Result<()>,
+    about: Option<About>,
 ) -> Result<()> {
     match dry_run {
         true => plan.print(),
-        false => crate::apply::here_then(plan, host, guest, commit).await,
+        false => crate::apply::here_then(plan, host, guest, about, async || Ok(())).await,
     }
 }

@@ -13,6 +13,7 @@ use super::observe::{guest_now, select};
 use crate::dhcp::lease_file::held;
 use crate::drivers::verify::is_live;
 use crate::error::{Error, Kind, Result};
+use crate::intents::{recover, Scope};
 use crate::records::{Attached, HostNs, Interface, Record, Store};
 use crate::request::GuestRef;
 use crate::sys::netlink::Netlink;
@@ -24,14 +25,18 @@ const HEADER: [&str; COLUMNS] =
 const COLUMNS: usize = 8;
 
 pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
-    let selected = select(&Store::from_env(), guest).await?;
+    let (store, host) = (Store::from_env(), Netlink::here()?);
+    let mut interrupted = recover(&store, &host, Scope::All).await?;
+    if let Some(arg) = guest {
+        interrupted.retain(|run| run.is_of(&arg.to_string()));
+    }
+    let selected = select(&store, guest).await?;
     for broken in &selected.broken {
         output::warn(&broken.error);
     }
-    if let (Some(arg), true) = (guest, selected.records.is_empty()) {
+    if let (Some(arg), true, true) = (guest, selected.records.is_empty(), interrupted.is_empty()) {
         return Err(Error::new(Kind::NotFound, format!("no record of {arg}")));
     }
-    let host = Netlink::here()?;
     let kept = kept_rules(&selected.records)?;
     let mut rows = Vec::new();
     let mut items = Vec::new();
@@ -106,6 +111,21 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
             items.push(item);
         }
     }
+    // A run killed half-way whose recovery left changes behind.
+    for run in &interrupted {
+        let dash = || "-".to_string();
+        let guest = run.guest.clone().unwrap_or_else(|| "(host)".into());
+        let interface = run.interface.clone().unwrap_or_else(dash);
+        rows.push([guest, interface, dash(), dash(), dash(), dash(), dash(), "interrupted".into()]);
+        items.push(json!({
+            "guest": run.guest,
+            "interface": run.interface,
+            "state": "interrupted",
+            "pid": run.pid,
+            "run": run.what,
+            "left": run.left,
+        }));
+    }
     if as_json {
         output::lines([serde_json::Value::Array(items).to_string()])
     } else if rows.is_empty() {
@@ -114,7 +134,9 @@ pub async fn show(guest: Option<&GuestRef>, as_json: bool) -> Result<()> {
         let notes = kept.iter().flat_map(|(bridge, commands)| {
             commands.iter().map(move |c| format!("{bridge}: pipework keeps `{c}` for its attachments"))
         });
-        output::lines(table(&rows).into_iter().chain(notes))
+        let left =
+            interrupted.iter().flat_map(|run| run.left.iter().map(|l| format!("{}: {l}", run.describe())));
+        output::lines(table(&rows).into_iter().chain(notes).chain(left))
     }
 }
 

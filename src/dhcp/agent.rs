@@ -128,7 +128,7 @@ pub fn reap() {
 /// (clock ticks after boot, /proc/PID/stat's 22nd field), which tells it
 /// from a later process that got the same number. Records from before the
 /// start time was kept have none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AgentId {
     pub pid: u32,
     pub started: Option<u64>,

@@ -25,7 +25,7 @@ const MAX_SERVERS: usize = 3;
 
 /// The guest whose resolv.conf takes the lease's DNS: its process and that
 /// process's mount namespace (`dev`, inode), checked again at each write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Guest {
     pub pid: u64,
     pub mntns: (u64, u64),

@@ -26,7 +26,7 @@ pub struct Difference {
     /// A stable word for scripts: guest-gone, interface-missing, mac, mtu,
     /// down, address, default-route, dhcp-agent, host-side, master,
     /// vlan-filtering, vlan, ovs-port, nft-rule, firewall, broken-record,
-    /// macvlan-mode, host-access.
+    /// macvlan-mode, host-access, interrupted.
     pub kind: &'static str,
     pub message: String,
 }

@@ -33,7 +33,8 @@ pub use render::AddPort;
 pub use undo::Undo;
 
 /// The namespace a step acts in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
     Host,
     Guest,

@@ -243,7 +243,9 @@ impl fmt::Display for Undo {
                     saved.display()
                 )
             }
-            Undo::StopAgent { pid } => write!(f, "kill {pid}  # the DHCP agent releases its lease"),
+            Undo::StopAgent { agent, .. } => {
+                write!(f, "kill {}  # the DHCP agent releases its lease", agent.pid)
+            }
             Undo::SetMtu { dev, mtu, .. } => write!(f, "ip link set dev {dev} mtu {mtu}"),
             Undo::OvsDelPort { name, .. } => write!(f, "ovs-vsctl del-port {name}"),
             Undo::NoVlanFiltering { name, .. } => {

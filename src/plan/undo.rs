@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::RouteMessage;
 
+use serde::{Deserialize, Serialize};
+
 use super::Side;
+use crate::dhcp::agent::AgentId;
 use crate::dhcp::client::Client;
 use crate::dhcp::resolv_conf;
 use crate::dhcp::wire::Lease;
@@ -18,7 +21,8 @@ use crate::sys::nftables::{Hook, Tag};
 /// How an applied step is taken back. Links are acted on by the ifindex
 /// they had when the step ran, never looked up again by name: a guest may
 /// rename its links and plant another under the name.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Undo {
     DeleteLink {
         side: Side,
@@ -30,13 +34,16 @@ pub enum Undo {
         name: String,
     },
     RestoreRoute {
+        #[serde(with = "crate::sys::netlink::wire::route")]
         route: Box<RouteMessage>,
     },
     DeleteRoute {
+        #[serde(with = "crate::sys::netlink::wire::route")]
         route: Box<RouteMessage>,
     },
     /// A route added on the host (`--host-access`) deleted.
     DeleteHostRoute {
+        #[serde(with = "crate::sys::netlink::wire::route")]
         route: Box<RouteMessage>,
     },
     /// Leave the bridge, and give it back the MAC it had: a bridge that
@@ -48,6 +55,7 @@ pub enum Undo {
     },
     DeleteAddress {
         side: Side,
+        #[serde(with = "crate::sys::netlink::wire::address")]
         addr: Box<AddressMessage>,
     },
     LinkDown {
@@ -57,6 +65,7 @@ pub enum Undo {
     },
     AddAddress {
         dev: String,
+        #[serde(with = "crate::sys::netlink::wire::address")]
         addr: Box<AddressMessage>,
     },
     /// Returns a host interface from the guest under its own name and state.
@@ -81,9 +90,12 @@ pub enum Undo {
     /// Puts a moved or replaced route back as it was.
     ReplaceRoute {
         side: Side,
+        #[serde(with = "crate::sys::netlink::wire::route")]
         route: Box<RouteMessage>,
     },
-    /// Gives a DHCP lease back.
+    /// Gives a DHCP lease back. Not kept in an intent log: a lease not
+    /// given back runs out at the server.
+    #[serde(skip)]
     Release {
         client: Box<Client>,
         index: u32,
@@ -94,9 +106,11 @@ pub enum Undo {
         guest: resolv_conf::Guest,
         saved: PathBuf,
     },
-    /// SIGTERM to the DHCP agent, which releases its lease.
+    /// SIGTERM to the DHCP agent, which releases its lease; `lease_file`
+    /// tells it from a later process of its PID.
     StopAgent {
-        pid: u32,
+        agent: AgentId,
+        lease_file: PathBuf,
     },
     SetMtu {
         side: Side,
@@ -123,7 +137,8 @@ pub enum Undo {
         host_name: String,
         guest_name: String,
     },
-    /// Adds a deleted rule again.
+    /// Adds a deleted rule again (a detach's; not kept in an intent log).
+    #[serde(skip)]
     AddRule {
         rule: Box<RuleCmd>,
     },

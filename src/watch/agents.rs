@@ -98,7 +98,7 @@ async fn lease_again(
     let ctx = Context { req, guest, host, inside };
     let mut plan = ctx.new_plan();
     dhcp_steps::steps(&mut plan, &ctx, dhcp, ifname, None)?;
-    crate::apply::here_then(&plan, host, Some((inside, guest.netns())), async || Ok(())).await
+    crate::apply::here_then(&plan, host, Some((inside, guest.netns())), None, async || Ok(())).await
 }
 
 /// The record names the agent that keeps the lease now.

@@ -149,6 +149,7 @@ async fn serve(
         false => None,
     };
     let mut repairs = Repairs::default();
+    reconciler.recover().await;
     let containers = tokio::select! {
         listed = engine.containers() => listed?,
         signal = signals.next() => return Ok(signal),

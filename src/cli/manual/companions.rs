@@ -131,6 +131,17 @@ record is written once every step is applied; if it cannot be written, the \
 attach is rolled back. Records are acted on only from the network namespace \
 they were made in.
 
+A run killed half-way (SIGKILL, the OOM killer, a stop past its timeout) \
+cannot roll back: before its first change it writes an intent (see FILES) \
+and adds each change's undo as it goes. The next run on the same guest, \
+detach, mkbridge, loop ensure, CNI ADD, DEL and CHECK of that container, and \
+every show, check and watch catch-up roll such a run back, newest change \
+first, each only if what it made is still there as made, and say so on \
+stderr (\"rolled back an interrupted run of pid PID (COMMAND): N changes \
+undone\"). What cannot be undone is kept: show lists the run as \
+interrupted, check prints each change left and exits 1, and the next of \
+those commands tries again.
+
 pipework show [GUEST] [--json] lists the recorded interfaces and whether each \
 is live or stale (gone from the kernel). pipework check [GUEST] [--json] prints \
 one line a difference between a record and the kernel (a missing interface or \

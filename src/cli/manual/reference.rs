@@ -26,6 +26,12 @@ moves to .log.1 at 1 MiB.
 The FORWARD rules pipework added for a bridge (see HOST INTERFACES), removed \
 with the bridge's last recorded attachment.
 
+= /var/lib/pipework/intents/<n>
+A run's intent (see RECORDS), one slot a run alive, locked with flock for \
+its life: the run's PID and start time, its command, the host namespace and \
+guest, then each step and its undo. Freed when the run ends; a slot whose \
+lock is free but still open is a run killed half-way.
+
 = /var/lib/pipework/engines/
 The Engine API's ID for each socket pipework reached (the socket's device \
 and inode, and the ID /info gave through it), so that records name their \

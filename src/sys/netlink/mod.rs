@@ -10,6 +10,7 @@ pub(crate) mod error;
 mod events;
 mod link;
 mod route;
+pub mod wire;
 
 use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd};
 

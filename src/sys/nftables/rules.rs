@@ -20,7 +20,8 @@ pub const TABLE: &str = "pipework";
 const COMMENT_MAX: usize = 128;
 
 /// Where a kind of rule goes: a base chain of one of pipework's tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Hook {
     /// `inet pipework postrouting`: type nat, priority srcnat (100).
     Masquerade,
@@ -224,7 +225,7 @@ fn hash(text: &str) -> String {
 /// Which attachment a rule is for, as its comment says: a hash of the
 /// network's name, a hash of the interface and container ID, then the
 /// three in words (cut at nft's 128 characters; the hashes decide).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tag {
     pub comment: String,
 }

@@ -392,6 +392,16 @@ impl<'a> Reconciler<'a> {
         self.repair
     }
 
+    /// Rolls back the runs killed half-way (this service's before a
+    /// restart, the command line's): before a catch-up, whose jobs then
+    /// find the host and guests as they were.
+    pub async fn recover(&self) {
+        match crate::intents::recover(self.store, self.host, crate::intents::Scope::All).await {
+            Ok(left) => crate::intents::report(&left),
+            Err(e) => tracing::warn!("runs killed half-way are not rolled back: {e}"),
+        }
+    }
+
     pub fn store_dir(&self) -> &std::path::Path {
         self.store.dir()
     }
@@ -416,7 +426,7 @@ impl<'a> Reconciler<'a> {
         // side went with its namespace) undone, as a detach would.
         let all: Vec<&Interface> = record.interfaces.iter().collect();
         let plan = undo(&record, &all, self.host, None).await?;
-        crate::apply::here_then(&plan, self.host, None, async || Ok(())).await?;
+        crate::apply::here_then(&plan, self.host, None, None, async || Ok(())).await?;
         self.store.remove(&key)?;
         tracing::info!("{name}: removed; its record of {} interfaces dropped", record.interfaces.len());
         Ok(())

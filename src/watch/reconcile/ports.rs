@@ -71,7 +71,7 @@ impl Reconciler<'_> {
         if let Some(kept) = self.store.bridge(self.here, bridge)?.filter(|b| !b.accept.is_empty()) {
             let mut plan = Plan::on_host();
             plan.push(Step::ForwardAccept { bridge: bridge.to_string(), rules: kept.accept });
-            if let Err(e) = crate::apply::here_then(&plan, self.host, None, async || Ok(())).await {
+            if let Err(e) = crate::apply::here_then(&plan, self.host, None, None, async || Ok(())).await {
                 report(&format!("{bridge}'s FORWARD rules not made again"), &e);
             }
         }
@@ -100,7 +100,7 @@ impl Reconciler<'_> {
         if ports.steps.is_empty() {
             return back;
         }
-        match crate::apply::here_then(ports, self.host, None, async || Ok(())).await {
+        match crate::apply::here_then(ports, self.host, None, None, async || Ok(())).await {
             Ok(()) => back,
             Err(e) => {
                 report(&format!("{name}: {} not put back", back.join(", ")), &e);
