@@ -117,7 +117,15 @@ impl Slot {
     fn put_header(&self, header: &Header, sync: bool) -> Result<()> {
         let mut block = serde_json::to_vec(header).map_err(|e| Error::new(Kind::Internal, e))?;
         if block.len() >= BLOCK {
-            return Err(Error::new(Kind::Internal, "an intent's header outgrew its block"));
+            // Names and paths that long (a CNI_NETNS, a label) are refused
+            // here, before the first change.
+            return Err(Error::new(
+                Kind::Usage,
+                format!(
+                    "the guest's names are too long to keep an intent of this run ({} bytes)",
+                    block.len()
+                ),
+            ));
         }
         block.resize(BLOCK - 1, b' ');
         block.push(b'\n');

@@ -78,8 +78,17 @@ pub async fn recover(store: &Store, host: &Netlink, scope: Scope<'_>) -> Result<
         if header.host != here || !wanted {
             continue;
         }
-        if let Some(run) = roll_back(store, host, &slot, &header).await? {
-            left.push(run);
+        // One run that cannot be recovered does not keep the others.
+        match roll_back(store, host, &slot, &header).await {
+            Ok(Some(run)) => left.push(run),
+            Ok(None) => {}
+            Err(e) => left.push(Interrupted {
+                pid: header.run.pid,
+                what: header.what.clone(),
+                guest: header.guest.as_ref().map(|g| g.label.clone()),
+                interface: None,
+                left: vec![format!("not rolled back: {}", e.message())],
+            }),
         }
     }
     Ok(left)
