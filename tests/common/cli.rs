@@ -1,7 +1,7 @@
 //! Running pipework inside a test's "docker host" namespace, and what a run
 //! printed or planned.
 
-use std::process::Output;
+use std::process::{Child, Command, Output, Stdio};
 
 use super::commands::{assert_success, command, stderr, stdout, which};
 use super::netns::Netns;
@@ -17,6 +17,23 @@ pub const STATE_DIR_ENV: &str = "PIPEWORK_STATE_DIR";
 
 /// One pipework run must end by then: a hung run fails the test, not CI.
 const PIPEWORK_TIMEOUT_SECS: &str = "120";
+
+/// The test builds' failure injection (src/apply/failpoints.rs, and the
+/// recovery's): never inherited from the caller's environment, so a test
+/// sets what it injects itself.
+pub const INJECTION_VARS: &[&str] = &[
+    "FAILPOINTS",
+    "PIPEWORK_FAIL_AT",
+    "PIPEWORK_PAUSE_AT",
+    "PIPEWORK_PAUSE_MS",
+    "PIPEWORK_KILL_AT",
+    "PIPEWORK_FAIL_RECOVERY",
+];
+
+/// `cmd` without the injection variables of this process's environment.
+pub(crate) fn without_injection(cmd: &mut Command) -> &mut Command {
+    INJECTION_VARS.iter().fold(cmd, |cmd, var| cmd.env_remove(var))
+}
 
 /// Runs pipework inside `host`, the namespace standing in for the Docker host.
 pub fn pipework(host: &Netns, args: &[&str]) -> Output {
@@ -47,10 +64,20 @@ fn pipework_via(enter: &[String], host: &Netns, args: &[&str], env: &[(&str, &st
     let mut argv: Vec<&str> = enter.iter().map(String::as_str).collect();
     argv.extend(["timeout", "-k", "5", PIPEWORK_TIMEOUT_SECS, PIPEWORK]);
     let mut cmd = command(&argv);
-    cmd.args(args).env_remove("FAILPOINTS").env_remove("PIPEWORK_FAIL_AT").env_remove("PIPEWORK_TEST_SBIN");
+    without_injection(cmd.args(args)).env_remove("PIPEWORK_TEST_SBIN");
     cmd.env(STATE_DIR_ENV, host.state_dir());
     cmd.envs(env.iter().copied());
     cmd.output().expect("cannot run pipework")
+}
+
+/// pipework started in `host` with `env` and left running, its output
+/// piped. `ip netns exec` execs pipework in place: the child's pid is
+/// pipework's own (no `timeout` in between).
+pub fn pipework_child(host: &Netns, args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut cmd = command(&["ip", "netns", "exec", &host.name, PIPEWORK]);
+    without_injection(cmd.args(args)).env_remove("PIPEWORK_TEST_SBIN");
+    cmd.env(STATE_DIR_ENV, host.state_dir()).envs(env.iter().copied());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("cannot run pipework")
 }
 
 /// Runs pipework through `run` (`pipework`, `pipework_keeping_mounts`...),
@@ -124,7 +151,7 @@ pub fn pipework_with_path(host: &Netns, path: &str, args: &[&str]) -> Output {
     let (ip, timeout) = (which("ip"), which("timeout"));
     let mut cmd = command(&[&ip, "netns", "exec", &host.name, &timeout, "-k", "5", PIPEWORK_TIMEOUT_SECS]);
     cmd.arg(PIPEWORK).args(args).env("PATH", path).env("PIPEWORK_TEST_SBIN", path);
-    cmd.env_remove("FAILPOINTS").env_remove("PIPEWORK_FAIL_AT");
+    without_injection(&mut cmd);
     cmd.env(STATE_DIR_ENV, host.state_dir());
     cmd.output().expect("cannot run pipework")
 }

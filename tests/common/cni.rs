@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
 use serde_json::{json, Value};
 
@@ -82,6 +82,19 @@ impl CniNode {
         conf: &Value,
         extra: &[(&str, &str)],
     ) -> Output {
+        self.spawn(name, command_name, at, conf, extra).wait_with_output().expect("wait for plugin")
+    }
+
+    /// The same, left running: `ip netns exec` execs the plugin in place,
+    /// so the child's pid is the plugin's own.
+    pub fn spawn(
+        &self,
+        name: &str,
+        command_name: &str,
+        at: Option<&Attach>,
+        conf: &Value,
+        extra: &[(&str, &str)],
+    ) -> Child {
         let mut vars: Vec<(String, String)> = vec![
             ("CNI_COMMAND".into(), command_name.into()),
             ("CNI_PATH".into(), self.cni_path()),
@@ -106,7 +119,7 @@ impl CniNode {
         cmd.envs(vars).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn plugin");
         child.stdin.take().expect("stdin").write_all(conf.to_string().as_bytes()).expect("write stdin");
-        child.wait_with_output().expect("wait for plugin")
+        child
     }
 
     /// ADD that must succeed; its result.

@@ -115,10 +115,9 @@ impl KernelLoops {
     pub fn added(&self) -> BTreeSet<u32> {
         kernel_loops().difference(&self.before).copied().collect()
     }
-}
 
-impl Drop for KernelLoops {
-    fn drop(&mut self) {
+    /// Removes the devices added since the note (LOOP_CTL_REMOVE).
+    pub fn remove_added(&self) {
         use std::os::fd::AsRawFd;
         const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
         let Ok(ctl) = std::fs::File::options().read(true).write(true).open("/dev/loop-control") else {
@@ -128,5 +127,11 @@ impl Drop for KernelLoops {
             // SAFETY: LOOP_CTL_REMOVE takes the index by value; the fd is open.
             let _ = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_REMOVE as _, i as libc::c_ulong) };
         }
+    }
+}
+
+impl Drop for KernelLoops {
+    fn drop(&mut self) {
+        self.remove_added();
     }
 }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::cli::PIPEWORK;
+use super::cli::{without_injection, PIPEWORK};
 use super::commands::run;
 use super::containers::Container;
 use super::daemons::wait_for;
@@ -77,7 +77,8 @@ impl Watcher {
         let log = File::create(dir.path.join("watch.log")).expect("watch log");
         let only = format!("{SCOPE}={scope}");
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", host.path()))
+        without_injection(&mut cmd)
+            .arg(format!("--net={}", host.path()))
             .args([PIPEWORK, "watch", "--only", &only])
             .args(allowed.iter().flat_map(|a| ["--allow", a]))
             .args(options)
@@ -85,8 +86,6 @@ impl Watcher {
             .stdout(Stdio::null())
             .stderr(log)
             .env_remove("RUST_LOG")
-            .env_remove("PIPEWORK_FAIL_AT")
-            .env_remove("PIPEWORK_PAUSE_AT")
             .env("PIPEWORK_STATE_DIR", host.state_dir())
             .envs(env.iter().copied());
         // SAFETY: prctl and setrlimit only, between fork and exec. The

@@ -36,7 +36,7 @@ fn sysctl(ns: &Netns, key: &str) -> String {
 /// What an attachment left in the kernel, as `ip -j` and sysctl show it;
 /// the host side's IPv6 link-local address and route left out: pipework
 /// gives bridge ports no IPv6 of their own (see README), the reference does.
-fn kernel_state(node: &CniNode, ctr: &Netns, ifname: &str) -> Value {
+pub(crate) fn kernel_state(node: &CniNode, ctr: &Netns, ifname: &str) -> Value {
     let links = |ns: &Netns| -> Vec<Value> {
         let all = ns.ip_j(&["-d", "link", "show"]);
         all.as_array()

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::common::*;
 
 #[track_caller]
-fn assert_loop_node(path: &Path, i: u32) {
+pub(crate) fn assert_loop_node(path: &Path, i: u32) {
     let node = node_info(path).unwrap_or_else(|| panic!("{} is missing", path.display()));
     assert!(node.is_block, "{}: not a block device: {node:?}", path.display());
     assert_eq!((node.major, node.minor), (7, i), "{}", path.display());
@@ -271,8 +271,13 @@ fn a_character_device_or_file_at_a_node_is_refused() {
 
 /// A count that makes `loop ensure` add two kernel devices.
 #[cfg(feature = "failpoints")]
-fn count_adding_two() -> u32 {
+pub(crate) fn count_adding_two() -> u32 {
     kernel_loops().iter().max().map_or(0, |m| m + 1) + 2
+}
+
+#[cfg(feature = "failpoints")]
+pub(crate) fn ensure_args(count: u32, dev: &TempDir) -> Vec<String> {
+    ["loop", "ensure", "--count", &count.to_string(), "--dev", dev.arg()].map(String::from).to_vec()
 }
 
 /// A test's `loop ensure` into a temporary directory, with a count that
@@ -291,8 +296,8 @@ impl Ensure {
     fn new() -> Ensure {
         let alone = KernelLoops::alone();
         let (host, dev, count) = (Netns::new("loop"), TempDir::new("dev"), count_adding_two());
-        let args = ["loop", "ensure", "--count", &count.to_string(), "--dev", dev.arg()].map(String::from);
-        Ensure { alone, host, dev, count, args: args.to_vec() }
+        let args = ensure_args(count, &dev);
+        Ensure { alone, host, dev, count, args }
     }
 
     fn args(&self) -> Vec<&str> {

@@ -16,6 +16,7 @@ mod cni_nftables;
 mod cni_records;
 mod cni_vlan;
 mod compat;
+mod crash;
 mod cri;
 mod dhcp;
 mod dhcp_hostile;

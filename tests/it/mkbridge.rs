@@ -10,7 +10,7 @@ use crate::common::*;
 
 const HOST_V4: &str = "10.5.106.1/24";
 const HOST_V6: &str = "2001:db8:5::1/64";
-const MKBRIDGE: &[&str] = &["mkbridge", "br0", "eth0"];
+pub(crate) const MKBRIDGE: &[&str] = &["mkbridge", "br0", "eth0"];
 
 /// The routes `dockerhost` puts on eth0, which must all move to br0:
 /// family, destination, gateway, table (None: main).
@@ -23,7 +23,7 @@ const ROUTES: [(Family, &str, &str, Option<&str>); 4] = [
 
 /// dockerhost1 before mkbridge, and a compute node on its eth0. eth0 gets
 /// an MTU other than the default, so that br0 having it says something.
-fn dockerhost() -> (Netns, Netns) {
+pub(crate) fn dockerhost() -> (Netns, Netns) {
     let host = Netns::new("host");
     let node = host.add_node(&[HOST_V4, HOST_V6], &["10.5.106.20/24", "2001:db8:5::20/64"]);
     for ns in [&host, &node] {
@@ -41,7 +41,7 @@ fn dockerhost() -> (Netns, Netns) {
 /// eth0 is a port of br0, which is up and holds eth0's addresses and
 /// routes, and the node reaches the host on both.
 #[track_caller]
-fn assert_moved(host: &Netns, node: &Netns) {
+pub(crate) fn assert_moved(host: &Netns, node: &Netns) {
     let br = host.must_link("br0");
     assert_eq!(br.kind.as_deref(), Some("bridge"), "{br:?}");
     assert!(br.is_up(), "br0 is down: {br:?}");
