@@ -120,6 +120,11 @@ async fn roll_back(
 ) -> Result<Option<Interrupted>> {
     let entries = slot.entries(&header.run);
     let pid = header.run.pid;
+    // Killed before its first step: nothing to undo, nothing to say.
+    if entries.is_empty() {
+        slot.free(header)?;
+        return Ok(None);
+    }
     let commit = entries.iter().find_map(|e| match e {
         Entry::Commit(c) => Some(c.clone()),
         _ => None,

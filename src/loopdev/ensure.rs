@@ -69,12 +69,10 @@ pub fn ensure(dev: &Path, count: u32, ctl: &LoopControl, gid: u32, mut log: Log)
     for (n, change) in (1..).zip(&changes) {
         let command = change.command(&dir, gid);
         tracing::info!("step {n}/{}: {command}", changes.len());
-        let result = log.step(n, &command).and_then(|()| {
-            injected_pause(n);
-            match injected_failure(n) {
-                Some(e) => Err(e),
-                None => done.make(change, &dir, ctl, gid, &mut log),
-            }
+        injected_pause(n);
+        let result = log.step(n, &command).and_then(|()| match injected_failure(n) {
+            Some(e) => Err(e),
+            None => done.make(change, &dir, ctl, gid, &mut log),
         });
         if let Err(e) = result {
             done.undo(&dir, ctl);
