@@ -116,6 +116,13 @@ impl<'t, 'a> Transaction<'t, 'a> {
     /// Applies `plan`; if a step fails, everything this transaction applied
     /// is undone.
     pub async fn apply(&mut self, plan: &Plan) -> Result<()> {
+        // Written before the first change; a run that cannot keep one makes none.
+        if let (Some(about), false) = (&self.about, plan.steps.is_empty()) {
+            let store = crate::records::Store::from_env();
+            let intent = Intent::begin(&store, about.clone())?;
+            self.about = None;
+            self.intent = Some(intent);
+        }
         // A DHCP step is followed by the steps its lease calls for.
         let mut pending: VecDeque<Step> = plan.steps.iter().cloned().collect();
         let mut total = self.done + pending.len();
@@ -158,13 +165,8 @@ impl<'t, 'a> Transaction<'t, 'a> {
         Ok(())
     }
 
-    /// Notes step `n` in the intent before it is applied; the intent is
-    /// written first, before the first change.
+    /// Notes step `n` in the intent before it is applied.
     fn intend(&mut self, n: usize, command: &str, outlives_boot: bool) -> Result<()> {
-        if let Some(about) = self.about.take() {
-            let store = crate::records::Store::from_env();
-            self.intent = Some(Intent::begin(&store, about)?);
-        }
         match &mut self.intent {
             Some(intent) => intent.step(n, command, outlives_boot),
             None => Ok(()),

@@ -171,7 +171,8 @@ pub(super) fn slots(store: &Store) -> Result<Vec<PathBuf>> {
     let dir = dir(store);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        // No records directory (or a file in its place): no intents.
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(Vec::new()),
         Err(e) => return Err(Error::from(e).context(format!("reading {}", dir.display()))),
     };
     let mut numbered: Vec<(usize, PathBuf)> =
@@ -199,6 +200,10 @@ impl Intent {
     /// Takes a free slot (a dead run's is left to its recovery) and writes
     /// the header: call before the first change.
     pub fn begin(store: &Store, about: About) -> Result<Intent> {
+        Intent::write_header(store, about).map_err(|e| e.context("keeping an intent of this run"))
+    }
+
+    fn write_header(store: &Store, about: About) -> Result<Intent> {
         let header = Header {
             state: State::Open,
             run: RunId::next(),
@@ -302,9 +307,10 @@ fn cut(mut text: String, max: usize) -> String {
 /// made if none is.
 fn take_slot(store: &Store) -> Result<Slot> {
     let dir = dir(store);
-    private_files::make_dir(store.dir())
-        .and_then(|()| private_files::make_dir(&dir))
-        .map_err(|e| Error::from(e).context(format!("creating {}", dir.display())))?;
+    for made in [store.dir(), dir.as_path()] {
+        private_files::make_dir(made)
+            .map_err(|e| Error::from(e).context(format!("creating {}", made.display())))?;
+    }
     for n in 0..MAX_SLOTS {
         let path = dir.join(n.to_string());
         let slot = match Slot::try_lock(&path)? {

@@ -154,14 +154,14 @@ fn an_add_that_cannot_record_leaves_nothing() {
     let at = Attach::to(&ctr, "eth0");
     let c = testnet_conf(&node, "pipework", "1.0.0", json!({}));
     let (host_before, ctr_before) = (node.host.snapshot(), ctr.snapshot());
-    // A file where the state directory should be.
-    let not_a_dir = node.dir.join("state-file");
-    std::fs::write(&not_a_dir, b"").unwrap();
-    let e = cni_error(&node.call("pipework", "ADD", Some(&at), &c, &[("PIPEWORK_STATE_DIR", &not_a_dir)]));
+    // A directory where the container's record should be.
+    let record = format!("{}/cni-{}.json", node.state_dir(), at.id);
+    std::fs::create_dir_all(&record).unwrap();
+    let e = cni_error(&node.call("pipework", "ADD", Some(&at), &c, &[]));
     assert_eq!(e["code"], 5, "{e}");
     assert_eq!(
         e["msg"],
-        format!("recording the attachment of container {}: creating {not_a_dir}: File exists", at.id)
+        format!("recording the attachment of container {}: reading {record}: Is a directory", at.id)
     );
     assert!(node.allocations().is_empty(), "{:?}", node.allocations());
     assert_unchanged("host", &host_before, || node.host.snapshot());

@@ -357,7 +357,28 @@ fn a_record_that_cannot_be_written_rolls_the_attach_back() {
     let guest = Netns::new("guest");
     let target = format!("netns:{}", guest.name);
     let (host_before, guest_before) = (settled_snapshot(&host), settled_snapshot(&guest));
-    // A file where the state directory should be.
+    // A directory where the guest's record should be.
+    let record = format!("{}/netns-{}.json", host.state_dir(), guest.name);
+    std::fs::create_dir_all(&record).unwrap();
+    let out = pipework(&host, &["br0", &target, RUNBOOK]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("pipework: recording what was made in {target}: reading {record}: Is a directory\n")
+    );
+    assert_unchanged("host", &host_before, || host.snapshot());
+    assert_unchanged("guest", &guest_before, || guest.snapshot());
+}
+
+/// A records directory that cannot be made (a file in its place) is
+/// refused before any change: the run could keep no intent.
+#[test]
+fn a_records_directory_that_cannot_be_made_refuses_the_attach_before_any_change() {
+    let host = Netns::new("host");
+    host.add_bridge("br0", None);
+    let guest = Netns::new("guest");
+    let target = format!("netns:{}", guest.name);
+    let (host_before, guest_before) = (settled_snapshot(&host), settled_snapshot(&guest));
     let not_a_dir = format!("{}-file", host.state_dir());
     std::fs::write(&not_a_dir, b"").unwrap();
     let out = pipework_env(&host, &["br0", &target, RUNBOOK], &[(STATE_DIR_ENV, &not_a_dir)]);
@@ -365,7 +386,7 @@ fn a_record_that_cannot_be_written_rolls_the_attach_back() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
-        format!("pipework: recording what was made in {target}: creating {not_a_dir}: File exists\n")
+        format!("pipework: keeping an intent of this run: creating {not_a_dir}: File exists\n")
     );
     assert_unchanged("host", &host_before, || host.snapshot());
     assert_unchanged("guest", &guest_before, || guest.snapshot());
