@@ -89,7 +89,7 @@ pub async fn revert_one(undo: &Undo, target: &Target<'_>) -> Result<()> {
 pub struct Transaction<'t, 'a> {
     target: &'t Target<'a>,
     undo: Vec<Undo>,
-    /// What the intent is to say, until the first step writes it.
+    /// What the intent is to say, until the first plan opens it.
     about: Option<About>,
     intent: Option<Intent>,
     links: GuestLinks,

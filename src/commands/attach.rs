@@ -12,10 +12,10 @@ pub async fn attach(req: &Attach, dry_run: bool) -> Result<()> {
     let mut driver = driver_for(&host, req).await?;
     let guest = guest::resolve(&req.guest).await?;
     guest.refuse_here("there is nothing to connect")?;
+    let inside = Netlink::inside(guest.netns())?;
     // The host interface again, as the rollback of a killed run left it.
     if !dry_run && recover(&guest, &host).await? {
         driver = driver_for(&host, req).await?;
     }
-    let inside = Netlink::inside(guest.netns())?;
     plan_and_apply(&*driver, req, &guest, &host, &inside, dry_run, Writer::Inline).await
 }

@@ -12,13 +12,18 @@ use crate::sys::output;
 
 pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
     let host = Netlink::here()?;
+    let mut planned = plan(req, &host).await?;
+    // Planned again if a killed run is rolled back: planning looks at what it left.
     if !dry_run {
-        intents::report(&intents::recover(&Store::from_env(), &host, Scope::Host).await?);
+        let recovery = intents::recover(&Store::from_env(), &host, Scope::Host).await?;
+        intents::report(&recovery);
+        if recovery.rolled_back > 0 {
+            planned = plan(req, &host).await?;
+        }
     }
-    let plan = plan(req, &host).await?;
-    if plan.steps.is_empty() {
+    if planned.steps.is_empty() {
         return output::lines([format!("{} already bridges {}: nothing to do", req.bridge, req.iface)]);
     }
     // Every step acts on the host.
-    super::print_or_apply(&plan, dry_run, &host, None, Some(About::command_line(None))).await
+    super::print_or_apply(&planned, dry_run, &host, None, Some(About::command_line(None))).await
 }

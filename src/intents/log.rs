@@ -1,6 +1,7 @@
 //! A run's intent in its slot: the header written in place, then the log
-//! lines appended, synced before a change that outlives a boot. `Slot` is a slot file opened and
-//! locked, by a run for its own intent or by a recovery for a dead one's.
+//! lines appended, synced before a change that outlives a boot. `Slot` is
+//! a slot file opened and locked, by a run for its own intent or by a
+//! recovery for a dead one's.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
@@ -173,12 +174,20 @@ pub(super) fn slots(store: &Store) -> Result<Vec<PathBuf>> {
         Ok(entries) => entries,
         // No records directory (or a file in its place): no intents.
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(Vec::new()),
-        Err(e) => return Err(Error::from(e).context(format!("reading {}", dir.display()))),
+        Err(e) => return Err(io_failed("reading", &dir, e)),
     };
     let mut numbered: Vec<(usize, PathBuf)> =
         entries.flatten().filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path()))).collect();
     numbered.sort();
     Ok(numbered.into_iter().map(|(_, path)| path).collect())
+}
+
+/// An I/O failure on the records directory; a user's, pipework needing root.
+fn io_failed(doing: &str, path: &Path, e: std::io::Error) -> Error {
+    match e.kind() {
+        ErrorKind::PermissionDenied => crate::error::needs_root(format!("{doing} {}", path.display())),
+        _ => Error::from(e).context(format!("{doing} {}", path.display())),
+    }
 }
 
 pub fn boot_id() -> String {
@@ -308,8 +317,7 @@ fn cut(mut text: String, max: usize) -> String {
 fn take_slot(store: &Store) -> Result<Slot> {
     let dir = dir(store);
     for made in [store.dir(), dir.as_path()] {
-        private_files::make_dir(made)
-            .map_err(|e| Error::from(e).context(format!("creating {}", made.display())))?;
+        private_files::make_dir(made).map_err(|e| io_failed("creating", made, e))?;
     }
     for n in 0..MAX_SLOTS {
         let path = dir.join(n.to_string());

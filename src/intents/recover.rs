@@ -24,7 +24,7 @@ pub enum Scope<'a> {
     All,
     /// Those of the guest whose record key this is (a run on that guest).
     Guest(&'a str),
-    /// Those on the host alone (mkbridge).
+    /// Those on the host alone (mkbridge, loop ensure).
     Host,
 }
 
