@@ -11,11 +11,11 @@
 
 mod record;
 
+use std::net::IpAddr;
+
 use crate::drivers::kinds::HostSide;
 use crate::drivers::{self, addressing, replay, Context, Driver};
 use crate::error::Result;
-use std::net::IpAddr;
-
 use crate::intents::{About, Commit, Scope};
 use crate::records::{GuestRecord, HostNs, Interface, Store};
 use crate::request::{Attach, HostIf};

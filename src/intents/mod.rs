@@ -16,7 +16,9 @@
 //! protect nothing (a recovery after a reboot undoes only what outlived
 //! it). A run that ends, either way, frees its slot.
 //!
-//! `recover` finds the dead runs' intents and undoes them.
+//! `recover` finds the dead runs' intents and undoes them: the one module
+//! that imports upward (apply's revert, cni's IPAM release, loopdev's
+//! nodes), since it undoes every kind of change.
 
 mod log;
 pub mod recover;
