@@ -640,3 +640,83 @@ fn a_loop_ensure_killed_at_any_step_is_rolled_back_or_completed() {
         assert_clean_check(&format!("loop ensure killed before step {k}"), &pipework(&host, &["check"]));
     }
 }
+
+// ---- an Open vSwitch attach
+
+/// An attach to an OVS bridge (the fixture's, datapath_type=netdev) killed
+/// before each step in turn; the next command, a check or the attach again
+/// in turn, rolls it back: host, guest and the OVS database (ovs-vsctl) as
+/// before, no port left on the bridge. Killed after its record, it is
+/// kept, shown, and nothing is said.
+#[test]
+fn an_ovs_attach_killed_at_any_step_is_rolled_back() {
+    let host = Netns::new("host");
+    let ovs = Ovs::new(&host);
+    let br = ovs.add_bridge();
+    let guest = Netns::new("guest");
+    let label = format!("netns:{}", guest.name);
+    let args = [br.name.as_str(), "-i", "eth1", label.as_str(), "10.30.0.1/24"];
+    let env = ovs.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = |args: &[&str]| ovs.pipework(&host, args, &[]);
+    let plan = planned_steps_with(&host, &ovs, &args);
+    assert!(plan.iter().any(|l| l.starts_with("ovs-vsctl ")), "no ovs-vsctl step: {plan:#?}");
+    let (host_before, guest_before, db_before) =
+        (settled_snapshot(&host), settled_snapshot(&guest), ovs.snapshot());
+    let assert_as_before = |what: &str| {
+        assert_unchanged(&format!("host {what}"), &host_before, || host.snapshot());
+        assert_unchanged(&format!("guest {what}"), &guest_before, || guest.snapshot());
+        assert_eq!(ovs.vsctl(&["list-ports", &br.name]), "", "{what}: ports left on {}", br.name);
+        assert_eq!(ovs.snapshot(), db_before, "the OVS database {what}");
+    };
+    let attached = |what: &str| {
+        let ports = br.ports();
+        assert_eq!(ports.len(), 1, "{what}: {ports:?}");
+        let port = &ports[0];
+        assert_eq!(port.interface_ids.get("pipework.interface"), Some(&port.name), "{what}: {port:?}");
+        assert!(host.link(&port.name).is_some(), "{what}: no host side {}", port.name);
+        let addrs = guest.addrs("eth1");
+        assert!(addrs.iter().any(|a| a.local == "10.30.0.1" && a.prefixlen == 24), "{what}: {addrs:?}");
+        assert_clean_check(what, &run(&["check"]));
+    };
+    let detach = |what: &str| {
+        assert_success(&run(&["detach", &label]));
+        assert_as_before(&format!("{what}, then detached"));
+    };
+
+    let n = plan.len();
+    for k in 1..=n + 1 {
+        let again = k % 2 == 0;
+        let step = plan.get(k - 1).map_or("its record", String::as_str);
+        let what = format!("killed before step {k} ({step}), then {}", if again { "again" } else { "check" });
+        let pid = kill_at(&host, &args, k, &env).unwrap_or_else(|| panic!("{what}: not killed"));
+        let out = run(if again { &args[..] } else { &["check"] });
+        let (o, e) = (stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{what}\n--- stdout\n{o}--- stderr\n{e}");
+        assert_rolled_back(&what, &e, &rolled_back(k, pid));
+        if again {
+            attached(&what);
+            detach(&what);
+        } else {
+            assert_eq!(o, "", "{what}: nothing differs");
+            assert_as_before(&what);
+            assert_clean_check(&what, &run(&["check"]));
+        }
+    }
+    let what = "killed after its record was written, then check";
+    kill_at(&host, &args, n + 2, &env).unwrap_or_else(|| panic!("{what}: not killed"));
+    let check = run(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{what}: {}{}", stdout(&check), stderr(&check));
+    assert_rolled_back(what, &stderr(&check), &[]);
+    attached(what);
+    let show = stdout(&run(&["show"]));
+    assert!(show.lines().any(|l| l.contains(&label) && l.contains("10.30.0.1/24")), "{what}: {show}");
+    detach(what);
+}
+
+/// `planned_steps` pointed at `ovs`.
+fn planned_steps_with(host: &Netns, ovs: &Ovs, args: &[&str]) -> Vec<String> {
+    let out = ovs.pipework(host, &[&["--dry-run"], args].concat(), &[]);
+    assert_success(&out);
+    stdout(&out).lines().map(str::to_owned).collect()
+}
