@@ -720,3 +720,131 @@ fn planned_steps_with(host: &Netns, ovs: &Ovs, args: &[&str]) -> Vec<String> {
     assert_success(&out);
     stdout(&out).lines().map(str::to_owned).collect()
 }
+
+// ---- a native DHCP attach
+
+/// The pids of the DHCP agents (`pipework --dhcp-agent <lease file>`)
+/// keeping a lease file under `state`, read from /proc.
+fn agents_under(state: &str) -> Vec<u32> {
+    let entries = std::fs::read_dir("/proc").expect("/proc").flatten();
+    entries
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let ours = args.get(1) == Some(&&b"--dhcp-agent"[..])
+                && args.get(2).is_some_and(|f| f.starts_with(state.as_bytes()));
+            ours.then_some(pid)
+        })
+        .collect()
+}
+
+/// A native DHCP attach (dnsmasq on br0, the fixture of tests/it/dhcp.rs)
+/// on a netns guest.
+struct DhcpScene {
+    host: Netns,
+    server: DhcpServer,
+    guest: Netns,
+    label: String,
+}
+
+impl DhcpScene {
+    fn new() -> DhcpScene {
+        let host = Netns::new("host");
+        let server = DhcpConfig::new("br0", "10.33.0.1/24", "10.33.0.50", "10.33.0.99").start_in(&host);
+        let guest = Netns::new("guest");
+        let label = format!("netns:{}", guest.name);
+        DhcpScene { host, server, guest, label }
+    }
+
+    fn args(&self) -> [&str; 5] {
+        ["br0", "-i", "eth1", &self.label, "dhcp"]
+    }
+
+    /// The attach killed before each step in turn, each kill rolled back
+    /// by a check (no agent, no eth1, no host side, host and guest as
+    /// before), until one is past the step starting its agent (the plan
+    /// names that step only once the lease is in, so the kill finds it):
+    /// that kill's step, pid, and its agent's pid.
+    fn kill_until_an_agent_runs(&self) -> (usize, u32, u32) {
+        let (host, guest) = (&self.host, &self.guest);
+        let plan = planned_steps(host, &self.args());
+        let veth = planned_veth(&plan);
+        let (host_before, guest_before) = (settled_snapshot(host), settled_snapshot(guest));
+        let state = host.state_dir();
+        for k in 1..=MAX_STEPS {
+            let what = format!("killed before step {k}");
+            let pid =
+                kill_at(host, &self.args(), k, &[]).unwrap_or_else(|| panic!("{what}: the run got through"));
+            let agents = agents_under(&state);
+            if let [agent] = agents[..] {
+                assert!(k > plan.len(), "an agent before the DHCP step ({k}): {plan:#?}");
+                return (k, pid, agent);
+            }
+            assert_eq!(agents, Vec::<u32>::new(), "{what}");
+            let check = pipework(host, &["check"]);
+            assert_eq!(check.status.code(), Some(0), "{what}: {}{}", stdout(&check), stderr(&check));
+            assert_rolled_back(&what, &stderr(&check), &rolled_back(k, pid));
+            assert!(guest.link("eth1").is_none(), "{what}: eth1 left in the guest");
+            assert!(host.link(&veth).is_none(), "{what}: {veth} left on the host");
+            assert_unchanged(&format!("host, {what}"), &host_before, || host.snapshot());
+            assert_unchanged(&format!("guest, {what}"), &guest_before, || guest.snapshot());
+            assert_clean_check(&what, &pipework(host, &["check"]));
+        }
+        panic!("no kill left an agent running");
+    }
+}
+
+/// A DHCP attach killed before each step until its agent runs: each kill
+/// before that is rolled back by a check. (The agent left running is
+/// stopped here: what a check does of it is the next test's.)
+#[test]
+fn a_dhcp_attach_killed_before_its_agent_started_is_rolled_back() {
+    let s = DhcpScene::new();
+    let (_, _, agent) = s.kill_until_an_agent_runs();
+    run(&["kill", "-TERM", &agent.to_string()]);
+    wait_for("the agent to go", Duration::from_secs(5), || {
+        agents_under(&s.host.state_dir()).is_empty().then_some(())
+    });
+}
+
+/// A DHCP attach killed just past the step starting its agent: the agent
+/// runs, eth1 has its lease. A check rolls the run back, exit 0, saying
+/// so: the agent is gone, having released the lease (dnsmasq's log),
+/// eth1 and its host side with it, and no interrupted run is left.
+///
+/// Fails on main (src bug): stopping the agent releases the lease, which
+/// takes eth1's address and with it the default route the run added; the
+/// next undo, `ip route del`, then fails with ESRCH, so the recovery
+/// keeps the intent and every later check exits 1 with `interrupted run
+/// of pid N (...): ip route del <the route added> was not undone:
+/// deleting route: No such process`, and show lists the guest as
+/// interrupted, though nothing is left.
+#[test]
+#[ignore = "src bug: a recovery's `ip route del` after the agent's release fails with ESRCH"]
+fn a_dhcp_attach_killed_after_its_agent_started_is_rolled_back() {
+    let s = DhcpScene::new();
+    let (host, guest) = (&s.host, &s.guest);
+    let (host_before, guest_before) = (settled_snapshot(host), settled_snapshot(guest));
+    let veth = planned_veth(&planned_steps(host, &s.args()));
+    let (k, pid, agent) = s.kill_until_an_agent_runs();
+    let what = format!("killed before step {k}, its agent {agent} running");
+    let ip = guest.addrs("eth1").into_iter().find(|a| a.family == "inet");
+    let ip = ip.unwrap_or_else(|| panic!("{what}: no lease on eth1")).local;
+    s.server.wait_log(&["DHCPACK(br0)", &ip], Duration::from_secs(1));
+    assert!(host.link(&veth).is_some(), "{what}: no host side {veth}");
+
+    let check = pipework(host, &["check"]);
+    let (o, e) = (stdout(&check), stderr(&check));
+    let gone = || (!std::path::Path::new(&format!("/proc/{agent}")).exists()).then_some(());
+    wait_for(&format!("{what}: the agent to go"), Duration::from_secs(5), gone);
+    assert_eq!(agents_under(&host.state_dir()), Vec::<u32>::new(), "{what}");
+    s.server.wait_log(&["DHCPRELEASE(br0)", &ip], Duration::from_secs(5));
+    assert!(guest.link("eth1").is_none(), "{what}: eth1 left in the guest");
+    assert!(host.link(&veth).is_none(), "{what}: {veth} left on the host");
+    assert_unchanged(&format!("host, {what}"), &host_before, || host.snapshot());
+    assert_unchanged(&format!("guest, {what}"), &guest_before, || guest.snapshot());
+    assert_eq!(check.status.code(), Some(0), "{what}: check\n--- stdout\n{o}--- stderr\n{e}");
+    assert_rolled_back(&what, &e, &[pid]);
+    assert_clean_check(&what, &pipework(host, &["check"]));
+}
