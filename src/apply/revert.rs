@@ -31,8 +31,8 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
             }
         }
         Undo::RestoreRoute { route } => t.guest.restore_route((**route).clone()).await?,
-        Undo::DeleteRoute { route } => t.guest.del_route((**route).clone()).await?,
-        Undo::DeleteHostRoute { route } => t.host.del_route((**route).clone()).await?,
+        Undo::DeleteRoute { route } => gone_is_undone(t.guest.del_route((**route).clone()).await)?,
+        Undo::DeleteHostRoute { route } => gone_is_undone(t.host.del_route((**route).clone()).await)?,
         Undo::NoMaster { name, bridge, bridge_mac } => {
             t.host.set_nomaster(t.host.require(name).await?.index).await?;
             let now = t.host.require(bridge).await?;
@@ -111,4 +111,16 @@ pub async fn revert(undo: &Undo, t: &Target<'_>) -> Result<()> {
         Undo::OvsDelBridgeIfUnused { uuid, name } => ovs::del_bridge_if_unused(uuid, name).await?,
     }
     Ok(())
+}
+
+/// A route gone already is undone: the kernel takes a route away with the
+/// address or link it went through (a DHCP agent stopped first drops its
+/// lease's address, and the default route with it).
+fn gone_is_undone(deleted: Result<()>) -> Result<()> {
+    match deleted {
+        Err(e) if e.kernel_reply().is_some_and(|r| matches!(r.errno, Some(libc::ESRCH | libc::ENOENT))) => {
+            Ok(())
+        }
+        other => other,
+    }
 }

@@ -811,17 +811,10 @@ fn a_dhcp_attach_killed_before_its_agent_started_is_rolled_back() {
 /// A DHCP attach killed just past the step starting its agent: the agent
 /// runs, eth1 has its lease. A check rolls the run back, exit 0, saying
 /// so: the agent is gone, having released the lease (dnsmasq's log),
-/// eth1 and its host side with it, and no interrupted run is left.
-///
-/// Fails on main (src bug): stopping the agent releases the lease, which
-/// takes eth1's address and with it the default route the run added; the
-/// next undo, `ip route del`, then fails with ESRCH, so the recovery
-/// keeps the intent and every later check exits 1 with `interrupted run
-/// of pid N (...): ip route del <the route added> was not undone:
-/// deleting route: No such process`, and show lists the guest as
-/// interrupted, though nothing is left.
+/// eth1 and its host side with it, and no interrupted run is left (the
+/// agent's release took the default route the run added with eth1's
+/// address: its undo finds it gone).
 #[test]
-#[ignore = "src bug: a recovery's `ip route del` after the agent's release fails with ESRCH"]
 fn a_dhcp_attach_killed_after_its_agent_started_is_rolled_back() {
     let s = DhcpScene::new();
     let (host, guest) = (&s.host, &s.guest);
