@@ -624,7 +624,7 @@ mod rollback {
         let mut run = std::process::Command::new("ip");
         run.args(["netns", "exec", &f.host.name, PIPEWORK]).args(&args);
         run.env("PIPEWORK_PAUSE_AT", (moved + 1).to_string());
-        run.env("PIPEWORK_FAIL_AT", plan.len().to_string());
+        run.env("PIPEWORK_FAIL_AT", plan.len().to_string()).env(STATE_DIR_ENV, f.host.state_dir());
         let run = run.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
         let run = run.expect("cannot run pipework");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
