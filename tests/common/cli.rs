@@ -1,7 +1,7 @@
 //! Running pipework inside a test's "docker host" namespace, and what a run
 //! printed or planned.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use super::commands::{assert_success, command, stderr, stdout, which};
 use super::netns::Netns;
@@ -73,11 +73,13 @@ fn pipework_via(enter: &[String], host: &Netns, args: &[&str], env: &[(&str, &st
 /// pipework started in `host` with `env` and left running, its output
 /// piped. `ip netns exec` execs pipework in place: the child's pid is
 /// pipework's own (no `timeout` in between).
-pub fn pipework_child(host: &Netns, args: &[&str], env: &[(&str, &str)]) -> Child {
+#[cfg(feature = "failpoints")]
+pub fn pipework_child(host: &Netns, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
     let mut cmd = command(&["ip", "netns", "exec", &host.name, PIPEWORK]);
     without_injection(cmd.args(args)).env_remove("PIPEWORK_TEST_SBIN");
     cmd.env(STATE_DIR_ENV, host.state_dir()).envs(env.iter().copied());
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("cannot run pipework")
+    let piped = std::process::Stdio::piped;
+    cmd.stdout(piped()).stderr(piped()).spawn().expect("cannot run pipework")
 }
 
 /// Runs pipework through `run` (`pipework`, `pipework_keeping_mounts`...),

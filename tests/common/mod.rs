@@ -38,10 +38,12 @@ mod watch;
 
 pub use assertions::{assert_connected, assert_default_via, assert_macvlan_on};
 pub use cgroups::{Cgroup, Hierarchy, LXC_PARENTS, LXC_PAYLOAD};
+#[cfg(feature = "failpoints")] // the killed runs of tests/it/crash.rs
+pub use cli::pipework_child;
 pub use cli::{
-    assert_every_step_rolls_back, assert_one_line_naming, assert_refused, path_with, pipework,
-    pipework_child, pipework_env, pipework_in, pipework_keeping_mounts, pipework_with_path, planned_link,
-    planned_steps, with_guest, PIPEWORK, STATE_DIR_ENV,
+    assert_every_step_rolls_back, assert_one_line_naming, assert_refused, path_with, pipework, pipework_env,
+    pipework_in, pipework_keeping_mounts, pipework_with_path, planned_link, planned_steps, with_guest,
+    PIPEWORK, STATE_DIR_ENV,
 };
 pub use cni::{assert_plugin_ok, cni_error, testnet_conf, with_keys, Attach, CniNode};
 pub use commands::{assert_success, quiet, run, stderr, stdout, which};
