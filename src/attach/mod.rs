@@ -39,7 +39,7 @@ pub async fn recover(guest: &Guest, host: &Netlink) -> Result<bool> {
     let key = guest.find.key();
     let recovery = crate::intents::recover(&Store::from_env(), host, Scope::Guest(&key)).await?;
     crate::intents::report(&recovery);
-    Ok(recovery.rolled_back > 0 || !recovery.left.is_empty())
+    Ok(recovery.changed())
 }
 
 /// The driver for the host interface, and the original's refusals, which

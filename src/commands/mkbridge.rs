@@ -17,7 +17,7 @@ pub async fn mkbridge(req: &Mkbridge, dry_run: bool) -> Result<()> {
     if !dry_run {
         let recovery = intents::recover(&Store::from_env(), &host, Scope::Host).await?;
         intents::report(&recovery);
-        if recovery.rolled_back > 0 {
+        if recovery.changed() {
             planned = plan(req, &host).await?;
         }
     }

@@ -51,8 +51,18 @@ pub struct Header {
 pub enum State {
     /// A run's, alive or dead.
     Open,
+    /// A dead run's, being rolled back by another process (dead too once
+    /// that one's lock is free: it died in turn).
+    Recovering,
     /// Free for the next run.
     Free,
+}
+
+impl State {
+    /// Whether the slot holds a run, once its lock is free a dead one.
+    pub fn holds_run(self) -> bool {
+        matches!(self, State::Open | State::Recovering)
+    }
 }
 
 /// A run: its process (PID and start time, in clock ticks after boot) and
@@ -96,10 +106,13 @@ impl Slot {
 
     /// The header, if the slot holds a readable one.
     pub fn header(&self) -> Option<Header> {
-        let mut block = vec![0; BLOCK];
-        let n = self.file.read_at(&mut block, 0).ok()?;
-        let text = std::str::from_utf8(&block[..n]).ok()?;
-        serde_json::from_str(text.trim_end_matches(['\0', ' ', '\n'])).ok()
+        read_header(&self.file)
+    }
+
+    /// The header of the slot at `path`, read without its lock: whether
+    /// another process is rolling it back.
+    pub fn peek(path: &Path) -> Option<Header> {
+        read_header(&File::open(path).ok()?)
     }
 
     /// The log lines of `run`, in order: up to the first line that is not
@@ -141,7 +154,11 @@ impl Slot {
 
     /// Frees the slot for the next run.
     pub fn free(&self, header: &Header) -> Result<()> {
-        self.put_header(&Header { state: State::Free, ..header.clone() })
+        self.set_state(header, State::Free)
+    }
+
+    pub fn set_state(&self, header: &Header, state: State) -> Result<()> {
+        self.put_header(&Header { state, ..header.clone() })
     }
 
     /// Replaces the log with `entries` (a recovery keeps what it could not undo).
@@ -154,6 +171,13 @@ impl Slot {
             self.file.set_len(BLOCK as u64).and_then(|()| self.file.write_all_at(&text, BLOCK as u64));
         written.map_err(|e| Error::from(e).context(format!("writing {}", self.path.display())))
     }
+}
+
+fn read_header(file: &File) -> Option<Header> {
+    let mut block = vec![0; BLOCK];
+    let n = file.read_at(&mut block, 0).ok()?;
+    let text = std::str::from_utf8(&block[..n]).ok()?;
+    serde_json::from_str(text.trim_end_matches(['\0', ' ', '\n'])).ok()
 }
 
 fn line(run: &RunId, entry: &Entry) -> Result<Vec<u8>> {
@@ -331,7 +355,7 @@ fn take_slot(store: &Store) -> Result<Slot> {
         };
         // A dead run's, of this boot or an earlier one, is its recovery's.
         match slot.header() {
-            Some(h) if h.state == State::Open => continue,
+            Some(h) if h.state.holds_run() => continue,
             _ => return Ok(slot),
         }
     }

@@ -17,6 +17,10 @@ use crate::resolve::guest::{self, Guest};
 use crate::sys::netlink::Netlink;
 use crate::sys::output;
 
+/// How long a command waits for another's rollback of a run it would roll
+/// back itself.
+const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Which dead runs a command recovers.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
@@ -58,7 +62,17 @@ impl Interrupted {
 #[derive(Debug, Default)]
 pub struct Recovery {
     pub rolled_back: usize,
+    /// Rollbacks under way by other commands, waited for.
+    pub waited: usize,
     pub left: Vec<Interrupted>,
+}
+
+impl Recovery {
+    /// Whether the host or a guest may have changed since the caller
+    /// looked: it looks again.
+    pub fn changed(&self) -> bool {
+        self.rolled_back > 0 || self.waited > 0 || !self.left.is_empty()
+    }
 }
 
 /// Rolls back every dead run in `scope` made from this namespace, newest
@@ -72,26 +86,40 @@ pub async fn recover(store: &Store, host: &Netlink, scope: Scope<'_>) -> Result<
         return Ok(recovery);
     }
     let (boot, here) = (boot_id(), NsId::of_path("/proc/thread-self/ns/net")?);
-    let mut dead = Vec::new();
-    for path in paths {
-        let Some(slot) = Slot::try_lock(&path)? else { continue };
-        let Some(header) = slot.header().filter(|h| h.state == State::Open) else { continue };
-        let this_boot = header.boot == boot;
-        let key = header.guest.as_ref().map(|g| g.find.key());
-        let wanted = match scope {
+    let wanted = |h: &Header| {
+        let key = h.guest.as_ref().map(|g| g.find.key());
+        let in_scope = match scope {
             Scope::All => true,
             Scope::Guest(k) => key.as_deref() == Some(k),
             Scope::Host => key.is_none(),
         };
-        if !this_boot || (header.host == here && wanted) {
-            dead.push((this_boot, header.began, path));
+        h.boot != boot || (h.host == here && in_scope)
+    };
+    let mut dead = Vec::new();
+    for path in paths {
+        let slot = match Slot::try_lock(&path)? {
+            Some(slot) => slot,
+            // Another command rolling back a run of this scope: waited for,
+            // so that what this one does next finds that run undone.
+            None if Slot::peek(&path).is_some_and(|h| h.state == State::Recovering && wanted(&h)) => {
+                recovery.waited += 1;
+                match lock_when_recovered(&path).await? {
+                    Some(slot) => slot,
+                    None => continue,
+                }
+            }
+            None => continue,
+        };
+        let Some(header) = slot.header().filter(|h| h.state.holds_run()) else { continue };
+        if wanted(&header) {
+            dead.push((header.boot == boot, header.began, path));
         }
     }
     dead.sort_by_key(|&(this_boot, began, _)| (this_boot, std::cmp::Reverse(began)));
     for (this_boot, _, path) in dead {
         // Recovered meanwhile by another command, or being so now.
         let Some(slot) = Slot::try_lock(&path)? else { continue };
-        let Some(header) = slot.header().filter(|h| h.state == State::Open) else { continue };
+        let Some(header) = slot.header().filter(|h| h.state.holds_run()) else { continue };
         // One run that cannot be recovered does not keep the others.
         match roll_back(store, host, &slot, &header, this_boot).await {
             Ok(Some(run)) => recovery.left.push(run),
@@ -137,6 +165,8 @@ async fn roll_back(
             return Ok(None);
         }
     }
+    slot.set_state(header, State::Recovering)?;
+    injected_recovery_pause().await;
     let guest = match &header.guest {
         Some(g) if this_boot => guest_now(&g.label, &g.find, g.netns).await?,
         _ => None,
@@ -213,8 +243,24 @@ async fn roll_back(
     }
     kept.reverse();
     slot.rewrite(&header.run, &kept)?;
+    slot.set_state(header, State::Open)?;
     let guest = header.guest.as_ref().map(|g| g.label.clone());
     Ok(Some(Interrupted { pid, what: what.clone(), guest, interface, left }))
+}
+
+/// The slot at `path` once the command rolling it back lets go of it,
+/// waited for up to `RECOVERY_WAIT` without holding the thread.
+async fn lock_when_recovered(path: &std::path::Path) -> Result<Option<Slot>> {
+    let deadline = tokio::time::Instant::now() + RECOVERY_WAIT;
+    loop {
+        if let Some(slot) = Slot::try_lock(path)? {
+            return Ok(Some(slot));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// The guest of a dead run, if it is still the namespace the run changed.
@@ -259,6 +305,15 @@ fn in_guest(undo: &Undo) -> bool {
         | Undo::DropRules { .. }
         | Undo::ForwardRemove { .. }
         | Undo::ForwardAccept { .. } => false,
+    }
+}
+
+/// Test builds pause a recovery `PIPEWORK_RECOVERY_PAUSE_MS` once it has
+/// taken a run, for a test to start another command meanwhile.
+async fn injected_recovery_pause() {
+    #[cfg(feature = "failpoints")]
+    if let Some(ms) = std::env::var("PIPEWORK_RECOVERY_PAUSE_MS").ok().and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }
 

@@ -28,6 +28,7 @@ pub const INJECTION_VARS: &[&str] = &[
     "PIPEWORK_PAUSE_MS",
     "PIPEWORK_KILL_AT",
     "PIPEWORK_FAIL_RECOVERY",
+    "PIPEWORK_RECOVERY_PAUSE_MS",
 ];
 
 /// `cmd` without the injection variables of this process's environment.

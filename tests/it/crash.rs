@@ -307,6 +307,41 @@ fn an_attach_killed_at_any_step_is_rolled_back_by_the_next_command() {
     assert!(kill_at(&s.host, &s.args(), n + 3, &[]).is_none(), "killed past the run's end");
 }
 
+/// An attach on a guest whose dead run another command is rolling back
+/// (a check, paused once it has taken the run) waits for that rollback,
+/// then plans on what it left: it succeeds, with what a clean attach
+/// makes, and says nothing of the run the check rolled back.
+#[test]
+fn an_attach_waits_for_a_rollback_under_way_on_its_guest() {
+    let s = Scene::new();
+    let before = s.state();
+    assert_success(&pipework(&s.host, &s.args()));
+    let attached = State {
+        host: without_macs(settled_snapshot(&s.host)),
+        guest: without_macs(settled_snapshot(&s.guest)),
+        rules: s.rules(),
+    };
+    s.undo_attach();
+    // Killed with its bridge, its veth and the port made.
+    let pid = kill_at(&s.host, &s.args(), 5, &[]).expect("not killed");
+    let check = pipework_child(&s.host, &["check"], &[("PIPEWORK_RECOVERY_PAUSE_MS", "1500")]);
+    let slots = std::path::Path::new(&s.host.state_dir()).join("intents");
+    wait_for("the check to take the run", Duration::from_secs(10), || {
+        let texts =
+            std::fs::read_dir(&slots).ok()?.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok());
+        texts.into_iter().any(|t| t.starts_with("{\"state\":\"recovering\"")).then_some(())
+    });
+    let again = pipework(&s.host, &s.args());
+    assert_success(&again);
+    assert_rolled_back("the attach", &stderr(&again), &[]);
+    let check = check.wait_with_output().expect("the check did not end");
+    assert_eq!(check.status.code(), Some(0), "{}{}", stdout(&check), stderr(&check));
+    assert_rolled_back("the check", &stderr(&check), &[pid]);
+    assert_attached(&s, "after the attach that waited", &attached);
+    s.undo_attach();
+    s.assert_as("after the attach that waited, undone", &before);
+}
+
 /// Host and guest as a clean attach left them (`attached`), its MACs
 /// aside, and nothing differs from the record.
 #[track_caller]

@@ -120,3 +120,19 @@ fn a_route_is_kept_as_the_kernels_bytes() {
     let Undo::RestoreRoute { route: back } = serde_json::from_str(&text).unwrap() else { panic!("{text}") };
     assert_eq!(*back, route);
 }
+
+#[test]
+fn a_slot_being_rolled_back_is_no_free_slot() {
+    let store = TempStore::new("recovering");
+    let mut dead = Intent::begin(&store.0, about("dead")).unwrap();
+    dead.applied(Some(&delete_link(3))).unwrap();
+    drop(dead);
+    let slot = Slot::try_lock(&dir(&store.0).join("0")).unwrap().unwrap();
+    let header = slot.header().unwrap();
+    slot.set_state(&header, State::Recovering).unwrap();
+    assert_eq!(Slot::peek(&dir(&store.0).join("0")).unwrap().state, State::Recovering);
+    // Its recovery died in turn: the slot still holds a run to roll back.
+    drop(slot);
+    Intent::begin(&store.0, about("next")).unwrap().end();
+    assert_eq!(slots(&store.0).unwrap().len(), 2, "slot 0 left to a recovery");
+}
