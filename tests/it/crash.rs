@@ -197,6 +197,18 @@ impl Scene {
         assert_eq!(self.rules(), before.rules, "firewall {what}");
     }
 
+    /// What a clean attach makes (MACs aside), the attach then undone.
+    fn clean_attach(&self) -> State {
+        assert_success(&pipework(&self.host, &self.args()));
+        let attached = State {
+            host: without_macs(settled_snapshot(&self.host)),
+            guest: without_macs(settled_snapshot(&self.guest)),
+            rules: self.rules(),
+        };
+        self.undo_attach();
+        attached
+    }
+
     /// A whole attach undone: detached, and br0, which the attach made and
     /// detach keeps, deleted.
     fn undo_attach(&self) {
@@ -266,13 +278,7 @@ fn an_attach_killed_at_any_step_is_rolled_back_by_the_next_command() {
         assert!(plan.iter().any(|l| l.starts_with("iptables ")), "no FORWARD rule planned: {plan:#?}");
     }
     let before = s.state();
-    assert_success(&pipework(&s.host, &s.args()));
-    let attached = State {
-        host: without_macs(settled_snapshot(&s.host)),
-        guest: without_macs(settled_snapshot(&s.guest)),
-        rules: s.rules(),
-    };
-    s.undo_attach();
+    let attached = s.clean_attach();
     s.assert_as("after a clean attach and its undoing", &before);
 
     // Past its steps a run has two failpoints more (src/apply/mod.rs):
@@ -315,13 +321,7 @@ fn an_attach_killed_at_any_step_is_rolled_back_by_the_next_command() {
 fn an_attach_waits_for_a_rollback_under_way_on_its_guest() {
     let s = Scene::new();
     let before = s.state();
-    assert_success(&pipework(&s.host, &s.args()));
-    let attached = State {
-        host: without_macs(settled_snapshot(&s.host)),
-        guest: without_macs(settled_snapshot(&s.guest)),
-        rules: s.rules(),
-    };
-    s.undo_attach();
+    let attached = s.clean_attach();
     // Killed with its bridge, its veth and the port made.
     let pid = kill_at(&s.host, &s.args(), 5, &[]).expect("not killed");
     let check = pipework_child(&s.host, &["check"], &[("PIPEWORK_RECOVERY_PAUSE_MS", "1500")]);
