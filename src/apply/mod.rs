@@ -21,7 +21,7 @@ use crate::plan::{Plan, Side, Step, Undo};
 use crate::sys::netlink::Netlink;
 pub use announce::{gratuitous_arp, port_forwards};
 use failpoints::{injected_failure, injected_pause};
-use revert::revert;
+pub use revert::revert;
 use signals::HeldSignals;
 use step::{run, GuestLinks};
 
@@ -75,11 +75,6 @@ pub async fn here_then(
     let own = crate::sys::netns::current()?;
     let (guest, guest_ns) = guest.unwrap_or((host, own.as_fd()));
     apply_then(plan, &Target { host, guest, host_ns: own.as_fd(), guest_ns }, about, commit).await
-}
-
-/// One undo reverted, outside a transaction (a dead run's recovery).
-pub async fn revert_one(undo: &Undo, target: &Target<'_>) -> Result<()> {
-    revert(undo, target).await
 }
 
 /// Plans applied one after another and undone together, newest first, on

@@ -67,7 +67,7 @@ pub async fn plan_and_apply(
             return added.plan.print();
         }
         let record = async || record::added(&added, &iface.name, guest, inside, writer).await;
-        let about = about(req, guest, writer, &iface.name, added.net.map(|n| n.ip()))?;
+        let about = Some(about(req, guest, writer, &iface.name, added.net.map(|n| n.ip()))?);
         return crate::apply::here_then(&added.plan, host, Some((inside, guest.netns())), about, record)
             .await;
     }
@@ -78,7 +78,7 @@ pub async fn plan_and_apply(
     // Its answer comes while the plan is applied, for the record.
     guest.engine.ask();
     let record = async || record::attached(&planned, req, guest, (host, inside), writer).await;
-    let about = about(req, guest, writer, &planned.made.name, None)?;
+    let about = Some(about(req, guest, writer, &planned.made.name, None)?);
     crate::apply::here_then(&planned.plan, host, Some((inside, guest.netns())), about, record).await
 }
 
@@ -90,7 +90,7 @@ fn about(
     writer: Writer,
     interface: &str,
     address: Option<IpAddr>,
-) -> Result<Option<About>> {
+) -> Result<About> {
     let record = GuestRecord {
         label: guest.label.clone(),
         find: guest.find.clone(),
@@ -108,7 +108,7 @@ fn about(
             format!("pipework watch: {host} {interface} of {}", guest.label)
         }
     };
-    Ok(Some(About { what, guest: Some(record), commit: Some(commit) }))
+    Ok(About { what, guest: Some(record), commit: Some(commit) })
 }
 
 /// The interface the command line names, if a run made it in this guest

@@ -214,8 +214,13 @@ fn io_failed(doing: &str, path: &Path, e: std::io::Error) -> Error {
     }
 }
 
+/// This boot's id, read once a process (a run's recovery, then its intent).
 pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim().to_string()
+    static BOOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim().to_string()
+    })
+    .clone()
 }
 
 /// A live run's intent, held until the run ends.

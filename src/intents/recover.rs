@@ -8,10 +8,10 @@ use std::os::fd::AsFd;
 
 use super::log::{boot_id, slots, Header, Slot, State};
 use super::{Commit, Entry};
-use crate::apply::{revert_one, Target};
+use crate::apply::{revert, Target};
 use crate::error::{Error, Kind, Result};
 use crate::loopdev;
-use crate::plan::{Side, Undo};
+use crate::plan::Undo;
 use crate::records::{NsId, Store};
 use crate::resolve::guest::{self, Guest};
 use crate::sys::netlink::Netlink;
@@ -190,7 +190,7 @@ async fn roll_back(
     for entry in entries.into_iter().rev() {
         match entry {
             Entry::Undo(undo) if !this_boot && !undo.outlives_boot() => {}
-            Entry::Undo(undo) if in_guest(&undo) && inside.is_none() => {
+            Entry::Undo(undo) if undo.in_guest() && inside.is_none() => {
                 tracing::info!("recovery: {undo}: gone with the guest's namespace");
             }
             Entry::Undo(undo) => match undo_checked(&undo, &target).await {
@@ -277,37 +277,6 @@ fn committed(store: &Store, commit: &Commit) -> Result<bool> {
         && commit.address.is_none_or(|a| iface.addresses.iter().any(|n| n.ip() == a)))
 }
 
-/// Whether an undo acts in the guest's namespace.
-fn in_guest(undo: &Undo) -> bool {
-    match undo {
-        Undo::DeleteLink { side, .. }
-        | Undo::DeleteAddress { side, .. }
-        | Undo::LinkDown { side, .. }
-        | Undo::Ipv6 { side, .. }
-        | Undo::SetMac { side, .. }
-        | Undo::ReplaceRoute { side, .. }
-        | Undo::SetMtu { side, .. } => *side == Side::Guest,
-        Undo::RestoreRoute { .. }
-        | Undo::DeleteRoute { .. }
-        | Undo::MoveBack { .. }
-        | Undo::MoveIn { .. }
-        | Undo::AddRule { .. }
-        | Undo::RestoreResolvConf { .. } => true,
-        Undo::DeleteBridgeIfUnused { .. }
-        | Undo::DeleteHostRoute { .. }
-        | Undo::NoMaster { .. }
-        | Undo::AddAddress { .. }
-        | Undo::Release { .. }
-        | Undo::StopAgent { .. }
-        | Undo::OvsDelPort { .. }
-        | Undo::NoVlanFiltering { .. }
-        | Undo::OvsDelBridgeIfUnused { .. }
-        | Undo::DropRules { .. }
-        | Undo::ForwardRemove { .. }
-        | Undo::ForwardAccept { .. } => false,
-    }
-}
-
 /// Test builds pause a recovery `PIPEWORK_RECOVERY_PAUSE_MS` once it has
 /// taken a run, for a test to start another command meanwhile.
 async fn injected_recovery_pause() {
@@ -341,7 +310,7 @@ async fn undo_checked(undo: &Undo, t: &Target<'_>) -> Result<()> {
     if !ours {
         return Ok(());
     }
-    match revert_one(undo, t).await {
+    match revert(undo, t).await {
         // An address or route put back since (by hand, or a later run):
         // what the undo wanted, and not this run's to replace.
         Err(e) if e.kernel_reply().is_some_and(|r| r.errno == Some(libc::EEXIST)) => Ok(()),

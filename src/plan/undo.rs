@@ -24,6 +24,38 @@ impl Undo {
     pub fn outlives_boot(&self) -> bool {
         matches!(self, Undo::OvsDelPort { .. } | Undo::OvsDelBridgeIfUnused { .. })
     }
+
+    /// Whether it acts in the guest's namespace (gone with it, when the
+    /// guest is).
+    pub fn in_guest(&self) -> bool {
+        match self {
+            Undo::DeleteLink { side, .. }
+            | Undo::DeleteAddress { side, .. }
+            | Undo::LinkDown { side, .. }
+            | Undo::Ipv6 { side, .. }
+            | Undo::SetMac { side, .. }
+            | Undo::ReplaceRoute { side, .. }
+            | Undo::SetMtu { side, .. } => *side == Side::Guest,
+            Undo::RestoreRoute { .. }
+            | Undo::DeleteRoute { .. }
+            | Undo::MoveBack { .. }
+            | Undo::MoveIn { .. }
+            | Undo::AddRule { .. }
+            | Undo::RestoreResolvConf { .. } => true,
+            Undo::DeleteBridgeIfUnused { .. }
+            | Undo::DeleteHostRoute { .. }
+            | Undo::NoMaster { .. }
+            | Undo::AddAddress { .. }
+            | Undo::Release { .. }
+            | Undo::StopAgent { .. }
+            | Undo::OvsDelPort { .. }
+            | Undo::NoVlanFiltering { .. }
+            | Undo::OvsDelBridgeIfUnused { .. }
+            | Undo::DropRules { .. }
+            | Undo::ForwardRemove { .. }
+            | Undo::ForwardAccept { .. } => false,
+        }
+    }
 }
 
 /// How an applied step is taken back. Links are acted on by the ifindex
